@@ -1,0 +1,54 @@
+"""asyncdb: one async API and one Mongo-style query language over every document store.
+
+>>> import asyncio, asyncdb
+>>> async def main():
+...     async with asyncdb.connect("memory://") as db:
+...         alerts = db.collection("alerts", indexes=["priority"])
+...         await alerts.insert_many([{"id": "a", "priority": 9}, {"id": "b", "priority": 10}])
+...         return [d["id"] async for d in alerts.find({"priority": {"$gte": 10}})]
+>>> asyncio.run(main())
+['b']
+"""
+
+from asyncdb.collection import Collection, Cursor
+from asyncdb.database import Database, Transaction, backend_for, connect
+from asyncdb.errors import (
+    AsyncDBError,
+    BackendError,
+    ConfigurationError,
+    DuplicateKey,
+    InvalidCursor,
+    NotSupported,
+    QueryError,
+    ScanRequired,
+    TransactionError,
+    UpdateError,
+)
+from asyncdb.types import Capabilities, CollectionSpec, Index, Page, Plan, UpdateResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncDBError",
+    "BackendError",
+    "Capabilities",
+    "Collection",
+    "CollectionSpec",
+    "ConfigurationError",
+    "Cursor",
+    "Database",
+    "DuplicateKey",
+    "Index",
+    "InvalidCursor",
+    "NotSupported",
+    "Page",
+    "Plan",
+    "QueryError",
+    "ScanRequired",
+    "Transaction",
+    "TransactionError",
+    "UpdateError",
+    "UpdateResult",
+    "backend_for",
+    "connect",
+]

@@ -1,0 +1,1 @@
+"""``memory://``: the reference evaluator as a backend (process-local, for tests and prototypes)."""

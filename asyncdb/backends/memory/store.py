@@ -1,0 +1,195 @@
+"""``memory://``: documents in process memory, evaluated by the reference evaluator.
+
+Writes are serialised by one lock; a transaction holds it until commit and keeps an undo log,
+so a rollback restores every document it touched. Reads outside a transaction wait while one is
+open, so they never see uncommitted writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, Self
+
+from asyncdb.backends.base import (
+    Doc,
+    KeyTuple,
+    Session,
+    Store,
+    StoreCollection,
+    indexed_path,
+    key_lookup,
+    key_of,
+)
+from asyncdb.errors import DuplicateKey
+from asyncdb.query.ast import MatchAll
+from asyncdb.query.sort import sort_key
+from asyncdb.types import Capabilities, CollectionSpec, Plan, Query
+
+_ABSENT: Any = object()
+
+
+class MemorySession(Session):
+    def __init__(self, *, transaction: bool) -> None:
+        self.in_transaction = transaction
+        self.undo: list[tuple[dict[KeyTuple, Doc], KeyTuple, Any]] = []
+
+    def remember(self, table: dict[KeyTuple, Doc], key: KeyTuple) -> None:
+        self.undo.append((table, key, table.get(key, _ABSENT)))
+
+    def rollback(self) -> None:
+        for table, key, old in reversed(self.undo):
+            if old is _ABSENT:
+                table.pop(key, None)
+            else:
+                table[key] = old
+        self.undo.clear()
+
+
+class MemoryStore(Store):
+    name = "memory"
+    capabilities = Capabilities(
+        transactions=True,
+        conditional_writes=True,
+        ttl=True,
+        secondary_indexes=True,
+        unique_indexes=True,
+        server_side_sort=True,
+        regex_pushdown=True,
+        keyset_pagination=True,
+        bulk_insert=True,
+    )
+
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[KeyTuple, Doc]] = {}
+        self.lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, url: str, options: Mapping[str, Any]) -> Self:
+        return cls()
+
+    async def close(self) -> None:
+        self.tables.clear()
+
+    def collection(self, spec: CollectionSpec) -> MemoryCollection:
+        return MemoryCollection(self, spec)
+
+    @asynccontextmanager
+    async def _section(self, session: Session | None, *, transaction: bool) -> AsyncIterator[Session]:
+        if session is not None:
+            yield session
+            return
+        async with self.lock:
+            own = MemorySession(transaction=transaction)
+            try:
+                yield own
+            except BaseException:
+                own.rollback()
+                raise
+
+    def transaction(self) -> Any:
+        return self._section(None, transaction=True)
+
+
+class MemoryCollection(StoreCollection):
+    def __init__(self, store: MemoryStore, spec: CollectionSpec) -> None:
+        self.store = store
+        self.spec = spec
+
+    @property
+    def table(self) -> dict[KeyTuple, Doc]:
+        return self.store.tables.setdefault(self.spec.name, {})
+
+    async def ensure(self) -> None:
+        self.store.tables.setdefault(self.spec.name, {})
+
+    def plan(self, query: Query) -> Plan:
+        keys = key_lookup(query.filter, self.spec)
+        if keys is not None:
+            access = "key"
+        else:
+            index = indexed_path(query.filter, self.spec)
+            access = index if index is not None else "scan"
+        residual = None if isinstance(query.filter, MatchAll) else query.filter
+        return Plan(
+            backend="memory",
+            collection=self.spec.name,
+            access_path=access,
+            native={"keys": keys} if keys is not None else {"scan": self.spec.name},
+            exact=None,
+            approximate=None,
+            residual=residual.to_mongo() if residual is not None else None,
+            sort_pushed=False,
+            limit_pushed=False,
+            client_sort=bool(query.sort),
+            residual_node=residual,
+            payload=keys,
+        )
+
+    async def rows(self, plan: Plan, session: Session | None) -> AsyncIterator[Doc]:
+        if session is None:
+            async with self.store.lock:  # wait for an open transaction; copy a snapshot
+                snapshot = list(self._select(plan.payload))
+        else:
+            snapshot = list(self._select(plan.payload))
+        for doc in snapshot:
+            yield copy.deepcopy(doc)
+
+    def _select(self, keys: list[KeyTuple] | None) -> Iterator[Doc]:
+        table = self.table
+        if keys is None:
+            yield from table.values()
+            return
+        for key in keys:
+            doc = table.get(key)
+            if doc is not None:
+                yield doc
+
+    def _check_unique(self, doc: Doc, table: dict[KeyTuple, Doc], skip: KeyTuple | None) -> None:
+        for index in self.spec.indexes:
+            if not index.unique:
+                continue
+            probe = sort_key(doc, tuple(_asc(p) for p in index.paths))
+            for key, other in table.items():
+                if key != skip and sort_key(other, tuple(_asc(p) for p in index.paths)) == probe:
+                    raise DuplicateKey(f"unique index {index.name} already holds this value")
+
+    async def insert_docs(self, docs: list[Doc], session: Session | None) -> None:
+        async with self.atomic(session) as s:
+            assert isinstance(s, MemorySession)
+            table = self.table
+            for doc in docs:
+                key = key_of(doc, self.spec)
+                if key in table:
+                    raise DuplicateKey(f"key {key!r} exists in {self.spec.name!r}", key=key)
+                self._check_unique(doc, table, None)
+                s.remember(table, key)
+                table[key] = copy.deepcopy(doc)
+
+    async def replace_docs(self, pairs: list[tuple[Doc, Doc]], session: Session) -> None:
+        assert isinstance(session, MemorySession)
+        table = self.table
+        for _old, new in pairs:
+            key = key_of(new, self.spec)
+            self._check_unique(new, table, key)
+            session.remember(table, key)
+            table[key] = copy.deepcopy(new)
+
+    async def delete_docs(self, docs: list[Doc], session: Session) -> None:
+        assert isinstance(session, MemorySession)
+        table = self.table
+        for doc in docs:
+            key = key_of(doc, self.spec)
+            session.remember(table, key)
+            table.pop(key, None)
+
+    def atomic(self, session: Session | None) -> Any:
+        return self.store._section(session, transaction=False)
+
+
+def _asc(path: tuple[str, ...]) -> Any:
+    from asyncdb.query.ast import SortKey
+
+    return SortKey(path, 1)

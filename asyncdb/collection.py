@@ -1,0 +1,371 @@
+"""The public collection API: ``insert_one``, ``find``, ``find_page``, ``update_one``, ...
+
+Every call validates and parses its input first (a bad filter raises
+:class:`~asyncdb.errors.QueryError` before any I/O), then hands the parsed query to the backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from asyncdb.backends.base import (
+    Doc,
+    Session,
+    StoreCollection,
+    key_of,
+    new_id,
+    with_key_tiebreak,
+)
+from asyncdb.errors import QueryError
+from asyncdb.query.ast import Node, Projection, Sort
+from asyncdb.query.parse import (
+    parse_filter,
+    parse_projection,
+    parse_replacement,
+    parse_sort,
+    parse_update,
+)
+from asyncdb.query.sort import sort_key
+from asyncdb.query.update import apply_projection
+from asyncdb.query.values import normalize_value
+from asyncdb.types import CollectionSpec, Page, Plan, Query, UpdateResult
+
+if TYPE_CHECKING:
+    from asyncdb.database import Database
+
+
+def _check_count(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise QueryError(f"{name} must be a non-negative integer", path=name)
+    return value
+
+
+class Cursor:
+    """The lazy result of :meth:`Collection.find`. Iterate it (``async for``) to stream
+    documents in constant memory, or collect them with :meth:`to_list`.
+
+    >>> # docs = await alerts.find({"status": "open"}, sort=[("ts", -1)], limit=10).to_list()
+    """
+
+    def __init__(
+        self,
+        collection: Collection,
+        node: Node,
+        sort: Sort,
+        skip: int,
+        limit: int | None,
+        projection: Projection | None,
+        allow_scan: bool | None,
+    ) -> None:
+        self._collection = collection
+        self._node = node
+        self._sort = sort
+        self._skip = skip
+        self._limit = limit
+        self._projection = projection
+        self._allow_scan = allow_scan
+        self._started = False
+
+    def sort(self, spec: Any) -> Cursor:
+        self._sort = with_key_tiebreak(parse_sort(spec), self._collection.spec)
+        return self
+
+    def skip(self, n: int) -> Cursor:
+        self._skip = _check_count("skip", n) or 0
+        return self
+
+    def limit(self, n: int | None) -> Cursor:
+        self._limit = _check_count("limit", n)
+        return self
+
+    def _query(self) -> Query:
+        return Query(self._node, self._sort, self._skip, self._limit, self._projection)
+
+    async def _stream(self) -> AsyncIterator[Doc]:
+        coll = self._collection
+        await coll._ready()
+        it = await coll._store.find(self._query(), coll._session, allow_scan=self._allow_scan)
+        async for doc in it:
+            yield doc
+
+    def __aiter__(self) -> AsyncIterator[Doc]:
+        return self._stream()
+
+    async def to_list(self, length: int | None = None) -> list[Doc]:
+        """All documents (or the first ``length``) as a list."""
+        out: list[Doc] = []
+        async for doc in self._stream():
+            out.append(doc)
+            if length is not None and len(out) >= length:
+                break
+        return out
+
+
+class Collection:
+    """A collection of documents in one database. Obtain it with ``db.collection(name)``."""
+
+    def __init__(
+        self, db: Database, store: StoreCollection, session: Session | None = None
+    ) -> None:
+        self._db = db
+        self._store = store
+        self._session = session
+        self.spec: CollectionSpec = store.spec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    async def _ready(self) -> None:
+        await self._db._ensure(self._store)
+
+    def _key_result(self, doc: Mapping[str, Any]) -> Any:
+        key = key_of(doc, self.spec)
+        return key[0] if self.spec.single_key else key
+
+    def _prepare(self, doc: Any) -> Doc:
+        if not isinstance(doc, Mapping):
+            raise QueryError(f"a document must be a mapping, not {type(doc).__name__}")
+        prepared: Doc = normalize_value(doc)
+        if self.spec.key == ("id",) and "id" not in prepared:
+            prepared = {"id": new_id(), **prepared}
+        return prepared
+
+    # --- writes -----------------------------------------------------------------------------
+
+    async def insert_one(self, doc: Mapping[str, Any]) -> Any:
+        """Insert one document and return its key (an ``"id"`` is generated if missing).
+
+        >>> # key = await alerts.insert_one({"title": "disk full", "priority": 80})
+        """
+        prepared = self._prepare(doc)
+        await self._ready()
+        await self._store.insert([prepared], self._session)
+        return self._key_result(prepared)
+
+    async def insert_many(self, docs: Iterable[Mapping[str, Any]]) -> list[Any]:
+        """Insert all documents or none; returns their keys in order."""
+        prepared = [self._prepare(doc) for doc in docs]
+        if not prepared:
+            return []
+        await self._ready()
+        await self._store.insert(prepared, self._session)
+        return [self._key_result(d) for d in prepared]
+
+    async def update_one(
+        self,
+        filter: Mapping[str, Any] | None,
+        update: Mapping[str, Any],
+        upsert: bool = False,
+        *,
+        allow_scan: bool | None = None,
+    ) -> UpdateResult:
+        """Apply an update (``$set``, ``$inc``, ...) to the first matching document."""
+        node, parsed = parse_filter(filter), parse_update(update)
+        await self._ready()
+        result, _ = await self._store.update(
+            node, parsed, multi=False, upsert=upsert, session=self._session, allow_scan=allow_scan
+        )
+        return result
+
+    async def update_many(
+        self,
+        filter: Mapping[str, Any] | None,
+        update: Mapping[str, Any],
+        upsert: bool = False,
+        *,
+        allow_scan: bool | None = None,
+    ) -> UpdateResult:
+        """Apply an update to every matching document (each atomically)."""
+        node, parsed = parse_filter(filter), parse_update(update)
+        await self._ready()
+        result, _ = await self._store.update(
+            node, parsed, multi=True, upsert=upsert, session=self._session, allow_scan=allow_scan
+        )
+        return result
+
+    async def replace_one(
+        self,
+        filter: Mapping[str, Any] | None,
+        doc: Mapping[str, Any],
+        upsert: bool = False,
+        *,
+        allow_scan: bool | None = None,
+    ) -> UpdateResult:
+        """Replace the first matching document whole (its key stays)."""
+        node, parsed = parse_filter(filter), parse_replacement(doc)
+        await self._ready()
+        result, _ = await self._store.update(
+            node, parsed, multi=False, upsert=upsert, session=self._session, allow_scan=allow_scan
+        )
+        return result
+
+    async def find_one_and_update(
+        self,
+        filter: Mapping[str, Any] | None,
+        update: Mapping[str, Any],
+        return_document: Literal["before", "after"] = "after",
+        *,
+        upsert: bool = False,
+        sort: Any = None,
+        projection: Any = None,
+        allow_scan: bool | None = None,
+    ) -> Doc | None:
+        """Update the first match atomically and return it as it was ``"before"`` or is
+        ``"after"`` the update (None if nothing matched)."""
+        if return_document not in ("before", "after"):
+            raise QueryError('return_document must be "before" or "after"', path="return_document")
+        node, parsed = parse_filter(filter), parse_update(update)
+        sort_spec = parse_sort(sort)
+        proj = parse_projection(projection, self.spec.key)
+        await self._ready()
+        _, doc = await self._store.update(
+            node,
+            parsed,
+            multi=False,
+            upsert=upsert,
+            session=self._session,
+            allow_scan=allow_scan,
+            sort=sort_spec,
+            return_document=return_document,
+        )
+        return None if doc is None else apply_projection(proj, doc, self.spec.key)
+
+    async def delete_one(
+        self, filter: Mapping[str, Any] | None, *, allow_scan: bool | None = None
+    ) -> int:
+        """Delete the first matching document; returns 0 or 1."""
+        node = parse_filter(filter)
+        await self._ready()
+        return await self._store.delete(
+            node, multi=False, session=self._session, allow_scan=allow_scan
+        )
+
+    async def delete_many(
+        self, filter: Mapping[str, Any] | None, *, allow_scan: bool | None = None
+    ) -> int:
+        """Delete every matching document; returns how many."""
+        node = parse_filter(filter)
+        await self._ready()
+        return await self._store.delete(
+            node, multi=True, session=self._session, allow_scan=allow_scan
+        )
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def find(
+        self,
+        filter: Mapping[str, Any] | None = None,
+        projection: Any = None,
+        sort: Any = None,
+        skip: int = 0,
+        limit: int | None = None,
+        *,
+        allow_scan: bool | None = None,
+    ) -> Cursor:
+        """A lazy cursor over the matching documents; ties in ``sort`` are broken by key."""
+        node = parse_filter(filter)
+        sort_spec = parse_sort(sort)
+        if sort_spec:
+            sort_spec = with_key_tiebreak(sort_spec, self.spec)
+        proj = parse_projection(projection, self.spec.key)
+        return Cursor(
+            self,
+            node,
+            sort_spec,
+            _check_count("skip", skip) or 0,
+            _check_count("limit", limit),
+            proj,
+            allow_scan,
+        )
+
+    async def find_one(
+        self,
+        filter: Mapping[str, Any] | None = None,
+        projection: Any = None,
+        *,
+        sort: Any = None,
+        allow_scan: bool | None = None,
+    ) -> Doc | None:
+        """The first matching document, or None."""
+        docs = await self.find(filter, projection, sort, 0, 1, allow_scan=allow_scan).to_list()
+        return docs[0] if docs else None
+
+    async def count_documents(
+        self, filter: Mapping[str, Any] | None = None, *, allow_scan: bool | None = None
+    ) -> int:
+        """How many documents match."""
+        node = parse_filter(filter)
+        await self._ready()
+        return await self._store.count(self._store.visible(node), self._session, allow_scan=allow_scan)
+
+    async def find_page(
+        self,
+        filter: Mapping[str, Any] | None = None,
+        sort: Any = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        *,
+        projection: Any = None,
+        allow_scan: bool | None = None,
+    ) -> Page:
+        """One page of results and an opaque cursor for the next one (keyset pagination:
+        documents inserted meanwhile never make a page repeat or skip an existing document).
+
+        >>> # page = await alerts.find_page({"status": "open"}, sort=[("ts", -1)], limit=50)
+        >>> # more = await alerts.find_page({"status": "open"}, sort=[("ts", -1)], limit=50,
+        >>> #                               cursor=page.next_cursor)
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise QueryError("limit must be a positive integer", path="limit")
+        node = parse_filter(filter)
+        sort_spec = with_key_tiebreak(parse_sort(sort), self.spec)
+        proj = parse_projection(projection, self.spec.key)
+        digest = self._db._query_digest(self.spec.name, node, sort_spec)
+        after = None if cursor is None else self._db._signer.decode(cursor, digest)
+        await self._ready()
+        query = Query(node, sort_spec, 0, limit + 1, None, after)
+        it = await self._store.find(query, self._session, allow_scan=allow_scan)
+        docs = [doc async for doc in it]
+        next_cursor = None
+        if len(docs) > limit:
+            docs = docs[:limit]
+            next_cursor = self._db._signer.encode(digest, sort_key(docs[-1], sort_spec))
+        items = [apply_projection(proj, d, self.spec.key) for d in docs]
+        return Page(items=items, next_cursor=next_cursor)
+
+    async def explain(
+        self,
+        filter: Mapping[str, Any] | None = None,
+        sort: Any = None,
+        skip: int = 0,
+        limit: int | None = None,
+        projection: Any = None,
+    ) -> Plan:
+        """How this backend would run the query: native form, exact/approximate/residual parts,
+        access path. Runs nothing."""
+        node = parse_filter(filter)
+        sort_spec = parse_sort(sort)
+        if sort_spec:
+            sort_spec = with_key_tiebreak(sort_spec, self.spec)
+        query = Query(
+            node,
+            sort_spec,
+            _check_count("skip", skip) or 0,
+            _check_count("limit", limit),
+            parse_projection(projection, self.spec.key),
+        )
+        return self._store.explain(query)
+
+    async def purge_expired(self) -> int:
+        """Delete the documents whose TTL field lies in the past (they are never returned)."""
+        await self._ready()
+        return await self._store.purge_expired()
+
+    def __repr__(self) -> str:
+        return f"<Collection {self.spec.name!r} on {self._db.backend}>"
+
+

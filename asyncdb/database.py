@@ -1,0 +1,232 @@
+"""``connect()``, the backend registry and the :class:`Database` object."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Generator, Sequence
+from contextlib import asynccontextmanager
+from importlib.metadata import entry_points
+from typing import Any
+from urllib.parse import urlsplit
+
+from asyncdb._paging import CursorSigner, query_digest
+from asyncdb.backends.base import Session, Store, StoreCollection
+from asyncdb.collection import Collection
+from asyncdb.errors import ConfigurationError, NotSupported
+from asyncdb.query.ast import Node, Sort
+from asyncdb.types import Capabilities, CollectionSpec, Index, check_identifier
+
+# Built-in schemes, used when the package's entry points are not installed (a source checkout).
+_BUILTIN: dict[str, str] = {
+    "memory": "asyncdb.backends.memory.store:MemoryStore",
+    "sqlite": "asyncdb.backends.sqlite.store:SQLiteStore",
+}
+_ALIASES = {"postgres": "postgresql", "mongodb+srv": "mongodb"}
+
+
+def _load(target: str) -> type[Store]:
+    module_name, _, attr = target.partition(":")
+    module = __import__(module_name, fromlist=[attr])
+    cls = getattr(module, attr)
+    if not (isinstance(cls, type) and issubclass(cls, Store)):
+        raise ConfigurationError(f"{target} is not an asyncdb Store")
+    return cls
+
+
+def backend_for(url: str) -> type[Store]:
+    """The :class:`Store` class registered for the URL's scheme (entry point group
+    ``asyncdb.backends``, so third parties can add schemes)."""
+    scheme = urlsplit(url).scheme.lower()
+    if not scheme:
+        raise ConfigurationError(f"no scheme in database URL {url!r}")
+    scheme = _ALIASES.get(scheme, scheme)
+    for ep in entry_points(group="asyncdb.backends"):
+        if ep.name == scheme:
+            cls = ep.load()
+            if not (isinstance(cls, type) and issubclass(cls, Store)):
+                raise ConfigurationError(f"entry point {ep.value} is not an asyncdb Store")
+            return cls
+    if scheme in _BUILTIN:
+        return _load(_BUILTIN[scheme])
+    raise ConfigurationError(
+        f"no backend for scheme {scheme!r}; install the matching extra "
+        "(asyncdb-unified[postgres], [mongo], ...) or register one"
+    )
+
+
+class Transaction:
+    """The handle of ``async with db.transaction() as tx``: ``tx.collection(name)`` gives
+    collections whose reads and writes belong to the transaction."""
+
+    def __init__(self, db: Database, session: Session) -> None:
+        self._db = db
+        self._session = session
+
+    def collection(self, name: str, **options: Any) -> Collection:
+        """The collection ``name`` inside this transaction (with the options it was opened with
+        on the database, unless given here)."""
+        existing = self._db._collections.get(name)
+        if existing is not None and not options:
+            return Collection(self._db, existing, self._session)
+        base = self._db.collection(name, **options)
+        return Collection(self._db, base._store, self._session)
+
+
+class Database:
+    """A connected database. Create with ``await asyncdb.connect(url)``."""
+
+    def __init__(self, store: Store, url: str, *, cursor_secret: bytes | str | None = None) -> None:
+        self._store = store
+        self.url = url
+        self._collections: dict[str, StoreCollection] = {}
+        self._ensured: set[str] = set()
+        self._ensure_lock = asyncio.Lock()
+        self._signer = CursorSigner(cursor_secret)
+        self._digests: dict[tuple[str, str, str], str] = {}
+
+    @property
+    def backend(self) -> str:
+        return self._store.name
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this backend does natively (``"transactions" in db.capabilities``)."""
+        return self._store.capabilities
+
+    def collection(
+        self,
+        name: str,
+        key: str | Sequence[str] = "id",
+        indexes: Sequence[Any] = (),
+        ttl: str | None = None,
+        allow_scan: bool = False,
+        max_scan: int = 10_000,
+    ) -> Collection:
+        """A collection handle (cheap; the table is created on first use).
+
+        >>> # alerts = db.collection("alerts", indexes=["status", ("company", "priority")])
+        """
+        check_identifier(name, "collection name")
+        keys = (key,) if isinstance(key, str) else tuple(key)
+        if not keys:
+            raise ConfigurationError("a collection needs at least one key field")
+        for k in keys:
+            check_identifier(k, "key field")
+        parsed_indexes = tuple(Index.of(i) for i in indexes)
+        if ttl is not None:
+            for part in ttl.split("."):
+                check_identifier(part, "ttl field")
+            if "ttl" not in self.capabilities:
+                raise NotSupported(f"{self.backend} does not support TTL collections")
+        if parsed_indexes and "secondary_indexes" not in self.capabilities:
+            raise NotSupported(f"{self.backend} does not support secondary indexes")
+        if any(i.unique for i in parsed_indexes) and "unique_indexes" not in self.capabilities:
+            raise NotSupported(f"{self.backend} does not support unique indexes")
+        if isinstance(max_scan, bool) or not isinstance(max_scan, int) or max_scan < 1:
+            raise ConfigurationError("max_scan must be a positive integer")
+        spec = CollectionSpec(name, keys, parsed_indexes, ttl, bool(allow_scan), max_scan)
+        existing = self._collections.get(name)
+        if existing is not None and existing.spec == spec:
+            return Collection(self, existing)
+        if existing is not None and name in self._ensured and (
+            existing.spec.key != spec.key
+        ):
+            raise ConfigurationError(
+                f"collection {name!r} was opened with key {existing.spec.key}, not {spec.key}"
+            )
+        store_coll = self._store.collection(spec)
+        self._collections[name] = store_coll
+        if existing is not None:
+            self._ensured.discard(name)
+        return Collection(self, store_coll)
+
+    async def _ensure(self, coll: StoreCollection) -> None:
+        if coll.spec.name in self._ensured:
+            return
+        async with self._ensure_lock:
+            if coll.spec.name not in self._ensured:
+                await coll.ensure()
+                self._ensured.add(coll.spec.name)
+
+    def _query_digest(self, collection: str, node: Node, sort: Sort) -> str:
+        key = (collection, repr(node), repr(sort))
+        digest = self._digests.get(key)
+        if digest is None:
+            digest = query_digest(*key)
+            if len(self._digests) > 4096:
+                self._digests.clear()
+            self._digests[key] = digest
+        return digest
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """All writes inside commit together, or none if the block raises.
+
+        >>> # async with db.transaction() as tx:
+        >>> #     await tx.collection("accounts").update_one({"id": "a"}, {"$inc": {"n": -5}})
+        """
+        if "transactions" not in self.capabilities:
+            raise NotSupported(f"{self.backend} does not support transactions")
+        async with self._store.transaction() as session:
+            yield Transaction(self, session)
+
+    async def close(self) -> None:
+        """Close pools and clients."""
+        await self._store.close()
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<Database {self.backend}>"
+
+
+class _Connect:
+    """``await connect(url)`` or ``async with connect(url) as db``."""
+
+    def __init__(self, url: str, options: dict[str, Any]) -> None:
+        self._url = url
+        self._options = options
+        self._db: Database | None = None
+
+    async def _open(self) -> Database:
+        options = dict(self._options)
+        cache = options.pop("cache", None)
+        secret = options.pop("cursor_secret", None)
+        store_cls = backend_for(self._url)
+        store = await store_cls.open(self._url, options)
+        db = Database(store, self._url, cursor_secret=secret)
+        if cache is not None:
+            raise NotSupported("the Redis cache is not available in this version")
+        return db
+
+    def __await__(self) -> Generator[Any, None, Database]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> Database:
+        self._db = await self._open()
+        return self._db
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._db is not None:
+            await self._db.close()
+
+
+def connect(url: str, **options: Any) -> _Connect:
+    """Connect to a database by URL.
+
+    ``memory://``, ``sqlite:///app.db`` (``sqlite:///:memory:``), ``postgresql://...``, ...
+
+    >>> import asyncio, asyncdb
+    >>> async def main():
+    ...     async with asyncdb.connect("memory://") as db:
+    ...         alerts = db.collection("alerts", allow_scan=True)
+    ...         await alerts.insert_one({"id": "a1", "priority": 80})
+    ...         return await alerts.find_one({"priority": {"$gt": 50}})
+    >>> asyncio.run(main())
+    {'id': 'a1', 'priority': 80}
+    """
+    return _Connect(url, options)

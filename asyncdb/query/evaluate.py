@@ -1,0 +1,269 @@
+"""The reference evaluator: MongoDB's matching semantics over plain Python documents.
+
+It is the oracle of the differential tests, the residual filter of every backend, and the
+``memory://`` backend itself.
+
+>>> from asyncdb.query.parse import parse_filter
+>>> matches(parse_filter({"tags": "red"}), {"tags": ["red", "blue"]})
+True
+>>> matches(parse_filter({"a": {"$ne": 1}}), {})
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+from asyncdb.query.ast import (
+    All,
+    And,
+    Cmp,
+    ElemMatch,
+    Eq,
+    Exists,
+    FieldNode,
+    In,
+    MatchAll,
+    Mod,
+    Node,
+    Nor,
+    Not,
+    Or,
+    Path,
+    Regex,
+    Size,
+    Type,
+)
+from asyncdb.query.parse import FieldAnd, compile_regex
+from asyncdb.query.values import (
+    MISSING,
+    RANK_NULL,
+    compare,
+    equal,
+    is_number,
+    rank,
+    type_name,
+)
+
+
+def resolve(doc: Any, path: Path, *, expand_leaf: bool = True) -> list[Any]:
+    """The values a path reaches, by MongoDB's rules (``MISSING`` where it reaches nothing).
+
+    Arrays met on the way are traversed one level (their document elements are followed);
+    a numeric part indexes into an array. With ``expand_leaf``, an array at the end of the path
+    is returned both whole and element by element.
+
+    >>> resolve({"a": [{"b": 1}, {"b": [2, 3]}]}, ("a", "b"))
+    [1, [2, 3], 2, 3]
+    """
+    out: list[Any] = []
+    _resolve(doc, path, 0, expand_leaf, out)
+    return out
+
+
+def _resolve(value: Any, path: Path, i: int, expand_leaf: bool, out: list[Any]) -> None:
+    if i == len(path):
+        out.append(value)
+        if expand_leaf and type(value) is list:
+            out.extend(value)
+        return
+    part = path[i]
+    if type(value) is dict:
+        if part in value:
+            _resolve(value[part], path, i + 1, expand_leaf, out)
+        else:
+            out.append(MISSING)
+    elif type(value) is list:
+        if part.isdigit():
+            index = int(part)
+            if index < len(value):
+                _resolve(value[index], path, i + 1, expand_leaf, out)
+            else:
+                out.append(MISSING)
+            return
+        for element in value:
+            if type(element) is dict:
+                if part in element:
+                    _resolve(element[part], path, i + 1, expand_leaf, out)
+                else:
+                    out.append(MISSING)
+            elif type(element) is not list:
+                out.append(MISSING)
+    else:
+        out.append(MISSING)
+
+
+def matches(node: Node, doc: Any) -> bool:
+    """Whether ``doc`` matches the parsed filter ``node``."""
+    return _MATCHERS[type(node)](node, doc)
+
+
+def _match_all(node: Any, doc: Any) -> bool:
+    return True
+
+
+def _and(node: And, doc: Any) -> bool:
+    return all(matches(c, doc) for c in node.children)
+
+
+def _or(node: Or, doc: Any) -> bool:
+    return any(matches(c, doc) for c in node.children)
+
+
+def _nor(node: Nor, doc: Any) -> bool:
+    return not any(matches(c, doc) for c in node.children)
+
+
+def _values(node: FieldNode, doc: Any, expand_leaf: bool = True) -> list[Any]:
+    if not node.path:  # the element itself, inside a scalar $elemMatch
+        return [doc]
+    return resolve(doc, node.path, expand_leaf=expand_leaf)
+
+
+def _not(node: Not, doc: Any) -> bool:
+    return not matches(node.child, doc)
+
+
+def _field_and(node: FieldAnd, doc: Any) -> bool:
+    return all(matches(c, doc) for c in node.children)
+
+
+def _eq(node: Eq, doc: Any) -> bool:
+    target = node.value
+    values = _values(node, doc)
+    if target is None:
+        return any(v is None or v is MISSING for v in values)
+    return any(v is not MISSING and equal(v, target) for v in values)
+
+
+def _cmp(node: Cmp, doc: Any) -> bool:
+    target = node.value
+    op = node.op
+    target_rank = rank(target)
+    for v in _values(node, doc):
+        if rank(v) != target_rank:
+            continue
+        c = compare(v, target)
+        if (
+            (op == "$gt" and c > 0)
+            or (op == "$gte" and c >= 0)
+            or (op == "$lt" and c < 0)
+            or (op == "$lte" and c <= 0)
+        ):
+            return True
+    return False
+
+
+def _in(node: In, doc: Any) -> bool:
+    values = _values(node, doc)
+    for target in node.values:
+        if target is None:
+            if any(v is None or v is MISSING for v in values):
+                return True
+        elif any(v is not MISSING and equal(v, target) for v in values):
+            return True
+    return False
+
+
+def _exists(node: Exists, doc: Any) -> bool:
+    found = any(v is not MISSING for v in _values(node, doc, expand_leaf=False))
+    return found is node.exists
+
+
+def _type(node: Type, doc: Any) -> bool:
+    wanted = node.types
+    for v in _values(node, doc):
+        if v is MISSING:
+            continue
+        name = type_name(v)
+        if name in wanted or ("number" in wanted and is_number(v)):
+            return True
+    return False
+
+
+def _regex(node: Regex, doc: Any) -> bool:
+    pattern = compile_regex(node.pattern, node.flags)
+    return any(type(v) is str and pattern.search(v) is not None for v in _values(node, doc))
+
+
+def _all(node: All, doc: Any) -> bool:
+    if not node.values:
+        return False
+    values = _values(node, doc)
+    for target in node.values:
+        if target is None:
+            if not any(v is None or v is MISSING for v in values):
+                return False
+        elif not any(v is not MISSING and equal(v, target) for v in values):
+            return False
+    return True
+
+
+def _size(node: Size, doc: Any) -> bool:
+    return any(type(v) is list and len(v) == node.size for v in _values(node, doc, False))
+
+
+def _elem_match(node: ElemMatch, doc: Any) -> bool:
+    for v in _values(node, doc, expand_leaf=False):
+        if type(v) is not list:
+            continue
+        for element in v:
+            if node.scalar:
+                if matches(node.cond, element):
+                    return True
+            elif type(element) is dict and matches(node.cond, element):
+                return True
+    return False
+
+
+def mod_matches(value: Any, divisor: int, remainder: int) -> bool:
+    """MongoDB's ``$mod``: the value truncated toward zero, remainder with the dividend's sign."""
+    if not is_number(value):
+        return False
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    n = int(value) if not isinstance(value, Decimal) else int(value.to_integral_value("ROUND_DOWN"))
+    r = abs(n) % abs(divisor)
+    if n < 0:
+        r = -r
+    return r == remainder
+
+
+def _mod(node: Mod, doc: Any) -> bool:
+    return any(mod_matches(v, node.divisor, node.remainder) for v in _values(node, doc))
+
+
+_MATCHERS: dict[type, Any] = {
+    MatchAll: _match_all,
+    And: _and,
+    Or: _or,
+    Nor: _nor,
+    Not: _not,
+    FieldAnd: _field_and,
+    Eq: _eq,
+    Cmp: _cmp,
+    In: _in,
+    Exists: _exists,
+    Type: _type,
+    Regex: _regex,
+    All: _all,
+    Size: _size,
+    ElemMatch: _elem_match,
+    Mod: _mod,
+}
+
+
+def filter_documents(node: Node, docs: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The documents of ``docs`` that match ``node``, lazily."""
+    if isinstance(node, MatchAll):
+        yield from docs
+        return
+    for doc in docs:
+        if matches(node, doc):
+            yield doc
+
+
+__all__ = ["MISSING", "RANK_NULL", "filter_documents", "matches", "mod_matches", "resolve"]

@@ -1,0 +1,609 @@
+"""Parse the Mongo-style query language into the immutable AST of :mod:`asyncdb.query.ast`.
+
+Everything outside the supported language is rejected here, before any I/O, with a
+:class:`~asyncdb.errors.QueryError` that names the offending path.
+
+>>> parse_filter({"priority": {"$gt": 50}, "status": "open"})
+And(children=(Cmp(path=('priority',), op='$gt', value=50), Eq(path=('status',), value='open')))
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from asyncdb.errors import QueryError
+from asyncdb.query.ast import (
+    All,
+    And,
+    Cmp,
+    ElemMatch,
+    Eq,
+    Exists,
+    FieldNode,
+    In,
+    MatchAll,
+    Mod,
+    Node,
+    Nor,
+    Not,
+    Or,
+    Path,
+    Projection,
+    Regex,
+    Size,
+    Sort,
+    SortKey,
+    Type,
+    Update,
+    UpdateOp,
+)
+from asyncdb.query.values import (
+    TYPE_CODES,
+    TYPE_NAMES,
+    check_field_name,
+    is_number,
+    normalize_value,
+)
+
+MAX_DEPTH = 100
+REGEX_FLAGS = frozenset("imsx")
+_FORBIDDEN = {
+    "$where": "$where runs JavaScript and is not supported",
+    "$function": "$function runs JavaScript and is not supported",
+    "$expr": "$expr is not supported",
+    "$text": "$text needs a text index and is not supported",
+    "$jsonSchema": "$jsonSchema is not supported",
+    "$comment": "$comment is not supported",
+}
+_CMP_OPS = frozenset({"$gt", "$gte", "$lt", "$lte"})
+
+
+def _join(prefix: str, part: str) -> str:
+    return f"{prefix}.{part}" if prefix else part
+
+
+def parse_path(key: Any, where: str = "") -> Path:
+    """Split a dotted field path and validate each part."""
+    if not isinstance(key, str):
+        raise QueryError("field paths must be strings", path=where or repr(key))
+    if not key:
+        raise QueryError("empty field path", path=where)
+    full = _join(where, key)
+    if "\x00" in key:
+        raise QueryError("field path contains NUL", path=full)
+    parts = tuple(key.split("."))
+    for part in parts:
+        if not part:
+            raise QueryError("empty part in field path", path=full)
+        if part[0] == "$":
+            raise QueryError(f"unknown operator or field starting with '$': {part!r}", path=full)
+    return parts
+
+
+# --- filters ---------------------------------------------------------------------------------
+
+
+def parse_filter(spec: Mapping[str, Any] | None) -> Node:
+    """Parse a filter document. ``None`` and ``{}`` match every document."""
+    if spec is None:
+        return MatchAll()
+    if not isinstance(spec, Mapping):
+        raise QueryError(f"a filter must be a mapping, not {type(spec).__name__}")
+    return _parse_document(spec, "", 0)
+
+
+def _parse_document(spec: Mapping[str, Any], where: str, depth: int) -> Node:
+    if depth > MAX_DEPTH:
+        raise QueryError("filter nested deeper than 100 levels", path=where)
+    nodes: list[Node] = []
+    for key, value in spec.items():
+        if isinstance(key, str) and key.startswith("$"):
+            nodes.append(_parse_logical(key, value, where, depth))
+        else:
+            path = parse_path(key)
+            nodes.extend(_parse_field(path, value, _join(where, key), depth + 1))
+    if not nodes:
+        return MatchAll()
+    if len(nodes) == 1:
+        return nodes[0]
+    return And(tuple(nodes))
+
+
+def _parse_logical(key: str, value: Any, where: str, depth: int) -> Node:
+    here = _join(where, key)
+    if key in _FORBIDDEN:
+        raise QueryError(_FORBIDDEN[key], path=here)
+    if key not in ("$and", "$or", "$nor"):
+        raise QueryError(f"unknown top-level operator {key!r}", path=here)
+    if not isinstance(value, list | tuple) or not value:
+        raise QueryError(f"{key} needs a non-empty list of filters", path=here)
+    children = []
+    for i, sub in enumerate(value):
+        if not isinstance(sub, Mapping):
+            raise QueryError(f"{key} entries must be filter documents", path=f"{here}.{i}")
+        children.append(_parse_document(sub, f"{here}.{i}", depth + 1))
+    if key == "$and":
+        return children[0] if len(children) == 1 else And(tuple(children))
+    if key == "$or":
+        return children[0] if len(children) == 1 else Or(tuple(children))
+    return Nor(tuple(children))
+
+
+def _is_operator_doc(value: Any) -> bool:
+    if not isinstance(value, Mapping) or not value:
+        return False
+    first = next(iter(value))
+    return isinstance(first, str) and first.startswith("$")
+
+
+def _parse_field(path: Path, value: Any, where: str, depth: int) -> list[FieldNode]:
+    if depth > MAX_DEPTH:
+        raise QueryError("filter nested deeper than 100 levels", path=where)
+    if isinstance(value, re.Pattern):
+        return [_regex_from_pattern(path, value, where)]
+    if _is_operator_doc(value):
+        return _parse_operators(path, value, where, depth)
+    return [Eq(path, _literal(value, where))]
+
+
+def _literal(value: Any, where: str) -> Any:
+    return normalize_value(value, where)
+
+
+def _regex_from_pattern(path: Path, pattern: re.Pattern[Any], where: str) -> Regex:
+    flags = ""
+    for flag, letter in ((re.I, "i"), (re.M, "m"), (re.S, "s"), (re.X, "x")):
+        if pattern.flags & flag:
+            flags += letter
+    if not isinstance(pattern.pattern, str):
+        raise QueryError("regex patterns must be text", path=where)
+    return Regex(path, pattern.pattern, flags)
+
+
+def _parse_operators(
+    path: Path, ops: Mapping[str, Any], where: str, depth: int
+) -> list[FieldNode]:
+    nodes: list[FieldNode] = []
+    if "$options" in ops and "$regex" not in ops:
+        raise QueryError("$options without $regex", path=_join(where, "$options"))
+    for op, arg in ops.items():
+        here = _join(where, str(op))
+        if not isinstance(op, str) or not op.startswith("$"):
+            raise QueryError("cannot mix operators and fields in one condition", path=here)
+        if op in _FORBIDDEN:
+            raise QueryError(_FORBIDDEN[op], path=here)
+        if op == "$eq":
+            nodes.append(Eq(path, _literal(arg, here)))
+        elif op == "$ne":
+            nodes.append(Not(path, Eq(path, _literal(arg, here))))
+        elif op in _CMP_OPS:
+            nodes.append(Cmp(path, op, _literal(arg, here)))  # type: ignore[arg-type]
+        elif op in ("$in", "$nin"):
+            node = In(path, _value_list(arg, here, allow_empty=True))
+            nodes.append(node if op == "$in" else Not(path, node))
+        elif op == "$exists":
+            nodes.append(Exists(path, _boolish(arg, here)))
+        elif op == "$type":
+            nodes.append(Type(path, _types(arg, here)))
+        elif op == "$regex":
+            nodes.append(_parse_regex(path, arg, ops.get("$options"), here))
+        elif op == "$options":
+            continue
+        elif op == "$all":
+            values = _value_list(arg, here, allow_empty=True)
+            for i, v in enumerate(values):
+                if _is_operator_doc(v):
+                    raise QueryError("operators inside $all are not supported", path=f"{here}.{i}")
+            nodes.append(All(path, values))
+        elif op == "$size":
+            nodes.append(Size(path, _size(arg, here)))
+        elif op == "$elemMatch":
+            nodes.append(_parse_elem_match(path, arg, here, depth))
+        elif op == "$mod":
+            nodes.append(_parse_mod(path, arg, here))
+        elif op == "$not":
+            nodes.append(_parse_not(path, arg, here, depth))
+        else:
+            raise QueryError(f"unknown operator {op!r}", path=here)
+    return nodes
+
+
+def _value_list(arg: Any, where: str, *, allow_empty: bool) -> tuple[Any, ...]:
+    if not isinstance(arg, list | tuple):
+        raise QueryError("needs a list of values", path=where)
+    if not arg and not allow_empty:
+        raise QueryError("needs a non-empty list", path=where)
+    out = []
+    for i, v in enumerate(arg):
+        if isinstance(v, re.Pattern):
+            raise QueryError("regular expressions inside a list are not supported", path=where)
+        out.append(_literal(v, f"{where}.{i}"))
+    return tuple(out)
+
+
+def _boolish(arg: Any, where: str) -> bool:
+    if isinstance(arg, bool):
+        return arg
+    if is_number(arg):
+        return bool(arg)
+    raise QueryError("$exists needs true or false", path=where)
+
+
+def _types(arg: Any, where: str) -> tuple[str, ...]:
+    items = arg if isinstance(arg, list | tuple) else [arg]
+    if not items:
+        raise QueryError("$type needs at least one type", path=where)
+    names = []
+    for item in items:
+        if isinstance(item, bool):
+            raise QueryError(f"unknown type {item!r}", path=where)
+        if isinstance(item, int) and item in TYPE_CODES:
+            names.append(TYPE_CODES[item])
+        elif isinstance(item, str) and item in TYPE_NAMES:
+            names.append(item)
+        else:
+            raise QueryError(f"unknown or unsupported type {item!r}", path=where)
+    return tuple(dict.fromkeys(names))
+
+
+def _parse_regex(path: Path, pattern: Any, options: Any, where: str) -> Regex:
+    flags = ""
+    if isinstance(pattern, re.Pattern):
+        node = _regex_from_pattern(path, pattern, where)
+        pattern, flags = node.pattern, node.flags
+    if not isinstance(pattern, str):
+        raise QueryError("$regex needs a string", path=where)
+    if options is not None:
+        if not isinstance(options, str):
+            raise QueryError("$options needs a string", path=where.rsplit(".", 1)[0] + ".$options")
+        bad = set(options) - REGEX_FLAGS
+        if bad:
+            raise QueryError(
+                f"unknown regex flags {''.join(sorted(bad))!r} (supported: i, m, s, x)",
+                path=where.rsplit(".", 1)[0] + ".$options",
+            )
+        flags = "".join(sorted(set(flags) | set(options)))
+    compile_regex(pattern, flags, where)
+    return Regex(path, pattern, flags)
+
+
+_REGEX_CACHE: dict[tuple[str, str], re.Pattern[str]] = {}
+
+
+def compile_regex(pattern: str, flags: str, where: str = "") -> re.Pattern[str]:
+    """Compile with Python ``re`` semantics and flags i, m, s, x (cached)."""
+    key = (pattern, flags)
+    compiled = _REGEX_CACHE.get(key)
+    if compiled is None:
+        bits = 0
+        for letter in flags:
+            bits |= {"i": re.I, "m": re.M, "s": re.S, "x": re.X}[letter]
+        try:
+            compiled = re.compile(pattern, bits)
+        except re.error as exc:
+            raise QueryError(f"invalid regular expression: {exc}", path=where) from None
+        if len(_REGEX_CACHE) > 1024:
+            _REGEX_CACHE.clear()
+        _REGEX_CACHE[key] = compiled
+    return compiled
+
+
+def _size(arg: Any, where: str) -> int:
+    if isinstance(arg, bool) or not is_number(arg):
+        raise QueryError("$size needs a non-negative integer", path=where)
+    if arg != int(arg) or arg < 0:
+        raise QueryError("$size needs a non-negative integer", path=where)
+    return int(arg)
+
+
+def _parse_mod(path: Path, arg: Any, where: str) -> Mod:
+    if not isinstance(arg, list | tuple) or len(arg) != 2:
+        raise QueryError("$mod needs [divisor, remainder]", path=where)
+    divisor, remainder = arg
+    for v in arg:
+        if not is_number(v):
+            raise QueryError("$mod needs numbers", path=where)
+        if isinstance(v, float | Decimal) and not math.isfinite(v):
+            raise QueryError("$mod needs finite numbers", path=where)
+    try:
+        d, r = int(divisor), int(remainder)
+    except (OverflowError, ValueError):
+        raise QueryError("$mod needs finite numbers", path=where) from None
+    if d == 0:
+        raise QueryError("$mod divisor must not be 0", path=where)
+    return Mod(path, d, r)
+
+
+def _parse_elem_match(path: Path, arg: Any, where: str, depth: int) -> ElemMatch:
+    if not isinstance(arg, Mapping):
+        raise QueryError("$elemMatch needs a document", path=where)
+    if not arg:
+        raise QueryError("$elemMatch needs at least one condition", path=where)
+    if _is_operator_doc(arg) and not any(k in ("$and", "$or", "$nor") for k in arg):
+        nodes = _parse_operators((), arg, where, depth + 1)
+        cond: Node = nodes[0] if len(nodes) == 1 else And(tuple(nodes))
+        return ElemMatch(path, cond, scalar=True)
+    return ElemMatch(path, _parse_document(arg, where, depth + 1), scalar=False)
+
+
+def _parse_not(path: Path, arg: Any, where: str, depth: int) -> FieldNode:
+    if isinstance(arg, re.Pattern):
+        return Not(path, _regex_from_pattern(path, arg, where))
+    if not _is_operator_doc(arg):
+        raise QueryError("$not needs an operator document or a regular expression", path=where)
+    nodes = _parse_operators(path, arg, where, depth + 1)
+    if len(nodes) == 1:
+        return Not(path, nodes[0])
+    return Not(path, _FieldAnd(path, tuple(nodes)))
+
+
+class _FieldAnd(FieldNode):
+    """Several conditions on one path under ``$not`` (``{a: {$not: {$gt: 1, $lt: 5}}}``)."""
+
+    __slots__ = ("children", "path")
+
+    def __init__(self, path: Path, children: tuple[FieldNode, ...]) -> None:
+        self.path = path
+        self.children = children
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _FieldAnd) and (other.path, other.children) == (
+            self.path,
+            self.children,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.path, self.children))
+
+    def __repr__(self) -> str:
+        return f"FieldAnd(path={self.path!r}, children={self.children!r})"
+
+    def condition(self) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for child in self.children:
+            merged.update(child.condition())
+        return merged
+
+
+FieldAnd = _FieldAnd
+
+
+# --- updates ---------------------------------------------------------------------------------
+
+UPDATE_OPERATORS = frozenset(
+    {
+        "$set",
+        "$unset",
+        "$inc",
+        "$mul",
+        "$min",
+        "$max",
+        "$rename",
+        "$push",
+        "$pull",
+        "$addToSet",
+        "$pop",
+        "$setOnInsert",
+        "$currentDate",
+    }
+)
+
+
+def parse_update(spec: Mapping[str, Any]) -> Update:
+    """Parse an update document of operators (``{"$set": {...}, "$inc": {...}}``).
+
+    >>> parse_update({"$inc": {"n": 1}}).ops[0].op
+    '$inc'
+    """
+    if not isinstance(spec, Mapping):
+        raise QueryError(f"an update must be a mapping, not {type(spec).__name__}")
+    if not spec:
+        raise QueryError("an update needs at least one operator")
+    ops: list[UpdateOp] = []
+    for op, fields in spec.items():
+        if not isinstance(op, str) or not op.startswith("$"):
+            raise QueryError(
+                "an update mixes operators and fields; use replace_one for a whole document",
+                path=str(op),
+            )
+        if op not in UPDATE_OPERATORS:
+            raise QueryError(f"unknown update operator {op!r}", path=op)
+        if not isinstance(fields, Mapping) or not fields:
+            raise QueryError(f"{op} needs a non-empty document of fields", path=op)
+        for key, arg in fields.items():
+            where = f"{op}.{key}"
+            path = parse_path(key, op)
+            ops.append(_parse_update_op(op, path, arg, where))
+    _check_conflicts(ops)
+    return Update(ops=tuple(ops))
+
+
+def parse_replacement(doc: Mapping[str, Any]) -> Update:
+    """A whole replacement document (``replace_one``): no operators allowed."""
+    if not isinstance(doc, Mapping):
+        raise QueryError(f"a replacement must be a mapping, not {type(doc).__name__}")
+    for key in doc:
+        if isinstance(key, str) and key.startswith("$"):
+            raise QueryError("a replacement document must not contain operators", path=key)
+    return Update(replacement=normalize_value(doc))
+
+
+def _parse_update_op(op: str, path: Path, arg: Any, where: str) -> UpdateOp:
+    if op in ("$set", "$setOnInsert"):
+        return UpdateOp(op, path, normalize_value(arg, where))
+    if op == "$unset":
+        return UpdateOp(op, path)
+    if op in ("$inc", "$mul"):
+        if not is_number(arg):
+            raise QueryError(f"{op} needs a number", path=where)
+        return UpdateOp(op, path, normalize_value(arg, where))
+    if op in ("$min", "$max"):
+        return UpdateOp(op, path, normalize_value(arg, where))
+    if op == "$rename":
+        if not isinstance(arg, str):
+            raise QueryError("$rename needs the new field name as a string", path=where)
+        target = parse_path(arg, where)
+        if target == path:
+            raise QueryError("$rename source and target are the same", path=where)
+        return UpdateOp(op, path, target)
+    if op == "$push":
+        return _parse_push(path, arg, where)
+    if op == "$addToSet":
+        if isinstance(arg, Mapping) and "$each" in arg:
+            if set(arg) != {"$each"}:
+                raise QueryError("$addToSet takes only $each", path=where)
+            return UpdateOp(op, path, _each(arg["$each"], where), each=True)
+        _reject_modifiers(arg, where)
+        return UpdateOp(op, path, (normalize_value(arg, where),))
+    if op == "$pop":
+        if arg not in (1, -1) or isinstance(arg, bool):
+            raise QueryError("$pop needs 1 or -1", path=where)
+        return UpdateOp(op, path, int(arg))
+    if op == "$pull":
+        if _is_operator_doc(arg):
+            nodes = _parse_operators((), arg, where, 1)
+            cond: Node = nodes[0] if len(nodes) == 1 else And(tuple(nodes))
+            return UpdateOp(op, path, cond=ElemMatch((), cond, scalar=True))
+        if isinstance(arg, Mapping):
+            return UpdateOp(op, path, cond=ElemMatch((), _parse_document(arg, where, 1), False))
+        if isinstance(arg, re.Pattern):
+            regex = _regex_from_pattern((), arg, where)
+            return UpdateOp(op, path, cond=ElemMatch((), regex, scalar=True))
+        return UpdateOp(op, path, normalize_value(arg, where))
+    if op == "$currentDate":
+        if arg is True or (isinstance(arg, Mapping) and dict(arg) == {"$type": "date"}):
+            return UpdateOp(op, path, "date")
+        if isinstance(arg, Mapping) and dict(arg) == {"$type": "timestamp"}:
+            raise QueryError("$currentDate with $type timestamp is not portable", path=where)
+        raise QueryError('$currentDate needs true or {"$type": "date"}', path=where)
+    raise QueryError(f"unknown update operator {op!r}", path=op)  # pragma: no cover
+
+
+def _reject_modifiers(arg: Any, where: str) -> None:
+    if isinstance(arg, Mapping):
+        for k in arg:
+            if isinstance(k, str) and k.startswith("$"):
+                raise QueryError(f"unknown modifier {k!r}", path=f"{where}.{k}")
+
+
+def _each(values: Any, where: str) -> tuple[Any, ...]:
+    if not isinstance(values, list | tuple):
+        raise QueryError("$each needs a list", path=f"{where}.$each")
+    return tuple(normalize_value(v, f"{where}.$each.{i}") for i, v in enumerate(values))
+
+
+def _parse_push(path: Path, arg: Any, where: str) -> UpdateOp:
+    if isinstance(arg, Mapping) and "$each" in arg:
+        slice_: int | None = None
+        position: int | None = None
+        for key, value in arg.items():
+            if key == "$each":
+                continue
+            if key in ("$slice", "$position"):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise QueryError(f"{key} needs an integer", path=f"{where}.{key}")
+                if key == "$slice":
+                    slice_ = value
+                else:
+                    position = value
+            else:
+                raise QueryError(f"unsupported $push modifier {key!r}", path=f"{where}.{key}")
+        return UpdateOp(
+            "$push", path, _each(arg["$each"], where), each=True, slice=slice_, position=position
+        )
+    _reject_modifiers(arg, where)
+    return UpdateOp("$push", path, (normalize_value(arg, where),))
+
+
+def _check_conflicts(ops: Sequence[UpdateOp]) -> None:
+    seen: list[tuple[Path, str]] = []
+    for op in ops:
+        targets = [op.path]
+        if op.op == "$rename":
+            targets.append(op.value)
+        for target in targets:
+            for other, other_op in seen:
+                shorter = min(len(other), len(target))
+                if other[:shorter] == target[:shorter]:
+                    raise QueryError(
+                        f"{op.op} and {other_op} both update "
+                        f"{'.'.join(target) if len(target) <= len(other) else '.'.join(other)}",
+                        path=".".join(target),
+                    )
+            seen.append((target, op.op))
+
+
+# --- sort and projection ---------------------------------------------------------------------
+
+
+def parse_sort(spec: Any) -> Sort:
+    """``[("ts", -1), ("id", 1)]`` or ``{"ts": -1}``; ``None`` is no sort."""
+    if spec is None:
+        return ()
+    if isinstance(spec, str):
+        spec = [(spec, 1)]
+    items = list(spec.items()) if isinstance(spec, Mapping) else list(spec)
+    keys: list[SortKey] = []
+    seen: set[Path] = set()
+    for item in items:
+        if not isinstance(item, list | tuple) or len(item) != 2:
+            raise QueryError(f"sort entries are (field, 1 | -1) pairs, got {item!r}", path="sort")
+        name, direction = item
+        path = parse_path(name, "sort")
+        if direction not in (1, -1) or isinstance(direction, bool):
+            raise QueryError("sort direction must be 1 or -1", path=f"sort.{name}")
+        if path in seen:
+            raise QueryError("field sorted twice", path=f"sort.{name}")
+        seen.add(path)
+        keys.append(SortKey(path, 1 if direction == 1 else -1))
+    return tuple(keys)
+
+
+def parse_projection(spec: Any, key_fields: Sequence[str] = ("id",)) -> Projection | None:
+    """``{"a": 1, "b.c": 1}`` (include), ``{"a": 0}`` (exclude) or a list of fields to include.
+
+    Key fields stay in included output unless excluded explicitly, like MongoDB's ``_id``.
+    """
+    if spec is None:
+        return None
+    if isinstance(spec, list | tuple):
+        spec = dict.fromkeys(spec, 1)
+    if not isinstance(spec, Mapping):
+        raise QueryError("a projection is a mapping of field to 0/1 or a list of fields")
+    if not spec:
+        return None
+    include: bool | None = None
+    paths: list[Path] = []
+    excluded_keys: list[str] = []
+    for name, flag in spec.items():
+        path = parse_path(name, "projection")
+        if flag not in (0, 1) or (isinstance(flag, int | float) and flag not in (0, 1)):
+            raise QueryError("projection values are 0/1 or True/False", path=f"projection.{name}")
+        on = bool(flag)
+        if len(path) == 1 and path[0] in key_fields and not on:
+            excluded_keys.append(path[0])
+            continue
+        if include is None:
+            include = on
+        elif include != on:
+            raise QueryError(
+                "a projection cannot mix inclusion and exclusion", path=f"projection.{name}"
+            )
+        paths.append(path)
+    for i, p in enumerate(paths):
+        for q in paths[i + 1 :]:
+            n = min(len(p), len(q))
+            if p[:n] == q[:n]:
+                raise QueryError("projection paths collide", path=f"projection.{'.'.join(q)}")
+    if include is None:  # only key fields excluded
+        return Projection(include=False, paths=(), key_excluded=True, excluded_keys=tuple(excluded_keys))
+    return Projection(
+        include=include,
+        paths=tuple(paths),
+        key_excluded=bool(excluded_keys),
+        excluded_keys=tuple(excluded_keys),
+    )

@@ -1,0 +1,236 @@
+"""Portable values: validation, normalisation, BSON type ranks and comparison.
+
+Portable types: None, bool, int (64-bit), float (finite), Decimal, str, bytes, timezone-aware
+datetime (stored as UTC with millisecond precision), list, dict with string keys.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from asyncdb.errors import QueryError
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
+class _Missing:
+    """The value of a path that does not exist in a document."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+# BSON comparison order. Missing compares as null.
+RANK_NULL = 1
+RANK_NUMBER = 2
+RANK_STRING = 3
+RANK_OBJECT = 4
+RANK_ARRAY = 5
+RANK_BYTES = 6
+RANK_BOOL = 8
+RANK_DATE = 9
+
+_RANKS: dict[type, int] = {
+    type(None): RANK_NULL,
+    int: RANK_NUMBER,
+    float: RANK_NUMBER,
+    Decimal: RANK_NUMBER,
+    str: RANK_STRING,
+    dict: RANK_OBJECT,
+    list: RANK_ARRAY,
+    bytes: RANK_BYTES,
+    bool: RANK_BOOL,
+    datetime: RANK_DATE,
+    _Missing: RANK_NULL,
+}
+
+
+def rank(value: Any) -> int:
+    """The BSON type rank of a portable value."""
+    r = _RANKS.get(type(value))
+    if r is not None:
+        return r
+    if isinstance(value, bool):
+        return RANK_BOOL
+    if isinstance(value, int | float | Decimal):
+        return RANK_NUMBER
+    if isinstance(value, str):
+        return RANK_STRING
+    if isinstance(value, Mapping):
+        return RANK_OBJECT
+    if isinstance(value, list | tuple):
+        return RANK_ARRAY
+    if isinstance(value, bytes | bytearray):
+        return RANK_BYTES
+    if isinstance(value, datetime):
+        return RANK_DATE
+    raise QueryError(f"unsupported value type {type(value).__name__}")
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+
+
+def compare(a: Any, b: Any) -> int:
+    """Total BSON order of two portable values: -1, 0 or 1.
+
+    >>> compare(1, 1.0), compare(4, "4"), compare(True, 1)
+    (0, -1, 1)
+    """
+    ta, tb = type(a), type(b)
+    if ta is tb and (ta is str or ta is int or ta is float):
+        return (a > b) - (a < b)
+    ra, rb = rank(a), rank(b)
+    if ra != rb:
+        return -1 if ra < rb else 1
+    if ra == RANK_NULL:
+        return 0
+    if ra == RANK_OBJECT:
+        return _compare_sequences(list(a.items()), list(b.items()), keyed=True)
+    if ra == RANK_ARRAY:
+        return _compare_sequences(list(a), list(b), keyed=False)
+    if ra == RANK_BYTES:
+        if len(a) != len(b):
+            return -1 if len(a) < len(b) else 1
+    return (a > b) - (a < b)
+
+
+def _compare_sequences(a: list[Any], b: list[Any], *, keyed: bool) -> int:
+    for x, y in zip(a, b, strict=False):
+        if keyed:
+            (kx, x), (ky, y) = x, y
+            rx, ry = rank(x), rank(y)
+            if rx != ry:
+                return -1 if rx < ry else 1
+            if kx != ky:
+                return -1 if kx < ky else 1
+        c = compare(x, y)
+        if c:
+            return c
+    return (len(a) > len(b)) - (len(a) < len(b))
+
+
+def equal(a: Any, b: Any) -> bool:
+    """MongoDB equality: ``1 == 1.0``, ``True != 1``, documents equal only in the same field order."""
+    ta = type(a)
+    if ta is type(b) and (ta is str or ta is int or ta is float):
+        return bool(a == b)
+    return compare(a, b) == 0
+
+
+def type_name(value: Any) -> str:
+    """The ``$type`` alias of a value (``int`` for 32-bit integers, ``long`` beyond)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int" if -(2**31) <= value < 2**31 else "long"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, Decimal):
+        return "decimal"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, Mapping):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, bytes):
+        return "binData"
+    if isinstance(value, datetime):
+        return "date"
+    raise QueryError(f"unsupported value type {type(value).__name__}")
+
+
+TYPE_CODES: dict[int, str] = {
+    1: "double",
+    2: "string",
+    3: "object",
+    4: "array",
+    5: "binData",
+    8: "bool",
+    9: "date",
+    10: "null",
+    16: "int",
+    18: "long",
+    19: "decimal",
+}
+TYPE_NAMES = frozenset(TYPE_CODES.values()) | {"number"}
+
+
+def normalize_datetime(value: datetime, path: str = "") -> datetime:
+    """UTC with millisecond precision, as every backend stores it."""
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        raise QueryError("naive datetime: pass a timezone-aware datetime", path=path)
+    value = value.astimezone(UTC)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def normalize_value(value: Any, path: str = "", depth: int = 0) -> Any:
+    """Validate a portable value and return its canonical form (lists, UTC datetimes).
+
+    Raises :class:`QueryError` naming the path for anything that cannot round-trip.
+    """
+    if depth > 100:
+        raise QueryError("nesting deeper than 100 levels", path=path)
+    t = type(value)
+    if t is str or t is bool or value is None:
+        return value
+    if t is int:
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise QueryError("integer outside the 64-bit range", path=path)
+        return value
+    if t is float:
+        if not math.isfinite(value):
+            raise QueryError("NaN and infinity are not portable values", path=path)
+        return value
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            sub = f"{path}.{k}" if path else str(k)
+            check_field_name(k, sub)
+            out[k] = normalize_value(v, sub, depth + 1)
+        return out
+    if isinstance(value, list | tuple):
+        return [normalize_value(v, f"{path}.{i}", depth + 1) for i, v in enumerate(value)]
+    if isinstance(value, datetime):
+        return normalize_datetime(value, path)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise QueryError("NaN and infinity are not portable values", path=path)
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return normalize_value(int(value), path, depth)
+    if isinstance(value, float):
+        return normalize_value(float(value), path, depth)
+    if isinstance(value, str):
+        return str(value)
+    raise QueryError(f"unsupported value type {type(value).__name__}", path=path)
+
+
+def check_field_name(name: Any, path: str) -> None:
+    """A stored field name: a non-empty string without a leading ``$``, a ``.`` or NUL."""
+    if not isinstance(name, str):
+        raise QueryError("field names must be strings", path=path)
+    if not name:
+        raise QueryError("empty field name", path=path)
+    if name[0] == "$":
+        raise QueryError("field names must not start with '$'", path=path)
+    if "." in name:
+        raise QueryError("field names must not contain '.'", path=path)
+    if "\x00" in name:
+        raise QueryError("field names must not contain NUL", path=path)
