@@ -49,7 +49,9 @@ class CursorSigner:
         except (ValueError, TypeError, AttributeError):
             raise InvalidCursor("malformed cursor") from None
         if not hmac.compare_digest(mac, self._mac(body)):
-            raise InvalidCursor("cursor signature does not verify (forged or from another database)")
+            raise InvalidCursor(
+                "cursor signature does not verify (forged or from another database)"
+            )
         data = orjson.loads(body)
         if data.get("q") != query_digest:
             raise InvalidCursor("cursor belongs to a different query")

@@ -300,7 +300,9 @@ class Collection:
         """How many documents match."""
         node = parse_filter(filter)
         await self._ready()
-        return await self._store.count(self._store.visible(node), self._session, allow_scan=allow_scan)
+        return await self._store.count(
+            self._store.visible(node), self._session, allow_scan=allow_scan
+        )
 
     async def find_page(
         self,
@@ -367,5 +369,3 @@ class Collection:
 
     def __repr__(self) -> str:
         return f"<Collection {self.spec.name!r} on {self._db.backend}>"
-
-

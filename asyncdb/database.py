@@ -128,9 +128,7 @@ class Database:
         existing = self._collections.get(name)
         if existing is not None and existing.spec == spec:
             return Collection(self, existing)
-        if existing is not None and name in self._ensured and (
-            existing.spec.key != spec.key
-        ):
+        if existing is not None and name in self._ensured and (existing.spec.key != spec.key):
             raise ConfigurationError(
                 f"collection {name!r} was opened with key {existing.spec.key}, not {spec.key}"
             )

@@ -101,7 +101,7 @@ def key_lookup(node: Node, spec: CollectionSpec) -> list[KeyTuple] | None:
         return None
     keys: list[KeyTuple] = [()]
     for field in spec.key:
-        keys = [k + (v,) for k in keys for v in dict.fromkeys(choices[field])]
+        keys = [(*k, v) for k in keys for v in dict.fromkeys(choices[field])]
     return keys
 
 
@@ -141,7 +141,9 @@ def new_id() -> str:
     """A time-ordered random id (UUIDv7 layout), so generated keys sort by creation."""
     millis = int(datetime.now(UTC).timestamp() * 1000)
     rand = uuid.uuid4().int & ((1 << 74) - 1)
-    value = (millis << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & (2**62 - 1))
+    value = (
+        (millis << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & (2**62 - 1))
+    )
     return str(uuid.UUID(int=value))
 
 
@@ -285,8 +287,10 @@ class StoreCollection(ABC):
         query: Query,
         allow_scan: bool | None,
     ) -> AsyncIterator[Doc]:
-        cap = None if (self.spec.allow_scan if allow_scan is None else allow_scan) else (
-            self.spec.max_scan
+        cap = (
+            None
+            if (self.spec.allow_scan if allow_scan is None else allow_scan)
+            else (self.spec.max_scan)
         )
         keyed: list[tuple[bytes, Doc]] = []
         async for doc in source:

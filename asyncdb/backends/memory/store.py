@@ -24,7 +24,7 @@ from asyncdb.backends.base import (
     key_of,
 )
 from asyncdb.errors import DuplicateKey
-from asyncdb.query.ast import MatchAll
+from asyncdb.query.ast import MatchAll, SortKey
 from asyncdb.query.sort import sort_key
 from asyncdb.types import Capabilities, CollectionSpec, Plan, Query
 
@@ -77,7 +77,9 @@ class MemoryStore(Store):
         return MemoryCollection(self, spec)
 
     @asynccontextmanager
-    async def _section(self, session: Session | None, *, transaction: bool) -> AsyncIterator[Session]:
+    async def _section(
+        self, session: Session | None, *, transaction: bool
+    ) -> AsyncIterator[Session]:
         if session is not None:
             yield session
             return
@@ -94,13 +96,16 @@ class MemoryStore(Store):
 
 
 class MemoryCollection(StoreCollection):
+    store: MemoryStore
+
     def __init__(self, store: MemoryStore, spec: CollectionSpec) -> None:
         self.store = store
         self.spec = spec
 
     @property
     def table(self) -> dict[KeyTuple, Doc]:
-        return self.store.tables.setdefault(self.spec.name, {})
+        table: dict[KeyTuple, Doc] = self.store.tables.setdefault(self.spec.name, {})
+        return table
 
     async def ensure(self) -> None:
         self.store.tables.setdefault(self.spec.name, {})
@@ -189,7 +194,5 @@ class MemoryCollection(StoreCollection):
         return self.store._section(session, transaction=False)
 
 
-def _asc(path: tuple[str, ...]) -> Any:
-    from asyncdb.query.ast import SortKey
-
+def _asc(path: tuple[str, ...]) -> SortKey:
     return SortKey(path, 1)
