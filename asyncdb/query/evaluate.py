@@ -52,9 +52,9 @@ from asyncdb.query.values import (
 def resolve(doc: Any, path: Path, *, expand_leaf: bool = True) -> list[Any]:
     """The values a path reaches, by MongoDB's rules (``MISSING`` where it reaches nothing).
 
-    Arrays met on the way are traversed one level (their document elements are followed);
-    a numeric part indexes into an array. With ``expand_leaf``, an array at the end of the path
-    is returned both whole and element by element.
+    Arrays met on the way are traversed one level (their document elements are followed, any
+    other element is ``MISSING``); a numeric part indexes into an array. With ``expand_leaf``,
+    an array at the end of the path is returned both whole and element by element.
 
     >>> resolve({"a": [{"b": 1}, {"b": [2, 3]}]}, ("a", "b"))
     [1, [2, 3], 2, 3]
@@ -84,13 +84,14 @@ def _resolve(value: Any, path: Path, i: int, expand_leaf: bool, out: list[Any]) 
             else:
                 out.append(MISSING)
             return
+        # An element that is not a document, or an empty array, leaves the field missing, so
+        # {"a.b": null} matches {a: [1]} and {a: []} (MongoDB 9.0, SERVER-36681).
+        if not value:
+            out.append(MISSING)
         for element in value:
-            if type(element) is dict:
-                if part in element:
-                    _resolve(element[part], path, i + 1, expand_leaf, out)
-                else:
-                    out.append(MISSING)
-            elif type(element) is not list:
+            if type(element) is dict and part in element:
+                _resolve(element[part], path, i + 1, expand_leaf, out)
+            else:
                 out.append(MISSING)
     else:
         out.append(MISSING)
@@ -98,7 +99,8 @@ def _resolve(value: Any, path: Path, i: int, expand_leaf: bool, out: list[Any]) 
 
 def matches(node: Node, doc: Any) -> bool:
     """Whether ``doc`` matches the parsed filter ``node``."""
-    return _MATCHERS[type(node)](node, doc)
+    result: bool = _MATCHERS[type(node)](node, doc)
+    return result
 
 
 def _match_all(node: Any, doc: Any) -> bool:
@@ -211,12 +213,20 @@ def _elem_match(node: ElemMatch, doc: Any) -> bool:
         if type(v) is not list:
             continue
         for element in v:
-            if node.scalar:
-                if matches(node.cond, element):
-                    return True
-            elif type(element) is dict and matches(node.cond, element):
+            if not node.scalar:
+                # A nested array is matched as the document {"0": ..., "1": ...} (MongoDB's
+                # isABSONObj; null_query_semantics.js: {$elemMatch: {b: null}} matches [[]]).
+                if type(element) is list:
+                    element = _as_document(element)
+                elif type(element) is not dict:
+                    continue
+            if matches(node.cond, element):
                 return True
     return False
+
+
+def _as_document(array: list[Any]) -> dict[str, Any]:
+    return {str(i): e for i, e in enumerate(array)}
 
 
 def mod_matches(value: Any, divisor: int, remainder: int) -> bool:

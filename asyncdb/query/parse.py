@@ -42,9 +42,10 @@ from asyncdb.query.ast import (
     UpdateOp,
 )
 from asyncdb.query.values import (
+    INT64_MAX,
+    INT64_MIN,
     TYPE_CODES,
     TYPE_NAMES,
-    check_field_name,
     is_number,
     normalize_value,
 )
@@ -104,7 +105,7 @@ def _parse_document(spec: Mapping[str, Any], where: str, depth: int) -> Node:
         if isinstance(key, str) and key.startswith("$"):
             nodes.append(_parse_logical(key, value, where, depth))
         else:
-            path = parse_path(key)
+            path = parse_path(key, where)
             nodes.extend(_parse_field(path, value, _join(where, key), depth + 1))
     if not nodes:
         return MatchAll()
@@ -164,9 +165,7 @@ def _regex_from_pattern(path: Path, pattern: re.Pattern[Any], where: str) -> Reg
     return Regex(path, pattern.pattern, flags)
 
 
-def _parse_operators(
-    path: Path, ops: Mapping[str, Any], where: str, depth: int
-) -> list[FieldNode]:
+def _parse_operators(path: Path, ops: Mapping[str, Any], where: str, depth: int) -> list[FieldNode]:
     nodes: list[FieldNode] = []
     if "$options" in ops and "$regex" not in ops:
         raise QueryError("$options without $regex", path=_join(where, "$options"))
@@ -313,6 +312,8 @@ def _parse_mod(path: Path, arg: Any, where: str) -> Mod:
         d, r = int(divisor), int(remainder)
     except (OverflowError, ValueError):
         raise QueryError("$mod needs finite numbers", path=where) from None
+    if not (INT64_MIN <= d <= INT64_MAX and INT64_MIN <= r <= INT64_MAX):
+        raise QueryError("$mod needs numbers that fit in a 64-bit integer", path=where)
     if d == 0:
         raise QueryError("$mod divisor must not be 0", path=where)
     return Mod(path, d, r)
@@ -412,8 +413,9 @@ def parse_update(spec: Mapping[str, Any]) -> Update:
             )
         if op not in UPDATE_OPERATORS:
             raise QueryError(f"unknown update operator {op!r}", path=op)
-        if not isinstance(fields, Mapping) or not fields:
-            raise QueryError(f"{op} needs a non-empty document of fields", path=op)
+        # An empty operand ({"$set": {}}) is a no-op since MongoDB 5.0 (update/set).
+        if not isinstance(fields, Mapping):
+            raise QueryError(f"{op} needs a document of fields", path=op)
         for key, arg in fields.items():
             where = f"{op}.{key}"
             path = parse_path(key, op)
@@ -581,7 +583,8 @@ def parse_projection(spec: Any, key_fields: Sequence[str] = ("id",)) -> Projecti
     excluded_keys: list[str] = []
     for name, flag in spec.items():
         path = parse_path(name, "projection")
-        if flag not in (0, 1) or (isinstance(flag, int | float) and flag not in (0, 1)):
+        # "Non-zero integers are also treated as true" (db.collection.find, projection).
+        if not (isinstance(flag, bool) or is_number(flag)):
             raise QueryError("projection values are 0/1 or True/False", path=f"projection.{name}")
         on = bool(flag)
         if len(path) == 1 and path[0] in key_fields and not on:
@@ -600,7 +603,9 @@ def parse_projection(spec: Any, key_fields: Sequence[str] = ("id",)) -> Projecti
             if p[:n] == q[:n]:
                 raise QueryError("projection paths collide", path=f"projection.{'.'.join(q)}")
     if include is None:  # only key fields excluded
-        return Projection(include=False, paths=(), key_excluded=True, excluded_keys=tuple(excluded_keys))
+        return Projection(
+            include=False, paths=(), key_excluded=True, excluded_keys=tuple(excluded_keys)
+        )
     return Projection(
         include=include,
         paths=tuple(paths),

@@ -86,7 +86,8 @@ def encode_value(value: Any) -> bytes:
     if t is list:
         return bytes([_ARRAY]) + b"".join(encode_value(v) for v in value) + _END
     if t is bytes:
-        return bytes([_BYTES]) + struct.pack(">Q", len(value)) + value
+        raw: bytes = value
+        return bytes([_BYTES]) + struct.pack(">Q", len(raw)) + raw
     if t is datetime:
         millis = (value - _EPOCH) // _MS
         return bytes([_DATE]) + struct.pack(">Q", (millis + (1 << 63)) & 0xFFFFFFFFFFFFFFFF)
@@ -113,8 +114,17 @@ def _leaf_values(doc: Any, path: Path, out: list[Any], i: int = 0) -> None:
     if type(doc) is dict:
         _leaf_values(doc.get(part, MISSING), path, out, i + 1)
     elif type(doc) is list:
-        if part.isdigit() and int(part) < len(doc):
-            _leaf_values(doc[int(part)], path, out, i + 1)
+        if part.isdigit():
+            # A position picks one element, and an array found there is one value (not
+            # unwrapped), per mongodb/mongo jstest sort_dotted_paths_positional.js.
+            index = int(part)
+            if index >= len(doc):
+                out.append(MISSING)
+            elif i + 1 == len(path):
+                out.append(doc[index])
+            else:
+                _leaf_values(doc[index], path, out, i + 1)
+            return
         for element in doc:
             if type(element) is dict:
                 _leaf_values(element.get(part, MISSING), path, out, i + 1)

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -84,6 +85,8 @@ def _parent(doc: dict[str, Any], path: Path, op: UpdateOp, *, create: bool) -> A
             node = node[part]
         elif type(node) is list:
             if not part.isdigit():
+                if not create:  # $unset of a path that cannot exist is a no-op
+                    return None
                 raise UpdateError(
                     f"cannot use the part {part!r} to traverse an array", path=_where(op)
                 )
@@ -93,8 +96,7 @@ def _parent(doc: dict[str, Any], path: Path, op: UpdateOp, *, create: bool) -> A
                     return None
                 node.extend([None] * (index + 1 - len(node)))
                 node[index] = {}
-            elif node[index] is None and create:
-                node[index] = {}
+            # an existing null element is a value, not a place to create fields in
             node = node[index]
         else:
             if not create:
@@ -166,6 +168,8 @@ def _add(a: Any, b: Any, op: UpdateOp) -> Any:
     result = a + b if op.op == "$inc" else a * b
     if type(result) is int and not INT64_MIN <= result <= INT64_MAX:
         raise UpdateError(f"{op.op} overflows a 64-bit integer", path=_where(op))
+    if type(result) is float and not math.isfinite(result):
+        raise UpdateError(f"{op.op} overflows a double", path=_where(op))
     return result
 
 
@@ -191,7 +195,7 @@ def _arith(doc: dict[str, Any], op: UpdateOp, is_insert: bool, now: Any) -> None
 
 
 def _minmax(doc: dict[str, Any], op: UpdateOp, is_insert: bool, now: Any) -> None:
-    parent, current = _current(doc, op)
+    _, current = _current(doc, op)
     if current is not _NOTHING:
         c = compare(op.value, current)
         if (op.op == "$min" and c >= 0) or (op.op == "$max" and c <= 0):
@@ -327,8 +331,7 @@ def apply_projection(
                 out[k] = doc[k]
         for path in projection.paths:
             _include(doc, out, path)
-        # keep the document's own field order
-        return {k: out[k] for k in doc if k in out}
+        return _in_order(out, doc)
     out = copy.deepcopy(doc)
     for path in projection.paths:
         _exclude(out, path)
@@ -344,21 +347,35 @@ def _include(src: Any, dst: dict[str, Any], path: Path) -> None:
     value = src[head]
     if not rest:
         dst[head] = copy.deepcopy(value)
-        return
-    if type(value) is dict:
-        sub = dst.setdefault(head, {})
-        if type(sub) is dict:
-            _include(value, sub, rest)
-            if not sub and head in dst and not dst[head]:
-                del dst[head]
+    elif type(value) is dict:
+        # a document without the field stays as {} (MongoDB: {"a.b": 1} projects {a: {}})
+        sub = dst.get(head)
+        sub = sub if type(sub) is dict else {}
+        _include(value, sub, rest)
+        dst[head] = _in_order(sub, value)
     elif type(value) is list:
-        items = []
-        for element in value:
-            if type(element) is dict:
-                sub = {}
-                _include(element, sub, rest)
-                items.append(sub)
-        dst[head] = items
+        dst[head] = _include_array(value, dst.get(head), rest)
+
+
+def _include_array(src: list[Any], prior: Any, path: Path) -> list[Any]:
+    """Inclusion through an array: documents keep the included fields (maybe none), nested
+    arrays keep their shape, other elements are dropped. ``prior`` is an earlier path's result."""
+    kept: list[Any] = [e for e in src if type(e) is dict or type(e) is list]
+    before = prior if type(prior) is list and len(prior) == len(kept) else [None] * len(kept)
+    out: list[Any] = []
+    for element, earlier in zip(kept, before, strict=True):
+        if type(element) is dict:
+            sub = earlier if type(earlier) is dict else {}
+            _include(element, sub, path)
+            out.append(_in_order(sub, element))
+        else:
+            out.append(_include_array(element, earlier, path))
+    return out
+
+
+def _in_order(projected: dict[str, Any], src: dict[str, Any]) -> dict[str, Any]:
+    """``projected`` with the fields in ``src``'s order, as MongoDB returns them."""
+    return {k: projected[k] for k in src if k in projected}
 
 
 def _exclude(doc: Any, path: Path) -> None:

@@ -88,7 +88,8 @@ def compare(a: Any, b: Any) -> int:
     """
     ta, tb = type(a), type(b)
     if ta is tb and (ta is str or ta is int or ta is float):
-        return (a > b) - (a < b)
+        fast: int = (a > b) - (a < b)
+        return fast
     ra, rb = rank(a), rank(b)
     if ra != rb:
         return -1 if ra < rb else 1
@@ -98,10 +99,10 @@ def compare(a: Any, b: Any) -> int:
         return _compare_sequences(list(a.items()), list(b.items()), keyed=True)
     if ra == RANK_ARRAY:
         return _compare_sequences(list(a), list(b), keyed=False)
-    if ra == RANK_BYTES:
-        if len(a) != len(b):
-            return -1 if len(a) < len(b) else 1
-    return (a > b) - (a < b)
+    if ra == RANK_BYTES and len(a) != len(b):
+        return -1 if len(a) < len(b) else 1
+    c: int = (a > b) - (a < b)
+    return c
 
 
 def _compare_sequences(a: list[Any], b: list[Any], *, keyed: bool) -> int:
@@ -120,7 +121,7 @@ def _compare_sequences(a: list[Any], b: list[Any], *, keyed: bool) -> int:
 
 
 def equal(a: Any, b: Any) -> bool:
-    """MongoDB equality: ``1 == 1.0``, ``True != 1``, documents equal only in the same field order."""
+    """MongoDB equality: ``1 == 1.0``, ``True != 1``, documents equal only in the same order."""
     ta = type(a)
     if ta is type(b) and (ta is str or ta is int or ta is float):
         return bool(a == b)
