@@ -13,11 +13,12 @@ from asyncdb.backends.base import (
     Doc,
     Session,
     StoreCollection,
+    check_key,
     key_of,
     new_id,
     with_key_tiebreak,
 )
-from asyncdb.errors import QueryError
+from asyncdb.errors import NotSupported, QueryError
 from asyncdb.query.ast import Node, Projection, Sort
 from asyncdb.query.parse import (
     parse_filter,
@@ -132,6 +133,7 @@ class Collection:
         prepared: Doc = normalize_value(doc)
         if self.spec.key == ("id",) and "id" not in prepared:
             prepared = {"id": new_id(), **prepared}
+        check_key(prepared, self.spec)  # a bad key is a QueryError before any I/O
         return prepared
 
     # --- writes -----------------------------------------------------------------------------
@@ -220,6 +222,8 @@ class Collection:
             raise QueryError('return_document must be "before" or "after"', path="return_document")
         node, parsed = parse_filter(filter), parse_update(update)
         sort_spec = parse_sort(sort)
+        if sort_spec:  # ties go to the lowest key, as in find()
+            sort_spec = with_key_tiebreak(sort_spec, self.spec)
         proj = parse_projection(projection, self.spec.key)
         await self._ready()
         _, doc = await self._store.update(
@@ -323,6 +327,8 @@ class Collection:
         """
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise QueryError("limit must be a positive integer", path="limit")
+        if "keyset_pagination" not in self._db.capabilities:
+            raise NotSupported(f"{self._db.backend} does not support keyset pagination")
         node = parse_filter(filter)
         sort_spec = with_key_tiebreak(parse_sort(sort), self.spec)
         proj = parse_projection(projection, self.spec.key)

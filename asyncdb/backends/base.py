@@ -335,8 +335,28 @@ class StoreCollection(ABC):
         if len(set(keys)) != len(keys):
             dup = next(k for k in keys if keys.count(k) > 1)
             raise DuplicateKey(f"the batch holds the key {dup!r} twice", key=dup)
-        await self.insert_docs(docs, session)
+        if self.spec.ttl is None:
+            await self.insert_docs(docs, session)
+            return keys
+        # An expired document is gone for the user, so it must not hold its key against a new one.
+        async with self.atomic(session) as s:
+            await self._purge_expired_keys(keys, s)
+            await self.insert_docs(docs, s)
         return keys
+
+    async def _purge_expired_keys(self, keys: list[KeyTuple], session: Session) -> None:
+        assert self.spec.ttl is not None
+        path = tuple(self.spec.ttl.split("."))
+        expired = Cmp(path, "$lte", normalize_datetime(datetime.now(UTC)))
+        if self.spec.single_key:
+            lookups: list[Node] = [In((self.spec.key[0],), tuple(k[0] for k in keys))]
+        else:
+            lookups = [
+                And(tuple(Eq((f,), v) for f, v in zip(self.spec.key, k, strict=True))) for k in keys
+            ]
+        for lookup in lookups:
+            node = And((*conjuncts(lookup), expired))
+            await self.delete(node, multi=True, session=session, allow_scan=True, raw=True)
 
     async def update(
         self,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import itertools
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Self
@@ -56,8 +57,10 @@ class MemoryStore(Store):
         ttl=True,
         secondary_indexes=True,
         unique_indexes=True,
-        server_side_sort=True,
-        regex_pushdown=True,
+        # Filters and sorts run in process (the residual, a client sort bounded by max_scan),
+        # which is what these two flags deny: nothing is pushed to a store.
+        server_side_sort=False,
+        regex_pushdown=False,
         keyset_pagination=True,
         bulk_insert=True,
     )
@@ -152,33 +155,45 @@ class MemoryCollection(StoreCollection):
             if doc is not None:
                 yield doc
 
-    def _check_unique(self, doc: Doc, table: dict[KeyTuple, Doc], skip: KeyTuple | None) -> None:
-        for index in self.spec.indexes:
-            if not index.unique:
-                continue
-            probe = sort_key(doc, tuple(_asc(p) for p in index.paths))
-            for key, other in table.items():
-                if key != skip and sort_key(other, tuple(_asc(p) for p in index.paths)) == probe:
+    def _check_unique(self, doc: Doc, others: Iterator[tuple[KeyTuple, Doc]]) -> None:
+        unique = [index for index in self.spec.indexes if index.unique]
+        if not unique:
+            return
+        candidates = list(others)
+        for index in unique:
+            order = tuple(_asc(p) for p in index.paths)
+            probe = sort_key(doc, order)
+            for _key, other in candidates:
+                if sort_key(other, order) == probe:
                     raise DuplicateKey(f"unique index {index.name} already holds this value")
 
     async def insert_docs(self, docs: list[Doc], session: Session | None) -> None:
         async with self.atomic(session) as s:
             assert isinstance(s, MemorySession)
             table = self.table
-            for doc in docs:
+            # Check the whole batch before writing any of it: inside a user transaction there is
+            # no rollback when the caller catches DuplicateKey, so nothing may be half-written.
+            for i, doc in enumerate(docs):
                 key = key_of(doc, self.spec)
                 if key in table:
                     raise DuplicateKey(f"key {key!r} exists in {self.spec.name!r}", key=key)
-                self._check_unique(doc, table, None)
+                earlier = ((key_of(d, self.spec), d) for d in docs[:i])
+                self._check_unique(doc, itertools.chain(table.items(), earlier))
+            for doc in docs:
+                key = key_of(doc, self.spec)
                 s.remember(table, key)
                 table[key] = copy.deepcopy(doc)
 
     async def replace_docs(self, pairs: list[tuple[Doc, Doc]], session: Session) -> None:
         assert isinstance(session, MemorySession)
         table = self.table
-        for _old, new in pairs:
-            key = key_of(new, self.spec)
-            self._check_unique(new, table, key)
+        keys = [key_of(new, self.spec) for _old, new in pairs]
+        replaced = set(keys)
+        for i, (_old, new) in enumerate(pairs):  # all checks first, as in insert_docs
+            untouched = ((k, d) for k, d in table.items() if k not in replaced)
+            others = ((k, n) for k, (_o, n) in zip(keys, pairs, strict=True) if k != keys[i])
+            self._check_unique(new, itertools.chain(untouched, others))
+        for key, (_old, new) in zip(keys, pairs, strict=True):
             session.remember(table, key)
             table[key] = copy.deepcopy(new)
 

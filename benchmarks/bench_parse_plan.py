@@ -1,0 +1,157 @@
+"""Parse + plan cost of a 5-clause filter, per backend planner (DESIGN section 6).
+
+cold: a new shape every call (field names vary, so nothing keyed on the shape can help);
+warm: one shape, different values every call. Targets: cold <= 100 us, warm <= 10 us (median).
+
+    python benchmarks/bench_parse_plan.py   # also writes benchmarks/results/bench_parse_plan.json
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+
+from _report import markdown_table, percentiles_us, print_table, save_results
+
+import asyncdb
+from asyncdb.query.parse import parse_filter
+from asyncdb.types import Query
+
+BACKENDS = {"memory": "memory://", "sqlite": "sqlite:///:memory:"}
+COLD_N = 20_000
+WARM_N = 100_000
+TARGET_US = {"cold": 100.0, "warm": 10.0}
+BASE = datetime(2025, 1, 1, tzinfo=UTC)
+STATUSES = ("open", "acknowledged", "resolved")
+
+
+def five_clauses(i: int, *, vary_names: bool) -> dict[str, Any]:
+    """``company`` (indexed) = ..., ``status`` $in, ``priority`` range, ``tags`` element,
+    ``created_at`` < date; with ``vary_names`` the last four field names are new each time."""
+    s = f"_{i}" if vary_names else ""
+    return {
+        "company": f"company-{i % 50}",
+        f"status{s}": {"$in": [STATUSES[i % 3], STATUSES[(i + 1) % 3]]},
+        f"priority{s}": {"$gte": i % 100, "$lt": 100 + i % 7},
+        f"tags{s}": f"tag-{i % 11}",
+        f"created_at{s}": {"$lt": BASE + timedelta(seconds=i)},
+    }
+
+
+def measure(fn: Callable[[dict[str, Any]], object], specs: list[dict[str, Any]]) -> list[int]:
+    clock = time.perf_counter_ns
+    samples = []
+    for spec in specs:
+        t0 = clock()
+        fn(spec)
+        samples.append(clock() - t0)
+    return samples
+
+
+async def planners(
+    dbs: list[asyncdb.Database],
+) -> dict[str, Callable[[Query], asyncdb.Plan]]:
+    """``plan(Query)`` of each backend that imports, on a collection with realistic indexes."""
+    found: dict[str, Callable[[Query], asyncdb.Plan]] = {}
+    for name, url in BACKENDS.items():
+        try:
+            db = await asyncdb.connect(url)
+        except (ImportError, asyncdb.AsyncDBError) as exc:
+            print(f"{name}: planner not available ({type(exc).__name__}: {exc})")
+            continue
+        dbs.append(db)
+        coll = db.collection(
+            "alerts", indexes=["company", ("company", "priority"), "status", "created_at"]
+        )
+        found[name] = coll._store.plan
+    return found
+
+
+async def main() -> None:
+    dbs: list[asyncdb.Database] = []
+    plans = await planners(dbs)
+    results: dict[str, Any] = {}
+    rows: list[list[Any]] = []
+    # Values shared by every backend's run, generated outside the timed region.
+    cold_specs = [five_clauses(i, vary_names=True) for i in range(COLD_N)]
+    warm_specs = [five_clauses(i, vary_names=False) for i in range(WARM_N)]
+    for backend, plan in plans.items():
+
+        def parse_plan(spec: dict[str, Any], plan: Callable[[Query], asyncdb.Plan] = plan) -> None:
+            plan(Query(parse_filter(spec)))
+
+        def plan_only(node: Any, plan: Callable[[Query], asyncdb.Plan] = plan) -> None:
+            plan(Query(node))
+
+        print(f"{backend}: {plan(Query(parse_filter(warm_specs[0]))).access_path} access")
+        for mode, specs in (("cold", cold_specs), ("warm", warm_specs)):
+            for spec in specs[:1000]:  # warm the interpreter (not the shapes, for cold)
+                parse_filter(spec)
+            gc.collect()
+            total = percentiles_us(measure(parse_plan, specs))
+            parse = percentiles_us(measure(parse_filter, specs))
+            nodes = [parse_filter(s) for s in specs]
+            planned = percentiles_us(measure(plan_only, nodes))
+            target = TARGET_US[mode]
+            ok = total["median_us"] <= target
+            results[f"{backend}/{mode}"] = {
+                "parse_plan": total,
+                "parse": parse,
+                "plan": planned,
+                "target_us": target,
+                "meets_target": ok,
+            }
+            rows.append(
+                [
+                    backend,
+                    mode,
+                    total["median_us"],
+                    total["p95_us"],
+                    parse["median_us"],
+                    planned["median_us"],
+                    f"<= {target:g}",
+                    "yes" if ok else "NO",
+                ]
+            )
+
+    headers = [
+        "planner",
+        "shape",
+        "parse+plan med us",
+        "p95 us",
+        "parse med us",
+        "plan med us",
+        "target",
+        "met",
+    ]
+    print()
+    print_table(headers, rows)
+    path = save_results(
+        "bench_parse_plan",
+        {
+            "filter": five_clauses(0, vary_names=False),
+            "cold_n": COLD_N,
+            "warm_n": WARM_N,
+            "results": results,
+        },
+    )
+    print(f"\nsaved {path}\n")
+    print(
+        "Parsing + planning a 5-clause filter (median over "
+        f"{COLD_N:,} cold / {WARM_N:,} warm calls, `python benchmarks/bench_parse_plan.py`):\n"
+    )
+    print(markdown_table(headers, rows))
+    for db in dbs:
+        await db.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
