@@ -44,6 +44,11 @@ def _check_count(name: str, value: Any) -> int | None:
     return value
 
 
+def _limit(value: Any) -> int | None:
+    """Like pymongo, a limit of 0 means no limit."""
+    return _check_count("limit", value) or None
+
+
 class Cursor:
     """The lazy result of :meth:`Collection.find`. Iterate it (``async for``) to stream
     documents in constant memory, or collect them with :meth:`to_list`.
@@ -79,7 +84,7 @@ class Cursor:
         return self
 
     def limit(self, n: int | None) -> Cursor:
-        self._limit = _check_count("limit", n)
+        self._limit = _limit(n)
         return self
 
     def _query(self) -> Query:
@@ -281,7 +286,7 @@ class Collection:
             node,
             sort_spec,
             _check_count("skip", skip) or 0,
-            _check_count("limit", limit),
+            _limit(limit),
             proj,
             allow_scan,
         )
@@ -363,7 +368,7 @@ class Collection:
             node,
             sort_spec,
             _check_count("skip", skip) or 0,
-            _check_count("limit", limit),
+            _limit(limit),
             parse_projection(projection, self.spec.key),
         )
         return self._store.explain(query)

@@ -777,3 +777,10 @@ async def test_bad_sort_skip_limit_or_projection_raises_query_error(
     coll = db.collection("c", allow_scan=True)
     with pytest.raises(asyncdb.QueryError):
         coll.find({}, **kwargs)
+
+
+async def test_limit_zero_means_no_limit_like_pymongo(db: asyncdb.Database) -> None:
+    coll = await seeded(db)
+    everything = {d["id"] for d in SEED}
+    assert {d["id"] for d in await coll.find({}, limit=0).to_list()} == everything
+    assert {d["id"] for d in await coll.find({}).limit(0).to_list()} == everything

@@ -180,3 +180,21 @@ async def test_concurrent_transfers_keep_the_total(tdb: asyncdb.Database) -> Non
     docs = await coll.find({}).to_list()
     assert sum(d["bal"] for d in docs) == 400
     assert all(d["bal"] >= 0 for d in docs)
+
+
+async def test_plain_collection_inside_a_transaction_of_the_same_task_raises_not_hangs(
+    db: asyncdb.Database,
+) -> None:
+    if "transactions" not in db.capabilities:
+        pytest.skip("backend has no transactions: test_capabilities checks NotSupported")
+    coll = db.collection("tx_owner", allow_scan=True)
+    await coll.insert_one({"id": "x", "n": 1})
+
+    async def misuse() -> None:
+        async with db.transaction() as tx:
+            await tx.collection("tx_owner").update_one({"id": "x"}, {"$inc": {"n": 1}})
+            await coll.find_one({"id": "x"})
+
+    with pytest.raises(asyncdb.TransactionError):
+        await asyncio.wait_for(misuse(), timeout=10)
+    assert (await coll.find_one({"id": "x"}))["n"] == 1  # the failed transaction rolled back

@@ -24,7 +24,7 @@ from asyncdb.backends.base import (
     key_lookup,
     key_of,
 )
-from asyncdb.errors import DuplicateKey
+from asyncdb.errors import DuplicateKey, TransactionError
 from asyncdb.query.ast import MatchAll, SortKey
 from asyncdb.query.sort import sort_key
 from asyncdb.types import Capabilities, CollectionSpec, Plan, Query
@@ -68,6 +68,14 @@ class MemoryStore(Store):
     def __init__(self) -> None:
         self.tables: dict[str, dict[KeyTuple, Doc]] = {}
         self.lock = asyncio.Lock()
+        self.owner: asyncio.Task[Any] | None = None
+
+    def check_not_owner(self) -> None:
+        """Waiting for the lock this task holds would hang forever: say what to do instead."""
+        if self.owner is not None and self.owner is asyncio.current_task():
+            raise TransactionError(
+                "this task has a transaction open: use tx.collection(name) inside it"
+            )
 
     @classmethod
     async def open(cls, url: str, options: Mapping[str, Any]) -> Self:
@@ -86,13 +94,17 @@ class MemoryStore(Store):
         if session is not None:
             yield session
             return
+        self.check_not_owner()
         async with self.lock:
+            self.owner = asyncio.current_task()
             own = MemorySession(transaction=transaction)
             try:
                 yield own
             except BaseException:
                 own.rollback()
                 raise
+            finally:
+                self.owner = None
 
     def transaction(self) -> Any:
         return self._section(None, transaction=True)
@@ -138,6 +150,7 @@ class MemoryCollection(StoreCollection):
 
     async def rows(self, plan: Plan, session: Session | None) -> AsyncIterator[Doc]:
         if session is None:
+            self.store.check_not_owner()
             async with self.store.lock:  # wait for an open transaction; copy a snapshot
                 snapshot = list(self._select(plan.payload))
         else:
