@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from asyncdb.backends.base import (
     Doc,
+    KeyTuple,
     Session,
     StoreCollection,
     check_key,
@@ -299,9 +300,30 @@ class Collection:
         sort: Any = None,
         allow_scan: bool | None = None,
     ) -> Doc | None:
-        """The first matching document, or None."""
+        """The first matching document, or None. A filter that is exactly the key
+        (``{"id": k}``) is a point read that skips parsing and planning."""
+        if projection is None and sort is None:
+            key = self._exact_key(filter)
+            if key is not None:
+                if self.spec.name not in self._db._ensured:
+                    await self._ready()
+                return await self._store.get(key, self._session)
         docs = await self.find(filter, projection, sort, 0, 1, allow_scan=allow_scan).to_list()
         return docs[0] if docs else None
+
+    def _exact_key(self, filter: Any) -> KeyTuple | None:
+        """The key tuple when ``filter`` is a plain dict of exactly the key fields with
+        string or integer values (the point-read fast path), else None."""
+        if type(filter) is not dict or len(filter) != len(self.spec.key):
+            return None
+        key = []
+        for field in self.spec.key:
+            value = filter.get(field)
+            t = type(value)
+            if not ((t is str and value) or t is int):
+                return None
+            key.append(value)
+        return tuple(key)
 
     async def count_documents(
         self, filter: Mapping[str, Any] | None = None, *, allow_scan: bool | None = None

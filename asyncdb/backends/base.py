@@ -207,6 +207,14 @@ class StoreCollection(ABC):
     def atomic(self, session: Session | None) -> AbstractAsyncContextManager[Session]:
         """A write section: reads and writes inside it are atomic; reuses an open transaction."""
 
+    async def get(self, key: KeyTuple, session: Session | None) -> Doc | None:
+        """The visible document with this key, or None (the point-read path). Backends with a
+        cheaper native lookup override it; the answer must equal ``find_one`` on the key."""
+        node = conjoin([Eq((f,), v) for f, v in zip(self.spec.key, key, strict=True)])
+        async for doc in await self.find(Query(node, limit=1), session):
+            return doc
+        return None
+
     async def purge_expired(self) -> int:
         """Delete documents whose TTL has passed. Returns how many were deleted."""
         if self.spec.ttl is None:

@@ -67,8 +67,15 @@ def _join(prefix: str, part: str) -> str:
     return f"{prefix}.{part}" if prefix else part
 
 
+_PATHS: dict[str, Path] = {}
+
+
 def parse_path(key: Any, where: str = "") -> Path:
-    """Split a dotted field path and validate each part."""
+    """Split a dotted field path and validate each part (valid paths are cached)."""
+    if type(key) is str:
+        cached = _PATHS.get(key)
+        if cached is not None:
+            return cached
     if not isinstance(key, str):
         raise QueryError("field paths must be strings", path=where or repr(key))
     if not key:
@@ -82,6 +89,9 @@ def parse_path(key: Any, where: str = "") -> Path:
             raise QueryError("empty part in field path", path=full)
         if part[0] == "$":
             raise QueryError(f"unknown operator or field starting with '$': {part!r}", path=full)
+    if len(_PATHS) > 4096:
+        _PATHS.clear()
+    _PATHS[key] = parts
     return parts
 
 
@@ -92,7 +102,7 @@ def parse_filter(spec: Mapping[str, Any] | None) -> Node:
     """Parse a filter document. ``None`` and ``{}`` match every document."""
     if spec is None:
         return MatchAll()
-    if not isinstance(spec, Mapping):
+    if type(spec) is not dict and not isinstance(spec, Mapping):
         raise QueryError(f"a filter must be a mapping, not {type(spec).__name__}")
     return _parse_document(spec, "", 0)
 
@@ -102,7 +112,7 @@ def _parse_document(spec: Mapping[str, Any], where: str, depth: int) -> Node:
         raise QueryError("filter nested deeper than 100 levels", path=where)
     nodes: list[Node] = []
     for key, value in spec.items():
-        if isinstance(key, str) and key.startswith("$"):
+        if type(key) is str and key[:1] == "$":
             nodes.append(_parse_logical(key, value, where, depth))
         else:
             path = parse_path(key, where)
@@ -135,7 +145,9 @@ def _parse_logical(key: str, value: Any, where: str, depth: int) -> Node:
 
 
 def _is_operator_doc(value: Any) -> bool:
-    if not isinstance(value, Mapping) or not value:
+    if type(value) is not dict and not isinstance(value, Mapping):
+        return False
+    if not value:
         return False
     first = next(iter(value))
     return isinstance(first, str) and first.startswith("$")
@@ -144,6 +156,8 @@ def _is_operator_doc(value: Any) -> bool:
 def _parse_field(path: Path, value: Any, where: str, depth: int) -> list[FieldNode]:
     if depth > MAX_DEPTH:
         raise QueryError("filter nested deeper than 100 levels", path=where)
+    if type(value) in _SCALARS:
+        return [Eq(path, value)]
     if isinstance(value, re.Pattern):
         return [_regex_from_pattern(path, value, where)]
     if _is_operator_doc(value):
@@ -151,7 +165,12 @@ def _parse_field(path: Path, value: Any, where: str, depth: int) -> list[FieldNo
     return [Eq(path, _literal(value, where))]
 
 
+_SCALARS = frozenset({str, bool, type(None)})
+
+
 def _literal(value: Any, where: str) -> Any:
+    if type(value) in _SCALARS:
+        return value
     return normalize_value(value, where)
 
 
