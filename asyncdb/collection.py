@@ -316,7 +316,7 @@ class Collection:
         string or integer values (the point-read fast path), else None."""
         if type(filter) is not dict or len(filter) != len(self.spec.key):
             return None
-        key = []
+        key: list[str | int] = []
         for field in self.spec.key:
             value = filter.get(field)
             t = type(value)
