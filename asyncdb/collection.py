@@ -316,9 +316,9 @@ class Collection:
         string or integer values (the point-read fast path), else None."""
         if type(filter) is not dict or len(filter) != len(self.spec.key):
             return None
-        key: list[str | int] = []
+        key: list[Any] = []
         for field in self.spec.key:
-            value = filter.get(field)
+            value: Any = filter.get(field)
             t = type(value)
             if not ((t is str and value) or t is int):
                 return None
