@@ -1,0 +1,197 @@
+"""Documents as JSON text for SQLite, with tagged objects for the types JSON lacks.
+
+A datetime is stored as ``{"$date": "YYYY-MM-DDTHH:MM:SS.mmmZ"}``, bytes as
+``{"$binary": "<base64>"}`` and a Decimal as ``{"$decimal": "<str>"}``. Stored field names never
+start with ``$`` (the query language rejects them), so a tag cannot be confused with user data.
+
+Dates are fixed-width ISO strings rather than epoch millis so that the JSON text of a date,
+``json_extract(doc, '$.ts')``, sorts chronologically: a range on dates then uses the plain
+expression index of the field (and the TTL index) instead of a scan.
+
+``encode_doc`` also returns the row's ``tagged`` flags: ``TAGGED`` when the text holds any tag (the
+decoder only walks those documents; the others are a plain ``orjson.loads``) and ``HAS_DECIMAL``
+when it holds a Decimal, the one type SQL cannot compare with numbers exactly.
+
+>>> text, flags = encode_doc({"n": 1})
+>>> text, flags, decode_doc(text, flags)
+('{"n":1}', 0, {'n': 1})
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+from datetime import UTC, datetime
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+import orjson
+
+from asyncdb.query.sort import encode_value
+
+TAGGED = 1
+HAS_DECIMAL = 2
+
+DATE_PREFIX = '{"$date":"'
+# Every date tag's text is >= DATE_PREFIX and < DATE_END ('#' follows '"').
+DATE_END = '{"$date":#'
+
+_DUMP_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def iso_date(value: datetime) -> str:
+    """Fixed-width UTC ISO text with milliseconds (sorts like the instant it names)."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="milliseconds")[:-6] + "Z"  # drop "+00:00"
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"$date": iso_date(value)}
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"$binary": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, Decimal):
+        return {"$decimal": str(value)}
+    raise TypeError(f"cannot store a value of type {type(value).__name__}")
+
+
+def dumps(value: Any) -> str:
+    """JSON text of a portable value, tags included (no flags)."""
+    return orjson.dumps(value, default=_default, option=_DUMP_OPTIONS).decode()
+
+
+def encode_doc(doc: dict[str, Any]) -> tuple[str, int]:
+    """The stored text of a document and its ``tagged`` flags."""
+    raw = orjson.dumps(doc, default=_default, option=_DUMP_OPTIONS)
+    flags = 0
+    # Quotes inside JSON strings are escaped, so '{"$' only appears where a tag starts.
+    if b'{"$' in raw:
+        flags = TAGGED
+        if b'{"$decimal":' in raw:
+            flags |= HAS_DECIMAL
+    return raw.decode(), flags
+
+
+def tag_text(value: Any) -> str:
+    """The JSON text SQLite's ``json_extract`` renders for a date or bytes value."""
+    if type(value) is datetime:
+        return DATE_PREFIX + iso_date(value) + '"}'
+    return orjson.dumps(_default(value)).decode()
+
+
+def _untag(value: Any) -> Any:
+    t = type(value)
+    if t is dict:
+        if len(value) == 1:
+            (key,) = value
+            if key[:1] == "$":
+                inner = value[key]
+                if key == "$date":
+                    return datetime.fromisoformat(inner)
+                if key == "$binary":
+                    return base64.b64decode(inner)
+                if key == "$decimal":
+                    return Decimal(inner)
+        return {k: _untag(v) for k, v in value.items()}
+    if t is list:
+        return [_untag(v) for v in value]
+    return value
+
+
+def decode_doc(text: str | bytes, flags: int) -> Any:
+    """A stored document back as Python values."""
+    value = orjson.loads(text)
+    return _untag(value) if flags else value
+
+
+def decode_any(text: str | bytes) -> Any:
+    """Decode stored JSON text without knowing its flags (SQL functions get only the text)."""
+    value = orjson.loads(text)
+    tagged = b'{"$' in text if isinstance(text, bytes) else '{"$' in text
+    return _untag(value) if tagged else value
+
+
+def loads(text: str | bytes) -> Any:
+    """Decode JSON text that may hold tags (parameters of registered functions)."""
+    return _untag(orjson.loads(text))
+
+
+# --- key columns ---------------------------------------------------------------------------
+# Keys are str, int or datetime. The key columns have no declared type, so SQLite keeps
+# 1 and '1' apart; a datetime key is a BLOB that sorts chronologically and after every text,
+# which is BSON's order of numbers < strings < dates.
+
+
+def encode_key(value: Any) -> Any:
+    """The SQL value of a key field (a datetime becomes its memcomparable BSON encoding)."""
+    if type(value) is datetime:
+        return encode_value(value)
+    return value
+
+
+def decode_key_sort(data: bytes, n: int) -> list[Any]:
+    """The key column values of a sort key over ``n`` key fields (``asyncdb.query.sort``
+    encodings of str, int and datetime; a descending field is stored inverted)."""
+    out: list[Any] = []
+    i = 0
+    for _ in range(n):
+        flip = 0xFF if data[i] not in (_NUMBER, _STRING, _DATE) else 0
+        tag = data[i] ^ flip
+        i += 1
+        if tag == _NUMBER:
+            raw = bytes(b ^ flip for b in data[i : i + 16])
+            i += 16
+            head, rest = _unfloat(raw[:8]), _unfloat(raw[8:])
+            out.append(int(Fraction(head) + Fraction(rest)))
+        elif tag == _DATE:
+            raw = bytes(b ^ flip for b in data[i : i + 8])
+            i += 8
+            out.append(bytes([_DATE]) + raw)
+        elif tag == _STRING:
+            chars = bytearray()
+            while True:
+                b = data[i] ^ flip
+                if b == 0:
+                    nxt = data[i + 1] ^ flip
+                    i += 2
+                    if nxt == 0:
+                        break
+                    chars.append(0)
+                else:
+                    chars.append(b)
+                    i += 1
+            out.append(chars.decode("utf-8", "surrogatepass"))
+        else:
+            raise ValueError("not a key position")
+    return out
+
+
+def _unfloat(raw: bytes) -> float:
+    (bits,) = struct.unpack(">Q", raw)
+    bits = bits ^ (1 << 63) if bits >> 63 else bits ^ 0xFFFFFFFFFFFFFFFF
+    (value,) = struct.unpack(">d", struct.pack(">Q", bits))
+    return float(value)
+
+
+_NUMBER = 0x14
+_STRING = 0x1E
+_DATE = 0x5A
+
+
+__all__ = [
+    "DATE_END",
+    "DATE_PREFIX",
+    "HAS_DECIMAL",
+    "TAGGED",
+    "decode_any",
+    "decode_doc",
+    "decode_key_sort",
+    "dumps",
+    "encode_doc",
+    "encode_key",
+    "iso_date",
+    "loads",
+    "tag_text",
+]

@@ -1,0 +1,551 @@
+"""``sqlite:///path.db`` and ``sqlite:///:memory:``: documents as JSON in SQLite, via aiosqlite.
+
+One writer connection, guarded by an asyncio lock held for a whole write section or user
+transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``, ``ROLLBACK`` on any exception, cancellation
+included); a write section inside an open transaction is a ``SAVEPOINT``, so it is all or nothing
+too. Reads outside a transaction use separate reader connections (WAL mode): they see committed
+data only and never wait for the writer. A streaming ``find`` holds one reader for its whole life
+(its snapshot), while short reads (by key, pushed small limits, counts) use a reader that never
+holds a statement open, so they always see the latest commit.
+
+``:memory:`` has a single connection: reads outside a transaction take the writer lock for each
+batch they fetch, so they never see another task's uncommitted writes.
+
+>>> import asyncio, asyncdb
+>>> async def main():
+...     async with asyncdb.connect("sqlite:///:memory:") as db:
+...         alerts = db.collection("alerts", indexes=["status"])
+...         await alerts.insert_many([{"id": "a", "status": "open"}, {"id": "b", "status": "done"}])
+...         return [d["id"] async for d in alerts.find({"status": "open"})]
+>>> asyncio.run(main())
+['a']
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime
+from typing import Any, Self, cast
+from urllib.parse import parse_qsl, urlsplit
+
+import aiosqlite
+
+from asyncdb.backends.base import Doc, KeyTuple, Session, Store, StoreCollection, key_of
+from asyncdb.backends.sqlite.codec import decode_doc, encode_doc, encode_key
+from asyncdb.backends.sqlite.functions import sql_functions
+from asyncdb.backends.sqlite.planner import SQLitePlanner, Statement, quote_ident, schema
+from asyncdb.errors import (
+    BackendError,
+    ConfigurationError,
+    DuplicateKey,
+    TransactionError,
+)
+from asyncdb.query.ast import Cmp, Node
+from asyncdb.query.values import normalize_datetime
+from asyncdb.types import Capabilities, CollectionSpec, Plan, Query
+
+_OPTIONS = {"busy_timeout": 5000, "readers": 4, "batch_size": 256, "synchronous": "NORMAL"}
+_SYNC_MODES = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
+
+
+def _sql_error(exc: sqlite3.Error, what: str) -> Exception:
+    """Map a driver error to the asyncdb hierarchy."""
+    if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc):
+        return DuplicateKey(f"{what}: {exc}")
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return TransactionError(f"{what}: the database is locked by another writer ({exc})")
+    return BackendError(f"{what}: {exc}")
+
+
+class SQLiteSession(Session):
+    """A write section or transaction on the writer connection."""
+
+    def __init__(self, conn: aiosqlite.Connection, *, transaction: bool) -> None:
+        self.conn = conn
+        self.in_transaction = transaction
+        self.depth = 0
+        self.open = True
+
+    def check(self) -> aiosqlite.Connection:
+        if not self.open:
+            raise TransactionError("this transaction has already finished")
+        return self.conn
+
+
+class SQLiteStore(Store):
+    """The SQLite backend (see the module docstring)."""
+
+    name = "sqlite"
+    capabilities = Capabilities(
+        transactions=True,
+        conditional_writes=True,
+        ttl=True,
+        secondary_indexes=True,
+        unique_indexes=True,
+        server_side_sort=True,
+        regex_pushdown=True,
+        keyset_pagination=True,
+        bulk_insert=True,
+    )
+
+    def __init__(self, path: str, options: Mapping[str, Any]) -> None:
+        self.path = path
+        self.memory = path == ":memory:" or path.startswith("file::memory:")
+        self.busy_timeout = int(options["busy_timeout"])
+        self.max_idle = int(options["readers"])
+        self.batch_size = max(1, int(options["batch_size"]))
+        self.synchronous = str(options["synchronous"]).upper()
+        if self.synchronous not in _SYNC_MODES:
+            raise ConfigurationError(f"synchronous must be one of {sorted(_SYNC_MODES)}")
+        self.lock = asyncio.Lock()
+        self._writer: aiosqlite.Connection | None = None
+        self._short: aiosqlite.Connection | None = None
+        self._idle: list[aiosqlite.Connection] = []
+        self._readers: set[aiosqlite.Connection] = set()
+        self._owner: asyncio.Task[Any] | None = None
+        self._tx_ddl: list[str] = []
+        self._closed = False
+
+    @classmethod
+    async def open(cls, url: str, options: Mapping[str, Any]) -> Self:
+        parts = urlsplit(url)
+        if parts.netloc:
+            raise ConfigurationError(
+                "a SQLite URL has no host: sqlite:///relative.db, sqlite:////abs/path.db "
+                "or sqlite:///:memory:"
+            )
+        path = parts.path[1:] if parts.path.startswith("/") else parts.path
+        if not path:
+            raise ConfigurationError("a SQLite URL needs a path: sqlite:///app.db")
+        merged: dict[str, Any] = dict(_OPTIONS)
+        for key, value in [*parse_qsl(parts.query), *options.items()]:
+            if key not in _OPTIONS:
+                raise ConfigurationError(
+                    f"unknown SQLite option {key!r} (known: {', '.join(sorted(_OPTIONS))})"
+                )
+            merged[key] = value
+        store = cls(path, merged)
+        try:
+            await store._start()
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    async def _connect(self, *, reader: bool) -> aiosqlite.Connection:
+        try:
+            conn = await aiosqlite.connect(self.path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise ConfigurationError(f"cannot open SQLite database {self.path!r}: {exc}") from None
+        try:
+            await conn.execute_fetchall(f"PRAGMA busy_timeout = {self.busy_timeout}")
+            if not self.memory:
+                await conn.execute_fetchall(f"PRAGMA synchronous = {self.synchronous}")
+            if reader:
+                await conn.execute_fetchall("PRAGMA query_only = 1")
+            for name, nargs, fn in sql_functions():
+                await conn.create_function(name, nargs, fn, deterministic=True)
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
+
+    async def _start(self) -> None:
+        self._writer = await self._connect(reader=False)
+        if not self.memory:
+            try:
+                await self._writer.execute_fetchall("PRAGMA journal_mode = WAL")
+            except sqlite3.Error as exc:
+                raise _sql_error(exc, f"cannot open {self.path!r}") from None
+            self._short = await self._connect(reader=True)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        conns = [c for c in (self._short, *self._readers, self._writer) if c is not None]
+        self._idle.clear()
+        self._readers.clear()
+        for conn in conns:
+            with suppress(sqlite3.Error, ValueError):
+                await conn.close()
+
+    def collection(self, spec: CollectionSpec) -> SQLiteCollection:
+        return SQLiteCollection(self, spec)
+
+    @property
+    def writer(self) -> aiosqlite.Connection:
+        if self._writer is None or self._closed:
+            raise BackendError("the SQLite database is closed")
+        return self._writer
+
+    def check_not_owner(self) -> None:
+        """Work outside the transaction this task holds would wait for it (or not see its
+        writes): say what to do instead, as the memory backend does."""
+        if self._owner is not None and self._owner is asyncio.current_task():
+            raise TransactionError(
+                "this task has a transaction open: use tx.collection(name) inside it"
+            )
+
+    # --- write sections --------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def section(
+        self, session: Session | None, *, transaction: bool
+    ) -> AsyncIterator[SQLiteSession]:
+        """A write section: its own transaction, or a savepoint inside ``session``."""
+        if session is not None:
+            assert isinstance(session, SQLiteSession)
+            conn = session.check()
+            session.depth += 1
+            name = f"asyncdb_sp{session.depth}"
+            await conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield session
+            except BaseException:
+                await conn.execute(f"ROLLBACK TO {name}")
+                await conn.execute(f"RELEASE {name}")
+                raise
+            else:
+                await conn.execute(f"RELEASE {name}")
+            finally:
+                session.depth -= 1
+            return
+        self.check_not_owner()
+        async with self.lock:
+            conn = self.writer
+            self._owner = asyncio.current_task()
+            self._tx_ddl = []
+            own = SQLiteSession(conn, transaction=transaction)
+            try:
+                try:
+                    await conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.Error as exc:
+                    raise _sql_error(exc, "cannot begin a transaction") from None
+                try:
+                    yield own
+                except BaseException:
+                    await self._rollback(conn)
+                    raise
+                try:
+                    await conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    await self._rollback(conn)
+                    raise _sql_error(exc, "commit failed") from None
+            finally:
+                own.open = False
+                self._owner = None
+                self._tx_ddl = []
+
+    async def _rollback(self, conn: aiosqlite.Connection) -> None:
+        # The ROLLBACK is queued on the connection's thread before any await, so it runs even
+        # if this task is cancelled again while waiting for it.
+        with suppress(sqlite3.Error):  # none open (BEGIN failed) or already rolled back
+            await conn.execute("ROLLBACK")
+        # Tables first used inside the transaction were created in it: create them again.
+        for stmt in self._tx_ddl:
+            with suppress(sqlite3.Error):
+                await conn.execute(stmt)
+
+    def transaction(self) -> Any:
+        return self.section(None, transaction=True)
+
+    async def run_ddl(self, stmts: Sequence[str], table: str, key_count: int) -> None:
+        """Create a collection's table and indexes (idempotent)."""
+        if self._owner is not None and self._owner is asyncio.current_task():
+            # First use inside our own transaction: the DDL joins it (the lock is ours).
+            await self._ddl(self.writer, stmts, table, key_count)
+            self._tx_ddl.extend(stmts)
+            return
+        async with self.lock:
+            await self._ddl(self.writer, stmts, table, key_count)
+
+    async def _ddl(
+        self, conn: aiosqlite.Connection, stmts: Sequence[str], table: str, key_count: int
+    ) -> None:
+        info = await conn.execute_fetchall(f"PRAGMA table_info({quote_ident(table)})")
+        if info:
+            keys = [row[1] for row in info if str(row[1]).startswith("k")]
+            if len(keys) != key_count:
+                raise ConfigurationError(
+                    f"collection {table!r} is stored with {len(keys)} key field(s), not {key_count}"
+                )
+        for stmt in stmts:
+            try:
+                await conn.execute(stmt)
+            except sqlite3.Error as exc:
+                raise _sql_error(exc, f"cannot create {table!r}") from None
+
+    # --- reads -----------------------------------------------------------------------------
+
+    async def fetch_all(
+        self, sql: str, params: Sequence[Any], session: Session | None
+    ) -> Sequence[Any]:
+        """Run a bounded query to completion in one round trip."""
+        try:
+            if session is not None:
+                assert isinstance(session, SQLiteSession)
+                rows = await session.check().execute_fetchall(sql, params)
+            else:
+                self.check_not_owner()
+                if self.memory:
+                    async with self.lock:
+                        rows = await self.writer.execute_fetchall(sql, params)
+                elif self._short is None or self._closed:
+                    raise BackendError("the SQLite database is closed")
+                else:
+                    rows = await self._short.execute_fetchall(sql, params)
+            return cast(Sequence[Any], rows)  # sqlite3 fetchall: a list
+        except sqlite3.Error as exc:
+            raise _sql_error(exc, "query failed") from None
+
+    async def stream(
+        self, sql: str, params: Sequence[Any], session: Session | None
+    ) -> AsyncIterator[Sequence[Any]]:
+        """Batches of rows, fetched as the consumer asks for them (constant memory)."""
+        if session is not None:
+            assert isinstance(session, SQLiteSession)
+            async for batch in self._batches(session.check(), sql, params, None):
+                yield batch
+            return
+        self.check_not_owner()
+        if self.memory:
+            async for batch in self._batches(self.writer, sql, params, self.lock):
+                yield batch
+        else:
+            conn = await self._acquire_reader()
+            try:
+                async for batch in self._batches(conn, sql, params, None):
+                    yield batch
+            finally:
+                await self._release_reader(conn)
+
+    async def _batches(
+        self,
+        conn: aiosqlite.Connection,
+        sql: str,
+        params: Sequence[Any],
+        lock: asyncio.Lock | None,
+    ) -> AsyncIterator[Sequence[Any]]:
+        cursor: aiosqlite.Cursor | None = None
+        try:
+            while True:
+                try:
+                    if lock is not None:
+                        async with lock:
+                            if cursor is None:
+                                cursor = await conn.execute(sql, params)
+                            rows = await cursor.fetchmany(self.batch_size)
+                    else:
+                        if cursor is None:
+                            cursor = await conn.execute(sql, params)
+                        rows = await cursor.fetchmany(self.batch_size)
+                except sqlite3.Error as exc:
+                    raise _sql_error(exc, "query failed") from None
+                except ValueError:  # aiosqlite: the connection was closed under the stream
+                    raise BackendError("the SQLite database was closed during the query") from None
+                batch = cast(Sequence[Any], rows)  # sqlite3 fetchmany: a list
+                if not batch:
+                    return
+                yield batch
+                if len(batch) < self.batch_size:
+                    return
+        finally:
+            if cursor is not None:
+                with suppress(sqlite3.Error, ValueError):
+                    await cursor.close()
+
+    async def _acquire_reader(self) -> aiosqlite.Connection:
+        if self._closed:
+            raise BackendError("the SQLite database is closed")
+        if self._idle:
+            return self._idle.pop()
+        conn = await self._connect(reader=True)
+        self._readers.add(conn)
+        return conn
+
+    async def _release_reader(self, conn: aiosqlite.Connection) -> None:
+        if self._closed:
+            return  # close() closes every reader (aiosqlite must not close one twice)
+        if len(self._idle) < self.max_idle:
+            self._idle.append(conn)
+            return
+        self._readers.discard(conn)
+        with suppress(sqlite3.Error, ValueError):
+            await conn.close()
+
+
+class SQLiteCollection(StoreCollection):
+    """One table: key columns ``k0..``, the document as JSON text, and its ``tagged`` flags."""
+
+    store: SQLiteStore
+
+    def __init__(self, store: SQLiteStore, spec: CollectionSpec) -> None:
+        self.store = store
+        self.spec = spec
+        self.planner = SQLitePlanner(spec)
+        table = quote_ident(spec.name)
+        keys = [f'"k{i}"' for i in range(len(spec.key))]
+        self._table = table
+        self._insert_sql = (
+            f"INSERT INTO {table} ({', '.join(keys)}, doc, tagged) "
+            f"VALUES ({', '.join('?' for _ in range(len(keys) + 2))})"
+        )
+        by_key = " AND ".join(f"{k} = ?" for k in keys)
+        self._get_sql = f"SELECT doc, tagged FROM {table} WHERE {by_key}"
+        self._update_sql = f"UPDATE {table} SET doc = ?, tagged = ? WHERE {by_key}"
+        self._delete_sql = f"DELETE FROM {table} WHERE {by_key}"
+
+    async def ensure(self) -> None:
+        await self.store.run_ddl(schema(self.spec), self.spec.name, len(self.spec.key))
+
+    def plan(self, query: Query) -> Plan:
+        return self.planner.plan(query)
+
+    async def rows(self, plan: Plan, session: Session | None) -> AsyncIterator[Doc]:
+        stmt: Statement = plan.payload
+        if stmt.by_key or (stmt.bounded is not None and stmt.bounded <= self.store.batch_size):
+            for text, flags in await self.store.fetch_all(stmt.sql, stmt.params, session):
+                yield decode_doc(text, flags)
+            return
+        async for batch in self.store.stream(stmt.sql, stmt.params, session):
+            for text, flags in batch:
+                yield decode_doc(text, flags)
+
+    def _key_params(self, doc: Doc) -> list[Any]:
+        return [encode_key(v) for v in key_of(doc, self.spec)]
+
+    async def insert_docs(self, docs: list[Doc], session: Session | None) -> None:
+        if self.spec.single_key:
+            field = self.spec.key[0]
+            rows = [(encode_key(doc[field]), *encode_doc(doc)) for doc in docs]
+        else:
+            rows = [(*self._key_params(doc), *encode_doc(doc)) for doc in docs]
+        async with self.store.section(session, transaction=False) as s:
+            try:
+                await s.conn.executemany(self._insert_sql, rows)
+            except sqlite3.Error as exc:
+                raise _sql_error(exc, f"insert into {self.spec.name!r}") from None
+
+    async def replace_docs(self, pairs: list[tuple[Doc, Doc]], session: Session) -> None:
+        rows = [(*encode_doc(new), *self._key_params(new)) for _old, new in pairs]
+        async with self.store.section(session, transaction=False) as s:
+            try:
+                await s.conn.executemany(self._update_sql, rows)
+            except sqlite3.Error as exc:
+                raise _sql_error(exc, f"update of {self.spec.name!r}") from None
+
+    async def delete_docs(self, docs: list[Doc], session: Session) -> None:
+        rows = [self._key_params(doc) for doc in docs]
+        async with self.store.section(session, transaction=False) as s:
+            try:
+                await s.conn.executemany(self._delete_sql, rows)
+            except sqlite3.Error as exc:
+                raise _sql_error(exc, f"delete from {self.spec.name!r}") from None
+
+    def atomic(self, session: Session | None) -> Any:
+        return self.store.section(session, transaction=False)
+
+    async def get(self, key: KeyTuple, session: Session | None) -> Doc | None:
+        """The point read: one primary-key lookup in one round trip (with a TTL the planned
+        query, which adds the expiry condition)."""
+        if self.spec.ttl is not None:
+            return await super().get(key, session)
+        params = key if self._plain_keys(key) else tuple(encode_key(v) for v in key)
+        store = self.store
+        short = store._short
+        if session is None and short is not None and store._owner is None and not store._closed:
+            # The common case, kept to one call: the committed state, on the short reader.
+            try:
+                rows = cast(Sequence[Any], await short.execute_fetchall(self._get_sql, params))
+            except sqlite3.Error as exc:
+                raise _sql_error(exc, "query failed") from None
+        else:
+            rows = await store.fetch_all(self._get_sql, params, session)
+        if not rows:
+            return None
+        text, flags = rows[0]
+        doc: Doc = decode_doc(text, flags)
+        return doc
+
+    @staticmethod
+    def _plain_keys(key: KeyTuple) -> bool:
+        return datetime not in map(type, key)
+
+    async def find(
+        self, query: Query, session: Session | None, *, allow_scan: bool | None = None
+    ) -> AsyncIterator[Doc]:
+        """``StoreCollection.find`` with the lean plan (no filter rendering for explain)."""
+        query = Query(
+            self.visible(query.filter),
+            query.sort,
+            query.skip,
+            query.limit,
+            query.projection,
+            query.after,
+        )
+        plan = self.planner.plan(query, explain=False)
+        self.check_scan(plan, query, allow_scan)
+        return self._execute(plan, query, session, allow_scan)
+
+    # --- native shortcuts: what SQL does in one statement when nothing is left to re-check ----
+
+    async def count(
+        self, node: Node, session: Session | None, *, allow_scan: bool | None = None
+    ) -> int:
+        query = Query(node)
+        plan = self.planner.plan(query, explain=False)
+        self.check_scan(plan, query, allow_scan)
+        if plan.residual_node is not None:
+            return await super().count(node, session, allow_scan=allow_scan)
+        stmt: Statement = plan.payload
+        rows = await self.store.fetch_all(stmt.count_sql, stmt.count_params(), session)
+        return int(rows[0][0])
+
+    async def delete(
+        self,
+        node: Node,
+        *,
+        multi: bool,
+        session: Session | None,
+        allow_scan: bool | None = None,
+        raw: bool = False,
+    ) -> int:
+        if not multi:
+            return await super().delete(
+                node, multi=multi, session=session, allow_scan=allow_scan, raw=raw
+            )
+        query = Query(node if raw else self.visible(node))
+        plan = self.planner.plan(query, explain=False)
+        self.check_scan(plan, query, allow_scan)
+        if plan.residual_node is not None:
+            return await super().delete(
+                node, multi=multi, session=session, allow_scan=allow_scan, raw=raw
+            )
+        stmt: Statement = plan.payload
+        async with self.store.section(session, transaction=False) as s:
+            try:
+                cursor = await s.conn.execute(stmt.delete_sql, stmt.count_params())
+            except sqlite3.Error as exc:
+                raise _sql_error(exc, f"delete from {self.spec.name!r}") from None
+            return int(cursor.rowcount)
+
+    async def purge_expired(self) -> int:
+        if self.spec.ttl is None:
+            return 0
+        path = tuple(self.spec.ttl.split("."))
+        expired = Cmp(path, "$lte", normalize_datetime(datetime.now(UTC)))
+        return await self.delete(expired, multi=True, session=None, allow_scan=True, raw=True)
+
+    async def query_plan(self, plan: Plan) -> list[str]:
+        """SQLite's ``EXPLAIN QUERY PLAN`` for a plan (the details column, in order)."""
+        stmt: Statement = plan.payload
+        rows = await self.store.fetch_all(f"EXPLAIN QUERY PLAN {stmt.sql}", stmt.params, None)
+        return [str(row[3]) for row in rows]
+
+
+__all__ = ["SQLiteCollection", "SQLiteSession", "SQLiteStore"]
