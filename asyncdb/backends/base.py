@@ -257,9 +257,13 @@ class StoreCollection(ABC):
             query.projection,
             query.after,
         )
-        plan = self.plan(query)
+        plan = self.execution_plan(query)
         self.check_scan(plan, query, allow_scan)
         return self._execute(plan, query, session, allow_scan)
+
+    def execution_plan(self, query: Query) -> Plan:
+        """The plan ``find`` runs; a backend may skip the parts only ``explain()`` shows."""
+        return self.plan(query)
 
     async def _execute(
         self, plan: Plan, query: Query, session: Session | None, allow_scan: bool | None

@@ -137,8 +137,15 @@ class SQLiteStore(Store):
         return store
 
     async def _connect(self, *, reader: bool) -> aiosqlite.Connection:
+        pending = aiosqlite.connect(self.path, isolation_level=None)
+        # aiosqlite's worker thread is not a daemon: a database never closed (an exception
+        # before close()) would keep the interpreter from exiting. SQLite's journal makes an
+        # abrupt exit safe, so let the thread be a daemon.
+        worker = getattr(pending, "_thread", None)
+        if worker is not None and not worker.is_alive():
+            worker.daemon = True
         try:
-            conn = await aiosqlite.connect(self.path, isolation_level=None)
+            conn = await pending
         except sqlite3.Error as exc:
             raise ConfigurationError(f"cannot open SQLite database {self.path!r}: {exc}") from None
         try:
@@ -476,21 +483,9 @@ class SQLiteCollection(StoreCollection):
     def _plain_keys(key: KeyTuple) -> bool:
         return datetime not in map(type, key)
 
-    async def find(
-        self, query: Query, session: Session | None, *, allow_scan: bool | None = None
-    ) -> AsyncIterator[Doc]:
-        """``StoreCollection.find`` with the lean plan (no filter rendering for explain)."""
-        query = Query(
-            self.visible(query.filter),
-            query.sort,
-            query.skip,
-            query.limit,
-            query.projection,
-            query.after,
-        )
-        plan = self.planner.plan(query, explain=False)
-        self.check_scan(plan, query, allow_scan)
-        return self._execute(plan, query, session, allow_scan)
+    def execution_plan(self, query: Query) -> Plan:
+        """The lean plan (no filter rendering, which only ``explain()`` needs)."""
+        return self.planner.plan(query, explain=False)
 
     # --- native shortcuts: what SQL does in one statement when nothing is left to re-check ----
 
