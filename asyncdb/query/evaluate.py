@@ -39,6 +39,8 @@ from asyncdb.query.ast import (
 )
 from asyncdb.query.parse import FieldAnd, compile_regex
 from asyncdb.query.values import (
+    INT64_MAX,
+    INT64_MIN,
     MISSING,
     RANK_NULL,
     compare,
@@ -80,9 +82,19 @@ def _resolve(value: Any, path: Path, i: int, expand_leaf: bool, out: list[Any]) 
         if part.isdigit():
             index = int(part)
             if index < len(value):
-                _resolve(value[index], path, i + 1, expand_leaf, out)
+                # The element an index picks is one value: an array there is not traversed
+                # (match_numeric_components.js: {"a.0": 42} does not match {a: [[42]]}).
+                _resolve(value[index], path, i + 1, expand_leaf and i + 1 < len(path), out)
             else:
                 out.append(MISSING)
+            # The part also names a field of the array's documents, missing where absent
+            # (match_numeric_components.js: {"a.0": 42} matches {a: [{"0": 42}]}).
+            for element in value:
+                if type(element) is dict:
+                    if part in element:
+                        _resolve(element[part], path, i + 1, expand_leaf, out)
+                    else:
+                        out.append(MISSING)
             return
         # An element that is not a document, or an empty array, leaves the field missing, so
         # {"a.b": null} matches {a: [1]} and {a: []} (MongoDB 9.0, SERVER-36681).
@@ -236,6 +248,8 @@ def mod_matches(value: Any, divisor: int, remainder: int) -> bool:
     if isinstance(value, float) and not math.isfinite(value):
         return False
     n = int(value) if not isinstance(value, Decimal) else int(value.to_integral_value("ROUND_DOWN"))
+    if not INT64_MIN <= n <= INT64_MAX:
+        return False  # ModMatchExpression: a dividend beyond 64 bits matches nothing
     r = abs(n) % abs(divisor)
     if n < 0:
         r = -r
