@@ -87,7 +87,9 @@ def key_lookup(node: Node, spec: CollectionSpec) -> list[KeyTuple] | None:
     for term in conjuncts(node):
         if isinstance(term, Eq) and len(term.path) == 1 and term.path[0] in spec.key:
             if not is_key_value(term.value):
-                return [] if term.value is not None else None
+                # {id: 1.0} equals the key 1 (numbers compare by value): leave such filters to
+                # the general path, which evaluates them exactly, rather than pin no key.
+                return None
             prev = choices.get(term.path[0])
             values = [term.value] if prev is None else [v for v in prev if v == term.value]
             choices[term.path[0]] = values

@@ -784,3 +784,10 @@ async def test_limit_zero_means_no_limit_like_pymongo(db: asyncdb.Database) -> N
     everything = {d["id"] for d in SEED}
     assert {d["id"] for d in await coll.find({}, limit=0).to_list()} == everything
     assert {d["id"] for d in await coll.find({}).limit(0).to_list()} == everything
+
+
+async def test_float_equal_to_an_integer_key_finds_that_document(db: asyncdb.Database) -> None:
+    coll = db.collection("int_keys", allow_scan=True)
+    await coll.insert_one({"id": 1, "v": "one"})
+    assert (await coll.find_one({"id": 1.0}))["v"] == "one"  # 1 == 1.0, as in MongoDB
+    assert await coll.count_documents({"id": {"$in": [1.0]}}) == 1

@@ -493,7 +493,7 @@ class SQLiteCollection(StoreCollection):
         self, node: Node, session: Session | None, *, allow_scan: bool | None = None
     ) -> int:
         query = Query(node)
-        plan = self.planner.plan(query, explain=False)
+        plan = self.execution_plan(query)
         self.check_scan(plan, query, allow_scan)
         if plan.residual_node is not None:
             return await super().count(node, session, allow_scan=allow_scan)
@@ -515,7 +515,7 @@ class SQLiteCollection(StoreCollection):
                 node, multi=multi, session=session, allow_scan=allow_scan, raw=raw
             )
         query = Query(node if raw else self.visible(node))
-        plan = self.planner.plan(query, explain=False)
+        plan = self.execution_plan(query)
         self.check_scan(plan, query, allow_scan)
         if plan.residual_node is not None:
             return await super().delete(
