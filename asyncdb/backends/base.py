@@ -461,11 +461,6 @@ class StoreCollection(ABC):
         )
 
 
-def require(capabilities: Capabilities, name: str, backend: str, what: str) -> None:
-    if name not in capabilities:
-        raise NotSupported(f"{backend} does not support {what}")
-
-
 __all__ = [
     "Doc",
     "KeyTuple",
@@ -481,7 +476,6 @@ __all__ = [
     "key_lookup",
     "key_of",
     "new_id",
-    "require",
     "sort_served_by_index",
     "with_key_tiebreak",
 ]

@@ -13,7 +13,6 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -280,14 +279,4 @@ _MATCHERS: dict[type, Any] = {
 }
 
 
-def filter_documents(node: Node, docs: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """The documents of ``docs`` that match ``node``, lazily."""
-    if isinstance(node, MatchAll):
-        yield from docs
-        return
-    for doc in docs:
-        if matches(node, doc):
-            yield doc
-
-
-__all__ = ["MISSING", "RANK_NULL", "filter_documents", "matches", "mod_matches", "resolve"]
+__all__ = ["MISSING", "RANK_NULL", "matches", "mod_matches", "resolve"]
