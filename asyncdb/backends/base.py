@@ -161,13 +161,18 @@ def check_key(doc: Mapping[str, Any], spec: CollectionSpec) -> KeyTuple:
     return key_of(doc, spec)
 
 
+def expired_filter(ttl: str, now: datetime | None = None) -> Cmp:
+    """Documents whose TTL field holds a date at or before now are expired."""
+    path = tuple(ttl.split("."))
+    return Cmp(path, "$lte", normalize_datetime(now or datetime.now(UTC)))
+
+
 def expiry_filter(spec: CollectionSpec, now: datetime | None = None) -> Node | None:
-    """Documents whose TTL field holds a date at or before now are expired: never returned."""
+    """The visible documents of a TTL collection: not expired (expired ones are never returned)."""
     if spec.ttl is None:
         return None
-    moment = normalize_datetime(now or datetime.now(UTC))
-    path = tuple(spec.ttl.split("."))
-    return Not(path, Cmp(path, "$lte", moment))
+    expired = expired_filter(spec.ttl, now)
+    return Not(expired.path, expired)
 
 
 # --- the shared collection logic --------------------------------------------------------------
@@ -221,8 +226,7 @@ class StoreCollection(ABC):
         """Delete documents whose TTL has passed. Returns how many were deleted."""
         if self.spec.ttl is None:
             return 0
-        path = tuple(self.spec.ttl.split("."))
-        expired = Cmp(path, "$lte", normalize_datetime(datetime.now(UTC)))
+        expired = expired_filter(self.spec.ttl)
         return await self.delete(expired, multi=True, session=None, allow_scan=True, raw=True)
 
     # shared operations --------------------------------------------------------------------
@@ -360,8 +364,7 @@ class StoreCollection(ABC):
 
     async def _purge_expired_keys(self, keys: list[KeyTuple], session: Session) -> None:
         assert self.spec.ttl is not None
-        path = tuple(self.spec.ttl.split("."))
-        expired = Cmp(path, "$lte", normalize_datetime(datetime.now(UTC)))
+        expired = expired_filter(self.spec.ttl)
         if self.spec.single_key:
             lookups: list[Node] = [In((self.spec.key[0],), tuple(k[0] for k in keys))]
         else:
@@ -441,7 +444,7 @@ class StoreCollection(ABC):
     ) -> int:
         async with self.atomic(session) as s:
             query = Query(node if raw else self.visible(node), limit=None if multi else 1)
-            plan = self.plan(query)
+            plan = self.execution_plan(query)
             self.check_scan(plan, query, allow_scan)
             docs = [doc async for doc in self._execute(plan, query, s, allow_scan)]
             if docs:
@@ -470,6 +473,7 @@ __all__ = [
     "check_key",
     "conjoin",
     "conjuncts",
+    "expired_filter",
     "expiry_filter",
     "indexed_path",
     "is_key_value",

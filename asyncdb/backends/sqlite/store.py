@@ -27,7 +27,7 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Self, cast
 from urllib.parse import parse_qsl, urlsplit
 
@@ -43,8 +43,7 @@ from asyncdb.errors import (
     DuplicateKey,
     TransactionError,
 )
-from asyncdb.query.ast import Cmp, Node
-from asyncdb.query.values import normalize_datetime
+from asyncdb.query.ast import Node
 from asyncdb.types import Capabilities, CollectionSpec, Plan, Query
 
 _OPTIONS = {"busy_timeout": 5000, "readers": 4, "batch_size": 256, "synchronous": "NORMAL"}
@@ -528,13 +527,6 @@ class SQLiteCollection(StoreCollection):
             except sqlite3.Error as exc:
                 raise _sql_error(exc, f"delete from {self.spec.name!r}") from None
             return int(cursor.rowcount)
-
-    async def purge_expired(self) -> int:
-        if self.spec.ttl is None:
-            return 0
-        path = tuple(self.spec.ttl.split("."))
-        expired = Cmp(path, "$lte", normalize_datetime(datetime.now(UTC)))
-        return await self.delete(expired, multi=True, session=None, allow_scan=True, raw=True)
 
     async def query_plan(self, plan: Plan) -> list[str]:
         """SQLite's ``EXPLAIN QUERY PLAN`` for a plan (the details column, in order)."""
