@@ -1,0 +1,441 @@
+"""``mongodb://host:port/db`` (and ``mongodb+srv://``): documents in MongoDB via PyMongo's async
+API (``pymongo.AsyncMongoClient``), one client per database; pool and other client options come
+from the URL's query string, the database name from its path.
+
+Values: Decimal is stored as Decimal128 and read back as Decimal (a codec on the client),
+bytes as binary subtype 0, datetimes as UTC milliseconds read back timezone-aware.
+
+Writes that read first (updates, deletes, batches) run in a write section: an in-process lock
+(so two tasks of this process never interleave on the same documents) around a multi-document
+transaction (so a section is all or nothing, and conflicts with other clients are detected).
+``db.transaction()`` is the same section held for the user's block.
+
+>>> import asyncio, asyncdb
+>>> async def main(url):
+...     async with asyncdb.connect(url) as db:
+...         alerts = db.collection("alerts", indexes=["status"])
+...         await alerts.insert_many([{"id": "a", "status": "open"}, {"id": "b"}])
+...         return [d["id"] async for d in alerts.find({"status": "open"})]
+>>> # asyncio.run(main("mongodb://127.0.0.1:27017/app"))  # ['a']
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager, suppress
+from datetime import UTC
+from decimal import Decimal
+from typing import Any, Self
+
+from bson.codec_options import CodecOptions, TypeCodec, TypeDecoder, TypeRegistry
+from bson.decimal128 import Decimal128
+from bson.int64 import Int64
+from pymongo import AsyncMongoClient, ReplaceOne
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import (
+    BulkWriteError,
+    ConfigurationError as PyMongoConfigurationError,
+    DuplicateKeyError,
+    InvalidURI,
+    OperationFailure,
+    PyMongoError,
+)
+
+from asyncdb.backends.base import Doc, KeyTuple, Session, Store, StoreCollection
+from asyncdb.backends.mongo.planner import Find, MongoPlanner
+from asyncdb.errors import (
+    BackendError,
+    ConfigurationError,
+    DuplicateKey,
+    QueryError,
+    TransactionError,
+)
+from asyncdb.query.ast import Node
+from asyncdb.types import Capabilities, CollectionSpec, Plan, Query
+
+_DUPLICATE_CODES = frozenset({11000, 11001, 12582})
+_WRITE_CONFLICT = 112
+# documents per getMore: a streaming find holds one batch at a time (the driver's default
+# grows batches to 16 MB)
+_BATCH_SIZE = 256
+
+
+class _DecimalCodec(TypeCodec):
+    """Decimal <-> Decimal128, so documents and filters carry Decimals unchanged."""
+
+    python_type = Decimal
+    bson_type = Decimal128
+
+    def transform_python(self, value: Any) -> Any:
+        return Decimal128(value)
+
+    def transform_bson(self, value: Any) -> Any:
+        return value.to_decimal()
+
+
+class _Int64Decoder(TypeDecoder):
+    """Int64 -> int: integers beyond 32 bits come back as plain ints."""
+
+    bson_type = Int64
+
+    def transform_bson(self, value: Any) -> Any:
+        return int(value)
+
+
+CODEC: CodecOptions[dict[str, Any]] = CodecOptions(
+    document_class=dict,
+    tz_aware=True,
+    tzinfo=UTC,
+    type_registry=TypeRegistry([_DecimalCodec(), _Int64Decoder()]),
+)
+
+
+def _driver_error(exc: PyMongoError, what: str) -> Exception:
+    """Map a driver error to the asyncdb hierarchy."""
+    code = getattr(exc, "code", None)
+    if isinstance(exc, BulkWriteError):
+        errors = exc.details.get("writeErrors") or [{}]
+        code = errors[0].get("code")
+        if code in _DUPLICATE_CODES:
+            return DuplicateKey(f"{what}: {errors[0].get('errmsg', exc)}")
+    if isinstance(exc, DuplicateKeyError) or code in _DUPLICATE_CODES:
+        return DuplicateKey(f"{what}: {exc}")
+    if code == _WRITE_CONFLICT or (
+        isinstance(exc, OperationFailure) and exc.has_error_label("TransientTransactionError")
+    ):
+        return TransactionError(f"{what}: a concurrent write conflicted ({exc}); retry")
+    return BackendError(f"{what}: {exc}")
+
+
+class MongoSession(Session):
+    """A write section or user transaction: a client session with a transaction open."""
+
+    def __init__(self, session: AsyncClientSession, *, transaction: bool) -> None:
+        self.session = session
+        self.in_transaction = transaction
+        self.open = True
+
+    def check(self) -> AsyncClientSession:
+        if not self.open:
+            raise TransactionError("this transaction has already finished")
+        return self.session
+
+
+class MongoStore(Store):
+    """The MongoDB backend (see the module docstring)."""
+
+    name = "mongo"
+    capabilities = Capabilities(
+        transactions=True,
+        conditional_writes=True,
+        ttl=True,
+        secondary_indexes=True,
+        unique_indexes=True,
+        server_side_sort=True,
+        regex_pushdown=True,
+        keyset_pagination=True,
+        bulk_insert=True,
+    )
+
+    def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
+        self.client = client
+        self.db = client.get_database(database, codec_options=CODEC)
+        self.lock = asyncio.Lock()
+        self._owner: asyncio.Task[Any] | None = None
+
+    @classmethod
+    async def open(cls, url: str, options: Mapping[str, Any]) -> Self:
+        try:
+            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+                url, tz_aware=True, tzinfo=UTC, connect=False, **dict(options)
+            )
+        except (InvalidURI, PyMongoConfigurationError, TypeError, ValueError) as exc:
+            raise ConfigurationError(f"bad MongoDB URL or option: {exc}") from None
+        try:
+            database = client.get_default_database().name
+        except PyMongoConfigurationError:
+            await client.close()
+            raise ConfigurationError(
+                "a MongoDB URL names its database in the path: mongodb://host:27017/app"
+            ) from None
+        return cls(client, database)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    def collection(self, spec: CollectionSpec) -> MongoCollection:
+        return MongoCollection(self, spec)
+
+    def check_not_owner(self) -> None:
+        """Work outside the transaction this task holds would wait for it (or not see its
+        writes): say what to do instead, as the other backends do."""
+        if self._owner is not None and self._owner is asyncio.current_task():
+            raise TransactionError(
+                "this task has a transaction open: use tx.collection(name) inside it"
+            )
+
+    @asynccontextmanager
+    async def section(
+        self, session: Session | None, *, transaction: bool
+    ) -> AsyncIterator[MongoSession]:
+        """A write section: ``session`` itself, or a new transaction under the write lock."""
+        if session is not None:
+            assert isinstance(session, MongoSession)
+            session.check()
+            yield session
+            return
+        self.check_not_owner()
+        async with self.lock:
+            self._owner = asyncio.current_task()
+            own: MongoSession | None = None
+            try:
+                async with self.client.start_session() as client_session:
+                    own = MongoSession(client_session, transaction=transaction)
+                    try:
+                        await client_session.start_transaction()
+                    except PyMongoError as exc:
+                        raise _driver_error(exc, "cannot begin a transaction") from None
+                    try:
+                        yield own
+                    except BaseException:
+                        with suppress(PyMongoError):
+                            await client_session.abort_transaction()
+                        raise
+                    try:
+                        await client_session.commit_transaction()
+                    except PyMongoError as exc:
+                        raise _driver_error(exc, "commit failed") from None
+            finally:
+                if own is not None:
+                    own.open = False
+                self._owner = None
+
+    def transaction(self) -> Any:
+        return self.section(None, transaction=True)
+
+
+def _session_of(session: Session | None) -> AsyncClientSession | None:
+    if session is None:
+        return None
+    assert isinstance(session, MongoSession)
+    return session.check()
+
+
+class MongoCollection(StoreCollection):
+    """One MongoDB collection; the key is ``_id`` (see planner.py)."""
+
+    store: MongoStore
+
+    def __init__(self, store: MongoStore, spec: CollectionSpec) -> None:
+        self.store = store
+        self.spec = spec
+        self.planner = MongoPlanner(spec)
+        self.coll: AsyncCollection[dict[str, Any]] = store.db[spec.name]
+        self.key_field = spec.key[0] if spec.single_key else None
+
+    # --- documents <-> BSON ----------------------------------------------------------------
+
+    def encode(self, doc: Doc) -> Doc:
+        """The stored form: the key as ``_id`` (a single key field is moved there)."""
+        if "_id" in doc and self.spec.key != ("_id",):
+            raise QueryError("the field name _id is reserved for the key on MongoDB", path="_id")
+        field = self.key_field
+        if field is not None:
+            if field == "_id":
+                return doc
+            out = {"_id": doc[field]}
+            out.update((k, v) for k, v in doc.items() if k != field)
+            return out
+        return {"_id": {k: doc[k] for k in self.spec.key}, **doc}
+
+    def decode(self, raw: Doc) -> Doc:
+        field = self.key_field
+        if field is not None:
+            if field == "_id":
+                return raw
+            raw[field] = raw.pop("_id")  # moved to the end, then to the front below
+            return {field: raw[field], **{k: v for k, v in raw.items() if k != field}}
+        del raw["_id"]
+        return raw
+
+    def stored_key(self, key: KeyTuple) -> Any:
+        if self.key_field is not None:
+            return key[0]
+        return dict(zip(self.spec.key, key, strict=True))
+
+    def stored_key_of(self, doc: Doc) -> Any:
+        return self.stored_key(tuple(doc[k] for k in self.spec.key))
+
+    # --- primitives ------------------------------------------------------------------------
+
+    async def ensure(self) -> None:
+        try:
+            for index in self.spec.indexes:
+                fields = [
+                    (self.planner.native_path(p), d)
+                    for p, (_, d) in zip(index.paths, index.fields, strict=True)
+                ]
+                await self.coll.create_index(fields, unique=index.unique, name=index.name)
+            if not self.spec.single_key:
+                # filters and sorts address the key fields at the top level
+                await self.coll.create_index(
+                    [(k, 1) for k in self.spec.key], name="asyncdb_key_fields"
+                )
+            if self.spec.ttl is not None:
+                # the server deletes expired documents lazily; reads filter them out meanwhile
+                await self.coll.create_index(
+                    [(self.spec.ttl, 1)], expireAfterSeconds=0, name="asyncdb_ttl"
+                )
+        except PyMongoError as exc:
+            raise _driver_error(exc, f"cannot create the indexes of {self.spec.name!r}") from None
+
+    def plan(self, query: Query) -> Plan:
+        return self.planner.plan(query)
+
+    async def rows(self, plan: Plan, session: Session | None) -> AsyncIterator[Doc]:
+        find: Find = plan.payload
+        if session is None:
+            self.store.check_not_owner()
+        try:
+            cursor = self.coll.find(
+                find.filter,
+                sort=find.sort or None,
+                skip=find.skip,
+                limit=find.limit,
+                session=_session_of(session),
+                batch_size=_BATCH_SIZE,
+            )
+            async with cursor:
+                async for raw in cursor:
+                    yield self.decode(raw)
+        except PyMongoError as exc:
+            raise _driver_error(exc, f"query on {self.spec.name!r} failed") from None
+
+    async def insert_docs(self, docs: list[Doc], session: Session | None) -> None:
+        encoded = [self.encode(doc) for doc in docs]
+        if session is None and len(encoded) == 1:
+            self.store.check_not_owner()
+            try:
+                await self.coll.insert_one(encoded[0])
+            except PyMongoError as exc:
+                raise _driver_error(exc, f"insert into {self.spec.name!r}") from None
+            return
+        async with self.store.section(session, transaction=False) as s:
+            client_session = s.check()
+            if session is not None:
+                # Inside a caller's transaction a failed write would abort all of it: find an
+                # existing key first, so DuplicateKey leaves the transaction usable.
+                ids = [d["_id"] for d in encoded]
+                try:
+                    found = await self.coll.find_one(
+                        {"_id": {"$in": ids}}, {"_id": 1}, session=client_session
+                    )
+                except PyMongoError as exc:
+                    raise _driver_error(exc, f"insert into {self.spec.name!r}") from None
+                if found is not None:
+                    raise DuplicateKey(
+                        f"key {found['_id']!r} exists in {self.spec.name!r}", key=found["_id"]
+                    )
+            try:
+                await self.coll.insert_many(encoded, ordered=True, session=client_session)
+            except PyMongoError as exc:
+                raise _driver_error(exc, f"insert into {self.spec.name!r}") from None
+
+    async def replace_docs(self, pairs: list[tuple[Doc, Doc]], session: Session) -> None:
+        async with self.store.section(session, transaction=False) as s:
+            try:
+                if len(pairs) == 1:
+                    new = self.encode(pairs[0][1])
+                    await self.coll.replace_one({"_id": new["_id"]}, new, session=s.check())
+                else:
+                    ops = [
+                        ReplaceOne({"_id": n["_id"]}, n)
+                        for n in map(self.encode, (p[1] for p in pairs))
+                    ]
+                    await self.coll.bulk_write(ops, ordered=True, session=s.check())
+            except PyMongoError as exc:
+                raise _driver_error(exc, f"update of {self.spec.name!r}") from None
+
+    async def delete_docs(self, docs: list[Doc], session: Session) -> None:
+        ids = [self.stored_key_of(doc) for doc in docs]
+        async with self.store.section(session, transaction=False) as s:
+            try:
+                await self.coll.delete_many({"_id": {"$in": ids}}, session=s.check())
+            except PyMongoError as exc:
+                raise _driver_error(exc, f"delete from {self.spec.name!r}") from None
+
+    def atomic(self, session: Session | None) -> Any:
+        return self.store.section(session, transaction=False)
+
+    # --- native shortcuts ------------------------------------------------------------------
+
+    async def get(self, key: KeyTuple, session: Session | None) -> Doc | None:
+        """The point read: ``find_one`` on ``_id`` (with a TTL, the expiry condition too)."""
+        if self.spec.ttl is not None:
+            return await super().get(key, session)
+        if session is None:
+            self.store.check_not_owner()
+        try:
+            raw = await self.coll.find_one(
+                {"_id": self.stored_key(key)}, session=_session_of(session)
+            )
+        except PyMongoError as exc:
+            raise _driver_error(exc, f"query on {self.spec.name!r} failed") from None
+        return None if raw is None else self.decode(raw)
+
+    async def count(
+        self, node: Node, session: Session | None, *, allow_scan: bool | None = None
+    ) -> int:
+        query = Query(self.visible(node))
+        plan = self.execution_plan(query)
+        self.check_scan(plan, query, allow_scan)
+        if plan.residual_node is not None:
+            return await super().count(node, session, allow_scan=allow_scan)
+        if session is None:
+            self.store.check_not_owner()
+        find: Find = plan.payload
+        try:
+            return await self.coll.count_documents(find.filter, session=_session_of(session))
+        except PyMongoError as exc:
+            raise _driver_error(exc, f"count on {self.spec.name!r} failed") from None
+
+    async def delete(
+        self,
+        node: Node,
+        *,
+        multi: bool,
+        session: Session | None,
+        allow_scan: bool | None = None,
+        raw: bool = False,
+    ) -> int:
+        query = Query(node if raw else self.visible(node))
+        plan = self.execution_plan(query)
+        if not multi or plan.residual_node is not None:
+            return await super().delete(
+                node, multi=multi, session=session, allow_scan=allow_scan, raw=raw
+            )
+        self.check_scan(plan, query, allow_scan)
+        find: Find = plan.payload
+        if session is None:
+            self.store.check_not_owner()
+        try:
+            result = await self.coll.delete_many(find.filter, session=_session_of(session))
+        except PyMongoError as exc:
+            raise _driver_error(exc, f"delete from {self.spec.name!r}") from None
+        return int(result.deleted_count)
+
+    async def server_explain(self, plan: Plan) -> dict[str, Any]:
+        """The server's own ``explain`` of a plan's native ``find``."""
+        find: Find = plan.payload
+        cursor = self.coll.find(
+            find.filter, sort=find.sort or None, skip=find.skip, limit=find.limit
+        )
+        try:
+            return dict(await cursor.explain())
+        except PyMongoError as exc:
+            raise _driver_error(exc, f"explain on {self.spec.name!r} failed") from None
+
+
+__all__ = ["CODEC", "MongoCollection", "MongoSession", "MongoStore"]
