@@ -7,10 +7,15 @@ in tests/conformance/test_mongo_wire_oracle.py). Those are never trusted to the 
 pushed only as a superset (or not at all) and re-checked in process by the reference evaluator.
 :func:`server_dependent` lists them; every other node is exact.
 
-The key field maps to ``_id``: a single key is ``_id`` itself; a composite key is ``_id`` as a
+The key maps to ``_id``: a single key is ``_id`` itself; a composite key is ``_id`` as a
 sub-document of the key fields in key order (BSON compares sub-documents field by field, so key
-equality and order are kept), and the key fields also stay as top-level fields, where filters and
-sorts address them.
+equality and order are kept). The key fields also stay in the stored document (field order
+survives); filters and sorts on a single key field address ``_id``, on a composite key the fields.
+
+Numbers: SecantusDB compares a Decimal128 with a double after rounding the double to about 15
+significant digits (``{v: 0.1}`` matches ``Decimal128("0.1")``; MongoDB's manual leaves the
+rounding unspecified), so a comparison with a float whose exact value has more digits, or with
+any Decimal, is pushed as a slightly widened range and re-checked.
 
 >>> from asyncdb.query.parse import parse_filter
 >>> from asyncdb.types import CollectionSpec, Query
@@ -21,8 +26,13 @@ sorts address them.
 
 from __future__ import annotations
 
+import math
 import re
+import struct
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from asyncdb.backends.base import conjoin, conjuncts, indexed_path, key_lookup
@@ -91,8 +101,48 @@ def null_on_dotted_path(node: FieldNode) -> bool:
     return len(node.path) > 1 and _holds_null(node)
 
 
+_SHORT_DIGITS = 15
+_WIDEN = Decimal("1e-12")
+
+
+def inexact_number(value: Any) -> bool:
+    """A Decimal, or a float whose exact decimal value has more than 15 significant digits: the
+    server may compare it with the other decimal type after rounding."""
+    if type(value) is Decimal:
+        return value.is_finite() and value != 0
+    if type(value) is float:
+        return math.isfinite(value) and len(Decimal(value).as_tuple().digits) > _SHORT_DIGITS
+    return False
+
+
+def holds_inexact_number(value: Any) -> bool:
+    """Whether ``value`` is, or nests in its arrays and documents, an inexact number."""
+    if isinstance(value, list):
+        return any(holds_inexact_number(v) for v in value)
+    if isinstance(value, dict):
+        return any(holds_inexact_number(v) for v in value.values())
+    return inexact_number(value)
+
+
+def _operands(node: FieldNode) -> tuple[Any, ...]:
+    if isinstance(node, Eq | Cmp):
+        return (node.value,)
+    if isinstance(node, In | All):
+        return node.values
+    return ()
+
+
+def widened(value: float | Decimal, direction: int) -> float | Decimal:
+    """``value`` moved outwards by a relative 1e-12 (far more than a 15-digit rounding)."""
+    exact = Decimal(value)
+    bound = exact + direction * abs(exact) * _WIDEN
+    return float(bound) if type(value) is float else bound
+
+
 def server_dependent(node: FieldNode) -> str | None:
     """Why a field condition cannot be trusted to the server (None: it can)."""
+    if any(holds_inexact_number(v) for v in _operands(node)):
+        return "a Decimal, or a float of more than 15 digits (rounded against the other type)"
     if isinstance(node, Mod):
         # $mod on an index-picked array and beyond 2**53 (SecantusDB goes through a float)
         return "$mod"
@@ -116,7 +166,79 @@ def sort_pushable(sort: Sort) -> bool:
     return all(len(k.path) == 1 for k in sort)
 
 
+# --- keyset positions -----------------------------------------------------------------------
+# A page cursor holds the sort key bytes of asyncdb.query.sort. Over key fields only (str, int,
+# datetime) they decode back to values, so the position becomes a native range on the key.
+
+_NUMBER, _STRING, _DATE = 0x14, 0x1E, 0x5A
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _unfloat(raw: bytes) -> float:
+    (bits,) = struct.unpack(">Q", raw)
+    bits = bits ^ (1 << 63) if bits >> 63 else bits ^ 0xFFFFFFFFFFFFFFFF
+    (value,) = struct.unpack(">d", struct.pack(">Q", bits))
+    return float(value)
+
+
+def decode_key_position(data: bytes, n: int) -> list[Any] | None:
+    """The ``n`` key values a sort key over key fields encodes (a descending field is stored
+    inverted), or None if it holds anything else."""
+    out: list[Any] = []
+    i = 0
+    try:
+        for _ in range(n):
+            flip = 0xFF if data[i] not in (_NUMBER, _STRING, _DATE) else 0
+            tag = data[i] ^ flip
+            i += 1
+            if tag == _NUMBER:
+                raw = bytes(b ^ flip for b in data[i : i + 16])
+                i += 16
+                out.append(int(Fraction(_unfloat(raw[:8])) + Fraction(_unfloat(raw[8:]))))
+            elif tag == _DATE:
+                raw = bytes(b ^ flip for b in data[i : i + 8])
+                i += 8
+                (biased,) = struct.unpack(">Q", raw)
+                out.append(_EPOCH + timedelta(milliseconds=biased - (1 << 63)))
+            elif tag == _STRING:
+                chars = bytearray()
+                while True:
+                    b = data[i] ^ flip
+                    if b == 0:
+                        nxt = data[i + 1] ^ flip
+                        i += 2
+                        if nxt == 0:
+                            break
+                        chars.append(0)
+                    else:
+                        chars.append(b)
+                        i += 1
+                out.append(chars.decode("utf-8", "surrogatepass"))
+            else:
+                return None
+    except (IndexError, struct.error, UnicodeDecodeError, OverflowError, ValueError):
+        return None
+    return out if i == len(data) else None
+
+
 # --- compilation --------------------------------------------------------------------------------
+
+
+_KEY_TYPES = ("number", "string", "date")  # in BSON order
+
+
+def _key_type(value: Any) -> str:
+    return "date" if type(value) is datetime else "string" if type(value) is str else "number"
+
+
+def _beyond(path: str, direction: int, value: Any) -> Native:
+    """Key values after ``value`` in BSON order (``$gt``/``$lt`` alone bracket by type)."""
+    rank = _KEY_TYPES.index(_key_type(value))
+    others = _KEY_TYPES[rank + 1 :] if direction == 1 else _KEY_TYPES[:rank]
+    cond = {path: {"$gt" if direction == 1 else "$lt": value}}
+    if not others:
+        return cond
+    return {"$or": [cond, {path: {"$type": list(others)}}]}
 
 
 class MongoPlanner:
@@ -189,6 +311,24 @@ class MongoPlanner:
     @staticmethod
     def _approximate(node: FieldNode, path: str) -> Native | None:
         """A superset for a condition the server cannot be trusted with (None: none cheap)."""
+        if isinstance(node, Cmp) and inexact_number(node.value):
+            # a strict bound loosened to inclusive and moved outwards
+            op = {"$gt": "$gte", "$lt": "$lte"}.get(node.op, node.op)
+            return {path: {op: widened(node.value, -1 if op == "$gte" else 1)}}
+        if isinstance(node, Eq | In) and any(holds_inexact_number(v) for v in _operands(node)):
+            if any(isinstance(v, list | dict) for v in _operands(node)):
+                return None  # a nested number: no cheap superset
+            if any(v is None for v in _operands(node)) and len(node.path) > 1:
+                return None
+            exact = [v for v in _operands(node) if not inexact_number(v)]
+            ranges: list[Native] = [
+                {path: {"$gte": widened(v, -1), "$lte": widened(v, 1)}}
+                for v in _operands(node)
+                if inexact_number(v)
+            ]
+            if exact:
+                ranges.append({path: {"$in": exact}})
+            return ranges[0] if len(ranges) == 1 else {"$or": ranges}
         if isinstance(node, Mod):
             return {path: {"$type": "number"}}  # $mod matches numbers only
         if isinstance(node, Cmp) and isinstance(node.value, bytes):
@@ -220,13 +360,32 @@ class MongoPlanner:
         if isinstance(node, ElemMatch):
             assert node.scalar
             inner: Native = {}
-            for c in conjuncts(node.cond):
-                assert isinstance(c, FieldNode)
-                inner.update(self.condition(c))
+            for term in conjuncts(node.cond):
+                assert isinstance(term, FieldNode)
+                inner.update(self.condition(term))
             return {"$elemMatch": inner}
         if isinstance(node, Exists | Type | Regex | All | Size | Mod):
             return node.condition()
         raise TypeError(f"no MongoDB form for {type(node).__name__}")
+
+    def keyset_filter(self, query: Query) -> Native | None:
+        """The position of ``query.after`` as a native range, when the sort is on key fields
+        only: ``(k0 > a) OR (k0 = a AND k1 > b) ...``."""
+        if query.after is None or not query.sort:
+            return None
+        if any(len(k.path) != 1 or k.path[0] not in self.spec.key for k in query.sort):
+            return None
+        values = decode_key_position(query.after, len(query.sort))
+        if values is None:
+            return None
+        alternatives: list[Native] = []
+        for i, k in enumerate(query.sort):
+            terms: list[Native] = [
+                {self.native_path(e.path): {"$eq": values[j]}} for j, e in enumerate(query.sort[:i])
+            ]
+            terms.append(_beyond(self.native_path(k.path), k.direction, values[i]))
+            alternatives.append(terms[0] if len(terms) == 1 else {"$and": terms})
+        return alternatives[0] if len(alternatives) == 1 else {"$or": alternatives}
 
     # --- the plan ------------------------------------------------------------------------------
 
@@ -255,16 +414,15 @@ class MongoPlanner:
 
         sort_native = sort_pushable(query.sort)
         client_sort = bool(query.sort) and not sort_native
-        # A keyset position is applied in process (over the native order), so such a plan
-        # does not count as a pushed sort: base.py then checks the position.
-        sort_pushed = bool(query.sort) and sort_native and query.after is None
+        position = self.keyset_filter(query) if sort_native else None
+        if position is not None:
+            native_filter = {"$and": [native_filter, position]} if native_filter else position
+        # A position that is not a native range is checked in process over the native order,
+        # so such a plan does not count as a pushed sort (base.py then checks the position).
+        after_native = query.after is None or position is not None
+        sort_pushed = bool(query.sort) and sort_native and after_native
         ordered = not query.sort or sort_pushed
-        limit_pushed = (
-            residual is None
-            and ordered
-            and query.after is None
-            and (query.limit is not None or query.skip > 0)
-        )
+        limit_pushed = residual is None and ordered and (query.limit is not None or query.skip > 0)
         native_sort = self.native_sort(query.sort) if sort_native else self.key_sort()
         if not query.sort and not limit_pushed:
             native_sort = []
@@ -276,22 +434,19 @@ class MongoPlanner:
         )
 
         keys = key_lookup(query.filter, self.spec)
-        if keys is not None:
-            access = "key"
-        else:
-            access = indexed_path(query.filter, self.spec) or "scan"
-        native: Native = {"filter": native_filter}
+        access = "key" if keys is not None else indexed_path(query.filter, self.spec) or "scan"
+        request: Native = {"filter": native_filter}
         if find.sort:
-            native["sort"] = find.sort
+            request["sort"] = find.sort
         if find.skip:
-            native["skip"] = find.skip
+            request["skip"] = find.skip
         if find.limit:
-            native["limit"] = find.limit
+            request["limit"] = find.limit
         return Plan(
             backend="mongo",
             collection=self.spec.name,
             access_path=access,
-            native=native,
+            native=request,
             exact=conjoin(exact_terms).to_mongo() if exact_terms else None,
             approximate=conjoin(approx_terms).to_mongo() if approx_terms else None,
             residual=residual.to_mongo() if residual is not None else None,
@@ -306,7 +461,11 @@ class MongoPlanner:
 __all__ = [
     "Find",
     "MongoPlanner",
+    "decode_key_position",
+    "holds_inexact_number",
+    "inexact_number",
     "null_on_dotted_path",
     "server_dependent",
     "sort_pushable",
+    "widened",
 ]

@@ -36,11 +36,13 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import (
     BulkWriteError,
-    ConfigurationError as PyMongoConfigurationError,
     DuplicateKeyError,
     InvalidURI,
     OperationFailure,
     PyMongoError,
+)
+from pymongo.errors import (
+    ConfigurationError as PyMongoConfigurationError,
 )
 
 from asyncdb.backends.base import Doc, KeyTuple, Session, Store, StoreCollection
@@ -238,26 +240,19 @@ class MongoCollection(StoreCollection):
     # --- documents <-> BSON ----------------------------------------------------------------
 
     def encode(self, doc: Doc) -> Doc:
-        """The stored form: the key as ``_id`` (a single key field is moved there)."""
-        if "_id" in doc and self.spec.key != ("_id",):
-            raise QueryError("the field name _id is reserved for the key on MongoDB", path="_id")
-        field = self.key_field
-        if field is not None:
-            if field == "_id":
+        """The stored form: ``_id`` holds the key, and the document follows unchanged (its key
+        fields included, so field order survives and filters can address them)."""
+        if "_id" in doc:
+            if self.spec.key == ("_id",):
                 return doc
-            out = {"_id": doc[field]}
-            out.update((k, v) for k, v in doc.items() if k != field)
-            return out
-        return {"_id": {k: doc[k] for k in self.spec.key}, **doc}
+            raise QueryError("the field name _id is reserved for the key on MongoDB", path="_id")
+        out = {"_id": self.stored_key_of(doc)}
+        out.update(doc)
+        return out
 
     def decode(self, raw: Doc) -> Doc:
-        field = self.key_field
-        if field is not None:
-            if field == "_id":
-                return raw
-            raw[field] = raw.pop("_id")  # moved to the end, then to the front below
-            return {field: raw[field], **{k: v for k, v in raw.items() if k != field}}
-        del raw["_id"]
+        if self.spec.key != ("_id",):
+            del raw["_id"]
         return raw
 
     def stored_key(self, key: KeyTuple) -> Any:
