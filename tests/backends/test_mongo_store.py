@@ -1,0 +1,71 @@
+"""The MongoDB backend against the real server (SecantusDB, fixture ``mongo_url``): the
+deviations its planner works around, pinned, and what the conformance suite does not reach
+(server explain, the stored form of keys and values)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from bson.decimal128 import Decimal128
+from pymongo import AsyncMongoClient
+
+import asyncdb
+from asyncdb.backends.mongo.store import MongoCollection
+
+
+async def test_secantusdb_deviation_decimal_against_double_is_rounded(mongo_url: str) -> None:
+    """SecantusDB rounds a double to about 15 digits against a Decimal128: {v: 0.1} matches
+    Decimal128("0.1") (0.1 as a double is 0.1000000000000000055511151231257827...), which the
+    reference evaluator does not. The planner pushes such comparisons as widened ranges and
+    re-checks them; asyncdb gives the evaluator's answer. When this pin fails, SecantusDB
+    compares exactly and ``inexact_number`` in planner.py can go."""
+    raw: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
+    try:
+        coll = raw.get_default_database()["dec"]
+        await coll.insert_many([{"_id": "d", "v": Decimal128("0.1")}, {"_id": "f", "v": 0.1}])
+        found = sorted([d["_id"] async for d in coll.find({"v": 0.1})])
+        assert found == ["d", "f"]  # the server's (rounded) answer
+    finally:
+        await raw.close()
+    async with asyncdb.connect(mongo_url) as db:
+        items = db.collection("dec2", allow_scan=True)
+        await items.insert_many([{"id": "d", "v": Decimal("0.1")}, {"id": "f", "v": 0.1}])
+        assert [d["id"] for d in await items.find({"v": 0.1}).to_list()] == ["f"]
+        assert [d["id"] for d in await items.find({"v": Decimal("0.1")}).to_list()] == ["d"]
+        assert [d["id"] for d in await items.find({"v": {"$gt": 0.1}}).to_list()] == []
+        assert [d["id"] for d in await items.find({"v": {"$ne": 0.1}}).to_list()] == ["d"]
+
+
+async def test_stored_form_keeps_key_and_values(mongo_url: str) -> None:
+    when = datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=UTC)
+    doc = {"b": b"\x00\x01", "id": "k", "d": Decimal("1.5"), "t": when, "n": 2**62}
+    async with asyncdb.connect(mongo_url) as db:
+        items = db.collection("stored")
+        await items.insert_one(doc)
+        assert await items.find_one({"id": "k"}) == doc
+        pair = db.collection("pairs", key=("tenant", "n"))
+        await pair.insert_one({"tenant": "x", "n": 1, "v": 1})
+    raw: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
+    try:
+        stored = await raw.get_default_database()["stored"].find_one({"_id": "k"})
+        assert stored is not None
+        assert list(stored) == ["_id", "b", "id", "d", "t", "n"]
+        assert isinstance(stored["d"], Decimal128)
+        composite = await raw.get_default_database()["pairs"].find_one({})
+        assert composite is not None and composite["_id"] == {"tenant": "x", "n": 1}
+    finally:
+        await raw.close()
+
+
+async def test_server_explain_of_a_plan(mongo_url: str) -> None:
+    async with asyncdb.connect(mongo_url) as db:
+        items = db.collection("ex", indexes=["status"])
+        await items.insert_one({"id": "a", "status": "open"})
+        plan = await items.explain({"status": "open"})
+        assert plan.access_path == "index:ix_status"
+        store_collection = items._store
+        assert isinstance(store_collection, MongoCollection)
+        report = await store_collection.server_explain(plan)
+        assert "queryPlanner" in report
