@@ -89,7 +89,7 @@ async def measure(url: str, *, drop: bool) -> None:
     raw_client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url)
     try:
         items = db.collection("items")
-        await items.delete_many({})
+        await items.delete_many({}, allow_scan=True)
         started = time.perf_counter()
         for start in range(0, DOCS, 1000):
             await items.insert_many(make_doc(i, rng) for i in range(start, start + 1000))
