@@ -217,3 +217,27 @@ def test_keyset_position_on_a_composite_key_descending() -> None:
             },
         ]
     }
+
+
+@pytest.mark.parametrize(
+    ("pattern", "portable"),
+    [
+        ("^ab", True),
+        (r"a\.b|c$", True),
+        ("(?:x|y)[a-z]+", True),
+        (r"\d+", False),  # Unicode digits in Python, ASCII in PCRE
+        (r"\w", False),
+        ("é", False),
+        ("a{,3}", False),  # a quantifier in Python 3.11, literal text in PCRE
+        (r"\Z", False),
+        ("(?P<n>a)", False),
+        ("x[:alpha:]", False),  # a POSIX class inside brackets in PCRE
+    ],
+)
+def test_regex_is_exact_only_in_the_syntax_both_engines_share(pattern: str, portable: bool) -> None:
+    p = plan({"s": {"$regex": pattern}})
+    if portable:
+        assert p.native["filter"] == {"s": {"$regex": pattern}} and p.residual is None
+    else:
+        assert p.native["filter"] == {"s": {"$type": "string"}}
+        assert p.residual == {"s": {"$regex": pattern}}

@@ -139,8 +139,40 @@ def widened(value: float | Decimal, direction: int) -> float | Decimal:
     return float(bound) if type(value) is float else bound
 
 
+# Escapes that mean the same in Python's re and in PCRE (MongoDB): escaped punctuation and a few
+# control characters. \d \w \s \b are Unicode-aware in Python and ASCII in MongoDB's PCRE; \Z,
+# \v, \N, \u differ or do not exist in one of them; digits start backreferences or octals.
+_PORTABLE_ESCAPES = frozenset("ntrf")
+
+
+def regex_portable(pattern: str) -> bool:
+    """Whether a pattern matches the same strings under Python's re and PCRE (a conservative
+    ASCII subset: no Unicode-aware classes, no syntax only one of them has)."""
+    if not pattern.isascii() or "{," in pattern or "[:" in pattern:
+        return False
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            nxt = pattern[i + 1 : i + 2]
+            if not nxt or (nxt.isalnum() and nxt not in _PORTABLE_ESCAPES):
+                return False
+            i += 2
+            continue
+        if (
+            ch == "("
+            and pattern[i + 1 : i + 2] == "?"
+            and pattern[i + 2 : i + 3] not in (":", "=", "!")
+        ):
+            return False  # named groups, inline flags, lookbehind, comments
+        i += 1
+    return True
+
+
 def server_dependent(node: FieldNode) -> str | None:
     """Why a field condition cannot be trusted to the server (None: it can)."""
+    if isinstance(node, Regex) and not regex_portable(node.pattern):
+        return "a regular expression beyond the syntax Python's re and PCRE share"
     if any(holds_inexact_number(v) for v in _operands(node)):
         return "a Decimal, or a float of more than 15 digits (rounded against the other type)"
     if isinstance(node, Mod):
@@ -335,6 +367,8 @@ class MongoPlanner:
             return {path: {"$type": "binData"}}  # type bracketing: binary values only
         if isinstance(node, ElemMatch):
             return {path: {"$exists": True}}  # needs an array at the path
+        if isinstance(node, Regex):
+            return {path: {"$type": "string"}}  # a regular expression matches strings only
         return None
 
     def condition(self, node: FieldNode) -> Any:
@@ -465,6 +499,7 @@ __all__ = [
     "holds_inexact_number",
     "inexact_number",
     "null_on_dotted_path",
+    "regex_portable",
     "server_dependent",
     "sort_pushable",
     "widened",
