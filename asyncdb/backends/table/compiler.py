@@ -143,6 +143,7 @@ class ColumnInfo:
     length: int | None = None
     naive_utc: bool = False  # datetimes stored without a zone (as UTC)
     scale: int | None = None  # a Numeric's digits after the point, when declared
+    decimal_as_double: bool = False  # a Numeric on SQLite: Decimals are rounded to doubles
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +181,7 @@ class TableSchema:
                 naive_utc=kind == "datetime"
                 and (dialect == "sqlite" or not getattr(col.type, "timezone", False)),
                 scale=getattr(col.type, "scale", None) if kind == "decimal" else None,
+                decimal_as_double=kind == "float" and not isinstance(col.type, sa.Float),
             )
         return cls(table, dialect, columns, key)
 
@@ -247,7 +249,7 @@ def to_column(info: ColumnInfo, value: Any) -> Any:
             return value
         if t is int and abs(value) <= _FLOAT_EXACT:
             return float(value)
-        if t is Decimal and Decimal(float(value)) == value:
+        if t is Decimal and (info.decimal_as_double or Decimal(float(value)) == value):
             return float(value)
         raise refuse(f"{value!r} exactly" if is_number(value) else "")
     if kind == "decimal":
@@ -417,7 +419,7 @@ def compare_column(info: ColumnInfo, schema: TableSchema, op: str, value: Any) -
     if kind == "float":
         if type(value) is int and abs(value) > _FLOAT_EXACT:
             return _UNPUSHABLE
-        if type(value) is Decimal and Decimal(float(value)) != value:
+        if type(value) is Decimal and not info.decimal_as_double and Decimal(float(value)) != value:
             return _UNPUSHABLE
         return Pushed(_guarded(col, _sql_cmp(col, op, float(value))), True)
     if kind == "decimal":
