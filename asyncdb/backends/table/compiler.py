@@ -143,6 +143,7 @@ class ColumnInfo:
     length: int | None = None
     naive_utc: bool = False  # datetimes stored without a zone (as UTC)
     scale: int | None = None  # a Numeric's digits after the point, when declared
+    precision: int | None = None  # a Numeric's total digits, when declared
     decimal_as_double: bool = False  # a Numeric on SQLite: Decimals are rounded to doubles
 
 
@@ -181,6 +182,7 @@ class TableSchema:
                 naive_utc=kind == "datetime"
                 and (dialect == "sqlite" or not getattr(col.type, "timezone", False)),
                 scale=getattr(col.type, "scale", None) if kind == "decimal" else None,
+                precision=getattr(col.type, "precision", None) if kind == "decimal" else None,
                 decimal_as_double=kind == "float" and not isinstance(col.type, sa.Float),
             )
         return cls(table, dialect, columns, key)
@@ -256,7 +258,11 @@ def to_column(info: ColumnInfo, value: Any) -> Any:
         if not is_number(value):
             raise refuse()
         number = value if t is Decimal else Decimal(value)
-        if info.scale is not None and number != number.quantize(Decimal(1).scaleb(-info.scale)):
+        if info.precision is not None:
+            whole = info.precision - (info.scale or 0)
+            if abs(number) >= Decimal(10) ** whole:
+                raise refuse(f"{value!r} (precision {info.precision})")
+        if info.scale is not None and number != round(number, info.scale):
             raise refuse(f"{value!r} (scale {info.scale})")
         return number
     if kind == "str":
@@ -430,8 +436,14 @@ def compare_column(info: ColumnInfo, schema: TableSchema, op: str, value: Any) -
             return Pushed(_FALSE, True) if op == "$eq" else _UNPUSHABLE
         left = col if op == "$eq" else _text(info, schema)
         return Pushed(_guarded(col, _sql_cmp(left, op, value)), True)
-    if kind == "bool":
-        return Pushed(_guarded(col, _sql_cmp(col, op, value)), True)
+    if kind == "bool":  # false < true: every range is an equality, everything or nothing
+        if op in ("$gt", "$lt"):
+            if value is (op == "$gt"):
+                return Pushed(_FALSE, True)
+            value = not value
+        elif op in ("$gte", "$lte") and value is (op == "$lte"):
+            return Pushed(col.is_not(None), True)
+        return Pushed(_guarded(col, col == value), True)
     if kind == "datetime":
         stored = to_column(info, value)
         return Pushed(_guarded(col, _sql_cmp(col, op, stored)), True)
