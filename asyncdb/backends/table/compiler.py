@@ -503,6 +503,8 @@ def _type_column(info: ColumnInfo, node: Type) -> Pushed:
     if info.kind == "int":
         if "number" in wanted or {"int", "long"} <= wanted:
             return Pushed(col.is_not(None), True)
+        if info.int_min >= -(2**31) and info.int_max < 2**31:  # a 32-bit column: all "int"
+            return Pushed(col.is_not(None) if "int" in wanted else _FALSE, True)
         small = sa.and_(col >= -(2**31), col < 2**31)
         if "int" in wanted:
             return Pushed(_guarded(col, small), True)
@@ -521,8 +523,10 @@ def _mod_column(info: ColumnInfo, node: Mod) -> Pushed:
     if info.kind != "int":
         return Pushed(_FALSE, True)
     divisor = abs(node.divisor)
-    if divisor > info.int_max or abs(node.remainder) > INT64_MAX:
+    if divisor > info.int_max:
         return _UNPUSHABLE
+    if abs(node.remainder) >= divisor:
+        return Pushed(_FALSE, True)  # |n % d| < |d|
     col = info.column
     # SQL's % truncates toward zero with the dividend's sign, as MongoDB's $mod does.
     return Pushed(_guarded(col, (col % divisor) == node.remainder), True)
