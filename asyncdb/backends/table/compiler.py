@@ -430,7 +430,9 @@ def compare_column(info: ColumnInfo, schema: TableSchema, op: str, value: Any) -
         return Pushed(_guarded(col, _sql_cmp(col, op, float(value))), True)
     if kind == "decimal":
         number = value if type(value) is Decimal else Decimal(value)
-        return Pushed(_guarded(col, _sql_cmp(col, op, number)), True)
+        # An unconstrained NUMERIC: a bind cast to the column's NUMERIC(p, s) would round it.
+        operand = sa.literal(number, sa.Numeric(asdecimal=True))
+        return Pushed(_guarded(col, _sql_cmp(col, op, operand)), True)
     if kind == "str":
         if "\x00" in value:
             return Pushed(_FALSE, True) if op == "$eq" else _UNPUSHABLE
