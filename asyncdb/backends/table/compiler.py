@@ -50,6 +50,7 @@ from asyncdb.query.ast import (
     Size,
     Sort,
     Type,
+    Update,
     path_str,
 )
 from asyncdb.query.parse import FieldAnd
@@ -657,6 +658,66 @@ def compile_sort(sort: Sort, schema: TableSchema) -> list[Any] | None:
     return clauses
 
 
+# --- updates -----------------------------------------------------------------------------------
+
+
+def compile_update(update: Update, schema: TableSchema) -> dict[str, Any] | None:
+    """``UPDATE ... SET`` values for an update SQL applies exactly as the reference does, else
+    None (the update then runs as a read-modify-write). Exact: ``$set`` of a value the column
+    holds as is, ``$unset`` of a nullable column, and on PostgreSQL ``$inc``/``$mul`` of a
+    number of the column's own kind (its overflow errors become UpdateError; SQLite would
+    silently turn an overflowing integer into a REAL, so it does not get them)."""
+    if update.replacement is not None:
+        return None
+    values: dict[str, Any] = {}
+    for op in update.ops:
+        if len(op.path) != 1 or op.path[0] in values or op.path[0] in schema.key:
+            return None
+        info = schema.columns.get(op.path[0])
+        if info is None or info.kind in ("json", "opaque"):
+            return None
+        if op.op == "$set" and op.value is not None:
+            try:
+                stored = to_column(info, op.value)
+            except ColumnFitError:
+                return None
+            if type(stored) is not type(op.value):
+                return None  # int into a float column: its modified count follows the type
+            values[info.name] = stored
+        elif op.op == "$unset" or (op.op == "$set" and op.value is None):
+            if not info.nullable:
+                return None
+            values[info.name] = None
+        elif op.op in ("$inc", "$mul") and schema.dialect == "postgresql":
+            operand = _arith_operand(info, op.value)
+            if operand is None:
+                return None
+            current = sa.func.coalesce(info.column, 0)
+            values[info.name] = current + operand if op.op == "$inc" else current * operand
+        else:
+            return None
+    return values
+
+
+def _arith_operand(info: ColumnInfo, value: Any) -> Any:
+    t = type(value)
+    if info.kind == "int" and t is int:
+        return sa.literal(value, sa.BigInteger())
+    if info.kind == "float" and (t is float or (t is int and abs(value) <= _FLOAT_EXACT)):
+        return sa.literal(float(value), sa.Float())
+    if info.kind == "decimal" and (t is int or t is Decimal):
+        number = Decimal(value)
+        if info.scale is not None and number != round(number, info.scale):
+            return None  # NUMERIC(p, s) would round the result
+        return sa.literal(number, sa.Numeric(asdecimal=True))
+    return None
+
+
+def changed_condition(schema: TableSchema, values: dict[str, Any]) -> Expr:
+    """Rows the SET values actually change (MongoDB's modified count)."""
+    return sa.or_(*(schema.columns[name].column.is_distinct_from(v) for name, v in values.items()))
+
+
 @dataclass(frozen=True, slots=True)
 class SelectPayload:
     """What ``rows`` executes: the statement, and a keyset position to skip to in process
@@ -721,9 +782,11 @@ __all__ = [
     "Pushed",
     "SelectPayload",
     "TableSchema",
+    "changed_condition",
     "compare_column",
     "compile_node",
     "compile_sort",
+    "compile_update",
     "count_statement",
     "doc_to_row",
     "from_column",

@@ -21,16 +21,19 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from asyncdb.backends.base import Doc, KeyTuple, Session, Store, StoreCollection
+from asyncdb.backends.base import Doc, KeyTuple, Session, Store, StoreCollection, key_lookup
 from asyncdb.backends.table.compiler import (
     ColumnFitError,
     Dialect,
     SelectPayload,
     TableSchema,
+    changed_condition,
+    compile_update,
     count_statement,
     doc_to_row,
     plan_query,
     row_to_doc,
+    split_filter,
     to_column,
 )
 from asyncdb.errors import (
@@ -377,8 +380,13 @@ class TableCollection(StoreCollection):
         sort: Sort = (),
         return_document: str | None = None,
     ) -> tuple[UpdateResult, Doc | None]:
-        """Read-modify-write in one transaction (rows locked on PostgreSQL); a value a column
-        cannot hold is an UpdateError before anything is written."""
+        """One ``UPDATE ... SET`` when SQL evaluates the filter and the update exactly (see
+        compile_update); otherwise read-modify-write in one transaction (rows locked on
+        PostgreSQL). A value a column cannot hold is an UpdateError before anything is written."""
+        if return_document is None and not sort:
+            native = await self._native_update(node, update, multi, upsert, session, allow_scan)
+            if native is not None:
+                return native, None
         try:
             return await super().update(
                 node,
@@ -392,6 +400,49 @@ class TableCollection(StoreCollection):
             )
         except ColumnFitError as exc:  # from the upsert's insert
             raise UpdateError(exc.reason, path=exc.path) from None
+
+    async def _native_update(
+        self,
+        node: Node,
+        update: Update,
+        multi: bool,
+        upsert: bool,
+        session: Session | None,
+        allow_scan: bool | None,
+    ) -> UpdateResult | None:
+        values = compile_update(update, self.schema)
+        if values is None or not values:
+            return None
+        if not multi:
+            keys = key_lookup(node, self.spec)
+            if keys is None or len(keys) != 1:
+                return None  # UPDATE has no LIMIT: one row only when the key pins it
+        query = Query(self.visible(node))
+        plan = self.execution_plan(query)
+        if plan.residual_node is not None:
+            return None
+        self.check_scan(plan, query, allow_scan)
+        split = split_filter(query.filter, self.schema)
+        where = split.where if split.where is not None else sa.true()
+        count = sa.select(sa.func.count()).select_from(self.table).where(where)
+        stmt = (
+            sa.update(self.table)
+            .where(where, changed_condition(self.schema, values))
+            .values(values)
+        )
+        async with self.store.atomic(session) as s:
+            conn = s.check()
+            try:
+                matched = int((await conn.execute(count)).scalar_one())
+                if matched == 0 and upsert:
+                    return None  # nothing to update: the shared path upserts
+                modified = (await conn.execute(stmt)).rowcount if matched else 0
+            except sa_exc.DBAPIError as exc:
+                text = str(exc.orig if exc.orig is not None else exc).lower()
+                if "out of range" in text or "overflow" in text:
+                    raise UpdateError(f"the update does not fit a column: {text}") from None
+                raise _db_error(exc, f"update of {self.spec.name!r}") from None
+        return UpdateResult(matched, int(modified))
 
     async def get(self, key: KeyTuple, session: Session | None) -> Doc | None:
         """The point read by primary key."""
