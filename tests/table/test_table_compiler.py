@@ -170,3 +170,45 @@ def test_urls() -> None:
     )
     with pytest.raises(NotSupported):
         sqlalchemy_url("memory://")
+
+
+def test_keyset_position_becomes_a_bound_on_the_leading_column() -> None:
+    from asyncdb.backends.table.compiler import keyset_bound
+    from asyncdb.query.sort import sort_key
+
+    asc = parse_sort([("n", 1), ("id", 1)])
+    bound = keyset_bound(asc, PG, sort_key({"n": 2**62 + 1, "id": 3}, asc))
+    assert bound is not None and bound.compile().params == {"n_1": 2**62 + 1}
+    desc = parse_sort([("name", -1), ("id", 1)])
+    bound = keyset_bound(desc, PG, sort_key({"name": "é\x00x", "id": 3}, desc))
+    assert bound is not None
+    assert str(bound.compile(dialect=postgresql.asyncpg.dialect())) == (
+        '(items.name COLLATE "C") <= $1::VARCHAR OR items.name IS NULL'
+    )
+    assert (
+        bound.compile().params == {"param_1": "é\x00x"}
+        or "é\x00x" in bound.compile().params.values()
+    )
+    assert keyset_bound(asc, PG, sort_key({"id": 3}, asc)) is None, "NULL first: no bound"
+    assert keyset_bound(parse_sort([("meta", 1)]), PG, sort_key({"meta": 1}, asc)) is None
+
+
+def test_updates_compiled_to_set_where_exact() -> None:
+    from asyncdb.backends.table.compiler import compile_update
+    from asyncdb.query.parse import parse_update
+
+    assert compile_update(parse_update({"$set": {"name": "x"}, "$unset": {"f": ""}}), LITE) == {
+        "name": "x",
+        "f": None,
+    }
+    inc = compile_update(parse_update({"$inc": {"n": 1}}), PG)
+    assert inc is not None and "coalesce(items.n" in str(inc["n"])
+    assert compile_update(parse_update({"$inc": {"n": 1}}), LITE) is None, (
+        "SQLite overflows to REAL"
+    )
+    assert compile_update(parse_update({"$inc": {"n": 1.5}}), PG) is None
+    assert compile_update(parse_update({"$set": {"f": 1}}), PG) is None, "int -> double: RMW"
+    assert compile_update(parse_update({"$set": {"meta": {"a": 1}}}), PG) is None
+    assert compile_update(parse_update({"$max": {"n": 1}}), PG) is None
+    assert compile_update(parse_update({"$set": {"id": 2}}), PG) is None
+    assert compile_update(parse_update({"$set": {"n": "x"}}), PG) is None

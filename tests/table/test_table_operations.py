@@ -388,3 +388,30 @@ async def test_table_mode_creates_nothing(table_url: str) -> None:
             db.table("items")  # type: ignore[arg-type]
     unused = sa.MetaData()
     del unused
+
+
+async def test_arithmetic_overflow_is_an_update_error(tdb: Database) -> None:
+    coll = await items(tdb)
+    await coll.update_one({"id": 5}, {"$set": {"n": 2**63 - 1, "small": 2**31 - 1}})
+    for update in ({"$inc": {"n": 1}}, {"$mul": {"n": 2}}, {"$inc": {"small": 1}}):
+        if "small" in update["$inc" if "$inc" in update else "$mul"] and tdb.backend.startswith(
+            "sqlite"
+        ):
+            continue  # SQLite integers are 64-bit whatever the declared width (documented)
+        with pytest.raises(asyncdb.UpdateError):
+            await coll.update_many({"id": {"$gte": 4}}, update)
+    doc = await coll.find_one({"id": 5})
+    assert doc == {"id": 5, "n": 2**63 - 1, "small": 2**31 - 1}
+    assert (await coll.find_one({"id": 4}) or {})["n"] == 2**40, "nothing was written"
+
+
+async def test_update_many_counts_matched_and_modified(tdb: Database) -> None:
+    coll = await items(tdb)
+    res = await coll.update_many({"n": {"$gte": 2}}, {"$set": {"name": "bob"}})
+    assert (res.matched, res.modified) == (3, 2)
+    res = await coll.update_many({"n": {"$gte": 2}}, {"$unset": {"flag": ""}})
+    assert (res.matched, res.modified) == (3, 2)
+    res = await coll.update_many({"f": {"$gt": 100}}, {"$set": {"name": "x"}})
+    assert (res.matched, res.modified) == (0, 0)
+    res = await coll.update_one({"id": 77}, {"$set": {"name": "up"}}, upsert=True)
+    assert res.upserted_id == 77

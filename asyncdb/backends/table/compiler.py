@@ -19,10 +19,12 @@ cannot decide exactly (JSON columns, non-literal regexes, a float column against
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any, Literal, cast
 
 import sqlalchemy as sa
@@ -718,6 +720,82 @@ def changed_condition(schema: TableSchema, values: dict[str, Any]) -> Expr:
     return sa.or_(*(schema.columns[name].column.is_distinct_from(v) for name, v in values.items()))
 
 
+# --- keyset positions ---------------------------------------------------------------------------
+
+_INVERT = bytes(255 - i for i in range(256))
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _unfloat(raw: bytes) -> float:
+    (bits,) = struct.unpack(">Q", raw)
+    bits = bits & ~(1 << 63) if bits >> 63 else bits ^ 0xFFFFFFFFFFFFFFFF
+    value: float = struct.unpack(">d", struct.pack(">Q", bits))[0]
+    return value
+
+
+def _leading_value(data: bytes, kind: str) -> tuple[bool, Any]:
+    """``(ok, value)``: the first value of a sort key (asyncdb.query.sort's encoding), decoded
+    for a column kind; ok is False when it cannot be decoded exactly."""
+    tag = data[0]
+    if tag == 0x0A:
+        return True, None
+    if tag == 0x14 and kind in ("int", "float") and len(data) >= 17:
+        head, rest = _unfloat(data[1:9]), _unfloat(data[9:17])
+        exact = Fraction(head) + Fraction(rest)
+        if kind == "float":
+            return True, float(exact)
+        return exact.denominator == 1, int(exact)
+    if tag == 0x1E and kind == "str":
+        out = bytearray()
+        i = 1
+        while i < len(data):
+            if data[i] == 0:
+                if i + 1 < len(data) and data[i + 1] == 0xFF:
+                    out.append(0)
+                    i += 2
+                    continue
+                return True, out.decode("utf-8", "surrogatepass")
+            out.append(data[i])
+            i += 1
+        return False, None
+    if tag == 0x50 and kind == "bool" and len(data) >= 2:
+        return True, data[1] == 1
+    if tag == 0x5A and kind == "datetime" and len(data) >= 9:
+        (biased,) = struct.unpack(">Q", data[1:9])
+        return True, _EPOCH + timedelta(milliseconds=biased - (1 << 63))
+    return False, None
+
+
+_BOUNDED_KINDS = frozenset({"int", "float", "str", "bool", "datetime"})
+
+
+def keyset_bound(sort: Sort, schema: TableSchema, after: bytes) -> Expr | None:
+    """An over-approximate WHERE for the rows after a keyset position: the leading sort
+    column's own bound (ties are skipped in process), or None if it cannot be decoded."""
+    if not sort or not after:
+        return None
+    key = sort[0]
+    info = schema.columns.get(key.path[0])
+    if (
+        info is None
+        or len(key.path) > 1
+        or info.kind not in ("int", "float", "str", "bool", "datetime")
+    ):
+        return None
+    data = after if key.direction == 1 else after.translate(_INVERT)
+    ok, value = _leading_value(data, info.kind)
+    if not ok:
+        return None
+    col = info.column
+    if value is None:  # NULLs sort first ascending, last descending
+        return None if key.direction == 1 else col.is_(None)
+    left: ColumnElement[Any] = _text(info, schema) if info.kind == "str" else col
+    stored = to_column(info, value) if info.kind == "datetime" else value
+    if key.direction == 1:
+        return cast(Expr, left >= stored)
+    return sa.or_(left <= stored, col.is_(None))
+
+
 @dataclass(frozen=True, slots=True)
 class SelectPayload:
     """What ``rows`` executes: the statement, and a keyset position to skip to in process
@@ -750,6 +828,10 @@ def plan_query(schema: TableSchema, spec: CollectionSpec, query: Query, backend:
     keys = key_lookup(query.filter, spec)
     access = "key" if keys is not None else (indexed_path(query.filter, spec) or "scan")
     after = query.after if sort_pushed else None
+    if after is not None:
+        bound = keyset_bound(query.sort, schema, after)
+        if bound is not None:
+            stmt = stmt.where(bound)
     return Plan(
         backend=backend,
         collection=spec.name,
