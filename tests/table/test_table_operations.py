@@ -3,6 +3,7 @@ rules of DESIGN §2 applied to columns (NULL is missing, type bracketing, code p
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -415,3 +416,23 @@ async def test_update_many_counts_matched_and_modified(tdb: Database) -> None:
     assert (res.matched, res.modified) == (0, 0)
     res = await coll.update_one({"id": 77}, {"$set": {"name": "up"}}, upsert=True)
     assert res.upserted_id == 77
+
+
+async def test_concurrent_read_modify_writes_lose_nothing(tdb: Database) -> None:
+    """$push into a JSON column is a read-modify-write: its rows are locked (PostgreSQL) or
+    its transaction serialized (SQLite), so concurrent updates all land."""
+    coll = await items(tdb)
+    await coll.update_one({"id": 5}, {"$set": {"meta": []}})
+
+    async def push(i: int) -> None:
+        for attempt in range(50):
+            try:
+                await coll.update_one({"id": 5}, {"$push": {"meta": i}})
+                return
+            except asyncdb.TransactionError:  # SQLite: a writer found the database locked
+                await asyncio.sleep(0.01 * (attempt + 1))
+        raise AssertionError("never committed")
+
+    await asyncio.gather(*(push(i) for i in range(10)))
+    doc = await coll.find_one({"id": 5})
+    assert doc is not None and sorted(doc["meta"]) == list(range(10))

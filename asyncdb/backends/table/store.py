@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
@@ -147,6 +148,7 @@ class TableStore(Store):
                     connect_args={"timeout": 30},
                     **({"poolclass": StaticPool} if in_memory else {}),
                 )
+                _begin_explicitly(self._engine)
             else:
                 self._engine = create_async_engine(self._engine_url)
         return self._engine
@@ -185,12 +187,14 @@ class TableStore(Store):
         if session is not None:
             raise TransactionError("a document transaction cannot carry table collections")
         try:
-            async with self.engine.begin() as conn:
-                s = TableSession(conn, transaction=transaction)
-                try:
-                    yield s
-                finally:
-                    s.open = False
+            async with self.engine.connect() as conn:
+                await conn.execution_options(asyncdb_write=True)
+                async with conn.begin():
+                    s = TableSession(conn, transaction=transaction)
+                    try:
+                        yield s
+                    finally:
+                        s.open = False
         except sa_exc.DBAPIError as exc:
             raise _db_error(exc, "transaction") from None
 
@@ -201,6 +205,22 @@ class TableStore(Store):
 
     def atomic(self, session: Session | None) -> Any:
         return self._section(session, transaction=False)
+
+
+def _begin_explicitly(engine: AsyncEngine) -> None:
+    """SQLite: the driver's own BEGIN comes only before a write, so a read-modify-write would
+    read outside its transaction. Take over BEGIN (SQLAlchemy's pysqlite recipe): a write
+    section starts with BEGIN IMMEDIATE (writers queue on the lock instead of losing updates),
+    a read with a deferred BEGIN."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _no_driver_begin(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: Any) -> None:
+        write = conn.get_execution_options().get("asyncdb_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 class SQLiteTables(TableStore):
