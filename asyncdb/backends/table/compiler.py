@@ -311,7 +311,7 @@ def from_column(info: ColumnInfo, value: Any) -> Any:
     return value
 
 
-def row_to_doc(schema: TableSchema, row: Mapping[str, Any]) -> dict[str, Any]:
+def row_to_doc(schema: TableSchema, row: Mapping[Any, Any]) -> dict[str, Any]:
     """A row as a document: NULL columns are missing fields."""
     doc: dict[str, Any] = {}
     for name, info in schema.columns.items():

@@ -266,6 +266,10 @@ class TableCollection(StoreCollection):
         self.spec = spec
         self.schema = schema
         self.table = schema.table
+        cols = self.table.c
+        self._get_stmt = sa.select(self.table).where(
+            *(cols[k] == sa.bindparam(f"k{i}") for i, k in enumerate(spec.key))
+        )
 
     async def ensure(self) -> None:
         """Nothing: table mode works over an existing table and creates nothing."""
@@ -465,13 +469,24 @@ class TableCollection(StoreCollection):
         return UpdateResult(matched, int(modified))
 
     async def get(self, key: KeyTuple, session: Session | None) -> Doc | None:
-        """The point read by primary key."""
-        for field, value in zip(self.spec.key, key, strict=True):
+        """The point read: one prepared ``SELECT ... WHERE pk = :k`` (SQLAlchemy caches its
+        compiled form), the same answer as ``find_one`` on the key."""
+        params: dict[str, Any] = {}
+        for i, (field, value) in enumerate(zip(self.spec.key, key, strict=True)):
             try:
-                to_column(self.schema.columns[field], value)
+                params[f"k{i}"] = to_column(self.schema.columns[field], value)
             except ColumnFitError:
                 return None  # a key of another type than the column's matches nothing
-        return await super().get(key, session)
+        try:
+            if isinstance(session, TableSession):
+                result = await session.check().execute(self._get_stmt, params)
+            else:
+                async with self.store.engine.connect() as conn:
+                    result = await conn.execute(self._get_stmt, params)
+        except sa_exc.DBAPIError as exc:
+            raise _db_error(exc, f"read of {self.spec.name!r}") from None
+        row = result.mappings().first()
+        return None if row is None else row_to_doc(self.schema, row)
 
 
 def _uniform(rows: list[dict[str, Any]]) -> bool:
