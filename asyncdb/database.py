@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Generator, Sequence
 from contextlib import asynccontextmanager
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from asyncdb._paging import CursorSigner, query_digest
@@ -15,6 +15,11 @@ from asyncdb.collection import Collection
 from asyncdb.errors import ConfigurationError, NotSupported
 from asyncdb.query.ast import Node, Sort
 from asyncdb.types import Capabilities, CollectionSpec, Index, check_identifier
+
+if TYPE_CHECKING:
+    import sqlalchemy
+
+    from asyncdb.backends.table.store import TableStore
 
 # Built-in schemes, used when the package's entry points are not installed (a source checkout).
 _BUILTIN: dict[str, str] = {
@@ -72,6 +77,20 @@ class Transaction:
         base = self._db.collection(name, **options)
         return Collection(self._db, base._store, self._session)
 
+    def table(self, table: sqlalchemy.Table, **options: Any) -> Collection:
+        """The collection over ``table`` inside this transaction. Only a tables-only database
+        (``connect(url, tables_only=True)``) has table transactions: elsewhere the table engine
+        is not the connection this transaction runs on, so it raises NotSupported."""
+        from asyncdb.backends.table.store import TableStore
+
+        if not isinstance(self._db._store, TableStore):
+            raise NotSupported(
+                "db.transaction() of a document database cannot include tables (they run on "
+                "their own engine): open the database with connect(url, tables_only=True)"
+            )
+        base = self._db.table(table, **options)
+        return Collection(self._db, base._store, self._session)
+
 
 class Database:
     """A connected database. Create with ``await asyncdb.connect(url)``."""
@@ -84,6 +103,7 @@ class Database:
         self._ensure_lock = asyncio.Lock()
         self._signer = CursorSigner(cursor_secret)
         self._digests: dict[tuple[str, str, str], str] = {}
+        self._tables: TableStore | None = None
 
     @property
     def backend(self) -> str:
@@ -139,6 +159,26 @@ class Database:
             self._ensured.discard(name)
         return Collection(self, store_coll)
 
+    def table(
+        self, table: sqlalchemy.Table, *, allow_scan: bool = False, max_scan: int = 10_000
+    ) -> Collection:
+        """The collection API over an existing SQLAlchemy ``Table`` (table mode, on
+        ``sqlite://`` and ``postgresql://`` databases): the primary key is the key, documents
+        are column name -> value, NULL columns are missing fields. Creates nothing.
+
+        >>> # users = db.table(users_table)          # a sqlalchemy.Table
+        >>> # await users.update_one({"id": 7}, {"$inc": {"logins": 1}})
+        """
+        from asyncdb.backends.table.store import TableStore
+
+        if isinstance(self._store, TableStore):
+            tables = self._store
+        else:
+            if self._tables is None:
+                self._tables = TableStore.for_url(self.url)  # lazy: no I/O until first use
+            tables = self._tables
+        return Collection(self, tables.table(table, allow_scan=allow_scan, max_scan=max_scan))
+
     async def _ensure(self, coll: StoreCollection) -> None:
         if coll.spec.name in self._ensured:
             return
@@ -172,6 +212,8 @@ class Database:
     async def close(self) -> None:
         """Close pools and clients."""
         await self._store.close()
+        if self._tables is not None:
+            await self._tables.close()
 
     async def __aenter__(self) -> Database:
         return self
@@ -181,6 +223,12 @@ class Database:
 
     def __repr__(self) -> str:
         return f"<Database {self.backend}>"
+
+
+def _tables_store() -> type[Store]:
+    from asyncdb.backends.table.store import TableStore
+
+    return TableStore
 
 
 class _Connect:
@@ -195,7 +243,7 @@ class _Connect:
         options = dict(self._options)
         cache = options.pop("cache", None)
         secret = options.pop("cursor_secret", None)
-        store_cls = backend_for(self._url)
+        store_cls = _tables_store() if options.pop("tables_only", False) else backend_for(self._url)
         store = await store_cls.open(self._url, options)
         db = Database(store, self._url, cursor_secret=secret)
         if cache is not None:
@@ -218,6 +266,8 @@ def connect(url: str, **options: Any) -> _Connect:
     """Connect to a database by URL.
 
     ``memory://``, ``sqlite:///app.db`` (``sqlite:///:memory:``), ``postgresql://...``, ...
+    ``tables_only=True`` opens a sqlite/postgresql database for table mode alone
+    (``db.table(t)``; ``db.transaction()`` then covers tables, ``db.collection()`` is refused).
 
     >>> import asyncio, asyncdb
     >>> async def main():
