@@ -10,12 +10,19 @@ starts with ``$`` (stored user field names never do: the query language rejects 
 * a map with two or more fields carries ``"$o": [names in order]``;
 * a field name Firestore rejects (empty, or ``__x__``) is stored as ``"$k" + name``.
 
-A document holding a Decimal anywhere also gets the top-level marker ``"$hasdec": true``, so a
-numeric condition can be pushed down as ``cond OR $hasdec == true`` (a superset, re-checked).
+Hidden top-level fields serve the planner (the decoder drops them):
+
+* ``"$n:f"``: the ints or floats equal to the Decimals at top-level field ``f`` (its value or
+  its elements), so numeric equality stays exact: ``f == 1 OR f array-contains 1 OR
+  $n:f array-contains 1`` (a Decimal no int or float equals cannot equal a query number);
+* ``"$a:p"`` and ``"$d:p"``: the BSON sort keys (``asyncdb.query.sort.field_key``) of path ``p``
+  ascending and descending, as bytes, for the key fields and every declared index field. Every
+  document has them (missing and null have keys too), so Firestore's ``order_by`` on them keeps
+  every document and orders exactly as MongoDB, arrays and mixed types included.
 
 >>> stored = encode_doc({"id": "a", "v": [[1]], "d": Decimal("1.5")})
->>> stored["v"], stored["d"], stored[HAS_DECIMAL]
-([{'$arr': [1]}], {'$dec': '1.5'}, True)
+>>> stored["v"], stored["d"], stored["$n:d"]
+([{'$arr': [1]}], {'$dec': '1.5'}, [1.5])
 >>> decode_doc(stored)
 {'id': 'a', 'v': [[1]], 'd': Decimal('1.5')}
 """
@@ -23,18 +30,25 @@ numeric condition can be pushed down as ``cond OR $hasdec == true`` (a superset,
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from asyncdb.errors import QueryError
+from asyncdb.query.ast import Path, path_str
+from asyncdb.query.sort import field_key
+from asyncdb.query.values import INT64_MAX, INT64_MIN
 
 DECIMAL_TAG = "$dec"
 ARRAY_TAG = "$arr"
 ORDER_FIELD = "$o"
 KEY_ESCAPE = "$k"
-HAS_DECIMAL = "$hasdec"
+DECIMAL_TWINS = "$n:"
+SORT_ASC = "$a:"
+SORT_DESC = "$d:"
+_HIDDEN = (DECIMAL_TWINS, SORT_ASC, SORT_DESC)
 
 _RESERVED_NAME = re.compile(r"__.*__", re.DOTALL)
 MAX_NAME_BYTES = 1500
@@ -81,12 +95,44 @@ class _Encoder:
         return out
 
 
-def encode_doc(doc: dict[str, Any]) -> dict[str, Any]:
-    """The stored form of a document (a map Firestore accepts)."""
+def decimal_twin(value: Decimal) -> int | float | None:
+    """The int or float equal to a Decimal, if one exists (else no int or float equals it)."""
+    if not value.is_finite():
+        return float(value) if not value.is_nan() else None
+    if value == value.to_integral_value():
+        as_int = int(value)
+        if INT64_MIN <= as_int <= INT64_MAX:
+            return as_int
+    as_float = float(value)
+    if math.isfinite(as_float) and Decimal(as_float) == value:
+        return as_float
+    return None
+
+
+def sort_field(path: Path, direction: int) -> str:
+    """The hidden field holding a path's sort key in one direction."""
+    return (SORT_ASC if direction == 1 else SORT_DESC) + path_str(path)
+
+
+def twin_field(name: str) -> str:
+    """The hidden field holding the numeric twins of the Decimals at a top-level field."""
+    return DECIMAL_TWINS + name
+
+
+def encode_doc(doc: dict[str, Any], sort_paths: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The stored form of a document (a map Firestore accepts), with its hidden fields."""
     encoder = _Encoder()
     out = encoder.map(doc)
     if encoder.has_decimal:
-        out[HAS_DECIMAL] = True
+        for name, value in doc.items():
+            items = value if type(value) is list else [value]
+            twins = [decimal_twin(v) for v in items if type(v) is Decimal]
+            found = [t for t in twins if t is not None]
+            if found:
+                out[twin_field(name)] = found
+    for path in sort_paths:
+        out[sort_field(path, 1)] = field_key(doc, path, 1)
+        out[sort_field(path, -1)] = field_key(doc, path, -1)
     return out
 
 
@@ -132,7 +178,8 @@ def _decode_map(value: dict[str, Any]) -> dict[str, Any]:
 
 def decode_doc(stored: dict[str, Any]) -> dict[str, Any]:
     """A stored document back as a portable document."""
-    stored.pop(HAS_DECIMAL, None)
+    for name in [k for k in stored if k.startswith(_HIDDEN)]:
+        del stored[name]
     return _decode_map(stored)
 
 
@@ -175,13 +222,18 @@ def _has_surrogate(text: str) -> bool:
 __all__ = [
     "ARRAY_TAG",
     "DECIMAL_TAG",
-    "HAS_DECIMAL",
+    "DECIMAL_TWINS",
     "KEY_ESCAPE",
     "ORDER_FIELD",
+    "SORT_ASC",
+    "SORT_DESC",
+    "decimal_twin",
     "decode_doc",
     "decode_value",
     "doc_id",
     "encode_doc",
     "encode_value",
     "field_name_ok",
+    "sort_field",
+    "twin_field",
 ]

@@ -69,6 +69,7 @@ class WriteConflict(TransactionError):
 class _Pending:
     collection: str
     doc: Doc | None  # the new content; None deletes
+    stored: dict[str, Any] | None = None  # ``doc`` as written (codec form, hidden fields)
 
 
 class FirestoreSession(Session):
@@ -106,7 +107,7 @@ class FirestoreSession(Session):
             else:
                 write = write_pb.Write(
                     update=document_pb.Document(
-                        name=path, fields=_helpers.encode_dict(encode_doc(pending.doc))
+                        name=path, fields=_helpers.encode_dict(pending.stored)
                     )
                 )
             if not known or version is None:
@@ -158,7 +159,7 @@ class FirestoreStore(Store):
         ttl=True,
         secondary_indexes=True,
         unique_indexes=False,
-        server_side_sort=False,
+        server_side_sort=True,
         regex_pushdown=False,
         keyset_pagination=True,
         bulk_insert=True,
@@ -273,6 +274,9 @@ class FirestoreCollection(StoreCollection):
     def plan(self, query: Query) -> Plan:
         return self.planner.plan(query)
 
+    def _encode(self, doc: Doc) -> dict[str, Any]:
+        return encode_doc(doc, self.planner.sort_paths)
+
     def _path(self, ident: str) -> str:
         return f"{self.store.client._database_string}/documents/{self.spec.name}/{ident}"
 
@@ -289,11 +293,13 @@ class FirestoreCollection(StoreCollection):
             query: Any = self.ref
             if payload.where is not None:
                 query = query.where(filter=to_filter(payload.where))
-            for field, direction in payload.order_by:
-                query = query.order_by(
-                    FieldPath(field).to_api_repr(),
-                    direction="ASCENDING" if direction == 1 else "DESCENDING",
-                )
+            order = [FieldPath(field).to_api_repr() for field in payload.order_by]
+            for field in order:
+                query = query.order_by(field)
+            if payload.start_after is not None:
+                query = query.start_after(dict(zip(order, payload.start_after, strict=True)))
+            if payload.offset:
+                query = query.offset(payload.offset)
             if payload.limit is not None:
                 query = query.limit(payload.limit)
             async for snap in query.stream():
@@ -343,6 +349,7 @@ class FirestoreCollection(StoreCollection):
                 limit_pushed=False,
                 client_sort=bool(query.sort),
                 payload=FirestoreQuery(ids=payload.ids, where=payload.where),
+                # the residual is now the whole filter: the native part only narrows
             )
         async for doc in super()._execute(plan, query, session, allow_scan):
             yield doc
@@ -381,13 +388,13 @@ class FirestoreCollection(StoreCollection):
                     key = key_of(doc, self.spec)
                     raise DuplicateKey(f"key {key!r} exists in {self.spec.name!r}", key=key)
             for doc, path in zip(docs, paths, strict=True):
-                session.pending[path] = _Pending(self.spec.name, doc)
+                session.pending[path] = _Pending(self.spec.name, doc, self._encode(doc))
             return
         self.store.check_not_owner()
         writes = [
             write_pb.Write(
                 update=document_pb.Document(
-                    name=path, fields=_helpers.encode_dict(encode_doc(doc))
+                    name=path, fields=_helpers.encode_dict(self._encode(doc))
                 ),
                 current_document=common.Precondition(exists=False),
             )
@@ -436,7 +443,7 @@ class FirestoreCollection(StoreCollection):
         assert isinstance(session, FirestoreSession)
         session.check()
         for _old, new in pairs:
-            session.pending[self._doc_path(new)] = _Pending(self.spec.name, new)
+            session.pending[self._doc_path(new)] = _Pending(self.spec.name, new, self._encode(new))
 
     async def delete_docs(self, docs: list[Doc], session: Session) -> None:
         assert isinstance(session, FirestoreSession)
