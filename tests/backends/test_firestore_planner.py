@@ -84,9 +84,13 @@ def test_in_keeps_true_apart_from_one() -> None:
     assert where[1][0] == ("f", "n", "in", [True, 1])
 
 
-def test_more_than_thirty_in_values_stay_residual() -> None:
-    p = plan({"status": {"$in": [f"v{i}" for i in range(31)]}})
+def test_in_beyond_thirty_disjuncts_stays_residual() -> None:
+    # each value is a disjunct of `in` and one of array-contains-any: 15 fit, 16 do not
+    assert native(plan({"status": {"$in": [f"v{i}" for i in range(15)]}})).where is not None
+    p = plan({"status": {"$in": [f"v{i}" for i in range(16)]}})
     assert native(p).where is None and p.residual is not None
+    numbers = plan({"n": {"$in": list(range(11))}})  # in, array-contains-any, Decimal twins
+    assert native(numbers).where is None
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,8 @@ is compiled to a tree that selects exactly its matches, or not at all (residual)
 * ``{f: n}`` with a number adds ``$n:f array_contains n``: the codec stores there the int/float
   equal to each Decimal at ``f`` (Firestore compares int64 and double exactly, like MongoDB);
 * ``{f: {$in: [...]}}`` with such values is ``f in [...] OR f array_contains_any [...]`` (plus
-  the Decimal twins), at most 30 values;
+  the Decimal twins) while the normal form stays within Firestore's 30 disjuncts (each value
+  counts once per filter: up to 15 strings);
 * anything else stays in the residual, evaluated in process: dotted paths (MongoDB follows them
   through arrays, Firestore does not), ranges (Firestore compares an array field as a whole),
   negations, ``null`` and ``$exists`` (they must match missing fields, which Firestore cannot
@@ -148,13 +149,17 @@ def _compile(term: Node) -> _Pushed | None:
         if not all(_is_plain(v) or _number(v) is not None for v in term.values):
             return None
         values = _distinct(tuple(v if _is_plain(v) else _number(v) for v in term.values))
-        if all(_is_plain(v) for v in values):
+        numbers = [v for v in values if not _is_plain(v)]
+        # Firestore counts each `in` / array-contains-any value as a disjunct of the filter's
+        # normal form, which holds at most 30.
+        if 2 * len(values) + len(numbers) > MAX_DISJUNCTS:
+            return None
+        if not numbers:
             parts = (
                 _field(name, "in", values),
                 _field(name, "array_contains_any", values),
             )
             return _Pushed(("or", parts), True, 1)
-        numbers = [v for v in values if not _is_plain(v)]
         parts = (
             _field(name, "in", values),
             _field(name, "array_contains_any", values),

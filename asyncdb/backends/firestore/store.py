@@ -273,9 +273,9 @@ class FirestoreCollection(StoreCollection):
         stored document carries the hidden sort keys of this spec's key and index fields (an
         index declared on existing data): ``order_by`` would skip one lacking them."""
         try:
+            if not [snap async for snap in self.ref.select([]).limit(1).stream()]:
+                return  # empty (the common first use): one cheap query
             total = await self._count(self.ref)
-            if total == 0:
-                return
             for path in self.planner.sort_paths:
                 for direction in (1, -1):
                     name = FieldPath(sort_field(path, direction)).to_api_repr()
@@ -413,6 +413,26 @@ class FirestoreCollection(StoreCollection):
         # {id: 1.0} never reaches here (not a key value); a stored key equals the asked one.
         return doc
 
+    async def count(
+        self, node: Node, session: Session | None, *, allow_scan: bool | None = None
+    ) -> int:
+        """Firestore's count aggregation when nothing is left to re-check (outside sessions:
+        a transaction's reads are validated at commit, so it reads the documents)."""
+        query = Query(self.visible(node))
+        plan = self.execution_plan(query)
+        self.check_scan(plan, query, allow_scan)
+        payload: FirestoreQuery = plan.payload
+        if session is not None or plan.residual_node is not None or payload.ids is not None:
+            return await super().count(node, session, allow_scan=allow_scan)
+        self.store.check_not_owner()
+        native: Any = self.ref
+        if payload.where is not None:
+            native = native.where(filter=to_filter(payload.where))
+        try:
+            return await self._count(native)
+        except gexc.GoogleAPICallError as exc:
+            raise _driver_error(exc, f"count on {self.spec.name!r} failed") from None
+
     async def _existing(self, paths: list[str], session: FirestoreSession) -> set[str]:
         """Which of these documents exist (buffered writes first), remembered in the session."""
         found: set[str] = set()
@@ -421,6 +441,9 @@ class FirestoreCollection(StoreCollection):
             pending = session.pending.get(path)
             if pending is not None:
                 if pending.doc is not None:
+                    found.add(path)
+            elif path in session.versions:  # read in this session already
+                if session.versions[path] is not None:
                     found.add(path)
             else:
                 unknown.append(path)
