@@ -48,3 +48,45 @@ async def test_point_read_by_key_reads_one_document_id(firestore_url: str) -> No
         }
         assert await coll.find_one({"tenant": "a/b", "n": "1"}) is None
         assert doc_id(("a/b", 1)) == "sa%2Fb|i1"
+
+
+async def test_a_transaction_misses_a_phantom_insert_into_what_it_queried(
+    firestore_url: str,
+) -> None:
+    """Documented deviation: a transaction validates the documents it read at commit, but a
+    query does not lock its range, so a matching document inserted meanwhile goes unnoticed."""
+    async with asyncdb.connect(firestore_url) as db:
+        coll = db.collection("c", allow_scan=True)
+        await coll.insert_one({"id": "a", "g": 1})
+        async with db.transaction() as tx:
+            seen = await tx.collection("c").count_documents({"g": 1})
+            await coll_insert_elsewhere(firestore_url, {"id": "b", "g": 1})
+            await tx.collection("c").insert_one({"id": "total", "n": seen})
+        assert (await coll.find_one({"id": "total"}) or {})["n"] == 1  # "b" was not counted
+        assert await coll.count_documents({"g": 1}) == 2
+
+
+async def coll_insert_elsewhere(url: str, doc: dict[str, object]) -> None:
+    async with asyncdb.connect(url) as other:
+        await other.collection("c").insert_one(doc)
+
+
+async def test_a_transaction_fails_when_a_document_it_read_changed(firestore_url: str) -> None:
+    async with asyncdb.connect(firestore_url) as db:
+        coll = db.collection("c")
+        await coll.insert_many([{"id": "a", "n": 1}, {"id": "b", "n": 1}])
+        try:
+            async with db.transaction() as tx:
+                await tx.collection("c").find_one({"id": "a"})  # read only
+                await coll_update_elsewhere(firestore_url)
+                await tx.collection("c").update_one({"id": "b"}, {"$set": {"n": 2}})
+        except asyncdb.TransactionError:
+            pass
+        else:
+            raise AssertionError("the commit did not notice that 'a' changed")
+        assert (await coll.find_one({"id": "b"}) or {})["n"] == 1
+
+
+async def coll_update_elsewhere(url: str) -> None:
+    async with asyncdb.connect(url) as other:
+        await other.collection("c").update_one({"id": "a"}, {"$set": {"n": 5}})
