@@ -198,6 +198,11 @@ class FirestoreStore(Store):
         if self._closed:
             return
         self._closed = True
+        # AsyncClient.close() only closes an HTTP session: the gRPC channel is closed here.
+        api = self.client._firestore_api_internal
+        if api is not None:
+            with suppress(Exception):  # closing twice or a channel that never connected
+                await api.transport.close()
         self.client.close()  # type: ignore[no-untyped-call]
 
     def collection(self, spec: CollectionSpec) -> FirestoreCollection:
