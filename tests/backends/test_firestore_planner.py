@@ -97,7 +97,7 @@ def test_in_beyond_thirty_disjuncts_stays_residual() -> None:
     "flt",
     [
         {"a.b": "x"},  # MongoDB follows dotted paths through arrays, Firestore does not
-        {"n": {"$gt": 1}},  # Firestore compares an array field as a whole
+        {"n": {"$gt": b"a"}},  # MongoDB orders bytes by length first
         {"status": {"$ne": "x"}},  # != never matches a missing field
         {"status": None},  # null matches missing fields
         {"status": {"$exists": False}},
@@ -112,6 +112,26 @@ def test_what_firestore_cannot_say_exactly_stays_residual(flt: dict[str, Any]) -
     assert native(p).where is None
     assert p.exact is None and p.residual is not None
     assert not p.sort_pushed and not p.limit_pushed
+
+
+def test_a_range_is_a_superset_keeping_arrays_and_decimals_and_is_rechecked() -> None:
+    p = plan({"n": {"$gt": 5}})
+    assert native(p).where == (
+        "or",
+        (("f", "n", ">", 5), ("f", "n", ">=", []), ("f", "$D:n", "==", True)),
+    )
+    assert p.exact is None and p.approximate == {"n": {"$gt": 5}}
+    assert p.residual == {"n": {"$gt": 5}}
+    assert not p.sort_pushed and not p.limit_pushed
+    dates = plan({"ts": {"$lte": datetime(2024, 1, 1, tzinfo=UTC)}})
+    where = native(dates).where
+    assert where is not None and len(where[1]) == 2  # no Decimal twin for a date
+
+
+def test_an_exact_conjunct_is_preferred_to_a_range() -> None:
+    p = plan({"n": {"$gt": 5}, "status": "open"})
+    assert p.exact == {"status": {"$eq": "open"}}
+    assert p.residual == {"n": {"$gt": 5}}
 
 
 def test_one_array_contains_per_query_the_rest_is_rechecked() -> None:

@@ -15,6 +15,8 @@ Hidden top-level fields serve the planner (the decoder drops them):
 * ``"$n:f"``: the ints or floats equal to the Decimals at top-level field ``f`` (its value or
   its elements), so numeric equality stays exact: ``f == 1 OR f array-contains 1 OR
   $n:f array-contains 1`` (a Decimal no int or float equals cannot equal a query number);
+* ``"$D:f"``: true when ``f`` holds a Decimal (or an array with one), so a numeric range can be
+  pushed as ``f > 1 OR f >= [] OR $D:f == true``: a superset, re-checked;
 * ``"$a:p"`` and ``"$d:p"``: the BSON sort keys (``asyncdb.query.sort.field_key``) of path ``p``
   ascending and descending, as bytes, for the key fields and every declared index field. Every
   document has them (missing and null have keys too), so Firestore's ``order_by`` on them keeps
@@ -46,9 +48,10 @@ ARRAY_TAG = "$arr"
 ORDER_FIELD = "$o"
 KEY_ESCAPE = "$k"
 DECIMAL_TWINS = "$n:"
+DECIMAL_MARK = "$D:"
 SORT_ASC = "$a:"
 SORT_DESC = "$d:"
-_HIDDEN = (DECIMAL_TWINS, SORT_ASC, SORT_DESC)
+_HIDDEN = (DECIMAL_TWINS, DECIMAL_MARK, SORT_ASC, SORT_DESC)
 
 _RESERVED_NAME = re.compile(r"__.*__", re.DOTALL)
 MAX_NAME_BYTES = 1500
@@ -119,6 +122,11 @@ def twin_field(name: str) -> str:
     return DECIMAL_TWINS + name
 
 
+def decimal_mark(name: str) -> str:
+    """The hidden field set (true) when a top-level field holds a Decimal or an array of some."""
+    return DECIMAL_MARK + name
+
+
 def encode_doc(doc: dict[str, Any], sort_paths: tuple[Path, ...] = ()) -> dict[str, Any]:
     """The stored form of a document (a map Firestore accepts), with its hidden fields."""
     encoder = _Encoder()
@@ -127,6 +135,8 @@ def encode_doc(doc: dict[str, Any], sort_paths: tuple[Path, ...] = ()) -> dict[s
         for name, value in doc.items():
             items = value if type(value) is list else [value]
             twins = [decimal_twin(v) for v in items if type(v) is Decimal]
+            if twins:
+                out[decimal_mark(name)] = True
             found = [t for t in twins if t is not None]
             if found:
                 out[twin_field(name)] = found
@@ -221,12 +231,14 @@ def _has_surrogate(text: str) -> bool:
 
 __all__ = [
     "ARRAY_TAG",
+    "DECIMAL_MARK",
     "DECIMAL_TAG",
     "DECIMAL_TWINS",
     "KEY_ESCAPE",
     "ORDER_FIELD",
     "SORT_ASC",
     "SORT_DESC",
+    "decimal_mark",
     "decimal_twin",
     "decode_doc",
     "decode_value",

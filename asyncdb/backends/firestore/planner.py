@@ -12,8 +12,11 @@ is compiled to a tree that selects exactly its matches, or not at all (residual)
 * ``{f: {$in: [...]}}`` with such values is ``f in [...] OR f array_contains_any [...]`` (plus
   the Decimal twins) while the normal form stays within Firestore's 30 disjuncts (each value
   counts once per filter: up to 15 strings);
+* a range on a number, string or date is over-approximated as ``f > v OR f >= [] OR
+  $D:f == true`` (Firestore brackets ranges by type as MongoDB does, but compares an array as a
+  whole, so every array is kept, and every document with a Decimal at ``f``): re-checked;
 * anything else stays in the residual, evaluated in process: dotted paths (MongoDB follows them
-  through arrays, Firestore does not), ranges (Firestore compares an array field as a whole),
+  through arrays, Firestore does not), ranges on bytes (MongoDB orders them by length first),
   negations, ``null`` and ``$exists`` (they must match missing fields, which Firestore cannot
   select; ``!=``/``not-in`` never match them), regexes, maps (Firestore ignores field order).
 
@@ -46,13 +49,14 @@ from typing import Any
 
 from asyncdb.backends.base import conjoin, conjuncts, indexed_path, key_lookup
 from asyncdb.backends.firestore.codec import (
+    decimal_mark,
     decimal_twin,
     doc_id,
     field_name_ok,
     sort_field,
     twin_field,
 )
-from asyncdb.query.ast import Eq, In, MatchAll, Node, Path
+from asyncdb.query.ast import Cmp, Eq, In, MatchAll, Node, Path
 from asyncdb.types import CollectionSpec, Plan, Query
 
 Tree = tuple[Any, ...]
@@ -64,6 +68,7 @@ MAX_DISJUNCTS = 30  # disjunctions in a filter's normal form
 MAX_INDEXED_BYTES = 1400
 
 _PLAIN = (str, bool, bytes, datetime)
+_RANGE_OPS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +144,8 @@ def _compile(term: Node) -> _Pushed | None:
                 _field(twin_field(name), "array_contains", number),
             )
             return _Pushed(("or", parts), True, 1)
+    if isinstance(term, Cmp) and len(term.path) == 1 and field_name_ok(term.path[0]):
+        return _compile_range(term)
     if (
         isinstance(term, In)
         and len(term.path) == 1
@@ -302,6 +309,23 @@ def export_indexes(plans: Iterable[Plan]) -> str:
             if index not in indexes:
                 indexes.append(index)
     return json.dumps({"indexes": indexes, "fieldOverrides": []}, indent=2)
+
+
+def _compile_range(term: Cmp) -> _Pushed | None:
+    """A range as a superset: Firestore brackets ranges by type like MongoDB, but compares an
+    array as a whole (MongoDB: any element), so every array is kept (``f >= []``, arrays only),
+    and every document with a Decimal at ``f`` (``$D:f``). Bytes stay residual: MongoDB orders
+    them by length first, Firestore does not."""
+    name, value = term.path[0], term.value
+    op = _RANGE_OPS[term.op]
+    every_array = _field(name, ">=", [])
+    if type(value) is datetime or (type(value) is str and _is_plain(value)):
+        return _Pushed(("or", (_field(name, op, value), every_array)), False, 0)
+    number = _number(value)
+    if number is None:
+        return None
+    parts = (_field(name, op, number), every_array, _field(decimal_mark(name), "==", True))
+    return _Pushed(("or", parts), False, 0)
 
 
 def render(tree: Tree | None) -> str | None:
