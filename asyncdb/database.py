@@ -26,6 +26,7 @@ _BUILTIN: dict[str, str] = {
     "memory": "asyncdb.backends.memory.store:MemoryStore",
     "sqlite": "asyncdb.backends.sqlite.store:SQLiteStore",
     "mongodb": "asyncdb.backends.mongo.store:MongoStore",
+    "firestore": "asyncdb.backends.firestore.store:FirestoreStore",
 }
 _ALIASES = {"postgres": "postgresql", "mongodb+srv": "mongodb"}
 

@@ -39,6 +39,7 @@ BACKENDS: dict[str, BackendFactory] = {
     "memory": _memory,
     "sqlite": _sqlite,
     "mongo": lambda r: r.getfixturevalue("mongo_url"),
+    "firestore": lambda r: r.getfixturevalue("firestore_url"),
 }
 
 

@@ -1,0 +1,1 @@
+"""The Firestore backend (``firestore://project-id?emulator_host=host:port``)."""

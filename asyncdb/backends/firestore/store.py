@@ -1,0 +1,607 @@
+"""``firestore://project-id?emulator_host=host:port``: one Firestore collection per asyncdb
+collection, one document per asyncdb document, the key encoded into the document id.
+
+Writes are optimistic and atomic: a write section (one update, delete or upsert) or a user
+transaction reads documents while remembering each one's ``update_time``, buffers its writes
+(later reads inside it see them), and commits them in one atomic commit where every write carries
+a precondition: ``exists=False`` for a new document, ``update_time`` as read for a replaced or
+deleted one. A user transaction also verifies every document it read and did not write (an empty
+update, or for a missing document a delete, with the same precondition), so a commit fails if
+anything it read has changed. A failed precondition retries a single operation from the start;
+in a user transaction it raises :class:`~asyncdb.TransactionError` for the caller to retry
+(Firestore's own transactions lock documents read, and 20 concurrent ones on one document wait
+for a lock timeout each round on the emulator). Known limit: a query inside a transaction does
+not lock its range, so a document inserted concurrently that would have matched is not detected.
+
+``insert_many`` of up to 500 documents is one atomic commit of creates; a larger one is committed
+in batches of 500 after checking that no key exists, and a batch that still meets an existing
+key deletes the batches written before it and raises DuplicateKey.
+
+>>> import asyncdb
+>>> # db = await asyncdb.connect("firestore://demo-test?emulator_host=127.0.0.1:8080")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Self
+from urllib.parse import parse_qsl, urlsplit
+
+from google.api_core import exceptions as gexc
+from google.auth.credentials import AnonymousCredentials
+from google.cloud.firestore import AsyncClient
+from google.cloud.firestore_v1 import _helpers
+from google.cloud.firestore_v1.base_query import And as FsAnd
+from google.cloud.firestore_v1.base_query import BaseFilter, FieldFilter
+from google.cloud.firestore_v1.base_query import Or as FsOr
+from google.cloud.firestore_v1.field_path import FieldPath
+from google.cloud.firestore_v1.types import common
+from google.cloud.firestore_v1.types import document as document_pb
+from google.cloud.firestore_v1.types import write as write_pb
+
+from asyncdb.backends.base import Doc, KeyTuple, Session, Store, StoreCollection, key_of
+from asyncdb.backends.firestore.codec import decode_doc, doc_id, encode_doc, sort_field
+from asyncdb.backends.firestore.planner import FirestorePlanner, FirestoreQuery, Tree
+from asyncdb.errors import (
+    BackendError,
+    ConfigurationError,
+    DuplicateKey,
+    TransactionError,
+)
+from asyncdb.query.ast import MatchAll, Node, Sort, Update
+from asyncdb.types import Capabilities, CollectionSpec, Plan, Query, UpdateResult
+
+BATCH_LIMIT = 500  # writes in one Firestore commit
+_RETRIES = 50
+
+
+class WriteConflict(TransactionError):
+    """A precondition failed at commit: something read has changed since."""
+
+
+@dataclass
+class _Pending:
+    collection: str
+    doc: Doc | None  # the new content; None deletes
+    stored: dict[str, Any] | None = None  # ``doc`` as written (codec form, hidden fields)
+
+
+class FirestoreSession(Session):
+    """Reads remembered (path -> update_time, None when read as missing) and buffered writes."""
+
+    def __init__(self, *, transaction: bool) -> None:
+        self.in_transaction = transaction
+        self.versions: dict[str, datetime | None] = {}
+        self.pending: dict[str, _Pending] = {}
+        self.open = True
+
+    def check(self) -> None:
+        if not self.open:
+            raise TransactionError("this transaction has already finished")
+
+    def remember(self, path: str, update_time: datetime | None) -> None:
+        self.versions.setdefault(path, update_time)
+
+    def has_pending(self, collection: str) -> bool:
+        return any(p.collection == collection for p in self.pending.values())
+
+    def writes(self) -> list[write_pb.Write]:
+        """The commit: buffered writes with their preconditions, and in a transaction the
+        verification of every document read and not written."""
+        out: list[write_pb.Write] = []
+        for path, pending in self.pending.items():
+            known = path in self.versions
+            version = self.versions.get(path)
+            if pending.doc is None:
+                if known and version is None:
+                    if self.in_transaction:
+                        out.append(_verify_missing(path))
+                    continue  # created and deleted inside: nothing to write
+                write = write_pb.Write(delete=path)
+            else:
+                write = write_pb.Write(
+                    update=document_pb.Document(
+                        name=path, fields=_helpers.encode_dict(pending.stored)
+                    )
+                )
+            if not known or version is None:
+                write.current_document = common.Precondition(exists=False)
+            else:
+                write.current_document = common.Precondition(update_time=version)
+            out.append(write)
+        if self.in_transaction:
+            for path, version in self.versions.items():
+                if path in self.pending:
+                    continue
+                if version is None:
+                    out.append(_verify_missing(path))
+                else:
+                    out.append(
+                        write_pb.Write(
+                            update=document_pb.Document(name=path),
+                            update_mask=common.DocumentMask(field_paths=[]),
+                            current_document=common.Precondition(update_time=version),
+                        )
+                    )
+        return out
+
+
+def _verify_missing(path: str) -> write_pb.Write:
+    return write_pb.Write(delete=path, current_document=common.Precondition(exists=False))
+
+
+def _driver_error(exc: gexc.GoogleAPICallError, what: str) -> Exception:
+    return BackendError(f"{what}: {exc.message if hasattr(exc, 'message') else exc}")
+
+
+def to_filter(tree: Tree) -> BaseFilter:
+    """The driver's filter for a planner tree."""
+    if tree[0] == "f":
+        _, name, op, value = tree
+        return FieldFilter(FieldPath(name).to_api_repr(), op, value)
+    parts = [to_filter(p) for p in tree[1]]
+    return FsOr(parts) if tree[0] == "or" else FsAnd(parts)
+
+
+class FirestoreStore(Store):
+    """The Firestore backend (see the module docstring)."""
+
+    name = "firestore"
+    capabilities = Capabilities(
+        transactions=True,
+        conditional_writes=True,
+        ttl=True,
+        secondary_indexes=True,
+        unique_indexes=False,
+        server_side_sort=True,
+        regex_pushdown=False,
+        keyset_pagination=True,
+        bulk_insert=True,
+    )
+
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+        self.owners: set[asyncio.Task[Any]] = set()
+        self._closed = False
+
+    @classmethod
+    async def open(cls, url: str, options: Mapping[str, Any]) -> Self:
+        parts = urlsplit(url)
+        project = parts.netloc
+        if not project:
+            raise ConfigurationError("a Firestore URL names its project: firestore://project-id")
+        query = dict(parse_qsl(parts.query))
+        for key in [*query, *options]:
+            if key not in ("emulator_host", "database"):
+                raise ConfigurationError(f"unknown Firestore option {key!r}")
+        merged = {**query, **options}
+        emulator = merged.get("emulator_host") or os.environ.get("FIRESTORE_EMULATOR_HOST")
+        database = merged.get("database") or None
+        if emulator:
+            client = AsyncClient(
+                project=project,
+                credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+                database=database,
+            )
+            client._emulator_host = emulator  # the driver reads it from the environment only
+        else:
+            client = AsyncClient(project=project, database=database)
+        return cls(client)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # AsyncClient.close() only closes an HTTP session: the gRPC channel is closed here.
+        api = self.client._firestore_api_internal
+        if api is not None:
+            with suppress(Exception):  # closing twice or a channel that never connected
+                await api.transport.close()
+        self.client.close()  # type: ignore[no-untyped-call]
+
+    def collection(self, spec: CollectionSpec) -> FirestoreCollection:
+        if spec.name.startswith("__") and spec.name.endswith("__"):
+            raise ConfigurationError(f"Firestore reserves collection ids like {spec.name!r}")
+        return FirestoreCollection(self, spec)
+
+    def check_not_owner(self) -> None:
+        """Work outside the transaction this task holds would not see its writes: say so."""
+        task = asyncio.current_task()
+        if task is not None and task in self.owners:
+            raise TransactionError(
+                "this task has a transaction open: use tx.collection(name) inside it"
+            )
+
+    async def commit(self, session: FirestoreSession) -> None:
+        writes = session.writes()
+        session.open = False
+        if not writes:
+            return
+        batch = self.client.batch()
+        batch._add_write_pbs(writes)
+        try:
+            await batch.commit()
+        except (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.NotFound, gexc.Aborted) as exc:
+            raise WriteConflict(f"the transaction conflicted with another write: {exc}") from None
+        except gexc.GoogleAPICallError as exc:
+            raise _driver_error(exc, "commit failed") from None
+
+    @asynccontextmanager
+    async def section(
+        self, session: Session | None, *, transaction: bool
+    ) -> AsyncIterator[FirestoreSession]:
+        """A write section or a user transaction; inside an open one, that one."""
+        if session is not None:
+            assert isinstance(session, FirestoreSession)
+            session.check()
+            yield session
+            return
+        self.check_not_owner()
+        own = FirestoreSession(transaction=transaction)
+        task = asyncio.current_task()
+        if transaction and task is not None:
+            self.owners.add(task)
+        try:
+            try:
+                yield own
+            except BaseException:
+                own.open = False
+                raise
+            await self.commit(own)
+        finally:
+            if transaction and task is not None:
+                self.owners.discard(task)
+
+    def transaction(self) -> Any:
+        return self.section(None, transaction=True)
+
+
+class FirestoreCollection(StoreCollection):
+    """One Firestore collection."""
+
+    store: FirestoreStore
+
+    def __init__(self, store: FirestoreStore, spec: CollectionSpec) -> None:
+        self.store = store
+        self.spec = spec
+        self.planner = FirestorePlanner(spec)
+        self.ref = store.client.collection(spec.name)
+
+    async def ensure(self) -> None:
+        """Firestore collections exist with their first document; what is checked is that every
+        stored document carries the hidden sort keys of this spec's key and index fields (an
+        index declared on existing data): ``order_by`` would skip one lacking them."""
+        try:
+            if not [snap async for snap in self.ref.select([]).limit(1).stream()]:
+                return  # empty (the common first use): one cheap query
+            total = await self._count(self.ref)
+            for path in self.planner.sort_paths:
+                for direction in (1, -1):
+                    name = FieldPath(sort_field(path, direction)).to_api_repr()
+                    having = self.ref.where(filter=FieldFilter(name, ">=", b""))
+                    if await self._count(having) != total:
+                        await self._backfill()
+                        return
+        except gexc.GoogleAPICallError as exc:
+            raise _driver_error(exc, f"cannot check {self.spec.name!r}") from None
+
+    @staticmethod
+    async def _count(query: Any) -> int:
+        result = await query.count(alias="n").get()
+        return int(result[0][0].value)
+
+    async def _backfill(self) -> None:
+        """Rewrite the documents lacking a hidden sort key (unless changed meanwhile)."""
+        wanted = [sort_field(p, d) for p in self.planner.sort_paths for d in (1, -1)]
+        writes: list[write_pb.Write] = []
+        async for snap in self.ref.stream():
+            data = snap.to_dict() or {}
+            if all(name in data for name in wanted):
+                continue
+            doc = decode_doc(data)
+            writes.append(
+                write_pb.Write(
+                    update=document_pb.Document(
+                        name=snap.reference._document_path,
+                        fields=_helpers.encode_dict(self._encode(doc)),
+                    ),
+                    current_document=common.Precondition(update_time=snap.update_time),
+                )
+            )
+        for write in writes:  # one by one: a document changed meanwhile was rewritten anyway
+            batch = self.store.client.batch()
+            batch._add_write_pbs([write])
+            with suppress(gexc.FailedPrecondition, gexc.NotFound):
+                await batch.commit()
+
+    def plan(self, query: Query) -> Plan:
+        return self.planner.plan(query)
+
+    def _encode(self, doc: Doc) -> dict[str, Any]:
+        return encode_doc(doc, self.planner.sort_paths)
+
+    def _path(self, ident: str) -> str:
+        return f"{self.store.client._database_string}/documents/{self.spec.name}/{ident}"
+
+    def _doc_path(self, doc: Doc) -> str:
+        return self._path(doc_id(key_of(doc, self.spec)))
+
+    async def _snapshots(self, payload: FirestoreQuery) -> AsyncIterator[Any]:
+        try:
+            if payload.ids is not None:
+                refs = [self.ref.document(i) for i in payload.ids]
+                async for snap in self.store.client.get_all(refs):
+                    yield snap
+                return
+            query: Any = self.ref
+            if payload.where is not None:
+                query = query.where(filter=to_filter(payload.where))
+            order = [FieldPath(field).to_api_repr() for field in payload.order_by]
+            for field in order:
+                query = query.order_by(field)
+            if payload.start_after is not None:
+                query = query.start_after(dict(zip(order, payload.start_after, strict=True)))
+            if payload.offset:
+                query = query.offset(payload.offset)
+            if payload.limit is not None:
+                query = query.limit(payload.limit)
+            async for snap in query.stream():
+                yield snap
+        except gexc.GoogleAPICallError as exc:
+            raise _driver_error(exc, f"query on {self.spec.name!r} failed") from None
+
+    async def rows(self, plan: Plan, session: Session | None) -> AsyncIterator[Doc]:
+        payload: FirestoreQuery = plan.payload
+        if session is None:
+            self.store.check_not_owner()
+            async for snap in self._snapshots(payload):
+                if snap.exists:
+                    yield decode_doc(snap.to_dict())
+            return
+        assert isinstance(session, FirestoreSession)
+        session.check()
+        pending = {path: p for path, p in session.pending.items() if p.collection == self.spec.name}
+        seen: set[str] = set()
+        async for snap in self._snapshots(payload):
+            path = snap.reference._document_path
+            session.remember(path, snap.update_time if snap.exists else None)
+            if path in pending:
+                seen.add(path)
+                new = pending[path].doc
+                if new is not None:
+                    yield dict(new)
+            elif snap.exists:
+                yield decode_doc(snap.to_dict())
+        wanted = None if payload.ids is None else {self._path(i) for i in payload.ids}
+        for path, p in pending.items():
+            if path in seen or p.doc is None or (wanted is not None and path not in wanted):
+                continue
+            yield dict(p.doc)
+
+    async def _execute(
+        self, plan: Plan, query: Query, session: Session | None, allow_scan: bool | None
+    ) -> AsyncIterator[Doc]:
+        if isinstance(session, FirestoreSession) and session.has_pending(self.spec.name):
+            # Buffered writes may change what matches: re-check everything, sort in process.
+            payload: FirestoreQuery = plan.payload
+            residual = None if isinstance(query.filter, MatchAll) else query.filter
+            plan = dataclasses.replace(
+                plan,
+                residual_node=residual,
+                sort_pushed=False,
+                limit_pushed=False,
+                client_sort=bool(query.sort),
+                payload=FirestoreQuery(ids=payload.ids, where=payload.where),
+                # the residual is now the whole filter: the native part only narrows
+            )
+        async for doc in super()._execute(plan, query, session, allow_scan):
+            yield doc
+
+    async def get(self, key: KeyTuple, session: Session | None) -> Doc | None:
+        """The point read: one document get by id (with a TTL, the planned query)."""
+        if self.spec.ttl is not None or session is not None:
+            return await super().get(key, session)
+        self.store.check_not_owner()
+        try:
+            snap = await self.ref.document(doc_id(key)).get()
+        except gexc.GoogleAPICallError as exc:
+            raise _driver_error(exc, f"read of {self.spec.name!r} failed") from None
+        if not snap.exists:
+            return None
+        doc: Doc = decode_doc(snap.to_dict() or {})
+        # {id: 1.0} never reaches here (not a key value); a stored key equals the asked one.
+        return doc
+
+    async def count(
+        self, node: Node, session: Session | None, *, allow_scan: bool | None = None
+    ) -> int:
+        """Firestore's count aggregation when nothing is left to re-check (outside sessions:
+        a transaction's reads are validated at commit, so it reads the documents)."""
+        query = Query(self.visible(node))
+        plan = self.execution_plan(query)
+        self.check_scan(plan, query, allow_scan)
+        payload: FirestoreQuery = plan.payload
+        if session is not None or plan.residual_node is not None or payload.ids is not None:
+            return await super().count(node, session, allow_scan=allow_scan)
+        self.store.check_not_owner()
+        native: Any = self.ref
+        if payload.where is not None:
+            native = native.where(filter=to_filter(payload.where))
+        try:
+            return await self._count(native)
+        except gexc.GoogleAPICallError as exc:
+            raise _driver_error(exc, f"count on {self.spec.name!r} failed") from None
+
+    async def _existing(self, paths: list[str], session: FirestoreSession) -> set[str]:
+        """Which of these documents exist (buffered writes first), remembered in the session."""
+        found: set[str] = set()
+        unknown: list[str] = []
+        for path in paths:
+            pending = session.pending.get(path)
+            if pending is not None:
+                if pending.doc is not None:
+                    found.add(path)
+            elif path in session.versions:  # read in this session already
+                if session.versions[path] is not None:
+                    found.add(path)
+            else:
+                unknown.append(path)
+        if unknown:
+            refs = [self.ref.document(p.rsplit("/", 1)[1]) for p in unknown]
+            try:
+                async for snap in self.store.client.get_all(refs):
+                    path = snap.reference._document_path
+                    session.remember(path, snap.update_time if snap.exists else None)
+                    if snap.exists:
+                        found.add(path)
+            except gexc.GoogleAPICallError as exc:
+                raise _driver_error(exc, f"read of {self.spec.name!r} failed") from None
+        return found
+
+    async def insert_docs(self, docs: list[Doc], session: Session | None) -> None:
+        paths = [self._doc_path(doc) for doc in docs]
+        if session is not None:
+            assert isinstance(session, FirestoreSession)
+            session.check()
+            existing = await self._existing(paths, session)
+            for doc, path in zip(docs, paths, strict=True):
+                if path in existing:
+                    key = key_of(doc, self.spec)
+                    raise DuplicateKey(f"key {key!r} exists in {self.spec.name!r}", key=key)
+            for doc, path in zip(docs, paths, strict=True):
+                session.pending[path] = _Pending(self.spec.name, doc, self._encode(doc))
+            return
+        self.store.check_not_owner()
+        writes = [
+            write_pb.Write(
+                update=document_pb.Document(
+                    name=path, fields=_helpers.encode_dict(self._encode(doc))
+                ),
+                current_document=common.Precondition(exists=False),
+            )
+            for doc, path in zip(docs, paths, strict=True)
+        ]
+        if len(writes) > BATCH_LIMIT:
+            probe = FirestoreSession(transaction=False)
+            existing = await self._existing(paths, probe)
+            if existing:
+                raise DuplicateKey(f"a key of the batch exists in {self.spec.name!r}")
+        done: list[tuple[str, Any]] = []
+        for start in range(0, len(writes), BATCH_LIMIT):
+            chunk = writes[start : start + BATCH_LIMIT]
+            batch = self.store.client.batch()
+            batch._add_write_pbs(chunk)
+            try:
+                results = await batch.commit()
+            except gexc.AlreadyExists as exc:
+                await self._undo(done)
+                msg = f"a key of the batch exists in {self.spec.name!r}: {exc}"
+                raise DuplicateKey(msg) from None
+            except gexc.GoogleAPICallError as exc:
+                await self._undo(done)
+                raise _driver_error(exc, f"insert into {self.spec.name!r} failed") from None
+            done.extend((w.update.name, r.update_time) for w, r in zip(chunk, results, strict=True))
+
+    async def _undo(self, done: list[tuple[str, Any]]) -> None:
+        """Delete the documents of the batches already written (unless changed since)."""
+        for start in range(0, len(done), BATCH_LIMIT):
+            writes = [
+                write_pb.Write(delete=path, current_document=common.Precondition(update_time=t))
+                for path, t in done[start : start + BATCH_LIMIT]
+            ]
+            batch = self.store.client.batch()
+            batch._add_write_pbs(writes)
+            try:
+                await batch.commit()
+            except gexc.GoogleAPICallError:
+                for write in writes:  # one by one: skip only the ones changed since
+                    single = self.store.client.batch()
+                    single._add_write_pbs([write])
+                    with suppress(gexc.GoogleAPICallError):
+                        await single.commit()
+
+    async def replace_docs(self, pairs: list[tuple[Doc, Doc]], session: Session) -> None:
+        assert isinstance(session, FirestoreSession)
+        session.check()
+        for _old, new in pairs:
+            session.pending[self._doc_path(new)] = _Pending(self.spec.name, new, self._encode(new))
+
+    async def delete_docs(self, docs: list[Doc], session: Session) -> None:
+        assert isinstance(session, FirestoreSession)
+        session.check()
+        for doc in docs:
+            session.pending[self._doc_path(doc)] = _Pending(self.spec.name, None)
+
+    def atomic(self, session: Session | None) -> Any:
+        return self.store.section(session, transaction=False)
+
+    # --- single operations retried when a precondition fails --------------------------------
+
+    async def update(
+        self,
+        node: Node,
+        update: Update,
+        *,
+        multi: bool,
+        upsert: bool,
+        session: Session | None,
+        allow_scan: bool | None = None,
+        sort: Sort = (),
+        return_document: str | None = None,
+    ) -> tuple[UpdateResult, Doc | None]:
+        for _ in range(_RETRIES):
+            try:
+                return await super().update(
+                    node,
+                    update,
+                    multi=multi,
+                    upsert=upsert,
+                    session=session,
+                    allow_scan=allow_scan,
+                    sort=sort,
+                    return_document=return_document,
+                )
+            except WriteConflict:
+                if session is not None:
+                    raise
+                await asyncio.sleep(0)
+        raise TransactionError(f"an update of {self.spec.name!r} kept conflicting")
+
+    async def delete(
+        self,
+        node: Node,
+        *,
+        multi: bool,
+        session: Session | None,
+        allow_scan: bool | None = None,
+        raw: bool = False,
+    ) -> int:
+        for _ in range(_RETRIES):
+            try:
+                return await super().delete(
+                    node, multi=multi, session=session, allow_scan=allow_scan, raw=raw
+                )
+            except WriteConflict:
+                if session is not None:
+                    raise
+                await asyncio.sleep(0)
+        raise TransactionError(f"a delete from {self.spec.name!r} kept conflicting")
+
+    async def insert(self, docs: list[Doc], session: Session | None) -> list[KeyTuple]:
+        for _ in range(_RETRIES):
+            try:
+                return await super().insert(docs, session)
+            except WriteConflict:
+                if session is not None:
+                    raise
+                await asyncio.sleep(0)
+        raise TransactionError(f"an insert into {self.spec.name!r} kept conflicting")
+
+
+__all__ = ["FirestoreCollection", "FirestoreSession", "FirestoreStore", "to_filter"]

@@ -1,0 +1,164 @@
+"""Point read by key on the Firestore emulator: asyncdb ``find_one({"id": k})`` against the raw
+``google-cloud-firestore`` AsyncClient (``document(id).get()`` + ``to_dict()``).
+
+Fair by construction: both read the same documents (the ones asyncdb wrote) from one emulator,
+the same keys in the same order, each through its own AsyncClient, warmed up first. Raw reads
+the document id asyncdb derives from the key (``codec.doc_id``) and returns ``to_dict()``;
+asyncdb also decodes (drops the hidden fields, restores field order). Concurrency 1 is one task,
+64 is ``asyncio.gather`` of 64 tasks. Rounds alternate; the median round counts. Target (DESIGN
+section 6): asyncdb time per read <= 1.10 x raw. The emulator is a JVM on the same machine, so
+absolute numbers say little; the ratio is the figure.
+
+    python benchmarks/bench_firestore_point_read.py  # + results/firestore.json
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the emulator's test bed
+
+from _report import markdown_table, print_table, save_results
+from google.auth.credentials import AnonymousCredentials
+from google.cloud.firestore import AsyncClient
+from servers.firestore import FirestoreEndpoint
+from servers.pool import POOL
+
+import asyncdb
+from asyncdb.backends.firestore.codec import doc_id
+
+DOCS = 2_000
+READS = {1: 600, 64: 3_200}  # per round, split evenly over the tasks
+ROUNDS = 5
+TARGET = 1.10
+SERVICES = ("api", "auth", "db", "payments", "queue", "search")
+
+Reader = Callable[[str], Awaitable[dict[str, Any] | None]]
+
+
+def make_doc(i: int, rng: random.Random) -> dict[str, Any]:
+    """An alert of about 500 bytes: strings, numbers, a list, a nested object."""
+    return {
+        "id": f"alert-{i:06d}",
+        "company": f"company-{i % 97}",
+        "service": SERVICES[i % len(SERVICES)],
+        "priority": rng.randint(1, 100),
+        "score": rng.random(),
+        "status": rng.choice(("open", "acknowledged", "resolved")),
+        "title": f"Disk usage above {rng.randint(80, 99)}% on host-{rng.randint(1, 999)}",
+        "tags": rng.sample(["disk", "cpu", "memory", "network", "paging", "customer"], 3),
+        "source": {"region": "eu-west-1", "host": f"host-{rng.randint(1, 999)}", "pid": i},
+        "description": "x" * rng.randint(250, 350),
+    }
+
+
+async def run_round(read: Reader, keys: list[list[str]]) -> float:
+    async def worker(mine: list[str]) -> None:
+        for k in mine:
+            if await read(k) is None:
+                raise AssertionError(f"missing {k}")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(mine) for mine in keys))
+    return time.perf_counter() - started
+
+
+async def main() -> None:
+    server = POOL.server("firestore")
+    rng = random.Random(7)
+    try:
+        url = server.url
+        endpoint = FirestoreEndpoint.from_url(url)
+        await asyncio.to_thread(endpoint.reset)
+        db = await asyncdb.connect(url)
+        items = db.collection("items")
+        started = time.perf_counter()
+        for start in range(0, DOCS, 500):
+            await items.insert_many([make_doc(i, rng) for i in range(start, start + 500)])
+        print(f"loaded {DOCS:,} documents in {time.perf_counter() - started:.1f} s")
+
+        raw = AsyncClient(project=endpoint.project, credentials=AnonymousCredentials())
+        raw._emulator_host = endpoint.emulator_host
+        raw_items = raw.collection("items")
+
+        async def raw_read(key: str) -> dict[str, Any] | None:
+            snap = await raw_items.document(doc_id((key,))).get()
+            return snap.to_dict() if snap.exists else None
+
+        async def asyncdb_read(key: str) -> dict[str, Any] | None:
+            return await items.find_one({"id": key})
+
+        for key in [f"alert-{i:06d}" for i in rng.sample(range(DOCS), 20)]:
+            got, want = await asyncdb_read(key), await raw_read(key)
+            assert got is not None and want is not None and got["title"] == want["title"]
+        readers: dict[str, Reader] = {"asyncdb": asyncdb_read, "raw firestore": raw_read}
+        results: dict[str, Any] = {}
+        rows: list[list[Any]] = []
+        for concurrency, total in READS.items():
+            per_task = total // concurrency
+            keys = [
+                [f"alert-{rng.randrange(DOCS):06d}" for _ in range(per_task)]
+                for _ in range(concurrency)
+            ]
+            await run_round(asyncdb_read, [k[:10] for k in keys])  # warm-up
+            await run_round(raw_read, [k[:10] for k in keys])
+            seconds: dict[str, list[float]] = {name: [] for name in readers}
+            for _ in range(ROUNDS):
+                for name, read in readers.items():
+                    seconds[name].append(await run_round(read, keys))
+            reads = per_task * concurrency
+            ops = {name: reads / statistics.median(s) for name, s in seconds.items()}
+            ratio = ops["raw firestore"] / ops["asyncdb"]
+            results[f"c{concurrency}"] = {
+                "concurrency": concurrency,
+                "reads_per_round": reads,
+                "rounds": ROUNDS,
+                "ops_per_s": ops,
+                "us_per_read": {name: 1e6 / v for name, v in ops.items()},
+                "round_seconds": seconds,
+                "ratio_asyncdb_over_raw": ratio,
+                "target": TARGET,
+                "meets_target": ratio <= TARGET,
+            }
+            rows.append(
+                [
+                    concurrency,
+                    round(ops["asyncdb"]),
+                    round(ops["raw firestore"]),
+                    1e6 / ops["asyncdb"],
+                    1e6 / ops["raw firestore"],
+                    f"{ratio:.2f}x",
+                    "yes" if ratio <= TARGET else "NO",
+                ]
+            )
+        raw.close()
+        await db.close()
+    finally:
+        POOL.stop_all()
+
+    headers = [
+        "concurrency",
+        "asyncdb ops/s",
+        "raw ops/s",
+        "asyncdb us/read",
+        "raw us/read",
+        "asyncdb/raw",
+        f"<= {TARGET:.2f}x",
+    ]
+    print()
+    print_table(headers, rows)
+    saved = save_results("firestore", {"documents": DOCS, "results": results})
+    print(f"\nsaved {saved}\n")
+    print(markdown_table(headers, rows))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
