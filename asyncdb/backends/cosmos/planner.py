@@ -24,7 +24,7 @@ Sort is never pushed (Cosmos' mixed-type order is not BSON order); a limit is pu
 >>> from asyncdb.types import CollectionSpec, Query
 >>> plan = plan_query(CollectionSpec("t", allow_scan=True), Query(parse_filter({"s": "x"})))
 >>> print(plan.native["sql"])  # doctest: +NORMALIZE_WHITESPACE
-SELECT c.raw FROM c WHERE IS_DEFINED(c["v"]["s"]) AND c["v"]["s"] = @p0
+SELECT c.id, c._etag, c.raw FROM c WHERE IS_DEFINED(c["v"]["s"]) AND c["v"]["s"] = @p0
     OR IS_ARRAY(c["v"]["s"]) AND ARRAY_CONTAINS(c["v"]["s"], @p0)
 """
 
@@ -36,6 +36,7 @@ from typing import Any
 
 from asyncdb.backends.base import conjoin, conjuncts, indexed_path, is_key_value, key_lookup
 from asyncdb.backends.cosmos.codec import (
+    ID,
     PARTITION,
     QUERYABLE,
     RAW,
@@ -309,7 +310,7 @@ def plan_query(spec: CollectionSpec, query: Query) -> Plan:
         and query.limit > 0
     )
     top = f"TOP {int(query.limit)} " if limit_pushed and query.limit is not None else ""
-    sql = f"SELECT {top}c.{RAW} FROM c"
+    sql = f"SELECT {top}c.{ID}, c._etag, c.{RAW} FROM c"
     if where:
         sql += " WHERE " + sql_and(where, True).sql
     index = indexed_path(node, spec)

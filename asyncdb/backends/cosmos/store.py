@@ -48,6 +48,8 @@ from asyncdb.backends.base import (
     Session,
     Store,
     StoreCollection,
+    check_key,
+    expired_filter,
     expiry_filter,
     key_of,
     new_id,
@@ -55,8 +57,10 @@ from asyncdb.backends.base import (
 from asyncdb.backends.cosmos.codec import (
     ID,
     PARTITION,
+    RAW,
     TTL,
     decode_item,
+    decode_key_part,
     encode_item,
     encode_key,
     encode_key_part,
@@ -70,6 +74,8 @@ from asyncdb.types import Capabilities, CollectionSpec, Plan, Query, UpdateResul
 
 # How many item writes one insert_many keeps in flight.
 _WRITE_CONCURRENCY = 16
+# How many ETags of recently read items a collection keeps for conditional updates.
+_SEEN_ETAGS = 4096
 
 
 class CosmosSession(Session):
@@ -148,6 +154,7 @@ class CosmosCollection(StoreCollection):
         self.store = store
         self.spec = spec
         self._container: ContainerProxy | None = None
+        self._seen: dict[str, tuple[str, str]] = {}  # item id -> (ETag, raw) of the last read
 
     @property
     def container(self) -> ContainerProxy:
@@ -201,15 +208,23 @@ class CosmosCollection(StoreCollection):
             for item_id, partition in native.ids:
                 item = await self._read_item(item_id, partition)
                 if item is not None:
-                    yield decode_item(item)
+                    yield self._remember(item)
             return
         try:
             async for item in self.container.query_items(
                 query=native.sql, parameters=native.parameter_list()
             ):
-                yield decode_item(item)
+                yield self._remember(item)
         except CosmosHttpResponseError as exc:
             raise _error(exc, f"querying {self.spec.name!r} ({native.sql})") from exc
+
+    def _remember(self, item: dict[str, Any]) -> Doc:
+        """Decode ``item`` and keep its ETag, so an update of what was just read can be a
+        conditional replace without reading it again (a stale ETag only costs a 412 and a read)."""
+        if len(self._seen) >= _SEEN_ETAGS:
+            self._seen.clear()
+        self._seen[item[ID]] = (item["_etag"], item[RAW])
+        return decode_item(item)
 
     async def get(self, key: KeyTuple, session: Session | None) -> Doc | None:
         item = await self._read_item(encode_key(key), encode_key_part(key[0]))
@@ -234,11 +249,48 @@ class CosmosCollection(StoreCollection):
         try:
             await self.container.create_item(item)
         except CosmosResourceExistsError as exc:
-            raise DuplicateKey(
-                f"key {item[ID]!r} exists in {self.spec.name!r}", key=item[ID]
-            ) from exc
+            key = tuple(decode_key_part(part) for part in item[ID].split(","))
+            shown = key[0] if self.spec.single_key else key
+            raise DuplicateKey(f"key {shown!r} exists in {self.spec.name!r}", key=shown) from exc
         except CosmosHttpResponseError as exc:
             raise _error(exc, f"inserting into {self.spec.name!r}") from exc
+
+    async def _create_over_expired(self, item: dict[str, Any]) -> None:
+        """Create ``item``; in a TTL collection an expired document holding its key gives way
+        (expired documents are gone for the user). One round trip unless the key is taken."""
+        for _attempt in range(3):
+            try:
+                await self._create(item)
+                return
+            except DuplicateKey:
+                if self.spec.ttl is None:
+                    raise
+                existing = await self._read_item(item[ID], item[PARTITION])
+                if existing is None:
+                    continue  # deleted meanwhile: create again
+                if not matches(expired_filter(self.spec.ttl), decode_item(existing)):
+                    raise
+                try:
+                    await self.container.delete_item(
+                        item[ID],
+                        partition_key=item[PARTITION],
+                        etag=existing["_etag"],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                except CosmosHttpResponseError as exc:
+                    if exc.status_code != 412 and not _maybe_missing(exc):
+                        raise _error(exc, f"deleting expired {item[ID]!r}") from exc
+        await self._create(item)
+
+    async def insert(self, docs: list[Doc], session: Session | None) -> list[KeyTuple]:
+        """Validate, then create every item (an expired holder of a key is replaced on the
+        conflict, so a TTL collection needs no lookup before each insert)."""
+        keys = [check_key(doc, self.spec) for doc in docs]
+        if len(set(keys)) != len(keys):
+            dup = next(k for k in keys if keys.count(k) > 1)
+            raise DuplicateKey(f"the batch holds the key {dup!r} twice", key=dup)
+        await self.insert_docs(docs, session)
+        return keys
 
     async def _delete_item(self, item_id: str, partition: str) -> None:
         try:
@@ -256,7 +308,7 @@ class CosmosCollection(StoreCollection):
 
         async def create(item: dict[str, Any]) -> None:
             async with gate:
-                await self._create(item)
+                await self._create_over_expired(item)
                 created.append(item)
 
         results = await asyncio.gather(*(create(i) for i in items), return_exceptions=True)
@@ -276,9 +328,14 @@ class CosmosCollection(StoreCollection):
                 raise _error(exc, f"replacing in {self.spec.name!r}") from exc
 
     async def delete_docs(self, docs: list[Doc], session: Session) -> None:
-        for doc in docs:
+        gate = asyncio.Semaphore(_WRITE_CONCURRENCY)
+
+        async def delete(doc: Doc) -> None:
             key = key_of(doc, self.spec)
-            await self._delete_item(encode_key(key), encode_key_part(key[0]))
+            async with gate:
+                await self._delete_item(encode_key(key), encode_key_part(key[0]))
+
+        await asyncio.gather(*(delete(doc) for doc in docs))
 
     @asynccontextmanager
     async def _section(self, session: Session | None) -> AsyncIterator[Session]:
@@ -295,8 +352,13 @@ class CosmosCollection(StoreCollection):
         Returns (before, after), or None when the document no longer matches ``node``.
         """
         item_id, partition = encode_key(key), encode_key_part(key[0])
+        seen = self._seen.pop(item_id, None)
         while True:
-            item = await self._read_item(item_id, partition)
+            if seen is not None:
+                item: dict[str, Any] | None = {"_etag": seen[0], RAW: seen[1]}
+                seen = None
+            else:
+                item = await self._read_item(item_id, partition)
             if item is None:
                 return None
             before = decode_item(item)
