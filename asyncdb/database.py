@@ -27,6 +27,7 @@ _BUILTIN: dict[str, str] = {
     "sqlite": "asyncdb.backends.sqlite.store:SQLiteStore",
     "mongodb": "asyncdb.backends.mongo.store:MongoStore",
     "firestore": "asyncdb.backends.firestore.store:FirestoreStore",
+    "cosmos": "asyncdb.backends.cosmos.store:CosmosStore",
 }
 _ALIASES = {"postgres": "postgresql", "mongodb+srv": "mongodb"}
 

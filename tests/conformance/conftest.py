@@ -40,6 +40,7 @@ BACKENDS: dict[str, BackendFactory] = {
     "sqlite": _sqlite,
     "mongo": lambda r: r.getfixturevalue("mongo_url"),
     "firestore": lambda r: r.getfixturevalue("firestore_url"),
+    "cosmos": lambda r: r.getfixturevalue("cosmos_url"),
 }
 
 

@@ -21,6 +21,27 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 from .base import REPO_ROOT, ThrowawayServer, require_executable, unique_name
 from .process import LOOPBACK, ServerProcess, ServerStartError, http_answers
 
+# What cosmosdb-server lacks or does differently from Cosmos DB, and what the cosmos backend
+# does about it (the one list of them; asyncdb/backends/cosmos/ keeps the real-service paths).
+SERVER_GAPS: dict[str, str] = {
+    "transactional batch": "accepted but not atomic: insert_many compensates (deletes what it "
+    "created) instead; `transactions` is not claimed",
+    "TTL (defaultTtl, per-item ttl)": "ignored: expired documents are filtered out by the "
+    "shared visible() re-check and deleted by purge_expired; native_ttl=true sets both on "
+    "real Cosmos DB",
+    "OFFSET/LIMIT": "not used: skip is done in process, a limit is pushed only as TOP n",
+    "DISTINCT, GROUP BY, LIKE": "not used by the planner",
+    "missing item -> 500, not 404": "a 500 on a point read or delete is confirmed by a query "
+    "on id and pk before it counts as 'missing'",
+    "partition_key= does not scope a query": "queries put c.pk = @pk in WHERE instead",
+    "EXISTS(SELECT VALUE e FROM e IN c.a ...) on a non-array": "the subquery fails with 400 "
+    "instead of being false: ranges on arrays are over-approximated with IS_ARRAY",
+    "parser time doubles with each level of parentheses": "SQL is rendered with the fewest "
+    "parentheses and conditions nested deeper than MAX_NESTING (planner.py) stay residual",
+    "string comparison by UTF-16 code unit": "as real Cosmos DB (JavaScript order): string "
+    "ranges are pushed only for literals below U+D800, where it equals code point order",
+}
+
 # The Cosmos emulator's published, well-known key; cosmosdb-server accepts any key.
 EMULATOR_KEY = (
     "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw=="

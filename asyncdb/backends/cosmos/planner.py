@@ -1,0 +1,338 @@
+"""Filters to parameterized Cosmos DB SQL (pure: no I/O).
+
+Every condition compiles to a :class:`Fragment`: SQL text that is always true or false (never
+Cosmos' *undefined*, so ``NOT`` stays sound), and whether it is exact. Values travel as ``@pN``
+parameters; field names enter the text only through ``c["v"]["name"]`` after validation.
+
+Cosmos compares only same-typed values and leaves cross-type comparisons undefined, so every
+comparison carries a type guard (``IS_STRING``, ``IS_NUMBER``, ``IS_DEFINED``, ``IS_ARRAY``).
+What is exact:
+
+- ``$eq``/``$in`` of strings, booleans and null on a top-level field (arrays via
+  ``ARRAY_CONTAINS``), ``$exists``, ``$size``, ``$ne``/``$nin``/``$not``/``$nor`` of exact parts;
+- ``$gt``/``$gte``/``$lt``/``$lte`` of a string whose characters are all below U+D800 (the server
+  compares UTF-16 code units; for such literals that agrees with code point order).
+
+Approximate (a superset, re-checked in process): numbers (``OR c.tn = true`` lets documents
+holding a Decimal or an int beyond 2**53 through), string/number ranges on arrays
+(``OR IS_ARRAY``). Everything else (dotted paths, dates, bytes, Decimals, documents and arrays
+as values, ``$regex``, ``$type``, ``$all``, ``$elemMatch``, ``$mod``) is left to the residual.
+Sort is never pushed (Cosmos' mixed-type order is not BSON order); a limit is pushed as
+``TOP n`` only when nothing is re-checked.
+
+>>> from asyncdb.query import parse_filter
+>>> from asyncdb.types import CollectionSpec, Query
+>>> plan = plan_query(CollectionSpec("t", allow_scan=True), Query(parse_filter({"s": "x"})))
+>>> print(plan.native["sql"])  # doctest: +NORMALIZE_WHITESPACE
+SELECT c.id, c._etag, c.raw FROM c WHERE IS_DEFINED(c["v"]["s"]) AND c["v"]["s"] = @p0
+    OR IS_ARRAY(c["v"]["s"]) AND ARRAY_CONTAINS(c["v"]["s"], @p0)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from asyncdb.backends.base import conjoin, conjuncts, indexed_path, is_key_value, key_lookup
+from asyncdb.backends.cosmos.codec import (
+    ID,
+    PARTITION,
+    QUERYABLE,
+    RAW,
+    TAGGED_NUMBER,
+    encode_key,
+    encode_key_part,
+    is_plain,
+)
+from asyncdb.query.ast import (
+    And,
+    Cmp,
+    Eq,
+    Exists,
+    In,
+    MatchAll,
+    Node,
+    Nor,
+    Not,
+    Or,
+    Path,
+    Size,
+)
+from asyncdb.types import CollectionSpec, Plan, Query
+
+BACKEND = "cosmos"
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,254}")
+_PLACEHOLDER = re.compile(r"@p[0-9]+")
+_SQL_OP = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+# Below the surrogates, UTF-16 code unit order equals code point order.
+_SURROGATES = "\ud800"
+
+
+# Precedence levels of rendered SQL: parentheses only where needed (see MAX_NESTING).
+_OR, _AND, _NOT, _ATOM = 1, 2, 3, 4
+# cosmosdb-server's parser backtracks exponentially in parenthesis nesting (each level doubles
+# the time of a query: 30 ms flat, 130 ms at four levels); deeper conditions stay residual.
+MAX_NESTING = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Fragment:
+    """A compiled condition: always-boolean SQL (never *undefined*), whether it is exact, its
+    operator precedence and its parenthesis nesting."""
+
+    sql: str
+    exact: bool
+    level: int = _ATOM
+    nesting: int = 0
+
+
+def _wrapped(part: Fragment, below: int) -> tuple[str, int]:
+    if part.level < below:
+        return f"({part.sql})", part.nesting + 1
+    return part.sql, part.nesting
+
+
+def sql_and(parts: list[Fragment], exact: bool | None = None) -> Fragment:
+    if len(parts) == 1:
+        only = parts[0]
+        return only if exact is None else Fragment(only.sql, exact, only.level, only.nesting)
+    rendered = [_wrapped(p, _AND + 1) for p in parts]
+    return Fragment(
+        " AND ".join(r for r, _ in rendered),
+        all(p.exact for p in parts) if exact is None else exact,
+        _AND,
+        max(n for _, n in rendered),
+    )
+
+
+def sql_or(parts: list[Fragment]) -> Fragment:
+    if len(parts) == 1:
+        return parts[0]
+    rendered = [_wrapped(p, _OR + 1) for p in parts]
+    exact = all(p.exact for p in parts)
+    return Fragment(" OR ".join(r for r, _ in rendered), exact, _OR, max(n for _, n in rendered))
+
+
+def sql_not(part: Fragment) -> Fragment:
+    # a comparison under NOT is parenthesized too (atoms are function calls and literals)
+    text, nesting = _wrapped(part, _ATOM + 1) if part.level < _ATOM else (part.sql, part.nesting)
+    return Fragment(f"NOT {text}", part.exact, _NOT, nesting)
+
+
+def atom(sql: str, *, comparison: bool = False) -> Fragment:
+    return Fragment(sql, True, _NOT if comparison else _ATOM)
+
+
+@dataclass(frozen=True, slots=True)
+class CosmosQuery:
+    """What the store runs: point reads by item id, or SQL with parameters."""
+
+    ids: tuple[tuple[str, str], ...] | None  # (item id, partition key) pairs
+    sql: str
+    parameters: tuple[tuple[str, Any], ...]
+
+    def parameter_list(self) -> list[dict[str, Any]]:
+        return [{"name": name, "value": value} for name, value in self.parameters]
+
+
+class Parameters:
+    """Hands out ``@pN`` placeholders, one per distinct value (by type and value)."""
+
+    def __init__(self) -> None:
+        self.values: dict[tuple[type, Any], str] = {}
+
+    def add(self, value: Any) -> str:
+        ident = (type(value), value)
+        if ident not in self.values:
+            self.values[ident] = f"@p{len(self.values)}"
+        return self.values[ident]
+
+    def used_in(self, sql: str) -> tuple[tuple[str, Any], ...]:
+        """The parameters ``sql`` refers to (a node left to the residual may have taken one)."""
+        names = set(_PLACEHOLDER.findall(sql))
+        return tuple((name, value) for (_t, value), name in self.values.items() if name in names)
+
+
+def field_expr(path: Path) -> str | None:
+    """``c["v"]["name"]`` for a validated top-level field, else None (not pushed)."""
+    if len(path) != 1 or not _NAME.fullmatch(path[0]):
+        return None
+    return f'c["{QUERYABLE}"]["{path[0]}"]'
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _eq(x: str, value: Any, params: Parameters) -> Fragment | None:
+    if value is None:
+        p = params.add(None)
+        parts = [
+            sql_not(atom(f"IS_DEFINED({x})")),
+            atom(f"IS_NULL({x})"),
+            sql_and([atom(f"IS_ARRAY({x})"), atom(f"ARRAY_CONTAINS({x}, {p})")]),
+        ]
+        return sql_or(parts)
+    if not is_plain(value):
+        return None
+    p = params.add(value)
+    # IS_DEFINED first: a missing field makes "=" undefined, which NOT would not turn into true
+    parts = [
+        sql_and([atom(f"IS_DEFINED({x})"), atom(f"{x} = {p}", comparison=True)]),
+        sql_and([atom(f"IS_ARRAY({x})"), atom(f"ARRAY_CONTAINS({x}, {p})")]),
+    ]
+    if _is_number(value):
+        # a Decimal or a large int equal to it is stored tagged: let it through to the residual
+        parts.append(atom(f"c.{TAGGED_NUMBER} = true", comparison=True))
+        return _approximate(sql_or(parts))
+    return sql_or(parts)
+
+
+def _approximate(fragment: Fragment) -> Fragment:
+    return Fragment(fragment.sql, False, fragment.level, fragment.nesting)
+
+
+def _cmp(x: str, op: str, value: Any, params: Parameters) -> Fragment | None:
+    sql_op = _SQL_OP[op]
+    if isinstance(value, str) and max(value, default="") < _SURROGATES:
+        guard = "IS_STRING"
+    elif _is_number(value) and is_plain(value):
+        guard = "IS_NUMBER"
+    else:
+        return None
+    p = params.add(value)
+    parts = [
+        sql_and([atom(f"{guard}({x})"), atom(f"{x} {sql_op} {p}", comparison=True)]),
+        # an array may hold a matching element: every array goes through to the residual
+        atom(f"IS_ARRAY({x})"),
+    ]
+    if guard == "IS_NUMBER":
+        parts.append(atom(f"c.{TAGGED_NUMBER} = true", comparison=True))
+    return _approximate(sql_or(parts))
+
+
+def compile_node(node: Node, params: Parameters) -> Fragment | None:
+    """The SQL of one filter node, or None when it is not pushed (the residual checks it)."""
+    fragment = _compile(node, params)
+    if fragment is None or fragment.nesting > MAX_NESTING:
+        return None
+    return fragment
+
+
+def _compile(node: Node, params: Parameters) -> Fragment | None:
+    if isinstance(node, MatchAll):
+        return atom("true")
+    if isinstance(node, And | Or | Nor):
+        parts = [compile_node(child, params) for child in node.children]
+        pushed = [p for p in parts if p is not None]
+        if isinstance(node, And):
+            if not pushed:
+                return None
+            exact = len(pushed) == len(parts) and all(p.exact for p in pushed)
+            return sql_and(pushed, exact)
+        if len(pushed) != len(parts) or not pushed:
+            return None
+        if isinstance(node, Or):
+            return sql_or(pushed)
+        # the negation of a superset is a subset: only an exact $nor is pushed
+        either = sql_or(pushed)
+        return sql_not(either) if either.exact else None
+    x = field_expr(node.path) if isinstance(node, Eq | Cmp | In | Exists | Not | Size) else None
+    if x is None:
+        return None
+    if isinstance(node, Eq):
+        return _eq(x, node.value, params)
+    if isinstance(node, Cmp):
+        return _cmp(x, node.op, node.value, params)
+    if isinstance(node, In):
+        eqs = [_eq(x, value, params) for value in node.values]
+        done = [e for e in eqs if e is not None]
+        if not eqs or len(done) != len(eqs):
+            return None
+        return sql_or(done)
+    if isinstance(node, Exists):
+        defined = atom(f"IS_DEFINED({x})")
+        return defined if node.exists else sql_not(defined)
+    if isinstance(node, Size):
+        p = params.add(node.size)
+        return sql_and([atom(f"IS_ARRAY({x})"), atom(f"ARRAY_LENGTH({x}) = {p}", comparison=True)])
+    assert isinstance(node, Not)
+    inner = compile_node(node.child, params)
+    if inner is None or not inner.exact:
+        return None
+    return sql_not(inner)
+
+
+def plan_query(spec: CollectionSpec, query: Query) -> Plan:
+    """Split ``query`` into Cosmos SQL (exact and approximate parts) and an in-process residual."""
+    node = query.filter
+    keys = key_lookup(node, spec)
+    if keys is not None:
+        ids = tuple((encode_key(k), encode_key_part(k[0])) for k in keys)
+        residual = None if isinstance(node, MatchAll) else node
+        native_query = CosmosQuery(ids, "", ())
+        return Plan(
+            backend=BACKEND,
+            collection=spec.name,
+            access_path="key",
+            native={"read_items": [i for i, _ in ids]},
+            exact=None,
+            approximate=None,
+            residual=residual.to_mongo() if residual is not None else None,
+            client_sort=bool(query.sort),
+            residual_node=residual,
+            payload=native_query,
+        )
+    params = Parameters()
+    where: list[Fragment] = []
+    exact: list[Node] = []
+    approximate: list[Node] = []
+    leftover: list[Node] = []
+    prefix = _partition_prefix(node, spec)
+    if prefix is not None:
+        where.append(atom(f"c.{PARTITION} = {params.add(prefix)}", comparison=True))
+    for term in conjuncts(node):
+        fragment = compile_node(term, params)
+        if fragment is None:
+            leftover.append(term)
+            continue
+        where.append(fragment)
+        (exact if fragment.exact else approximate).append(term)
+    residual_terms = approximate + leftover
+    residual = conjoin(residual_terms) if residual_terms else None
+    limit_pushed = (
+        residual is None
+        and not query.sort
+        and query.skip == 0
+        and query.after is None
+        and query.limit is not None
+        and query.limit > 0
+    )
+    top = f"TOP {int(query.limit)} " if limit_pushed and query.limit is not None else ""
+    sql = f"SELECT {top}c.{ID}, c._etag, c.{RAW} FROM c"
+    if where:
+        sql += " WHERE " + sql_and(where, True).sql
+    index = indexed_path(node, spec)
+    native_query = CosmosQuery(None, sql, params.used_in(sql))
+    return Plan(
+        backend=BACKEND,
+        collection=spec.name,
+        access_path=index if index is not None else "scan",
+        native={"sql": sql, "parameters": dict(native_query.parameters)},
+        exact=conjoin(exact).to_mongo() if exact else None,
+        approximate=conjoin(approximate).to_mongo() if approximate else None,
+        residual=residual.to_mongo() if residual is not None else None,
+        limit_pushed=limit_pushed,
+        client_sort=bool(query.sort),
+        residual_node=residual,
+        payload=native_query,
+    )
+
+
+def _partition_prefix(node: Node, spec: CollectionSpec) -> str | None:
+    """The partition key value when the filter pins the first key field (compound keys)."""
+    for term in conjuncts(node):
+        if isinstance(term, Eq) and term.path == (spec.key[0],) and is_key_value(term.value):
+            return encode_key_part(term.value)
+    return None

@@ -1,0 +1,435 @@
+"""``cosmos://host:port/database?key=...&verify=false``: Azure Cosmos DB (NoSQL API).
+
+One ``azure.cosmos.aio.CosmosClient`` per connected database. A collection is a container
+partitioned on ``/pk`` (the encoded first key field); an item's ``id`` is the encoded key
+(see codec.py). Reads run the SQL of planner.py; point reads by key use ``read_item``.
+
+Writes:
+- updates are atomic per document: read the item, apply the update, ``replace_item`` with
+  ``If-Match: <etag>``; on 412 (another writer won) re-read and re-check the filter, so a
+  concurrent update never overwrites or double-applies (``conditional_writes``).
+- ``insert_many`` is all or nothing by compensation: items are created one by one and, if one
+  fails, the ones already created are deleted before the error is raised. It is not isolated:
+  a concurrent reader may briefly see part of a failed batch. (Real Cosmos DB offers a
+  transactional batch within one partition; the test server lacks it, so it is not used.)
+- no user transactions: ``transactions`` is not claimed and ``db.transaction()`` raises
+  ``NotSupported``.
+
+TTL: expired documents are never returned (the shared ``visible()`` filter, re-checked in
+process) and ``purge_expired`` deletes them. With ``native_ttl=true`` in the URL (real Cosmos
+DB), containers get ``defaultTtl=-1`` and each item a ``ttl`` in seconds, so the service also
+deletes them; cosmosdb-server ignores both.
+
+Gaps of the test server (cosmosdb-server) are listed in tests/servers/cosmos.py (SERVER_GAPS).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, Self
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from azure.core import MatchConditions
+from azure.cosmos import PartitionKey
+from azure.cosmos.aio import ContainerProxy, CosmosClient, DatabaseProxy
+from azure.cosmos.exceptions import (
+    CosmosAccessConditionFailedError,
+    CosmosHttpResponseError,
+    CosmosResourceExistsError,
+)
+
+from asyncdb.backends.base import (
+    Doc,
+    KeyTuple,
+    Session,
+    Store,
+    StoreCollection,
+    check_key,
+    expired_filter,
+    expiry_filter,
+    key_of,
+    new_id,
+)
+from asyncdb.backends.cosmos.codec import (
+    ID,
+    PARTITION,
+    RAW,
+    TTL,
+    decode_item,
+    decode_key_part,
+    encode_item,
+    encode_key,
+    encode_key_part,
+)
+from asyncdb.backends.cosmos.planner import CosmosQuery, plan_query
+from asyncdb.errors import BackendError, ConfigurationError, DuplicateKey
+from asyncdb.query.ast import Node, Sort, Update
+from asyncdb.query.evaluate import matches
+from asyncdb.query.update import apply_update, strict_equal, upsert_seed
+from asyncdb.types import Capabilities, CollectionSpec, Plan, Query, UpdateResult
+
+# How many item writes one insert_many keeps in flight.
+_WRITE_CONCURRENCY = 16
+# How many ETags of recently read items a collection keeps for conditional updates.
+_SEEN_ETAGS = 4096
+
+
+class CosmosSession(Session):
+    """A write section: Cosmos offers no multi-item isolation here (see the module docstring)."""
+
+
+def _error(exc: CosmosHttpResponseError, what: str) -> Exception:
+    return BackendError(f"{what}: HTTP {exc.status_code}: {exc.message}")
+
+
+def _maybe_missing(exc: CosmosHttpResponseError) -> bool:
+    """404; or a 500, which cosmosdb-server answers for a missing item (confirm by a query)."""
+    return exc.status_code in (404, 500)
+
+
+class CosmosStore(Store):
+    """A Cosmos DB database reached through ``azure.cosmos.aio``."""
+
+    name = "cosmos"
+    capabilities = Capabilities(
+        transactions=False,
+        conditional_writes=True,
+        ttl=True,
+        secondary_indexes=True,  # Cosmos indexes every path by default
+        unique_indexes=False,
+        server_side_sort=False,
+        regex_pushdown=False,
+        keyset_pagination=True,
+        bulk_insert=False,
+    )
+
+    def __init__(self, client: CosmosClient, database: DatabaseProxy, native_ttl: bool) -> None:
+        self.client = client
+        self.database = database
+        self.native_ttl = native_ttl
+
+    @classmethod
+    async def open(cls, url: str, options: Mapping[str, Any]) -> Self:
+        parts = urlsplit(url)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        database = unquote(parts.path.strip("/"))
+        if not parts.hostname or not database:
+            raise ConfigurationError("cosmos:// needs a host and a database: cosmos://host:port/db")
+        key = query.get("key") or options.get("key")
+        if not key:
+            raise ConfigurationError("cosmos:// needs the account key: ?key=...")
+        verify = query.get("verify", "true").lower() not in ("false", "0", "no")
+        native_ttl = query.get("native_ttl", "false").lower() in ("true", "1", "yes")
+        port = f":{parts.port}" if parts.port else ""
+        client = CosmosClient(
+            f"https://{parts.hostname}{port}", credential=key, connection_verify=verify
+        )
+        try:
+            proxy = await client.create_database_if_not_exists(database)
+        except CosmosHttpResponseError as exc:
+            await client.close()
+            raise _error(exc, f"opening database {database!r}") from exc
+        except BaseException:
+            await client.close()
+            raise
+        return cls(client, proxy, native_ttl)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    def collection(self, spec: CollectionSpec) -> CosmosCollection:
+        return CosmosCollection(self, spec)
+
+
+class CosmosCollection(StoreCollection):
+    """One container."""
+
+    store: CosmosStore
+
+    def __init__(self, store: CosmosStore, spec: CollectionSpec) -> None:
+        self.store = store
+        self.spec = spec
+        self._container: ContainerProxy | None = None
+        self._seen: dict[str, tuple[str, str]] = {}  # item id -> (ETag, raw) of the last read
+
+    @property
+    def container(self) -> ContainerProxy:
+        if self._container is None:
+            self._container = self.store.database.get_container_client(self.spec.name)
+        return self._container
+
+    async def ensure(self) -> None:
+        ttl = -1 if self.spec.ttl is not None and self.store.native_ttl else None
+        try:
+            self._container = await self.store.database.create_container_if_not_exists(
+                id=self.spec.name, partition_key=PartitionKey(path=f"/{PARTITION}"), default_ttl=ttl
+            )
+        except CosmosHttpResponseError as exc:
+            raise _error(exc, f"creating container {self.spec.name!r}") from exc
+
+    def plan(self, query: Query) -> Plan:
+        return plan_query(self.spec, query)
+
+    # reads -----------------------------------------------------------------------------------
+
+    async def _read_item(self, item_id: str, partition: str) -> dict[str, Any] | None:
+        try:
+            item: dict[str, Any] = await self.container.read_item(item_id, partition_key=partition)
+        except CosmosHttpResponseError as exc:
+            if exc.status_code == 404:
+                return None
+            if not _maybe_missing(exc) or await self._exists(item_id, partition):
+                raise _error(exc, f"reading {item_id!r} from {self.spec.name!r}") from exc
+            return None
+        return item
+
+    async def _exists(self, item_id: str, partition: str) -> bool:
+        """Whether an item exists, by query: tells a missing item from a real server error."""
+        sql = f"SELECT VALUE c.{ID} FROM c WHERE c.{ID} = @id AND c.{PARTITION} = @pk"
+        parameters: list[dict[str, Any]] = [
+            {"name": "@id", "value": item_id},
+            {"name": "@pk", "value": partition},
+        ]
+        try:
+            async for _ in self.container.query_items(query=sql, parameters=parameters):
+                return True
+        except CosmosHttpResponseError as exc:
+            raise _error(exc, f"looking up {item_id!r} in {self.spec.name!r}") from exc
+        return False
+
+    async def rows(self, plan: Plan, session: Session | None) -> AsyncIterator[Doc]:
+        native = plan.payload
+        assert isinstance(native, CosmosQuery)
+        if native.ids is not None:
+            for item_id, partition in native.ids:
+                item = await self._read_item(item_id, partition)
+                if item is not None:
+                    yield self._remember(item)
+            return
+        try:
+            async for item in self.container.query_items(
+                query=native.sql, parameters=native.parameter_list()
+            ):
+                yield self._remember(item)
+        except CosmosHttpResponseError as exc:
+            raise _error(exc, f"querying {self.spec.name!r} ({native.sql})") from exc
+
+    def _remember(self, item: dict[str, Any]) -> Doc:
+        """Decode ``item`` and keep its ETag, so an update of what was just read can be a
+        conditional replace without reading it again (a stale ETag only costs a 412 and a read)."""
+        if len(self._seen) >= _SEEN_ETAGS:
+            self._seen.clear()
+        self._seen[item[ID]] = (item["_etag"], item[RAW])
+        return decode_item(item)
+
+    async def get(self, key: KeyTuple, session: Session | None) -> Doc | None:
+        item = await self._read_item(encode_key(key), encode_key_part(key[0]))
+        if item is None:
+            return None
+        doc = decode_item(item)
+        expiry = expiry_filter(self.spec)
+        return doc if expiry is None or matches(expiry, doc) else None
+
+    # writes ----------------------------------------------------------------------------------
+
+    def _item(self, doc: Doc) -> dict[str, Any]:
+        item = encode_item(doc, self.spec.key)
+        if self.store.native_ttl and self.spec.ttl is not None:
+            expires = doc.get(self.spec.ttl)
+            if isinstance(expires, datetime):
+                seconds = (expires - datetime.now(UTC)).total_seconds()
+                item[TTL] = max(1, math.ceil(seconds))
+        return item
+
+    async def _create(self, item: dict[str, Any]) -> None:
+        try:
+            await self.container.create_item(item)
+        except CosmosResourceExistsError as exc:
+            key = tuple(decode_key_part(part) for part in item[ID].split(","))
+            shown = key[0] if self.spec.single_key else key
+            raise DuplicateKey(f"key {shown!r} exists in {self.spec.name!r}", key=shown) from exc
+        except CosmosHttpResponseError as exc:
+            raise _error(exc, f"inserting into {self.spec.name!r}") from exc
+
+    async def _create_over_expired(self, item: dict[str, Any]) -> None:
+        """Create ``item``; in a TTL collection an expired document holding its key gives way
+        (expired documents are gone for the user). One round trip unless the key is taken."""
+        for _attempt in range(3):
+            try:
+                await self._create(item)
+                return
+            except DuplicateKey:
+                if self.spec.ttl is None:
+                    raise
+                existing = await self._read_item(item[ID], item[PARTITION])
+                if existing is None:
+                    continue  # deleted meanwhile: create again
+                if not matches(expired_filter(self.spec.ttl), decode_item(existing)):
+                    raise
+                try:
+                    await self.container.delete_item(
+                        item[ID],
+                        partition_key=item[PARTITION],
+                        etag=existing["_etag"],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                except CosmosHttpResponseError as exc:
+                    if exc.status_code != 412 and not _maybe_missing(exc):
+                        raise _error(exc, f"deleting expired {item[ID]!r}") from exc
+        await self._create(item)
+
+    async def insert(self, docs: list[Doc], session: Session | None) -> list[KeyTuple]:
+        """Validate, then create every item (an expired holder of a key is replaced on the
+        conflict, so a TTL collection needs no lookup before each insert)."""
+        keys = [check_key(doc, self.spec) for doc in docs]
+        if len(set(keys)) != len(keys):
+            dup = next(k for k in keys if keys.count(k) > 1)
+            raise DuplicateKey(f"the batch holds the key {dup!r} twice", key=dup)
+        await self.insert_docs(docs, session)
+        return keys
+
+    async def _delete_item(self, item_id: str, partition: str) -> None:
+        try:
+            await self.container.delete_item(item_id, partition_key=partition)
+        except CosmosHttpResponseError as exc:
+            if exc.status_code != 404 and (
+                not _maybe_missing(exc) or await self._exists(item_id, partition)
+            ):
+                raise _error(exc, f"deleting {item_id!r} from {self.spec.name!r}") from exc
+
+    async def insert_docs(self, docs: list[Doc], session: Session | None) -> None:
+        items = [self._item(doc) for doc in docs]  # encode all before any write
+        created: list[dict[str, Any]] = []
+        gate = asyncio.Semaphore(_WRITE_CONCURRENCY)
+
+        async def create(item: dict[str, Any]) -> None:
+            async with gate:
+                await self._create_over_expired(item)
+                created.append(item)
+
+        results = await asyncio.gather(*(create(i) for i in items), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            # compensate: all or nothing, though not isolated from concurrent readers
+            await asyncio.gather(*(self._delete_item(i[ID], i[PARTITION]) for i in created))
+            raise failures[0]
+
+    async def replace_docs(self, pairs: list[tuple[Doc, Doc]], session: Session) -> None:
+        for _old, new in pairs:
+            try:
+                await self.container.replace_item(
+                    encode_key(key_of(new, self.spec)), self._item(new)
+                )
+            except CosmosHttpResponseError as exc:
+                raise _error(exc, f"replacing in {self.spec.name!r}") from exc
+
+    async def delete_docs(self, docs: list[Doc], session: Session) -> None:
+        gate = asyncio.Semaphore(_WRITE_CONCURRENCY)
+
+        async def delete(doc: Doc) -> None:
+            key = key_of(doc, self.spec)
+            async with gate:
+                await self._delete_item(encode_key(key), encode_key_part(key[0]))
+
+        await asyncio.gather(*(delete(doc) for doc in docs))
+
+    @asynccontextmanager
+    async def _section(self, session: Session | None) -> AsyncIterator[Session]:
+        yield session if session is not None else CosmosSession()
+
+    def atomic(self, session: Session | None) -> Any:
+        return self._section(session)
+
+    async def _compare_and_update(
+        self, key: KeyTuple, node: Node, update: Update, now: datetime
+    ) -> tuple[Doc, Doc] | None:
+        """Update one document with If-Match on its ETag, re-reading on a lost race.
+
+        Returns (before, after), or None when the document no longer matches ``node``.
+        """
+        item_id, partition = encode_key(key), encode_key_part(key[0])
+        seen = self._seen.pop(item_id, None)
+        while True:
+            if seen is not None:
+                item: dict[str, Any] | None = {"_etag": seen[0], RAW: seen[1]}
+                seen = None
+            else:
+                item = await self._read_item(item_id, partition)
+            if item is None:
+                return None
+            before = decode_item(item)
+            if not matches(node, before):
+                return None
+            after = self._keep_key(before, apply_update(update, before, now=now))
+            if strict_equal(before, after):
+                return before, before
+            try:
+                await self.container.replace_item(
+                    item_id,
+                    self._item(after),
+                    etag=item["_etag"],
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except CosmosAccessConditionFailedError:
+                continue
+            except CosmosHttpResponseError as exc:
+                if exc.status_code == 412:
+                    continue
+                raise _error(exc, f"updating {item_id!r} in {self.spec.name!r}") from exc
+            return before, after
+
+    async def update(
+        self,
+        node: Node,
+        update: Update,
+        *,
+        multi: bool,
+        upsert: bool,
+        session: Session | None,
+        allow_scan: bool | None = None,
+        sort: Sort = (),
+        return_document: str | None = None,
+    ) -> tuple[UpdateResult, Doc | None]:
+        """Per-document compare-and-set updates (ETag ``If-Match``); upsert when none matched."""
+        now = datetime.now(UTC)
+        visible = self.visible(node)
+        own = session if session is not None else CosmosSession()
+        while True:
+            docs = await self._matching(
+                node, own, limit=None if multi else 1, allow_scan=allow_scan, sort=sort
+            )
+            for doc in docs:  # every update error before any write
+                self._keep_key(doc, apply_update(update, doc, now=now))
+            outcomes = [
+                await self._compare_and_update(key_of(d, self.spec), visible, update, now)
+                for d in docs
+            ]
+            done = [o for o in outcomes if o is not None]
+            if docs and not done and not multi:
+                continue  # our pick changed under us: choose again
+            break
+        if done:
+            modified = sum(1 for before, after in done if after is not before)
+            result = UpdateResult(len(done), modified)
+            chosen = None
+            if return_document == "before":
+                chosen = done[0][0]
+            elif return_document == "after":
+                chosen = done[0][1]
+            return result, chosen
+        if not upsert:
+            return UpdateResult(0, 0), None
+        seed = upsert_seed(node)
+        new = apply_update(update, seed, is_insert=True, now=now)
+        if update.replacement is not None:
+            new = {**{k: seed[k] for k in self.spec.key if k in seed}, **new}
+        if self.spec.key == ("id",) and "id" not in new:
+            new = {"id": new_id(), **new}
+        await self.insert([new], own)
+        upserted = key_of(new, self.spec)
+        upserted_id = upserted[0] if self.spec.single_key else upserted
+        return UpdateResult(0, 0, upserted_id), (new if return_document == "after" else None)
