@@ -363,3 +363,24 @@ def test_the_core_imports_no_redis_without_a_cache() -> None:
         "assert 'redis' not in sys.modules, 'redis imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+
+
+async def test_results_above_max_items_are_streamed_and_not_cached(
+    sqlite_url: str, redis_url: str
+) -> None:
+    db = await asyncdb.connect(sqlite_url, cache=redis_url, cache_max_items=3)
+    try:
+        items = db.collection("items", allow_scan=True)
+        await items.insert_many([{"id": f"i{i}", "n": i} for i in range(5)])
+        for _ in range(2):
+            assert [d["n"] async for d in items.find({}, sort=[("n", 1)])] == [0, 1, 2, 3, 4]
+        assert [d["n"] for d in await items.find({}, sort=[("n", 1)], limit=3).to_list()] == [
+            0,
+            1,
+            2,
+        ]
+        assert await items.find({}, sort=[("n", 1)], limit=3).to_list() != []
+        s = stats(db)
+        assert s["hits"] == 1 and s["fills"] == 1  # only the limited query was cached
+    finally:
+        await db.close()
