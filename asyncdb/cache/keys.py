@@ -35,7 +35,17 @@ def new_token() -> str:
 
 
 def namespace_of(database_url: str) -> str:
-    """A short name for a database URL, so two databases can share one Redis."""
+    """A short name for a database URL, so two databases can share one Redis. A private
+    in-process store (``memory://``, ``sqlite:///:memory:``) is a new database on every connect,
+    so its namespace is unique to the connection.
+
+    >>> namespace_of("sqlite:///a.db") == namespace_of("sqlite:///a.db")
+    True
+    >>> namespace_of("memory://") == namespace_of("memory://")
+    False
+    """
+    if database_url.startswith("memory:") or database_url.endswith(":memory:"):
+        database_url += "#" + new_token()
     return hashlib.blake2b(database_url.encode(), digest_size=6).hexdigest()
 
 

@@ -384,3 +384,17 @@ async def test_results_above_max_items_are_streamed_and_not_cached(
         assert s["hits"] == 1 and s["fills"] == 1  # only the limited query was cached
     finally:
         await db.close()
+
+
+async def test_two_memory_databases_never_share_cache_entries(redis_url: str) -> None:
+    one = await asyncdb.connect("memory://", cache=redis_url)
+    two = await asyncdb.connect("memory://", cache=redis_url)
+    try:
+        await one.collection("items").insert_one({"id": "a", "n": 1})
+        await two.collection("items").insert_one({"id": "a", "n": 2})
+        for _ in range(2):
+            assert await one.collection("items").find_one({"id": "a"}) == {"id": "a", "n": 1}
+            assert await two.collection("items").find_one({"id": "a"}) == {"id": "a", "n": 2}
+    finally:
+        await one.close()
+        await two.close()
