@@ -192,6 +192,7 @@ class ReadCache:
         self._channel = self._prefix + "invalidate"
         self._sender = new_token()
         self._keys: dict[str, CollectionKeys] = {}
+        self._query_tokens: dict[str, str] = {}  # the query token each collection had last
         self._breaker = CircuitBreaker(config.breaker_threshold, config.breaker_cooldown)
         self._stats = CacheStats()
         self._flights: dict[str, asyncio.Future[Any]] = {}
@@ -252,16 +253,26 @@ class ReadCache:
                 self._stats.l1_hits += 1
                 return decode_value(payload)
         redis_keys = [keys.doc_epoch, keys.key_token(kt), keys.doc_entry(kt)]
-        ttl = self.config.token_ttl
-        got = await self._call(
-            lambda: self._read_doc(keys=redis_keys, args=[new_token(), new_token(), ttl])
-        )
+        # One atomic MGET (cheaper for Redis than a script); the script only creates missing
+        # tokens. The entry is valid when it starts with the epoch and key token read with it.
+        got: Any = await self._call(lambda: self._client.mget(redis_keys))
         if got is _FAILED:
             return await self._fallback(loader)
-        if len(got) == 3:
+        if got[0] is None or got[1] is None:
+            ttl = self.config.token_ttl
+            got = await self._call(
+                lambda: self._read_doc(keys=redis_keys, args=[new_token(), new_token(), ttl])
+            )
+            if got is _FAILED:
+                return await self._fallback(loader)
+            got = [got[0], got[1], None if len(got) < 3 else got[0] + got[1] + got[2]]
+        tokens = got[0] + got[1]
+        entry = got[2]
+        if entry is not None and entry[:64] == tokens:
+            payload = entry[64:]
             self._stats.hits += 1
-            self._l1_put(collection, l1_name, got[2], l1_gen)
-            return decode_value(got[2])
+            self._l1_put(collection, l1_name, payload, l1_gen)
+            return decode_value(payload)
         epoch, key_token = got[0].decode(), got[1].decode()
 
         async def fill(payload: bytes) -> None:
@@ -288,17 +299,29 @@ class ReadCache:
                 self._stats.l1_hits += 1
                 return decode_value(payload)
         token_key = keys.query_token
-        ttl = self.config.token_ttl
-        got = await self._call(
-            lambda: self._read_query(keys=[token_key], args=[new_token(), digest, ttl])
-        )
-        if got is _FAILED:
-            return await self._fallback(loader)
-        if len(got) == 2:
+        got: Any = None
+        remembered = self._query_tokens.get(collection)
+        if remembered is not None:
+            # One atomic MGET of the token and the entry under the token seen last: valid when
+            # the token is unchanged. Otherwise the script reads the entry under the new one.
+            entry_key = f"{token_key}:{remembered}:{digest}"
+            got = await self._call(lambda: self._client.mget([token_key, entry_key]))
+            if got is _FAILED:
+                return await self._fallback(loader)
+            got = [got[0], got[1]] if got[0] == remembered.encode() and got[1] else None
+        if got is None:
+            ttl = self.config.token_ttl
+            got = await self._call(
+                lambda: self._read_query(keys=[token_key], args=[new_token(), digest, ttl])
+            )
+            if got is _FAILED:
+                return await self._fallback(loader)
+        token = got[0].decode()
+        self._query_tokens[collection] = token
+        if len(got) == 2 and got[1] is not None:
             self._stats.hits += 1
             self._l1_put(collection, l1_name, got[1], l1_gen)
             return decode_value(got[1])
-        token = got[0].decode()
 
         async def fill(payload: bytes) -> None:
             args = [token, digest, payload, self.config.ttl]
