@@ -3,7 +3,7 @@ document, an in-process (L1) hit against a Redis hit, and 100 concurrent misses 
 
 One run, one throwaway Redis (tests/servers/redis.py), loopback. Raw is ``GET`` of the same
 document's JSON under a plain key with redis-py's asyncio client (its own pool, like the cache)
-plus ``orjson.loads``. The cache's hit is one ``EVALSHA`` (token + entry) plus decode, after
+plus ``orjson.loads``. The cache's hit is one atomic ``MGET`` (tokens + entry) plus decode, after
 asyncdb's parse of the filter and digest of the query shape. Concurrency 1; rounds alternate the
 contenders; the median round counts.
 Targets (DESIGN section 6): cache hit <= 1.15 x raw GET + decode; L1 hit >= 20 x faster than a
