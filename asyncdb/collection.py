@@ -109,7 +109,9 @@ class Cursor:
                 async for doc in it:
                     docs.append(doc)
                     if len(docs) > max_items:  # too large to cache: stream it below instead
-                        await it.aclose()  # type: ignore[attr-defined]
+                        aclose = getattr(it, "aclose", None)
+                        if aclose is not None:
+                            await aclose()
                         return TOO_LARGE
                 return docs
 
