@@ -15,10 +15,12 @@ from asyncdb.backends.base import (
     Session,
     StoreCollection,
     check_key,
+    key_lookup,
     key_of,
     new_id,
     with_key_tiebreak,
 )
+from asyncdb.cache import TOO_LARGE, ReadCache, shape_digest
 from asyncdb.errors import NotSupported, QueryError
 from asyncdb.query.ast import Node, Projection, Sort
 from asyncdb.query.parse import (
@@ -66,6 +68,7 @@ class Cursor:
         limit: int | None,
         projection: Projection | None,
         allow_scan: bool | None,
+        use_cache: bool = True,
     ) -> None:
         self._collection = collection
         self._node = node
@@ -74,6 +77,7 @@ class Cursor:
         self._limit = limit
         self._projection = projection
         self._allow_scan = allow_scan
+        self._use_cache = use_cache
         self._started = False
 
     def sort(self, spec: Any) -> Cursor:
@@ -94,6 +98,29 @@ class Cursor:
     async def _stream(self) -> AsyncIterator[Doc]:
         coll = self._collection
         await coll._ready()
+        cache = coll._read_cache(self._use_cache)
+        if cache is not None:
+            query = self._query()
+            max_items = cache.config.max_items
+
+            async def load() -> Any:
+                it = await coll._store.find(query, None, allow_scan=self._allow_scan)
+                docs: list[Doc] = []
+                async for doc in it:
+                    docs.append(doc)
+                    if len(docs) > max_items:  # too large to cache: stream it below instead
+                        aclose = getattr(it, "aclose", None)
+                        if aclose is not None:
+                            await aclose()
+                        return TOO_LARGE
+                return docs
+
+            digest = coll._shape("find", query, self._allow_scan)
+            docs = await cache.read_query(coll.spec.name, digest, load)
+            if docs is not TOO_LARGE:
+                for doc in docs:
+                    yield doc
+                return
         it = await coll._store.find(self._query(), coll._session, allow_scan=self._allow_scan)
         async for doc in it:
             yield doc
@@ -115,11 +142,16 @@ class Collection:
     """A collection of documents in one database. Obtain it with ``db.collection(name)``."""
 
     def __init__(
-        self, db: Database, store: StoreCollection, session: Session | None = None
+        self,
+        db: Database,
+        store: StoreCollection,
+        session: Session | None = None,
+        tx_writes: list[tuple[str, list[KeyTuple] | None]] | None = None,
     ) -> None:
         self._db = db
         self._store = store
         self._session = session
+        self._tx_writes = tx_writes  # a transaction's writes, invalidated after it commits
         self.spec: CollectionSpec = store.spec
 
     @property
@@ -142,6 +174,45 @@ class Collection:
         check_key(prepared, self.spec)  # a bad key is a QueryError before any I/O
         return prepared
 
+    # --- cache ------------------------------------------------------------------------------
+
+    def _read_cache(self, use_cache: bool) -> ReadCache | None:
+        """The cache for a read, or None: reads in a transaction, on TTL collections (a cached
+        document could outlive its expiry) and with ``cache=False`` go to the backend."""
+        cache = self._db._cache
+        if cache is None:
+            return None
+        if not use_cache or self._session is not None or self.spec.ttl is not None:
+            cache.note_bypass()
+            return None
+        return cache
+
+    def _shape(self, kind: str, query: Query, allow_scan: bool | None, extra: Any = None) -> str:
+        return shape_digest(kind, self.spec, query, allow_scan, extra)
+
+    async def _written(self, keys: list[KeyTuple] | None) -> None:
+        """Invalidate the cache after a write (keys None: the written documents are unknown).
+        Inside a transaction the invalidation waits for the commit."""
+        cache = self._db._cache
+        if cache is None:
+            return
+        if self._tx_writes is not None:
+            self._tx_writes.append((self.spec.name, keys))
+        else:
+            await cache.invalidate([(self.spec.name, keys)])
+
+    def _written_keys(self, node: Node, upsert: bool, result: UpdateResult | None) -> Any:
+        """The keys a filter-based write touched, or None when unknown."""
+        keys = key_lookup(node, self.spec)
+        if keys is None or not upsert:
+            return keys
+        if result is None:
+            return None  # failed upsert: it may have inserted any key
+        if result.upserted_id is not None:
+            upserted = result.upserted_id
+            keys = [*keys, upserted if isinstance(upserted, tuple) else (upserted,)]
+        return keys
+
     # --- writes -----------------------------------------------------------------------------
 
     async def insert_one(self, doc: Mapping[str, Any]) -> Any:
@@ -151,7 +222,10 @@ class Collection:
         """
         prepared = self._prepare(doc)
         await self._ready()
-        await self._store.insert([prepared], self._session)
+        try:
+            await self._store.insert([prepared], self._session)
+        finally:
+            await self._written([key_of(prepared, self.spec)])
         return self._key_result(prepared)
 
     async def insert_many(self, docs: Iterable[Mapping[str, Any]]) -> list[Any]:
@@ -160,7 +234,10 @@ class Collection:
         if not prepared:
             return []
         await self._ready()
-        await self._store.insert(prepared, self._session)
+        try:
+            await self._store.insert(prepared, self._session)
+        finally:
+            await self._written([key_of(d, self.spec) for d in prepared])
         return [self._key_result(d) for d in prepared]
 
     async def update_one(
@@ -174,9 +251,19 @@ class Collection:
         """Apply an update (``$set``, ``$inc``, ...) to the first matching document."""
         node, parsed = parse_filter(filter), parse_update(update)
         await self._ready()
-        result, _ = await self._store.update(
-            node, parsed, multi=False, upsert=upsert, session=self._session, allow_scan=allow_scan
-        )
+        try:
+            result, _ = await self._store.update(
+                node,
+                parsed,
+                multi=False,
+                upsert=upsert,
+                session=self._session,
+                allow_scan=allow_scan,
+            )
+        except BaseException:
+            await self._written(self._written_keys(node, upsert, None))
+            raise
+        await self._written(self._written_keys(node, upsert, result))
         return result
 
     async def update_many(
@@ -190,9 +277,19 @@ class Collection:
         """Apply an update to every matching document (each atomically)."""
         node, parsed = parse_filter(filter), parse_update(update)
         await self._ready()
-        result, _ = await self._store.update(
-            node, parsed, multi=True, upsert=upsert, session=self._session, allow_scan=allow_scan
-        )
+        try:
+            result, _ = await self._store.update(
+                node,
+                parsed,
+                multi=True,
+                upsert=upsert,
+                session=self._session,
+                allow_scan=allow_scan,
+            )
+        except BaseException:
+            await self._written(self._written_keys(node, upsert, None))
+            raise
+        await self._written(self._written_keys(node, upsert, result))
         return result
 
     async def replace_one(
@@ -206,9 +303,19 @@ class Collection:
         """Replace the first matching document whole (its key stays)."""
         node, parsed = parse_filter(filter), parse_replacement(doc)
         await self._ready()
-        result, _ = await self._store.update(
-            node, parsed, multi=False, upsert=upsert, session=self._session, allow_scan=allow_scan
-        )
+        try:
+            result, _ = await self._store.update(
+                node,
+                parsed,
+                multi=False,
+                upsert=upsert,
+                session=self._session,
+                allow_scan=allow_scan,
+            )
+        except BaseException:
+            await self._written(self._written_keys(node, upsert, None))
+            raise
+        await self._written(self._written_keys(node, upsert, result))
         return result
 
     async def find_one_and_update(
@@ -232,16 +339,21 @@ class Collection:
             sort_spec = with_key_tiebreak(sort_spec, self.spec)
         proj = parse_projection(projection, self.spec.key)
         await self._ready()
-        _, doc = await self._store.update(
-            node,
-            parsed,
-            multi=False,
-            upsert=upsert,
-            session=self._session,
-            allow_scan=allow_scan,
-            sort=sort_spec,
-            return_document=return_document,
-        )
+        try:
+            result, doc = await self._store.update(
+                node,
+                parsed,
+                multi=False,
+                upsert=upsert,
+                session=self._session,
+                allow_scan=allow_scan,
+                sort=sort_spec,
+                return_document=return_document,
+            )
+        except BaseException:
+            await self._written(self._written_keys(node, upsert, None))
+            raise
+        await self._written(self._written_keys(node, upsert, result))
         return None if doc is None else apply_projection(proj, doc, self.spec.key)
 
     async def delete_one(
@@ -250,9 +362,12 @@ class Collection:
         """Delete the first matching document; returns 0 or 1."""
         node = parse_filter(filter)
         await self._ready()
-        return await self._store.delete(
-            node, multi=False, session=self._session, allow_scan=allow_scan
-        )
+        try:
+            return await self._store.delete(
+                node, multi=False, session=self._session, allow_scan=allow_scan
+            )
+        finally:
+            await self._written(key_lookup(node, self.spec))
 
     async def delete_many(
         self, filter: Mapping[str, Any] | None, *, allow_scan: bool | None = None
@@ -260,9 +375,12 @@ class Collection:
         """Delete every matching document; returns how many."""
         node = parse_filter(filter)
         await self._ready()
-        return await self._store.delete(
-            node, multi=True, session=self._session, allow_scan=allow_scan
-        )
+        try:
+            return await self._store.delete(
+                node, multi=True, session=self._session, allow_scan=allow_scan
+            )
+        finally:
+            await self._written(key_lookup(node, self.spec))
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -275,6 +393,7 @@ class Collection:
         limit: int | None = None,
         *,
         allow_scan: bool | None = None,
+        cache: bool = True,
     ) -> Cursor:
         """A lazy cursor over the matching documents; ties in ``sort`` are broken by key."""
         node = parse_filter(filter)
@@ -290,6 +409,7 @@ class Collection:
             _limit(limit),
             proj,
             allow_scan,
+            cache,
         )
 
     async def find_one(
@@ -299,6 +419,7 @@ class Collection:
         *,
         sort: Any = None,
         allow_scan: bool | None = None,
+        cache: bool = True,
     ) -> Doc | None:
         """The first matching document, or None. A filter that is exactly the key
         (``{"id": k}``) is a point read that skips parsing and planning."""
@@ -307,8 +428,18 @@ class Collection:
             if key is not None:
                 if self.spec.name not in self._db._ensured:
                     await self._ready()
+                if self._db._cache is not None:
+                    read_cache = self._read_cache(cache)
+                    if read_cache is not None:
+                        store = self._store
+                        cached: Doc | None = await read_cache.read_doc(
+                            self.spec.name, key, lambda: store.get(key, None)
+                        )
+                        return cached
                 return await self._store.get(key, self._session)
-        docs = await self.find(filter, projection, sort, 0, 1, allow_scan=allow_scan).to_list()
+        docs = await self.find(
+            filter, projection, sort, 0, 1, allow_scan=allow_scan, cache=cache
+        ).to_list()
         return docs[0] if docs else None
 
     def _exact_key(self, filter: Any) -> KeyTuple | None:
@@ -326,14 +457,27 @@ class Collection:
         return tuple(key)
 
     async def count_documents(
-        self, filter: Mapping[str, Any] | None = None, *, allow_scan: bool | None = None
+        self,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        allow_scan: bool | None = None,
+        cache: bool = True,
     ) -> int:
         """How many documents match."""
         node = parse_filter(filter)
         await self._ready()
-        return await self._store.count(
-            self._store.visible(node), self._session, allow_scan=allow_scan
-        )
+        visible = self._store.visible(node)
+        read_cache = self._read_cache(cache) if self._db._cache is not None else None
+        if read_cache is not None:
+            digest = self._shape("count", Query(visible), allow_scan)
+            store = self._store
+            count: int = await read_cache.read_query(
+                self.spec.name,
+                digest,
+                lambda: store.count(visible, None, allow_scan=allow_scan),
+            )
+            return count
+        return await self._store.count(visible, self._session, allow_scan=allow_scan)
 
     async def find_page(
         self,
@@ -344,6 +488,7 @@ class Collection:
         *,
         projection: Any = None,
         allow_scan: bool | None = None,
+        cache: bool = True,
     ) -> Page:
         """One page of results and an opaque cursor for the next one (keyset pagination:
         documents inserted meanwhile never make a page repeat or skip an existing document).
@@ -363,14 +508,24 @@ class Collection:
         after = None if cursor is None else self._db._signer.decode(cursor, digest)
         await self._ready()
         query = Query(node, sort_spec, 0, limit + 1, None, after)
-        it = await self._store.find(query, self._session, allow_scan=allow_scan)
-        docs = [doc async for doc in it]
-        next_cursor = None
-        if len(docs) > limit:
-            docs = docs[:limit]
-            next_cursor = self._db._signer.encode(digest, sort_key(docs[-1], sort_spec))
-        items = [apply_projection(proj, d, self.spec.key) for d in docs]
-        return Page(items=items, next_cursor=next_cursor)
+
+        async def load() -> dict[str, Any]:
+            it = await self._store.find(query, self._session, allow_scan=allow_scan)
+            docs = [doc async for doc in it]
+            next_cursor = None
+            if len(docs) > limit:
+                docs = docs[:limit]
+                next_cursor = self._db._signer.encode(digest, sort_key(docs[-1], sort_spec))
+            items = [apply_projection(proj, d, self.spec.key) for d in docs]
+            return {"items": items, "next_cursor": next_cursor}
+
+        read_cache = self._read_cache(cache) if self._db._cache is not None else None
+        if read_cache is None:
+            page = await load()
+        else:
+            shape = self._shape("page", query, allow_scan, proj)
+            page = await read_cache.read_query(self.spec.name, shape, load)
+        return Page(items=page["items"], next_cursor=page["next_cursor"])
 
     async def explain(
         self,

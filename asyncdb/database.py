@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from asyncdb._paging import CursorSigner, query_digest
-from asyncdb.backends.base import Session, Store, StoreCollection
+from asyncdb.backends.base import KeyTuple, Session, Store, StoreCollection
+from asyncdb.cache import CacheConfig, ReadCache
 from asyncdb.collection import Collection
 from asyncdb.errors import ConfigurationError, NotSupported
 from asyncdb.query.ast import Node, Sort
@@ -69,15 +70,17 @@ class Transaction:
     def __init__(self, db: Database, session: Session) -> None:
         self._db = db
         self._session = session
+        # Cache invalidations of this transaction's writes, run after it commits.
+        self._writes: list[tuple[str, list[KeyTuple] | None]] = []
 
     def collection(self, name: str, **options: Any) -> Collection:
         """The collection ``name`` inside this transaction (with the options it was opened with
         on the database, unless given here)."""
         existing = self._db._collections.get(name)
         if existing is not None and not options:
-            return Collection(self._db, existing, self._session)
+            return Collection(self._db, existing, self._session, self._writes)
         base = self._db.collection(name, **options)
-        return Collection(self._db, base._store, self._session)
+        return Collection(self._db, base._store, self._session, self._writes)
 
     def table(self, table: sqlalchemy.Table, **options: Any) -> Collection:
         """The collection over ``table`` inside this transaction. Only a tables-only database
@@ -91,7 +94,7 @@ class Transaction:
                 "their own engine): open the database with connect(url, tables_only=True)"
             )
         base = self._db.table(table, **options)
-        return Collection(self._db, base._store, self._session)
+        return Collection(self._db, base._store, self._session, self._writes)
 
 
 class Database:
@@ -106,6 +109,12 @@ class Database:
         self._signer = CursorSigner(cursor_secret)
         self._digests: dict[tuple[str, str, str], str] = {}
         self._tables: TableStore | None = None
+        self._cache: ReadCache | None = None
+
+    @property
+    def cache(self) -> ReadCache | None:
+        """The read-through cache (``db.cache.stats()``), or None without ``cache=``."""
+        return self._cache
 
     @property
     def backend(self) -> str:
@@ -209,10 +218,15 @@ class Database:
         if "transactions" not in self.capabilities:
             raise NotSupported(f"{self.backend} does not support transactions")
         async with self._store.transaction() as session:
-            yield Transaction(self, session)
+            tx = Transaction(self, session)
+            yield tx
+        if self._cache is not None and tx._writes:  # committed: nothing on rollback
+            await self._cache.invalidate(tx._writes)
 
     async def close(self) -> None:
         """Close pools and clients."""
+        if self._cache is not None:
+            await self._cache.close()
         await self._store.close()
         if self._tables is not None:
             await self._tables.close()
@@ -244,12 +258,16 @@ class _Connect:
     async def _open(self) -> Database:
         options = dict(self._options)
         cache = options.pop("cache", None)
+        cache_config = CacheConfig.from_options(options)
         secret = options.pop("cursor_secret", None)
         store_cls = _tables_store() if options.pop("tables_only", False) else backend_for(self._url)
         store = await store_cls.open(self._url, options)
         db = Database(store, self._url, cursor_secret=secret)
         if cache is not None:
-            raise NotSupported("the Redis cache is not available in this version")
+            if not isinstance(cache, str) or not cache.startswith(("redis://", "rediss://")):
+                await store.close()
+                raise ConfigurationError(f"cache must be a redis:// URL, not {cache!r}")
+            db._cache = ReadCache(cache, self._url, cache_config)
         return db
 
     def __await__(self) -> Generator[Any, None, Database]:

@@ -1,0 +1,100 @@
+"""Pure parts of the cache: Redis key names, query-shape digests and value envelopes.
+
+Every key of one database lives under ``adb:<namespace>:<collection>:``:
+
+- ``...:q`` the collection's query token; a query entry is ``...:q:<token>:<digest>``,
+- ``...:d`` the collection's doc epoch token,
+- ``...:k:<key>`` a document's key token, ``...:v:<key>`` its entry (prefixed with the epoch and
+  key tokens it was filled under).
+
+Tokens are random (not counters): after a Redis restart a fresh token can never equal an old one,
+so a fill under an old token can never come back to life.
+
+>>> decode_value(encode_value({"n": 1}))
+{'n': 1}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+from asyncdb.backends.base import KeyTuple
+from asyncdb.backends.sqlite.codec import decode_doc, dumps
+
+TOKEN_CHARS = 32  # os.urandom(16).hex()
+
+_TAGGED = b"1"
+_PLAIN = b"0"
+
+
+def new_token() -> str:
+    """A random 128-bit token as 32 hex characters."""
+    return os.urandom(16).hex()
+
+
+def namespace_of(database_url: str) -> str:
+    """A short name for a database URL, so two databases can share one Redis. A private
+    in-process store (``memory://``, ``sqlite:///:memory:``) is a new database on every connect,
+    so its namespace is unique to the connection.
+
+    >>> namespace_of("sqlite:///a.db") == namespace_of("sqlite:///a.db")
+    True
+    >>> namespace_of("memory://") == namespace_of("memory://")
+    False
+    """
+    if database_url.startswith("memory:") or database_url.endswith(":memory:"):
+        database_url += "#" + new_token()
+    return hashlib.blake2b(database_url.encode(), digest_size=6).hexdigest()
+
+
+def shape_digest(*parts: Any) -> str:
+    """A digest of a read's full shape. ``repr`` keeps types apart (1, 1.0 and True differ)."""
+    return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+
+
+def key_text(key: KeyTuple) -> str:
+    """The document key inside Redis key names (``repr`` keeps 1 and "1" apart)."""
+    return repr(key)
+
+
+class CollectionKeys:
+    """The Redis key names of one collection."""
+
+    __slots__ = ("doc_epoch", "prefix", "query_token")
+
+    def __init__(self, namespace_prefix: str, collection: str) -> None:
+        self.prefix = f"{namespace_prefix}{collection}:"
+        self.query_token = self.prefix + "q"
+        self.doc_epoch = self.prefix + "d"
+
+    def key_token(self, key: str) -> str:
+        return f"{self.prefix}k:{key}"
+
+    def doc_entry(self, key: str) -> str:
+        return f"{self.prefix}v:{key}"
+
+
+def encode_value(value: Any) -> bytes:
+    """orjson text with the datetime/Decimal/bytes tags of the SQLite codec, behind one flag
+    byte that tells the decoder whether it must walk the value for tags."""
+    raw = dumps(value).encode()
+    return (_TAGGED if b'{"$' in raw else _PLAIN) + raw
+
+
+def decode_value(payload: bytes) -> Any:
+    """The value :func:`encode_value` stored (a fresh object on every call)."""
+    return decode_doc(payload[1:], payload[:1] == _TAGGED)
+
+
+__all__ = [
+    "TOKEN_CHARS",
+    "CollectionKeys",
+    "decode_value",
+    "encode_value",
+    "key_text",
+    "namespace_of",
+    "new_token",
+    "shape_digest",
+]
