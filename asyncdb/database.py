@@ -20,6 +20,7 @@ from asyncdb.types import Capabilities, CollectionSpec, Index, check_identifier
 _BUILTIN: dict[str, str] = {
     "memory": "asyncdb.backends.memory.store:MemoryStore",
     "sqlite": "asyncdb.backends.sqlite.store:SQLiteStore",
+    "postgresql": "asyncdb.backends.postgres.store:PostgresStore",
 }
 _ALIASES = {"postgres": "postgresql", "mongodb+srv": "mongodb"}
 

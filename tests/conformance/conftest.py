@@ -38,6 +38,7 @@ def _sqlite(request: pytest.FixtureRequest) -> str:
 BACKENDS: dict[str, BackendFactory] = {
     "memory": _memory,
     "sqlite": _sqlite,
+    "postgres": lambda r: r.getfixturevalue("postgres_url"),
 }
 
 
