@@ -56,14 +56,31 @@ def quote_ident(name: str) -> str:
 
 
 class _Params:
-    """Hands out ``$n`` placeholders in order."""
+    """Hands out placeholder tokens; ``render`` numbers the ones a SQL text uses ``$1..$n`` in
+    order (a term compiled but then dropped, like a partial ``$in``, leaves unused values)."""
 
     def __init__(self) -> None:
         self.values: list[Any] = []
 
     def add(self, value: Any, cast: str = "") -> str:
         self.values.append(value)
-        return f"${len(self.values)}{cast}"
+        return f"\x00{len(self.values) - 1}\x00{cast}"
+
+    def render(self, sql: str) -> tuple[str, list[Any]]:
+        used: list[Any] = []
+        numbers: dict[str, str] = {}
+
+        def number(match: re.Match[str]) -> str:
+            got = numbers.get(match.group(1))
+            if got is None:
+                used.append(self.values[int(match.group(1))])
+                got = numbers[match.group(1)] = f"${len(used)}"
+            return got
+
+        return _TOKEN.sub(number, sql), used
+
+
+_TOKEN = re.compile("\x00([0-9]+)\x00")
 
 
 def _key_where(keys: list[KeyTuple], spec: CollectionSpec, params: _Params) -> str:
@@ -121,7 +138,6 @@ class PostgresPlanner:
                 residual_terms.append(term)
         residual = conjoin(residual_terms) if residual_terms else None
         where_sql = " WHERE " + " AND ".join(where) if where else ""
-        where_params = list(params.values)
         sql = f"SELECT body, tagged FROM {self.table}{where_sql}"
         sort_pushed = False
         client_sort = False
@@ -143,6 +159,8 @@ class PostgresPlanner:
                 sql += f" LIMIT {params.add(query.limit)}"
             if query.skip:
                 sql += f" OFFSET {params.add(query.skip)}"
+        sql, sql_params = params.render(sql)
+        where_sql, where_params = params.render(where_sql)
         if keys is not None:
             access = "key"
         else:
@@ -150,7 +168,7 @@ class PostgresPlanner:
             access = found if found is not None else "scan"
         statement = Statement(
             sql,
-            params.values,
+            sql_params,
             where_sql,
             where_params,
             keys is not None,
@@ -160,7 +178,7 @@ class PostgresPlanner:
             backend="postgres",
             collection=self.spec.name,
             access_path=access,
-            native={"sql": sql, "params": params.values},
+            native={"sql": sql, "params": sql_params},
             exact=conjoin(exact_terms).to_mongo() if explain and exact_terms else None,
             approximate=conjoin(approx_terms).to_mongo() if explain and approx_terms else None,
             residual=residual.to_mongo() if explain and residual is not None else None,
