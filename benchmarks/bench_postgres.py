@@ -142,6 +142,7 @@ async def main() -> None:
             lambda r: f"alert-{r.randrange(DOCS):06d}",
         )
         results["point_read"] = point
+        print("point_read", point, flush=True)
 
         # --- 3-clause filter -------------------------------------------------------------
         plan = await items.explain(FILTER, limit=20)
@@ -164,6 +165,7 @@ async def main() -> None:
             lambda r: "",
         )
         results["filter_query"]["sql"] = fsql
+        print("filter_query", results["filter_query"], flush=True)
 
         # --- bulk insert -------------------------------------------------------------------
         bulk_docs = [make_doc(i, rng) for i in range(BULK)]
@@ -190,6 +192,7 @@ async def main() -> None:
             "ratio": asyncdb_s / copy_s,
             "target": TARGET_BULK,
         }
+        print("bulk_insert", results["bulk_insert"], flush=True)
 
         # --- streaming read ----------------------------------------------------------------
         stream = db.collection("stream", allow_scan=True)
