@@ -113,3 +113,16 @@ def test_codec_round_trips_values_json_lacks_and_keeps_large_floats_exact() -> N
     text, flags = encode_doc(doc)
     assert decode_doc(text, flags) == doc
     assert '"f":1152921504606846976.0' in text  # not 1.152921504606847e+18, which is not 2**60
+
+
+def test_a_string_holding_nul_is_refused_because_jsonb_cannot_store_it() -> None:
+    # Documented deviation: PostgreSQL's jsonb rejects U+0000; refused before any I/O.
+    import pytest
+
+    from asyncdb.errors import QueryError
+
+    with pytest.raises(QueryError):
+        encode_doc({"s": "a\x00b"})
+    with pytest.raises(QueryError):
+        encode_doc({"list": ["ok", {"deep": "\x00"}]})
+    assert encode_doc({"s": "a\\u0000b"})[0] == '{"s":"a\\\\u0000b"}'  # the text "\u0000" is fine
