@@ -29,6 +29,7 @@ _BUILTIN: dict[str, str] = {
     "mongodb": "asyncdb.backends.mongo.store:MongoStore",
     "firestore": "asyncdb.backends.firestore.store:FirestoreStore",
     "cosmos": "asyncdb.backends.cosmos.store:CosmosStore",
+    "postgresql": "asyncdb.backends.postgres.store:PostgresStore",
 }
 _ALIASES = {"postgres": "postgresql", "mongodb+srv": "mongodb"}
 

@@ -41,6 +41,7 @@ BACKENDS: dict[str, BackendFactory] = {
     "mongo": lambda r: r.getfixturevalue("mongo_url"),
     "firestore": lambda r: r.getfixturevalue("firestore_url"),
     "cosmos": lambda r: r.getfixturevalue("cosmos_url"),
+    "postgres": lambda r: r.getfixturevalue("postgres_url"),
 }
 
 

@@ -1,0 +1,128 @@
+"""The PostgreSQL planner, without a server: SQL text, bound parameters and the
+exact / approximate / residual split of each filter."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from asyncdb.backends.postgres.codec import decode_doc, encode_doc, encode_key
+from asyncdb.backends.postgres.planner import PostgresPlanner, schema
+from asyncdb.query.parse import parse_filter, parse_sort
+from asyncdb.types import CollectionSpec, Index, Plan, Query
+
+SPEC = CollectionSpec("t", indexes=(Index.of("status"),))
+
+
+def plan(filter: dict[str, Any], **kw: Any) -> Plan:
+    sort = kw.pop("sort", None)
+    query = Query(parse_filter(filter), sort=parse_sort(sort) if sort else (), **kw)
+    return PostgresPlanner(SPEC).plan(query)
+
+
+def test_key_equality_reads_by_primary_key_with_the_encoded_key_bound() -> None:
+    p = plan({"id": "a1"})
+    assert p.native["sql"] == 'SELECT body, tagged FROM "t" WHERE "k0" = ANY($1::bytea[])'
+    assert p.native["params"] == [[encode_key("a1")]]
+    assert p.access_path == "key" and p.residual is None
+
+
+def test_number_comparison_is_a_type_guarded_jsonpath_with_the_value_in_a_parameter() -> None:
+    p = plan({"n": {"$gt": 4}}, limit=3)
+    assert p.native["sql"] == 'SELECT body, tagged FROM "t" WHERE (doc @? $1::jsonpath) LIMIT $2'
+    path = p.native["params"][0]
+    assert path.startswith('$."n" ? ((@.type() == "number" && @ > 4)')
+    assert '@."$n" > 4' in path  # Decimals in documents compare through their tag's value
+    assert p.exact == {"n": {"$gt": 4}} and p.residual is None and p.limit_pushed
+
+
+def test_string_equality_never_matches_other_types_and_values_stay_out_of_sql() -> None:
+    p = plan({"s": "x'; DROP TABLE t; --"})
+    assert "DROP" not in p.native["sql"]
+    assert p.native["params"] == ['$."s" ? (@.type() == "string" && @ == "x\'; DROP TABLE t; --")']
+
+
+def test_dates_compare_through_the_fixed_width_tag_text() -> None:
+    p = plan({"ts": {"$lt": datetime(2024, 1, 2, tzinfo=UTC)}})
+    assert p.native["params"] == [
+        '$."ts" ? (@.type() == "object" && @."$date" < "2024-01-02T00:00:00.000Z")'
+    ]
+
+
+def test_null_matches_missing_on_a_top_level_field_and_is_residual_when_dotted() -> None:
+    top = plan({"a": None})
+    assert "NOT (doc @? $1::jsonpath)" in top.native["sql"] and top.residual is None
+    dotted = plan({"a.b": None}, limit=1)
+    assert dotted.residual == {"a.b": {"$eq": None}} and not dotted.limit_pushed
+
+
+def test_ne_is_the_negation_of_an_exact_condition_so_it_matches_missing() -> None:
+    p = plan({"n": {"$ne": 1}})
+    assert p.native["sql"].endswith("WHERE NOT COALESCE((doc @? $1::jsonpath), FALSE)")
+    assert p.residual is None
+
+
+def test_a_float_whose_text_is_not_exact_stays_in_the_residual() -> None:
+    p = plan({"n": {"$lt": 0.1}, "m": {"$lt": 2.5}})
+    assert p.residual == {"n": {"$lt": 0.1}}
+    assert p.exact == {"m": {"$lt": 2.5}}
+
+
+def test_a_partial_in_binds_only_the_values_its_sql_uses() -> None:
+    p = plan({"s": {"$in": ["a", [1, 2]]}, "b": True})
+    assert p.residual == {"s": {"$in": ["a", [1, 2]]}}
+    assert p.native["params"] == ['$."b" ? (@.type() == "boolean" && @ == true)']
+
+
+def test_regex_size_and_numeric_paths_are_residual() -> None:
+    p = plan({"s": {"$regex": "^a"}, "arr": {"$size": 2}, "arr.0": 1})
+    assert p.exact is None
+    assert p.residual is not None and len(p.residual["$and"]) == 3
+
+
+def test_or_of_exact_conditions_is_exact_and_partial_and_is_approximate() -> None:
+    exact = plan({"$or": [{"a": 1}, {"b": "x"}]})
+    assert exact.residual is None
+    approx = plan({"$or": [{"a": 1, "s": {"$regex": "x"}}, {"b": "x"}]})
+    assert approx.approximate is not None and approx.residual is not None
+
+
+def test_sort_on_the_key_is_pushed_and_other_sorts_are_client_side() -> None:
+    by_key = plan({"n": 1}, sort=[("id", -1)], limit=5)
+    assert by_key.native["sql"].endswith('ORDER BY "k0" DESC LIMIT $2')
+    assert by_key.sort_pushed and by_key.limit_pushed
+    other = plan({"n": 1}, sort=[("n", 1)], limit=5)
+    assert other.client_sort and not other.limit_pushed
+
+
+def test_declared_index_names_the_access_path() -> None:
+    assert plan({"status": "open"}).access_path == "index:ix_status"
+    assert plan({"other": "open"}).access_path == "scan"
+
+
+def test_schema_is_idempotent_ddl_with_generated_jsonb() -> None:
+    stmts = schema(SPEC)
+    assert all("IF NOT EXISTS" in s for s in stmts)
+    assert "doc jsonb GENERATED ALWAYS AS (body::jsonb) STORED" in stmts[0]
+    assert any("USING gin (doc jsonb_path_ops)" in s for s in stmts)
+
+
+def test_codec_round_trips_values_json_lacks_and_keeps_large_floats_exact() -> None:
+    doc = {"d": Decimal("1.5"), "b": b"\x00", "t": datetime(2024, 1, 1, tzinfo=UTC), "f": 2.0**60}
+    text, flags = encode_doc(doc)
+    assert decode_doc(text, flags) == doc
+    assert '"f":1152921504606846976.0' in text  # not 1.152921504606847e+18, which is not 2**60
+
+
+def test_a_string_holding_nul_is_refused_because_jsonb_cannot_store_it() -> None:
+    # Documented deviation: PostgreSQL's jsonb rejects U+0000; refused before any I/O.
+    import pytest
+
+    from asyncdb.errors import QueryError
+
+    with pytest.raises(QueryError):
+        encode_doc({"s": "a\x00b"})
+    with pytest.raises(QueryError):
+        encode_doc({"list": ["ok", {"deep": "\x00"}]})
+    assert encode_doc({"s": "a\\u0000b"})[0] == '{"s":"a\\\\u0000b"}'  # the text "\u0000" is fine
