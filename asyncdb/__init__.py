@@ -15,15 +15,18 @@ from asyncdb.database import Database, Transaction, backend_for, connect
 from asyncdb.errors import (
     AsyncDBError,
     BackendError,
+    BackendUnavailable,
     ConfigurationError,
     DuplicateKey,
     InvalidCursor,
     NotSupported,
+    OperationTimeout,
     QueryError,
     ScanRequired,
     TransactionError,
     UpdateError,
 )
+from asyncdb.resilience import Health
 from asyncdb.types import Capabilities, CollectionSpec, Index, Page, Plan, UpdateResult
 
 __version__ = "0.1.0"
@@ -31,6 +34,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AsyncDBError",
     "BackendError",
+    "BackendUnavailable",
     "Capabilities",
     "Collection",
     "CollectionSpec",
@@ -38,9 +42,11 @@ __all__ = [
     "Cursor",
     "Database",
     "DuplicateKey",
+    "Health",
     "Index",
     "InvalidCursor",
     "NotSupported",
+    "OperationTimeout",
     "Page",
     "Plan",
     "QueryError",

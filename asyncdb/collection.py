@@ -6,8 +6,9 @@ Every call validates and parses its input first (a bad filter raises
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from asyncdb.backends.base import (
     Doc,
@@ -37,6 +38,21 @@ from asyncdb.types import CollectionSpec, Page, Plan, Query, UpdateResult
 
 if TYPE_CHECKING:
     from asyncdb.database import Database
+
+T = TypeVar("T")
+_END: Any = object()  # a find stream with no first document
+
+
+def _same_document(a: Any, b: Any) -> bool:
+    """Equal values of equal types, ignoring field order (stores such as jsonb reorder keys):
+    was a re-sent insert's document stored exactly as sent?"""
+    if type(a) is not type(b):
+        return False
+    if type(a) is dict:
+        return a.keys() == b.keys() and all(_same_document(a[k], b[k]) for k in a)
+    if type(a) is list:
+        return len(a) == len(b) and all(_same_document(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 def _check_count(name: str, value: Any) -> int | None:
@@ -103,7 +119,7 @@ class Cursor:
             query = self._query()
             max_items = cache.config.max_items
 
-            async def load() -> Any:
+            async def load_once() -> Any:
                 it = await coll._store.find(query, None, allow_scan=self._allow_scan)
                 docs: list[Doc] = []
                 async for doc in it:
@@ -115,14 +131,38 @@ class Cursor:
                         return TOO_LARGE
                 return docs
 
+            def load() -> Awaitable[Any]:
+                return coll._call(load_once, write=False, what="find")
+
             digest = coll._shape("find", query, self._allow_scan)
             docs = await cache.read_query(coll.spec.name, digest, load)
             if docs is not TOO_LARGE:
                 for doc in docs:
                     yield doc
                 return
-        it = await coll._store.find(self._query(), coll._session, allow_scan=self._allow_scan)
-        async for doc in it:
+        query = self._query()
+
+        async def open_stream() -> tuple[AsyncIterator[Doc], Any]:
+            # Retried (a read) until the first document: past it, documents were handed out.
+            it = await coll._store.find(query, coll._session, allow_scan=self._allow_scan)
+            try:
+                return it, await anext(it)
+            except StopAsyncIteration:
+                return it, _END
+
+        it, first = await coll._call(open_stream, write=False, what="find")
+        if first is _END:
+            return
+        yield first
+        resilience = coll._db._resilience
+        while True:
+            try:
+                async with asyncio.timeout(resilience.policy.timeout):
+                    doc = await anext(it)
+            except StopAsyncIteration:
+                return
+            except TimeoutError as exc:
+                raise resilience.timed_out("find (next document)") from exc
             yield doc
 
     def __aiter__(self) -> AsyncIterator[Doc]:
@@ -160,6 +200,36 @@ class Collection:
 
     async def _ready(self) -> None:
         await self._db._ensure(self._store)
+
+    def _call(
+        self,
+        operation: Callable[[], Awaitable[T]],
+        *,
+        write: bool,
+        what: str,
+        insert_check: Callable[[], Awaitable[bool]] | None = None,
+    ) -> Awaitable[T]:
+        """``operation`` under the database's timeout, retry policy and breaker."""
+        return self._db._resilience.call(
+            operation,
+            write=write,
+            in_transaction=self._session is not None,
+            insert_check=insert_check,
+            what=what,
+        )
+
+    def _stored_as_sent(self, docs: list[Doc]) -> Callable[[], Awaitable[bool]]:
+        """After a re-sent insert met DuplicateKey: is every document stored exactly as sent
+        (then the first attempt applied it)?"""
+
+        async def check() -> bool:
+            for doc in docs:
+                stored = await self._store.get(key_of(doc, self.spec), None)
+                if stored is None or not _same_document(stored, doc):
+                    return False
+            return True
+
+        return check
 
     def _key_result(self, doc: Mapping[str, Any]) -> Any:
         key = key_of(doc, self.spec)
@@ -223,7 +293,12 @@ class Collection:
         prepared = self._prepare(doc)
         await self._ready()
         try:
-            await self._store.insert([prepared], self._session)
+            await self._call(
+                lambda: self._store.insert([prepared], self._session),
+                write=True,
+                what="insert",
+                insert_check=self._stored_as_sent([prepared]),
+            )
         finally:
             await self._written([key_of(prepared, self.spec)])
         return self._key_result(prepared)
@@ -235,7 +310,12 @@ class Collection:
             return []
         await self._ready()
         try:
-            await self._store.insert(prepared, self._session)
+            await self._call(
+                lambda: self._store.insert(prepared, self._session),
+                write=True,
+                what="insert",
+                insert_check=self._stored_as_sent(prepared),
+            )
         finally:
             await self._written([key_of(d, self.spec) for d in prepared])
         return [self._key_result(d) for d in prepared]
@@ -252,13 +332,17 @@ class Collection:
         node, parsed = parse_filter(filter), parse_update(update)
         await self._ready()
         try:
-            result, _ = await self._store.update(
-                node,
-                parsed,
-                multi=False,
-                upsert=upsert,
-                session=self._session,
-                allow_scan=allow_scan,
+            result, _ = await self._call(
+                lambda: self._store.update(
+                    node,
+                    parsed,
+                    multi=False,
+                    upsert=upsert,
+                    session=self._session,
+                    allow_scan=allow_scan,
+                ),
+                write=True,
+                what="update",
             )
         except BaseException:
             await self._written(self._written_keys(node, upsert, None))
@@ -278,13 +362,17 @@ class Collection:
         node, parsed = parse_filter(filter), parse_update(update)
         await self._ready()
         try:
-            result, _ = await self._store.update(
-                node,
-                parsed,
-                multi=True,
-                upsert=upsert,
-                session=self._session,
-                allow_scan=allow_scan,
+            result, _ = await self._call(
+                lambda: self._store.update(
+                    node,
+                    parsed,
+                    multi=True,
+                    upsert=upsert,
+                    session=self._session,
+                    allow_scan=allow_scan,
+                ),
+                write=True,
+                what="update",
             )
         except BaseException:
             await self._written(self._written_keys(node, upsert, None))
@@ -304,13 +392,17 @@ class Collection:
         node, parsed = parse_filter(filter), parse_replacement(doc)
         await self._ready()
         try:
-            result, _ = await self._store.update(
-                node,
-                parsed,
-                multi=False,
-                upsert=upsert,
-                session=self._session,
-                allow_scan=allow_scan,
+            result, _ = await self._call(
+                lambda: self._store.update(
+                    node,
+                    parsed,
+                    multi=False,
+                    upsert=upsert,
+                    session=self._session,
+                    allow_scan=allow_scan,
+                ),
+                write=True,
+                what="update",
             )
         except BaseException:
             await self._written(self._written_keys(node, upsert, None))
@@ -340,15 +432,19 @@ class Collection:
         proj = parse_projection(projection, self.spec.key)
         await self._ready()
         try:
-            result, doc = await self._store.update(
-                node,
-                parsed,
-                multi=False,
-                upsert=upsert,
-                session=self._session,
-                allow_scan=allow_scan,
-                sort=sort_spec,
-                return_document=return_document,
+            result, doc = await self._call(
+                lambda: self._store.update(
+                    node,
+                    parsed,
+                    multi=False,
+                    upsert=upsert,
+                    session=self._session,
+                    allow_scan=allow_scan,
+                    sort=sort_spec,
+                    return_document=return_document,
+                ),
+                write=True,
+                what="update",
             )
         except BaseException:
             await self._written(self._written_keys(node, upsert, None))
@@ -363,8 +459,12 @@ class Collection:
         node = parse_filter(filter)
         await self._ready()
         try:
-            return await self._store.delete(
-                node, multi=False, session=self._session, allow_scan=allow_scan
+            return await self._call(
+                lambda: self._store.delete(
+                    node, multi=False, session=self._session, allow_scan=allow_scan
+                ),
+                write=True,
+                what="delete",
             )
         finally:
             await self._written(key_lookup(node, self.spec))
@@ -376,8 +476,12 @@ class Collection:
         node = parse_filter(filter)
         await self._ready()
         try:
-            return await self._store.delete(
-                node, multi=True, session=self._session, allow_scan=allow_scan
+            return await self._call(
+                lambda: self._store.delete(
+                    node, multi=True, session=self._session, allow_scan=allow_scan
+                ),
+                write=True,
+                what="delete",
             )
         finally:
             await self._written(key_lookup(node, self.spec))
@@ -433,10 +537,16 @@ class Collection:
                     if read_cache is not None:
                         store = self._store
                         cached: Doc | None = await read_cache.read_doc(
-                            self.spec.name, key, lambda: store.get(key, None)
+                            self.spec.name,
+                            key,
+                            lambda: self._call(
+                                lambda: store.get(key, None), write=False, what="get"
+                            ),
                         )
                         return cached
-                return await self._store.get(key, self._session)
+                return await self._call(
+                    lambda: self._store.get(key, self._session), write=False, what="get"
+                )
         docs = await self.find(
             filter, projection, sort, 0, 1, allow_scan=allow_scan, cache=cache
         ).to_list()
@@ -474,10 +584,18 @@ class Collection:
             count: int = await read_cache.read_query(
                 self.spec.name,
                 digest,
-                lambda: store.count(visible, None, allow_scan=allow_scan),
+                lambda: self._call(
+                    lambda: store.count(visible, None, allow_scan=allow_scan),
+                    write=False,
+                    what="count",
+                ),
             )
             return count
-        return await self._store.count(visible, self._session, allow_scan=allow_scan)
+        return await self._call(
+            lambda: self._store.count(visible, self._session, allow_scan=allow_scan),
+            write=False,
+            what="count",
+        )
 
     async def find_page(
         self,
@@ -509,7 +627,7 @@ class Collection:
         await self._ready()
         query = Query(node, sort_spec, 0, limit + 1, None, after)
 
-        async def load() -> dict[str, Any]:
+        async def load_once() -> dict[str, Any]:
             it = await self._store.find(query, self._session, allow_scan=allow_scan)
             docs = [doc async for doc in it]
             next_cursor = None
@@ -518,6 +636,9 @@ class Collection:
                 next_cursor = self._db._signer.encode(digest, sort_key(docs[-1], sort_spec))
             items = [apply_projection(proj, d, self.spec.key) for d in docs]
             return {"items": items, "next_cursor": next_cursor}
+
+        def load() -> Awaitable[dict[str, Any]]:
+            return self._call(load_once, write=False, what="find_page")
 
         read_cache = self._read_cache(cache) if self._db._cache is not None else None
         if read_cache is None:
@@ -553,7 +674,7 @@ class Collection:
     async def purge_expired(self) -> int:
         """Delete the documents whose TTL field lies in the past (they are never returned)."""
         await self._ready()
-        return await self._store.purge_expired()
+        return await self._call(self._store.purge_expired, write=True, what="purge_expired")
 
     def __repr__(self) -> str:
         return f"<Collection {self.spec.name!r} on {self._db.backend}>"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Generator, Sequence
 from contextlib import asynccontextmanager
 from importlib.metadata import entry_points
@@ -15,6 +16,7 @@ from asyncdb.cache import CacheConfig, ReadCache
 from asyncdb.collection import Collection
 from asyncdb.errors import ConfigurationError, NotSupported
 from asyncdb.query.ast import Node, Sort
+from asyncdb.resilience import Health, Resilience, RetryPolicy
 from asyncdb.types import Capabilities, CollectionSpec, Index, check_identifier
 
 if TYPE_CHECKING:
@@ -101,8 +103,16 @@ class Transaction:
 class Database:
     """A connected database. Create with ``await asyncdb.connect(url)``."""
 
-    def __init__(self, store: Store, url: str, *, cursor_secret: bytes | str | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        url: str,
+        *,
+        cursor_secret: bytes | str | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> None:
         self._store = store
+        self._resilience = Resilience(store.name, store.classify_error, policy or RetryPolicy())
         self.url = url
         self._collections: dict[str, StoreCollection] = {}
         self._ensured: set[str] = set()
@@ -196,7 +206,8 @@ class Database:
             return
         async with self._ensure_lock:
             if coll.spec.name not in self._ensured:
-                await coll.ensure()
+                # CREATE ... IF NOT EXISTS is idempotent: retried like a read.
+                await self._resilience.call(coll.ensure, write=False, what="collection set-up")
                 self._ensured.add(coll.spec.name)
 
     def _query_digest(self, collection: str, node: Node, sort: Sort) -> str:
@@ -218,11 +229,39 @@ class Database:
         """
         if "transactions" not in self.capabilities:
             raise NotSupported(f"{self.backend} does not support transactions")
+        self._resilience.check_breaker()
         async with self._store.transaction() as session:
             tx = Transaction(self, session)
             yield tx
         if self._cache is not None and tx._writes:  # committed: nothing on rollback
             await self._cache.invalidate(tx._writes)
+
+    async def health(self) -> Health:
+        """One round trip to the backend (``Store.ping``) within ``timeout``: ok, latency,
+        breaker state, the cache's stats (with ``cache=``), and the error when not ok. It
+        bypasses the breaker (it is how to see whether the backend is back) and never raises
+        for a backend failure.
+
+        >>> # h = await db.health(); h.ok, h.latency_ms, h.breaker
+        """
+        resilience = self._resilience
+        began = time.perf_counter()
+        error: str | None = None
+        try:
+            async with asyncio.timeout(resilience.policy.timeout):
+                await self._store.ping()
+        except TimeoutError:
+            error = str(resilience.timed_out("ping"))
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        return Health(
+            backend=self.backend,
+            ok=error is None,
+            latency_ms=1000 * (time.perf_counter() - began),
+            breaker=resilience.breaker.state,
+            cache=self._cache.stats() if self._cache is not None else None,
+            error=error,
+        )
 
     async def close(self) -> None:
         """Close pools and clients."""
@@ -261,9 +300,10 @@ class _Connect:
         cache = options.pop("cache", None)
         cache_config = CacheConfig.from_options(options)
         secret = options.pop("cursor_secret", None)
+        policy = RetryPolicy.from_options(options)
         store_cls = _tables_store() if options.pop("tables_only", False) else backend_for(self._url)
         store = await store_cls.open(self._url, options)
-        db = Database(store, self._url, cursor_secret=secret)
+        db = Database(store, self._url, cursor_secret=secret, policy=policy)
         if cache is not None:
             if not isinstance(cache, str) or not cache.startswith(("redis://", "rediss://")):
                 await store.close()

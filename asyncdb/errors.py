@@ -62,3 +62,13 @@ class ConfigurationError(AsyncDBError):
 
 class BackendError(AsyncDBError):
     """An error of the underlying store that asyncdb could not map to a narrower class."""
+
+
+class OperationTimeout(AsyncDBError, TimeoutError):
+    """A call did not finish within the database's ``timeout`` (retries included); it was
+    cancelled. A write that timed out may or may not have been applied."""
+
+
+class BackendUnavailable(AsyncDBError):
+    """The backend's circuit breaker is open (too many consecutive failures): the call failed
+    fast without reaching the backend. Retry after the cool-down."""

@@ -23,6 +23,7 @@ from asyncdb.query.evaluate import matches
 from asyncdb.query.sort import sort_key
 from asyncdb.query.update import apply_projection, apply_update, strict_equal, upsert_seed
 from asyncdb.query.values import normalize_datetime
+from asyncdb.resilience import Transient, classify_os_error
 from asyncdb.types import Capabilities, CollectionSpec, Plan, Query, UpdateResult
 
 Doc = dict[str, Any]
@@ -57,6 +58,15 @@ class Store(ABC):
     def transaction(self) -> AbstractAsyncContextManager[Session]:
         """A user transaction: every write inside commits together or not at all."""
         raise NotSupported(f"{self.name} does not support transactions")
+
+    async def ping(self) -> None:  # noqa: B027 (optional hook: in-process stores need none)
+        """One cheap round trip to the server (``db.health()``); raises when it cannot. The
+        default suits in-process stores."""
+
+    def classify_error(self, exc: BaseException) -> Transient | None:
+        """Whether ``exc`` is transient, and if so whether the request may have been applied
+        (see asyncdb.resilience). Stores add their driver's errors; the default knows sockets."""
+        return classify_os_error(exc)
 
 
 # --- helpers shared by planners ---------------------------------------------------------------

@@ -70,6 +70,7 @@ from asyncdb.errors import BackendError, ConfigurationError, DuplicateKey
 from asyncdb.query.ast import Node, Sort, Update
 from asyncdb.query.evaluate import matches
 from asyncdb.query.update import apply_update, strict_equal, upsert_seed
+from asyncdb.resilience import MAYBE_APPLIED, Transient, classify_os_error, error_chain
 from asyncdb.types import Capabilities, CollectionSpec, Plan, Query, UpdateResult
 
 # How many item writes one insert_many keeps in flight.
@@ -137,6 +138,26 @@ class CosmosStore(Store):
             await client.close()
             raise
         return cls(client, proxy, native_ttl)
+
+    async def ping(self) -> None:
+        """A read of the database resource."""
+        await self.database.read()
+
+    def classify_error(self, exc: BaseException) -> Transient | None:
+        """429 (throttled; the ``x-ms-retry-after-ms`` hint is honoured): not applied. 503 and
+        408: maybe applied."""
+        for err in error_chain(exc):
+            if isinstance(err, CosmosHttpResponseError):
+                if err.status_code == 429:
+                    headers = getattr(err, "headers", None) or {}
+                    try:
+                        after = float(headers.get("x-ms-retry-after-ms", "")) / 1000
+                    except (TypeError, ValueError):
+                        after = None
+                    return Transient(maybe_applied=False, retry_after=after)
+                if err.status_code in (408, 503):
+                    return MAYBE_APPLIED
+        return classify_os_error(exc)
 
     async def close(self) -> None:
         await self.client.close()

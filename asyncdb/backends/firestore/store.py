@@ -55,6 +55,13 @@ from asyncdb.errors import (
     TransactionError,
 )
 from asyncdb.query.ast import MatchAll, Node, Sort, Update
+from asyncdb.resilience import (
+    MAYBE_APPLIED,
+    NOT_APPLIED,
+    Transient,
+    classify_os_error,
+    error_chain,
+)
 from asyncdb.types import Capabilities, CollectionSpec, Plan, Query, UpdateResult
 
 BATCH_LIMIT = 500  # writes in one Firestore commit
@@ -193,6 +200,20 @@ class FirestoreStore(Store):
         else:
             client = AsyncClient(project=project, database=database)
         return cls(client)
+
+    async def ping(self) -> None:
+        """A read of one (absent) document."""
+        await self.client.collection("asyncdb_ping").document("ping").get()
+
+    def classify_error(self, exc: BaseException) -> Transient | None:
+        """ABORTED (a contention abort, rolled back) and RESOURCE_EXHAUSTED: not applied.
+        UNAVAILABLE and DEADLINE_EXCEEDED: maybe applied."""
+        for err in error_chain(exc):
+            if isinstance(err, gexc.Aborted | gexc.TooManyRequests):
+                return NOT_APPLIED
+            if isinstance(err, gexc.ServiceUnavailable | gexc.DeadlineExceeded):
+                return MAYBE_APPLIED
+        return classify_os_error(exc)
 
     async def close(self) -> None:
         if self._closed:

@@ -35,11 +35,13 @@ from pymongo import AsyncMongoClient, ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import (
+    AutoReconnect,
     BulkWriteError,
     DuplicateKeyError,
     InvalidURI,
     OperationFailure,
     PyMongoError,
+    ServerSelectionTimeoutError,
 )
 from pymongo.errors import (
     ConfigurationError as PyMongoConfigurationError,
@@ -55,6 +57,13 @@ from asyncdb.errors import (
     TransactionError,
 )
 from asyncdb.query.ast import Node
+from asyncdb.resilience import (
+    MAYBE_APPLIED,
+    NOT_APPLIED,
+    Transient,
+    classify_os_error,
+    error_chain,
+)
 from asyncdb.types import Capabilities, CollectionSpec, Plan, Query
 
 _DUPLICATE_CODES = frozenset({11000, 11001, 12582})
@@ -163,6 +172,26 @@ class MongoStore(Store):
                 "a MongoDB URL names its database in the path: mongodb://host:27017/app"
             ) from None
         return cls(client, database)
+
+    async def ping(self) -> None:
+        """The ``ping`` command."""
+        await self.db.command("ping")
+
+    def classify_error(self, exc: BaseException) -> Transient | None:
+        """No server selectable, a server error labelled RetryableWriteError (not primary,
+        shutting down) or TransientTransactionError: not applied. AutoReconnect (a network
+        error, the reply lost): maybe applied."""
+        for err in error_chain(exc):
+            if isinstance(err, ServerSelectionTimeoutError):
+                return NOT_APPLIED
+            if isinstance(err, AutoReconnect):
+                return MAYBE_APPLIED
+            if isinstance(err, PyMongoError) and (
+                err.has_error_label("RetryableWriteError")
+                or err.has_error_label("TransientTransactionError")
+            ):
+                return MAYBE_APPLIED if err.has_error_label("NetworkError") else NOT_APPLIED
+        return classify_os_error(exc)
 
     async def close(self) -> None:
         await self.client.close()

@@ -37,6 +37,13 @@ from asyncdb.backends.postgres.codec import decode_doc, encode_doc, encode_key
 from asyncdb.backends.postgres.planner import PostgresPlanner, Statement, quote_ident, schema
 from asyncdb.errors import BackendError, ConfigurationError, DuplicateKey, TransactionError
 from asyncdb.query.ast import Node
+from asyncdb.resilience import (
+    MAYBE_APPLIED,
+    NOT_APPLIED,
+    Transient,
+    classify_os_error,
+    error_chain,
+)
 from asyncdb.types import Capabilities, CollectionSpec, Plan, Query
 
 _OPTIONS: dict[str, Any] = {
@@ -178,6 +185,39 @@ class PostgresStore(Store):
             raise ConfigurationError(f"cannot connect to PostgreSQL: {exc}") from None
         assert pool is not None
         return cls(pool, merged)
+
+    async def ping(self) -> None:
+        """``SELECT 1`` on a pooled connection."""
+        conn = await self.acquire()
+        try:
+            await conn.fetchval("SELECT 1")
+        finally:
+            await self.release(conn)
+
+    def classify_error(self, exc: BaseException) -> Transient | None:
+        """Refused / "cannot connect now" / too many connections / a closed connection not yet
+        used, and serialization failures (40001) and deadlocks (40P01), which the server rolled
+        back: not applied. A connection lost mid-statement or an admin shutdown: maybe applied."""
+        for err in error_chain(exc):
+            if isinstance(
+                err,
+                asyncpg.CannotConnectNowError
+                | asyncpg.TooManyConnectionsError
+                | asyncpg.SerializationError
+                | asyncpg.DeadlockDetectedError,
+            ):
+                return NOT_APPLIED
+            if isinstance(
+                err,
+                asyncpg.ConnectionDoesNotExistError
+                | asyncpg.PostgresConnectionError
+                | asyncpg.AdminShutdownError
+                | asyncpg.CrashShutdownError,
+            ):
+                return MAYBE_APPLIED
+            if type(err) is asyncpg.InterfaceError and "connection is closed" in str(err):
+                return NOT_APPLIED  # refused before sending anything
+        return classify_os_error(exc)
 
     async def close(self) -> None:
         if self._closed:

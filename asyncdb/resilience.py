@@ -1,0 +1,328 @@
+"""Retries, timeouts, a circuit breaker and ``db.health()`` around every backend call.
+
+Options of ``asyncdb.connect(url, ...)`` (defaults in brackets):
+
+- ``timeout`` [30.0] seconds: the deadline of one call, retries and back-off included. Past it
+  the call is cancelled and :class:`~asyncdb.errors.OperationTimeout` is raised. A timed-out
+  call is never retried (the deadline is spent).
+- ``retries`` [4]: attempts at most per call (1 turns retrying off).
+- ``retry_base_delay`` [0.05] / ``retry_max_delay`` [2.0] seconds: exponential back-off with
+  full jitter, ``sleep = uniform(0, min(max, base * 2**n))``; a server's own hint (Cosmos DB's
+  ``x-ms-retry-after-ms`` on 429) is honoured when longer. No sleep goes past the deadline.
+- ``breaker_threshold`` [5] consecutive failed attempts (transient errors and timeouts) open the
+  breaker for ``breaker_cooldown`` [5.0] seconds: every call then fails fast with
+  :class:`~asyncdb.errors.BackendUnavailable`. After the cool-down one call goes through
+  (half-open): its success closes the breaker, its failure opens it again. Each transition is a
+  structlog warning (logger ``asyncdb.resilience``). An error that proves the server answered
+  (a duplicate key, a bad update) counts as a success.
+
+What is retried. Each store classifies its driver's errors (:meth:`Store.classify_error`) as
+transient or not; a transient error is either *not applied* (the request provably never took
+effect: connection refused, PostgreSQL's "cannot connect now", a serialization failure 40001 or
+a deadlock 40P01 (the server rolled the statement back), Cosmos DB 429/503, Firestore
+UNAVAILABLE/ABORTED, DynamoDB throttling) or *maybe applied* (the connection died after the
+request was sent: reset, ``ConnectionDoesNotExistError``, pymongo ``AutoReconnect``).
+
+- Reads (``find``, ``find_one``, ``count_documents``, ``find_page``, collection set-up) are
+  retried on every transient error. A ``find`` stream is retried only until its first document;
+  past it, an error is raised (documents were already handed out).
+- Writes are retried on *not applied* errors. On a *maybe applied* error only inserts are
+  retried: an insert is idempotent once checked, because if the retry fails with DuplicateKey
+  the documents are read back and, when every one is stored exactly as sent, the first attempt
+  did apply it and the insert reports success (not a duplicate). If any differs, DuplicateKey
+  stands: someone else owns the key. Updates, replaces and deletes are not retried on a *maybe
+  applied* error (``$inc`` twice, or a delete's count, would be wrong): the error is raised and
+  the outcome is unknown to the caller.
+- Inside ``db.transaction()`` nothing is retried implicitly: a transient error is raised as
+  :class:`~asyncdb.errors.TransactionError` (the transaction rolls back), and the caller retries
+  the whole transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import structlog
+
+from asyncdb.errors import (
+    AsyncDBError,
+    BackendError,
+    BackendUnavailable,
+    ConfigurationError,
+    DuplicateKey,
+    OperationTimeout,
+    TransactionError,
+)
+
+log = structlog.get_logger("asyncdb.resilience")
+
+T = TypeVar("T")
+BreakerState = Literal["closed", "open", "half_open"]
+
+
+@dataclass(frozen=True, slots=True)
+class Transient:
+    """A store's verdict on an error that a later attempt may not meet.
+
+    ``maybe_applied`` is False when the error proves the request took no effect (so a write may
+    be sent again); ``retry_after`` is the server's own back-off hint in seconds, if any.
+    """
+
+    maybe_applied: bool
+    retry_after: float | None = None
+
+
+NOT_APPLIED = Transient(maybe_applied=False)
+MAYBE_APPLIED = Transient(maybe_applied=True)
+
+
+def error_chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the errors it was raised from or while handling (stores map driver errors
+    with ``raise ... from None``, which keeps the driver error as ``__context__``)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(seen) < 8:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def classify_os_error(exc: BaseException) -> Transient | None:
+    """The socket-level verdict every store shares: refused = never sent; reset/aborted/broken
+    pipe = maybe applied."""
+    for err in error_chain(exc):
+        if isinstance(err, ConnectionRefusedError):
+            return NOT_APPLIED
+        if isinstance(err, ConnectionResetError | ConnectionAbortedError | BrokenPipeError):
+            return MAYBE_APPLIED
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """The options above (see the module docstring)."""
+
+    timeout: float = 30.0
+    retries: int = 4
+    retry_base_delay: float = 0.05
+    retry_max_delay: float = 2.0
+    breaker_threshold: int = 5
+    breaker_cooldown: float = 5.0
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> RetryPolicy:
+        """Pop this policy's options from ``options`` (the rest go to the store)."""
+        values: dict[str, Any] = {}
+        for name, field in cls.__dataclass_fields__.items():
+            if name in options:
+                raw = options.pop(name)
+                try:
+                    value = int(raw) if field.type == "int" else float(raw)
+                except (TypeError, ValueError):
+                    raise ConfigurationError(f"option {name}={raw!r} is not a number") from None
+                if value <= 0:
+                    raise ConfigurationError(f"option {name} must be positive, not {raw!r}")
+                values[name] = value
+        return cls(**values)
+
+    def backoff(self, attempt: int) -> float:
+        """Full-jitter delay before attempt ``attempt + 1`` (``attempt`` counts from 1)."""
+        cap = min(self.retry_max_delay, self.retry_base_delay * 2 ** (attempt - 1))
+        return random.uniform(0, cap)
+
+
+class CircuitBreaker:
+    """Consecutive failures -> open for a cool-down -> one half-open probe -> closed.
+
+    >>> b = CircuitBreaker("memory", threshold=2, cooldown=60.0, probe_timeout=1.0)
+    >>> b.failure(OSError("down")); b.state
+    'closed'
+    >>> b.failure(OSError("down")); b.state, b.allow()
+    ('open', False)
+    """
+
+    def __init__(self, backend: str, threshold: int, cooldown: float, probe_timeout: float):
+        self.backend = backend
+        self.threshold = threshold
+        self.cooldown = cooldown
+        self.probe_timeout = probe_timeout
+        self.state: BreakerState = "closed"
+        self.failures = 0
+        self.opened = 0  # how many times it opened
+        self._reopen_at = 0.0
+        self._probe_until = 0.0
+
+    def allow(self) -> bool:
+        """True when a call may go to the backend now (in half-open, only the one probe; a
+        probe that never reported, e.g. cancelled, is replaced after ``probe_timeout``)."""
+        if self.state == "closed":
+            return True
+        now = time.monotonic()
+        if (self.state == "open" and now >= self._reopen_at) or (
+            self.state == "half_open" and now >= self._probe_until
+        ):
+            self.state = "half_open"
+            self._probe_until = now + self.probe_timeout
+            log.warning("resilience.circuit_half_open", backend=self.backend)
+            return True
+        return False
+
+    def success(self) -> None:
+        self.failures = 0
+        if self.state != "closed":
+            self.state = "closed"
+            log.warning("resilience.circuit_closed", backend=self.backend)
+
+    def failure(self, error: BaseException) -> None:
+        self.failures += 1
+        if self.state == "half_open" or (
+            self.state == "closed" and self.failures >= self.threshold
+        ):
+            self.state = "open"
+            self.opened += 1
+            self._reopen_at = time.monotonic() + self.cooldown
+            log.warning(
+                "resilience.circuit_open",
+                backend=self.backend,
+                error=repr(error),
+                cooldown_s=self.cooldown,
+            )
+
+
+class Resilience:
+    """The policy and breaker of one database; :meth:`call` runs one backend operation."""
+
+    def __init__(
+        self,
+        backend: str,
+        classify: Callable[[BaseException], Transient | None],
+        policy: RetryPolicy,
+    ) -> None:
+        self.backend = backend
+        self.classify = classify
+        self.policy = policy
+        self.breaker = CircuitBreaker(
+            backend, policy.breaker_threshold, policy.breaker_cooldown, policy.timeout
+        )
+
+    def check_breaker(self) -> None:
+        if not self.breaker.allow():
+            raise BackendUnavailable(
+                f"{self.backend}: circuit breaker open after {self.breaker.failures} consecutive"
+                f" failures; failing fast for up to {self.policy.breaker_cooldown}s"
+            )
+
+    def timed_out(self, what: str) -> OperationTimeout:
+        return OperationTimeout(
+            f"{self.backend}: {what} did not finish within timeout={self.policy.timeout}s"
+        )
+
+    async def call(
+        self,
+        operation: Callable[[], Awaitable[T]],
+        *,
+        write: bool,
+        in_transaction: bool = False,
+        insert_check: Callable[[], Awaitable[bool]] | None = None,
+        what: str = "call",
+    ) -> T:
+        """Run ``operation`` under the breaker, the deadline and the retry policy.
+
+        ``insert_check`` makes a write an insert: retried on a maybe-applied error, and a
+        DuplicateKey after such a retry is success when ``insert_check()`` finds the documents
+        stored exactly as sent.
+        """
+        self.check_breaker()
+        policy = self.policy
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + policy.timeout
+        attempt = 0
+        resent_maybe_applied = False
+        while True:
+            attempt += 1
+            try:
+                async with asyncio.timeout_at(deadline):
+                    result = await operation()
+            except TimeoutError as exc:
+                self.breaker.failure(exc)
+                raise self.timed_out(what) from exc
+            except Exception as exc:
+                verdict = self.classify(exc)
+                if verdict is None:
+                    if isinstance(exc, AsyncDBError) and not isinstance(exc, BackendError):
+                        self.breaker.success()  # the server answered (duplicate key, ...)
+                        if (
+                            resent_maybe_applied
+                            and insert_check is not None
+                            and isinstance(exc, DuplicateKey)
+                            and await self._checked(insert_check, deadline, what)
+                        ):
+                            log.info("resilience.insert_confirmed", backend=self.backend)
+                            return None  # type: ignore[return-value]  # inserts return None
+                    raise
+                self.breaker.failure(exc)
+                if in_transaction:
+                    raise TransactionError(
+                        f"{self.backend}: transient error inside a transaction ({exc}); it is"
+                        " rolled back and not retried implicitly: retry the transaction"
+                    ) from exc
+                retryable = not write or not verdict.maybe_applied or insert_check is not None
+                if not retryable or attempt >= policy.retries or self.breaker.state == "open":
+                    raise
+                delay = policy.backoff(attempt)
+                if verdict.retry_after is not None:
+                    delay = max(delay, verdict.retry_after)
+                if loop.time() + delay >= deadline:
+                    raise
+                log.info(
+                    "resilience.retry",
+                    backend=self.backend,
+                    what=what,
+                    attempt=attempt,
+                    delay_s=round(delay, 4),
+                    error=repr(exc),
+                )
+                await asyncio.sleep(delay)
+                resent_maybe_applied = resent_maybe_applied or verdict.maybe_applied
+                continue
+            self.breaker.success()
+            return result
+
+    async def _checked(
+        self, check: Callable[[], Awaitable[bool]], deadline: float, what: str
+    ) -> bool:
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await check()
+        except TimeoutError as exc:
+            raise self.timed_out(what) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """``await db.health()``: one round trip to the backend (``Store.ping``)."""
+
+    backend: str
+    ok: bool
+    latency_ms: float
+    breaker: BreakerState
+    cache: dict[str, Any] | None = None
+    error: str | None = None
+
+
+__all__ = [
+    "MAYBE_APPLIED",
+    "NOT_APPLIED",
+    "CircuitBreaker",
+    "Health",
+    "Resilience",
+    "RetryPolicy",
+    "Transient",
+    "classify_os_error",
+    "error_chain",
+]
