@@ -14,13 +14,15 @@ Options of ``asyncdb.connect(url, ...)`` (defaults in brackets):
   :class:`~asyncdb.errors.BackendUnavailable`. After the cool-down one call goes through
   (half-open): its success closes the breaker, its failure opens it again. Each transition is a
   structlog warning (logger ``asyncdb.resilience``). An error that proves the server answered
-  (a duplicate key, a bad update) counts as a success.
+  (a duplicate key, a bad update, a serialization failure or deadlock, throttling) counts as a
+  success.
 
 What is retried. Each store classifies its driver's errors (:meth:`Store.classify_error`) as
 transient or not; a transient error is either *not applied* (the request provably never took
 effect: connection refused, PostgreSQL's "cannot connect now", a serialization failure 40001 or
 a deadlock 40P01 (the server rolled the statement back), Cosmos DB 429/503, Firestore
-UNAVAILABLE/ABORTED, DynamoDB throttling) or *maybe applied* (the connection died after the
+UNAVAILABLE/ABORTED, DynamoDB throttling via :func:`classify_botocore`, for the DynamoDB store
+to use) or *maybe applied* (the connection died after the
 request was sent: reset, ``ConnectionDoesNotExistError``, pymongo ``AutoReconnect``).
 
 - Reads (``find``, ``find_one``, ``count_documents``, ``find_page``, collection set-up) are
@@ -33,6 +35,9 @@ request was sent: reset, ``ConnectionDoesNotExistError``, pymongo ``AutoReconnec
   stands: someone else owns the key. Updates, replaces and deletes are not retried on a *maybe
   applied* error (``$inc`` twice, or a delete's count, would be wrong): the error is raised and
   the outcome is unknown to the caller.
+- A transient error that is not retried, or outlives the attempts or the deadline, is raised
+  as the store's mapped error (a :class:`~asyncdb.errors.BackendError`, or
+  ``TransactionError`` for a serialization failure), never as a raw driver error.
 - Inside ``db.transaction()`` nothing is retried implicitly: a transient error is raised as
   :class:`~asyncdb.errors.TransactionError` (the transaction rolls back), and the caller retries
   the whole transaction.
@@ -70,15 +75,19 @@ class Transient:
     """A store's verdict on an error that a later attempt may not meet.
 
     ``maybe_applied`` is False when the error proves the request took no effect (so a write may
-    be sent again); ``retry_after`` is the server's own back-off hint in seconds, if any.
+    be sent again); ``retry_after`` is the server's own back-off hint in seconds, if any;
+    ``contention`` marks a conflict or throttling the server answered with (a serialization
+    failure, a deadlock, a 429): retried, but no sign of an outage, so not a breaker failure.
     """
 
     maybe_applied: bool
     retry_after: float | None = None
+    contention: bool = False
 
 
 NOT_APPLIED = Transient(maybe_applied=False)
 MAYBE_APPLIED = Transient(maybe_applied=True)
+CONTENTION = Transient(maybe_applied=False, contention=True)
 
 
 def error_chain(exc: BaseException) -> Iterator[BaseException]:
@@ -100,6 +109,33 @@ def classify_os_error(exc: BaseException) -> Transient | None:
             return NOT_APPLIED
         if isinstance(err, ConnectionResetError | ConnectionAbortedError | BrokenPipeError):
             return MAYBE_APPLIED
+    return None
+
+
+# DynamoDB (botocore ClientError codes): the DynamoDB store's classify_error can return
+# classify_botocore(exc) or classify_os_error(exc).
+_AWS_THROTTLING = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TransactionConflictException",
+    }
+)
+_AWS_MAYBE_APPLIED = frozenset({"InternalServerError", "ServiceUnavailable"})
+
+
+def classify_botocore(exc: BaseException) -> Transient | None:
+    """Throttling and transaction conflicts: contention, not applied. Internal errors and 503:
+    maybe applied. Duck-typed on ``exc.response["Error"]["Code"]`` (no botocore import)."""
+    for err in error_chain(exc):
+        response = getattr(err, "response", None)
+        if isinstance(response, dict):
+            code = response.get("Error", {}).get("Code")
+            if code in _AWS_THROTTLING:
+                return CONTENTION
+            if code in _AWS_MAYBE_APPLIED:
+                return MAYBE_APPLIED
     return None
 
 
@@ -246,8 +282,7 @@ class Resilience:
         while True:
             attempt += 1
             try:
-                async with asyncio.timeout_at(deadline):
-                    result = await operation()
+                result = await _within(operation, deadline)
             except TimeoutError as exc:
                 self.breaker.failure(exc)
                 raise self.timed_out(what) from exc
@@ -265,20 +300,30 @@ class Resilience:
                             log.info("resilience.insert_confirmed", backend=self.backend)
                             return None  # type: ignore[return-value]  # inserts return None
                     raise
-                self.breaker.failure(exc)
+                if verdict.contention:
+                    self.breaker.success()  # the server answered
+                else:
+                    self.breaker.failure(exc)
                 if in_transaction:
                     raise TransactionError(
                         f"{self.backend}: transient error inside a transaction ({exc}); it is"
                         " rolled back and not retried implicitly: retry the transaction"
                     ) from exc
                 retryable = not write or not verdict.maybe_applied or insert_check is not None
-                if not retryable or attempt >= policy.retries or self.breaker.state == "open":
-                    raise
                 delay = policy.backoff(attempt)
                 if verdict.retry_after is not None:
                     delay = max(delay, verdict.retry_after)
-                if loop.time() + delay >= deadline:
-                    raise
+                if (
+                    not retryable
+                    or attempt >= policy.retries
+                    or self.breaker.state != "closed"
+                    or loop.time() + delay >= deadline
+                ):
+                    if isinstance(exc, AsyncDBError):
+                        raise
+                    raise BackendError(
+                        f"{self.backend}: {what} failed after {attempt} attempt(s): {exc!r}"
+                    ) from exc
                 log.info(
                     "resilience.retry",
                     backend=self.backend,
@@ -303,6 +348,34 @@ class Resilience:
             raise self.timed_out(what) from exc
 
 
+_detached: set[asyncio.Task[Any]] = set()  # timed-out operations still cleaning up
+
+
+def _forget(task: asyncio.Task[Any]) -> None:
+    _detached.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: no "exception was never retrieved" noise
+
+
+async def _within(operation: Callable[[], Awaitable[T]], deadline: float) -> T:
+    """``await operation()`` until ``deadline`` (loop time), else TimeoutError at once: the
+    operation is cancelled but its clean-up (a driver returning a connection to its pool,
+    which may wait on the very server that is slow) goes on detached, not within the call."""
+    task = asyncio.ensure_future(operation())
+    try:
+        return await asyncio.wait_for(
+            asyncio.shield(task), deadline - asyncio.get_running_loop().time()
+        )
+    except BaseException:
+        if not task.done():
+            task.cancel()
+            _detached.add(task)
+            task.add_done_callback(_forget)
+        elif not task.cancelled():
+            task.exception()
+        raise
+
+
 @dataclass(frozen=True, slots=True)
 class Health:
     """``await db.health()``: one round trip to the backend (``Store.ping``)."""
@@ -316,6 +389,7 @@ class Health:
 
 
 __all__ = [
+    "CONTENTION",
     "MAYBE_APPLIED",
     "NOT_APPLIED",
     "CircuitBreaker",
@@ -323,6 +397,7 @@ __all__ = [
     "Resilience",
     "RetryPolicy",
     "Transient",
+    "classify_botocore",
     "classify_os_error",
     "error_chain",
 ]

@@ -154,7 +154,7 @@ class CosmosStore(Store):
                         after = float(headers.get("x-ms-retry-after-ms", "")) / 1000
                     except (TypeError, ValueError):
                         after = None
-                    return Transient(maybe_applied=False, retry_after=after)
+                    return Transient(maybe_applied=False, retry_after=after, contention=True)
                 if err.status_code in (408, 503):
                     return MAYBE_APPLIED
         return classify_os_error(exc)

@@ -56,8 +56,8 @@ from asyncdb.errors import (
 )
 from asyncdb.query.ast import MatchAll, Node, Sort, Update
 from asyncdb.resilience import (
+    CONTENTION,
     MAYBE_APPLIED,
-    NOT_APPLIED,
     Transient,
     classify_os_error,
     error_chain,
@@ -210,7 +210,7 @@ class FirestoreStore(Store):
         UNAVAILABLE and DEADLINE_EXCEEDED: maybe applied."""
         for err in error_chain(exc):
             if isinstance(err, gexc.Aborted | gexc.TooManyRequests):
-                return NOT_APPLIED
+                return CONTENTION
             if isinstance(err, gexc.ServiceUnavailable | gexc.DeadlineExceeded):
                 return MAYBE_APPLIED
         return classify_os_error(exc)

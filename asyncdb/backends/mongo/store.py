@@ -58,6 +58,7 @@ from asyncdb.errors import (
 )
 from asyncdb.query.ast import Node
 from asyncdb.resilience import (
+    CONTENTION,
     MAYBE_APPLIED,
     NOT_APPLIED,
     Transient,
@@ -186,10 +187,9 @@ class MongoStore(Store):
                 return NOT_APPLIED
             if isinstance(err, AutoReconnect):
                 return MAYBE_APPLIED
-            if isinstance(err, PyMongoError) and (
-                err.has_error_label("RetryableWriteError")
-                or err.has_error_label("TransientTransactionError")
-            ):
+            if isinstance(err, PyMongoError) and err.has_error_label("TransientTransactionError"):
+                return MAYBE_APPLIED if err.has_error_label("NetworkError") else CONTENTION
+            if isinstance(err, PyMongoError) and err.has_error_label("RetryableWriteError"):
                 return MAYBE_APPLIED if err.has_error_label("NetworkError") else NOT_APPLIED
         return classify_os_error(exc)
 

@@ -38,6 +38,7 @@ from asyncdb.backends.postgres.planner import PostgresPlanner, Statement, quote_
 from asyncdb.errors import BackendError, ConfigurationError, DuplicateKey, TransactionError
 from asyncdb.query.ast import Node
 from asyncdb.resilience import (
+    CONTENTION,
     MAYBE_APPLIED,
     NOT_APPLIED,
     Transient,
@@ -199,13 +200,9 @@ class PostgresStore(Store):
         used, and serialization failures (40001) and deadlocks (40P01), which the server rolled
         back: not applied. A connection lost mid-statement or an admin shutdown: maybe applied."""
         for err in error_chain(exc):
-            if isinstance(
-                err,
-                asyncpg.CannotConnectNowError
-                | asyncpg.TooManyConnectionsError
-                | asyncpg.SerializationError
-                | asyncpg.DeadlockDetectedError,
-            ):
+            if isinstance(err, asyncpg.SerializationError | asyncpg.DeadlockDetectedError):
+                return CONTENTION
+            if isinstance(err, asyncpg.CannotConnectNowError | asyncpg.TooManyConnectionsError):
                 return NOT_APPLIED
             if isinstance(
                 err,

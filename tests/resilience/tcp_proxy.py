@@ -1,0 +1,104 @@
+"""A small asyncio TCP proxy for fault tests: loopback only, bounded (at most ``max_conns``
+connections), stopped by the test. It can add latency to the server's replies, cut every live
+connection, refuse new ones (accept then reset), blackhole (accept, forward nothing), and cut a
+connection right after the client sent a marker (say ``b"COMMIT"``), dropping the server's
+reply: the server got the request, the client never hears back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+LOOPBACK = "127.0.0.1"
+
+
+class TcpProxy:
+    """``127.0.0.1:<port>`` forwarding to ``127.0.0.1:<target_port>``."""
+
+    def __init__(self, target_port: int, *, max_conns: int = 64) -> None:
+        self.target_port = target_port
+        self.max_conns = max_conns
+        self.port = 0
+        self.latency = 0.0  # seconds added before each chunk of the server's replies
+        self.refusing = False
+        self.blackhole = False
+        self.cut_after: bytes | None = None  # marker armed by the test
+        self.cuts_done = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> TcpProxy:
+        self._server = await asyncio.start_server(self._handle, LOOPBACK, 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        self.cut()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 5)
+
+    def cut(self) -> None:
+        """Reset every live connection (both sides)."""
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        if self.refusing or len(self._writers) >= self.max_conns:
+            client_w.transport.abort()
+            return
+        if self.blackhole:
+            self._writers.add(client_w)
+            with contextlib.suppress(Exception):
+                while await client_r.read(65536):
+                    pass  # swallow: nothing is forwarded, nothing answers
+            return
+        try:
+            server_r, server_w = await asyncio.open_connection(LOOPBACK, self.target_port)
+        except OSError:
+            client_w.transport.abort()
+            return
+        self._writers.update((client_w, server_w))
+        dropping = asyncio.Event()  # set when the next reply must be dropped and all cut
+
+        async def upstream() -> None:
+            while data := await client_r.read(65536):
+                server_w.write(data)
+                await server_w.drain()
+                if self.cut_after is not None and self.cut_after in data:
+                    self.cut_after = None
+                    dropping.set()
+
+        async def downstream() -> None:
+            while data := await server_r.read(65536):
+                if dropping.is_set():
+                    self.cuts_done += 1
+                    client_w.transport.abort()
+                    server_w.transport.abort()
+                    return
+                if self.latency:
+                    await asyncio.sleep(self.latency)
+                client_w.write(data)
+                await client_w.drain()
+
+        tasks = [asyncio.create_task(upstream()), asyncio.create_task(downstream())]
+        self._tasks.update(tasks)
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+                self._tasks.discard(task)
+            for writer in (client_w, server_w):
+                writer.transport.abort()
+                self._writers.discard(writer)
