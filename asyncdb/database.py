@@ -230,9 +230,16 @@ class Database:
         if "transactions" not in self.capabilities:
             raise NotSupported(f"{self.backend} does not support transactions")
         self._resilience.check_breaker()
-        async with self._store.transaction() as session:
-            tx = Transaction(self, session)
-            yield tx
+        task = asyncio.current_task()
+        self._resilience.transaction_tasks[task] += 1
+        try:
+            async with self._store.transaction() as session:
+                tx = Transaction(self, session)
+                yield tx
+        finally:
+            self._resilience.transaction_tasks[task] -= 1
+            if not self._resilience.transaction_tasks[task]:
+                del self._resilience.transaction_tasks[task]
         if self._cache is not None and tx._writes:  # committed: nothing on rollback
             await self._cache.invalidate(tx._writes)
 

@@ -48,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -242,6 +243,7 @@ class Resilience:
         self.backend = backend
         self.classify = classify
         self.policy = policy
+        self.transaction_tasks: Counter[asyncio.Task[Any] | None] = Counter()
         self.breaker = CircuitBreaker(
             backend, policy.breaker_threshold, policy.breaker_cooldown, policy.timeout
         )
@@ -274,6 +276,9 @@ class Resilience:
         stored exactly as sent.
         """
         self.check_breaker()
+        # A call from a task with a transaction open stays in that task: stores tie sessions
+        # (and their misuse checks) to the task.
+        detach = not in_transaction and asyncio.current_task() not in self.transaction_tasks
         policy = self.policy
         loop = asyncio.get_running_loop()
         deadline = loop.time() + policy.timeout
@@ -282,7 +287,7 @@ class Resilience:
         while True:
             attempt += 1
             try:
-                result = await _within(operation, deadline)
+                result = await _within(operation, deadline, detach)
             except TimeoutError as exc:
                 self.breaker.failure(exc)
                 raise self.timed_out(what) from exc
@@ -348,32 +353,57 @@ class Resilience:
             raise self.timed_out(what) from exc
 
 
-_detached: set[asyncio.Task[Any]] = set()  # timed-out operations still cleaning up
+_detached: set[asyncio.Task[Any]] = set()  # timed-out calls whose clean-up goes on
+
+
+async def _within(operation: Callable[[], Awaitable[T]], deadline: float, detach: bool) -> T:
+    """``await operation()`` until ``deadline`` (loop time), else TimeoutError.
+
+    ``detach``: the operation runs in its own task, and at the deadline it is cancelled and
+    left to clean up in the background (a driver returning a connection to its pool may wait on
+    the very server that is slow), so the TimeoutError is on time. Otherwise (inside a
+    transaction, whose store session belongs to the calling task) it is cancelled in this task
+    and its clean-up, usually a rollback, finishes before the TimeoutError."""
+    if not detach:
+        async with asyncio.timeout_at(deadline):
+            return await operation()
+    loop = asyncio.get_running_loop()
+    task: asyncio.Task[T] = loop.create_task(operation())  # type: ignore[arg-type]
+    waiter = loop.create_future()
+
+    def wake(_: object = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    task.add_done_callback(wake)
+    timer = loop.call_at(deadline, wake)
+    try:
+        await waiter
+    except BaseException:  # the caller was cancelled: so is the operation
+        _detach(task)
+        raise
+    finally:
+        timer.cancel()
+    if task.done():
+        return task.result()
+    _detach(task)
+    raise TimeoutError
+
+
+def _detach(task: asyncio.Task[Any]) -> None:
+    if task.done():
+        if not task.cancelled():
+            task.exception()  # retrieved: no "never retrieved" warning
+        return
+    task.cancel()
+    _detached.add(task)
+    task.add_done_callback(_forget)
 
 
 def _forget(task: asyncio.Task[Any]) -> None:
     _detached.discard(task)
     if not task.cancelled():
-        task.exception()  # retrieved: no "exception was never retrieved" noise
-
-
-async def _within(operation: Callable[[], Awaitable[T]], deadline: float) -> T:
-    """``await operation()`` until ``deadline`` (loop time), else TimeoutError at once: the
-    operation is cancelled but its clean-up (a driver returning a connection to its pool,
-    which may wait on the very server that is slow) goes on detached, not within the call."""
-    task = asyncio.ensure_future(operation())
-    try:
-        return await asyncio.wait_for(
-            asyncio.shield(task), deadline - asyncio.get_running_loop().time()
-        )
-    except BaseException:
-        if not task.done():
-            task.cancel()
-            _detached.add(task)
-            task.add_done_callback(_forget)
-        elif not task.cancelled():
-            task.exception()
-        raise
+        task.exception()
 
 
 @dataclass(frozen=True, slots=True)

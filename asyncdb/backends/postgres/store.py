@@ -212,6 +212,10 @@ class PostgresStore(Store):
                 | asyncpg.CrashShutdownError,
             ):
                 return MAYBE_APPLIED
+            if isinstance(err, asyncpg.InternalClientError) and "in progress" in str(err):
+                # A server shutting down sends an unsolicited FATAL error: the connection's
+                # protocol is left mid-error when the next statement comes.
+                return MAYBE_APPLIED
             if type(err) is asyncpg.InterfaceError and "connection is closed" in str(err):
                 return NOT_APPLIED  # refused before sending anything
         return classify_os_error(exc)
