@@ -336,6 +336,8 @@ def connect(url: str, **options: Any) -> _Connect:
     ``memory://``, ``sqlite:///app.db`` (``sqlite:///:memory:``), ``postgresql://...``, ...
     ``tables_only=True`` opens a sqlite/postgresql database for table mode alone
     (``db.table(t)``; ``db.transaction()`` then covers tables, ``db.collection()`` is refused).
+    ``timeout``, ``retries``, ``retry_base_delay``, ``retry_max_delay``, ``breaker_threshold``
+    and ``breaker_cooldown`` set the resilience policy (see :mod:`asyncdb.resilience`).
 
     >>> import asyncio, asyncdb
     >>> async def main():

@@ -4,7 +4,11 @@ Options of ``asyncdb.connect(url, ...)`` (defaults in brackets):
 
 - ``timeout`` [30.0] seconds: the deadline of one call, retries and back-off included. Past it
   the call is cancelled and :class:`~asyncdb.errors.OperationTimeout` is raised. A timed-out
-  call is never retried (the deadline is spent).
+  call is never retried (the deadline is spent); a timed-out write may or may not have been
+  applied. Outside a transaction each call runs in its own task, so the error comes on time
+  while the driver's clean-up (returning a connection to its pool) goes on in the background;
+  inside a transaction the call stays in the caller's task (stores tie sessions to it) and its
+  rollback finishes first. A ``find`` stream applies ``timeout`` to each next document.
 - ``retries`` [4]: attempts at most per call (1 turns retrying off).
 - ``retry_base_delay`` [0.05] / ``retry_max_delay`` [2.0] seconds: exponential back-off with
   full jitter, ``sleep = uniform(0, min(max, base * 2**n))``; a server's own hint (Cosmos DB's
