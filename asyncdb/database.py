@@ -20,6 +20,7 @@ from asyncdb.types import Capabilities, CollectionSpec, Index, check_identifier
 _BUILTIN: dict[str, str] = {
     "memory": "asyncdb.backends.memory.store:MemoryStore",
     "sqlite": "asyncdb.backends.sqlite.store:SQLiteStore",
+    "dynamodb": "asyncdb.backends.dynamodb.store:DynamoStore",
 }
 _ALIASES = {"postgres": "postgresql", "mongodb+srv": "mongodb"}
 

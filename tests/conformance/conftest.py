@@ -38,6 +38,7 @@ def _sqlite(request: pytest.FixtureRequest) -> str:
 BACKENDS: dict[str, BackendFactory] = {
     "memory": _memory,
     "sqlite": _sqlite,
+    "dynamodb": lambda r: r.getfixturevalue("dynamodb_url"),
 }
 
 
