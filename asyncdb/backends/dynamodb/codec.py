@@ -117,7 +117,7 @@ def dynamo_number(value: int | float | Decimal) -> str | None:
     if exact.is_zero():
         return "0"
     exact = exact.normalize()
-    sign, digits, exponent = exact.as_tuple()
+    _sign, digits, exponent = exact.as_tuple()
     assert isinstance(exponent, int)
     magnitude = len(digits) + exponent  # value = 0.d1d2... x 10**magnitude
     if len(digits) > 38 or magnitude > 126 or magnitude < -129:
@@ -199,7 +199,7 @@ def sortable(value: Any) -> str | None:
     if t is str:
         if len(value.encode("utf-8", "surrogatepass")) > SORTABLE_STRING_MAX:
             return None
-        return "s" + value
+        return "s" + str(value)
     if t is int or t is float or t is Decimal:
         body = _number_body(value)
         return None if body is None else "n" + body

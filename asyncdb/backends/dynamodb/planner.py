@@ -215,7 +215,7 @@ class DynamoRequest:
         return out
 
 
-# --- filter expressions -----------------------------------------------------------------------------
+# --- filter expressions ---------------------------------------------------------------------------
 
 
 def _top_field(node: Node) -> str | None:
@@ -226,39 +226,58 @@ def _top_field(node: Node) -> str | None:
 def compile_filter(node: Node, spec: CollectionSpec, ph: Placeholders) -> str | None:
     """A FilterExpression that holds for every document ``node`` matches (a superset), or None
     when nothing useful can be said in DynamoDB's terms."""
+    compiled = _compile(node, spec, ph)
+    return None if compiled is None else compiled[0]
+
+
+# Compiled parts carry their top operator ("atom", "and", "or"): DynamoDB rejects redundant
+# parentheses, so a part is wrapped only where precedence needs it (an OR inside an AND).
+
+
+def _join(parts: list[tuple[str, str]], op: str) -> tuple[str, str]:
+    if len(parts) == 1:
+        return parts[0]
+    if op == "AND":
+        texts = [f"({t})" if kind == "or" else t for t, kind in parts]
+        return " AND ".join(texts), "and"
+    return " OR ".join(t for t, _ in parts), "or"
+
+
+def _compile(node: Node, spec: CollectionSpec, ph: Placeholders) -> tuple[str, str] | None:
     if isinstance(node, And):
-        parts = [p for c in node.children if (p := compile_filter(c, spec, ph)) is not None]
-        return " AND ".join(f"({p})" for p in parts) if parts else None
+        parts = [p for c in node.children if (p := _compile(c, spec, ph)) is not None]
+        return _join(parts, "AND") if parts else None
     if isinstance(node, Or):
         parts = []
         for c in node.children:
-            p = compile_filter(c, spec, ph)
+            p = _compile(c, spec, ph)
             if p is None:
                 return None
             parts.append(p)
-        return " OR ".join(f"({p})" for p in parts)
+        return _join(parts, "OR")
     name = _top_field(node)
     if name is None:
         return None
     if name in spec.key:
-        return _compile_key_field(node, name, ph)
+        text = _compile_key_field(node, name, ph)
+        return None if text is None else (text, "atom")
     if isinstance(node, Exists):
         fn = "attribute_exists" if node.exists else "attribute_not_exists"
-        return f"{fn}({ph.name(name)})"
+        return f"{fn}({ph.name(name)})", "atom"
     if isinstance(node, Not) and isinstance(node.child, Exists):
         fn = "attribute_not_exists" if node.child.exists else "attribute_exists"
-        return f"{fn}({ph.name(name)})"
+        return f"{fn}({ph.name(name)})", "atom"
     if isinstance(node, Eq):
         value = native_value(node.value)
         if value is None:
             return None
-        return f"{ph.name(name)} IN ({ph.value(value)}, {ph.value({'S': OPAQUE})})"
+        return f"{ph.name(name)} IN ({ph.value(value)}, {ph.value({'S': OPAQUE})})", "atom"
     if isinstance(node, In):
         encoded = [native_value(v) for v in node.values]
         if not encoded or len(encoded) > MAX_IN or any(e is None for e in encoded):
             return None
         operands = ", ".join(dict.fromkeys(ph.value(e) for e in encoded if e is not None))
-        return f"{ph.name(name)} IN ({operands}, {ph.value({'S': OPAQUE})})"
+        return f"{ph.name(name)} IN ({operands}, {ph.value({'S': OPAQUE})})", "atom"
     if isinstance(node, Cmp):
         value = native_value(node.value)
         if value is None or "BOOL" in value:
@@ -267,17 +286,20 @@ def compile_filter(node: Node, spec: CollectionSpec, ph: Placeholders) -> str | 
         compare = f"{n} {_COMPARATORS[node.op]} {ph.value(value)}"
         if "S" in value and value["S"].startswith(DATE_TAG):
             compare = f"{compare} AND begins_with({n}, {ph.value({'S': DATE_TAG})})"
-        return f"({compare}) OR {n} = {ph.value({'S': OPAQUE})}"
+        return f"{compare} OR {n} = {ph.value({'S': OPAQUE})}", "or"
     return None
 
 
 def _compile_key_field(node: Node, name: str, ph: Placeholders) -> str | None:
     if isinstance(node, Eq) and is_key_value(node.value):
         return f"{ph.name(name)} = {ph.value({'S': sortable(node.value)})}"
-    if isinstance(node, In) and 0 < len(node.values) <= MAX_IN + 1:
-        if all(is_key_value(v) for v in node.values):
-            operands = ", ".join(dict.fromkeys(ph.value({"S": sortable(v)}) for v in node.values))
-            return f"{ph.name(name)} IN ({operands})"
+    if (
+        isinstance(node, In)
+        and 0 < len(node.values) <= MAX_IN + 1
+        and all(is_key_value(v) for v in node.values)
+    ):
+        operands = ", ".join(dict.fromkeys(ph.value({"S": sortable(v)}) for v in node.values))
+        return f"{ph.name(name)} IN ({operands})"
     if isinstance(node, Exists) and node.exists:
         return None  # every item has its key: nothing to say
     return None
@@ -349,11 +371,7 @@ def _partition_query(
         return None
     pk = spec.key[0]
     pk_value = next(
-        (
-            t.value
-            for t in terms
-            if isinstance(t, Eq) and t.path == (pk,) and is_key_value(t.value)
-        ),
+        (t.value for t in terms if isinstance(t, Eq) and t.path == (pk,) and is_key_value(t.value)),
         None,
     )
     if pk_value is None:

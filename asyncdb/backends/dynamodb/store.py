@@ -41,7 +41,16 @@ from asyncdb.query.evaluate import matches
 from asyncdb.query.update import apply_update, strict_equal
 from asyncdb.types import Capabilities, CollectionSpec, Plan, Query, check_identifier
 
-from .codec import BODY, TTL_SHADOW, VERSION, decode_body, encode_body, native, ttl_epoch
+from .codec import (
+    BODY,
+    TTL_SHADOW,
+    VERSION,
+    decode_body,
+    encode_body,
+    native,
+    sortable,
+    ttl_epoch,
+)
 from .planner import DynamoRequest, TableLayout, build_plan, index_attributes, key_attributes
 
 DUMMY_CREDENTIALS = {"aws_access_key_id": "asyncdblocal", "aws_secret_access_key": "asyncdblocal"}
@@ -49,6 +58,7 @@ MAX_TRANSACTION_ITEMS = 100
 BATCH_WRITE_ITEMS = 25
 BATCH_GET_ITEMS = 100
 MAX_RETRIES = 12
+PAGE_ITEMS = 200
 
 
 class _Conflict(Exception):
@@ -208,17 +218,17 @@ class DynamoCollection(StoreCollection):
     def encode(self, doc: Doc, version: int) -> dict[str, Any]:
         item: dict[str, Any] = {}
         for name, value in doc.items():
-            if name not in self.spec.key:
-                item[name] = native(value)
+            # key fields hold their sortable form (what filters on them compare with)
+            item[name] = native(value) if name not in self.spec.key else {"S": sortable(value)}
         item.update(key_attributes(key_of(doc, self.spec), self.layout))
         item.update(index_attributes(doc, self.layout))
         item[BODY] = {"S": encode_body(doc)}
         item[VERSION] = {"N": str(version)}
         if self.spec.ttl is not None:
-            value: Any = doc
+            at: Any = doc
             for part in self.spec.ttl.split("."):
-                value = value.get(part) if isinstance(value, dict) else None
-            epoch = ttl_epoch(value)
+                at = at.get(part) if isinstance(at, dict) else None
+            epoch = ttl_epoch(at)
             if epoch is not None:
                 item[TTL_SHADOW] = {"N": str(epoch)}
         return item
@@ -238,7 +248,8 @@ class DynamoCollection(StoreCollection):
                 if item is not None:
                     yield item
             return
-        base: dict[str, Any] = {"TableName": self.table}
+        # bounded pages: a 1 MB page of parsed items would defeat streaming in constant memory
+        base: dict[str, Any] = {"TableName": self.table, "Limit": PAGE_ITEMS}
         if request.filter is not None:
             base["FilterExpression"] = request.filter
         if request.index is not None:
@@ -289,10 +300,11 @@ class DynamoCollection(StoreCollection):
         return [found.get(self._key_id(k)) for k in keys]
 
     def _key_id(self, item: Mapping[str, Any]) -> str:
-        hash_value = item[self.layout.hash_attr]["S"]
+        hash_value: str = item[self.layout.hash_attr]["S"]
         if self.layout.range_attr is None:
             return hash_value
-        return hash_value + "\x00" + item[self.layout.range_attr]["S"]
+        range_value: str = item[self.layout.range_attr]["S"]
+        return hash_value + "\x00" + range_value
 
     async def rows(self, plan: Plan, session: Session | None) -> AsyncIterator[Doc]:
         request: DynamoRequest = plan.payload
@@ -322,13 +334,14 @@ class DynamoCollection(StoreCollection):
                     continue
             yield doc
         # buffered inserts and updates the store does not know yet; the residual re-checks
+        residual = plan.residual_node
         for (table, key), new in list(session.writes.items()):
-            if table == self.table and key not in seen and new is not None:
-                if plan.residual_node is None or matches(plan.residual_node, new):
-                    yield new
+            fresh = table == self.table and key not in seen and new is not None
+            if fresh and (residual is None or matches(residual, new)):
+                yield new
 
     async def get(self, key: KeyTuple, session: Session | None) -> Doc | None:
-        if session is not None and session.in_transaction or self.spec.ttl is not None:
+        if (session is not None and session.in_transaction) or self.spec.ttl is not None:
             return await super().get(key, session)
         if session is None:
             self.store.check_not_owner()
@@ -338,7 +351,7 @@ class DynamoCollection(StoreCollection):
     # --- writes ------------------------------------------------------------------------------
 
     def write_op(self, key: KeyTuple, new: Doc | None, seen: int | None) -> dict[str, Any]:
-        """One TransactWriteItems entry: put ``new`` (or delete) if the version is still ``seen``."""
+        """A TransactWriteItems entry: put ``new`` (or delete) if the version is still ``seen``."""
         names = {"#v": VERSION}
         if new is None:
             return {
@@ -439,9 +452,7 @@ class DynamoCollection(StoreCollection):
             for k, reason in zip(keys, reasons, strict=False):
                 if reason.get("Code") == "ConditionalCheckFailed":
                     raise DuplicateKey(f"key {k!r} exists in {self.spec.name!r}", key=k) from None
-            raise TransactionError(
-                f"insert cancelled: {[r.get('Code') for r in reasons]}"
-            ) from exc
+            raise TransactionError(f"insert cancelled: {[r.get('Code') for r in reasons]}") from exc
 
     async def _insert_in_batches(self, keys: list[KeyTuple], docs: list[Doc]) -> None:
         existing = await self._existing(keys)
