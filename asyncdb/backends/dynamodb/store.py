@@ -336,8 +336,9 @@ class DynamoCollection(StoreCollection):
         # buffered inserts and updates the store does not know yet; the residual re-checks
         residual = plan.residual_node
         for (table, key), new in list(session.writes.items()):
-            fresh = table == self.table and key not in seen and new is not None
-            if fresh and (residual is None or matches(residual, new)):
+            if table != self.table or key in seen or new is None:
+                continue
+            if residual is None or matches(residual, new):
                 yield new
 
     async def get(self, key: KeyTuple, session: Session | None) -> Doc | None:
