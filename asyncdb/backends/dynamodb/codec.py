@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 import orjson
@@ -52,6 +52,9 @@ SORTABLE_STRING_MAX = 900
 OVERFLOW = "x"
 
 _DUMP_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME
+# normalize() rounds to the context's precision (28 by default): a float's exact value has up
+# to 767 digits, and a rounded shadow or key would compare wrongly at the edges.
+_EXACT = Context(prec=1100, Emax=999_999, Emin=-999_999)
 
 
 def iso_date(value: datetime) -> str:
@@ -116,7 +119,7 @@ def dynamo_number(value: int | float | Decimal) -> str | None:
         return None
     if exact.is_zero():
         return "0"
-    exact = exact.normalize()
+    exact = exact.normalize(_EXACT)
     _sign, digits, exponent = exact.as_tuple()
     assert isinstance(exponent, int)
     magnitude = len(digits) + exponent  # value = 0.d1d2... x 10**magnitude
@@ -177,9 +180,9 @@ def _number_body(value: int | float | Decimal) -> str | None:
         return None
     if exact.is_zero():
         return "1"
-    sign, digits, exponent = exact.normalize().as_tuple()
+    sign, digits, exponent = exact.normalize(_EXACT).as_tuple()
     assert isinstance(exponent, int)
-    if len(digits) > 400:
+    if len(digits) > 800:
         return None
     magnitude = len(digits) + exponent
     if not -_EXP_OFFSET < magnitude < _EXP_OFFSET:

@@ -411,11 +411,12 @@ def plan_request(query: Query, spec: CollectionSpec) -> DynamoRequest:
         expr = compile_filter(conjoin(rest), spec, ph) if rest else None
         return DynamoRequest("Query", None, (), partition, expr, ph.names, ph.values)
     choice = _index_choice(terms, layout)
-    expr = compile_filter(node, spec, ph) if not isinstance(node, MatchAll) else None
     if choice is not None:
         gsi, conditions = choice
         key_conditions = _gsi_key_conditions(gsi, conditions, ph)
+        expr = compile_filter(node, spec, ph) if not isinstance(node, MatchAll) else None
         return DynamoRequest("Query", gsi.name, (), key_conditions, expr, ph.names, ph.values)
+    expr = compile_filter(node, spec, ph) if not isinstance(node, MatchAll) else None
     return DynamoRequest("Scan", None, (), (), expr, ph.names, ph.values)
 
 
