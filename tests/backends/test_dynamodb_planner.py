@@ -46,7 +46,7 @@ def plan(flt: Any, *, spec: CollectionSpec = SPEC, **kw: Any) -> Plan:
     return build_plan(Query(parse_filter(flt), **kw), spec)
 
 
-# --- access paths ---------------------------------------------------------------------------------
+# --- access paths ------------------------------------------------------------------
 
 
 def test_key_equality_is_a_get_item_with_the_sortable_key() -> None:
@@ -183,7 +183,7 @@ def test_a_date_range_is_bounded_to_tagged_dates() -> None:
     assert ph.values[":v0"] == {"S": "\x00t2024-01-01T00:00:00.000Z"}
 
 
-# --- codec -------------------------------------------------------------------------------------------
+# --- codec ------------------------------------------------------------------
 
 
 def test_sortable_numbers_sort_by_value_across_int_float_and_decimal() -> None:
@@ -249,7 +249,7 @@ def test_gsi_attributes_tag_the_type_and_send_other_types_to_overflow() -> None:
     assert "._h.ix_ts" not in attrs  # a missing leading field: absent from the GSI (sparse)
 
 
-# --- tables ------------------------------------------------------------------------------------------
+# --- tables ------------------------------------------------------------------
 
 
 def test_table_definition_has_string_keys_gsis_and_on_demand_billing() -> None:
