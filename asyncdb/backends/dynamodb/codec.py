@@ -31,6 +31,7 @@ True
 from __future__ import annotations
 
 import base64
+import math
 from datetime import UTC, datetime
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any
@@ -235,11 +236,15 @@ def decode_key(text: str) -> Any:
 
 
 def ttl_epoch(value: Any) -> int | None:
-    """Epoch seconds for DynamoDB TTL: a date, or the earliest date of an array; else None."""
+    """Epoch seconds for DynamoDB TTL: a date, or the earliest date of an array; else None.
+
+    Rounded up: DynamoDB may delete an item once its TTL second has passed, which must never
+    be before the document expires (until then, reads filter expired documents themselves).
+    """
     if type(value) is datetime:
-        return int(value.timestamp())
+        return math.ceil(value.timestamp())
     if type(value) is list:
-        dates = [int(v.timestamp()) for v in value if type(v) is datetime]
+        dates = [math.ceil(v.timestamp()) for v in value if type(v) is datetime]
         return min(dates) if dates else None
     return None
 

@@ -24,12 +24,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
-from asyncdb.backends.base import Doc, KeyTuple, Session, Store, StoreCollection, key_of
+from asyncdb.backends.base import (
+    Doc,
+    KeyTuple,
+    Session,
+    Store,
+    StoreCollection,
+    check_key,
+    expired_filter,
+    key_of,
+)
 from asyncdb.errors import (
     BackendError,
     ConfigurationError,
@@ -96,6 +105,13 @@ class DynamoStore(Store):
         self._client_cm = client_cm
         self.prefix = prefix
         self.owners: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` without waiting for it; ``close`` waits for it."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     @classmethod
     async def open(cls, url: str, options: Mapping[str, Any]) -> Self:
@@ -123,9 +139,19 @@ class DynamoStore(Store):
             raise ConfigurationError(f"bad dynamodb URL {url!r}")
         client_cm = session.client("dynamodb", **kwargs)
         client = await client_cm.__aenter__()
+        try:
+            # connect now (signing setup, TCP, a bad endpoint) rather than inside the first
+            # write; any answer will do (a policy without ListTables answers AccessDenied)
+            with contextlib.suppress(client.exceptions.ClientError):
+                await client.list_tables(Limit=1)
+        except BaseException:
+            await client_cm.__aexit__(None, None, None)
+            raise
         return cls(client, client_cm, prefix)
 
     async def close(self) -> None:
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         if self._client_cm is not None:
             cm, self._client_cm = self._client_cm, None
             await cm.__aexit__(None, None, None)
@@ -199,19 +225,28 @@ class DynamoCollection(StoreCollection):
 
     async def ensure(self) -> None:
         client = self.store.client
-        try:
-            await client.describe_table(TableName=self.table)
-        except client.exceptions.ResourceNotFoundException:
-            with contextlib.suppress(client.exceptions.ResourceInUseException):
-                await client.create_table(**table_definition(self.spec, self.table))
-        waiter = client.get_waiter("table_exists")
-        await waiter.wait(TableName=self.table, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300})
-        if self.spec.ttl is not None:
-            with contextlib.suppress(Exception):  # DynamoDB Local may lack it; reads filter anyway
-                await client.update_time_to_live(
-                    TableName=self.table,
-                    TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_SHADOW},
-                )
+        try:  # create first: a new table (the common case here) costs one round trip
+            reply = await client.create_table(**table_definition(self.spec, self.table))
+            status, created = reply["TableDescription"]["TableStatus"], True
+        except client.exceptions.ResourceInUseException:  # it exists (or is being created)
+            described = await client.describe_table(TableName=self.table)
+            status, created = described["Table"]["TableStatus"], False
+        if status != "ACTIVE":
+            waiter = client.get_waiter("table_exists")
+            config = {"Delay": 1, "MaxAttempts": 600}
+            await waiter.wait(TableName=self.table, WaiterConfig=config)
+        if self.spec.ttl is not None and created:
+            # Reads filter expired documents themselves: DynamoDB's own deletion is a clean-up
+            # that may start later, so the first write does not wait for it.
+            self.store.in_background(self._enable_ttl())
+
+    async def _enable_ttl(self) -> None:
+        client = self.store.client
+        with contextlib.suppress(client.exceptions.ClientError):  # DynamoDB Local may lack it
+            await client.update_time_to_live(
+                TableName=self.table,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_SHADOW},
+            )
 
     # --- encoding ----------------------------------------------------------------------------
 
@@ -406,6 +441,18 @@ class DynamoCollection(StoreCollection):
             if item is not None
         }
 
+    async def insert(self, docs: list[Doc], session: Session | None) -> list[KeyTuple]:
+        if self.spec.ttl is None or (session is not None and session.in_transaction):
+            return await super().insert(docs, session)
+        # Outside a transaction an expired document's key is reused by the conditional write
+        # itself (see _replaceable), instead of a purge query before every insert.
+        keys = [check_key(doc, self.spec) for doc in docs]
+        if len(set(keys)) != len(keys):
+            dup = next(k for k in keys if keys.count(k) > 1)
+            raise DuplicateKey(f"the batch holds the key {dup!r} twice", key=dup)
+        await self.insert_docs(docs, session)
+        return keys
+
     async def insert_docs(self, docs: list[Doc], session: Session | None) -> None:
         keys = [key_of(d, self.spec) for d in docs]
         if session is not None and session.in_transaction:
@@ -430,36 +477,50 @@ class DynamoCollection(StoreCollection):
             await self._insert_in_batches(keys, docs)
 
     async def _insert_transactionally(self, keys: list[KeyTuple], docs: list[Doc]) -> None:
+        """One conditional put, or one TransactWriteItems of puts: each only if no item has
+        the key, or (TTL) only over the version of an expired one."""
         client = self.store.client
-        if len(docs) == 1:
+        expected: dict[KeyTuple, int | None] = {}
+        for _attempt in range(MAX_RETRIES):
+            ops = [self.write_op(k, d, expected.get(k)) for k, d in zip(keys, docs, strict=True)]
             try:
-                await _retrying(
-                    client.put_item,
-                    TableName=self.table,
-                    Item=self.encode(docs[0], 1),
-                    ConditionExpression="attribute_not_exists(#v)",
-                    ExpressionAttributeNames={"#v": VERSION},
-                )
+                if len(ops) == 1:
+                    await _retrying(client.put_item, **ops[0]["Put"])
+                else:
+                    await _retrying(client.transact_write_items, TransactItems=ops)
+                return
             except client.exceptions.ConditionalCheckFailedException:
-                raise DuplicateKey(
-                    f"key {keys[0]!r} exists in {self.spec.name!r}", key=keys[0]
-                ) from None
-            return
-        ops = [self.write_op(k, d, None) for k, d in zip(keys, docs, strict=True)]
-        try:
-            await _retrying(client.transact_write_items, TransactItems=ops)
-        except client.exceptions.TransactionCanceledException as exc:
-            reasons = exc.response.get("CancellationReasons", [])
-            for k, reason in zip(keys, reasons, strict=False):
-                if reason.get("Code") == "ConditionalCheckFailed":
-                    raise DuplicateKey(f"key {k!r} exists in {self.spec.name!r}", key=k) from None
-            raise TransactionError(f"insert cancelled: {[r.get('Code') for r in reasons]}") from exc
+                failed = keys
+            except client.exceptions.TransactionCanceledException as exc:
+                reasons = exc.response.get("CancellationReasons", [])
+                codes = [r.get("Code") for r in reasons]
+                failed = [
+                    k for k, c in zip(keys, codes, strict=False) if c == "ConditionalCheckFailed"
+                ]
+                if not failed:
+                    raise TransactionError(f"insert cancelled: {codes}") from exc
+            expected.update(await self._replaceable(failed))
+        raise TransactionError("an insert kept conflicting with concurrent writers")
+
+    async def _replaceable(self, keys: list[KeyTuple]) -> dict[KeyTuple, int | None]:
+        """For keys a conditional insert found taken: None if the item is gone now, its
+        version if it holds an expired document (the key is free); else DuplicateKey."""
+        items = await self._get_many([self.key(k) for k in keys])
+        out: dict[KeyTuple, int | None] = {}
+        expired = None if self.spec.ttl is None else expired_filter(self.spec.ttl)
+        for k, item in zip(keys, items, strict=True):
+            if item is None:
+                out[k] = None
+            elif expired is not None and matches(expired, decode_body(item[BODY]["S"])):
+                out[k] = int(item[VERSION]["N"])
+            else:
+                raise DuplicateKey(f"key {k!r} exists in {self.spec.name!r}", key=k)
+        return out
 
     async def _insert_in_batches(self, keys: list[KeyTuple], docs: list[Doc]) -> None:
-        existing = await self._existing(keys)
-        if existing:
-            k = next(iter(existing))
-            raise DuplicateKey(f"key {k!r} exists in {self.spec.name!r}", key=k)
+        taken = list(await self._existing(keys))
+        if taken:
+            await self._replaceable(taken)  # DuplicateKey unless every one has expired
         written: list[KeyTuple] = []
         try:
             for start in range(0, len(docs), BATCH_WRITE_ITEMS):
