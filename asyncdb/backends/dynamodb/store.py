@@ -188,7 +188,10 @@ class DynamoStore(Store):
         for (table, key), new in session.writes.items():
             coll = session.collections[table]
             seen = session.versions.get((table, key))
-            ops.append(coll.write_op(key, new, seen))
+            if new is None and seen is None:  # inserted and deleted inside: still absent
+                ops.append(coll.check_op(key, None))
+            else:
+                ops.append(coll.write_op(key, new, seen))
         for (table, key), seen in session.versions.items():
             if (table, key) not in session.writes:
                 ops.append(session.collections[table].check_op(key, seen))
@@ -613,11 +616,60 @@ class DynamoCollection(StoreCollection):
                 session.versions.setdefault((self.table, key), None)
                 session.writes[(self.table, key)] = None
             return
-        client = self.store.client
         for doc in docs:
+            key = key_of(doc, self.spec)
+            await self._delete_if_version(key, session.versions.get((self.table, key)))
+
+    async def _delete_if_version(self, key: KeyTuple, version: int | None) -> None:
+        client = self.store.client
+        condition: dict[str, Any] = {"ExpressionAttributeNames": {"#v": VERSION}}
+        if version is None:
+            condition["ConditionExpression"] = "attribute_exists(#v)"
+        else:
+            condition["ConditionExpression"] = "#v = :v"
+            condition["ExpressionAttributeValues"] = {":v": {"N": str(version)}}
+        try:
             await _retrying(
-                client.delete_item, TableName=self.table, Key=self.key(key_of(doc, self.spec))
+                client.delete_item, TableName=self.table, Key=self.key(key), **condition
             )
+        except client.exceptions.ConditionalCheckFailedException:
+            raise _Conflict from None
+
+    async def delete(
+        self,
+        node: Node,
+        *,
+        multi: bool,
+        session: Session | None,
+        allow_scan: bool | None = None,
+        raw: bool = False,
+    ) -> int:
+        """Outside a transaction: each delete is conditional on the version read, so a document
+        changed meanwhile is re-read and deleted only if it still matches."""
+        if session is not None:
+            return await super().delete(
+                node, multi=multi, session=session, allow_scan=allow_scan, raw=raw
+            )
+        self.store.check_not_owner()
+        query = Query(node if raw else self.visible(node), limit=None if multi else 1)
+        plan = self.execution_plan(query)
+        self.check_scan(plan, query, allow_scan)
+        deleted = 0
+        for attempt in range(1, 100):
+            section = _VersionedSection(self)
+            docs = [doc async for doc in self._execute(plan, query, section, allow_scan)]
+            conflicted = False
+            for doc in docs:
+                key = key_of(doc, self.spec)
+                try:
+                    await self._delete_if_version(key, section.versions.get((self.table, key)))
+                    deleted += 1
+                except _Conflict:
+                    conflicted = True
+            if not conflicted or (not multi and deleted):
+                return deleted
+            await _backoff(min(attempt, 6))  # run the query again: the rest still matching
+        raise TransactionError("a delete kept conflicting with concurrent writers")
 
     def atomic(self, session: Session | None) -> Any:
         return self._atomic(session)
