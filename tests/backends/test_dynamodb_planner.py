@@ -75,6 +75,15 @@ def test_partition_key_equality_with_a_sort_key_range_is_a_table_query() -> None
     assert p.native["ExpressionAttributeNames"]["#n2"] == "n"
 
 
+def test_a_table_query_filter_never_names_a_key_attribute() -> None:
+    p = plan({"tenant": "t1", "$or": [{"id": "a"}, {"n": 1}], "m": 2}, spec=TENANTS)
+    assert p.native["operation"] == "Query"
+    names = p.native["ExpressionAttributeNames"]
+    filter_text = p.native["FilterExpression"]
+    assert [names[n] for n in names if n in filter_text] == ["m"]
+    assert p.residual is not None and "$or" in repr(p.residual)
+
+
 def test_equality_on_an_indexed_field_queries_its_gsi_and_the_overflow_partition() -> None:
     p = plan({"status": "open", "p": {"$gt": 1}}, sort=[("p", -1)])
     assert p.access_path == "index:ix_status"

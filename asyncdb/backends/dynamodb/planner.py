@@ -218,6 +218,15 @@ class DynamoRequest:
 # --- filter expressions ---------------------------------------------------------------------------
 
 
+def _names_a_key(node: Node, spec: CollectionSpec) -> bool:
+    """Whether a condition mentions a key field anywhere (and/or/nor included)."""
+    children: tuple[Node, ...] = getattr(node, "children", ())
+    if children:
+        return any(_names_a_key(c, spec) for c in children)
+    path: Path = getattr(node, "path", ())
+    return bool(path) and path[0] in spec.key
+
+
 def _top_field(node: Node) -> str | None:
     path: Path = getattr(node, "path", ())
     return path[0] if len(path) == 1 else None
@@ -407,7 +416,8 @@ def plan_request(query: Query, spec: CollectionSpec) -> DynamoRequest:
         return DynamoRequest("GetItem" if len(items) == 1 else "BatchGetItem", keys=items)
     partition = _partition_query(terms, spec, layout, ph)
     if partition is not None:
-        rest = [t for t in terms if _top_field(t) not in spec.key]
+        # a table Query's FilterExpression may not name the primary key attributes
+        rest = [t for t in terms if not _names_a_key(t, spec)]
         expr = compile_filter(conjoin(rest), spec, ph) if rest else None
         return DynamoRequest("Query", None, (), partition, expr, ph.names, ph.values)
     choice = _index_choice(terms, layout)
