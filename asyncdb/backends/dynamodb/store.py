@@ -635,6 +635,20 @@ class DynamoCollection(StoreCollection):
         except client.exceptions.ConditionalCheckFailedException:
             raise _Conflict from None
 
+    async def _delete_versions(self, keys: list[KeyTuple], section: DynamoSession) -> None:
+        """Delete these items if their versions are still the ones read, all or none."""
+        versions = [section.versions.get((self.table, k)) for k in keys]
+        if len(keys) == 1 or any(v is None for v in versions):
+            for k, v in zip(keys, versions, strict=True):
+                await self._delete_if_version(k, v)
+            return
+        ops = [self.write_op(k, None, v) for k, v in zip(keys, versions, strict=True)]
+        client = self.store.client
+        try:
+            await _retrying(client.transact_write_items, TransactItems=ops)
+        except client.exceptions.TransactionCanceledException:
+            raise _Conflict from None
+
     async def delete(
         self,
         node: Node,
@@ -659,11 +673,14 @@ class DynamoCollection(StoreCollection):
             section = _VersionedSection(self)
             docs = [doc async for doc in self._execute(plan, query, section, allow_scan)]
             conflicted = False
-            for doc in docs:
-                key = key_of(doc, self.spec)
+            keys = [key_of(doc, self.spec) for doc in docs]
+            # up to 100 conditional deletes per TransactWriteItems (BatchWriteItem has no
+            # conditions); a lost race cancels that chunk, and the query runs again
+            for start in range(0, len(keys), MAX_TRANSACTION_ITEMS):
+                chunk = keys[start : start + MAX_TRANSACTION_ITEMS]
                 try:
-                    await self._delete_if_version(key, section.versions.get((self.table, key)))
-                    deleted += 1
+                    await self._delete_versions(chunk, section)
+                    deleted += len(chunk)
                 except _Conflict:
                     conflicted = True
             if not conflicted or (not multi and deleted):
