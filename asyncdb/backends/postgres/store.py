@@ -129,7 +129,7 @@ class PostgresStore(Store):
         secondary_indexes=True,
         unique_indexes=False,
         server_side_sort=False,
-        regex_pushdown=False,
+        regex_pushdown=True,
         keyset_pagination=True,
         bulk_insert=True,
     )
