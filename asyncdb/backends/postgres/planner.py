@@ -34,7 +34,6 @@ from asyncdb.query.ast import MatchAll, Node, Sort
 from asyncdb.types import CollectionSpec, Index, Plan, Query
 
 
-
 @dataclass(slots=True)
 class Statement:
     """What ``rows`` runs: the SELECT and its parameters, the WHERE alone (for COUNT, DELETE and
