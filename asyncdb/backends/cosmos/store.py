@@ -460,8 +460,8 @@ class CosmosCollection(StoreCollection):
             except CosmosAccessConditionFailedError:
                 continue
             except CosmosHttpResponseError as exc:
-                if exc.status_code == 412:
-                    continue
+                if exc.status_code == 412 or _maybe_missing(exc):
+                    continue  # changed or deleted meanwhile: the re-read tells which
                 raise _error(exc, f"updating {item_id!r} in {self.spec.name!r}") from exc
             return before, after
 
