@@ -14,6 +14,24 @@ Writes:
   transactional batch within one partition; the test server lacks it, so it is not used.)
 - no user transactions: ``transactions`` is not claimed and ``db.transaction()`` raises
   ``NotSupported``.
+- ``update_many`` runs its per-document compare-and-set writes concurrently
+  (``_WRITE_CONCURRENCY``); ``delete_one``/``delete_many`` query, then delete each item with
+  ``If-Match`` on the ETag the query returned, concurrently: on 412 the item is re-read and
+  deleted only if it still matches, so a document changed after the query is never deleted
+  blindly. ``count_documents`` is one ``SELECT VALUE COUNT(1)`` when nothing is re-checked.
+
+Not used, and why:
+- PATCH (set/remove/incr): each item holds the document twice, ``raw`` (its exact text, one
+  JSON string: the only copy that keeps types such as int vs float, dates, bytes, Decimal) and
+  ``v`` (the queryable copy). A patch on ``v`` cannot edit inside ``raw``; keeping both
+  consistent means ``set /raw`` to the whole new text, computed from the read we already did,
+  so it saves no round trip and only the bytes of ``v``, while ``incr`` would make ``raw`` and
+  ``v`` disagree under a concurrent writer unless guarded by the same ETag anyway. The
+  ETag-guarded replace is exact and costs the same round trips, so it stays.
+- continuation tokens for ``find_page``: sort is never pushed (Cosmos' mixed-type order is not
+  BSON order) and pages are in key order, which Cosmos' unsorted query order is not, so every
+  page needs the in-process sort; a server continuation would return the wrong next page.
+- transactional batch for ``insert_many``: see above (cosmosdb-server does not make it atomic).
 
 TTL: expired documents are never returned (the shared ``visible()`` filter, re-checked in
 process) and ``purge_expired`` deletes them. With ``native_ttl=true`` in the URL (real Cosmos
