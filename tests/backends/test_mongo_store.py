@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from bson.decimal128 import Decimal128
 from pymongo import AsyncMongoClient
 
@@ -69,3 +70,31 @@ async def test_server_explain_of_a_plan(mongo_url: str) -> None:
         assert isinstance(store_collection, MongoCollection)
         report = await store_collection.server_explain(plan)
         assert "queryPlanner" in report
+
+
+async def test_unique_index_violation_inside_a_transaction(mongo_url: str) -> None:
+    """The server aborts its transaction on a duplicate in a unique secondary index: the user
+    gets DuplicateKey, the transaction is then clearly failed (TransactionError on the next
+    operation and at the end of the block), and nothing of it is written."""
+    async with asyncdb.connect(mongo_url) as db:
+        users = db.collection("tx_ux", indexes=[{"fields": ["email"], "unique": True}])
+        await users.insert_one({"id": "a", "email": "a@x"})
+        with pytest.raises(asyncdb.TransactionError, match="aborted"):
+            async with db.transaction() as tx:
+                in_tx = tx.collection("tx_ux", indexes=[{"fields": ["email"], "unique": True}])
+                await in_tx.insert_one({"id": "b", "email": "b@x"})
+                with pytest.raises(asyncdb.DuplicateKey):
+                    await in_tx.insert_one({"id": "c", "email": "a@x"})
+                with pytest.raises(asyncdb.TransactionError, match="aborted"):
+                    await in_tx.find_one({"id": "b"})
+        assert sorted(d["id"] for d in await users.find({}, allow_scan=True).to_list()) == ["a"]
+        # an update that collides, too
+        with pytest.raises(asyncdb.TransactionError, match="aborted"):
+            async with db.transaction() as tx:
+                in_tx = tx.collection("tx_ux", indexes=[{"fields": ["email"], "unique": True}])
+                await in_tx.insert_one({"id": "d", "email": "d@x"})
+                with pytest.raises(asyncdb.DuplicateKey):
+                    await in_tx.update_one({"id": "d"}, {"$set": {"email": "a@x"}})
+        assert await users.find_one({"id": "d"}) is None
+        # the database stays usable
+        await users.insert_one({"id": "e", "email": "e@x"})

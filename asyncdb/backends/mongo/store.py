@@ -94,8 +94,11 @@ CODEC: CodecOptions[dict[str, Any]] = CodecOptions(
 )
 
 
-def _driver_error(exc: PyMongoError, what: str) -> Exception:
-    """Map a driver error to the asyncdb hierarchy."""
+def _driver_error(exc: PyMongoError, what: str, session: Session | None = None) -> Exception:
+    """Map a driver error to the asyncdb hierarchy. The server aborts a transaction on any error
+    inside it, so ``session`` (when one) is marked failed: its next use says so plainly."""
+    if isinstance(session, MongoSession) and session.failed is None:
+        session.failed = f"{what}: {exc}"
     code = getattr(exc, "code", None)
     if isinstance(exc, BulkWriteError):
         errors = exc.details.get("writeErrors") or [{}]
@@ -118,10 +121,17 @@ class MongoSession(Session):
         self.session = session
         self.in_transaction = transaction
         self.open = True
+        # the error after which the server aborted this transaction (None: still running)
+        self.failed: str | None = None
 
     def check(self) -> AsyncClientSession:
         if not self.open:
             raise TransactionError("this transaction has already finished")
+        if self.failed is not None:
+            raise TransactionError(
+                f"the server aborted this transaction after an error ({self.failed}); "
+                "nothing of it is written: leave the block and retry"
+            )
         return self.session
 
 
@@ -205,6 +215,10 @@ class MongoStore(Store):
                         with suppress(PyMongoError):
                             await client_session.abort_transaction()
                         raise
+                    if own.failed is not None:
+                        with suppress(PyMongoError):
+                            await client_session.abort_transaction()
+                        own.check()  # raises the TransactionError that names the error
                     try:
                         await client_session.commit_transaction()
                     except PyMongoError as exc:
@@ -306,7 +320,7 @@ class MongoCollection(StoreCollection):
                 async for raw in cursor:
                     yield self.decode(raw)
         except PyMongoError as exc:
-            raise _driver_error(exc, f"query on {self.spec.name!r} failed") from None
+            raise _driver_error(exc, f"query on {self.spec.name!r} failed", session) from None
 
     async def insert_docs(self, docs: list[Doc], session: Session | None) -> None:
         encoded = [self.encode(doc) for doc in docs]
@@ -328,7 +342,7 @@ class MongoCollection(StoreCollection):
                         {"_id": {"$in": ids}}, {"_id": 1}, session=client_session
                     )
                 except PyMongoError as exc:
-                    raise _driver_error(exc, f"insert into {self.spec.name!r}") from None
+                    raise _driver_error(exc, f"insert into {self.spec.name!r}", s) from None
                 if found is not None:
                     raise DuplicateKey(
                         f"key {found['_id']!r} exists in {self.spec.name!r}", key=found["_id"]
@@ -336,7 +350,7 @@ class MongoCollection(StoreCollection):
             try:
                 await self.coll.insert_many(encoded, ordered=True, session=client_session)
             except PyMongoError as exc:
-                raise _driver_error(exc, f"insert into {self.spec.name!r}") from None
+                raise _driver_error(exc, f"insert into {self.spec.name!r}", s) from None
 
     async def replace_docs(self, pairs: list[tuple[Doc, Doc]], session: Session) -> None:
         async with self.store.section(session, transaction=False) as s:
@@ -351,7 +365,7 @@ class MongoCollection(StoreCollection):
                     ]
                     await self.coll.bulk_write(ops, ordered=True, session=s.check())
             except PyMongoError as exc:
-                raise _driver_error(exc, f"update of {self.spec.name!r}") from None
+                raise _driver_error(exc, f"update of {self.spec.name!r}", s) from None
 
     async def delete_docs(self, docs: list[Doc], session: Session) -> None:
         ids = [self.stored_key_of(doc) for doc in docs]
@@ -359,7 +373,7 @@ class MongoCollection(StoreCollection):
             try:
                 await self.coll.delete_many({"_id": {"$in": ids}}, session=s.check())
             except PyMongoError as exc:
-                raise _driver_error(exc, f"delete from {self.spec.name!r}") from None
+                raise _driver_error(exc, f"delete from {self.spec.name!r}", s) from None
 
     def atomic(self, session: Session | None) -> Any:
         return self.store.section(session, transaction=False)
@@ -377,7 +391,7 @@ class MongoCollection(StoreCollection):
                 {"_id": self.stored_key(key)}, session=_session_of(session)
             )
         except PyMongoError as exc:
-            raise _driver_error(exc, f"query on {self.spec.name!r} failed") from None
+            raise _driver_error(exc, f"query on {self.spec.name!r} failed", session) from None
         return None if raw is None else self.decode(raw)
 
     async def count(
@@ -394,7 +408,7 @@ class MongoCollection(StoreCollection):
         try:
             return await self.coll.count_documents(find.filter, session=_session_of(session))
         except PyMongoError as exc:
-            raise _driver_error(exc, f"count on {self.spec.name!r} failed") from None
+            raise _driver_error(exc, f"count on {self.spec.name!r} failed", session) from None
 
     async def delete(
         self,
@@ -418,7 +432,7 @@ class MongoCollection(StoreCollection):
         try:
             result = await self.coll.delete_many(find.filter, session=_session_of(session))
         except PyMongoError as exc:
-            raise _driver_error(exc, f"delete from {self.spec.name!r}") from None
+            raise _driver_error(exc, f"delete from {self.spec.name!r}", session) from None
         return int(result.deleted_count)
 
     async def server_explain(self, plan: Plan) -> dict[str, Any]:
