@@ -17,11 +17,13 @@ from asyncdb.backends.mongo.planner import (
     Find,
     MongoPlanner,
     inexact_number,
+    native_update,
     server_dependent,
+    upsert_filter,
     widened,
 )
 from asyncdb.query.ast import And, FieldNode
-from asyncdb.query.parse import parse_filter, parse_sort
+from asyncdb.query.parse import parse_filter, parse_sort, parse_update
 from asyncdb.types import CollectionSpec, Index, Query
 
 SPEC = CollectionSpec("t", indexes=(Index.of("status"),))
@@ -241,3 +243,57 @@ def test_regex_is_exact_only_in_the_syntax_both_engines_share(pattern: str, port
     else:
         assert p.native["filter"] == {"s": {"$type": "string"}}
         assert p.residual == {"s": {"$regex": pattern}}
+
+
+# --- native updates -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("update", "native"),
+    [
+        ({"$set": {"a": 1, "b": "x"}}, {"$set": {"a": 1, "b": "x"}}),
+        ({"$set": {"a": [1, {"p": None}]}, "$unset": {"b": ""}}, None),  # checked below
+        ({"$setOnInsert": {"s": True}}, {"$setOnInsert": {"s": True}}),
+    ],
+)
+def test_top_level_set_and_unset_run_on_the_server(update: Any, native: Any) -> None:
+    expected = native if native is not None else update
+    assert native_update(parse_update(update), SPEC) == expected
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        {"$inc": {"n": 1}},  # fails on a string: the applier checks every document first
+        {"$set": {"n.x": 1}},  # fails where n is a scalar
+        {"$set": {"f": 1.5}},  # -0.0/NaN: the server and the applier count "modified" apart
+        {"$set": {"d": Decimal("1.0")}},  # exponent changes: likewise
+        {"$set": {"t": datetime(2026, 1, 1, tzinfo=UTC)}},  # milliseconds: likewise
+        {"$set": {"id": "k"}},  # the key cannot change: the applier raises
+        {"$set": {"b": 1, "a": 1}},  # MongoDB 5.0+ applies paths in lexicographic order
+        {"$push": {"arr": 1}},
+        {"$currentDate": {"c": True}},
+    ],
+)
+def test_updates_the_server_may_apply_differently_stay_in_process(update: Any) -> None:
+    assert native_update(parse_update(update), SPEC) is None
+
+
+def test_replacement_stays_in_process() -> None:
+    from asyncdb.query.parse import parse_replacement
+
+    assert native_update(parse_replacement({"a": 1}), SPEC) is None
+
+
+def test_upsert_filter_puts_id_first_then_the_sorted_equalities() -> None:
+    assert upsert_filter(parse_filter({"id": "k", "s": "v"}), SPEC) == {
+        "_id": "k",
+        "id": "k",
+        "s": "v",
+    }
+    # SecantusDB seeds the new document in lexicographic order, the applier in the filter's
+    assert upsert_filter(parse_filter({"s": "v", "id": "k"}), SPEC) is None
+    assert upsert_filter(parse_filter({"s": "v"}), SPEC) is None  # a new key is made in process
+    assert upsert_filter(parse_filter({"id": "k", "n": {"$gt": 1}}), SPEC) is None
+    assert upsert_filter(parse_filter({"id": "k", "f": 1.5}), SPEC) is None
+    assert upsert_filter(parse_filter({"tenant": "x", "n": 1}), COMPOSITE) is None

@@ -56,6 +56,7 @@ from asyncdb.query.ast import (
     Size,
     Sort,
     Type,
+    Update,
     path_str,
 )
 from asyncdb.query.parse import FieldAnd
@@ -492,15 +493,87 @@ class MongoPlanner:
         )
 
 
+# --- native updates -----------------------------------------------------------------------------
+# An update runs on the server only where the server's result, its "modified" count and its
+# failures cannot differ from asyncdb's applier (asyncdb/query/update.py): $set, $unset and
+# $setOnInsert of top-level non-key fields (they cannot fail on any document), with values whose
+# stored form is exact (no float: -0.0/NaN; no Decimal: exponents; no datetime: milliseconds, the
+# server calls such changes modified where the applier does not), in lexicographic path order
+# (MongoDB 5.0+ applies the paths in that order, the applier in the update's). Everything else
+# is read, applied in process and written back in a transaction.
+
+_NATIVE_UPDATE_OPS = frozenset({"$set", "$unset", "$setOnInsert"})
+
+
+def plain_value(value: Any) -> bool:
+    """A value whose stored form compares exactly like the applier's ``strict_equal``."""
+    if type(value) in (str, bool) or value is None:
+        return True
+    if type(value) is int:
+        return -(2**63) <= value < 2**63
+    if type(value) is list:
+        return all(plain_value(v) for v in value)
+    if type(value) is dict:
+        return all(plain_value(v) for v in value.values())
+    return False
+
+
+def native_update(update: Update, spec: CollectionSpec) -> Native | None:
+    """The server form of ``update`` when the server applies it exactly as asyncdb (None: it
+    runs in process)."""
+    if update.replacement is not None or not update.ops:
+        return None
+    paths: list[str] = []
+    for op in update.ops:
+        if op.op not in _NATIVE_UPDATE_OPS or len(op.path) != 1:
+            return None
+        if op.path[0] in spec.key or op.path[0] == "_id":
+            return None
+        if op.op != "$unset" and not plain_value(op.value):
+            return None
+        paths.append(op.path[0])
+    if paths != sorted(paths):
+        return None
+    return update.to_mongo()
+
+
+def upsert_filter(node: Node, spec: CollectionSpec) -> Native | None:
+    """The server filter of a native upsert: ``_id`` first, then the filter's equalities in
+    order, so the server's new document (``_id`` + the equalities + the update) is the stored
+    form of asyncdb's (the filter's equalities + the update). None unless the filter is only
+    top-level equalities on distinct fields with string/int/bool values, the single key among
+    them, in lexicographic order (SecantusDB builds the new document from the equalities in
+    that order, whatever the filter's: tests/backends/test_mongo_store.py pins it)."""
+    if not spec.single_key:
+        return None
+    terms = conjuncts(node)
+    out: Native = {}
+    for term in terms:
+        if not isinstance(term, Eq) or len(term.path) != 1 or term.path[0] == "_id":
+            return None
+        if type(term.value) not in (str, int, bool) or not plain_value(term.value):
+            return None
+        if term.path[0] in out:
+            return None
+        out[term.path[0]] = term.value
+    key = spec.key[0]
+    if list(out) != sorted(out) or key not in out or type(out[key]) is bool:
+        return None
+    return {"_id": out[key], **out}
+
+
 __all__ = [
     "Find",
     "MongoPlanner",
     "decode_key_position",
     "holds_inexact_number",
     "inexact_number",
+    "native_update",
     "null_on_dotted_path",
+    "plain_value",
     "regex_portable",
     "server_dependent",
     "sort_pushable",
+    "upsert_filter",
     "widened",
 ]
