@@ -17,13 +17,14 @@ from asyncdb.backends.mongo.planner import (
     Find,
     MongoPlanner,
     inexact_number,
+    native_projection,
     native_update,
     server_dependent,
     upsert_filter,
     widened,
 )
 from asyncdb.query.ast import And, FieldNode
-from asyncdb.query.parse import parse_filter, parse_sort, parse_update
+from asyncdb.query.parse import parse_filter, parse_projection, parse_sort, parse_update
 from asyncdb.types import CollectionSpec, Index, Query
 
 SPEC = CollectionSpec("t", indexes=(Index.of("status"),))
@@ -297,3 +298,23 @@ def test_upsert_filter_puts_id_first_then_the_sorted_equalities() -> None:
     assert upsert_filter(parse_filter({"id": "k", "n": {"$gt": 1}}), SPEC) is None
     assert upsert_filter(parse_filter({"id": "k", "f": 1.5}), SPEC) is None
     assert upsert_filter(parse_filter({"tenant": "x", "n": 1}), COMPOSITE) is None
+
+
+# --- projection -------------------------------------------------------------------------------
+
+
+def test_inclusion_keeps_whole_top_level_fields_the_key_and_what_runs_in_process() -> None:
+    p = plan({"s": {"$mod": [2, 0]}}, projection=parse_projection({"a.b": 1, "c": 1}))
+    # $mod is residual: its field comes back too, apply_projection runs again in process
+    assert p.native["projection"] == {"a": 1, "c": 1, "id": 1, "s": 1}
+
+
+def test_exclusion_drops_only_top_level_fields_nothing_in_process_reads() -> None:
+    proj = parse_projection({"a": 0, "b.c": 0, "s": 0})
+    p = plan({"s": {"$mod": [2, 0]}}, projection=proj)
+    assert p.native["projection"] == {"a": 0}
+    assert "projection" not in plan({}, projection=parse_projection({"b.c": 0})).native
+
+
+def test_no_projection_no_native_projection() -> None:
+    assert native_projection(None, SPEC, set()) is None

@@ -52,6 +52,7 @@ from asyncdb.query.ast import (
     Not,
     Or,
     Path,
+    Projection,
     Regex,
     Size,
     Sort,
@@ -74,6 +75,7 @@ class Find:
     sort: NativeSort
     skip: int
     limit: int
+    projection: Native | None = None
 
 
 # --- the filter forms a MongoDB-wire server may answer differently ------------------------------
@@ -274,6 +276,37 @@ def _beyond(path: str, direction: int, value: Any) -> Native:
     return {"$or": [cond, {path: {"$type": list(others)}}]}
 
 
+def _heads(node: Node | None) -> set[str]:
+    """The top-level fields a filter reads."""
+    if node is None:
+        return set()
+    if isinstance(node, And | Or | Nor):
+        return set().union(*(_heads(c) for c in node.children))
+    if isinstance(node, FieldNode):
+        return {node.path[0]}
+    return set()
+
+
+def native_projection(
+    projection: Projection | None, spec: CollectionSpec, needed: set[str]
+) -> Native | None:
+    """A server projection that keeps at least what ``apply_projection`` (run again in
+    process) and the in-process steps (``needed``: residual, sort, position) read: whole
+    top-level fields only, the key fields and ``_id`` always kept. None: the whole document."""
+    if projection is None:
+        return None
+    if projection.include:
+        fields = {p[0] for p in projection.paths} | set(spec.key) | needed
+        fields.discard("_id")
+        return {f: 1 for f in sorted(fields)}
+    dropped = {
+        p[0]
+        for p in projection.paths
+        if len(p) == 1 and p[0] not in spec.key and p[0] not in needed and p[0] != "_id"
+    }
+    return {f: 0 for f in sorted(dropped)} or None
+
+
 class MongoPlanner:
     """Plans the queries of one collection (pure)."""
 
@@ -461,11 +494,14 @@ class MongoPlanner:
         native_sort = self.native_sort(query.sort) if sort_native else self.key_sort()
         if not query.sort and not limit_pushed:
             native_sort = []
+        needed = _heads(residual) | {k.path[0] for k in query.sort}
+        projection = native_projection(query.projection, self.spec, needed)
         find = Find(
             native_filter,
             native_sort,
             query.skip if limit_pushed else 0,
             (query.limit or 0) if limit_pushed else 0,
+            projection,
         )
 
         keys = key_lookup(query.filter, self.spec)
@@ -477,6 +513,8 @@ class MongoPlanner:
             request["skip"] = find.skip
         if find.limit:
             request["limit"] = find.limit
+        if find.projection:
+            request["projection"] = find.projection
         return Plan(
             backend="mongo",
             collection=self.spec.name,
@@ -568,6 +606,7 @@ __all__ = [
     "decode_key_position",
     "holds_inexact_number",
     "inexact_number",
+    "native_projection",
     "native_update",
     "null_on_dotted_path",
     "plain_value",

@@ -318,6 +318,7 @@ class MongoCollection(StoreCollection):
         try:
             cursor = self.coll.find(
                 find.filter,
+                find.projection,
                 sort=find.sort or None,
                 skip=find.skip,
                 limit=find.limit,
