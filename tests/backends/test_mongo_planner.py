@@ -318,3 +318,39 @@ def test_exclusion_drops_only_top_level_fields_nothing_in_process_reads() -> Non
 
 def test_no_projection_no_native_projection() -> None:
     assert native_projection(None, SPEC, set()) is None
+
+
+# --- keyset pages on non-key sorts ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("direction", "value", "condition"),
+    [
+        (1, "m", {"$not": {"$lt": "m"}}),
+        (-1, "m", {"$not": {"$gt": "m"}}),
+        (1, datetime(2026, 1, 1, tzinfo=UTC), {"$not": {"$lt": datetime(2026, 1, 1, tzinfo=UTC)}}),
+        (1, 0.5, {"$not": {"$lt": widened(0.5, -1)}}),
+        (-1, 7, {"$not": {"$gt": widened(7.0, 1)}}),
+    ],
+)
+def test_a_non_key_position_is_a_native_superset_rechecked_in_process(
+    direction: int, value: Any, condition: Any
+) -> None:
+    from asyncdb.query.sort import sort_key
+
+    sort = parse_sort([("s", direction), ("id", 1)])
+    after = sort_key({"s": value, "id": "k"}, sort)
+    p = MongoPlanner(SPEC).plan(Query(parse_filter({}), sort, limit=3, after=after))
+    assert p.native["filter"] == {"s": condition}
+    # the exact position stays in process: no pushed sort, no pushed limit
+    assert not p.sort_pushed and not p.limit_pushed
+
+
+def test_a_position_on_other_types_stays_in_process() -> None:
+    from asyncdb.query.sort import sort_key
+
+    sort = parse_sort([("s", 1), ("id", 1)])
+    for value in (None, True, [], {"x": 1}):
+        after = sort_key({"s": value, "id": "k"}, sort)
+        p = MongoPlanner(SPEC).plan(Query(parse_filter({}), sort, after=after))
+        assert p.native["filter"] == {}

@@ -256,6 +256,33 @@ def decode_key_position(data: bytes, n: int) -> list[Any] | None:
     return out if i == len(data) else None
 
 
+def decode_first_position(data: bytes) -> tuple[Any, bool] | None:
+    """The first sort value a page cursor encodes, as ``(value, descending)``: a number (as the
+    nearest float), a string or a date; None for anything else."""
+    if not data:
+        return None
+    descending = data[0] not in (_NUMBER, _STRING, _DATE)
+    flip = 0xFF if descending else 0
+    tag = data[0] ^ flip
+    try:
+        if tag == _NUMBER:
+            return _unfloat(bytes(b ^ flip for b in data[1:9])), descending
+        if tag in (_STRING, _DATE):
+            end = 1
+            if tag == _DATE:
+                end = 9
+            else:
+                # a string runs to its 00 00 terminator (an embedded NUL is 00 01)
+                while not (data[end] ^ flip == 0 and data[end + 1] ^ flip == 0):
+                    end += 2 if data[end] ^ flip == 0 else 1
+                end += 2
+            values = decode_key_position(data[:end], 1)
+            return (values[0], descending) if values else None
+    except (IndexError, struct.error):
+        return None
+    return None
+
+
 # --- compilation --------------------------------------------------------------------------------
 
 
@@ -455,6 +482,25 @@ class MongoPlanner:
             alternatives.append(terms[0] if len(terms) == 1 else {"$and": terms})
         return alternatives[0] if len(alternatives) == 1 else {"$or": alternatives}
 
+    def keyset_superset(self, query: Query) -> Native | None:
+        """A superset of the documents after ``query.after`` on a sort the server runs but
+        whose position is not an exact native range (non-key fields: arrays sort by their
+        least/greatest element, other types bracket apart): nothing before the position on the
+        first sort field. No element below it (ascending) / above it (descending) keeps every
+        document whose sort value is at or past it; the exact check stays in process."""
+        if query.after is None or not query.sort:
+            return None
+        first = decode_first_position(query.after)
+        if first is None:
+            return None
+        value, descending = first
+        if type(value) is float:
+            if not math.isfinite(value):
+                return None
+            value = widened(value, 1 if descending else -1)
+        op = "$gt" if descending else "$lt"
+        return {self.native_path(query.sort[0].path): {"$not": {op: value}}}
+
     # --- the plan ------------------------------------------------------------------------------
 
     def plan(self, query: Query) -> Plan:
@@ -487,6 +533,10 @@ class MongoPlanner:
             native_filter = {"$and": [native_filter, position]} if native_filter else position
         # A position that is not a native range is checked in process over the native order,
         # so such a plan does not count as a pushed sort (base.py then checks the position).
+        if position is None and sort_native:
+            superset = self.keyset_superset(query)
+            if superset is not None:
+                native_filter = {"$and": [native_filter, superset]} if native_filter else superset
         after_native = query.after is None or position is not None
         sort_pushed = bool(query.sort) and sort_native and after_native
         ordered = not query.sort or sort_pushed
@@ -603,6 +653,7 @@ def upsert_filter(node: Node, spec: CollectionSpec) -> Native | None:
 __all__ = [
     "Find",
     "MongoPlanner",
+    "decode_first_position",
     "decode_key_position",
     "holds_inexact_number",
     "inexact_number",
