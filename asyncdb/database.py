@@ -32,6 +32,7 @@ _BUILTIN: dict[str, str] = {
     "firestore": "asyncdb.backends.firestore.store:FirestoreStore",
     "cosmos": "asyncdb.backends.cosmos.store:CosmosStore",
     "postgresql": "asyncdb.backends.postgres.store:PostgresStore",
+    "dynamodb": "asyncdb.backends.dynamodb.store:DynamoStore",
 }
 _ALIASES = {"postgres": "postgresql", "mongodb+srv": "mongodb"}
 

@@ -17,11 +17,14 @@ from asyncdb.backends.mongo.planner import (
     Find,
     MongoPlanner,
     inexact_number,
+    native_projection,
+    native_update,
     server_dependent,
+    upsert_filter,
     widened,
 )
 from asyncdb.query.ast import And, FieldNode
-from asyncdb.query.parse import parse_filter, parse_sort
+from asyncdb.query.parse import parse_filter, parse_projection, parse_sort, parse_update
 from asyncdb.types import CollectionSpec, Index, Query
 
 SPEC = CollectionSpec("t", indexes=(Index.of("status"),))
@@ -241,3 +244,113 @@ def test_regex_is_exact_only_in_the_syntax_both_engines_share(pattern: str, port
     else:
         assert p.native["filter"] == {"s": {"$type": "string"}}
         assert p.residual == {"s": {"$regex": pattern}}
+
+
+# --- native updates -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("update", "native"),
+    [
+        ({"$set": {"a": 1, "b": "x"}}, {"$set": {"a": 1, "b": "x"}}),
+        ({"$set": {"a": [1, {"p": None}]}, "$unset": {"b": ""}}, None),  # checked below
+        ({"$setOnInsert": {"s": True}}, {"$setOnInsert": {"s": True}}),
+    ],
+)
+def test_top_level_set_and_unset_run_on_the_server(update: Any, native: Any) -> None:
+    expected = native if native is not None else update
+    assert native_update(parse_update(update), SPEC) == expected
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        {"$inc": {"n": 1}},  # fails on a string: the applier checks every document first
+        {"$set": {"n.x": 1}},  # fails where n is a scalar
+        {"$set": {"f": 1.5}},  # -0.0/NaN: the server and the applier count "modified" apart
+        {"$set": {"d": Decimal("1.0")}},  # exponent changes: likewise
+        {"$set": {"t": datetime(2026, 1, 1, tzinfo=UTC)}},  # milliseconds: likewise
+        {"$set": {"id": "k"}},  # the key cannot change: the applier raises
+        {"$set": {"b": 1, "a": 1}},  # MongoDB 5.0+ applies paths in lexicographic order
+        {"$push": {"arr": 1}},
+        {"$currentDate": {"c": True}},
+    ],
+)
+def test_updates_the_server_may_apply_differently_stay_in_process(update: Any) -> None:
+    assert native_update(parse_update(update), SPEC) is None
+
+
+def test_replacement_stays_in_process() -> None:
+    from asyncdb.query.parse import parse_replacement
+
+    assert native_update(parse_replacement({"a": 1}), SPEC) is None
+
+
+def test_upsert_filter_puts_id_first_then_the_sorted_equalities() -> None:
+    assert upsert_filter(parse_filter({"id": "k", "s": "v"}), SPEC) == {
+        "_id": "k",
+        "id": "k",
+        "s": "v",
+    }
+    # SecantusDB seeds the new document in lexicographic order, the applier in the filter's
+    assert upsert_filter(parse_filter({"s": "v", "id": "k"}), SPEC) is None
+    assert upsert_filter(parse_filter({"s": "v"}), SPEC) is None  # a new key is made in process
+    assert upsert_filter(parse_filter({"id": "k", "n": {"$gt": 1}}), SPEC) is None
+    assert upsert_filter(parse_filter({"id": "k", "f": 1.5}), SPEC) is None
+    assert upsert_filter(parse_filter({"tenant": "x", "n": 1}), COMPOSITE) is None
+
+
+# --- projection -------------------------------------------------------------------------------
+
+
+def test_inclusion_keeps_whole_top_level_fields_the_key_and_what_runs_in_process() -> None:
+    p = plan({"s": {"$mod": [2, 0]}}, projection=parse_projection({"a.b": 1, "c": 1}))
+    # $mod is residual: its field comes back too, apply_projection runs again in process
+    assert p.native["projection"] == {"a": 1, "c": 1, "id": 1, "s": 1}
+
+
+def test_exclusion_drops_only_top_level_fields_nothing_in_process_reads() -> None:
+    proj = parse_projection({"a": 0, "b.c": 0, "s": 0})
+    p = plan({"s": {"$mod": [2, 0]}}, projection=proj)
+    assert p.native["projection"] == {"a": 0}
+    assert "projection" not in plan({}, projection=parse_projection({"b.c": 0})).native
+
+
+def test_no_projection_no_native_projection() -> None:
+    assert native_projection(None, SPEC, set()) is None
+
+
+# --- keyset pages on non-key sorts ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("direction", "value", "condition"),
+    [
+        (1, "m", {"$not": {"$lt": "m"}}),
+        (-1, "m", {"$not": {"$gt": "m"}}),
+        (1, datetime(2026, 1, 1, tzinfo=UTC), {"$not": {"$lt": datetime(2026, 1, 1, tzinfo=UTC)}}),
+        (1, 0.5, {"$not": {"$lt": widened(0.5, -1)}}),
+        (-1, 7, {"$not": {"$gt": widened(7.0, 1)}}),
+    ],
+)
+def test_a_non_key_position_is_a_native_superset_rechecked_in_process(
+    direction: int, value: Any, condition: Any
+) -> None:
+    from asyncdb.query.sort import sort_key
+
+    sort = parse_sort([("s", direction), ("id", 1)])
+    after = sort_key({"s": value, "id": "k"}, sort)
+    p = MongoPlanner(SPEC).plan(Query(parse_filter({}), sort, limit=3, after=after))
+    assert p.native["filter"] == {"s": condition}
+    # the exact position stays in process: no pushed sort, no pushed limit
+    assert not p.sort_pushed and not p.limit_pushed
+
+
+def test_a_position_on_other_types_stays_in_process() -> None:
+    from asyncdb.query.sort import sort_key
+
+    sort = parse_sort([("s", 1), ("id", 1)])
+    for value in (None, True, [], {"x": 1}):
+        after = sort_key({"s": value, "id": "k"}, sort)
+        p = MongoPlanner(SPEC).plan(Query(parse_filter({}), sort, after=after))
+        assert p.native["filter"] == {}

@@ -75,8 +75,8 @@ def test_a_partial_in_binds_only_the_values_its_sql_uses() -> None:
     assert p.native["params"] == ['$."b" ? (@.type() == "boolean" && @ == true)']
 
 
-def test_regex_size_and_numeric_paths_are_residual() -> None:
-    p = plan({"s": {"$regex": "^a"}, "arr": {"$size": 2}, "arr.0": 1})
+def test_regex_outside_the_subset_size_and_numeric_paths_are_residual() -> None:
+    p = plan({"s": {"$regex": "(a)"}, "arr": {"$size": 2}, "arr.0": 1})
     assert p.exact is None
     assert p.residual is not None and len(p.residual["$and"]) == 3
 
@@ -84,7 +84,7 @@ def test_regex_size_and_numeric_paths_are_residual() -> None:
 def test_or_of_exact_conditions_is_exact_and_partial_and_is_approximate() -> None:
     exact = plan({"$or": [{"a": 1}, {"b": "x"}]})
     assert exact.residual is None
-    approx = plan({"$or": [{"a": 1, "s": {"$regex": "x"}}, {"b": "x"}]})
+    approx = plan({"$or": [{"a": 1, "s": {"$regex": "x|y"}}, {"b": "x"}]})
     assert approx.approximate is not None and approx.residual is not None
 
 
@@ -126,3 +126,32 @@ def test_a_string_holding_nul_is_refused_because_jsonb_cannot_store_it() -> None
     with pytest.raises(QueryError):
         encode_doc({"list": ["ok", {"deep": "\x00"}]})
     assert encode_doc({"s": "a\\u0000b"})[0] == '{"s":"a\\\\u0000b"}'  # the text "\u0000" is fine
+
+
+def test_regex_in_the_subset_is_an_exact_like_regex_with_python_semantics_spelled_out() -> None:
+    p = plan({"s": {"$regex": "^ab.c$", "$options": "i"}}, limit=2)
+    assert p.native["sql"] == 'SELECT body, tagged FROM "t" WHERE (doc @? $1::jsonpath) LIMIT $2'
+    path = p.native["params"][0]
+    # Python's case folding written out, Python's "." and "$" spelled for PostgreSQL's engine
+    assert path == (
+        '$."s" ? (@.type() == "string" && @ like_regex "^[aA][bB][^\\n][cC](?=\\n?$)" flag "s")'
+    )
+    assert p.exact == {"s": {"$regex": "^ab.c$", "$options": "i"}} and p.residual is None
+    assert p.limit_pushed
+
+
+def test_regex_outside_the_subset_stays_residual() -> None:
+    for cond in (
+        {"$regex": "a\\d"},
+        {"$regex": "(ab)+"},
+        {"$regex": "a|b"},
+        {"$regex": "^a", "$options": "m"},
+        {"$regex": "^a", "$options": "x"},
+        {"$regex": "[a-z]", "$options": "i"},
+        {"$regex": "é", "$options": "i"},
+        {"$regex": "a{300}"},
+        {"$regex": "a+?"},
+    ):
+        p = plan({"s": cond})
+        assert p.residual == {"s": cond} and p.exact is None, cond
+        assert "like_regex" not in repr(p.native["params"]), cond

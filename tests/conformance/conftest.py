@@ -42,6 +42,7 @@ BACKENDS: dict[str, BackendFactory] = {
     "firestore": lambda r: r.getfixturevalue("firestore_url"),
     "cosmos": lambda r: r.getfixturevalue("cosmos_url"),
     "postgres": lambda r: r.getfixturevalue("postgres_url"),
+    "dynamodb": lambda r: r.getfixturevalue("dynamodb_url"),
 }
 
 

@@ -14,6 +14,24 @@ Writes:
   transactional batch within one partition; the test server lacks it, so it is not used.)
 - no user transactions: ``transactions`` is not claimed and ``db.transaction()`` raises
   ``NotSupported``.
+- ``update_many`` runs its per-document compare-and-set writes concurrently
+  (``_WRITE_CONCURRENCY``); ``delete_one``/``delete_many`` query, then delete each item with
+  ``If-Match`` on the ETag the query returned, concurrently: on 412 the item is re-read and
+  deleted only if it still matches, so a document changed after the query is never deleted
+  blindly. ``count_documents`` is one ``SELECT VALUE COUNT(1)`` when nothing is re-checked.
+
+Not used, and why:
+- PATCH (set/remove/incr): each item holds the document twice, ``raw`` (its exact text, one
+  JSON string: the only copy that keeps types such as int vs float, dates, bytes, Decimal) and
+  ``v`` (the queryable copy). A patch on ``v`` cannot edit inside ``raw``; keeping both
+  consistent means ``set /raw`` to the whole new text, computed from the read we already did,
+  so it saves no round trip and only the bytes of ``v``, while ``incr`` would make ``raw`` and
+  ``v`` disagree under a concurrent writer unless guarded by the same ETag anyway. The
+  ETag-guarded replace is exact and costs the same round trips, so it stays.
+- continuation tokens for ``find_page``: sort is never pushed (Cosmos' mixed-type order is not
+  BSON order) and pages are in key order, which Cosmos' unsorted query order is not, so every
+  page needs the in-process sort; a server continuation would return the wrong next page.
+- transactional batch for ``insert_many``: see above (cosmosdb-server does not make it atomic).
 
 TTL: expired documents are never returned (the shared ``visible()`` filter, re-checked in
 process) and ``purge_expired`` deletes them. With ``native_ttl=true`` in the URL (real Cosmos
@@ -75,6 +93,8 @@ from asyncdb.types import Capabilities, CollectionSpec, Plan, Query, UpdateResul
 
 # How many item writes one insert_many keeps in flight.
 _WRITE_CONCURRENCY = 16
+# The projection of every planned query (planner.py); count swaps it for COUNT(1).
+_SELECTED = f"SELECT c.{ID}, c._etag, c.{RAW} FROM c"
 # How many ETags of recently read items a collection keeps for conditional updates.
 _SEEN_ETAGS = 4096
 
@@ -255,6 +275,29 @@ class CosmosCollection(StoreCollection):
         expiry = expiry_filter(self.spec)
         return doc if expiry is None or matches(expiry, doc) else None
 
+    async def count(
+        self, node: Node, session: Session | None, *, allow_scan: bool | None = None
+    ) -> int:
+        """``SELECT VALUE COUNT(1)`` when the server evaluates the whole filter exactly (one
+        round trip, no documents sent); otherwise count what ``find`` yields."""
+        query = Query(self.visible(node))
+        plan = self.execution_plan(query)
+        native = plan.payload
+        assert isinstance(native, CosmosQuery)
+        if plan.residual_node is not None or native.ids is not None:
+            return await super().count(node, session, allow_scan=allow_scan)
+        self.check_scan(plan, query, allow_scan)
+        sql = native.sql.replace(_SELECTED, "SELECT VALUE COUNT(1) FROM c", 1)
+        try:
+            async for n in self.container.query_items(
+                query=sql, parameters=native.parameter_list()
+            ):
+                counted: Any = n  # a number: the SDK types every query result as a dict
+                return int(counted)
+        except CosmosHttpResponseError as exc:
+            raise _error(exc, f"counting in {self.spec.name!r} ({sql})") from exc
+        return 0
+
     # writes ----------------------------------------------------------------------------------
 
     def _item(self, doc: Doc) -> dict[str, Any]:
@@ -358,6 +401,64 @@ class CosmosCollection(StoreCollection):
 
         await asyncio.gather(*(delete(doc) for doc in docs))
 
+    async def _delete_if_unchanged(self, key: KeyTuple, node: Node) -> bool:
+        """Delete one document with If-Match on the ETag it was read with; when it changed since
+        (412), re-read it and delete it only if it still matches ``node``. True if deleted."""
+        item_id, partition = encode_key(key), encode_key_part(key[0])
+        seen = self._seen.pop(item_id, None)
+        etag = seen[0] if seen is not None else None
+        while True:
+            if etag is None:
+                item = await self._read_item(item_id, partition)
+                if item is None or not matches(node, decode_item(item)):
+                    return False
+                etag = item["_etag"]
+            try:
+                await self.container.delete_item(
+                    item_id,
+                    partition_key=partition,
+                    etag=etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except CosmosHttpResponseError as exc:
+                if exc.status_code == 412:
+                    etag = None  # changed since the query: re-check before deleting
+                    continue
+                if exc.status_code == 404 or (
+                    _maybe_missing(exc) and not await self._exists(item_id, partition)
+                ):
+                    return False  # deleted meanwhile by someone else
+                raise _error(exc, f"deleting {item_id!r} from {self.spec.name!r}") from exc
+            return True
+
+    async def delete(
+        self,
+        node: Node,
+        *,
+        multi: bool,
+        session: Session | None,
+        allow_scan: bool | None = None,
+        raw: bool = False,
+    ) -> int:
+        """Query, then ETag-conditional deletes issued concurrently: a document changed between
+        the query and its delete is re-read and re-checked, never deleted blindly."""
+        checked = node if raw else self.visible(node)
+        query = Query(checked, limit=None if multi else 1)
+        plan = self.execution_plan(query)
+        self.check_scan(plan, query, allow_scan)
+        gate = asyncio.Semaphore(_WRITE_CONCURRENCY)
+        while True:
+            docs = [doc async for doc in self._execute(plan, query, session, allow_scan)]
+
+            async def one(doc: Doc) -> bool:
+                async with gate:
+                    return await self._delete_if_unchanged(key_of(doc, self.spec), checked)
+
+            deleted = sum(await asyncio.gather(*(one(d) for d in docs)))
+            if docs and not deleted and not multi:
+                continue  # our pick changed or went away: choose again
+            return deleted
+
     @asynccontextmanager
     async def _section(self, session: Session | None) -> AsyncIterator[Session]:
         yield session if session is not None else CosmosSession()
@@ -398,8 +499,8 @@ class CosmosCollection(StoreCollection):
             except CosmosAccessConditionFailedError:
                 continue
             except CosmosHttpResponseError as exc:
-                if exc.status_code == 412:
-                    continue
+                if exc.status_code == 412 or _maybe_missing(exc):
+                    continue  # changed or deleted meanwhile: the re-read tells which
                 raise _error(exc, f"updating {item_id!r} in {self.spec.name!r}") from exc
             return before, after
 
@@ -419,16 +520,22 @@ class CosmosCollection(StoreCollection):
         now = datetime.now(UTC)
         visible = self.visible(node)
         own = session if session is not None else CosmosSession()
+        gate = asyncio.Semaphore(_WRITE_CONCURRENCY)
         while True:
             docs = await self._matching(
                 node, own, limit=None if multi else 1, allow_scan=allow_scan, sort=sort
             )
             for doc in docs:  # every update error before any write
                 self._keep_key(doc, apply_update(update, doc, now=now))
-            outcomes = [
-                await self._compare_and_update(key_of(d, self.spec), visible, update, now)
-                for d in docs
-            ]
+
+            async def one(doc: Doc) -> tuple[Doc, Doc] | None:
+                async with gate:
+                    return await self._compare_and_update(
+                        key_of(doc, self.spec), visible, update, now
+                    )
+
+            # independent per-document CAS writes: concurrent, results kept in query order
+            outcomes = await asyncio.gather(*(one(d) for d in docs))
             done = [o for o in outcomes if o is not None]
             if docs and not done and not multi:
                 continue  # our pick changed under us: choose again

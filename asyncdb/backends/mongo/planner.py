@@ -52,10 +52,12 @@ from asyncdb.query.ast import (
     Not,
     Or,
     Path,
+    Projection,
     Regex,
     Size,
     Sort,
     Type,
+    Update,
     path_str,
 )
 from asyncdb.query.parse import FieldAnd
@@ -73,6 +75,7 @@ class Find:
     sort: NativeSort
     skip: int
     limit: int
+    projection: Native | None = None
 
 
 # --- the filter forms a MongoDB-wire server may answer differently ------------------------------
@@ -253,6 +256,33 @@ def decode_key_position(data: bytes, n: int) -> list[Any] | None:
     return out if i == len(data) else None
 
 
+def decode_first_position(data: bytes) -> tuple[Any, bool] | None:
+    """The first sort value a page cursor encodes, as ``(value, descending)``: a number (as the
+    nearest float), a string or a date; None for anything else."""
+    if not data:
+        return None
+    descending = data[0] not in (_NUMBER, _STRING, _DATE)
+    flip = 0xFF if descending else 0
+    tag = data[0] ^ flip
+    try:
+        if tag == _NUMBER:
+            return _unfloat(bytes(b ^ flip for b in data[1:9])), descending
+        if tag in (_STRING, _DATE):
+            end = 1
+            if tag == _DATE:
+                end = 9
+            else:
+                # a string runs to its 00 00 terminator (an embedded NUL is 00 01)
+                while not (data[end] ^ flip == 0 and data[end + 1] ^ flip == 0):
+                    end += 2 if data[end] ^ flip == 0 else 1
+                end += 2
+            values = decode_key_position(data[:end], 1)
+            return (values[0], descending) if values else None
+    except (IndexError, struct.error):
+        return None
+    return None
+
+
 # --- compilation --------------------------------------------------------------------------------
 
 
@@ -271,6 +301,37 @@ def _beyond(path: str, direction: int, value: Any) -> Native:
     if not others:
         return cond
     return {"$or": [cond, {path: {"$type": list(others)}}]}
+
+
+def _heads(node: Node | None) -> set[str]:
+    """The top-level fields a filter reads."""
+    if node is None:
+        return set()
+    if isinstance(node, And | Or | Nor):
+        return set().union(*(_heads(c) for c in node.children))
+    if isinstance(node, FieldNode):
+        return {node.path[0]}
+    return set()
+
+
+def native_projection(
+    projection: Projection | None, spec: CollectionSpec, needed: set[str]
+) -> Native | None:
+    """A server projection that keeps at least what ``apply_projection`` (run again in
+    process) and the in-process steps (``needed``: residual, sort, position) read: whole
+    top-level fields only, the key fields and ``_id`` always kept. None: the whole document."""
+    if projection is None:
+        return None
+    if projection.include:
+        fields = {p[0] for p in projection.paths} | set(spec.key) | needed
+        fields.discard("_id")
+        return {f: 1 for f in sorted(fields)}
+    dropped = {
+        p[0]
+        for p in projection.paths
+        if len(p) == 1 and p[0] not in spec.key and p[0] not in needed and p[0] != "_id"
+    }
+    return {f: 0 for f in sorted(dropped)} or None
 
 
 class MongoPlanner:
@@ -421,6 +482,25 @@ class MongoPlanner:
             alternatives.append(terms[0] if len(terms) == 1 else {"$and": terms})
         return alternatives[0] if len(alternatives) == 1 else {"$or": alternatives}
 
+    def keyset_superset(self, query: Query) -> Native | None:
+        """A superset of the documents after ``query.after`` on a sort the server runs but
+        whose position is not an exact native range (non-key fields: arrays sort by their
+        least/greatest element, other types bracket apart): nothing before the position on the
+        first sort field. No element below it (ascending) / above it (descending) keeps every
+        document whose sort value is at or past it; the exact check stays in process."""
+        if query.after is None or not query.sort:
+            return None
+        first = decode_first_position(query.after)
+        if first is None:
+            return None
+        value, descending = first
+        if type(value) is float:
+            if not math.isfinite(value):
+                return None
+            value = widened(value, 1 if descending else -1)
+        op = "$gt" if descending else "$lt"
+        return {self.native_path(query.sort[0].path): {"$not": {op: value}}}
+
     # --- the plan ------------------------------------------------------------------------------
 
     def plan(self, query: Query) -> Plan:
@@ -453,6 +533,10 @@ class MongoPlanner:
             native_filter = {"$and": [native_filter, position]} if native_filter else position
         # A position that is not a native range is checked in process over the native order,
         # so such a plan does not count as a pushed sort (base.py then checks the position).
+        if position is None and sort_native:
+            superset = self.keyset_superset(query)
+            if superset is not None:
+                native_filter = {"$and": [native_filter, superset]} if native_filter else superset
         after_native = query.after is None or position is not None
         sort_pushed = bool(query.sort) and sort_native and after_native
         ordered = not query.sort or sort_pushed
@@ -460,11 +544,14 @@ class MongoPlanner:
         native_sort = self.native_sort(query.sort) if sort_native else self.key_sort()
         if not query.sort and not limit_pushed:
             native_sort = []
+        needed = _heads(residual) | {k.path[0] for k in query.sort}
+        projection = native_projection(query.projection, self.spec, needed)
         find = Find(
             native_filter,
             native_sort,
             query.skip if limit_pushed else 0,
             (query.limit or 0) if limit_pushed else 0,
+            projection,
         )
 
         keys = key_lookup(query.filter, self.spec)
@@ -476,6 +563,8 @@ class MongoPlanner:
             request["skip"] = find.skip
         if find.limit:
             request["limit"] = find.limit
+        if find.projection:
+            request["projection"] = find.projection
         return Plan(
             backend="mongo",
             collection=self.spec.name,
@@ -492,15 +581,89 @@ class MongoPlanner:
         )
 
 
+# --- native updates -----------------------------------------------------------------------------
+# An update runs on the server only where the server's result, its "modified" count and its
+# failures cannot differ from asyncdb's applier (asyncdb/query/update.py): $set, $unset and
+# $setOnInsert of top-level non-key fields (they cannot fail on any document), with values whose
+# stored form is exact (no float: -0.0/NaN; no Decimal: exponents; no datetime: milliseconds, the
+# server calls such changes modified where the applier does not), in lexicographic path order
+# (MongoDB 5.0+ applies the paths in that order, the applier in the update's). Everything else
+# is read, applied in process and written back in a transaction.
+
+_NATIVE_UPDATE_OPS = frozenset({"$set", "$unset", "$setOnInsert"})
+
+
+def plain_value(value: Any) -> bool:
+    """A value whose stored form compares exactly like the applier's ``strict_equal``."""
+    if type(value) in (str, bool) or value is None:
+        return True
+    if type(value) is int:
+        return -(2**63) <= value < 2**63
+    if type(value) is list:
+        return all(plain_value(v) for v in value)
+    if type(value) is dict:
+        return all(plain_value(v) for v in value.values())
+    return False
+
+
+def native_update(update: Update, spec: CollectionSpec) -> Native | None:
+    """The server form of ``update`` when the server applies it exactly as asyncdb (None: it
+    runs in process)."""
+    if update.replacement is not None or not update.ops:
+        return None
+    paths: list[str] = []
+    for op in update.ops:
+        if op.op not in _NATIVE_UPDATE_OPS or len(op.path) != 1:
+            return None
+        if op.path[0] in spec.key or op.path[0] == "_id":
+            return None
+        if op.op != "$unset" and not plain_value(op.value):
+            return None
+        paths.append(op.path[0])
+    if paths != sorted(paths):
+        return None
+    return update.to_mongo()
+
+
+def upsert_filter(node: Node, spec: CollectionSpec) -> Native | None:
+    """The server filter of a native upsert: ``_id`` first, then the filter's equalities in
+    order, so the server's new document (``_id`` + the equalities + the update) is the stored
+    form of asyncdb's (the filter's equalities + the update). None unless the filter is only
+    top-level equalities on distinct fields with string/int/bool values, the single key among
+    them, in lexicographic order (SecantusDB builds the new document from the equalities in
+    that order, whatever the filter's: tests/backends/test_mongo_store.py pins it)."""
+    if not spec.single_key:
+        return None
+    terms = conjuncts(node)
+    out: Native = {}
+    for term in terms:
+        if not isinstance(term, Eq) or len(term.path) != 1 or term.path[0] == "_id":
+            return None
+        if type(term.value) not in (str, int, bool) or not plain_value(term.value):
+            return None
+        if term.path[0] in out:
+            return None
+        out[term.path[0]] = term.value
+    key = spec.key[0]
+    if list(out) != sorted(out) or key not in out or type(out[key]) is bool:
+        return None
+    return {"_id": out[key], **out}
+
+
 __all__ = [
     "Find",
     "MongoPlanner",
+    "decode_first_position",
     "decode_key_position",
     "holds_inexact_number",
     "inexact_number",
+    "native_projection",
+    "native_update",
     "null_on_dotted_path",
+    "plain_value",
     "regex_portable",
     "server_dependent",
     "sort_pushable",
+    "upsert_filter",
     "widened",
 ]

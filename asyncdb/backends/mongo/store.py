@@ -31,7 +31,7 @@ from typing import Any, Self
 from bson.codec_options import CodecOptions, TypeCodec, TypeDecoder, TypeRegistry
 from bson.decimal128 import Decimal128
 from bson.int64 import Int64
-from pymongo import AsyncMongoClient, ReplaceOne
+from pymongo import AsyncMongoClient, ReplaceOne, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import (
@@ -48,7 +48,13 @@ from pymongo.errors import (
 )
 
 from asyncdb.backends.base import Doc, KeyTuple, Session, Store, StoreCollection
-from asyncdb.backends.mongo.planner import Find, MongoPlanner
+from asyncdb.backends.mongo.planner import (
+    Find,
+    MongoPlanner,
+    native_update,
+    sort_pushable,
+    upsert_filter,
+)
 from asyncdb.errors import (
     BackendError,
     ConfigurationError,
@@ -56,7 +62,8 @@ from asyncdb.errors import (
     QueryError,
     TransactionError,
 )
-from asyncdb.query.ast import Node
+from asyncdb.query.ast import Node, Sort, Update
+from asyncdb.query.update import apply_update, strict_equal, upsert_seed
 from asyncdb.resilience import (
     CONTENTION,
     MAYBE_APPLIED,
@@ -65,8 +72,9 @@ from asyncdb.resilience import (
     classify_os_error,
     error_chain,
 )
-from asyncdb.types import Capabilities, CollectionSpec, Plan, Query
+from asyncdb.types import Capabilities, CollectionSpec, Plan, Query, UpdateResult
 
+Native = dict[str, Any]
 _DUPLICATE_CODES = frozenset({11000, 11001, 12582})
 _WRITE_CONFLICT = 112
 # documents per getMore: a streaming find holds one batch at a time (the driver's default
@@ -104,8 +112,11 @@ CODEC: CodecOptions[dict[str, Any]] = CodecOptions(
 )
 
 
-def _driver_error(exc: PyMongoError, what: str) -> Exception:
-    """Map a driver error to the asyncdb hierarchy."""
+def _driver_error(exc: PyMongoError, what: str, session: Session | None = None) -> Exception:
+    """Map a driver error to the asyncdb hierarchy. The server aborts a transaction on any error
+    inside it, so ``session`` (when one) is marked failed: its next use says so plainly."""
+    if isinstance(session, MongoSession) and session.failed is None:
+        session.failed = f"{what}: {exc}"
     code = getattr(exc, "code", None)
     if isinstance(exc, BulkWriteError):
         errors = exc.details.get("writeErrors") or [{}]
@@ -128,10 +139,17 @@ class MongoSession(Session):
         self.session = session
         self.in_transaction = transaction
         self.open = True
+        # the error after which the server aborted this transaction (None: still running)
+        self.failed: str | None = None
 
     def check(self) -> AsyncClientSession:
         if not self.open:
             raise TransactionError("this transaction has already finished")
+        if self.failed is not None:
+            raise TransactionError(
+                f"the server aborted this transaction after an error ({self.failed}); "
+                "nothing of it is written: leave the block and retry"
+            )
         return self.session
 
 
@@ -234,6 +252,10 @@ class MongoStore(Store):
                         with suppress(PyMongoError):
                             await client_session.abort_transaction()
                         raise
+                    if own.failed is not None:
+                        with suppress(PyMongoError):
+                            await client_session.abort_transaction()
+                        own.check()  # raises the TransactionError that names the error
                     try:
                         await client_session.commit_transaction()
                     except PyMongoError as exc:
@@ -325,6 +347,7 @@ class MongoCollection(StoreCollection):
         try:
             cursor = self.coll.find(
                 find.filter,
+                find.projection,
                 sort=find.sort or None,
                 skip=find.skip,
                 limit=find.limit,
@@ -335,7 +358,7 @@ class MongoCollection(StoreCollection):
                 async for raw in cursor:
                     yield self.decode(raw)
         except PyMongoError as exc:
-            raise _driver_error(exc, f"query on {self.spec.name!r} failed") from None
+            raise _driver_error(exc, f"query on {self.spec.name!r} failed", session) from None
 
     async def insert_docs(self, docs: list[Doc], session: Session | None) -> None:
         encoded = [self.encode(doc) for doc in docs]
@@ -357,7 +380,7 @@ class MongoCollection(StoreCollection):
                         {"_id": {"$in": ids}}, {"_id": 1}, session=client_session
                     )
                 except PyMongoError as exc:
-                    raise _driver_error(exc, f"insert into {self.spec.name!r}") from None
+                    raise _driver_error(exc, f"insert into {self.spec.name!r}", s) from None
                 if found is not None:
                     raise DuplicateKey(
                         f"key {found['_id']!r} exists in {self.spec.name!r}", key=found["_id"]
@@ -365,7 +388,7 @@ class MongoCollection(StoreCollection):
             try:
                 await self.coll.insert_many(encoded, ordered=True, session=client_session)
             except PyMongoError as exc:
-                raise _driver_error(exc, f"insert into {self.spec.name!r}") from None
+                raise _driver_error(exc, f"insert into {self.spec.name!r}", s) from None
 
     async def replace_docs(self, pairs: list[tuple[Doc, Doc]], session: Session) -> None:
         async with self.store.section(session, transaction=False) as s:
@@ -380,7 +403,7 @@ class MongoCollection(StoreCollection):
                     ]
                     await self.coll.bulk_write(ops, ordered=True, session=s.check())
             except PyMongoError as exc:
-                raise _driver_error(exc, f"update of {self.spec.name!r}") from None
+                raise _driver_error(exc, f"update of {self.spec.name!r}", s) from None
 
     async def delete_docs(self, docs: list[Doc], session: Session) -> None:
         ids = [self.stored_key_of(doc) for doc in docs]
@@ -388,7 +411,7 @@ class MongoCollection(StoreCollection):
             try:
                 await self.coll.delete_many({"_id": {"$in": ids}}, session=s.check())
             except PyMongoError as exc:
-                raise _driver_error(exc, f"delete from {self.spec.name!r}") from None
+                raise _driver_error(exc, f"delete from {self.spec.name!r}", s) from None
 
     def atomic(self, session: Session | None) -> Any:
         return self.store.section(session, transaction=False)
@@ -406,7 +429,7 @@ class MongoCollection(StoreCollection):
                 {"_id": self.stored_key(key)}, session=_session_of(session)
             )
         except PyMongoError as exc:
-            raise _driver_error(exc, f"query on {self.spec.name!r} failed") from None
+            raise _driver_error(exc, f"query on {self.spec.name!r} failed", session) from None
         return None if raw is None else self.decode(raw)
 
     async def count(
@@ -423,7 +446,88 @@ class MongoCollection(StoreCollection):
         try:
             return await self.coll.count_documents(find.filter, session=_session_of(session))
         except PyMongoError as exc:
-            raise _driver_error(exc, f"count on {self.spec.name!r} failed") from None
+            raise _driver_error(exc, f"count on {self.spec.name!r} failed", session) from None
+
+    async def update(
+        self,
+        node: Node,
+        update: Update,
+        *,
+        multi: bool,
+        upsert: bool,
+        session: Session | None,
+        allow_scan: bool | None = None,
+        sort: Sort = (),
+        return_document: str | None = None,
+    ) -> tuple[UpdateResult, Doc | None]:
+        """On the server in one round trip when the filter is exact there and the update is
+        one the server applies exactly as asyncdb (``native_update``); else read, apply and
+        write back in a transaction (the shared implementation)."""
+        native = native_update(update, self.spec) if self.spec.ttl is None else None
+        query = Query(self.visible(node), sort=sort, limit=None if multi else 1)
+        plan = self.execution_plan(query)
+        where: Native | None = plan.payload.filter if plan.residual_node is None else None
+        if upsert:
+            where = upsert_filter(node, self.spec) if where is not None else None
+        if native is None or where is None or (sort and not sort_pushable(sort)):
+            return await super().update(
+                node,
+                update,
+                multi=multi,
+                upsert=upsert,
+                session=session,
+                allow_scan=allow_scan,
+                sort=sort,
+                return_document=return_document,
+            )
+        self.check_scan(plan, query, allow_scan)
+        if session is None:
+            self.store.check_not_owner()
+        client_session = _session_of(session)
+        try:
+            if multi:
+                many = await self.coll.update_many(
+                    where, native, upsert=upsert, session=client_session
+                )
+                return self._native_result(
+                    many.matched_count, many.modified_count, many.upserted_id
+                ), None
+            if not sort and return_document is None:
+                one = await self.coll.update_one(
+                    where, native, upsert=upsert, session=client_session
+                )
+                return self._native_result(
+                    one.matched_count, one.modified_count, one.upserted_id
+                ), None
+            # the document before the update; the one after is the applier's (the server's
+            # is the same for these updates)
+            before = await self.coll.find_one_and_update(
+                where,
+                native,
+                sort=self.planner.native_sort(sort) or None,
+                upsert=upsert,
+                return_document=ReturnDocument.BEFORE,
+                session=client_session,
+            )
+        except PyMongoError as exc:
+            raise _driver_error(exc, f"update of {self.spec.name!r}", session) from None
+        if before is None:
+            if not upsert:
+                return UpdateResult(0, 0), None
+            result = self._native_result(0, 0, where["_id"])
+            new = apply_update(update, upsert_seed(node), is_insert=True)
+            return result, new if return_document == "after" else None
+        old = self.decode(before)
+        new = apply_update(update, old)
+        modified = int(not strict_equal(old, new))
+        chosen = old if return_document == "before" else new
+        return UpdateResult(1, modified), chosen
+
+    @staticmethod
+    def _native_result(matched: int, modified: int, upserted: Any) -> UpdateResult:
+        if upserted is None:
+            return UpdateResult(matched, modified)
+        return UpdateResult(0, 0, upserted)
 
     async def delete(
         self,
@@ -447,7 +551,7 @@ class MongoCollection(StoreCollection):
         try:
             result = await self.coll.delete_many(find.filter, session=_session_of(session))
         except PyMongoError as exc:
-            raise _driver_error(exc, f"delete from {self.spec.name!r}") from None
+            raise _driver_error(exc, f"delete from {self.spec.name!r}", session) from None
         return int(result.deleted_count)
 
     async def server_explain(self, plan: Plan) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from asyncdb.backends.postgres.codec import float_text, iso_date
-from asyncdb.query.ast import And, Cmp, Eq, Exists, In, Node, Nor, Not, Or, Path
+from asyncdb.query.ast import And, Cmp, Eq, Exists, In, Node, Nor, Not, Or, Path, Regex
 
 Bind = Callable[..., str]
 
@@ -147,6 +147,15 @@ def _field_sql(term: Node, bind: Bind) -> Compiled | None:
             return None
         found = f"(doc @? {bind(text, '::jsonpath')})"
         return Compiled(found if term.exists else f"NOT {found}", True)
+    if t is Regex:
+        assert isinstance(term, Regex)
+        text = path_text(term.path)
+        translated = like_regex(term.pattern, term.flags)
+        if text is None or translated is None:
+            return None
+        # flag "s" always: without it PostgreSQL's ``.`` and negated classes skip newlines.
+        pred = f'@.type() == "string" && @ like_regex {_string(translated)} flag "s"'
+        return Compiled(_exists(text, pred, bind), True)
     if t is Not:
         assert isinstance(term, Not)
         inner = compile_term(term.child, bind)
@@ -154,6 +163,109 @@ def _field_sql(term: Node, bind: Bind) -> Compiled | None:
             return None
         return Compiled(f"NOT COALESCE({inner.sql}, FALSE)", True)
     return None
+
+
+_CLASS_CHAR = re.compile(r"[A-Za-z0-9 _]")
+_QUANTIFIER = re.compile(r"\{([0-9]{1,3})(?:(,)([0-9]{1,3})?)?\}")
+# What an ASCII letter matches under Python's re.IGNORECASE, where that is more than its two
+# cases (found by trying every code point): written out, so no database case folding is used.
+_FOLDS = {"i": "iI\u0130\u0131", "k": "kK\u212a", "s": "sS\u017f"}
+# Characters that mean nothing special to Python ``re`` nor to PostgreSQL's regex engine.
+_SPECIAL = set("\\()|{}[]^$.*+?")
+
+
+def like_regex(pattern: str, flags: str) -> str | None:
+    """The PostgreSQL ``like_regex`` pattern (run with flag ``s``) that matches exactly the
+    strings Python ``re.search(pattern, flags)`` matches, or None outside the conservative
+    subset: literal characters, ``^``, ``$``, ``.``, bracket classes of letters, digits, space
+    and ``_`` (ranges too, no escapes), and ``* + ? {m} {m,} {m,n}`` (n <= 255) after a
+    character or class.
+
+    Flags ``i`` and ``s``; with ``i`` each ASCII letter becomes the class of what Python's
+    case folding matches (``k`` is ``[kK\u212a]``: no database folding involved) and classes or
+    non-ASCII literals stay residual. ``m`` needs PostgreSQL's newline-sensitive mode, which also
+    stops negated classes at newlines. Without ``s`` a ``.`` is written ``[^\\n]`` (Python's
+    ``.``); Python's ``$`` also matches before a final newline, so it is ``(?=\\n?$)``.
+    tests/backends/test_postgres_store.py checks each construct against the server.
+
+    >>> like_regex("^ab.[0-9]+$", "")
+    '^ab[^\\n][0-9]+(?=\\n?$)'
+    """
+    if not set(flags) <= {"i", "s"} or len(set(flags)) != len(flags):
+        return None
+    fold = "i" in flags
+    dot_all = "s" in flags
+    out: list[str] = []
+    quantifiable = False
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c in "*+?":
+            if not quantifiable:
+                return None
+            out.append(c)
+            quantifiable = False
+            i += 1
+            continue
+        if c == "{":
+            m = _QUANTIFIER.match(pattern, i)
+            if m is None or not quantifiable:
+                return None
+            low, high = int(m.group(1)), m.group(3)
+            if low > 255 or (high is not None and not low <= int(high) <= 255):
+                return None
+            out.append(m.group(0))
+            quantifiable = False
+            i = m.end()
+            continue
+        if c == "^":
+            out.append("^")
+            quantifiable = False
+        elif c == "$":
+            out.append("(?=\n?$)")
+            quantifiable = False
+        elif c == ".":
+            out.append("." if dot_all else "[^\n]")
+            quantifiable = True
+        elif c == "[" and not fold:
+            end = _bracket(pattern, i)
+            if end is None:
+                return None
+            out.append(pattern[i:end])
+            quantifiable = True
+            i = end
+            continue
+        elif c in _SPECIAL or c == "\x00" or (fold and (c == "[" or not c.isascii())):
+            return None
+        elif fold and c.isalpha():
+            out.append("[" + _FOLDS.get(c.lower(), c.lower() + c.upper()) + "]")
+            quantifiable = True
+        else:
+            out.append(c)
+            quantifiable = True
+        i += 1
+    return "".join(out)
+
+
+def _bracket(pattern: str, start: int) -> int | None:
+    """The end of a bracket class at ``start`` inside the subset (see ``like_regex``)."""
+    i = start + 1
+    if i < len(pattern) and pattern[i] == "^":
+        i += 1
+    items = 0
+    while i < len(pattern) and pattern[i] != "]":
+        if not _CLASS_CHAR.fullmatch(pattern[i]):
+            return None
+        if i + 2 < len(pattern) and pattern[i + 1] == "-" and pattern[i + 2] != "]":
+            if not _CLASS_CHAR.fullmatch(pattern[i + 2]) or pattern[i] > pattern[i + 2]:
+                return None
+            i += 3
+        else:
+            i += 1
+        items += 1
+    if i >= len(pattern) or items == 0:
+        return None
+    return i + 1
 
 
 def _any(parts: list[Compiled]) -> Compiled:
@@ -184,4 +296,4 @@ def compile_term(term: Node, bind: Bind) -> Compiled | None:
     return _field(term, bind)
 
 
-__all__ = ["Bind", "Compiled", "compile_term", "path_text"]
+__all__ = ["Bind", "Compiled", "compile_term", "like_regex", "path_text"]

@@ -1,4 +1,5 @@
-"""Filter AST -> PostgreSQL SQL over a ``jsonb`` document column, pure and cached per shape.
+"""Filter AST -> PostgreSQL SQL over a ``jsonb`` document column (pure; compiled per call: no
+per-shape cache yet, asyncpg caches the prepared statements).
 
 A collection is a table: key columns ``k0..`` (``bytea``, the memcomparable BSON encoding of the
 key value, so ``ORDER BY`` on them is BSON order and 1 and "1" stay apart), the document as
@@ -31,8 +32,6 @@ from asyncdb.backends.postgres.jsonpath import Compiled, compile_term
 from asyncdb.errors import ConfigurationError
 from asyncdb.query.ast import MatchAll, Node, Sort
 from asyncdb.types import CollectionSpec, Index, Plan, Query
-
-_CACHE_LIMIT = 1024
 
 
 @dataclass(slots=True)

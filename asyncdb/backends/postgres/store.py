@@ -137,7 +137,7 @@ class PostgresStore(Store):
         secondary_indexes=True,
         unique_indexes=False,
         server_side_sort=False,
-        regex_pushdown=False,
+        regex_pushdown=True,
         keyset_pagination=True,
         bulk_insert=True,
     )
@@ -467,10 +467,23 @@ class PostgresCollection(StoreCollection):
             f"INSERT INTO {table} ({', '.join(keys)}, body, tagged) "
             f"VALUES ({', '.join(f'${i + 1}' for i in range(n))}, ${n + 1}, ${n + 2})"
         )
-        by_key = " AND ".join(f"{k} = ${i + 3}" for i, k in enumerate(keys))
-        self._update_sql = f"UPDATE {table} SET body = $1, tagged = $2 WHERE {by_key}"
         by_key0 = " AND ".join(f"{k} = ${i + 1}" for i, k in enumerate(keys))
-        self._delete_sql = f"DELETE FROM {table} WHERE {by_key0}"
+        # Set-based writes: every row of a batch in one statement (one round trip), the rows
+        # given as parallel arrays that unnest pairs up again.
+        arrays = ", ".join(f"${i + 1}::bytea[]" for i in range(n))
+        aliases = ", ".join(keys)
+        joined = " AND ".join(f"{table}.{k} = u.{k}" for k in keys)
+        self._update_sql = (
+            f"UPDATE {table} SET body = u.body, tagged = u.tagged "
+            f"FROM unnest({arrays}, ${n + 1}::text[], ${n + 2}::smallint[]) "
+            f"AS u({aliases}, body, tagged) WHERE {joined}"
+        )
+        if n == 1:
+            self._delete_sql = f'DELETE FROM {table} WHERE "k0" = ANY($1::bytea[])'
+        else:
+            self._delete_sql = (
+                f"DELETE FROM {table} USING unnest({arrays}) AS u({aliases}) WHERE {joined}"
+            )
         self._get_sql = f"SELECT body, tagged FROM {table} WHERE {by_key0}"
 
     async def ensure(self) -> None:
@@ -519,21 +532,32 @@ class PostgresCollection(StoreCollection):
             except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 raise _pg_error(exc, f"insert into {self.spec.name!r}") from None
 
+    def _key_columns(self, docs: list[Doc]) -> list[list[bytes]]:
+        """The keys of ``docs`` as one array per key column (for ``unnest``)."""
+        columns: list[list[bytes]] = [[] for _ in self.spec.key]
+        for doc in docs:
+            for column, value in zip(columns, self._key_params(doc), strict=True):
+                column.append(value)
+        return columns
+
     async def replace_docs(self, pairs: list[tuple[Doc, Doc]], session: Session) -> None:
-        rows = [(*encode_doc(new), *self._key_params(new)) for _old, new in pairs]
-        async with self.store.section(session, transaction=False) as s, s.lock.hold():
-            try:
-                await s.check().executemany(self._update_sql, rows)
-            except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                raise _pg_error(exc, f"update of {self.spec.name!r}") from None
+        """Rewrite every changed document in one ``UPDATE ... FROM unnest`` statement. ``body``
+        stays the source of truth, so the new text is computed here: jsonb_set in SQL would
+        reorder fields and turn -0.0 into 0, which the stored text must keep."""
+        news = [new for _old, new in pairs]
+        encoded = [encode_doc(new) for new in news]
+        params: list[Any] = [
+            *self._key_columns(news),
+            [text for text, _flags in encoded],
+            [flags for _text, flags in encoded],
+        ]
+        await self.store.execute(self._update_sql, params, session, f"update of {self.spec.name!r}")
 
     async def delete_docs(self, docs: list[Doc], session: Session) -> None:
-        rows = [self._key_params(doc) for doc in docs]
-        async with self.store.section(session, transaction=False) as s, s.lock.hold():
-            try:
-                await s.check().executemany(self._delete_sql, rows)
-            except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                raise _pg_error(exc, f"delete from {self.spec.name!r}") from None
+        """Delete every document of ``docs`` in one statement."""
+        await self.store.execute(
+            self._delete_sql, self._key_columns(docs), session, f"delete from {self.spec.name!r}"
+        )
 
     def atomic(self, session: Session | None) -> Any:
         return self.store.section(session, transaction=False)

@@ -1,0 +1,846 @@
+"""``dynamodb://host:port?region=us-east-1&table_prefix=app_``: DynamoDB through aioboto3.
+
+One aioboto3 session and low-level client per store, opened in ``open`` and closed in ``close``.
+Without a host the client uses AWS's endpoint and the usual credential chain; with a host
+(DynamoDB Local) and no credentials configured, fixed dummy ones are used (Local checks that a
+request is signed, not by whom).
+
+Writes are conditional on the item's version attribute (``._v``): an update is a
+compare-and-set, retried on ``ConditionalCheckFailed``; an insert is ``attribute_not_exists``.
+``insert_many`` of at most 100 documents is one ``TransactWriteItems``; a larger one checks
+every key with ``BatchGetItem`` first, then writes with ``BatchWriteItem`` in chunks of 25
+(``UnprocessedItems`` retried with exponential backoff and jitter), and deletes what it wrote if
+a chunk still fails. That is all-or-nothing against duplicates and failures, but not isolated
+from a concurrent writer of the same keys between the check and the write.
+
+A transaction buffers its writes (reads inside it see them) and records the version of every
+item it read; the commit is one ``TransactWriteItems`` whose conditions re-check those versions
+(at most 100 items), so a conflicting writer makes it fail with :class:`TransactionError`
+carrying DynamoDB's cancellation reasons, and outside readers never see uncommitted writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, Self
+from urllib.parse import parse_qs, urlsplit
+
+from asyncdb.backends.base import (
+    Doc,
+    KeyTuple,
+    Session,
+    Store,
+    StoreCollection,
+    check_key,
+    expired_filter,
+    key_of,
+)
+from asyncdb.errors import (
+    BackendError,
+    ConfigurationError,
+    DuplicateKey,
+    TransactionError,
+)
+from asyncdb.query.ast import Node, Update
+from asyncdb.query.evaluate import matches
+from asyncdb.query.update import apply_update, strict_equal
+from asyncdb.types import Capabilities, CollectionSpec, Plan, Query, check_identifier
+
+from .codec import (
+    BODY,
+    TTL_SHADOW,
+    VERSION,
+    decode_body,
+    encode_body,
+    native,
+    sortable,
+    ttl_epoch,
+)
+from .planner import DynamoRequest, TableLayout, build_plan, index_attributes, key_attributes
+
+DUMMY_CREDENTIALS = {"aws_access_key_id": "asyncdblocal", "aws_secret_access_key": "asyncdblocal"}
+MAX_TRANSACTION_ITEMS = 100
+BATCH_WRITE_ITEMS = 25
+BATCH_GET_ITEMS = 100
+MAX_RETRIES = 12
+PAGE_ITEMS = 200
+
+
+class _Conflict(Exception):
+    """A conditional write lost a race; the caller re-reads and retries."""
+
+
+class DynamoSession(Session):
+    """A write section. In a transaction it buffers writes and remembers read versions."""
+
+    def __init__(self, *, transaction: bool) -> None:
+        self.in_transaction = transaction
+        self.versions: dict[tuple[str, KeyTuple], int | None] = {}  # read set: key -> version
+        self.writes: dict[tuple[str, KeyTuple], Doc | None] = {}  # buffered: None = deleted
+        self.collections: dict[str, DynamoCollection] = {}
+
+
+class DynamoStore(Store):
+    """DynamoDB (or DynamoDB Local) through aioboto3's low-level client."""
+
+    name = "dynamodb"
+    capabilities = Capabilities(
+        transactions=True,
+        conditional_writes=True,
+        ttl=True,
+        secondary_indexes=True,
+        unique_indexes=False,
+        server_side_sort=False,
+        regex_pushdown=False,
+        keyset_pagination=True,
+        bulk_insert=True,
+    )
+
+    def __init__(self, client: Any, client_cm: Any, prefix: str) -> None:
+        self.client = client
+        self._client_cm = client_cm
+        self.prefix = prefix
+        self.owners: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` without waiting for it; ``close`` waits for it."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    @classmethod
+    async def open(cls, url: str, options: Mapping[str, Any]) -> Self:
+        import aioboto3
+
+        parts = urlsplit(url)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        region = str(options.get("region") or query.get("region") or "us-east-1")
+        prefix = str(options.get("table_prefix") or query.get("table_prefix") or "")
+        if prefix:
+            check_identifier(prefix.rstrip("_-") or "x", "table prefix")
+        session = aioboto3.Session()
+        kwargs: dict[str, Any] = {"region_name": region}
+        if parts.hostname:
+            scheme = "https" if query.get("tls") in ("1", "true") else "http"
+            port = f":{parts.port}" if parts.port else ""
+            kwargs["endpoint_url"] = f"{scheme}://{parts.hostname}{port}"
+            key_id = options.get("aws_access_key_id") or query.get("aws_access_key_id")
+            secret = options.get("aws_secret_access_key") or query.get("aws_secret_access_key")
+            if key_id and secret:
+                kwargs.update(aws_access_key_id=key_id, aws_secret_access_key=secret)
+            elif await asyncio.to_thread(_no_credentials):
+                kwargs.update(DUMMY_CREDENTIALS)
+        elif parts.netloc:
+            raise ConfigurationError(f"bad dynamodb URL {url!r}")
+        client_cm = session.client("dynamodb", **kwargs)
+        client = await client_cm.__aenter__()
+        try:
+            # connect now (signing setup, TCP, a bad endpoint) rather than inside the first
+            # write; any answer will do (a policy without ListTables answers AccessDenied)
+            with contextlib.suppress(client.exceptions.ClientError):
+                await client.list_tables(Limit=1)
+        except BaseException:
+            await client_cm.__aexit__(None, None, None)
+            raise
+        return cls(client, client_cm, prefix)
+
+    async def close(self) -> None:
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        if self._client_cm is not None:
+            cm, self._client_cm = self._client_cm, None
+            await cm.__aexit__(None, None, None)
+
+    def collection(self, spec: CollectionSpec) -> DynamoCollection:
+        return DynamoCollection(self, spec)
+
+    def check_not_owner(self) -> None:
+        """A plain read or write from a task with an open transaction would bypass it."""
+        task = asyncio.current_task()
+        if task is not None and task in self.owners:
+            raise TransactionError(
+                "this task has a transaction open: use tx.collection(name) inside it"
+            )
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[DynamoSession]:
+        self.check_not_owner()
+        task = asyncio.current_task()
+        assert task is not None
+        session = DynamoSession(transaction=True)
+        self.owners.add(task)
+        try:
+            yield session
+        finally:
+            self.owners.discard(task)
+        await self._commit(session)
+
+    def transaction(self) -> Any:
+        return self._transaction()
+
+    async def _commit(self, session: DynamoSession) -> None:
+        ops: list[dict[str, Any]] = []
+        for (table, key), new in session.writes.items():
+            coll = session.collections[table]
+            seen = session.versions.get((table, key))
+            if new is None and seen is None:  # inserted and deleted inside: still absent
+                ops.append(coll.check_op(key, None))
+            else:
+                ops.append(coll.write_op(key, new, seen))
+        for (table, key), seen in session.versions.items():
+            if (table, key) not in session.writes:
+                ops.append(session.collections[table].check_op(key, seen))
+        if not ops:
+            return
+        if len(ops) > MAX_TRANSACTION_ITEMS:
+            raise TransactionError(
+                f"this transaction touches {len(ops)} items; DynamoDB commits at most "
+                f"{MAX_TRANSACTION_ITEMS} together"
+            )
+        try:
+            await self.client.transact_write_items(TransactItems=ops)
+        except self.client.exceptions.TransactionCanceledException as exc:
+            reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]
+            raise TransactionError(
+                f"the transaction was cancelled (conflict), reasons: {reasons}"
+            ) from exc
+        except self.client.exceptions.TransactionConflictException as exc:
+            raise TransactionError("the transaction conflicted with another one") from exc
+
+
+class DynamoCollection(StoreCollection):
+    """One collection as one DynamoDB table."""
+
+    store: DynamoStore
+
+    def __init__(self, store: DynamoStore, spec: CollectionSpec) -> None:
+        self.store = store
+        self.spec = spec
+        self.layout = TableLayout.of(spec)
+        self.table = f"{store.prefix}{spec.name}"
+
+    # --- table -----------------------------------------------------------------------------
+
+    async def ensure(self) -> None:
+        client = self.store.client
+        try:  # create first: a new table (the common case here) costs one round trip
+            reply = await client.create_table(**table_definition(self.spec, self.table))
+            status, created = reply["TableDescription"]["TableStatus"], True
+        except client.exceptions.ResourceInUseException:  # it exists (or is being created)
+            described = await client.describe_table(TableName=self.table)
+            status, created = described["Table"]["TableStatus"], False
+        if status != "ACTIVE":
+            waiter = client.get_waiter("table_exists")
+            config = {"Delay": 1, "MaxAttempts": 600}
+            await waiter.wait(TableName=self.table, WaiterConfig=config)
+        if self.spec.ttl is not None and created:
+            # Reads filter expired documents themselves: DynamoDB's own deletion is a clean-up
+            # that may start later, so the first write does not wait for it.
+            self.store.in_background(self._enable_ttl())
+
+    async def _enable_ttl(self) -> None:
+        client = self.store.client
+        with contextlib.suppress(client.exceptions.ClientError):  # DynamoDB Local may lack it
+            await client.update_time_to_live(
+                TableName=self.table,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_SHADOW},
+            )
+
+    # --- encoding ----------------------------------------------------------------------------
+
+    def encode(self, doc: Doc, version: int) -> dict[str, Any]:
+        item: dict[str, Any] = {}
+        for name, value in doc.items():
+            # key fields hold their sortable form (what filters on them compare with)
+            item[name] = native(value) if name not in self.spec.key else {"S": sortable(value)}
+        item.update(key_attributes(key_of(doc, self.spec), self.layout))
+        item.update(index_attributes(doc, self.layout))
+        item[BODY] = {"S": encode_body(doc)}
+        item[VERSION] = {"N": str(version)}
+        if self.spec.ttl is not None:
+            at: Any = doc
+            for part in self.spec.ttl.split("."):
+                at = at.get(part) if isinstance(at, dict) else None
+            epoch = ttl_epoch(at)
+            if epoch is not None:
+                item[TTL_SHADOW] = {"N": str(epoch)}
+        return item
+
+    def key(self, key: KeyTuple) -> dict[str, Any]:
+        return key_attributes(key, self.layout)
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def plan(self, query: Query) -> Plan:
+        return build_plan(query, self.spec)
+
+    async def _items(self, request: DynamoRequest) -> AsyncIterator[dict[str, Any]]:
+        client = self.store.client
+        if request.operation in ("GetItem", "BatchGetItem"):
+            for item in await self._get_many(list(request.keys)):
+                if item is not None:
+                    yield item
+            return
+        # bounded pages: a 1 MB page of parsed items would defeat streaming in constant memory
+        base: dict[str, Any] = {"TableName": self.table, "Limit": PAGE_ITEMS}
+        if request.filter is not None:
+            base["FilterExpression"] = request.filter
+        if request.index is not None:
+            base["IndexName"] = request.index
+        else:
+            base["ConsistentRead"] = True
+        conditions: tuple[str | None, ...] = request.key_conditions or (None,)
+        for condition in conditions:
+            params = dict(base)
+            if condition is not None:
+                params["KeyConditionExpression"] = condition
+            names = _used_names(request, condition)
+            values = _used_values(request, condition)
+            if names:
+                params["ExpressionAttributeNames"] = names
+            if values:
+                params["ExpressionAttributeValues"] = values
+            call = client.query if condition is not None else client.scan
+            while True:
+                page = await _retrying(call, **params)
+                for item in page.get("Items", ()):
+                    yield item
+                last = page.get("LastEvaluatedKey")
+                if not last:  # an empty page before this is normal
+                    break
+                params["ExclusiveStartKey"] = last
+
+    async def _get_many(self, keys: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+        client = self.store.client
+        if len(keys) == 1:
+            got = await _retrying(
+                client.get_item, TableName=self.table, Key=keys[0], ConsistentRead=True
+            )
+            return [got.get("Item")]
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(keys), BATCH_GET_ITEMS):
+            pending: list[dict[str, Any]] = keys[start : start + BATCH_GET_ITEMS]
+            attempt = 0
+            while pending:
+                request = {self.table: {"Keys": pending, "ConsistentRead": True}}
+                reply = await _retrying(client.batch_get_item, RequestItems=request)
+                for item in reply.get("Responses", {}).get(self.table, []):
+                    found[self._key_id(item)] = item
+                pending = reply.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
+                if pending:
+                    attempt += 1
+                    await _backoff(attempt)
+        return [found.get(self._key_id(k)) for k in keys]
+
+    def _key_id(self, item: Mapping[str, Any]) -> str:
+        hash_value: str = item[self.layout.hash_attr]["S"]
+        if self.layout.range_attr is None:
+            return hash_value
+        range_value: str = item[self.layout.range_attr]["S"]
+        return hash_value + "\x00" + range_value
+
+    async def rows(self, plan: Plan, session: Session | None) -> AsyncIterator[Doc]:
+        request: DynamoRequest = plan.payload
+        if isinstance(session, _VersionedSection):
+            async for item in self._items(request):
+                doc = decode_body(item[BODY]["S"])
+                session.versions[(self.table, key_of(doc, self.spec))] = int(item[VERSION]["N"])
+                yield doc
+            return
+        if session is None or not session.in_transaction:
+            if session is None:
+                self.store.check_not_owner()
+            async for item in self._items(request):
+                yield decode_body(item[BODY]["S"])
+            return
+        assert isinstance(session, DynamoSession)
+        session.collections[self.table] = self
+        seen: set[KeyTuple] = set()
+        async for item in self._items(request):
+            doc = decode_body(item[BODY]["S"])
+            key = key_of(doc, self.spec)
+            seen.add(key)
+            session.versions.setdefault((self.table, key), int(item[VERSION]["N"]))
+            if (self.table, key) in session.writes:
+                doc = session.writes[(self.table, key)]  # type: ignore[assignment]
+                if doc is None:
+                    continue
+            yield doc
+        # buffered inserts and updates the store does not know yet; the residual re-checks
+        residual = plan.residual_node
+        for (table, key), new in list(session.writes.items()):
+            if table != self.table or key in seen or new is None:
+                continue
+            if residual is None or matches(residual, new):
+                yield new
+
+    async def get(self, key: KeyTuple, session: Session | None) -> Doc | None:
+        if (session is not None and session.in_transaction) or self.spec.ttl is not None:
+            return await super().get(key, session)
+        if session is None:
+            self.store.check_not_owner()
+        (item,) = await self._get_many([self.key(key)])
+        return None if item is None else decode_body(item[BODY]["S"])
+
+    # --- writes ------------------------------------------------------------------------------
+
+    def write_op(self, key: KeyTuple, new: Doc | None, seen: int | None) -> dict[str, Any]:
+        """A TransactWriteItems entry: put ``new`` (or delete) if the version is still ``seen``."""
+        names = {"#v": VERSION}
+        if new is None:
+            return {
+                "Delete": {
+                    "TableName": self.table,
+                    "Key": self.key(key),
+                    "ConditionExpression": "#v = :v",
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": {":v": {"N": str(seen)}},
+                }
+            }
+        if seen is None:
+            return {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": self.encode(new, 1),
+                    "ConditionExpression": "attribute_not_exists(#v)",
+                    "ExpressionAttributeNames": names,
+                }
+            }
+        return {
+            "Put": {
+                "TableName": self.table,
+                "Item": self.encode(new, seen + 1),
+                "ConditionExpression": "#v = :v",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": {":v": {"N": str(seen)}},
+            }
+        }
+
+    def check_op(self, key: KeyTuple, seen: int | None) -> dict[str, Any]:
+        """A ConditionCheck that the item read is unchanged (or still absent)."""
+        check: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": self.key(key),
+            "ExpressionAttributeNames": {"#v": VERSION},
+        }
+        if seen is None:
+            check["ConditionExpression"] = "attribute_not_exists(#v)"
+        else:
+            check["ConditionExpression"] = "#v = :v"
+            check["ExpressionAttributeValues"] = {":v": {"N": str(seen)}}
+        return {"ConditionCheck": check}
+
+    async def _existing(self, keys: list[KeyTuple]) -> dict[KeyTuple, int]:
+        """The versions of those keys that exist in the store."""
+        items = await self._get_many([self.key(k) for k in keys])
+        return {
+            k: int(item[VERSION]["N"])
+            for k, item in zip(keys, items, strict=True)
+            if item is not None
+        }
+
+    async def insert(self, docs: list[Doc], session: Session | None) -> list[KeyTuple]:
+        if self.spec.ttl is None or (session is not None and session.in_transaction):
+            return await super().insert(docs, session)
+        # Outside a transaction an expired document's key is reused by the conditional write
+        # itself (see _replaceable), instead of a purge query before every insert.
+        keys = [check_key(doc, self.spec) for doc in docs]
+        if len(set(keys)) != len(keys):
+            dup = next(k for k in keys if keys.count(k) > 1)
+            raise DuplicateKey(f"the batch holds the key {dup!r} twice", key=dup)
+        await self.insert_docs(docs, session)
+        return keys
+
+    async def insert_docs(self, docs: list[Doc], session: Session | None) -> None:
+        keys = [key_of(d, self.spec) for d in docs]
+        if session is not None and session.in_transaction:
+            assert isinstance(session, DynamoSession)
+            session.collections[self.table] = self
+            unknown = [k for k in keys if (self.table, k) not in session.writes]
+            existing = await self._existing(unknown) if unknown else {}
+            for k in keys:
+                buffered = session.writes.get((self.table, k), "absent")
+                if buffered not in ("absent", None) or (buffered == "absent" and k in existing):
+                    raise DuplicateKey(f"key {k!r} exists in {self.spec.name!r}", key=k)
+            for k, doc in zip(keys, docs, strict=True):
+                if (self.table, k) not in session.versions:
+                    session.versions[(self.table, k)] = existing.get(k)
+                session.writes[(self.table, k)] = doc
+            return
+        if session is None:
+            self.store.check_not_owner()
+        if len(docs) <= MAX_TRANSACTION_ITEMS:
+            await self._insert_transactionally(keys, docs)
+        else:
+            await self._insert_in_batches(keys, docs)
+
+    async def _insert_transactionally(self, keys: list[KeyTuple], docs: list[Doc]) -> None:
+        """One conditional put, or one TransactWriteItems of puts: each only if no item has
+        the key, or (TTL) only over the version of an expired one."""
+        client = self.store.client
+        expected: dict[KeyTuple, int | None] = {}
+        for _attempt in range(MAX_RETRIES):
+            ops = [self.write_op(k, d, expected.get(k)) for k, d in zip(keys, docs, strict=True)]
+            try:
+                if len(ops) == 1:
+                    await _retrying(client.put_item, **ops[0]["Put"])
+                else:
+                    await _retrying(client.transact_write_items, TransactItems=ops)
+                return
+            except client.exceptions.ConditionalCheckFailedException:
+                failed = keys
+            except client.exceptions.TransactionCanceledException as exc:
+                reasons = exc.response.get("CancellationReasons", [])
+                codes = [r.get("Code") for r in reasons]
+                failed = [
+                    k for k, c in zip(keys, codes, strict=False) if c == "ConditionalCheckFailed"
+                ]
+                if not failed:
+                    raise TransactionError(f"insert cancelled: {codes}") from exc
+            expected.update(await self._replaceable(failed))
+        raise TransactionError("an insert kept conflicting with concurrent writers")
+
+    async def _replaceable(self, keys: list[KeyTuple]) -> dict[KeyTuple, int | None]:
+        """For keys a conditional insert found taken: None if the item is gone now, its
+        version if it holds an expired document (the key is free); else DuplicateKey."""
+        items = await self._get_many([self.key(k) for k in keys])
+        out: dict[KeyTuple, int | None] = {}
+        expired = None if self.spec.ttl is None else expired_filter(self.spec.ttl)
+        for k, item in zip(keys, items, strict=True):
+            if item is None:
+                out[k] = None
+            elif expired is not None and matches(expired, decode_body(item[BODY]["S"])):
+                out[k] = int(item[VERSION]["N"])
+            else:
+                raise DuplicateKey(f"key {k!r} exists in {self.spec.name!r}", key=k)
+        return out
+
+    async def _insert_in_batches(self, keys: list[KeyTuple], docs: list[Doc]) -> None:
+        taken = list(await self._existing(keys))
+        if taken:
+            await self._replaceable(taken)  # DuplicateKey unless every one has expired
+        written: list[KeyTuple] = []
+        try:
+            for start in range(0, len(docs), BATCH_WRITE_ITEMS):
+                chunk = docs[start : start + BATCH_WRITE_ITEMS]
+                puts = [{"PutRequest": {"Item": self.encode(d, 1)}} for d in chunk]
+                await self._batch_write(puts)
+                written.extend(keys[start : start + BATCH_WRITE_ITEMS])
+        except BaseException:
+            deletes = [{"DeleteRequest": {"Key": self.key(k)}} for k in written]
+            for start in range(0, len(deletes), BATCH_WRITE_ITEMS):
+                with contextlib.suppress(Exception):
+                    await self._batch_write(deletes[start : start + BATCH_WRITE_ITEMS])
+            raise
+
+    async def _batch_write(self, requests: list[dict[str, Any]]) -> None:
+        """One BatchWriteItem, with UnprocessedItems retried (backoff and jitter) until done."""
+        pending = requests
+        attempt = 0
+        while pending:
+            reply = await _retrying(
+                self.store.client.batch_write_item, RequestItems={self.table: pending}
+            )
+            pending = reply.get("UnprocessedItems", {}).get(self.table, [])
+            if pending:
+                attempt += 1
+                await _backoff(attempt)
+
+    async def replace_docs(self, pairs: list[tuple[Doc, Doc]], session: Session) -> None:
+        assert isinstance(session, DynamoSession)
+        if session.in_transaction:
+            session.collections[self.table] = self
+            for old, new in pairs:
+                key = key_of(old, self.spec)
+                session.versions.setdefault((self.table, key), None)
+                session.writes[(self.table, key)] = new
+            return
+        retry = session.retry if isinstance(session, _VersionedSection) else None
+        for old, new in pairs:
+            key = key_of(old, self.spec)
+            version = session.versions.get((self.table, key))
+            if retry is None:
+                await self._put_if_version(key, new, version)
+            else:
+                await self._put_retrying(key, new, version, *retry)
+
+    async def _put_retrying(
+        self, key: KeyTuple, new: Doc, version: int | None, node: Node, update: Update
+    ) -> None:
+        """update_many outside a transaction: a lost race on one document re-reads it,
+        re-checks the filter and re-applies the update, without touching the others again."""
+        for _attempt in range(200):
+            try:
+                await self._put_if_version(key, new, version)
+                return
+            except _Conflict:
+                (item,) = await self._get_many([self.key(key)])
+                if item is None:
+                    return
+                current = decode_body(item[BODY]["S"])
+                if not matches(node, current):
+                    return
+                version = int(item[VERSION]["N"])
+                new = self._keep_key(current, apply_update(update, current))
+                if strict_equal(current, new):
+                    return
+        raise TransactionError("an update kept conflicting with concurrent writers")
+
+    async def _put_if_version(self, key: KeyTuple, new: Doc, version: int | None) -> None:
+        client = self.store.client
+        try:
+            if version is None:
+                raise _Conflict  # read without a version: re-read
+            await _retrying(
+                client.put_item,
+                TableName=self.table,
+                Item=self.encode(new, version + 1),
+                ConditionExpression="#v = :v",
+                ExpressionAttributeNames={"#v": VERSION},
+                ExpressionAttributeValues={":v": {"N": str(version)}},
+            )
+        except client.exceptions.ConditionalCheckFailedException:
+            raise _Conflict from None
+
+    async def delete_docs(self, docs: list[Doc], session: Session) -> None:
+        assert isinstance(session, DynamoSession)
+        if session.in_transaction:
+            session.collections[self.table] = self
+            for doc in docs:
+                key = key_of(doc, self.spec)
+                session.versions.setdefault((self.table, key), None)
+                session.writes[(self.table, key)] = None
+            return
+        for doc in docs:
+            key = key_of(doc, self.spec)
+            await self._delete_if_version(key, session.versions.get((self.table, key)))
+
+    async def _delete_if_version(self, key: KeyTuple, version: int | None) -> None:
+        client = self.store.client
+        condition: dict[str, Any] = {"ExpressionAttributeNames": {"#v": VERSION}}
+        if version is None:
+            condition["ConditionExpression"] = "attribute_exists(#v)"
+        else:
+            condition["ConditionExpression"] = "#v = :v"
+            condition["ExpressionAttributeValues"] = {":v": {"N": str(version)}}
+        try:
+            await _retrying(
+                client.delete_item, TableName=self.table, Key=self.key(key), **condition
+            )
+        except client.exceptions.ConditionalCheckFailedException:
+            raise _Conflict from None
+
+    async def _delete_versions(self, keys: list[KeyTuple], section: DynamoSession) -> None:
+        """Delete these items if their versions are still the ones read, all or none."""
+        versions = [section.versions.get((self.table, k)) for k in keys]
+        if len(keys) == 1 or any(v is None for v in versions):
+            for k, v in zip(keys, versions, strict=True):
+                await self._delete_if_version(k, v)
+            return
+        ops = [self.write_op(k, None, v) for k, v in zip(keys, versions, strict=True)]
+        client = self.store.client
+        try:
+            await _retrying(client.transact_write_items, TransactItems=ops)
+        except client.exceptions.TransactionCanceledException:
+            raise _Conflict from None
+
+    async def delete(
+        self,
+        node: Node,
+        *,
+        multi: bool,
+        session: Session | None,
+        allow_scan: bool | None = None,
+        raw: bool = False,
+    ) -> int:
+        """Outside a transaction: each delete is conditional on the version read, so a document
+        changed meanwhile is re-read and deleted only if it still matches."""
+        if session is not None:
+            return await super().delete(
+                node, multi=multi, session=session, allow_scan=allow_scan, raw=raw
+            )
+        self.store.check_not_owner()
+        query = Query(node if raw else self.visible(node), limit=None if multi else 1)
+        plan = self.execution_plan(query)
+        self.check_scan(plan, query, allow_scan)
+        deleted = 0
+        for attempt in range(1, 100):
+            section = _VersionedSection(self)
+            docs = [doc async for doc in self._execute(plan, query, section, allow_scan)]
+            conflicted = False
+            keys = [key_of(doc, self.spec) for doc in docs]
+            # up to 100 conditional deletes per TransactWriteItems (BatchWriteItem has no
+            # conditions); a lost race cancels that chunk, and the query runs again
+            for start in range(0, len(keys), MAX_TRANSACTION_ITEMS):
+                chunk = keys[start : start + MAX_TRANSACTION_ITEMS]
+                try:
+                    await self._delete_versions(chunk, section)
+                    deleted += len(chunk)
+                except _Conflict:
+                    conflicted = True
+            if not conflicted or (not multi and deleted):
+                return deleted
+            await _backoff(min(attempt, 6))  # run the query again: the rest still matching
+        raise TransactionError("a delete kept conflicting with concurrent writers")
+
+    def atomic(self, session: Session | None) -> Any:
+        return self._atomic(session)
+
+    @asynccontextmanager
+    async def _atomic(self, session: Session | None) -> AsyncIterator[Session]:
+        if session is not None:
+            yield session
+            return
+        self.store.check_not_owner()
+        yield _VersionedSection(self)
+
+    async def update(
+        self,
+        node: Any,
+        update: Any,
+        *,
+        multi: bool,
+        upsert: bool,
+        session: Session | None,
+        allow_scan: bool | None = None,
+        sort: Any = (),
+        return_document: str | None = None,
+    ) -> Any:
+        """Outside a transaction: a compare-and-set per document, re-read and retried on a
+        lost race (so concurrent updates never lose one another)."""
+        if session is not None:
+            return await super().update(
+                node,
+                update,
+                multi=multi,
+                upsert=upsert,
+                session=session,
+                allow_scan=allow_scan,
+                sort=sort,
+                return_document=return_document,
+            )
+        self.store.check_not_owner()
+        for attempt in range(1, 200):
+            section = _VersionedSection(self, retry=(node, update) if multi else None)
+            try:
+                return await super().update(
+                    node,
+                    update,
+                    multi=multi,
+                    upsert=upsert,
+                    session=section,
+                    allow_scan=allow_scan,
+                    sort=sort,
+                    return_document=return_document,
+                )
+            except _Conflict:
+                await _backoff(min(attempt, 6))
+            except DuplicateKey:
+                if not upsert:
+                    raise
+                await _backoff(min(attempt, 6))  # a concurrent upsert inserted it: re-read
+        raise TransactionError("an update kept conflicting with concurrent writers")
+
+
+class _VersionedSection(DynamoSession):
+    """Outside a transaction: reads record versions so that writes can be conditional."""
+
+    def __init__(self, coll: DynamoCollection, retry: tuple[Any, Any] | None = None) -> None:
+        super().__init__(transaction=False)
+        self.coll = coll
+        self.retry = retry
+
+
+def table_definition(spec: CollectionSpec, table: str) -> dict[str, Any]:
+    """The CreateTable request of a collection (on-demand billing, string keys, GSIs)."""
+    layout = TableLayout.of(spec)
+    attributes = {layout.hash_attr}
+    key_schema = [{"AttributeName": layout.hash_attr, "KeyType": "HASH"}]
+    if layout.range_attr is not None:
+        attributes.add(layout.range_attr)
+        key_schema.append({"AttributeName": layout.range_attr, "KeyType": "RANGE"})
+    request: dict[str, Any] = {
+        "TableName": table,
+        "KeySchema": key_schema,
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    gsis = []
+    for gsi in layout.gsis:
+        attributes.update((gsi.hash_attr, gsi.range_attr))
+        gsis.append(
+            {
+                "IndexName": gsi.name,
+                "KeySchema": [
+                    {"AttributeName": gsi.hash_attr, "KeyType": "HASH"},
+                    {"AttributeName": gsi.range_attr, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        )
+    if gsis:
+        request["GlobalSecondaryIndexes"] = gsis
+    request["AttributeDefinitions"] = [
+        {"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)
+    ]
+    return request
+
+
+def _no_credentials() -> bool:
+    """Whether the usual credential chain finds nothing (env, files, instance role)."""
+    import botocore.session
+
+    return botocore.session.get_session().get_credentials() is None
+
+
+def _used_values(request: DynamoRequest, condition: str | None = None) -> dict[str, Any]:
+    """The placeholders one call uses (DynamoDB rejects unused ones)."""
+    text = (request.filter or "") + " " + (condition or "")
+    return {k: v for k, v in request.values.items() if _mentions(text, k)}
+
+
+def _mentions(text: str, placeholder: str) -> bool:
+    start = 0
+    while (i := text.find(placeholder, start)) != -1:
+        end = i + len(placeholder)
+        if end == len(text) or not text[end].isdigit():
+            return True
+        start = end
+    return False
+
+
+def _used_names(request: DynamoRequest, condition: str | None) -> dict[str, str]:
+    text = (request.filter or "") + " " + (condition or "")
+    return {k: v for k, v in request.names.items() if _mentions(text, k)}
+
+
+async def _backoff(attempt: int) -> None:
+    """Exponential backoff with full jitter (10 ms base, 2 s cap)."""
+    await asyncio.sleep(random.uniform(0, min(2.0, 0.01 * 2**attempt)))
+
+
+_THROTTLED = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+}
+
+
+async def _retrying(call: Any, **params: Any) -> Any:
+    """A client call, retried with backoff while DynamoDB throttles."""
+    from botocore.exceptions import ClientError
+
+    for attempt in range(1, MAX_RETRIES + 1):
+        try:
+            return await call(**params)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code not in _THROTTLED or attempt == MAX_RETRIES:
+                raise
+            await _backoff(attempt)
+    raise BackendError("unreachable")

@@ -1,0 +1,195 @@
+"""DynamoDB through asyncdb against raw aioboto3, on a throwaway DynamoDB Local, in one run.
+
+1. Bulk insert of 10,000 items: asyncdb ``insert_many`` (a BatchGetItem duplicate check, then
+   BatchWriteItem in chunks of 25) against raw sequential ``put_item`` and against raw
+   ``batch_write_item`` in chunks of 25 (the driver's fastest path). Each writes into its own
+   empty table; the raw items hold the same fields, marshalled directly.
+2. A selective query (1% of the items) with and without a usable GSI: asyncdb ``find`` on a
+   collection with ``indexes=["colour"]`` (Query on the GSI) and on one without (Scan with a
+   FilterExpression, scans allowed), each against the raw request that ``explain()`` shows,
+   replayed with aioboto3. Items read is DynamoDB's ScannedCount summed over pages.
+
+DynamoDB Local runs on the same two shared cores as everything else: ratios within this run are
+what count, not absolute times.
+
+    python benchmarks/bench_dynamodb.py  # + results/dynamodb.json
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test bed's servers
+
+import aioboto3
+from _report import markdown_table, print_table, save_results
+from servers.dynamodb import DUMMY_CREDENTIALS, DynamoDBLocalServer, DynamoEndpoint
+
+import asyncdb
+from asyncdb.backends.dynamodb.store import table_definition
+from asyncdb.types import CollectionSpec
+
+ITEMS = 10_000
+QUERY_ROUNDS = 5
+COLOURS = ("blue", "green", "yellow", "black")
+
+
+def make_doc(i: int) -> dict[str, Any]:
+    return {
+        "id": f"item-{i:06d}",
+        "colour": "red" if i % 100 == 0 else COLOURS[i % len(COLOURS)],
+        "n": i,
+        "title": f"Disk usage above {80 + i % 20}% on host-{i % 999}",
+        "tags": ["disk", "cpu"],
+    }
+
+
+def raw_item(doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": {"S": doc["id"]},
+        "colour": {"S": doc["colour"]},
+        "n": {"N": str(doc["n"])},
+        "title": {"S": doc["title"]},
+        "tags": {"L": [{"S": t} for t in doc["tags"]]},
+    }
+
+
+async def create_raw_table(client: Any, name: str) -> None:
+    await client.create_table(**table_definition(CollectionSpec("raw"), name))
+    await client.get_waiter("table_exists").wait(TableName=name)
+
+
+async def bench_bulk(client: Any, url: str, prefix: str) -> list[list[Any]]:
+    docs = [make_doc(i) for i in range(ITEMS)]
+    db = await asyncdb.connect(url)
+    try:
+        coll = db.collection("bulk")
+        await coll.insert_one({"id": "warm"})  # the table exists before timing
+        started = time.perf_counter()
+        await coll.insert_many(docs)
+        asyncdb_s = time.perf_counter() - started
+        assert await coll.count_documents({}, allow_scan=True) == ITEMS + 1
+    finally:
+        await db.close()
+
+    await create_raw_table(client, prefix + "raw_put")
+    started = time.perf_counter()
+    for doc in docs:
+        await client.put_item(TableName=prefix + "raw_put", Item=raw_item(doc))
+    put_s = time.perf_counter() - started
+
+    await create_raw_table(client, prefix + "raw_batch")
+    started = time.perf_counter()
+    for start in range(0, ITEMS, 25):
+        pending = [{"PutRequest": {"Item": raw_item(d)}} for d in docs[start : start + 25]]
+        while pending:
+            reply = await client.batch_write_item(RequestItems={prefix + "raw_batch": pending})
+            pending = reply.get("UnprocessedItems", {}).get(prefix + "raw_batch", [])
+    batch_s = time.perf_counter() - started
+    return [
+        ["bulk insert 10k: asyncdb insert_many", asyncdb_s, 1.0, ITEMS],
+        ["raw sequential put_item", put_s, asyncdb_s / put_s, ITEMS],
+        ["raw batch_write_item (25)", batch_s, asyncdb_s / batch_s, ITEMS],
+    ]
+
+
+async def replay(client: Any, table: str, native: dict[str, Any]) -> tuple[int, int]:
+    """Run the request explain() shows with the raw client: (items returned, items read)."""
+    returned = read = 0
+    base: dict[str, Any] = {"TableName": table}
+    if "IndexName" in native:
+        base["IndexName"] = native["IndexName"]
+    if "FilterExpression" in native:
+        base["FilterExpression"] = native["FilterExpression"]
+    for condition in native.get("KeyConditionExpression") or [None]:
+        params = dict(base)
+        text = (native.get("FilterExpression") or "") + " " + (condition or "")
+        names = {k: v for k, v in native.get("ExpressionAttributeNames", {}).items() if k in text}
+        values = {
+            k: v
+            for k, v in native.get("ExpressionAttributeValues", {}).items()
+            if k + " " in text + " " or k + ")" in text or k + "," in text
+        }
+        if names:
+            params["ExpressionAttributeNames"] = names
+        if values:
+            params["ExpressionAttributeValues"] = values
+        if condition is not None:
+            params["KeyConditionExpression"] = condition
+        call = client.query if condition is not None else client.scan
+        while True:
+            page = await call(**params)
+            returned += len(page["Items"])
+            read += page["ScannedCount"]
+            if not page.get("LastEvaluatedKey"):
+                break
+            params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return returned, read
+
+
+async def bench_query(client: Any, url: str, prefix: str) -> list[list[Any]]:
+    docs = [make_doc(i) for i in range(ITEMS)]
+    rows: list[list[Any]] = []
+    db = await asyncdb.connect(url)
+    try:
+        for name, options in (("with_gsi", {"indexes": ["colour"]}), ("no_gsi", {})):
+            coll = db.collection(name, allow_scan=True, **options)
+            await coll.insert_many(docs)
+            flt = {"colour": "red"}
+            plan = await coll.explain(flt)
+            times, raw_times = [], []
+            for _ in range(QUERY_ROUNDS):
+                started = time.perf_counter()
+                found = await coll.find(flt).to_list()
+                times.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                returned, read = await replay(client, prefix + name, plan.native)
+                raw_times.append(time.perf_counter() - started)
+            assert len(found) == ITEMS // 100 == returned
+            t, raw = statistics.median(times), statistics.median(raw_times)
+            label = f"query colour=red ({plan.access_path})"
+            rows.append([f"{label}: asyncdb find", t, t / raw, read])
+            rows.append([f"{label}: raw replay of explain()", raw, 1.0, read])
+    finally:
+        await db.close()
+    return rows
+
+
+async def main() -> None:
+    server = DynamoDBLocalServer()
+    server.start()
+    try:
+        async with server.fresh() as url:
+            endpoint = DynamoEndpoint.from_url(url)
+            async with aioboto3.Session().client(
+                "dynamodb",
+                endpoint_url=endpoint.endpoint_url,
+                region_name=endpoint.region,
+                **DUMMY_CREDENTIALS,
+            ) as client:
+                rows = await bench_bulk(client, url, endpoint.table_prefix)
+                rows += await bench_query(client, url, endpoint.table_prefix)
+    finally:
+        server.stop()
+    headers = ["case", "seconds", "ratio (asyncdb / this)", "items read"]
+    print_table(headers, rows)
+    saved = save_results(
+        "dynamodb",
+        {
+            "items": ITEMS,
+            "rows": [dict(zip(headers, r, strict=True)) for r in rows],
+            "note": "DynamoDB Local on a shared, loaded 2-core machine; ratios within one run",
+        },
+    )
+    print(f"saved {saved}")
+    print(markdown_table(headers, rows))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
