@@ -155,6 +155,10 @@ class Cursor:
             return
         yield first
         resilience = coll._db._resilience
+        if not resilience.network:  # in-process stores take no per-call timer
+            async for doc in it:
+                yield doc
+            return
         while True:
             try:
                 async with asyncio.timeout(resilience.policy.timeout):

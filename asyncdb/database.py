@@ -113,7 +113,12 @@ class Database:
         policy: RetryPolicy | None = None,
     ) -> None:
         self._store = store
-        self._resilience = Resilience(store.name, store.classify_error, policy or RetryPolicy())
+        self._resilience = Resilience(
+            store.name,
+            store.classify_error,
+            policy or RetryPolicy(),
+            network=store.network,
+        )
         self.url = url
         self._collections: dict[str, StoreCollection] = {}
         self._ensured: set[str] = set()

@@ -8,7 +8,8 @@ Options of ``asyncdb.connect(url, ...)`` (defaults in brackets):
   applied. Outside a transaction each call runs in its own task, so the error comes on time
   while the driver's clean-up (returning a connection to its pool) goes on in the background;
   inside a transaction the call stays in the caller's task (stores tie sessions to it) and its
-  rollback finishes first. A ``find`` stream applies ``timeout`` to each next document.
+  rollback finishes first. A ``find`` stream applies ``timeout`` to each next document. Only
+  network stores (``Store.network``) get the deadline; memory and SQLite calls run untimed.
 - ``retries`` [4]: attempts at most per call (1 turns retrying off).
 - ``retry_base_delay`` [0.05] / ``retry_max_delay`` [2.0] seconds: exponential back-off with
   full jitter, ``sleep = uniform(0, min(max, base * 2**n))``; a server's own hint (Cosmos DB's
@@ -243,10 +244,15 @@ class Resilience:
         backend: str,
         classify: Callable[[BaseException], Transient | None],
         policy: RetryPolicy,
+        *,
+        network: bool = False,
     ) -> None:
         self.backend = backend
         self.classify = classify
         self.policy = policy
+        # In-process stores (memory, SQLite) take no per-call timer: the timer costs more than
+        # a point read there, and SQLite's busy timeout bounds its lock waits.
+        self.network = network
         self.transaction_tasks: Counter[asyncio.Task[Any] | None] = Counter()
         self.breaker = CircuitBreaker(
             backend, policy.breaker_threshold, policy.breaker_cooldown, policy.timeout
@@ -282,7 +288,11 @@ class Resilience:
         self.check_breaker()
         # A call from a task with a transaction open stays in that task: stores tie sessions
         # (and their misuse checks) to the task.
-        detach = not in_transaction and asyncio.current_task() not in self.transaction_tasks
+        detach = (
+            self.network
+            and not in_transaction
+            and asyncio.current_task() not in self.transaction_tasks
+        )
         policy = self.policy
         loop = asyncio.get_running_loop()
         deadline = loop.time() + policy.timeout
@@ -291,7 +301,7 @@ class Resilience:
         while True:
             attempt += 1
             try:
-                result = await _within(operation, deadline, detach)
+                result = await _within(operation, deadline if self.network else None, detach)
             except TimeoutError as exc:
                 self.breaker.failure(exc)
                 raise self.timed_out(what) from exc
@@ -360,7 +370,7 @@ class Resilience:
 _detached: set[asyncio.Task[Any]] = set()  # timed-out calls whose clean-up goes on
 
 
-async def _within(operation: Callable[[], Awaitable[T]], deadline: float, detach: bool) -> T:
+async def _within(operation: Callable[[], Awaitable[T]], deadline: float | None, detach: bool) -> T:
     """``await operation()`` until ``deadline`` (loop time), else TimeoutError.
 
     ``detach``: the operation runs in its own task, and at the deadline it is cancelled and
@@ -368,6 +378,8 @@ async def _within(operation: Callable[[], Awaitable[T]], deadline: float, detach
     the very server that is slow), so the TimeoutError is on time. Otherwise (inside a
     transaction, whose store session belongs to the calling task) it is cancelled in this task
     and its clean-up, usually a rollback, finishes before the TimeoutError."""
+    if deadline is None:
+        return await operation()
     if not detach:
         async with asyncio.timeout_at(deadline):
             return await operation()

@@ -43,6 +43,11 @@ class Store(ABC):
 
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities]
+    # A network store's calls get the per-call deadline, and a timed-out call runs in a task of
+    # its own, left to clean up in the background, so OperationTimeout is on time even when the
+    # driver's clean-up waits on a slow server (a task and a timer per call, tens of µs). An
+    # in-process store (memory, SQLite) gets neither: that would cost more than a point read.
+    network: ClassVar[bool] = False
 
     @classmethod
     @abstractmethod

@@ -116,6 +116,7 @@ class CosmosStore(Store):
     """A Cosmos DB database reached through ``azure.cosmos.aio``."""
 
     name = "cosmos"
+    network = True
     capabilities = Capabilities(
         transactions=False,
         conditional_writes=True,

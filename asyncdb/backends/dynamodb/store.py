@@ -88,6 +88,7 @@ class DynamoStore(Store):
     """DynamoDB (or DynamoDB Local) through aioboto3's low-level client."""
 
     name = "dynamodb"
+    network = True
     capabilities = Capabilities(
         transactions=True,
         conditional_writes=True,

@@ -160,6 +160,7 @@ class FirestoreStore(Store):
     """The Firestore backend (see the module docstring)."""
 
     name = "firestore"
+    network = True
     capabilities = Capabilities(
         transactions=True,
         conditional_writes=True,

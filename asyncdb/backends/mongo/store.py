@@ -157,6 +157,7 @@ class MongoStore(Store):
     """The MongoDB backend (see the module docstring)."""
 
     name = "mongo"
+    network = True
     capabilities = Capabilities(
         transactions=True,
         conditional_writes=True,

@@ -130,6 +130,7 @@ class PostgresStore(Store):
     """The PostgreSQL backend (see the module docstring)."""
 
     name = "postgres"
+    network = True
     capabilities = Capabilities(
         transactions=True,
         conditional_writes=True,
