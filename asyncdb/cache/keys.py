@@ -20,8 +20,10 @@ import hashlib
 import os
 from typing import Any
 
+import orjson
+
+from asyncdb._tagged_json import dumps, untag
 from asyncdb.backends.base import KeyTuple
-from asyncdb.backends.sqlite.codec import decode_doc, dumps
 
 TOKEN_CHARS = 32  # os.urandom(16).hex()
 
@@ -77,7 +79,7 @@ class CollectionKeys:
 
 
 def encode_value(value: Any) -> bytes:
-    """orjson text with the datetime/Decimal/bytes tags of the SQLite codec, behind one flag
+    """orjson text with the datetime/Decimal/bytes tags of ``asyncdb._tagged_json``, behind one flag
     byte that tells the decoder whether it must walk the value for tags."""
     raw = dumps(value).encode()
     return (_TAGGED if b'{"$' in raw else _PLAIN) + raw
@@ -85,7 +87,8 @@ def encode_value(value: Any) -> bytes:
 
 def decode_value(payload: bytes) -> Any:
     """The value :func:`encode_value` stored (a fresh object on every call)."""
-    return decode_doc(payload[1:], payload[:1] == _TAGGED)
+    value = orjson.loads(payload[1:])
+    return untag(value) if payload[:1] == _TAGGED else value
 
 
 __all__ = [

@@ -30,13 +30,14 @@ True
 
 from __future__ import annotations
 
-import base64
 import math
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 import orjson
+
+from asyncdb._tagged_json import dumps, iso_date, untag
 
 # The body: the exact document as tagged JSON text.
 BODY = "._d"
@@ -52,57 +53,20 @@ NATIVE_STRING_MAX = 512
 SORTABLE_STRING_MAX = 900
 OVERFLOW = "x"
 
-_DUMP_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME
 # normalize() rounds to the context's precision (28 by default): a float's exact value has up
 # to 767 digits, and a rounded shadow or key would compare wrongly at the edges.
 _EXACT = Context(prec=1100, Emax=999_999, Emin=-999_999)
 
 
-def iso_date(value: datetime) -> str:
-    """Fixed-width UTC ISO text with milliseconds (sorts like the instant it names)."""
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.isoformat(timespec="milliseconds")[:-6] + "Z"
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return {"$date": iso_date(value)}
-    if isinstance(value, bytes | bytearray | memoryview):
-        return {"$binary": base64.b64encode(bytes(value)).decode("ascii")}
-    if isinstance(value, Decimal):
-        return {"$decimal": str(value)}
-    raise TypeError(f"cannot store a value of type {type(value).__name__}")
-
-
 def encode_body(doc: dict[str, Any]) -> str:
     """The exact text of a document (field order, int/float/Decimal, -0.0 all kept)."""
-    return orjson.dumps(doc, default=_default, option=_DUMP_OPTIONS).decode()
-
-
-def _untag(value: Any) -> Any:
-    t = type(value)
-    if t is dict:
-        if len(value) == 1:
-            (key,) = value
-            if key[:1] == "$":
-                inner = value[key]
-                if key == "$date":
-                    return datetime.fromisoformat(inner)
-                if key == "$binary":
-                    return base64.b64decode(inner)
-                if key == "$decimal":
-                    return Decimal(inner)
-        return {k: _untag(v) for k, v in value.items()}
-    if t is list:
-        return [_untag(v) for v in value]
-    return value
+    return dumps(doc)
 
 
 def decode_body(text: str) -> dict[str, Any]:
     """A stored body back as the document."""
     doc: dict[str, Any] = orjson.loads(text)
-    return _untag(doc) if '{"$' in text else doc
+    return untag(doc) if '{"$' in text else doc
 
 
 # --- native shadow attributes -----------------------------------------------------------------

@@ -19,15 +19,14 @@ when it holds a Decimal, the one type SQL cannot compare with numbers exactly.
 
 from __future__ import annotations
 
-import base64
 import struct
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
 import orjson
 
+from asyncdb._tagged_json import DUMP_OPTIONS, dumps, iso_date, loads, tag, untag
 from asyncdb.query.sort import encode_value
 
 TAGGED = 1
@@ -37,34 +36,10 @@ DATE_PREFIX = '{"$date":"'
 # Every date tag's text is >= DATE_PREFIX and < DATE_END ('#' follows '"').
 DATE_END = '{"$date":#'
 
-_DUMP_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME
-
-
-def iso_date(value: datetime) -> str:
-    """Fixed-width UTC ISO text with milliseconds (sorts like the instant it names)."""
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.isoformat(timespec="milliseconds")[:-6] + "Z"  # drop "+00:00"
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return {"$date": iso_date(value)}
-    if isinstance(value, bytes | bytearray | memoryview):
-        return {"$binary": base64.b64encode(bytes(value)).decode("ascii")}
-    if isinstance(value, Decimal):
-        return {"$decimal": str(value)}
-    raise TypeError(f"cannot store a value of type {type(value).__name__}")
-
-
-def dumps(value: Any) -> str:
-    """JSON text of a portable value, tags included (no flags)."""
-    return orjson.dumps(value, default=_default, option=_DUMP_OPTIONS).decode()
-
 
 def encode_doc(doc: dict[str, Any]) -> tuple[str, int]:
     """The stored text of a document and its ``tagged`` flags."""
-    raw = orjson.dumps(doc, default=_default, option=_DUMP_OPTIONS)
+    raw = orjson.dumps(doc, default=tag, option=DUMP_OPTIONS)
     flags = 0
     # Quotes inside JSON strings are escaped, so '{"$' only appears where a tag starts.
     if b'{"$' in raw:
@@ -78,44 +53,18 @@ def tag_text(value: Any) -> str:
     """The JSON text SQLite's ``json_extract`` renders for a date or bytes value."""
     if type(value) is datetime:
         return DATE_PREFIX + iso_date(value) + '"}'
-    return orjson.dumps(_default(value)).decode()
-
-
-def _untag(value: Any) -> Any:
-    t = type(value)
-    if t is dict:
-        if len(value) == 1:
-            (key,) = value
-            if key[:1] == "$":
-                inner = value[key]
-                if key == "$date":
-                    return datetime.fromisoformat(inner)
-                if key == "$binary":
-                    return base64.b64decode(inner)
-                if key == "$decimal":
-                    return Decimal(inner)
-        return {k: _untag(v) for k, v in value.items()}
-    if t is list:
-        return [_untag(v) for v in value]
-    return value
+    return orjson.dumps(tag(value)).decode()
 
 
 def decode_doc(text: str | bytes, flags: int) -> Any:
     """A stored document back as Python values."""
     value = orjson.loads(text)
-    return _untag(value) if flags else value
+    return untag(value) if flags else value
 
 
 def decode_any(text: str | bytes) -> Any:
     """Decode stored JSON text without knowing its flags (SQL functions get only the text)."""
-    value = orjson.loads(text)
-    tagged = b'{"$' in text if isinstance(text, bytes) else '{"$' in text
-    return _untag(value) if tagged else value
-
-
-def loads(text: str | bytes) -> Any:
-    """Decode JSON text that may hold tags (parameters of registered functions)."""
-    return _untag(orjson.loads(text))
+    return loads(text)
 
 
 # --- key columns ---------------------------------------------------------------------------
