@@ -7,6 +7,7 @@ Every call validates and parses its input first (a bad filter raises
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -659,9 +660,18 @@ class Collection:
         skip: int = 0,
         limit: int | None = None,
         projection: Any = None,
+        *,
+        server_plan: bool = False,
+        analyze: bool = False,
     ) -> Plan:
         """How this backend would run the query: native form, exact/approximate/residual parts,
-        access path. Runs nothing."""
+        access path. Runs nothing, unless ``server_plan=True`` asks the store for its own plan
+        (``Plan.server_plan``: PostgreSQL's ``EXPLAIN``, SQLite's ``EXPLAIN QUERY PLAN``;
+        ``NotSupported`` elsewhere); ``analyze=True`` runs the query to time it
+        (``EXPLAIN ANALYZE``).
+
+        >>> # print(await alerts.explain({"priority": {"$gt": 50}}, server_plan=True))
+        """
         node = parse_filter(filter)
         sort_spec = parse_sort(sort)
         if sort_spec:
@@ -673,7 +683,15 @@ class Collection:
             _limit(limit),
             parse_projection(projection, self.spec.key),
         )
-        return self._store.explain(query)
+        plan = self._store.explain(query)
+        if not (server_plan or analyze):
+            return plan
+        await self._ready()
+        store = self._store
+        lines = await self._call(
+            lambda: store.query_plan(plan, analyze=analyze), write=False, what="explain"
+        )
+        return dataclasses.replace(plan, server_plan=tuple(lines))
 
     async def purge_expired(self) -> int:
         """Delete the documents whose TTL field lies in the past (they are never returned)."""

@@ -67,7 +67,8 @@ class Plan:
     over-approximates (a superset, re-checked), ``residual`` what is evaluated in process by the
     reference evaluator. ``native`` is the backend's own query (SQL and parameters, a DynamoDB
     request, ...). ``access_path`` says how rows are found: ``"key"``, ``"index:<name>"`` or
-    ``"scan"``.
+    ``"scan"``. ``server_plan`` is the store's own plan (PostgreSQL's ``EXPLAIN``, SQLite's
+    ``EXPLAIN QUERY PLAN``), line by line, when ``explain(..., server_plan=True)`` asked for it.
     """
 
     backend: str
@@ -82,6 +83,7 @@ class Plan:
     client_sort: bool = False
     residual_node: Node | None = field(default=None, repr=False, compare=False)
     payload: Any = field(default=None, repr=False, compare=False)
+    server_plan: tuple[str, ...] | None = None
 
     @property
     def scan(self) -> bool:
@@ -98,6 +100,9 @@ class Plan:
             f"  sort pushed: {self.sort_pushed}  limit pushed: {self.limit_pushed}"
             f"  client sort: {self.client_sort}"
         )
+        if self.server_plan is not None:
+            lines.append("  server plan:")
+            lines.extend(f"    {line}" for line in self.server_plan)
         return "\n".join(lines)
 
 

@@ -466,6 +466,13 @@ class StoreCollection(ABC):
                 await self.delete_docs(docs, s)
             return len(docs)
 
+    async def query_plan(self, plan: Plan, *, analyze: bool = False) -> list[str]:
+        """The store's own plan for ``plan`` (its ``EXPLAIN``), by line."""
+        raise NotSupported(f"{self.store_name()} does not show its own query plans")
+
+    def store_name(self) -> str:
+        return type(self).__name__.removesuffix("Collection").lower() or "this backend"
+
     def explain(self, query: Query) -> Plan:
         return self.plan(
             Query(

@@ -15,10 +15,9 @@ from asyncdb.backends.firestore.planner import (
     FirestorePlanner,
     FirestoreQuery,
     export_indexes,
-    split_sort_key,
 )
 from asyncdb.query.parse import parse_filter, parse_sort
-from asyncdb.query.sort import field_key, sort_key
+from asyncdb.query.sort import field_key, sort_key, split_sort_key
 from asyncdb.types import CollectionSpec, Index, Plan, Query
 
 SPEC = CollectionSpec("alerts", indexes=(Index.of("status"), Index.of("n")))

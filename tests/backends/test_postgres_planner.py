@@ -8,8 +8,9 @@ from decimal import Decimal
 from typing import Any
 
 from asyncdb.backends.postgres.codec import decode_doc, encode_doc, encode_key
-from asyncdb.backends.postgres.planner import PostgresPlanner, schema
+from asyncdb.backends.postgres.planner import PostgresPlanner, schema, sort_columns
 from asyncdb.query.parse import parse_filter, parse_sort
+from asyncdb.query.sort import field_key, sort_key
 from asyncdb.types import CollectionSpec, Index, Plan, Query
 
 SPEC = CollectionSpec("t", indexes=(Index.of("status"),))
@@ -155,3 +156,48 @@ def test_regex_outside_the_subset_stays_residual() -> None:
         p = plan({"s": cond})
         assert p.residual == {"s": cond} and p.exact is None, cond
         assert "like_regex" not in repr(p.native["params"]), cond
+
+
+def test_a_sort_on_an_indexed_path_orders_by_its_sort_key_column() -> None:
+    asc = plan({"status": "open"}, sort=[("status", 1), ("id", 1)], limit=5)
+    assert asc.native["sql"].endswith('ORDER BY "s:status:a" ASC, "k0" ASC LIMIT $2')
+    assert asc.sort_pushed and asc.limit_pushed and not asc.client_sort
+    # descending reads the column of largest-element keys, ascending (arrays sort by their max)
+    desc = plan({}, sort=[("status", -1), ("id", -1)])
+    assert desc.native["sql"].endswith('ORDER BY "s:status:d" ASC, "k0" DESC')
+    # a residual keeps the order but not the limit
+    residual = plan({"x.0": 1}, sort=[("status", 1)], limit=5)
+    assert residual.sort_pushed and not residual.limit_pushed and residual.residual is not None
+
+
+def test_a_keyset_position_becomes_a_bound_row_comparison_on_the_sort_columns() -> None:
+    doc = {"id": "k7", "status": ["b", "a"]}
+    sort = parse_sort([("status", 1), ("id", 1)])
+    after = sort_key(doc, sort)
+    p = PostgresPlanner(SPEC).plan(Query(parse_filter({}), sort, limit=3, after=after))
+    assert '("s:status:a", "k0") > ($1::bytea, $2::bytea)' in p.native["sql"]
+    assert p.native["params"][:2] == [field_key(doc, ("status",), 1), encode_key("k7")]
+    assert p.limit_pushed
+    # a descending key column compares the other way, so the row comparison is spelled out
+    sort = parse_sort([("status", 1), ("id", -1)])
+    p = PostgresPlanner(SPEC).plan(Query(parse_filter({}), sort, after=sort_key(doc, sort)))
+    assert (
+        '("s:status:a" > $1::bytea) OR ("s:status:a" = $2::bytea AND "k0" < $3::bytea)'
+        in (p.native["sql"])
+    )
+    assert p.native["params"][2] == encode_key("k7")
+
+
+def test_indexes_are_btrees_on_the_sort_keys_both_ways_and_unique_on_ascending_keys() -> None:
+    spec = CollectionSpec(
+        "t",
+        indexes=(Index.of([("a", 1), ("b.c", -1)]), Index.of({"fields": ["e"], "unique": True})),
+    )
+    stmts = schema(spec)
+    assert 'ALTER TABLE "t" ADD COLUMN IF NOT EXISTS "s:b.c:a" bytea' in "\n".join(stmts)
+    assert 'ON "t" ("s:a:a" ASC, "s:b.c:d" ASC, "k0")' in "\n".join(stmts)
+    assert 'ON "t" ("s:a:d" ASC, "s:b.c:a" ASC, "k0")' in "\n".join(stmts)
+    assert 'CREATE UNIQUE INDEX IF NOT EXISTS "t:ux_e" ON "t" ("s:e:a" ASC)' in stmts
+    # a long path gets a digest name within PostgreSQL's 63-byte identifiers
+    long = CollectionSpec("t", indexes=(Index.of("x" * 80),))
+    assert all(len(c) < 64 for pair in sort_columns(long).values() for c in pair)

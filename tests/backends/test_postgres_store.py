@@ -1,13 +1,20 @@
 """PostgreSQL store behaviour on a real server: the pushed-down ``$regex`` (``like_regex``)
-selects exactly what Python ``re`` selects on the strings where the two engines could differ."""
+selects exactly what Python ``re`` selects on the strings where the two engines could differ;
+sorts, keyset pages and unique indexes on the sort-key columns follow BSON order and equality;
+``explain(server_plan=True)`` shows the server's plan."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
 
+import asyncpg
 import pytest
 
 import asyncdb
+from asyncdb.query import parse_sort, sort_documents
 
 SUBJECTS = [
     "abc",
@@ -72,3 +79,123 @@ async def test_pushed_regex_matches_what_python_re_matches(
         if re.search(pattern, "abc", bits) or re.search(pattern, "zz", bits):
             want.append(100)
         assert got == want, (pattern, flags)
+
+
+# --- sort-key columns: ORDER BY, keyset pages and unique indexes in BSON order -----------------
+
+MIXED = [
+    {"id": "a", "n": 3},
+    {"id": "b", "n": "3"},
+    {"id": "c", "n": [5, 1]},
+    {"id": "d"},
+    {"id": "e", "n": None},
+    {"id": "f", "n": []},
+    {"id": "g", "n": 2.5},
+    {"id": "h", "n": True},
+    {"id": "i", "n": {"x": 1}},
+    {"id": "j", "n": Decimal("2.50")},
+    {"id": "k", "n": datetime(2024, 1, 1, tzinfo=UTC)},
+    {"id": "l", "n": b"\x01"},
+    {"id": "m", "n": -0.0},
+]
+
+
+def reference_ids(docs: list[dict[str, Any]], sort: list[tuple[str, int]]) -> list[str]:
+    return [d["id"] for d in sort_documents(docs, parse_sort(sort))]
+
+
+@pytest.mark.parametrize("direction", [1, -1])
+async def test_a_sort_on_an_indexed_field_is_pushed_and_gives_bson_order(
+    postgres_url: str, direction: int
+) -> None:
+    async with asyncdb.connect(postgres_url) as db:
+        items = db.collection("mixed", indexes=["n"], allow_scan=True)
+        await items.insert_many(MIXED)
+        sort = [("n", direction), ("id", 1)]
+        plan = await items.explain({}, sort=sort, limit=20)
+        assert plan.sort_pushed and plan.limit_pushed and not plan.client_sort
+        got = [d["id"] for d in await items.find({}, sort=sort, limit=20).to_list()]
+        assert got == reference_ids(MIXED, sort)
+        # keyset pages resume inside runs of equal values (3 == 3.0, 2.5 == Decimal("2.50"))
+        paged: list[str] = []
+        cursor = None
+        while True:
+            page = await items.find_page({}, sort=[("n", direction)], limit=2, cursor=cursor)
+            paged += [d["id"] for d in page.items]
+            if (cursor := page.next_cursor) is None:
+                break
+        assert paged == reference_ids(MIXED, [("n", direction), ("id", 1)])
+
+
+async def test_pages_sorted_descending_on_the_key_resume_in_sql(postgres_url: str) -> None:
+    async with asyncdb.connect(postgres_url) as db:
+        items = db.collection("pages", indexes=["g"])
+        docs = [{"id": f"k{i:02d}", "g": i % 3} for i in range(20)]
+        await items.insert_many(docs)
+        sort = [("g", 1), ("id", -1)]
+        first = await items.find_page({"g": {"$gte": 0}}, sort=sort, limit=7)
+        plan = await items.explain({"g": {"$gte": 0}}, sort=sort)
+        assert plan.sort_pushed
+        rest = await items.find_page(
+            {"g": {"$gte": 0}}, sort=sort, limit=50, cursor=first.next_cursor
+        )
+        got = [d["id"] for d in [*first.items, *rest.items]]
+        assert got == reference_ids(docs, sort)
+
+
+async def test_an_index_declared_later_fills_the_sort_keys_of_existing_documents(
+    postgres_url: str,
+) -> None:
+    async with asyncdb.connect(postgres_url) as db:
+        await db.collection("later", allow_scan=True).insert_many(MIXED)
+    async with asyncdb.connect(postgres_url) as db:
+        items = db.collection("later", indexes=["n"], allow_scan=True)
+        assert (await items.explain({}, sort=[("n", -1)])).sort_pushed
+        got = [d["id"] for d in await items.find({}, sort=[("n", -1)]).to_list()]
+        assert got == reference_ids(MIXED, [("n", -1), ("id", 1)])
+        # documents written from now on get their sort keys as they are written
+        await items.update_one({"id": "a"}, {"$set": {"n": 100}})
+        await items.insert_one({"id": "z", "n": -1})
+        docs = await items.find({}, sort=[("id", 1)]).to_list()
+        got = [d["id"] for d in await items.find({}, sort=[("n", 1)]).to_list()]
+        assert got == reference_ids(docs, [("n", 1), ("id", 1)])
+
+
+async def test_a_unique_index_uses_bson_equality_and_a_failed_write_changes_nothing(
+    postgres_url: str,
+) -> None:
+    async with asyncdb.connect(postgres_url) as db:
+        users = db.collection("users", indexes=[{"fields": ["n"], "unique": True}], allow_scan=True)
+        await users.insert_many([{"id": "a", "n": 1}, {"id": "b", "n": True}, {"id": "c"}])
+        for clash in (
+            {"id": "x", "n": 1.0},
+            {"id": "x", "n": Decimal("1.00")},
+            {"id": "x", "n": None},
+        ):
+            with pytest.raises(asyncdb.DuplicateKey):
+                await users.insert_one(clash)  # 1 == 1.0 == 1.00; null == missing
+        await users.insert_one({"id": "d", "n": "1"})  # "1" is not 1
+        before = await users.find({}, sort=[("id", 1)]).to_list()
+        with pytest.raises(asyncdb.DuplicateKey):
+            await users.update_many({"id": {"$in": ["b", "d"]}}, {"$set": {"n": 7}})
+        with pytest.raises(asyncdb.DuplicateKey):
+            await users.insert_many([{"id": f"y{i}", "n": 10 + i % 2} for i in range(100)])  # COPY
+        assert await users.find({}, sort=[("id", 1)]).to_list() == before
+
+
+async def test_explain_shows_the_servers_plan_and_analyze_runs_it(postgres_url: str) -> None:
+    async with asyncdb.connect(postgres_url) as db:
+        items = db.collection("big", indexes=["n"])
+        await items.insert_many([{"id": i, "n": i % 500} for i in range(5000)])
+        conn = await asyncpg.connect(postgres_url)
+        try:
+            await conn.execute('ANALYZE "big"')
+        finally:
+            await conn.close()
+        plan = await items.explain({}, sort=[("n", -1)], limit=5, server_plan=True)
+        text = "\n".join(plan.server_plan or ())
+        assert "big:ix_n" in text and "Sort" not in text.split("Index")[0], text
+        assert "server plan:" in str(plan)
+        analyzed = await items.explain({"n": 7}, analyze=True)
+        assert analyzed.server_plan is not None
+        assert any("actual time" in line for line in analyzed.server_plan)

@@ -333,6 +333,11 @@ def test_indexed_queries_use_the_expression_indexes(tmp_path: Path) -> None:
                 assert not any(d.startswith("SCAN alerts") for d in details), (name, details)
             point = await store.query_plan(await coll.explain({"id": "a1"}))
             assert any("sqlite_autoindex_alerts_1" in d or "PRIMARY KEY" in d for d in point)
+            # the same through the public API, and no EXPLAIN ANALYZE in SQLite
+            shown = await coll.explain({"status": "open"}, server_plan=True)
+            assert shown.server_plan and any("ix_status" in d for d in shown.server_plan)
+            with pytest.raises(asyncdb.NotSupported):
+                await coll.explain({"status": "open"}, analyze=True)
             assert await coll.count_documents({"priority": {"$gte": 45}}) == 5
 
     asyncio.run(main())
@@ -481,5 +486,16 @@ def test_connection_options_and_bad_urls(tmp_path: Path) -> None:
             await asyncdb.connect(f"sqlite:///{tmp_path / 'o.db'}?bogus=1")
         db = await asyncdb.connect(f"sqlite:///{tmp_path / 'o.db'}", busy_timeout=100, readers=1)
         await db.close()
+
+    asyncio.run(main())
+
+
+def test_a_store_without_its_own_plans_says_so_when_asked() -> None:
+    async def main() -> None:
+        async with asyncdb.connect("memory://") as db:
+            coll = db.collection("c")
+            assert (await coll.explain({"a": 1})).server_plan is None
+            with pytest.raises(asyncdb.NotSupported):
+                await coll.explain({"a": 1}, server_plan=True)
 
     asyncio.run(main())

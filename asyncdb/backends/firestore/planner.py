@@ -57,6 +57,7 @@ from asyncdb.backends.firestore.codec import (
     twin_field,
 )
 from asyncdb.query.ast import Cmp, Eq, In, MatchAll, Node, Path
+from asyncdb.query.sort import split_sort_key
 from asyncdb.types import CollectionSpec, Plan, Query
 
 Tree = tuple[Any, ...]
@@ -183,68 +184,6 @@ def sort_paths(spec: CollectionSpec) -> tuple[Path, ...]:
         for path in index.paths:
             paths[path] = None
     return tuple(paths)
-
-
-def _string_end(data: bytes, i: int) -> int:
-    while True:
-        if data[i] == 0:
-            if data[i + 1] == 0:
-                return i + 2
-            i += 2
-        else:
-            i += 1
-
-
-def _value_end(data: bytes, i: int) -> int:
-    """Where the sort encoding (``asyncdb.query.sort.encode_value``) starting at ``i`` ends."""
-    tag = data[i]
-    if tag in (0x05, 0x0A):
-        return i + 1
-    if tag == 0x14:
-        return i + 17
-    if tag == 0x1E:
-        return _string_end(data, i + 1)
-    if tag == 0x28:
-        j = i + 1
-        while data[j] != 0:
-            j = _value_end(data, _string_end(data, j + 1))
-        return j + 1
-    if tag == 0x32:
-        j = i + 1
-        while data[j] != 0:
-            j = _value_end(data, j)
-        return j + 1
-    if tag == 0x3C:
-        return i + 9 + int.from_bytes(data[i + 1 : i + 9], "big")
-    if tag == 0x50:
-        return i + 2
-    if tag == 0x5A:
-        return i + 9
-    raise ValueError(f"not a sort key (tag {tag:#x} at {i})")
-
-
-_INVERT = bytes(255 - i for i in range(256))
-
-
-def split_sort_key(data: bytes, directions: tuple[int, ...]) -> tuple[bytes, ...]:
-    """A keyset position (``sort_key`` of several fields) cut into one key per field.
-
-    >>> from asyncdb.query.sort import field_key
-    >>> doc = {"n": [3, "x"], "id": "k"}
-    >>> parts = (field_key(doc, ("n",), -1), field_key(doc, ("id",), 1))
-    >>> split_sort_key(b"".join(parts), (-1, 1)) == parts
-    True
-    """
-    out: list[bytes] = []
-    i = 0
-    for direction in directions:
-        rest = data[i:] if direction == 1 else data[i:].translate(_INVERT)
-        end = i + _value_end(rest, 0)
-        out.append(data[i:end])
-        i = end
-    if i != len(data):
-        raise ValueError("the keyset position does not match the sort")
-    return tuple(out)
 
 
 def _disjuncts(tree: Tree | None) -> list[list[Tree]]:
@@ -456,5 +395,4 @@ __all__ = [
     "export_indexes",
     "render",
     "sort_paths",
-    "split_sort_key",
 ]

@@ -21,16 +21,17 @@ bound ``jsonpath`` parameter when any part of it is not a plain identifier.
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from asyncdb.backends.base import KeyTuple, conjoin, conjuncts, indexed_path, key_lookup
 from asyncdb.backends.postgres.codec import encode_key
 from asyncdb.backends.postgres.jsonpath import Compiled, compile_term
-from asyncdb.errors import ConfigurationError
-from asyncdb.query.ast import MatchAll, Node, Sort
+from asyncdb.errors import ConfigurationError, QueryError
+from asyncdb.query.ast import MatchAll, Node, Path, Sort, SortKey
+from asyncdb.query.sort import field_key, split_sort_key
 from asyncdb.types import CollectionSpec, Index, Plan, Query
 
 
@@ -92,15 +93,79 @@ def _key_where(keys: list[KeyTuple], spec: CollectionSpec, params: _Params) -> s
     return alts[0] if len(alts) == 1 else "(" + " OR ".join(alts) + ")"
 
 
-def _key_order(sort: Sort, spec: CollectionSpec) -> str | None:
-    """``ORDER BY`` on key columns when the sort is on key fields only (bytea order is BSON
-    order for key values)."""
-    cols = []
+def sort_columns(spec: CollectionSpec) -> dict[Path, tuple[str, str]]:
+    """The hidden sort-key columns of a collection: for each declared index path that is not a
+    key field, two ``bytea`` columns holding the document's BSON sort key on that path
+    ascending and descending (``asyncdb.query.sort.field_key``, written with the document).
+    ``bytea`` compares with ``memcmp``, so ``ORDER BY`` on them is MongoDB's order, arrays and
+    mixed types included, and a unique index on the ascending ones is BSON equality."""
+    out: dict[Path, tuple[str, str]] = {}
+    for index in spec.indexes:
+        for path in index.paths:
+            if (len(path) == 1 and path[0] in spec.key) or path in out:
+                continue
+            dotted = ".".join(path)
+            # Identifiers hold 63 bytes; a long path gets a digest (names are [A-Za-z0-9_.-]).
+            base = dotted if len(dotted) <= 56 else hashlib.sha1(dotted.encode()).hexdigest()[:24]
+            out[path] = (f"s:{base}:a", f"s:{base}:d")
+    return out
+
+
+def sort_values(doc: dict[str, Any], columns: dict[Path, tuple[str, str]]) -> list[bytes]:
+    """The values of the sort-key columns for ``doc``, in ``columns`` order (asc, desc)."""
+    out: list[bytes] = []
+    for path in columns:
+        out.append(field_key(doc, path, 1))
+        out.append(field_key(doc, path, -1))
+    return out
+
+
+def _order_columns(
+    sort: Sort, spec: CollectionSpec, columns: dict[Path, tuple[str, str]]
+) -> list[tuple[str, bool]] | None:
+    """``(column, descending)`` per sort field when every field is a key field (its ``bytea``
+    column is its BSON sort key; scalar, so DESC is the descending order) or has sort-key
+    columns (always ascending: the descending column holds the inverted key); else None."""
+    out: list[tuple[str, bool]] = []
     for k in sort:
-        if len(k.path) != 1 or k.path[0] not in spec.key:
+        if len(k.path) == 1 and k.path[0] in spec.key:
+            out.append((f'"k{spec.key.index(k.path[0])}"', k.direction == -1))
+        elif k.path in columns:
+            asc, desc = columns[k.path]
+            out.append((quote_ident(asc if k.direction == 1 else desc), False))
+        else:
             return None
-        cols.append(f'"k{spec.key.index(k.path[0])}" {"ASC" if k.direction == 1 else "DESC"}')
-    return ", ".join(cols)
+    return out
+
+
+def _after_condition(
+    order: list[tuple[str, bool]], sort: Sort, after: bytes, params: _Params
+) -> str:
+    """Rows strictly after a keyset position (the ``sort_key`` of the previous page's last
+    document), compared column by column in the columns' own order."""
+    try:
+        parts = split_sort_key(after, tuple(k.direction for k in sort))
+    except (ValueError, IndexError):
+        raise QueryError("the page cursor does not match this sort", path="cursor") from None
+    values = [
+        p.translate(_INVERT) if desc else p for (_c, desc), p in zip(order, parts, strict=True)
+    ]
+    if not any(desc for _c, desc in order):
+        cols = ", ".join(c for c, _d in order)
+        bound = ", ".join(params.add(v, "::bytea") for v in values)
+        return f"({cols}) > ({bound})"
+    alts = []
+    for i, ((col, desc), value) in enumerate(zip(order, values, strict=True)):
+        same = [
+            f"{c} = {params.add(v, '::bytea')}"
+            for (c, _d), v in zip(order[:i], values[:i], strict=True)
+        ]
+        step = f"{col} {'<' if desc else '>'} {params.add(value, '::bytea')}"
+        alts.append("(" + " AND ".join([*same, step]) + ")")
+    return "(" + " OR ".join(alts) + ")"
+
+
+_INVERT = bytes(255 - i for i in range(256))
 
 
 class PostgresPlanner:
@@ -109,6 +174,7 @@ class PostgresPlanner:
     def __init__(self, spec: CollectionSpec) -> None:
         self.spec = spec
         self.table = quote_ident(spec.name)
+        self.sort_columns = sort_columns(spec)
 
     def plan(self, query: Query, *, explain: bool = True) -> Plan:
         """The plan of ``query``: SQL, parameters, exact/approximate/residual split, access."""
@@ -137,20 +203,25 @@ class PostgresPlanner:
                 residual_terms.append(term)
         residual = conjoin(residual_terms) if residual_terms else None
         where_sql = " WHERE " + " AND ".join(where) if where else ""
-        sql = f"SELECT body, tagged FROM {self.table}{where_sql}"
+        select_where = list(where)
         sort_pushed = False
         client_sort = False
-        if query.sort:
-            order = _key_order(query.sort, self.spec) if query.after is None else None
-            if order is not None:
-                sql += f" ORDER BY {order}"
-                sort_pushed = True
-            else:
-                client_sort = True
+        order = _order_columns(query.sort, self.spec, self.sort_columns) if query.sort else None
+        if order is not None:
+            sort_pushed = True
+            if query.after is not None:
+                select_where.append(_after_condition(order, query.sort, query.after, params))
+        elif query.sort:
+            client_sort = True
+        sql = f"SELECT body, tagged FROM {self.table}"
+        if select_where:
+            sql += " WHERE " + " AND ".join(select_where)
+        if order is not None:
+            sql += " ORDER BY " + ", ".join(f"{c} {'DESC' if d else 'ASC'}" for c, d in order)
         limit_pushed = (
             residual is None
             and not client_sort
-            and query.after is None
+            and (query.after is None or sort_pushed)
             and (query.limit is not None or query.skip > 0)
         )
         if limit_pushed:
@@ -204,9 +275,12 @@ _INDEX_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 def schema(spec: CollectionSpec) -> list[str]:
-    """The DDL of a collection (idempotent): the table, a GIN ``jsonb_path_ops`` index on the
-    document when indexes are declared (it serves the ``@?`` equality paths), and a btree
-    expression index per declared index (the values at its paths)."""
+    """The DDL of a collection (idempotent): the table, its sort-key columns (added to a table
+    created before an index was declared; ``ensure`` fills them), a GIN ``jsonb_path_ops``
+    index on the document when indexes are declared (it serves the ``@?`` conditions), and a
+    btree index per declared index on its sort-key columns, then the key columns (it serves
+    ``ORDER BY ... LIMIT`` and keyset pages); a unique index is UNIQUE on the ascending sort
+    keys alone: BSON equality, as on every backend (1 == 1.0, true != 1, missing == null)."""
     table = quote_ident(spec.name)
     keys = ", ".join(f'"k{i}"' for i in range(len(spec.key)))
     key_cols = ", ".join(f'"k{i}" bytea NOT NULL' for i in range(len(spec.key)))
@@ -215,29 +289,59 @@ def schema(spec: CollectionSpec) -> list[str]:
         "doc jsonb GENERATED ALWAYS AS (body::jsonb) STORED, "
         f"tagged smallint NOT NULL DEFAULT 0, PRIMARY KEY ({keys}))"
     ]
+    columns = sort_columns(spec)
+    for asc, desc in columns.values():
+        stmts.append(
+            f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {quote_ident(asc)} bytea, "
+            f"ADD COLUMN IF NOT EXISTS {quote_ident(desc)} bytea"
+        )
     if spec.indexes or spec.ttl is not None:
         stmts.append(
             f'CREATE INDEX IF NOT EXISTS "{spec.name}:gin" ON {table} '
             "USING gin (doc jsonb_path_ops)"
         )
     for index in spec.indexes:
-        stmts.append(_index_statement(spec, index))
+        stmts += _index_statements(spec, index, columns)
     return stmts
 
 
-def _index_statement(spec: CollectionSpec, index: Index) -> str:
+def _index_statements(
+    spec: CollectionSpec, index: Index, columns: dict[Path, tuple[str, str]]
+) -> list[str]:
+    """A unique index: UNIQUE on the ascending sort keys. Otherwise two btree indexes, on the
+    sort-key columns of the declared directions and of their reverse (then the key columns),
+    so that, as in MongoDB, an index serves its sort and the reversed sort; the descending
+    column of an array holds its largest element, so one index cannot serve both."""
     if not _INDEX_NAME.fullmatch(index.name):
         raise ConfigurationError(f"invalid index name {index.name!r}: use [A-Za-z0-9_-]")
-    exprs = ", ".join(_path_expr(p) for p in index.paths)
-    return (
-        f'CREATE INDEX IF NOT EXISTS "{spec.name}:{index.name}" ON {quote_ident(spec.name)} '
-        f"({exprs})"
-    )
+    table = quote_ident(spec.name)
+    if index.unique:
+        order = _order_columns(tuple(SortKey(p, 1) for p in index.paths), spec, columns)
+        assert order is not None  # every index path has a key or sort-key column
+        cols = ", ".join(f"{c} {'DESC' if d else 'ASC'}" for c, d in order)
+        return [f'CREATE UNIQUE INDEX IF NOT EXISTS "{spec.name}:{index.name}" ON {table} ({cols})']
+    stmts = []
+    for flip, suffix in ((1, ""), (-1, ":r")):
+        sort = tuple(
+            SortKey(path, 1 if d * flip == 1 else -1)
+            for path, (_f, d) in zip(index.paths, index.fields, strict=True)
+        )
+        order = _order_columns(sort, spec, columns)
+        assert order is not None
+        used = {c for c, _d in order}
+        keys = [f'"k{i}"' for i in range(len(spec.key)) if f'"k{i}"' not in used]
+        cols = ", ".join([*(f"{c} {'DESC' if d else 'ASC'}" for c, d in order), *keys])
+        stmts.append(
+            f'CREATE INDEX IF NOT EXISTS "{spec.name}:{index.name}{suffix}" ON {table} ({cols})'
+        )
+    return stmts
 
 
-def _path_expr(path: Sequence[str]) -> str:
-    # Index field names are validated [A-Za-z0-9_-]: safe inside a quoted text[] literal.
-    return "(doc #> '{" + ",".join(f'"{p}"' for p in path) + "}')"
-
-
-__all__ = ["PostgresPlanner", "Statement", "quote_ident", "schema"]
+__all__ = [
+    "PostgresPlanner",
+    "Statement",
+    "quote_ident",
+    "schema",
+    "sort_columns",
+    "sort_values",
+]

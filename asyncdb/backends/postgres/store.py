@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -34,7 +34,13 @@ import asyncpg
 
 from asyncdb.backends.base import Doc, KeyTuple, Session, Store, StoreCollection, key_of
 from asyncdb.backends.postgres.codec import decode_doc, encode_doc, encode_key
-from asyncdb.backends.postgres.planner import PostgresPlanner, Statement, quote_ident, schema
+from asyncdb.backends.postgres.planner import (
+    PostgresPlanner,
+    Statement,
+    quote_ident,
+    schema,
+    sort_values,
+)
 from asyncdb.errors import BackendError, ConfigurationError, DuplicateKey, TransactionError
 from asyncdb.query.ast import Node
 from asyncdb.resilience import (
@@ -136,8 +142,8 @@ class PostgresStore(Store):
         conditional_writes=True,
         ttl=True,
         secondary_indexes=True,
-        unique_indexes=False,
-        server_side_sort=False,
+        unique_indexes=True,
+        server_side_sort=True,
         regex_pushdown=True,
         keyset_pagination=True,
         bulk_insert=True,
@@ -422,20 +428,23 @@ class PostgresStore(Store):
 
     # --- schema ------------------------------------------------------------------------------
 
-    async def run_ddl(self, stmts: Sequence[str], table: str, key_count: int) -> None:
+    async def run_ddl(
+        self,
+        stmts: Sequence[str],
+        table: str,
+        key_count: int,
+        fill: Callable[[asyncpg.Connection, list[str]], Awaitable[None]] | None = None,
+    ) -> None:
         """Create a collection's table and indexes (idempotent; concurrent creators serialised
-        by an advisory lock, since CREATE ... IF NOT EXISTS races with itself)."""
+        by an advisory lock, since CREATE ... IF NOT EXISTS races with itself). ``fill`` gets
+        the sort-key columns the DDL added to an existing table, to compute them."""
         conn = await self.acquire()
         try:
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", table)
-                cols = await conn.fetch(
-                    "SELECT column_name FROM information_schema.columns "
-                    "WHERE table_schema = current_schema() AND table_name = $1",
-                    table,
-                )
-                if cols:
-                    keys = [r[0] for r in cols if str(r[0]).startswith("k")]
+                before = await self._column_names(conn, table)
+                if before:
+                    keys = [c for c in before if c.startswith("k")]
                     if len(keys) != key_count:
                         raise ConfigurationError(
                             f"collection {table!r} is stored with {len(keys)} key field(s), "
@@ -443,10 +452,22 @@ class PostgresStore(Store):
                         )
                 for stmt in stmts:
                     await conn.execute(stmt)
+                if before and fill is not None:
+                    after = await self._column_names(conn, table)
+                    await fill(conn, [c for c in after if c not in before])
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise _pg_error(exc, f"cannot create {table!r}") from None
         finally:
             await self.release(conn)
+
+    @staticmethod
+    async def _column_names(conn: asyncpg.Connection, table: str) -> list[str]:
+        rows = await conn.fetch(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = $1",
+            table,
+        )
+        return [str(r[0]) for r in rows]
 
 
 class PostgresCollection(StoreCollection):
@@ -462,22 +483,29 @@ class PostgresCollection(StoreCollection):
         table = quote_ident(spec.name)
         self._table = table
         n = len(spec.key)
-        self._columns = [f"k{i}" for i in range(n)] + ["body", "tagged"]
-        keys = [f'"k{i}"' for i in range(n)]
+        self._sort_columns = self.planner.sort_columns
+        extra = [c for pair in self._sort_columns.values() for c in pair]
+        self._columns = [f"k{i}" for i in range(n)] + ["body", "tagged", *extra]
+        cols = ", ".join(quote_ident(c) for c in self._columns)
         self._insert_sql = (
-            f"INSERT INTO {table} ({', '.join(keys)}, body, tagged) "
-            f"VALUES ({', '.join(f'${i + 1}' for i in range(n))}, ${n + 1}, ${n + 2})"
+            f"INSERT INTO {table} ({cols}) "
+            f"VALUES ({', '.join(f'${i + 1}' for i in range(len(self._columns)))})"
         )
+        keys = [f'"k{i}"' for i in range(n)]
         by_key0 = " AND ".join(f"{k} = ${i + 1}" for i, k in enumerate(keys))
         # Set-based writes: every row of a batch in one statement (one round trip), the rows
         # given as parallel arrays that unnest pairs up again.
         arrays = ", ".join(f"${i + 1}::bytea[]" for i in range(n))
         aliases = ", ".join(keys)
         joined = " AND ".join(f"{table}.{k} = u.{k}" for k in keys)
+        sets = ["body = u.body", "tagged = u.tagged"]
+        sets += [f"{quote_ident(c)} = u.{quote_ident(c)}" for c in extra]
+        extra_arrays = "".join(f", ${n + 3 + i}::bytea[]" for i in range(len(extra)))
+        extra_aliases = "".join(f", {quote_ident(c)}" for c in extra)
         self._update_sql = (
-            f"UPDATE {table} SET body = u.body, tagged = u.tagged "
-            f"FROM unnest({arrays}, ${n + 1}::text[], ${n + 2}::smallint[]) "
-            f"AS u({aliases}, body, tagged) WHERE {joined}"
+            f"UPDATE {table} SET {', '.join(sets)} "
+            f"FROM unnest({arrays}, ${n + 1}::text[], ${n + 2}::smallint[]{extra_arrays}) "
+            f"AS u({aliases}, body, tagged{extra_aliases}) WHERE {joined}"
         )
         if n == 1:
             self._delete_sql = f'DELETE FROM {table} WHERE "k0" = ANY($1::bytea[])'
@@ -488,7 +516,30 @@ class PostgresCollection(StoreCollection):
         self._get_sql = f"SELECT body, tagged FROM {table} WHERE {by_key0}"
 
     async def ensure(self) -> None:
-        await self.store.run_ddl(schema(self.spec), self.spec.name, len(self.spec.key))
+        await self.store.run_ddl(
+            schema(self.spec), self.spec.name, len(self.spec.key), self._fill_sort_columns
+        )
+
+    async def _fill_sort_columns(self, conn: asyncpg.Connection, added: list[str]) -> None:
+        """Compute the sort keys of existing rows for sort-key columns just added to an existing
+        table (an index declared after the documents were written), in batches."""
+        if not added:
+            return
+        n = len(self.spec.key)
+        keys = ", ".join(f'"k{i}"' for i in range(n))
+        missing = " OR ".join(f"{quote_ident(c)} IS NULL" for c in added)
+        select = f"SELECT {keys}, body, tagged FROM {self._table} WHERE {missing} LIMIT 1000"
+        while True:
+            rows = await conn.fetch(select)
+            if not rows:
+                return
+            docs = [decode_doc(row[n], row[n + 1]) for row in rows]
+            params: list[Any] = [[row[i] for row in rows] for i in range(n)]
+            params.append([row[n] for row in rows])
+            params.append([row[n + 1] for row in rows])
+            values = [sort_values(doc, self._sort_columns) for doc in docs]
+            params += [[v[i] for v in values] for i in range(len(values[0]))]
+            await conn.execute(self._update_sql, *params)
 
     def plan(self, query: Query) -> Plan:
         return self.planner.plan(query)
@@ -517,6 +568,11 @@ class PostgresCollection(StoreCollection):
         return [encode_key(v) for v in key_of(doc, self.spec)]
 
     def _records(self, docs: list[Doc]) -> list[tuple[Any, ...]]:
+        if self._sort_columns:
+            return [
+                (*self._key_params(doc), *encode_doc(doc), *sort_values(doc, self._sort_columns))
+                for doc in docs
+            ]
         return [(*self._key_params(doc), *encode_doc(doc)) for doc in docs]
 
     async def insert_docs(self, docs: list[Doc], session: Session | None) -> None:
@@ -552,6 +608,9 @@ class PostgresCollection(StoreCollection):
             [text for text, _flags in encoded],
             [flags for _text, flags in encoded],
         ]
+        if self._sort_columns:
+            values = [sort_values(new, self._sort_columns) for new in news]
+            params += [[v[i] for v in values] for i in range(len(values[0]))]
         await self.store.execute(self._update_sql, params, session, f"update of {self.spec.name!r}")
 
     async def delete_docs(self, docs: list[Doc], session: Session) -> None:

@@ -41,6 +41,7 @@ from asyncdb.errors import (
     BackendError,
     ConfigurationError,
     DuplicateKey,
+    NotSupported,
     TransactionError,
 )
 from asyncdb.query.ast import Node
@@ -528,8 +529,10 @@ class SQLiteCollection(StoreCollection):
                 raise _sql_error(exc, f"delete from {self.spec.name!r}") from None
             return int(cursor.rowcount)
 
-    async def query_plan(self, plan: Plan) -> list[str]:
+    async def query_plan(self, plan: Plan, *, analyze: bool = False) -> list[str]:
         """SQLite's ``EXPLAIN QUERY PLAN`` for a plan (the details column, in order)."""
+        if analyze:
+            raise NotSupported("SQLite has no EXPLAIN ANALYZE; use server_plan=True alone")
         stmt: Statement = plan.payload
         rows = await self.store.fetch_all(f"EXPLAIN QUERY PLAN {stmt.sql}", stmt.params, None)
         return [str(row[3]) for row in rows]
