@@ -295,6 +295,8 @@ class Collection:
 
         >>> # key = await alerts.insert_one({"title": "disk full", "priority": 80})
         """
+        if hasattr(self._store, "assigns_keys"):  # table mode: the table's own key rules
+            return (await self._insert_rows([doc]))[0]
         prepared = self._prepare(doc)
         await self._ready()
         try:
@@ -310,6 +312,8 @@ class Collection:
 
     async def insert_many(self, docs: Iterable[Mapping[str, Any]]) -> list[Any]:
         """Insert all documents or none; returns their keys in order."""
+        if hasattr(self._store, "assigns_keys"):  # table mode: the table's own key rules
+            return await self._insert_rows(list(docs))
         prepared = [self._prepare(doc) for doc in docs]
         if not prepared:
             return []
@@ -324,6 +328,36 @@ class Collection:
         finally:
             await self._written([key_of(d, self.spec) for d in prepared])
         return [self._key_result(d) for d in prepared]
+
+    async def _insert_rows(self, docs: list[Any]) -> list[Any]:
+        """Table mode's insert: no ``"id"`` is invented. A key the table does not assign is a
+        QueryError before any I/O; an autoincrement key left out is assigned by the database and
+        returned (the column's value). An insert with an assigned key is not resent after a
+        maybe-applied failure (no ``insert_check``): the retry could not recognise the first
+        attempt's row by its key and would insert a second one."""
+        prepared: list[Doc] = []
+        for doc in docs:
+            if not isinstance(doc, Mapping):
+                raise QueryError(f"a document must be a mapping, not {type(doc).__name__}")
+            prepared.append(normalize_value(doc))
+        assigned: bool = self._store.assigns_keys(prepared)  # type: ignore[attr-defined]
+        if not prepared:
+            return []
+        await self._ready()
+        keys: list[KeyTuple] | None = None
+        try:
+            keys = await self._call(
+                lambda: self._store.insert(prepared, self._session),
+                write=True,
+                what="insert",
+                insert_check=None if assigned else self._stored_as_sent(prepared),
+            )
+        finally:
+            if keys is None and not assigned:  # failed, or confirmed after a re-send
+                keys = [key_of(d, self.spec) for d in prepared]
+            await self._written(keys)  # None: the assigned keys are unknown
+        assert keys is not None
+        return [k[0] if self.spec.single_key else k for k in keys]
 
     async def update_one(
         self,

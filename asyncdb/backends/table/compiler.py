@@ -28,6 +28,7 @@ from fractions import Fraction
 from typing import Any, Literal, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.sql.elements import ColumnElement
 
 from asyncdb.backends.base import conjoin, indexed_path, key_lookup
@@ -158,12 +159,17 @@ class TableSchema:
     dialect: Dialect
     columns: dict[str, ColumnInfo]
     key: tuple[str, ...]
+    autoincrement: str | None = None  # the key column the database assigns when left out
+    identity_always: bool = False  # GENERATED ALWAYS AS IDENTITY: an explicit key is refused
 
     @classmethod
     def of(cls, table: sa.Table, dialect: Dialect) -> TableSchema:
-        key = tuple(c.name for c in table.primary_key.columns)
+        # Plain str names: SQLAlchemy's quoted_name (a str subclass) is no JSON key for orjson
+        # (the read cache encodes documents).
+        key = tuple(str(c.name) for c in table.primary_key.columns)
         if not key:
             raise QueryError(f"table {table.name!r} has no primary key; table mode needs one")
+        auto = autoincrement_column(table, dialect)
         columns: dict[str, ColumnInfo] = {}
         for col in table.columns:
             kind = _kind_of(col.type, dialect)
@@ -172,9 +178,11 @@ class TableSchema:
                 col.default is not None
                 or col.server_default is not None
                 or (col.primary_key and col.autoincrement is True)
+                or col is auto
             )
-            columns[col.name] = ColumnInfo(
-                name=col.name,
+            name = str(col.name)
+            columns[name] = ColumnInfo(
+                name=name,
                 kind=kind,
                 column=col,
                 nullable=bool(col.nullable),
@@ -188,7 +196,9 @@ class TableSchema:
                 precision=getattr(col.type, "precision", None) if kind == "decimal" else None,
                 decimal_as_double=kind == "float" and not isinstance(col.type, sa.Float),
             )
-        return cls(table, dialect, columns, key)
+        identity = None if auto is None else auto.identity
+        always = identity is not None and bool(identity.always)
+        return cls(table, dialect, columns, key, None if auto is None else str(auto.name), always)
 
     def column_of(self, path: Path, where: str | None = None) -> ColumnInfo:
         """The column a filter or sort path starts at; a QueryError names an unknown one."""
@@ -208,6 +218,27 @@ class TableSchema:
                 path=shown,
             )
         return info
+
+
+def autoincrement_column(table: sa.Table, dialect: Dialect) -> sa.Column[Any] | None:
+    """The primary key column the database assigns when an insert leaves it out, or None.
+
+    SQLAlchemy's rules (``Table.autoincrement_column``): the table's only primary key column, an
+    integer with ``autoincrement`` "auto" or True, an ``Identity()`` or a ``Sequence``, and no
+    other default nor foreign key (SERIAL / IDENTITY on PostgreSQL). On SQLite only a column
+    declared ``INTEGER`` is the rowid that SQLite assigns (a ``BIGINT PRIMARY KEY`` is not:
+    declare ``BigInteger().with_variant(Integer, "sqlite")``).
+    """
+    if len(table.primary_key.columns) != 1:
+        return None
+    col = table.autoincrement_column
+    if col is None:
+        return None
+    if dialect == "sqlite":
+        declared = col.type.compile(dialect=sqlite_dialect.dialect())
+        if declared.upper() != "INTEGER":
+            return None
+    return col
 
 
 # --- values: what a column can hold, in its storage form ---------------------------------------
@@ -864,6 +895,7 @@ __all__ = [
     "Pushed",
     "SelectPayload",
     "TableSchema",
+    "autoincrement_column",
     "changed_condition",
     "compare_column",
     "compile_node",

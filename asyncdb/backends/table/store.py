@@ -22,7 +22,15 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from asyncdb.backends.base import Doc, KeyTuple, Session, Store, StoreCollection, key_lookup
+from asyncdb.backends.base import (
+    Doc,
+    KeyTuple,
+    Session,
+    Store,
+    StoreCollection,
+    check_key,
+    key_lookup,
+)
 from asyncdb.backends.table.compiler import (
     ColumnFitError,
     Dialect,
@@ -42,6 +50,7 @@ from asyncdb.errors import (
     ConfigurationError,
     DuplicateKey,
     NotSupported,
+    QueryError,
     TransactionError,
     UpdateError,
 )
@@ -343,6 +352,68 @@ class TableCollection(StoreCollection):
     def _rows_for(self, docs: list[Doc], *, insert: bool) -> list[dict[str, Any]]:
         return [doc_to_row(self.schema, doc, insert=insert) for doc in docs]
 
+    def assigns_keys(self, docs: list[Doc]) -> bool:
+        """Check the keys of documents about to be inserted (a QueryError before any I/O) and
+        say whether the database assigns some: only an autoincrement key (see
+        ``autoincrement_column``) may be left out (or None); no key is ever invented. An explicit
+        key of a ``GENERATED ALWAYS`` identity is refused on both dialects (PostgreSQL would
+        reject it; SQLite ignores Identity, but the table says the database owns the key)."""
+        auto = self.schema.autoincrement
+        assigned = False
+        for doc in docs:
+            if auto is not None:
+                if doc.get(auto) is None:
+                    assigned = True
+                    continue
+                if self.schema.identity_always:
+                    raise QueryError(
+                        f"column {auto!r} of table {self.spec.name!r} is GENERATED ALWAYS AS"
+                        " IDENTITY: the database assigns it, leave it out of the document",
+                        path=auto,
+                    )
+            for field in self.spec.key:
+                if field not in doc:
+                    raise QueryError(
+                        f"the document lacks its key field: the primary key of table"
+                        f" {self.spec.name!r} is not an autoincrement integer, so the database"
+                        " does not assign it",
+                        path=field,
+                    )
+            check_key(doc, self.spec)
+        return assigned
+
+    async def insert(self, docs: list[Doc], session: Session | None) -> list[KeyTuple]:
+        """Insert all or nothing and return the keys in the documents' order. Keys the
+        database assigns (an autoincrement key left out) come back from INSERT ... RETURNING."""
+        if not self.assigns_keys(docs):
+            return await super().insert(docs, session)
+        auto = self.schema.autoincrement
+        assert auto is not None
+        given = [doc[auto] for doc in docs if doc.get(auto) is not None]
+        if len(set(given)) != len(given):
+            dup = next(k for k in given if given.count(k) > 1)
+            raise DuplicateKey(f"the batch holds the key {(dup,)!r} twice", key=(dup,))
+        rows = self._rows_for(docs, insert=True)  # every value checked before any write
+        for row, doc in zip(rows, docs, strict=True):
+            if doc.get(auto) is None:
+                row.pop(auto, None)  # left out: the database assigns it
+        column = self.table.c[auto]
+        keys: list[KeyTuple] = []
+        async with self.store._section(session, transaction=False) as s:
+            conn = s.check()
+            try:
+                for batch in _returning_batches(rows):
+                    if len(batch) == 1:
+                        stmt = sa.insert(self.table).values(batch[0]).returning(column)
+                        result = await conn.execute(stmt)
+                    else:  # executemany; SQLAlchemy matches RETURNING rows to the parameters
+                        stmt = sa.insert(self.table).returning(column, sort_by_parameter_order=True)
+                        result = await conn.execute(stmt, batch)
+                    keys.extend((value,) for value in result.scalars().all())
+            except sa_exc.DBAPIError as exc:
+                raise _db_error(exc, f"insert into {self.spec.name!r}") from None
+        return keys
+
     async def insert_docs(self, docs: list[Doc], session: Session | None) -> None:
         rows = self._rows_for(docs, insert=True)  # every value checked before any write
         async with self.store._section(session, transaction=False) as s:
@@ -494,6 +565,23 @@ def _uniform(rows: list[dict[str, Any]]) -> bool:
     return all(
         r.keys() == keys and not any(isinstance(v, sa.Null) for v in r.values()) for r in rows
     )
+
+
+def _returning_batches(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Consecutive rows that one executemany can insert (the same columns, no SQL NULL
+    expression), in order; any other row is a batch of its own (a single-row INSERT)."""
+    batches: list[list[dict[str, Any]]] = []
+    for row in rows:
+        last = batches[-1] if batches else None
+        if last is not None and _uniform([last[0], row]) and len(last) < _returning_size(row):
+            last.append(row)
+        else:
+            batches.append([row])
+    return batches
+
+
+def _returning_size(row: dict[str, Any]) -> int:
+    return max(1, _INSERT_PARAMS // max(1, len(row)))
 
 
 def _chunks(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
