@@ -72,6 +72,10 @@ async def planners(
             "alerts", indexes=["company", ("company", "priority"), "status", "created_at"]
         )
         found[name] = coll._store.plan
+    # PostgreSQL's planner is pure: measured without a server, on the same declared indexes.
+    from asyncdb.backends.postgres.planner import PostgresPlanner
+
+    found["postgres"] = PostgresPlanner(coll.spec).plan
     return found
 
 

@@ -22,6 +22,7 @@ What this module cannot say exactly it leaves out (``None``: the residual decide
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -47,6 +48,7 @@ _OPS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 _DIGITS = re.compile(r"[0-9]+")
 
 
+@functools.lru_cache(maxsize=4096)
 def path_text(path: Path) -> str | None:
     """``("a", "b")`` -> ``$."a"."b"`` (None for numeric parts: an index or a key, which the
     reference evaluator decides)."""

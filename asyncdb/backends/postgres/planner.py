@@ -66,18 +66,41 @@ class _Params:
         self.values.append(value)
         return f"\x00{len(self.values) - 1}\x00{cast}"
 
-    def render(self, sql: str) -> tuple[str, list[Any]]:
-        used: list[Any] = []
+    def render(self, sql: str) -> tuple[str, list[int]]:
+        """``sql`` with its tokens numbered ``$1..$n`` and the indexes of the values they use."""
+        used: list[int] = []
         numbers: dict[str, str] = {}
 
         def number(match: re.Match[str]) -> str:
             got = numbers.get(match.group(1))
             if got is None:
-                used.append(self.values[int(match.group(1))])
+                used.append(int(match.group(1)))
                 got = numbers[match.group(1)] = f"${len(used)}"
             return got
 
         return _TOKEN.sub(number, sql), used
+
+    def pick(self, used: list[int]) -> list[Any]:
+        values = self.values
+        return [values[i] for i in used]
+
+
+@dataclass(frozen=True, slots=True)
+class _Template:
+    """What a query shape compiles to, apart from its values: the SQL texts, which values
+    they bind, the access path and what is pushed down."""
+
+    sql: str
+    sql_used: list[int]
+    where: str
+    where_used: list[int]
+    access: str
+    sort_pushed: bool
+    limit_pushed: bool
+    client_sort: bool
+
+
+_CACHE_SIZE = 512
 
 
 _TOKEN = re.compile("\x00([0-9]+)\x00")
@@ -175,23 +198,37 @@ class PostgresPlanner:
         self.spec = spec
         self.table = quote_ident(spec.name)
         self.sort_columns = sort_columns(spec)
+        self._templates: dict[Any, _Template] = {}
 
     def plan(self, query: Query, *, explain: bool = True) -> Plan:
-        """The plan of ``query``: SQL, parameters, exact/approximate/residual split, access."""
+        """The plan of ``query``: SQL, parameters, exact/approximate/residual split, access.
+
+        Each conjunct is compiled (its jsonpath parameters hold its values); the SQL around
+        them is cached per shape. The shape is what compiling produced without the values:
+        each conjunct's type, path and SQL text with placeholder tokens (or residual), the key
+        lookup, the sort and which of skip, limit and a keyset position are set. Values that
+        compile differently (an inexact float, a partial ``$in``) give different SQL text, so
+        a cached entry is only ever reused for SQL it would have built again."""
         params = _Params()
         where: list[str] = []
         exact_terms: list[Node] = []
         approx_terms: list[Node] = []
         residual_terms: list[Node] = []
+        shape: list[Any] = []
         keys = key_lookup(query.filter, self.spec)
         key_fields = set(self.spec.key) if keys is not None else set()
         if keys is not None:
-            where.append(_key_where(keys, self.spec, params))
+            key_sql = _key_where(keys, self.spec, params)
+            where.append(key_sql)
+            shape.append(key_sql)
         for term in conjuncts(query.filter):
+            path = getattr(term, "path", None)
             if keys is not None and _is_key_term(term, key_fields):
                 exact_terms.append(term)
+                shape.append((type(term), path, True))
                 continue
             compiled: Compiled | None = compile_term(term, params.add)
+            shape.append((type(term), path, compiled))
             if compiled is None:
                 residual_terms.append(term)
                 continue
@@ -202,6 +239,58 @@ class PostgresPlanner:
                 approx_terms.append(term)
                 residual_terms.append(term)
         residual = conjoin(residual_terms) if residual_terms else None
+        cache_key = (
+            tuple(shape),
+            len(params.values),  # a dropped compilation (a partial $in) leaves values bound
+            query.sort,
+            query.after is not None,
+            query.limit is not None,
+            query.skip > 0,
+        )
+        template = self._templates.get(cache_key)
+        if template is None:
+            template = self._template(query, where, params, residual, keys is not None)
+            if len(self._templates) >= _CACHE_SIZE:
+                self._templates.clear()
+            self._templates[cache_key] = template
+        elif template.sort_pushed and query.after is not None:
+            order = _order_columns(query.sort, self.spec, self.sort_columns)
+            assert order is not None
+            _after_condition(order, query.sort, query.after, params)
+        if template.limit_pushed:
+            if query.limit is not None:
+                params.add(query.limit)
+            if query.skip:
+                params.add(query.skip)
+        sql_params = params.pick(template.sql_used)
+        statement = Statement(
+            template.sql,
+            sql_params,
+            template.where,
+            params.pick(template.where_used),
+            keys is not None,
+            query.limit if template.limit_pushed else (len(keys) if keys is not None else None),
+        )
+        return Plan(
+            backend="postgres",
+            collection=self.spec.name,
+            access_path=template.access,
+            native={"sql": template.sql, "params": sql_params},
+            exact=conjoin(exact_terms).to_mongo() if explain and exact_terms else None,
+            approximate=conjoin(approx_terms).to_mongo() if explain and approx_terms else None,
+            residual=residual.to_mongo() if explain and residual is not None else None,
+            sort_pushed=template.sort_pushed,
+            limit_pushed=template.limit_pushed,
+            client_sort=template.client_sort,
+            residual_node=residual,
+            payload=statement,
+        )
+
+    def _template(
+        self, query: Query, where: list[str], params: _Params, residual: Node | None, by_key: bool
+    ) -> _Template:
+        """Build the SQL of a new shape. Binds what follows the conjuncts (the keyset bound,
+        then limit and skip) in the order ``plan`` binds them on a cached shape."""
         where_sql = " WHERE " + " AND ".join(where) if where else ""
         select_where = list(where)
         sort_pushed = False
@@ -224,39 +313,23 @@ class PostgresPlanner:
             and (query.after is None or sort_pushed)
             and (query.limit is not None or query.skip > 0)
         )
+        # The limit and skip tokens come after every other value's, as on a cached shape.
+        count = len(params.values)
         if limit_pushed:
             if query.limit is not None:
-                sql += f" LIMIT {params.add(query.limit)}"
+                sql += f" LIMIT \x00{count}\x00"
+                count += 1
             if query.skip:
-                sql += f" OFFSET {params.add(query.skip)}"
-        sql, sql_params = params.render(sql)
-        where_sql, where_params = params.render(where_sql)
-        if keys is not None:
+                sql += f" OFFSET \x00{count}\x00"
+        sql, sql_used = params.render(sql)
+        where_sql, where_used = params.render(where_sql)
+        if by_key:
             access = "key"
         else:
             found = indexed_path(query.filter, self.spec)
             access = found if found is not None else "scan"
-        statement = Statement(
-            sql,
-            sql_params,
-            where_sql,
-            where_params,
-            keys is not None,
-            query.limit if limit_pushed else (len(keys) if keys is not None else None),
-        )
-        return Plan(
-            backend="postgres",
-            collection=self.spec.name,
-            access_path=access,
-            native={"sql": sql, "params": sql_params},
-            exact=conjoin(exact_terms).to_mongo() if explain and exact_terms else None,
-            approximate=conjoin(approx_terms).to_mongo() if explain and approx_terms else None,
-            residual=residual.to_mongo() if explain and residual is not None else None,
-            sort_pushed=sort_pushed,
-            limit_pushed=limit_pushed,
-            client_sort=client_sort,
-            residual_node=residual,
-            payload=statement,
+        return _Template(
+            sql, sql_used, where_sql, where_used, access, sort_pushed, limit_pushed, client_sort
         )
 
 
