@@ -6,7 +6,6 @@ Every call validates and parses its input first (a bad filter raises
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -35,6 +34,7 @@ from asyncdb.query.parse import (
 from asyncdb.query.sort import sort_key
 from asyncdb.query.update import apply_projection
 from asyncdb.query.values import normalize_value
+from asyncdb.resilience import StreamDeadline
 from asyncdb.types import CollectionSpec, Page, Plan, Query, UpdateResult
 
 if TYPE_CHECKING:
@@ -160,15 +160,18 @@ class Cursor:
             async for doc in it:
                 yield doc
             return
-        while True:
-            try:
-                async with asyncio.timeout(resilience.policy.timeout):
-                    doc = await anext(it)
-            except StopAsyncIteration:
-                return
-            except TimeoutError as exc:
-                raise resilience.timed_out("find (next document)") from exc
-            yield doc
+        deadline = StreamDeadline(resilience.policy.timeout)
+        try:
+            while True:
+                try:
+                    doc = await deadline.next(it)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError as exc:
+                    raise resilience.timed_out("find (next document)") from exc
+                yield doc
+        finally:
+            deadline.close()
 
     def __aiter__(self) -> AsyncIterator[Doc]:
         return self._stream()

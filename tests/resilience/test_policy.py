@@ -4,6 +4,7 @@ coroutines raising the socket errors a driver would."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -15,6 +16,7 @@ from asyncdb.resilience import (
     NOT_APPLIED,
     Resilience,
     RetryPolicy,
+    StreamDeadline,
     classify_botocore,
     classify_os_error,
 )
@@ -121,3 +123,47 @@ async def test_memory_health() -> None:
     async with asyncdb.connect("memory://") as db:
         health = await db.health()
         assert health.ok and health.backend == "memory" and health.breaker == "closed"
+
+
+async def _items(delays: list[float]) -> AsyncIterator[int]:
+    for i, delay in enumerate(delays):
+        if delay:
+            await asyncio.sleep(delay)
+        yield i
+
+
+async def test_a_stream_deadline_times_each_wait_not_the_consumer() -> None:
+    deadline = StreamDeadline(0.2)
+    it = _items([0, 0, 0.1, 0, 0.1])
+    got = []
+    try:
+        for _ in range(5):
+            got.append(await deadline.next(it))
+            await asyncio.sleep(0.15)  # a slow consumer: its time is not the stream's
+    finally:
+        deadline.close()
+    assert got == [0, 1, 2, 3, 4]
+
+
+async def test_a_stream_deadline_raises_timeout_error_on_time_and_keeps_outer_cancels() -> None:
+    deadline = StreamDeadline(0.2)
+    it = _items([0, 5.0])
+    assert await deadline.next(it) == 0
+    await asyncio.sleep(0.5)  # the armed timer fires while nothing waits: no effect
+    began = asyncio.get_running_loop().time()
+    with pytest.raises(TimeoutError):
+        await deadline.next(it)
+    assert asyncio.get_running_loop().time() - began < 0.2 + 0.5
+    deadline.close()
+    # a cancellation from outside stays a cancellation
+    outer = StreamDeadline(10.0)
+
+    async def consume() -> int:
+        return await outer.next(_items([5.0]))
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    outer.close()

@@ -56,6 +56,31 @@ async def test_timeout_fires_as_operation_timeout_within_the_deadline(proxy: Tcp
         assert await items.find_one({"id": "a"}) == {"id": "a", "n": 1}
 
 
+async def test_a_stream_times_out_on_a_stalled_batch_but_not_on_a_slow_consumer(
+    proxy: TcpProxy,
+) -> None:
+    async with asyncdb.connect(url_via(proxy) + "&batch_size=10", timeout=0.5) as db:
+        items = db.collection("streamed", allow_scan=True)
+        await items.insert_many([{"id": f"k{i:02d}", "n": i} for i in range(25)])
+        got = []
+        async for doc in items.find({}, sort=[("id", 1)]):
+            got.append(doc["n"])
+            if len(got) == 3:
+                await asyncio.sleep(0.8)  # longer than the timeout: the consumer's own time
+        assert got == list(range(25))
+        stream = items.find({}, sort=[("id", 1)]).__aiter__()
+        for _ in range(10):  # the first batch
+            await anext(stream)
+        proxy.latency = 3.0
+        # The second batch does not come in time. The error follows asyncpg's cancellation of
+        # the fetch (a cancel request and a rollback, through the slow proxy too), so unlike a
+        # call's it can come late: only that it comes is asserted.
+        with pytest.raises(OperationTimeout):
+            await anext(stream)
+        proxy.latency = 0.0
+        await stream.aclose()
+
+
 async def test_a_read_whose_connection_is_cut_in_flight_is_retried(proxy: TcpProxy) -> None:
     async with asyncdb.connect(url_via(proxy), timeout=10) as db:
         items = db.collection("cut_reads")
