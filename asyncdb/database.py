@@ -118,6 +118,7 @@ class Database:
             store.classify_error,
             policy or RetryPolicy(),
             network=store.network,
+            detach=store.detach_calls,
         )
         self.url = url
         self._collections: dict[str, StoreCollection] = {}

@@ -7,12 +7,14 @@ Options of ``asyncdb.connect(url, ...)`` (defaults in brackets):
   call is never retried (the deadline is spent); a timed-out write may or may not have been
   applied. Outside a transaction each call runs in its own task, so the error comes on time
   while the driver's clean-up (returning a connection to its pool) goes on in the background;
-  inside a transaction the call stays in the caller's task (stores tie sessions to it) and its
-  rollback finishes first. A ``find`` stream applies ``timeout`` to each wait for its next
-  document (:class:`StreamDeadline`: one timer per stream); past the first document the wait
-  runs in the caller's task, so the error follows the driver's cancellation of its fetch and can
-  come late when the server is slow. Only
-  network stores (``Store.network``) get the deadline; memory and SQLite calls run untimed.
+  a store whose calls clean up in the background by themselves when cancelled
+  (``Store.detach_calls = False``: PostgreSQL) runs them in the caller's task instead, which is
+  cheaper; inside a transaction the call stays in the caller's task (stores tie sessions to
+  it) and its rollback finishes first. A ``find`` stream applies ``timeout`` to each wait for
+  its next document (:class:`StreamDeadline`: one timer per stream); past the first document
+  the wait runs in the caller's task, so the error follows the driver's cancellation of its
+  fetch and can come late when the server is slow. Only network stores (``Store.network``)
+  get the deadline; memory and SQLite calls run untimed.
 - ``retries`` [4]: attempts at most per call (1 turns retrying off).
 - ``retry_base_delay`` [0.05] / ``retry_max_delay`` [2.0] seconds: exponential back-off with
   full jitter, ``sleep = uniform(0, min(max, base * 2**n))``; a server's own hint (Cosmos DB's
@@ -249,8 +251,10 @@ class Resilience:
         policy: RetryPolicy,
         *,
         network: bool = False,
+        detach: bool = True,
     ) -> None:
         self.backend = backend
+        self.detach = detach
         self.classify = classify
         self.policy = policy
         # In-process stores (memory, SQLite) take no per-call timer: the timer costs more than
@@ -293,6 +297,7 @@ class Resilience:
         # (and their misuse checks) to the task.
         detach = (
             self.network
+            and self.detach
             and not in_transaction
             and asyncio.current_task() not in self.transaction_tasks
         )

@@ -56,6 +56,32 @@ async def test_timeout_fires_as_operation_timeout_within_the_deadline(proxy: Tcp
         assert await items.find_one({"id": "a"}) == {"id": "a", "n": 1}
 
 
+async def test_timed_out_reads_and_writes_are_on_time_and_give_their_connections_back(
+    proxy: TcpProxy,
+) -> None:
+    # PostgreSQL calls run in the caller's task (Store.detach_calls is False): the error must
+    # still come on time, and each cancelled call's connection must go back to the pool of 4.
+    async with asyncdb.connect(url_via(proxy), timeout=0.5, breaker_threshold=100) as db:
+        items = db.collection("slow_writes", allow_scan=True)
+        await items.insert_one({"id": "a", "n": 0})
+        proxy.latency = 3.0
+        for i in range(6):
+            began = time.monotonic()
+            with pytest.raises(OperationTimeout):
+                if i % 2:
+                    await items.update_one({"id": "a"}, {"$inc": {"n": 1}})
+                else:
+                    await items.find_one({"n": {"$gte": 0}})
+            assert time.monotonic() - began < 0.5 + EPSILON
+        proxy.latency = 0.0
+        await asyncio.sleep(3.5)  # the background rollbacks pass the slow proxy
+        async with asyncdb.connect(url_via(proxy), timeout=5) as check:
+            doc = await check.collection("slow_writes").find_one({"id": "a"})
+        assert doc is not None and 0 <= doc["n"] <= 3  # a timed-out write may have applied
+        reads = [items.find_one({"id": "a"}) for _ in range(8)]
+        assert all(d == doc for d in await asyncio.gather(*reads))
+
+
 async def test_a_stream_times_out_on_a_stalled_batch_but_not_on_a_slow_consumer(
     proxy: TcpProxy,
 ) -> None:

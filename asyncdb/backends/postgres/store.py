@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -76,6 +76,16 @@ def _pg_error(exc: Exception, what: str) -> Exception:
     ):
         return TransactionError(f"{what}: a concurrent transaction conflicts ({exc}); retry")
     return BackendError(f"{what}: {exc}")
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+def _later(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` in a task of its own, kept referenced until it ends."""
+    task = asyncio.get_running_loop().create_task(work)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 class _SessionLock:
@@ -137,6 +147,9 @@ class PostgresStore(Store):
 
     name = "postgres"
     network = True
+    # A call cancelled at its deadline returns at once: the connection's rollback and its
+    # return to the pool go on in a background task (``_later``), so no task per call is needed.
+    detach_calls = False
     capabilities = Capabilities(
         transactions=True,
         conditional_writes=True,
@@ -268,11 +281,28 @@ class PostgresStore(Store):
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 conn.terminate()
                 await self.pool.release(conn)
+            except BaseException:  # cancelled: the connection still goes back
+                self.release_later(conn)
+                raise
         raise BackendError("no healthy PostgreSQL connection after 3 attempts")
 
     async def release(self, conn: asyncpg.Connection) -> None:
         self._idle_since[id(conn)] = time.monotonic()
         await self.pool.release(conn)
+
+    def release_later(self, conn: asyncpg.Connection, *, rollback: bool = False) -> None:
+        """Give ``conn`` back to the pool in the background (after a ROLLBACK with
+        ``rollback``): what a cancelled call does, so that its error is not held up by the
+        server it may be waiting on."""
+
+        async def clean_up() -> None:
+            if rollback:
+                with suppress(Exception):
+                    await conn.execute("ROLLBACK")
+            with suppress(Exception):
+                await self.release(conn)
+
+        _later(clean_up())
 
     # --- sections ----------------------------------------------------------------------------
 
@@ -311,11 +341,21 @@ class PostgresStore(Store):
         )
         if transaction and task is not None:
             self._owners.add(task)
+        released = False
         try:
             isolation = "REPEATABLE READ" if transaction else "READ COMMITTED"
             await self._run(conn, f"BEGIN ISOLATION LEVEL {isolation}")
             try:
                 yield own
+            except asyncio.CancelledError:
+                own.open = False
+                if transaction:  # a user transaction rolls back before the error goes on
+                    with suppress(Exception):
+                        await asyncio.shield(conn.execute("ROLLBACK"))
+                    raise
+                self.release_later(conn, rollback=True)  # a write section: in the background
+                released = True
+                raise
             except BaseException:
                 own.open = False
                 # Shielded: a second cancellation must not leave the transaction open.
@@ -329,11 +369,17 @@ class PostgresStore(Store):
                 with suppress(Exception):
                     await conn.execute("ROLLBACK")
                 raise _pg_error(exc, "commit failed") from None
+        except asyncio.CancelledError:
+            if not released and not transaction:  # cancelled in BEGIN or COMMIT
+                self.release_later(conn, rollback=True)
+                released = True
+            raise
         finally:
             own.open = False
             if task is not None:
                 self._owners.discard(task)
-            await self.release(conn)
+            if not released:
+                await self.release(conn)
 
     @staticmethod
     async def _run(conn: asyncpg.Connection, sql: str) -> None:
@@ -359,9 +405,14 @@ class PostgresStore(Store):
             conn = await self.acquire()
             try:
                 rows = await conn.fetch(sql, *params)
-                return rows
-            finally:
+            except asyncio.CancelledError:
+                self.release_later(conn)
+                raise
+            except BaseException:
                 await self.release(conn)
+                raise
+            await self.release(conn)
+            return rows
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise _pg_error(exc, "query failed") from None
 
@@ -390,14 +441,19 @@ class PostgresStore(Store):
         try:
             # A cursor lives in a transaction: a read-only snapshot for the whole stream.
             await self._run(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            try:
-                async for batch in self._cursor(conn, None, sql, params):
-                    yield batch
-            finally:
-                with suppress(Exception):
-                    await asyncio.shield(conn.execute("ROLLBACK"))
-        finally:
+            async for batch in self._cursor(conn, None, sql, params):
+                yield batch
+        except asyncio.CancelledError:
+            self.release_later(conn, rollback=True)
+            raise
+        except BaseException:  # an error, or the consumer stopped early (GeneratorExit)
+            with suppress(Exception):
+                await asyncio.shield(conn.execute("ROLLBACK"))
             await self.release(conn)
+            raise
+        with suppress(Exception):
+            await asyncio.shield(conn.execute("ROLLBACK"))
+        await self.release(conn)
 
     async def _cursor(
         self,
