@@ -16,6 +16,7 @@ from asyncdb.backends.base import (
     Session,
     StoreCollection,
     check_key,
+    gc_paused,
     key_lookup,
     key_of,
     new_id,
@@ -33,7 +34,7 @@ from asyncdb.query.parse import (
 )
 from asyncdb.query.sort import sort_key
 from asyncdb.query.update import apply_projection
-from asyncdb.query.values import normalize_value
+from asyncdb.query.values import normalize_document
 from asyncdb.types import CollectionSpec, Page, Plan, Query, UpdateResult
 
 if TYPE_CHECKING:
@@ -235,18 +236,23 @@ class Collection:
 
         return check
 
-    def _key_result(self, doc: Mapping[str, Any]) -> Any:
-        key = key_of(doc, self.spec)
-        return key[0] if self.spec.single_key else key
-
-    def _prepare(self, doc: Any) -> Doc:
-        if not isinstance(doc, Mapping):
-            raise QueryError(f"a document must be a mapping, not {type(doc).__name__}")
-        prepared: Doc = normalize_value(doc)
-        if self.spec.key == ("id",) and "id" not in prepared:
-            prepared = {"id": new_id(), **prepared}
-        check_key(prepared, self.spec)  # a bad key is a QueryError before any I/O
-        return prepared
+    def _prepare(self, docs: list[Any]) -> tuple[list[Doc], list[KeyTuple]]:
+        """Validated, normalised copies of ``docs`` (nothing shared with the caller's dicts)
+        and their keys; a bad document or key is a QueryError before any I/O."""
+        spec = self.spec
+        generate_id = spec.key == ("id",)
+        prepared: list[Doc] = []
+        keys: list[KeyTuple] = []
+        with gc_paused():  # synchronous, and only copies are made here
+            for doc in docs:
+                if type(doc) is not dict and not isinstance(doc, Mapping):
+                    raise QueryError(f"a document must be a mapping, not {type(doc).__name__}")
+                one: Doc = normalize_document(doc)
+                if generate_id and "id" not in one:
+                    one = {"id": new_id(), **one}
+                keys.append(check_key(one, spec))
+                prepared.append(one)
+        return prepared, keys
 
     # --- cache ------------------------------------------------------------------------------
 
@@ -294,7 +300,7 @@ class Collection:
 
         >>> # key = await alerts.insert_one({"title": "disk full", "priority": 80})
         """
-        prepared = self._prepare(doc)
+        [prepared], [key] = self._prepare([doc])
         await self._ready()
         try:
             await self._call(
@@ -304,12 +310,13 @@ class Collection:
                 insert_check=self._stored_as_sent([prepared]),
             )
         finally:
-            await self._written([key_of(prepared, self.spec)])
-        return self._key_result(prepared)
+            await self._written([key])
+        return key[0] if self.spec.single_key else key
 
     async def insert_many(self, docs: Iterable[Mapping[str, Any]]) -> list[Any]:
         """Insert all documents or none; returns their keys in order."""
-        prepared = [self._prepare(doc) for doc in docs]
+        # The caller's iterable is consumed first: a generator's code must not run in _prepare.
+        prepared, keys = self._prepare(docs if type(docs) is list else list(docs))
         if not prepared:
             return []
         await self._ready()
@@ -321,8 +328,9 @@ class Collection:
                 insert_check=self._stored_as_sent(prepared),
             )
         finally:
-            await self._written([key_of(d, self.spec) for d in prepared])
-        return [self._key_result(d) for d in prepared]
+            await self._written(keys)
+        # A copy: _written may keep ``keys`` until the transaction commits.
+        return [k[0] for k in keys] if self.spec.single_key else list(keys)
 
     async def update_one(
         self,
