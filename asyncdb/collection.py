@@ -243,6 +243,7 @@ class Collection:
         generate_id = spec.key == ("id",)
         prepared: list[Doc] = []
         keys: list[KeyTuple] = []
+        add_doc, add_key = prepared.append, keys.append
         with gc_paused():  # synchronous, and only copies are made here
             for doc in docs:
                 if type(doc) is not dict and not isinstance(doc, Mapping):
@@ -250,8 +251,8 @@ class Collection:
                 one: Doc = normalize_document(doc)
                 if generate_id and "id" not in one:
                     one = {"id": new_id(), **one}
-                keys.append(check_key(one, spec))
-                prepared.append(one)
+                add_key(check_key(one, spec))
+                add_doc(one)
         return prepared, keys
 
     # --- cache ------------------------------------------------------------------------------

@@ -188,6 +188,12 @@ def gc_paused() -> Iterator[None]:
 
 def check_key(doc: Mapping[str, Any], spec: CollectionSpec) -> KeyTuple:
     """Validate the key fields of a document about to be written; returns its key."""
+    fields = spec.key
+    if len(fields) == 1 and type(doc) is dict:  # the usual case, checked inline
+        value = doc.get(fields[0], doc)  # the document itself: the field is absent
+        t = type(value)
+        if (t is str and value != "") or t is int or t is datetime:
+            return (value,)
     values = []
     for field in spec.key:
         if field not in doc:
