@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from asyncdb.backends.base import (
+    GC_PAUSE_MIN,
     Doc,
     KeyTuple,
     Session,
@@ -244,7 +245,7 @@ class Collection:
         prepared: list[Doc] = []
         keys: list[KeyTuple] = []
         add_doc, add_key = prepared.append, keys.append
-        with gc_paused():  # synchronous, and only copies are made here
+        with gc_paused(len(docs) >= GC_PAUSE_MIN):  # synchronous, only copies are made here
             for doc in docs:
                 if type(doc) is not dict and not isinstance(doc, Mapping):
                     raise QueryError(f"a document must be a mapping, not {type(doc).__name__}")

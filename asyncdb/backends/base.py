@@ -169,14 +169,17 @@ def new_id() -> str:
     return str(uuid.UUID(int=value))
 
 
+GC_PAUSE_MIN = 256  # batches smaller than this are not worth pausing the collector for
+
+
 @contextmanager
-def gc_paused() -> Iterator[None]:
-    """The cyclic garbage collector off for a synchronous stretch that builds many long-lived
-    containers (a bulk insert's copies of its documents): each collection would traverse the
-    growing batch again, which made GC a fifth of a 100k-document insert. Never hold it across
-    an await or around user code; collection resumes afterwards (nothing is lost, only
-    deferred)."""
-    if not gc.isenabled():
+def gc_paused(pause: bool = True) -> Iterator[None]:
+    """The cyclic garbage collector off (when ``pause``) for a synchronous stretch that builds
+    many long-lived containers (a bulk insert's copies of its documents): each collection would
+    traverse the growing batch again, which made GC a fifth of a 100k-document insert. Never
+    hold it across an await or around user code; collection resumes afterwards (nothing is
+    lost, only deferred)."""
+    if not pause or not gc.isenabled():
         yield
         return
     gc.disable()
@@ -397,7 +400,7 @@ class StoreCollection(ABC):
 
     async def insert(self, docs: list[Doc], session: Session | None) -> list[KeyTuple]:
         spec = self.spec
-        with gc_paused():  # synchronous: one key tuple per document
+        with gc_paused(len(docs) >= GC_PAUSE_MIN):  # synchronous: one key tuple per document
             keys = [check_key(doc, spec) for doc in docs]
         if len(set(keys)) != len(keys):
             counts = collections.Counter(keys)  # linear: keys.count per key was quadratic

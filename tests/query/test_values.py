@@ -5,6 +5,7 @@ container, and the insert path neither aliases nor mutates the caller's document
 from __future__ import annotations
 
 import enum
+import gc
 import math
 import re
 from collections import OrderedDict
@@ -18,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import asyncdb
-from asyncdb.backends.base import StoreCollection, check_key
+from asyncdb.backends.base import GC_PAUSE_MIN, StoreCollection, check_key, gc_paused
 from asyncdb.errors import DuplicateKey, QueryError
 from asyncdb.query.values import (
     INT64_MAX,
@@ -311,5 +312,37 @@ async def test_a_batch_duplicate_names_the_first_repeated_key() -> None:
             await store.insert(batch, None)
         assert info.value.key == ("a",)
         assert await items.count_documents({}, allow_scan=True) == 0
+    finally:
+        await db.close()
+
+
+def test_gc_paused_restores_the_collector_state() -> None:
+    assert gc.isenabled()
+    with pytest.raises(ZeroDivisionError), gc_paused():
+        assert not gc.isenabled()
+        1 / 0  # noqa: B018
+    assert gc.isenabled()
+    with gc_paused(False):
+        assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # it was off before: left off
+    finally:
+        gc.enable()
+
+
+async def test_a_large_batch_leaves_the_collector_on_even_when_it_fails() -> None:
+    db = await asyncdb.connect("memory://")
+    try:
+        items = db.collection("items")
+        batch = [{"id": f"k{i}", "n": i} for i in range(GC_PAUSE_MIN + 10)]
+        assert len(await items.insert_many(batch)) == len(batch)
+        assert gc.isenabled()
+        bad = [{"id": f"j{i}"} for i in range(GC_PAUSE_MIN)] + [{"id": "x", "n": 2**64}]
+        with pytest.raises(QueryError, match="64-bit"):
+            await items.insert_many(bad)
+        assert gc.isenabled()
     finally:
         await db.close()
