@@ -11,11 +11,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from asyncdb.backends.base import (
+    GC_PAUSE_MIN,
     Doc,
     KeyTuple,
     Session,
     StoreCollection,
     check_key,
+    gc_paused,
     key_lookup,
     key_of,
     new_id,
@@ -33,7 +35,7 @@ from asyncdb.query.parse import (
 )
 from asyncdb.query.sort import sort_key
 from asyncdb.query.update import apply_projection
-from asyncdb.query.values import normalize_value
+from asyncdb.query.values import normalize_document, normalize_value
 from asyncdb.resilience import StreamDeadline
 from asyncdb.types import CollectionSpec, Page, Plan, Query, UpdateResult
 
@@ -239,18 +241,24 @@ class Collection:
 
         return check
 
-    def _key_result(self, doc: Mapping[str, Any]) -> Any:
-        key = key_of(doc, self.spec)
-        return key[0] if self.spec.single_key else key
-
-    def _prepare(self, doc: Any) -> Doc:
-        if not isinstance(doc, Mapping):
-            raise QueryError(f"a document must be a mapping, not {type(doc).__name__}")
-        prepared: Doc = normalize_value(doc)
-        if self.spec.key == ("id",) and "id" not in prepared:
-            prepared = {"id": new_id(), **prepared}
-        check_key(prepared, self.spec)  # a bad key is a QueryError before any I/O
-        return prepared
+    def _prepare(self, docs: list[Any]) -> tuple[list[Doc], list[KeyTuple]]:
+        """Validated, normalised copies of ``docs`` (nothing shared with the caller's dicts)
+        and their keys; a bad document or key is a QueryError before any I/O."""
+        spec = self.spec
+        generate_id = spec.key == ("id",)
+        prepared: list[Doc] = []
+        keys: list[KeyTuple] = []
+        add_doc, add_key = prepared.append, keys.append
+        with gc_paused(len(docs) >= GC_PAUSE_MIN):  # synchronous, only copies are made here
+            for doc in docs:
+                if type(doc) is not dict and not isinstance(doc, Mapping):
+                    raise QueryError(f"a document must be a mapping, not {type(doc).__name__}")
+                one: Doc = normalize_document(doc)
+                if generate_id and "id" not in one:
+                    one = {"id": new_id(), **one}
+                add_key(check_key(one, spec))
+                add_doc(one)
+        return prepared, keys
 
     # --- cache ------------------------------------------------------------------------------
 
@@ -300,7 +308,7 @@ class Collection:
         """
         if hasattr(self._store, "assigns_keys"):  # table mode: the table's own key rules
             return (await self._insert_rows([doc]))[0]
-        prepared = self._prepare(doc)
+        [prepared], [key] = self._prepare([doc])
         await self._ready()
         try:
             await self._call(
@@ -310,14 +318,15 @@ class Collection:
                 insert_check=self._stored_as_sent([prepared]),
             )
         finally:
-            await self._written([key_of(prepared, self.spec)])
-        return self._key_result(prepared)
+            await self._written([key])
+        return key[0] if self.spec.single_key else key
 
     async def insert_many(self, docs: Iterable[Mapping[str, Any]]) -> list[Any]:
         """Insert all documents or none; returns their keys in order."""
         if hasattr(self._store, "assigns_keys"):  # table mode: the table's own key rules
             return await self._insert_rows(list(docs))
-        prepared = [self._prepare(doc) for doc in docs]
+        # The caller's iterable is consumed first: a generator's code must not run in _prepare.
+        prepared, keys = self._prepare(docs if type(docs) is list else list(docs))
         if not prepared:
             return []
         await self._ready()
@@ -329,8 +338,9 @@ class Collection:
                 insert_check=self._stored_as_sent(prepared),
             )
         finally:
-            await self._written([key_of(d, self.spec) for d in prepared])
-        return [self._key_result(d) for d in prepared]
+            await self._written(keys)
+        # A copy: _written may keep ``keys`` until the transaction commits.
+        return [k[0] for k in keys] if self.spec.single_key else list(keys)
 
     async def _insert_rows(self, docs: list[Any]) -> list[Any]:
         """Table mode's insert: no ``"id"`` is invented. A key the table does not assign is a

@@ -180,6 +180,7 @@ def normalize_datetime(value: datetime, path: str = "") -> datetime:
 def normalize_value(value: Any, path: str = "", depth: int = 0) -> Any:
     """Validate a portable value and return its canonical form (lists, UTC datetimes).
 
+    Containers are always copied, so the result shares nothing mutable with ``value``.
     Raises :class:`QueryError` naming the path for anything that cannot round-trip.
     """
     if depth > 100:
@@ -192,18 +193,17 @@ def normalize_value(value: Any, path: str = "", depth: int = 0) -> Any:
             raise QueryError("integer outside the 64-bit range", path=path)
         return value
     if t is float:
-        if not math.isfinite(value):
+        if not _isfinite(value):
             raise QueryError("NaN and infinity are not portable values", path=path)
         return value
+    if t is dict:
+        return _normalize_dict(value, path, depth)
+    if t is list:
+        return _normalize_list(value, path, depth)
     if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            sub = f"{path}.{k}" if path else str(k)
-            check_field_name(k, sub)
-            out[k] = normalize_value(v, sub, depth + 1)
-        return out
+        return _normalize_mapping(value, path, depth)
     if isinstance(value, list | tuple):
-        return [normalize_value(v, f"{path}.{i}", depth + 1) for i, v in enumerate(value)]
+        return _normalize_sequence(value, path, depth)
     if isinstance(value, datetime):
         return normalize_datetime(value, path)
     if isinstance(value, Decimal):
@@ -221,6 +221,91 @@ def normalize_value(value: Any, path: str = "", depth: int = 0) -> Any:
     if isinstance(value, str):
         return str(value)
     raise QueryError(f"unsupported value type {type(value).__name__}", path=path)
+
+
+def normalize_document(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """``normalize_value`` of a document: a validated deep copy in canonical form."""
+    if type(doc) is dict:
+        return _normalize_dict(doc, "", 0)
+    return _normalize_mapping(doc, "", 0)
+
+
+_isfinite = math.isfinite
+
+# Field names already found valid. Documents repeat the same few names, so one set lookup
+# replaces the checks of check_field_name; bounded so arbitrary names cannot grow it forever.
+_VALID_NAMES: set[str] = set()
+_VALID_NAMES_MAX = 4096
+
+
+def _check_name(name: Any, path: str) -> None:
+    """check_field_name of a field of the mapping at ``path``, remembering a valid name."""
+    check_field_name(name, f"{path}.{name}" if path else str(name))
+    if type(name) is str and len(_VALID_NAMES) < _VALID_NAMES_MAX:
+        _VALID_NAMES.add(name)
+
+
+def _normalize_dict(value: dict[Any, Any], path: str, depth: int) -> dict[str, Any]:
+    """normalize_value of a dict. The hot path of every insert: the dict is copied in C and
+    only values that change (containers, which are copied; datetimes; ...) are replaced; plain
+    scalars are checked inline. Errors and rare types go through normalize_value with their
+    path, in field order, so results and errors are those of _normalize_mapping."""
+    if depth >= 100:
+        return _normalize_mapping(value, path, depth)  # children would be too deep: it raises
+    out: dict[str, Any] = value.copy()
+    for k, v in out.items():
+        if type(k) is not str or k not in _VALID_NAMES:
+            _check_name(k, path)
+        t = type(v)
+        if t is str or t is bool or v is None:
+            continue
+        if t is int:
+            if INT64_MIN <= v <= INT64_MAX:
+                continue
+        elif t is float:
+            if _isfinite(v):
+                continue
+        elif t is dict:
+            out[k] = _normalize_dict(v, f"{path}.{k}" if path else k, depth + 1)
+            continue
+        elif t is list:
+            out[k] = _normalize_list(v, f"{path}.{k}" if path else k, depth + 1)
+            continue
+        out[k] = normalize_value(v, f"{path}.{k}" if path else k, depth + 1)
+    return out
+
+
+def _normalize_list(value: list[Any], path: str, depth: int) -> list[Any]:
+    """normalize_value of a list: copied in C, then only changed elements replaced."""
+    if depth >= 100:
+        return _normalize_sequence(value, path, depth)
+    out = value[:]
+    for i, v in enumerate(out):
+        t = type(v)
+        if not (
+            t is str
+            or t is bool
+            or v is None
+            or (t is int and INT64_MIN <= v <= INT64_MAX)
+            or (t is float and _isfinite(v))
+        ):
+            out[i] = normalize_value(v, f"{path}.{i}", depth + 1)
+    return out
+
+
+def _normalize_mapping(value: Mapping[Any, Any], path: str, depth: int) -> dict[str, Any]:
+    """normalize_value of any mapping (the general form of _normalize_dict)."""
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        sub = f"{path}.{k}" if path else str(k)
+        check_field_name(k, sub)
+        out[k] = normalize_value(v, sub, depth + 1)
+    return out
+
+
+def _normalize_sequence(value: list[Any] | tuple[Any, ...], path: str, depth: int) -> list[Any]:
+    """normalize_value of any list or tuple (the general form of _normalize_list)."""
+    return [normalize_value(v, f"{path}.{i}", depth + 1) for i, v in enumerate(value)]
 
 
 def check_field_name(name: Any, path: str) -> None:

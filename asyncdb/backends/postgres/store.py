@@ -32,7 +32,16 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import asyncpg
 
-from asyncdb.backends.base import Doc, KeyTuple, Session, Store, StoreCollection, key_of
+from asyncdb.backends.base import (
+    GC_PAUSE_MIN,
+    Doc,
+    KeyTuple,
+    Session,
+    Store,
+    StoreCollection,
+    gc_paused,
+    key_of,
+)
 from asyncdb.backends.postgres.codec import decode_doc, encode_doc, encode_key
 from asyncdb.backends.postgres.planner import (
     PostgresPlanner,
@@ -624,12 +633,18 @@ class PostgresCollection(StoreCollection):
         return [encode_key(v) for v in key_of(doc, self.spec)]
 
     def _records(self, docs: list[Doc]) -> list[tuple[Any, ...]]:
-        if self._sort_columns:
-            return [
-                (*self._key_params(doc), *encode_doc(doc), *sort_values(doc, self._sort_columns))
-                for doc in docs
-            ]
-        return [(*self._key_params(doc), *encode_doc(doc)) for doc in docs]
+        """The rows of ``docs`` (synchronous: the collector waits for a large batch)."""
+        columns = self._sort_columns
+        with gc_paused(len(docs) >= GC_PAUSE_MIN):
+            if columns:
+                return [
+                    (*self._key_params(doc), *encode_doc(doc), *sort_values(doc, columns))
+                    for doc in docs
+                ]
+            if self.spec.single_key:
+                field = self.spec.key[0]
+                return [(encode_key(doc[field]), *encode_doc(doc)) for doc in docs]
+            return [(*self._key_params(doc), *encode_doc(doc)) for doc in docs]
 
     async def insert_docs(self, docs: list[Doc], session: Session | None) -> None:
         records = self._records(docs)
