@@ -9,7 +9,13 @@ from collections.abc import AsyncIterator
 import pytest
 
 import asyncdb
-from asyncdb.errors import BackendError, BackendUnavailable, ConfigurationError, TransactionError
+from asyncdb.errors import (
+    BackendError,
+    BackendUnavailable,
+    ConfigurationError,
+    OperationTimeout,
+    TransactionError,
+)
 from asyncdb.resilience import (
     CONTENTION,
     MAYBE_APPLIED,
@@ -167,3 +173,39 @@ async def test_a_stream_deadline_raises_timeout_error_on_time_and_keeps_outer_ca
     with pytest.raises(asyncio.CancelledError):
         await task
     outer.close()
+
+
+async def test_calls_in_their_own_task_time_out_each_on_its_own_deadline() -> None:
+    # Store.detach_calls = False (PostgreSQL): one timer keeps every in-flight call's deadline.
+    res = Resilience("x", lambda e: None, RetryPolicy(timeout=0.3), network=True, detach=False)
+    loop = asyncio.get_running_loop()
+
+    async def slow() -> int:
+        await asyncio.sleep(5)
+        return 0
+
+    async def fast() -> int:
+        await asyncio.sleep(0.05)
+        return 1
+
+    async def timed(delay: float) -> float:
+        await asyncio.sleep(delay)
+        began = loop.time()
+        with pytest.raises(OperationTimeout):
+            await res.call(slow, write=False)
+        return loop.time() - began
+
+    async def quick_ones() -> list[int]:
+        return [await res.call(fast, write=False) for _ in range(10)]
+
+    waited = await asyncio.gather(timed(0), timed(0.1), timed(0.2), quick_ones())
+    assert waited[3] == [1] * 10  # 0.5 s of fast calls among the timeouts: none cancelled
+    for seconds in waited[:3]:
+        assert 0.29 <= seconds < 0.3 + 0.5
+    # a cancellation from outside stays a cancellation, and the call's task is not hit later
+    task = asyncio.create_task(res.call(slow, write=False))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await res.call(fast, write=False) == 1
