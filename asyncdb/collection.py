@@ -6,6 +6,7 @@ Every call validates and parses its input first (a bad filter raises
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -163,14 +164,20 @@ class Cursor:
                 yield doc
             return
         deadline = StreamDeadline(resilience.policy.timeout)
+        step = it.__anext__
         try:
             while True:
+                deadline.begin()
                 try:
-                    doc = await deadline.next(it)
+                    doc = await step()
                 except StopAsyncIteration:
                     return
-                except TimeoutError as exc:
-                    raise resilience.timed_out("find (next document)") from exc
+                except asyncio.CancelledError:
+                    if deadline.expired():
+                        raise resilience.timed_out("find (next document)") from None
+                    raise
+                finally:
+                    deadline.end()
                 yield doc
         finally:
             deadline.close()
