@@ -20,7 +20,23 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
 
 from asyncdb.errors import DuplicateKey, NotSupported, QueryError, ScanRequired, UpdateError
-from asyncdb.query.ast import And, Cmp, Eq, In, MatchAll, Node, Not, Path, Sort, SortKey, Update
+from asyncdb.query.ast import (
+    And,
+    Cmp,
+    Eq,
+    FieldNode,
+    In,
+    MatchAll,
+    Node,
+    Nor,
+    Not,
+    Or,
+    Path,
+    Projection,
+    Sort,
+    SortKey,
+    Update,
+)
 from asyncdb.query.evaluate import matches
 from asyncdb.query.sort import sort_key
 from asyncdb.query.update import apply_projection, apply_update, strict_equal, upsert_seed
@@ -141,6 +157,38 @@ def indexed_path(node: Node, spec: CollectionSpec) -> str | None:
         if index.paths[0] in constrained:
             return f"index:{index.name}"
     return None
+
+
+def field_heads(node: Node | None) -> set[str]:
+    """The top-level fields a filter reads."""
+    if node is None:
+        return set()
+    if isinstance(node, And | Or | Nor):
+        return set().union(*(field_heads(c) for c in node.children))
+    if isinstance(node, FieldNode):
+        return {node.path[0]}
+    return set()
+
+
+def projected_fields(
+    projection: Projection | None, spec: CollectionSpec, needed: set[str]
+) -> tuple[bool, tuple[str, ...]] | None:
+    """What a store may return instead of whole documents for ``projection``: whole top-level
+    fields, a superset of what ``apply_projection`` (run again in process) and the in-process
+    steps (``needed``: the fields the residual, the sort and a keyset position read) use.
+    ``(True, fields)`` keeps only those fields (the key fields always among them), ``(False,
+    fields)`` drops them; None: whole documents."""
+    if projection is None:
+        return None
+    if projection.include:
+        fields = {p[0] for p in projection.paths} | set(spec.key) | needed
+        return True, tuple(sorted(fields))
+    dropped = {
+        p[0]
+        for p in projection.paths
+        if len(p) == 1 and p[0] not in spec.key and p[0] not in needed
+    }
+    return (False, tuple(sorted(dropped))) if dropped else None
 
 
 def sort_served_by_index(sort: Sort, spec: CollectionSpec) -> bool:
@@ -540,11 +588,13 @@ __all__ = [
     "conjuncts",
     "expired_filter",
     "expiry_filter",
+    "field_heads",
     "indexed_path",
     "is_key_value",
     "key_lookup",
     "key_of",
     "new_id",
+    "projected_fields",
     "sort_served_by_index",
     "with_key_tiebreak",
 ]

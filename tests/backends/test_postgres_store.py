@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 import asyncdb
-from asyncdb.query import parse_sort, sort_documents
+from asyncdb.query import apply_projection, parse_projection, parse_sort, sort_documents
 
 SUBJECTS = [
     "abc",
@@ -199,3 +199,37 @@ async def test_explain_shows_the_servers_plan_and_analyze_runs_it(postgres_url: 
         analyzed = await items.explain({"n": 7}, analyze=True)
         assert analyzed.server_plan is not None
         assert any("actual time" in line for line in analyzed.server_plan)
+
+
+async def test_a_projection_done_in_sql_returns_exactly_what_the_stored_document_holds(
+    postgres_url: str,
+) -> None:
+    docs = [
+        {
+            "id": "a",
+            "z": -0.0,
+            "n": {"y": 1.0, "x": [Decimal("1.50"), b"\x00"]},
+            "t": datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=UTC),
+            "big": "x" * 1000,
+            "s": 'é\n"',
+        },
+        {"id": "b", "n": 2, "s": None},
+        {"id": "c"},
+    ]
+    async with asyncdb.connect(postgres_url) as db:
+        items = db.collection("proj", indexes=["s"], allow_scan=True)
+        await items.insert_many(docs)
+        for projection in ({"n.x": 1, "z": 1}, {"big": 0}, {"t": 1, "id": 0}, {"n.y": 0}):
+            plan = await items.explain({}, sort=[("id", 1)], projection=projection)
+            pushed = "json_each" in plan.native["sql"]
+            assert pushed == (projection != {"n.y": 0}), plan
+            proj = parse_projection(projection)
+            want = [apply_projection(proj, d, ("id",)) for d in docs]
+            got = await items.find({}, projection, sort=[("id", 1)]).to_list()
+            assert got == want and [list(d) for d in got] == [list(d) for d in want]
+            assert repr(got) == repr(want)  # -0.0, 1.0 and Decimal("1.50") as stored
+        # a residual reads a field the projection leaves out: it still comes back to be checked
+        flt = {"n.x.0": Decimal("1.5")}
+        assert (await items.explain(flt, projection={"z": 1})).residual is not None
+        assert await items.find(flt, {"z": 1}).to_list() == [{"id": "a", "z": -0.0}]
+        assert await items.find_one({"id": "b"}, {"s": 1}) == {"id": "b", "s": None}

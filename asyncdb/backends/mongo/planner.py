@@ -35,7 +35,14 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from asyncdb.backends.base import conjoin, conjuncts, indexed_path, key_lookup
+from asyncdb.backends.base import (
+    conjoin,
+    conjuncts,
+    field_heads,
+    indexed_path,
+    key_lookup,
+    projected_fields,
+)
 from asyncdb.query.ast import (
     All,
     And,
@@ -303,35 +310,19 @@ def _beyond(path: str, direction: int, value: Any) -> Native:
     return {"$or": [cond, {path: {"$type": list(others)}}]}
 
 
-def _heads(node: Node | None) -> set[str]:
-    """The top-level fields a filter reads."""
-    if node is None:
-        return set()
-    if isinstance(node, And | Or | Nor):
-        return set().union(*(_heads(c) for c in node.children))
-    if isinstance(node, FieldNode):
-        return {node.path[0]}
-    return set()
-
-
 def native_projection(
     projection: Projection | None, spec: CollectionSpec, needed: set[str]
 ) -> Native | None:
     """A server projection that keeps at least what ``apply_projection`` (run again in
     process) and the in-process steps (``needed``: residual, sort, position) read: whole
     top-level fields only, the key fields and ``_id`` always kept. None: the whole document."""
-    if projection is None:
+    found = projected_fields(projection, spec, needed | {"_id"})
+    if found is None:
         return None
-    if projection.include:
-        fields = {p[0] for p in projection.paths} | set(spec.key) | needed
-        fields.discard("_id")
-        return {f: 1 for f in sorted(fields)}
-    dropped = {
-        p[0]
-        for p in projection.paths
-        if len(p) == 1 and p[0] not in spec.key and p[0] not in needed and p[0] != "_id"
-    }
-    return {f: 0 for f in sorted(dropped)} or None
+    include, fields = found
+    if include:
+        return {f: 1 for f in fields if f != "_id"}
+    return {f: 0 for f in fields}
 
 
 class MongoPlanner:
@@ -544,7 +535,7 @@ class MongoPlanner:
         native_sort = self.native_sort(query.sort) if sort_native else self.key_sort()
         if not query.sort and not limit_pushed:
             native_sort = []
-        needed = _heads(residual) | {k.path[0] for k in query.sort}
+        needed = field_heads(residual) | {k.path[0] for k in query.sort}
         projection = native_projection(query.projection, self.spec, needed)
         find = Find(
             native_filter,

@@ -26,7 +26,15 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from asyncdb.backends.base import KeyTuple, conjoin, conjuncts, indexed_path, key_lookup
+from asyncdb.backends.base import (
+    KeyTuple,
+    conjoin,
+    conjuncts,
+    field_heads,
+    indexed_path,
+    key_lookup,
+    projected_fields,
+)
 from asyncdb.backends.postgres.codec import encode_key
 from asyncdb.backends.postgres.jsonpath import Compiled, compile_term
 from asyncdb.errors import ConfigurationError, QueryError
@@ -239,6 +247,10 @@ class PostgresPlanner:
                 approx_terms.append(term)
                 residual_terms.append(term)
         residual = conjoin(residual_terms) if residual_terms else None
+        fields = None
+        if query.projection is not None:
+            needed = field_heads(residual) | {k.path[0] for k in query.sort}
+            fields = projected_fields(query.projection, self.spec, needed)
         cache_key = (
             tuple(shape),
             len(params.values),  # a dropped compilation (a partial $in) leaves values bound
@@ -246,10 +258,18 @@ class PostgresPlanner:
             query.after is not None,
             query.limit is not None,
             query.skip > 0,
+            None if fields is None else fields[0],
         )
         template = self._templates.get(cache_key)
         if template is None:
-            template = self._template(query, where, params, residual, keys is not None)
+            template = self._template(
+                query,
+                where,
+                params,
+                residual,
+                keys is not None,
+                None if fields is None else fields[0],
+            )
             if len(self._templates) >= _CACHE_SIZE:
                 self._templates.clear()
             self._templates[cache_key] = template
@@ -262,6 +282,8 @@ class PostgresPlanner:
                 params.add(query.limit)
             if query.skip:
                 params.add(query.skip)
+        if fields is not None:
+            params.add(list(fields[1]))
         sql_params = params.pick(template.sql_used)
         statement = Statement(
             template.sql,
@@ -287,10 +309,18 @@ class PostgresPlanner:
         )
 
     def _template(
-        self, query: Query, where: list[str], params: _Params, residual: Node | None, by_key: bool
+        self,
+        query: Query,
+        where: list[str],
+        params: _Params,
+        residual: Node | None,
+        by_key: bool,
+        include: bool | None,
     ) -> _Template:
         """Build the SQL of a new shape. Binds what follows the conjuncts (the keyset bound,
-        then limit and skip) in the order ``plan`` binds them on a cached shape."""
+        then limit, skip and the projected fields) in the order ``plan`` binds them on a cached
+        shape. ``include``: a projection keeps (True) or drops (False) whole top-level fields,
+        as ``projected_fields`` says, or there is none (None)."""
         where_sql = " WHERE " + " AND ".join(where) if where else ""
         select_where = list(where)
         sort_pushed = False
@@ -302,7 +332,7 @@ class PostgresPlanner:
                 select_where.append(_after_condition(order, query.sort, query.after, params))
         elif query.sort:
             client_sort = True
-        sql = f"SELECT body, tagged FROM {self.table}"
+        sql = "SELECT {body}, tagged FROM " + self.table
         if select_where:
             sql += " WHERE " + " AND ".join(select_where)
         if order is not None:
@@ -321,6 +351,8 @@ class PostgresPlanner:
                 count += 1
             if query.skip:
                 sql += f" OFFSET \x00{count}\x00"
+                count += 1
+        sql = sql.replace("{body}", "body" if include is None else _projected_body(include, count))
         sql, sql_used = params.render(sql)
         where_sql, where_used = params.render(where_sql)
         if by_key:
@@ -331,6 +363,19 @@ class PostgresPlanner:
         return _Template(
             sql, sql_used, where_sql, where_used, access, sort_pushed, limit_pushed, client_sort
         )
+
+
+def _projected_body(include: bool, token: int) -> str:
+    """The stored text cut down to some top-level fields in SQL: ``json_each`` over the text as
+    ``json`` (not ``jsonb``) keeps each value's text as written and the fields' order, so the
+    result decodes to exactly what the stored document holds for them. The field names are the
+    bound ``text[]`` value number ``token``."""
+    test = "= ANY" if include else "<> ALL"
+    return (
+        "COALESCE((SELECT json_object_agg(e.key, e.value ORDER BY e.n) "
+        "FROM json_each(body::json) WITH ORDINALITY AS e(key, value, n) "
+        f"WHERE e.key {test}(\x00{token}\x00::text[])), '{{}}'::json)::text"
+    )
 
 
 def _is_key_term(term: Node, key_fields: set[str]) -> bool:
