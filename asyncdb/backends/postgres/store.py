@@ -31,6 +31,7 @@ from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import asyncpg
+import orjson
 
 from asyncdb.backends.base import (
     GC_PAUSE_MIN,
@@ -51,7 +52,7 @@ from asyncdb.backends.postgres.planner import (
     sort_values,
 )
 from asyncdb.errors import BackendError, ConfigurationError, DuplicateKey, TransactionError
-from asyncdb.query.ast import Node
+from asyncdb.query.ast import Node, Sort, Update
 from asyncdb.resilience import (
     CONTENTION,
     MAYBE_APPLIED,
@@ -60,7 +61,7 @@ from asyncdb.resilience import (
     classify_os_error,
     error_chain,
 )
-from asyncdb.types import Capabilities, CollectionSpec, Plan, Query
+from asyncdb.types import Capabilities, CollectionSpec, Plan, Query, UpdateResult
 
 _OPTIONS: dict[str, Any] = {
     "min_size": 1,
@@ -707,6 +708,122 @@ class PostgresCollection(StoreCollection):
         return doc
 
     # --- native shortcuts: one statement when nothing is left to re-check --------------------
+
+    def _native_update(self, update: Update) -> tuple[list[str], list[str], list[str]] | None:
+        """``(set fields, their JSON texts, unset fields)`` when ``update`` is only ``$set`` of
+        top-level fields to strings, booleans, null or 64-bit ints and ``$unset`` of top-level
+        fields, none of them a key, index or TTL field (their sort keys and expiry are computed
+        in Python). For those values the stored text of an equal value is the same text, so
+        comparing texts in SQL says whether a document changes exactly as ``strict_equal``."""
+        if update.replacement is not None:
+            return None
+        spec = self.spec
+        blocked = set(spec.key) | {p[0] for index in spec.indexes for p in index.paths}
+        if spec.ttl is not None:
+            blocked.add(spec.ttl.split(".")[0])
+        sets: list[str] = []
+        texts: list[str] = []
+        unsets: list[str] = []
+        for op in update.ops:
+            if len(op.path) != 1 or op.path[0] in blocked:
+                return None
+            if op.op == "$unset":
+                unsets.append(op.path[0])
+                continue
+            value, t = op.value, type(op.value)
+            if op.op != "$set" or not (
+                value is None
+                or t is bool
+                or (t is int and -(2**63) <= value < 2**63)
+                or (t is str and "\x00" not in value)
+            ):
+                return None
+            try:
+                texts.append(orjson.dumps(value).decode())
+            except orjson.JSONEncodeError:  # a lone surrogate: the general path says why
+                return None
+            sets.append(op.path[0])
+        return sets, texts, unsets
+
+    def _update_statement(self, where: str, first: int, multi: bool) -> str:
+        """One statement that locks the matching rows, rewrites each stored text in SQL (kept
+        fields keep their text and place, set fields change in place or are appended in the
+        update's order, unset fields go) and returns how many rows matched and changed.
+        ``json_each`` over the text as ``json`` keeps every untouched value's text exactly."""
+        keys = [f'"k{i}"' for i in range(len(self.spec.key))]
+        a, b, c = f"${first}::text[]", f"${first + 1}::json[]", f"${first + 2}::text[]"
+        joined = " AND ".join(f"t.{k} = m.{k}" for k in keys)
+        limit = "" if multi else " LIMIT 1"
+        return (
+            f"WITH m AS (SELECT {', '.join(keys)}, body FROM {self._table}{where}{limit} "
+            "FOR UPDATE), "
+            f"u AS (UPDATE {self._table} AS t SET body = (SELECT json_object_agg(x.k, x.v "
+            "ORDER BY x.n)::text FROM ("
+            "SELECT e.key AS k, COALESCE(s.v, e.value) AS v, e.n "
+            "FROM json_each(m.body::json) WITH ORDINALITY AS e(key, value, n) "
+            f"LEFT JOIN unnest({a}, {b}) AS s(k, v) ON s.k = e.key "
+            f"WHERE e.key <> ALL({c}) "
+            "UNION ALL SELECT s.k, s.v, 4294967296 + s.i "
+            f"FROM unnest({a}, {b}) WITH ORDINALITY AS s(k, v, i) "
+            "WHERE (m.body::json -> s.k) IS NULL) AS x) "
+            f"FROM m WHERE {joined} AND ("
+            f"EXISTS (SELECT 1 FROM unnest({a}, {b}) AS s(k, v) "
+            "WHERE (m.body::json -> s.k)::text IS DISTINCT FROM s.v::text) "
+            f"OR EXISTS (SELECT 1 FROM unnest({c}) AS d(k) "
+            "WHERE (m.body::json -> d.k) IS NOT NULL)) RETURNING 1) "
+            "SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM u)"
+        )
+
+    async def update(
+        self,
+        node: Node,
+        update: Update,
+        *,
+        multi: bool,
+        upsert: bool,
+        session: Session | None,
+        allow_scan: bool | None = None,
+        sort: Sort = (),
+        return_document: str | None = None,
+    ) -> tuple[UpdateResult, Doc | None]:
+        """A ``$set``/``$unset`` of plain top-level values (``_native_update``) under an exact
+        filter is one statement, atomic per row (its rows are locked, and PostgreSQL re-checks
+        the filter on a row changed meanwhile); anything else is the shared read-modify-write
+        under a row lock."""
+        native = None
+        if not upsert and return_document is None and not sort:
+            native = self._native_update(update)
+        if native is None:
+            return await super().update(
+                node,
+                update,
+                multi=multi,
+                upsert=upsert,
+                session=session,
+                allow_scan=allow_scan,
+                sort=sort,
+                return_document=return_document,
+            )
+        query = Query(self.visible(node), limit=None if multi else 1)
+        plan = self.execution_plan(query)
+        if plan.residual_node is not None:
+            return await super().update(
+                node, update, multi=multi, upsert=False, session=session, allow_scan=allow_scan
+            )
+        self.check_scan(plan, query, allow_scan)
+        stmt: Statement = plan.payload
+        sql = self._update_statement(stmt.where, len(stmt.where_params) + 1, multi)
+        params = [*stmt.where_params, *native]
+        if isinstance(session, PostgresSession):
+            async with session.lock.hold():
+                try:
+                    rows = await session.check().fetch(sql, *params)
+                except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    raise _pg_error(exc, f"update of {self.spec.name!r}") from None
+        else:
+            rows = await self.store.fetch(sql, params, None)
+        matched, modified = rows[0]
+        return UpdateResult(int(matched), int(modified)), None
 
     async def count(
         self, node: Node, session: Session | None, *, allow_scan: bool | None = None
