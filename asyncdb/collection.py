@@ -313,7 +313,7 @@ class Collection:
 
         >>> # key = await alerts.insert_one({"title": "disk full", "priority": 80})
         """
-        if hasattr(self._store, "assigns_keys"):  # table mode: the table's own key rules
+        if self._store.table_mode:  # the table's own key rules
             return (await self._insert_rows([doc]))[0]
         [prepared], [key] = self._prepare([doc])
         await self._ready()
@@ -330,7 +330,7 @@ class Collection:
 
     async def insert_many(self, docs: Iterable[Mapping[str, Any]]) -> list[Any]:
         """Insert all documents or none; returns their keys in order."""
-        if hasattr(self._store, "assigns_keys"):  # table mode: the table's own key rules
+        if self._store.table_mode:  # the table's own key rules
             return await self._insert_rows(list(docs))
         # The caller's iterable is consumed first: a generator's code must not run in _prepare.
         prepared, keys = self._prepare(docs if type(docs) is list else list(docs))
@@ -360,7 +360,7 @@ class Collection:
             if not isinstance(doc, Mapping):
                 raise QueryError(f"a document must be a mapping, not {type(doc).__name__}")
             prepared.append(normalize_value(doc))
-        assigned: bool = self._store.assigns_keys(prepared)  # type: ignore[attr-defined]
+        assigned = self._store.assigns_keys(prepared)
         if not prepared:
             return []
         await self._ready()

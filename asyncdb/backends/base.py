@@ -286,6 +286,14 @@ class StoreCollection(ABC):
 
     store: Store
     spec: CollectionSpec
+    # Table mode (a relational table's own key rules): no "id" is ever invented, and an
+    # autoincrement key left out is assigned by the database (``assigns_keys``).
+    table_mode: ClassVar[bool] = False
+
+    def assigns_keys(self, docs: list[Doc]) -> bool:
+        """Check the keys of documents about to be inserted (a QueryError before any I/O) and
+        say whether the store assigns some of them (table mode; never for documents)."""
+        return False
 
     # primitives ---------------------------------------------------------------------------
 
@@ -524,10 +532,11 @@ class StoreCollection(ABC):
             new = apply_update(update, seed, is_insert=True, now=now)
             if update.replacement is not None:
                 new = {**{k: seed[k] for k in self.spec.key if k in seed}, **new}
-            if self.spec.key == ("id",) and "id" not in new:
+            if self.spec.key == ("id",) and "id" not in new and not self.table_mode:
                 new = {"id": new_id(), **new}
-            await self.insert([new], s)
-            upserted = key_of(new, self.spec)
+            (upserted,) = await self.insert([new], s)
+            if any(new.get(f) is None for f in self.spec.key):  # the database assigned it
+                new = {**new, **dict(zip(self.spec.key, upserted, strict=True))}
             upserted_id = upserted[0] if self.spec.single_key else upserted
             return UpdateResult(0, 0, upserted_id), (new if return_document == "after" else None)
 

@@ -281,3 +281,25 @@ async def test_an_assigned_key_insert_cut_after_commit_is_not_resent(postgres_ur
             assert await tags.count_documents({}) == 3
     finally:
         await proxy.stop()
+
+
+async def test_an_upsert_that_inserts_lets_the_database_assign_the_key(adb: Database) -> None:
+    tags = adb.table(TAGS, allow_scan=True)
+    await tags.insert_one({"name": "a", "n": 1})
+    res = await tags.update_one({"name": "b"}, {"$set": {"n": 2}}, upsert=True)
+    assert type(res.upserted_id) is int and res.matched == 0
+    assert await tags.find_one({"id": res.upserted_id}) == {
+        "id": res.upserted_id,
+        "name": "b",
+        "n": 2,
+    }
+    after = await tags.find_one_and_update(
+        {"name": "c"}, {"$set": {"n": 3}}, upsert=True, return_document="after"
+    )
+    assert after is not None and type(after["id"]) is int and after["id"] != res.upserted_id
+    assert after == await tags.find_one({"name": "c"})
+    # a table whose key the database does not assign: no id is invented for an upsert either
+    codes = adb.table(CODES, allow_scan=True)
+    with pytest.raises(asyncdb.QueryError, match="lacks its key field"):
+        await codes.update_one({"id": {"$in": ["x", "y"]}}, {"$set": {}}, upsert=True)
+    assert await codes.count_documents({}) == 0

@@ -268,6 +268,8 @@ class TableCollection(StoreCollection):
     """One existing table as a collection: documents are column name -> value, NULL columns
     are missing fields, the primary key is the key."""
 
+    table_mode = True
+
     store: TableStore
 
     def __init__(self, store: TableStore, spec: CollectionSpec, schema: TableSchema) -> None:
