@@ -6,7 +6,6 @@ Every call validates and parses its input first (a bad filter raises
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -37,7 +36,6 @@ from asyncdb.query.parse import (
 from asyncdb.query.sort import sort_key
 from asyncdb.query.update import apply_projection
 from asyncdb.query.values import normalize_document, normalize_value
-from asyncdb.resilience import StreamDeadline
 from asyncdb.types import CollectionSpec, Page, Plan, Query, UpdateResult
 
 if TYPE_CHECKING:
@@ -163,24 +161,14 @@ class Cursor:
             async for doc in it:
                 yield doc
             return
-        deadline = StreamDeadline(resilience.policy.timeout)
-        step = it.__anext__
-        try:
-            while True:
-                deadline.begin()
-                try:
-                    doc = await step()
-                except StopAsyncIteration:
-                    return
-                except asyncio.CancelledError:
-                    if deadline.expired():
-                        raise resilience.timed_out("find (next document)") from None
-                    raise
-                finally:
-                    deadline.end()
-                yield doc
-        finally:
-            deadline.close()
+        while True:
+            try:
+                doc = await resilience.next_item(it)
+            except StopAsyncIteration:
+                return
+            except TimeoutError as exc:
+                raise resilience.timed_out("find (next document)") from exc
+            yield doc
 
     def __aiter__(self) -> AsyncIterator[Doc]:
         return self._stream()

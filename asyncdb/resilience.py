@@ -11,8 +11,8 @@ Options of ``asyncdb.connect(url, ...)`` (defaults in brackets):
   (``Store.detach_calls = False``: PostgreSQL) runs them in the caller's task instead, which is
   cheaper; inside a transaction the call stays in the caller's task (stores tie sessions to
   it) and its rollback finishes first. A ``find`` stream applies ``timeout`` to each wait for
-  its next document (:class:`StreamDeadline`: one timer per stream); past the first document
-  the wait runs in the caller's task, so the error follows the driver's cancellation of its
+  its next document (:meth:`Resilience.next_item`); past the first document the wait runs in
+  the caller's task, so the error follows the driver's cancellation of its
   fetch and can come late when the server is slow. Only network stores (``Store.network``)
   get the deadline; memory and SQLite calls run untimed.
 - ``retries`` [4]: attempts at most per call (1 turns retrying off).
@@ -367,6 +367,13 @@ class Resilience:
             self.breaker.success()
             return result
 
+    async def next_item(self, it: AsyncIterator[T]) -> T:
+        """``anext(it)`` within ``timeout`` from now, in the caller's task: the deadline of a
+        stream's wait for its next document (the consumer's own time between documents does
+        not count). ``TimeoutError`` past it; ``StopAsyncIteration`` at the end."""
+        deadline = asyncio.get_running_loop().time() + self.policy.timeout
+        return await _within(it.__anext__, deadline, False)
+
     async def _checked(
         self, check: Callable[[], Awaitable[bool]], deadline: float, what: str
     ) -> bool:
@@ -378,7 +385,8 @@ class Resilience:
 
 
 class _Watch:
-    """The deadlines of the calls that run in their caller's task, all kept by one timer.
+    """The deadlines of the calls that run in their caller's task (and of a stream's waits for
+    its next document), all kept by one timer.
 
     ``asyncio.timeout_at`` per call schedules and cancels a timer each time (about 9 µs, a
     twentieth of a PostgreSQL point read at concurrency 64). Here a call only registers its
@@ -508,77 +516,6 @@ def _forget(task: asyncio.Task[Any]) -> None:
         task.exception()
 
 
-class StreamDeadline:
-    """The per-item deadline of a stream (``timeout`` for each wait on its next item), with one
-    timer for the whole stream instead of one per item.
-
-    ``asyncio.timeout`` around every ``anext`` schedules and cancels a timer per document, most
-    of which come from a batch already in memory: a quarter of a 20-document query's CPU. Here
-    each wait only records when it started; the timer, armed once, checks at its due time
-    whether a wait is still pending and has run ``timeout`` long, cancels the task if so (then
-    the wait raises ``TimeoutError``), and else re-arms itself for the pending wait's due time.
-    A wait that finds no timer armed (it fired while the consumer was busy) arms one."""
-
-    __slots__ = ("_expired", "_handle", "_loop", "_started", "_task", "timeout")
-
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-        self._loop = asyncio.get_running_loop()
-        self._handle: asyncio.TimerHandle | None = None
-        self._started: float | None = None  # when the pending wait began; None: no wait
-        self._task: asyncio.Task[Any] | None = None
-        self._expired = False
-
-    def _fire(self) -> None:
-        self._handle = None
-        started = self._started
-        if started is None or self._task is None:
-            return
-        due = started + self.timeout
-        if self._loop.time() >= due:
-            self._expired = True
-            self._task.cancel()
-        else:
-            self._handle = self._loop.call_at(due, self._fire)
-
-    def begin(self) -> None:
-        """A wait starts (in the calling task)."""
-        self._task = asyncio.current_task()
-        self._started = now = self._loop.time()
-        if self._handle is None:
-            self._handle = self._loop.call_at(now + self.timeout, self._fire)
-
-    def end(self) -> None:
-        """The wait is over."""
-        self._started = None
-
-    def expired(self) -> bool:
-        """On a CancelledError during the wait: True when it was the deadline's (then the wait
-        should raise a timeout instead), False when the cancellation came from elsewhere."""
-        if self._expired and self._task is not None and self._task.uncancel() == 0:
-            self._expired = False
-            return True
-        return False
-
-    async def next(self, it: AsyncIterator[T]) -> T:
-        """``anext(it)`` within the deadline (``TimeoutError`` past it). ``Collection`` inlines
-        ``begin``/``end`` around its own ``anext`` (one coroutine less per document)."""
-        self.begin()
-        try:
-            return await anext(it)
-        except asyncio.CancelledError:
-            if self.expired():
-                raise TimeoutError from None
-            raise
-        finally:
-            self.end()
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-
-
 @dataclass(frozen=True, slots=True)
 class Health:
     """``await db.health()``: one round trip to the backend (``Store.ping``)."""
@@ -599,7 +536,6 @@ __all__ = [
     "Health",
     "Resilience",
     "RetryPolicy",
-    "StreamDeadline",
     "Transient",
     "classify_botocore",
     "classify_os_error",

@@ -238,3 +238,51 @@ def split_sort_key(data: bytes, directions: tuple[int, ...]) -> tuple[bytes, ...
     if i != len(data):
         raise ValueError("the keyset position does not match the sort")
     return tuple(out)
+
+
+def unfloat(raw: bytes) -> float:
+    (bits,) = struct.unpack(">Q", raw)
+    bits = bits ^ (1 << 63) if bits >> 63 else bits ^ 0xFFFFFFFFFFFFFFFF
+    (value,) = struct.unpack(">d", struct.pack(">Q", bits))
+    return float(value)
+
+
+def decode_key_values(data: bytes, n: int) -> list[Any] | None:
+    """The ``n`` key values (str, int, datetime) a sort key over key fields encodes (a
+    descending field is stored inverted), or None if it holds anything else: the keyset
+    position of a page, for stores that compare key values natively."""
+    out: list[Any] = []
+    i = 0
+    try:
+        for _ in range(n):
+            flip = 0xFF if data[i] not in (_NUMBER, _STRING, _DATE) else 0
+            tag = data[i] ^ flip
+            i += 1
+            if tag == _NUMBER:
+                raw = bytes(b ^ flip for b in data[i : i + 16])
+                i += 16
+                out.append(int(Fraction(unfloat(raw[:8])) + Fraction(unfloat(raw[8:]))))
+            elif tag == _DATE:
+                raw = bytes(b ^ flip for b in data[i : i + 8])
+                i += 8
+                (biased,) = struct.unpack(">Q", raw)
+                out.append(_EPOCH + timedelta(milliseconds=biased - (1 << 63)))
+            elif tag == _STRING:
+                chars = bytearray()
+                while True:
+                    b = data[i] ^ flip
+                    if b == 0:
+                        nxt = data[i + 1] ^ flip
+                        i += 2
+                        if nxt == 0:
+                            break
+                        chars.append(0)
+                    else:
+                        chars.append(b)
+                        i += 1
+                out.append(chars.decode("utf-8", "surrogatepass"))
+            else:
+                return None
+    except (IndexError, struct.error, UnicodeDecodeError, OverflowError, ValueError):
+        return None
+    return out if i == len(data) else None

@@ -22,7 +22,6 @@ from asyncdb.resilience import (
     NOT_APPLIED,
     Resilience,
     RetryPolicy,
-    StreamDeadline,
     classify_botocore,
     classify_os_error,
 )
@@ -138,41 +137,41 @@ async def _items(delays: list[float]) -> AsyncIterator[int]:
         yield i
 
 
+def streaming(timeout: float) -> Resilience:
+    # A network store whose calls run in the caller's task, as PostgreSQL's do.
+    return Resilience("x", lambda e: None, RetryPolicy(timeout=timeout), network=True, detach=False)
+
+
 async def test_a_stream_deadline_times_each_wait_not_the_consumer() -> None:
-    deadline = StreamDeadline(0.2)
+    res = streaming(0.2)
     it = _items([0, 0, 0.1, 0, 0.1])
     got = []
-    try:
-        for _ in range(5):
-            got.append(await deadline.next(it))
-            await asyncio.sleep(0.15)  # a slow consumer: its time is not the stream's
-    finally:
-        deadline.close()
+    for _ in range(5):
+        got.append(await res.next_item(it))
+        await asyncio.sleep(0.15)  # a slow consumer: its time is not the stream's
     assert got == [0, 1, 2, 3, 4]
 
 
 async def test_a_stream_deadline_raises_timeout_error_on_time_and_keeps_outer_cancels() -> None:
-    deadline = StreamDeadline(0.2)
+    res = streaming(0.2)
     it = _items([0, 5.0])
-    assert await deadline.next(it) == 0
-    await asyncio.sleep(0.5)  # the armed timer fires while nothing waits: no effect
+    assert await res.next_item(it) == 0
+    await asyncio.sleep(0.5)  # an armed timer that fires while nothing waits: no effect
     began = asyncio.get_running_loop().time()
     with pytest.raises(TimeoutError):
-        await deadline.next(it)
+        await res.next_item(it)
     assert asyncio.get_running_loop().time() - began < 0.2 + 0.5
-    deadline.close()
     # a cancellation from outside stays a cancellation
-    outer = StreamDeadline(10.0)
+    outer = streaming(10.0)
 
     async def consume() -> int:
-        return await outer.next(_items([5.0]))
+        return await outer.next_item(_items([5.0]))
 
     task = asyncio.create_task(consume())
     await asyncio.sleep(0.05)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    outer.close()
 
 
 async def test_calls_in_their_own_task_time_out_each_on_its_own_deadline() -> None:

@@ -30,9 +30,8 @@ import math
 import re
 import struct
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
-from fractions import Fraction
 from typing import Any
 
 from asyncdb.backends.base import (
@@ -68,6 +67,7 @@ from asyncdb.query.ast import (
     path_str,
 )
 from asyncdb.query.parse import FieldAnd
+from asyncdb.query.sort import decode_key_values, unfloat
 from asyncdb.types import CollectionSpec, Plan, Query
 
 Native = dict[str, Any]
@@ -213,54 +213,6 @@ def sort_pushable(sort: Sort) -> bool:
 # datetime) they decode back to values, so the position becomes a native range on the key.
 
 _NUMBER, _STRING, _DATE = 0x14, 0x1E, 0x5A
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _unfloat(raw: bytes) -> float:
-    (bits,) = struct.unpack(">Q", raw)
-    bits = bits ^ (1 << 63) if bits >> 63 else bits ^ 0xFFFFFFFFFFFFFFFF
-    (value,) = struct.unpack(">d", struct.pack(">Q", bits))
-    return float(value)
-
-
-def decode_key_position(data: bytes, n: int) -> list[Any] | None:
-    """The ``n`` key values a sort key over key fields encodes (a descending field is stored
-    inverted), or None if it holds anything else."""
-    out: list[Any] = []
-    i = 0
-    try:
-        for _ in range(n):
-            flip = 0xFF if data[i] not in (_NUMBER, _STRING, _DATE) else 0
-            tag = data[i] ^ flip
-            i += 1
-            if tag == _NUMBER:
-                raw = bytes(b ^ flip for b in data[i : i + 16])
-                i += 16
-                out.append(int(Fraction(_unfloat(raw[:8])) + Fraction(_unfloat(raw[8:]))))
-            elif tag == _DATE:
-                raw = bytes(b ^ flip for b in data[i : i + 8])
-                i += 8
-                (biased,) = struct.unpack(">Q", raw)
-                out.append(_EPOCH + timedelta(milliseconds=biased - (1 << 63)))
-            elif tag == _STRING:
-                chars = bytearray()
-                while True:
-                    b = data[i] ^ flip
-                    if b == 0:
-                        nxt = data[i + 1] ^ flip
-                        i += 2
-                        if nxt == 0:
-                            break
-                        chars.append(0)
-                    else:
-                        chars.append(b)
-                        i += 1
-                out.append(chars.decode("utf-8", "surrogatepass"))
-            else:
-                return None
-    except (IndexError, struct.error, UnicodeDecodeError, OverflowError, ValueError):
-        return None
-    return out if i == len(data) else None
 
 
 def decode_first_position(data: bytes) -> tuple[Any, bool] | None:
@@ -273,7 +225,7 @@ def decode_first_position(data: bytes) -> tuple[Any, bool] | None:
     tag = data[0] ^ flip
     try:
         if tag == _NUMBER:
-            return _unfloat(bytes(b ^ flip for b in data[1:9])), descending
+            return unfloat(bytes(b ^ flip for b in data[1:9])), descending
         if tag in (_STRING, _DATE):
             end = 1
             if tag == _DATE:
@@ -283,7 +235,7 @@ def decode_first_position(data: bytes) -> tuple[Any, bool] | None:
                 while not (data[end] ^ flip == 0 and data[end + 1] ^ flip == 0):
                     end += 2 if data[end] ^ flip == 0 else 1
                 end += 2
-            values = decode_key_position(data[:end], 1)
+            values = decode_key_values(data[:end], 1)
             return (values[0], descending) if values else None
     except (IndexError, struct.error):
         return None
@@ -461,7 +413,7 @@ class MongoPlanner:
             return None
         if any(len(k.path) != 1 or k.path[0] not in self.spec.key for k in query.sort):
             return None
-        values = decode_key_position(query.after, len(query.sort))
+        values = decode_key_values(query.after, len(query.sort))
         if values is None:
             return None
         alternatives: list[Native] = []
@@ -645,7 +597,6 @@ __all__ = [
     "Find",
     "MongoPlanner",
     "decode_first_position",
-    "decode_key_position",
     "holds_inexact_number",
     "inexact_number",
     "native_projection",

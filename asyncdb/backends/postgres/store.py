@@ -591,21 +591,11 @@ class PostgresCollection(StoreCollection):
         table (an index declared after the documents were written), in batches."""
         if not added:
             return
-        n = len(self.spec.key)
-        keys = ", ".join(f'"k{i}"' for i in range(n))
         missing = " OR ".join(f"{quote_ident(c)} IS NULL" for c in added)
-        select = f"SELECT {keys}, body, tagged FROM {self._table} WHERE {missing} LIMIT 1000"
-        while True:
-            rows = await conn.fetch(select)
-            if not rows:
-                return
-            docs = [decode_doc(row[n], row[n + 1]) for row in rows]
-            params: list[Any] = [[row[i] for row in rows] for i in range(n)]
-            params.append([row[n] for row in rows])
-            params.append([row[n + 1] for row in rows])
-            values = [sort_values(doc, self._sort_columns) for doc in docs]
-            params += [[v[i] for v in values] for i in range(len(values[0]))]
-            await conn.execute(self._update_sql, *params)
+        select = f"SELECT body, tagged FROM {self._table} WHERE {missing} LIMIT 1000"
+        while rows := await conn.fetch(select):
+            docs = [decode_doc(text, flags) for text, flags in rows]
+            await conn.execute(self._update_sql, *self._update_params(docs))
 
     def plan(self, query: Query) -> Plan:
         return self.planner.plan(query)
@@ -673,17 +663,22 @@ class PostgresCollection(StoreCollection):
         """Rewrite every changed document in one ``UPDATE ... FROM unnest`` statement. ``body``
         stays the source of truth, so the new text is computed here: jsonb_set in SQL would
         reorder fields and turn -0.0 into 0, which the stored text must keep."""
-        news = [new for _old, new in pairs]
-        encoded = [encode_doc(new) for new in news]
+        params = self._update_params([new for _old, new in pairs])
+        await self.store.execute(self._update_sql, params, session, f"update of {self.spec.name!r}")
+
+    def _update_params(self, docs: list[Doc]) -> list[Any]:
+        """The parameters of ``_update_sql`` that rewrite the rows of ``docs`` (their keys,
+        texts, flags and sort keys, one array per column)."""
+        encoded = [encode_doc(doc) for doc in docs]
         params: list[Any] = [
-            *self._key_columns(news),
+            *self._key_columns(docs),
             [text for text, _flags in encoded],
             [flags for _text, flags in encoded],
         ]
         if self._sort_columns:
-            values = [sort_values(new, self._sort_columns) for new in news]
+            values = [sort_values(doc, self._sort_columns) for doc in docs]
             params += [[v[i] for v in values] for i in range(len(values[0]))]
-        await self.store.execute(self._update_sql, params, session, f"update of {self.spec.name!r}")
+        return params
 
     async def delete_docs(self, docs: list[Doc], session: Session) -> None:
         """Delete every document of ``docs`` in one statement."""
@@ -793,6 +788,11 @@ class PostgresCollection(StoreCollection):
         native = None
         if not upsert and return_document is None and not sort:
             native = self._native_update(update)
+        if native is not None:
+            query = Query(self.visible(node), limit=None if multi else 1)
+            plan = self.execution_plan(query)
+            if plan.residual_node is not None:
+                native = None
         if native is None:
             return await super().update(
                 node,
@@ -803,12 +803,6 @@ class PostgresCollection(StoreCollection):
                 allow_scan=allow_scan,
                 sort=sort,
                 return_document=return_document,
-            )
-        query = Query(self.visible(node), limit=None if multi else 1)
-        plan = self.execution_plan(query)
-        if plan.residual_node is not None:
-            return await super().update(
-                node, update, multi=multi, upsert=False, session=session, allow_scan=allow_scan
             )
         self.check_scan(plan, query, allow_scan)
         stmt: Statement = plan.payload

@@ -19,15 +19,13 @@ when it holds a Decimal, the one type SQL cannot compare with numbers exactly.
 
 from __future__ import annotations
 
-import struct
 from datetime import datetime
-from fractions import Fraction
 from typing import Any
 
 import orjson
 
 from asyncdb._tagged_json import DUMP_OPTIONS, dumps, iso_date, loads, tag, untag
-from asyncdb.query.sort import encode_value
+from asyncdb.query.sort import decode_key_values, encode_value
 
 TAGGED = 1
 HAS_DECIMAL = 2
@@ -83,50 +81,10 @@ def encode_key(value: Any) -> Any:
 def decode_key_sort(data: bytes, n: int) -> list[Any]:
     """The key column values of a sort key over ``n`` key fields (``asyncdb.query.sort``
     encodings of str, int and datetime; a descending field is stored inverted)."""
-    out: list[Any] = []
-    i = 0
-    for _ in range(n):
-        flip = 0xFF if data[i] not in (_NUMBER, _STRING, _DATE) else 0
-        tag = data[i] ^ flip
-        i += 1
-        if tag == _NUMBER:
-            raw = bytes(b ^ flip for b in data[i : i + 16])
-            i += 16
-            head, rest = _unfloat(raw[:8]), _unfloat(raw[8:])
-            out.append(int(Fraction(head) + Fraction(rest)))
-        elif tag == _DATE:
-            raw = bytes(b ^ flip for b in data[i : i + 8])
-            i += 8
-            out.append(bytes([_DATE]) + raw)
-        elif tag == _STRING:
-            chars = bytearray()
-            while True:
-                b = data[i] ^ flip
-                if b == 0:
-                    nxt = data[i + 1] ^ flip
-                    i += 2
-                    if nxt == 0:
-                        break
-                    chars.append(0)
-                else:
-                    chars.append(b)
-                    i += 1
-            out.append(chars.decode("utf-8", "surrogatepass"))
-        else:
-            raise ValueError("not a key position")
-    return out
-
-
-def _unfloat(raw: bytes) -> float:
-    (bits,) = struct.unpack(">Q", raw)
-    bits = bits ^ (1 << 63) if bits >> 63 else bits ^ 0xFFFFFFFFFFFFFFFF
-    (value,) = struct.unpack(">d", struct.pack(">Q", bits))
-    return float(value)
-
-
-_NUMBER = 0x14
-_STRING = 0x1E
-_DATE = 0x5A
+    values = decode_key_values(data, n)
+    if values is None:
+        raise ValueError("not a key position")
+    return [encode_key(v) for v in values]
 
 
 __all__ = [
