@@ -269,6 +269,42 @@ class MongoStore(Store):
     def transaction(self) -> Any:
         return self.section(None, transaction=True)
 
+    # --- breadth: native commands --------------------------------------------------------------
+
+    def native_writes(self, statement: Any) -> bool:
+        """A command document (a mapping whose first key names the command); the reads below
+        (an aggregate without ``$out``/``$merge``) are run as they are, anything else may write."""
+        if not isinstance(statement, Mapping) or not statement:
+            raise QueryError("a native MongoDB statement is a command document (a mapping)")
+        name = str(next(iter(statement)))
+        if name == "aggregate":
+            stages = statement.get("pipeline") or []
+            return any(
+                isinstance(st, Mapping) and ("$out" in st or "$merge" in st) for st in stages
+            )
+        return name not in _READ_COMMANDS
+
+    async def native(self, statement: Any, params: Any, *, writes: bool) -> list[dict[str, Any]]:
+        """``db.command(statement)``; its reply as the one row (its values travel in the
+        document itself, which the driver encodes as BSON, so ``params`` must be None)."""
+        if params is not None:
+            raise QueryError("a MongoDB command carries its values itself: pass params=None")
+        self.check_not_owner()
+        try:
+            reply = await self.db.command(dict(statement))
+        except PyMongoError as exc:
+            raise _driver_error(exc, "native command") from None
+        return [dict(reply)]
+
+
+_READ_COMMANDS = frozenset(
+    {
+        "find", "count", "distinct", "listCollections", "listIndexes", "collStats",
+        "dbStats", "ping", "buildInfo", "serverStatus", "explain", "hello", "isMaster",
+        "connectionStatus", "hostInfo", "getParameter",
+    }
+)  # fmt: skip
+
 
 def _session_of(session: Session | None) -> AsyncClientSession | None:
     if session is None:
@@ -554,6 +590,23 @@ class MongoCollection(StoreCollection):
         except PyMongoError as exc:
             raise _driver_error(exc, f"delete from {self.spec.name!r}", session) from None
         return int(result.deleted_count)
+
+    async def drop(self) -> None:
+        """The collection with its indexes (``drop``)."""
+        self.store.check_not_owner()
+        try:
+            await self.coll.drop()
+        except PyMongoError as exc:
+            raise _driver_error(exc, f"cannot drop {self.spec.name!r}") from None
+
+    async def estimated_count(self) -> int:
+        """``estimatedDocumentCount``: the collection's metadata count (current, but it may
+        include documents past their TTL that the server has not removed yet)."""
+        self.store.check_not_owner()
+        try:
+            return int(await self.coll.estimated_document_count())
+        except PyMongoError as exc:
+            raise _driver_error(exc, f"count on {self.spec.name!r} failed") from None
 
     async def server_explain(self, plan: Plan) -> dict[str, Any]:
         """The server's own ``explain`` of a plan's native ``find``."""
