@@ -243,6 +243,7 @@ def new_id() -> str:
     return str(uuid.UUID(int=value))
 
 
+BULK_RUN = 500  # bulk_write: operations by key applied per write section
 GC_PAUSE_MIN = 256  # batches smaller than this are not worth pausing the collector for
 
 
@@ -357,6 +358,9 @@ class StoreCollection(ABC):
     # Table mode (a relational table's own key rules): no "id" is ever invented, and an
     # autoincrement key left out is assigned by the database (``assigns_keys``).
     table_mode: ClassVar[bool] = False
+    # The write section (``atomic``) locks what it reads (a lock, a transaction): bulk_write may
+    # then apply a run of updates by key as one read and one batch write.
+    locking_sections: ClassVar[bool] = False
 
     def assigns_keys(self, docs: list[Doc]) -> bool:
         """Check the keys of documents about to be inserted (a QueryError before any I/O) and
@@ -760,6 +764,11 @@ class StoreCollection(ABC):
         """Apply a run of operations starting at ``progress.next`` natively and advance past
         it; returns how many were taken (0: the caller applies the next one by itself)."""
         start = progress.next
+        if session is None and self.locking_sections and self._by_one_key(ops[start]):
+            try:
+                return await self._bulk_by_key(ops, progress, ordered=ordered)
+            except DuplicateKey:  # a unique index refused the batch (rolled back): one by one
+                return 0
         end = start
         while end < len(ops) and ops[end].kind == "insert":
             end += 1
@@ -773,6 +782,85 @@ class StoreCollection(ABC):
         progress.inserted += end - start
         progress.next = end
         return end - start
+
+    def _by_one_key(self, op: WriteOp) -> KeyTuple | None:
+        """The one key an update or delete without upsert pins down, else None."""
+        if op.kind == "insert" or op.upsert:
+            return None
+        assert op.node is not None
+        keys = key_lookup(op.node, self.spec)
+        return keys[0] if keys is not None and len(keys) == 1 else None
+
+    async def _bulk_by_key(
+        self,
+        ops: list[WriteOp],
+        progress: BulkProgress,
+        *,
+        ordered: bool,
+    ) -> int:
+        """A run of updates and deletes by key in one write section: the documents read in
+        one query, the operations applied in order in process (a later one sees an earlier
+        one's result), then one batch write of the changed documents and one of the deleted."""
+        start = progress.next
+        run: list[tuple[WriteOp, KeyTuple]] = []
+        for op in ops[start : start + BULK_RUN]:
+            key = self._by_one_key(op)
+            if key is None:
+                break
+            run.append((op, key))
+        now = datetime.now(UTC)
+        counts = BulkProgress()
+        async with self.atomic(None) as s:
+            wanted = list(dict.fromkeys(key for _, key in run))
+            found = await self._matching(self._keys_filter(wanted), s, limit=None, allow_scan=True)
+            before = {key_of(doc, self.spec): doc for doc in found}
+            current: dict[KeyTuple, Doc | None] = dict(before)
+            done = 0
+            for i, (op, key) in enumerate(run):
+                doc = current.get(key)
+                done = i + 1
+                assert op.node is not None
+                if doc is None or not matches(self.visible(op.node), doc):
+                    continue
+                if op.kind == "delete":
+                    current[key] = None
+                    counts.deleted += 1
+                    continue
+                assert op.update is not None
+                try:
+                    new = self._keep_key(doc, apply_update(op.update, doc, now=now))
+                except (UpdateError, QueryError) as exc:
+                    counts.errors.append((start + i, exc))
+                    if ordered:
+                        break
+                    continue
+                counts.matched += 1
+                if not strict_equal(doc, new):
+                    counts.modified += 1
+                    current[key] = new
+            pairs = [
+                (before[k], d) for k, d in current.items() if d is not None and d is not before[k]
+            ]
+            gone = [before[k] for k, d in current.items() if d is None]
+            if pairs:
+                await self.replace_docs(pairs, s)
+            if gone:
+                await self.delete_docs(gone, s)
+        progress.matched += counts.matched
+        progress.modified += counts.modified
+        progress.deleted += counts.deleted
+        progress.errors.extend(counts.errors)
+        progress.next = start + done
+        return done
+
+    def _keys_filter(self, keys: list[KeyTuple]) -> Node:
+        if self.spec.single_key:
+            return In((self.spec.key[0],), tuple(k[0] for k in keys))
+        return Or(
+            tuple(
+                And(tuple(Eq((f,), v) for f, v in zip(self.spec.key, k, strict=True))) for k in keys
+            )
+        )
 
     async def _bulk_one(self, op: WriteOp, progress: BulkProgress, session: Session | None) -> None:
         index = progress.next

@@ -118,6 +118,7 @@ class MemoryStore(Store):
 
 class MemoryCollection(StoreCollection):
     store: MemoryStore
+    locking_sections = True
 
     def __init__(self, store: MemoryStore, spec: CollectionSpec) -> None:
         self.store = store

@@ -563,6 +563,7 @@ class PostgresCollection(StoreCollection):
     generated from it) and ``tagged``."""
 
     store: PostgresStore
+    locking_sections = True
 
     def __init__(self, store: PostgresStore, spec: CollectionSpec) -> None:
         self.store = store

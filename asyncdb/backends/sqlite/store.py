@@ -425,6 +425,7 @@ class SQLiteCollection(StoreCollection):
     """One table: key columns ``k0..``, the document as JSON text, and its ``tagged`` flags."""
 
     store: SQLiteStore
+    locking_sections = True
 
     def __init__(self, store: SQLiteStore, spec: CollectionSpec) -> None:
         self.store = store
