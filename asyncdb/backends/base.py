@@ -11,6 +11,7 @@ implemented here once, and a backend overrides an operation only where its store
 from __future__ import annotations
 
 import collections
+import dataclasses
 import gc
 import uuid
 from abc import ABC, abstractmethod
@@ -20,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
 
 from asyncdb.errors import DuplicateKey, NotSupported, QueryError, ScanRequired, UpdateError
+from asyncdb.query.aggregate import stream_pipeline
 from asyncdb.query.ast import (
     And,
     Cmp,
@@ -38,6 +40,7 @@ from asyncdb.query.ast import (
     Update,
 )
 from asyncdb.query.evaluate import matches
+from asyncdb.query.pipeline import Pipeline, Pushdown, split_find, stage_name
 from asyncdb.query.sort import sort_key
 from asyncdb.query.update import apply_projection, apply_update, strict_equal, upsert_seed
 from asyncdb.query.values import normalize_datetime
@@ -572,6 +575,31 @@ class StoreCollection(ABC):
 
     def store_name(self) -> str:
         return type(self).__name__.removesuffix("Collection").lower() or "this backend"
+
+    # aggregation -------------------------------------------------------------------------
+
+    async def aggregate(
+        self, pipeline: Pipeline, session: Session | None, *, allow_scan: bool | None = None
+    ) -> AsyncIterator[Doc]:
+        """Stream a pipeline's results. The default runs the leading ``$match`` (and a
+        ``$sort``/``$skip``/``$limit`` right after it) through ``find``, under the scan policy,
+        and the rest in process (``asyncdb.query.aggregate``); backends override it to run
+        more natively."""
+        down = split_find(pipeline)
+        query = self._pushdown_query(down)
+        source = await self.find(query, session, allow_scan=allow_scan)
+        return stream_pipeline(down.rest, source)
+
+    def _pushdown_query(self, down: Pushdown) -> Query:
+        sort = with_key_tiebreak(down.sort, self.spec) if down.sort else ()
+        return Query(down.filter, sort, down.skip, down.limit)
+
+    def explain_aggregate(self, pipeline: Pipeline) -> Plan:
+        """The plan of ``aggregate``: the ``find`` it runs, and the stages run in process."""
+        down = split_find(pipeline)
+        plan = self.explain(self._pushdown_query(down))
+        stages = [stage_name(s) for s in down.rest]
+        return dataclasses.replace(plan, native={**plan.native, "in process": stages})
 
     def explain(self, query: Query) -> Plan:
         return self.plan(

@@ -710,7 +710,7 @@ class PostgresCollection(StoreCollection):
         fields, none of them a key, index or TTL field (their sort keys and expiry are computed
         in Python). For those values the stored text of an equal value is the same text, so
         comparing texts in SQL says whether a document changes exactly as ``strict_equal``."""
-        if update.replacement is not None:
+        if update.replacement is not None or update.pipeline is not None:
             return None
         spec = self.spec
         blocked = set(spec.key) | {p[0] for index in spec.indexes for p in index.paths}
