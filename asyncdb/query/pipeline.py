@@ -627,6 +627,104 @@ _STAGE_NAMES: dict[type, str] = {
 }
 
 
+# --- rendering (what the MongoDB backend sends, and what explain() shows) -----------------------
+
+
+def render_expression(expr: Expr) -> Any:
+    """An expression back in MongoDB's syntax (literals as ``$literal``, so none is mistaken
+    for a field path or an operator)."""
+    if isinstance(expr, FieldRef):
+        return "$" + path_str(expr.path) if expr.path else "$$ROOT"
+    if isinstance(expr, Literal):
+        return {"$literal": expr.value}
+    if isinstance(expr, Call):
+        return {expr.op: [render_expression(a) for a in expr.args]}
+    if isinstance(expr, DocExpr):
+        return {name: render_expression(e) for name, e in expr.fields}
+    if isinstance(expr, ArrayExpr):
+        return [render_expression(e) for e in expr.items]
+    if isinstance(expr, DateTrunc):
+        return {
+            "$dateTrunc": {
+                "date": render_expression(expr.date),
+                "unit": render_expression(expr.unit),
+                "binSize": render_expression(expr.bin_size),
+                "timezone": render_expression(expr.timezone),
+                "startOfWeek": render_expression(expr.start_of_week),
+            }
+        }
+    if isinstance(expr, SetField):
+        return {
+            "$setField": {
+                "field": expr.field,
+                "input": render_expression(expr.input),
+                "value": render_expression(expr.value),
+            }
+        }
+    raise AssertionError(f"unknown expression {expr!r}")  # pragma: no cover
+
+
+def _render_tree(tree: ProjectTree) -> dict[str, Any]:
+    out: dict[str, Any] = {"_id": 0} if tree.id_excluded else {}
+    for name, leaf in tree.fields:
+        if isinstance(leaf, ProjectTree):
+            out[name] = _render_tree(leaf)
+        elif isinstance(leaf, Expr):
+            out[name] = render_expression(leaf)
+        else:
+            out[name] = 1 if leaf else 0
+    return out
+
+
+def render_stage(stage: Stage) -> dict[str, Any]:
+    """One parsed stage in MongoDB's syntax."""
+    if isinstance(stage, Match):
+        return {"$match": stage.filter.to_mongo()}
+    if isinstance(stage, Group):
+        spec: dict[str, Any] = {"_id": render_expression(stage.key)}
+        for name, acc in stage.accumulators:
+            spec[name] = {acc.op: render_expression(acc.expr)}
+        return {"$group": spec}
+    if isinstance(stage, SortStage):
+        return {"$sort": {path_str(k.path): k.direction for k in stage.sort}}
+    if isinstance(stage, Skip):
+        return {"$skip": stage.n}
+    if isinstance(stage, Limit):
+        return {"$limit": stage.n}
+    if isinstance(stage, Project):
+        return {"$project": _render_tree(stage.tree)}
+    if isinstance(stage, Unwind):
+        unwind: dict[str, Any] = {
+            "path": "$" + path_str(stage.path),
+            "preserveNullAndEmptyArrays": stage.preserve,
+        }
+        if stage.include_index is not None:
+            unwind["includeArrayIndex"] = stage.include_index
+        return {"$unwind": unwind}
+    if isinstance(stage, Count):
+        return {"$count": stage.field}
+    if isinstance(stage, AddFields):
+        return {"$addFields": {path_str(p): render_expression(e) for p, e in stage.fields}}
+    if isinstance(stage, SortByCount):
+        return {"$sortByCount": render_expression(stage.expr)}
+    if isinstance(stage, Facet):
+        return {"$facet": {name: render_pipeline(sub) for name, sub in stage.facets}}
+    if isinstance(stage, Unset):
+        return {"$unset": [path_str(p) for p in stage.paths]}
+    if isinstance(stage, ReplaceWith):
+        return {"$replaceWith": render_expression(stage.expr)}
+    raise AssertionError(f"unknown stage {stage!r}")  # pragma: no cover
+
+
+def render_pipeline(pipeline: Sequence[Stage]) -> list[dict[str, Any]]:
+    """A parsed pipeline in MongoDB's syntax.
+
+    >>> render_pipeline(parse_pipeline([{"$group": {"_id": "$a", "n": {"$count": {}}}}]))
+    [{'$group': {'_id': '$a', 'n': {'$sum': {'$literal': 1}}}}]
+    """
+    return [render_stage(s) for s in pipeline]
+
+
 @dataclass(frozen=True, slots=True)
 class Pushdown:
     """What a store's ``find`` runs of a pipeline (its leading ``$match``, then a ``$sort``,
@@ -706,6 +804,9 @@ __all__ = [
     "parse_pipeline",
     "parse_update_pipeline",
     "parse_update_spec",
+    "render_expression",
+    "render_pipeline",
+    "render_stage",
     "split_find",
     "stage_name",
 ]

@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import re
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -67,6 +68,7 @@ from asyncdb.query.ast import (
     path_str,
 )
 from asyncdb.query.parse import FieldAnd
+from asyncdb.query.pipeline import AddFields, Expr, Facet, Match, Project, ProjectTree, Stage
 from asyncdb.query.sort import decode_key_values, unfloat
 from asyncdb.types import CollectionSpec, Plan, Query
 
@@ -593,6 +595,41 @@ def upsert_filter(node: Node, spec: CollectionSpec) -> Native | None:
     return {"_id": out[key], **out}
 
 
+# --- aggregation -------------------------------------------------------------------------------
+# A pipeline after its leading $match runs on the server unless it holds a stage where SecantusDB
+# answers differently from MongoDB's documented rule (pinned in the aggregation wire oracle test):
+# $addFields/$set of a dotted path (it leaves array elements that are not documents as they are,
+# and replaces an embedded document given as {"a": {"b": ...}} instead of merging), a computed
+# field inside a nested $project, and a later $match whose filter the planner would re-check.
+
+
+def server_agrees(pipeline: Sequence[Stage], planner: MongoPlanner) -> bool:
+    """Whether the server runs these stages exactly as the reference evaluator."""
+    for stage in pipeline:
+        if isinstance(stage, AddFields) and any(len(p) > 1 for p, _ in stage.fields):
+            return False
+        if isinstance(stage, Project) and _nested_computed(stage.tree):
+            return False
+        if isinstance(stage, Match) and planner.plan(Query(stage.filter)).residual_node is not None:
+            return False
+        if isinstance(stage, Facet) and not all(
+            server_agrees(sub, planner) for _, sub in stage.facets
+        ):
+            return False
+    return True
+
+
+def _nested_computed(tree: ProjectTree) -> bool:
+    return any(isinstance(leaf, ProjectTree) and _has_expr(leaf) for _, leaf in tree.fields)
+
+
+def _has_expr(tree: ProjectTree) -> bool:
+    return any(
+        isinstance(leaf, Expr) or (isinstance(leaf, ProjectTree) and _has_expr(leaf))
+        for _, leaf in tree.fields
+    )
+
+
 __all__ = [
     "Find",
     "MongoPlanner",
@@ -604,6 +641,7 @@ __all__ = [
     "null_on_dotted_path",
     "plain_value",
     "regex_portable",
+    "server_agrees",
     "server_dependent",
     "sort_pushable",
     "upsert_filter",
