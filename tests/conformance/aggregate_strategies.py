@@ -88,9 +88,7 @@ def _tail(ordered: bool) -> st.SearchStrategy[list[Doc]]:
         st.sampled_from([1, -1]),
         st.integers(1, 4),
     )
-    facet = st.builds(
-        lambda g: [{"$facet": {"total": [{"$count": "n"}], "groups": [g]}}], group
-    )
+    facet = st.builds(lambda g: [{"$facet": {"total": [{"$count": "n"}], "groups": [g]}}], group)
     return choice(
         st.just([]),
         group.map(lambda g: [g]),
