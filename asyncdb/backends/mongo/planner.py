@@ -68,7 +68,17 @@ from asyncdb.query.ast import (
     path_str,
 )
 from asyncdb.query.parse import FieldAnd
-from asyncdb.query.pipeline import AddFields, Expr, Facet, Match, Project, ProjectTree, Stage
+from asyncdb.query.pipeline import (
+    AddFields,
+    Count,
+    Expr,
+    Facet,
+    Match,
+    Project,
+    ProjectTree,
+    Stage,
+    render_stage,
+)
 from asyncdb.query.sort import decode_key_values, unfloat
 from asyncdb.types import CollectionSpec, Plan, Query
 
@@ -619,6 +629,22 @@ def server_agrees(pipeline: Sequence[Stage], planner: MongoPlanner) -> bool:
     return True
 
 
+def server_stages(pipeline: Sequence[Stage]) -> list[dict[str, Any]]:
+    """The stages as sent: ``$count`` as its documented equivalent, a ``$group`` on null and a
+    ``$project`` dropping ``_id`` (SecantusDB's ``$count`` outputs ``{n: 0}`` for no input,
+    where MongoDB outputs nothing)."""
+    out: list[dict[str, Any]] = []
+    for stage in pipeline:
+        if isinstance(stage, Count):
+            out.append({"$group": {"_id": None, stage.field: {"$sum": 1}}})
+            out.append({"$project": {"_id": 0}})
+        elif isinstance(stage, Facet):
+            out.append({"$facet": {name: server_stages(sub) for name, sub in stage.facets}})
+        else:
+            out.append(render_stage(stage))
+    return out
+
+
 def _nested_computed(tree: ProjectTree) -> bool:
     return any(isinstance(leaf, ProjectTree) and _has_expr(leaf) for _, leaf in tree.fields)
 
@@ -643,6 +669,7 @@ __all__ = [
     "regex_portable",
     "server_agrees",
     "server_dependent",
+    "server_stages",
     "sort_pushable",
     "upsert_filter",
     "widened",

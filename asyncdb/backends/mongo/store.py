@@ -54,6 +54,7 @@ from asyncdb.backends.mongo.planner import (
     MongoPlanner,
     native_update,
     server_agrees,
+    server_stages,
     sort_pushable,
     upsert_filter,
 )
@@ -66,7 +67,7 @@ from asyncdb.errors import (
 )
 from asyncdb.query.aggregate import EvaluationError
 from asyncdb.query.ast import MatchAll, Node, Sort, Update
-from asyncdb.query.pipeline import Pipeline, first_match, render_pipeline, split_find
+from asyncdb.query.pipeline import Pipeline, first_match, split_find
 from asyncdb.query.update import apply_update, strict_equal, upsert_seed
 from asyncdb.resilience import (
     CONTENTION,
@@ -575,7 +576,7 @@ class MongoCollection(StoreCollection):
         native: list[dict[str, Any]] = [{"$match": find.filter}] if find.filter else []
         if self.spec.key != ("_id",):
             native.append({"$project": {"_id": 0}})
-        return native + render_pipeline(rest)
+        return native + server_stages(rest)
 
     async def aggregate(
         self, pipeline: Pipeline, session: Session | None, *, allow_scan: bool | None = None
