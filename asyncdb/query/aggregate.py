@@ -726,6 +726,8 @@ class _UnwindOp(_Operator):
             return [doc]
         if not stage.preserve:
             return []
+        if type(value) is list:  # an empty array is dropped from the kept document
+            doc = without_field(doc, stage.path)
         if stage.include_index is not None:
             return [with_field(doc, (stage.include_index,), None)]
         return [doc]

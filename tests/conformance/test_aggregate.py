@@ -24,7 +24,7 @@ from .aggregate_strategies import canonical, close, concretize, pipelines
 from .strategies import Concretizer, batches
 
 Doc = dict[str, Any]
-EXAMPLES = int(os.environ.get("ASYNCDB_TEST_AGGREGATE_EXAMPLES", "6"))
+EXAMPLES = int(os.environ.get("ASYNCDB_TEST_AGGREGATE_EXAMPLES", "4"))
 PIPELINES_PER_EXAMPLE = 5
 
 

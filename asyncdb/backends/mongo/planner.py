@@ -76,6 +76,7 @@ from asyncdb.query.pipeline import (
     Match,
     Project,
     ProjectTree,
+    SortStage,
     Stage,
     render_stage,
 )
@@ -606,16 +607,22 @@ def upsert_filter(node: Node, spec: CollectionSpec) -> Native | None:
 
 
 # --- aggregation -------------------------------------------------------------------------------
-# A pipeline after its leading $match runs on the server unless it holds a stage where SecantusDB
-# answers differently from MongoDB's documented rule (pinned in the aggregation wire oracle test):
-# $addFields/$set of a dotted path (it leaves array elements that are not documents as they are,
-# and replaces an embedded document given as {"a": {"b": ...}} instead of merging), a computed
-# field inside a nested $project, and a later $match whose filter the planner would re-check.
+# A pipeline after its leading $match runs on the server unless it holds something SecantusDB
+# answers differently from MongoDB's documented rule (each pinned in the aggregation wire oracle
+# test): a dotted field path in an expression or $unwind (it does not map a path over an array's
+# elements: "$n.x" on {n: [{x: 1}]} is missing, not [1]), a $sort the planner would not push
+# (the find rules), $addFields/$set of a dotted path (array elements that are not documents stay
+# as they are; {"a": {"b": ...}} replaces an embedded document instead of merging into it), a
+# computed field inside a nested $project, and a later $match whose filter the planner re-checks.
 
 
 def server_agrees(pipeline: Sequence[Stage], planner: MongoPlanner) -> bool:
     """Whether the server runs these stages exactly as the reference evaluator."""
+    if any(_dotted_reference(spec) for spec in server_stages(pipeline)):
+        return False
     for stage in pipeline:
+        if isinstance(stage, SortStage) and not sort_pushable(stage.sort):
+            return False
         if isinstance(stage, AddFields) and any(len(p) > 1 for p, _ in stage.fields):
             return False
         if isinstance(stage, Project) and _nested_computed(stage.tree):
@@ -643,6 +650,17 @@ def server_stages(pipeline: Sequence[Stage]) -> list[dict[str, Any]]:
         else:
             out.append(render_stage(stage))
     return out
+
+
+def _dotted_reference(spec: Any) -> bool:
+    """Whether a rendered stage holds a dotted field path (``"$a.b"``) as a value."""
+    if isinstance(spec, str):
+        return spec.startswith("$") and not spec.startswith("$$") and "." in spec
+    if isinstance(spec, dict):
+        return any(_dotted_reference(v) for k, v in spec.items() if k != "$literal")
+    if isinstance(spec, list):
+        return any(_dotted_reference(v) for v in spec)
+    return False
 
 
 def _nested_computed(tree: ProjectTree) -> bool:
