@@ -225,3 +225,55 @@ async def test_pipeline_updates(db: asyncdb.Database) -> None:
     assert await coll.find_one({"id": "c"}) == {"id": "c", "m": 1}  # the key stays
     with pytest.raises(asyncdb.UpdateError):
         await coll.update_one({"id": "a"}, [{"$set": {"z": {"$concat": ["$x"]}}}])
+
+
+# --- $group pushed to GROUP BY where exact (SQLite, PostgreSQL), the same answers everywhere
+
+
+async def test_group_by_two_fields_with_sum_and_avg(db: asyncdb.Database) -> None:
+    coll = db.collection("grouped", indexes=["company"])
+    docs: list[Doc] = [
+        {"id": i, "company": ["acme", "globex"][i % 2], "severity": i % 3, "n": i * 7}
+        for i in range(30)
+    ]
+    docs += [
+        {"id": 100, "company": "acme", "severity": None, "n": 2**62},
+        {"id": 101, "company": "acme", "severity": None, "n": 1},
+        {"id": 102, "company": "acme", "n": 5},  # a key without severity: another group
+        {"id": 103, "company": "acme", "severity": True, "n": "text is ignored"},
+        {"id": 104, "company": "initech", "severity": "1", "n": 2**62},
+        {"id": 105, "company": "initech", "severity": "1", "n": 2**62},  # beyond 64 bits
+    ]
+    await coll.insert_many(docs)
+    pipeline = [
+        {"$match": {"company": {"$in": ["acme", "globex", "initech"]}}},
+        {
+            "$group": {
+                "_id": {"company": "$company", "severity": "$severity"},
+                "count": {"$count": {}},
+                "total": {"$sum": "$n"},
+                "mean": {"$avg": "$n"},
+            }
+        },
+        {"$sort": {"count": -1, "total": 1}},
+    ]
+    stored = await coll.find({"id": {"$in": [d["id"] for d in docs]}}).to_list()
+    expected = canonical(run_pipeline(parse_pipeline(pipeline), stored))
+    got = canonical(await coll.aggregate(pipeline).to_list())
+    assert close(expected, got) is None, close(expected, got)
+    by_key = {(r["_id"].get("company"), r["_id"].get("severity", "-")): r for r in got}
+    assert by_key[("acme", None)]["count"] == 2 and by_key[("acme", None)]["total"] == 2**62 + 1
+    assert by_key[("acme", "-")]["total"] == 5
+    assert by_key[("initech", "1")]["total"] == float(2**63)  # past 64 bits: a double
+    assert by_key[("acme", True)]["mean"] is None
+    plan = await coll.explain(pipeline=pipeline)
+    if db.backend in ("sqlite", "postgres"):
+        assert "GROUP BY" in plan.native["group by"] and plan.native["in process"] == ["$sort"]
+    # 1 and 1.0 are one group whose name depends on the input order: computed in process
+    await coll.insert_many(
+        [{"id": 200, "company": "z", "n": 1}, {"id": 201, "company": "z", "n": 1.0}]
+    )
+    mixed = await coll.aggregate(
+        [{"$match": {"company": "z"}}, {"$group": {"_id": "$n", "c": {"$sum": 1}}}]
+    ).to_list()
+    assert len(mixed) == 1 and mixed[0]["c"] == 2 and mixed[0]["_id"] == 1

@@ -85,6 +85,7 @@ _WRITE_CONFLICT = 112
 # documents per getMore: a streaming find holds one batch at a time (the driver's default
 # grows batches to 16 MB)
 _BATCH_SIZE = 256
+_INTERNAL_ERROR = 1
 
 
 class _DecimalCodec(TypeCodec):
@@ -589,28 +590,40 @@ class MongoCollection(StoreCollection):
         self.check_scan(self.execution_plan(query), query, allow_scan)
         if session is None:
             self.store.check_not_owner()
-        return self._run_pipeline(native, session)
+        return self._run_pipeline(pipeline, native, session, allow_scan)
 
     async def _run_pipeline(
-        self, native: list[dict[str, Any]], session: Session | None
+        self,
+        pipeline: Pipeline,
+        native: list[dict[str, Any]],
+        session: Session | None,
+        allow_scan: bool | None,
     ) -> AsyncIterator[Doc]:
+        sent = False
         try:
             cursor = await self.coll.aggregate(
                 native, session=_session_of(session), batchSize=_BATCH_SIZE
             )
             async with cursor:
                 async for raw in cursor:
+                    sent = True
                     yield raw
+            return
         except OperationFailure as exc:
             if exc.has_error_label("TransientTransactionError") or exc.has_error_label(
                 "RetryableWriteError"
             ):
                 raise _driver_error(exc, f"aggregate on {self.spec.name!r}", session) from None
-            # an expression the data does not fit ($add of a string, $divide by zero)
-            message = (exc.details or {}).get("errmsg", str(exc))
-            raise EvaluationError(f"the pipeline failed on the server: {message}") from None
+            if exc.code != _INTERNAL_ERROR or sent:
+                # an expression the data does not fit ($add of a string, $divide by zero)
+                message = (exc.details or {}).get("errmsg", str(exc))
+                raise EvaluationError(f"the pipeline failed on the server: {message}") from None
         except PyMongoError as exc:
             raise _driver_error(exc, f"aggregate on {self.spec.name!r}", session) from None
+        # SecantusDB fails a 64-bit overflow in $sum/$avg with InternalError where MongoDB
+        # widens to a double: before any result was sent, the pipeline runs in process instead.
+        async for doc in await super().aggregate(pipeline, session, allow_scan=allow_scan):
+            yield doc
 
     def explain_aggregate(self, pipeline: Pipeline) -> Plan:
         native = self._native_pipeline(pipeline)

@@ -44,6 +44,7 @@ from asyncdb.backends.base import (
     key_of,
 )
 from asyncdb.backends.postgres.codec import decode_doc, encode_doc, encode_key
+from asyncdb.backends.postgres.grouping import group_sql
 from asyncdb.backends.postgres.planner import (
     PostgresPlanner,
     Statement,
@@ -53,6 +54,7 @@ from asyncdb.backends.postgres.planner import (
 )
 from asyncdb.errors import BackendError, ConfigurationError, DuplicateKey, TransactionError
 from asyncdb.query.ast import Node, Sort, Update
+from asyncdb.query.grouping import GroupShape
 from asyncdb.resilience import (
     CONTENTION,
     MAYBE_APPLIED,
@@ -603,6 +605,17 @@ class PostgresCollection(StoreCollection):
     def execution_plan(self, query: Query) -> Plan:
         """The lean plan (no filter rendering, which only ``explain()`` needs)."""
         return self.planner.plan(query, explain=False)
+
+    # --- aggregation: a leading $match + $group as one GROUP BY where exact -----------------
+
+    def group_statement(self, shape: GroupShape, plan: Plan) -> tuple[str, list[Any]]:
+        stmt: Statement = plan.payload
+        return group_sql(shape, self._table, stmt.where), list(stmt.where_params)
+
+    async def fetch_groups(
+        self, shape: GroupShape, sql: str, params: list[Any], session: Session | None
+    ) -> Sequence[Sequence[Any]]:
+        return list(await self.store.fetch(sql, params, session))
 
     def _locked(self, stmt: Statement, session: Session | None) -> str:
         if isinstance(session, PostgresSession) and session.locking:
