@@ -23,6 +23,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from asyncdb.query.aggregate import group_key
 from asyncdb.query.pipeline import DocExpr, FieldRef, Group, Literal, Pipeline
 from asyncdb.query.values import INT64_MAX, INT64_MIN, MISSING
@@ -89,6 +91,20 @@ def group_shape(pipeline: Pipeline) -> GroupShape | None:
 
 # the JSON type of a key value, as the SQL returns it
 KEY_TYPES = frozenset({"integer", "real", "text", "true", "false", "null"})
+
+
+_KINDS = {int: "integer", float: "real", str: "text", type(None): "null"}
+
+
+def json_key(text: str | None) -> tuple[str | None, Any]:
+    """A key read as its JSON text (NULL for a missing field) as ``merge_partials`` takes it:
+    its JSON type and value (a document or an array is ``"object"``)."""
+    if text is None:
+        return None, None
+    value = orjson.loads(text)
+    if value is True or value is False:
+        return ("true" if value else "false"), value
+    return _KINDS.get(type(value), "object"), value
 
 
 def _key_value(kind: str | None, raw: Any) -> Any:
@@ -165,4 +181,4 @@ def _identical(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-__all__ = ["KEY_TYPES", "GroupShape", "group_shape", "merge_partials"]
+__all__ = ["KEY_TYPES", "GroupShape", "group_shape", "json_key", "merge_partials"]

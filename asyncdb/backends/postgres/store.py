@@ -44,7 +44,7 @@ from asyncdb.backends.base import (
     key_of,
 )
 from asyncdb.backends.postgres.codec import decode_doc, encode_doc, encode_key
-from asyncdb.backends.postgres.grouping import group_sql
+from asyncdb.backends.postgres.grouping import group_sql, partial_rows
 from asyncdb.backends.postgres.planner import (
     PostgresPlanner,
     Statement,
@@ -615,7 +615,7 @@ class PostgresCollection(StoreCollection):
     async def fetch_groups(
         self, shape: GroupShape, sql: str, params: list[Any], session: Session | None
     ) -> Sequence[Sequence[Any]]:
-        return list(await self.store.fetch(sql, params, session))
+        return partial_rows(shape, await self.store.fetch(sql, params, session))
 
     def _locked(self, stmt: Statement, session: Session | None) -> str:
         if isinstance(session, PostgresSession) and session.locking:
