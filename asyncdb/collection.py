@@ -70,9 +70,24 @@ def _limit(value: Any) -> int | None:
     return _check_count("limit", value) or None
 
 
-async def _after_first(coll: Collection, it: AsyncIterator[Doc], what: str) -> AsyncIterator[Doc]:
-    """The rest of a stream after its first document, each under the per-call deadline on
-    network stores."""
+async def _retried_stream(
+    coll: Collection, open_it: Callable[[], Awaitable[AsyncIterator[Doc]]], what: str
+) -> AsyncIterator[Doc]:
+    """A store's stream, opened under the retry policy until its first document (a read; past
+    it, documents were handed out), the rest each under the per-call deadline on network
+    stores."""
+
+    async def open_stream() -> tuple[AsyncIterator[Doc], Any]:
+        it = await open_it()
+        try:
+            return it, await anext(it)
+        except StopAsyncIteration:
+            return it, _END
+
+    it, first = await coll._call(open_stream, write=False, what=what)
+    if first is _END:
+        return
+    yield first
     resilience = coll._db._resilience
     if not resilience.network:  # in-process stores take no per-call timer
         async for doc in it:
@@ -88,7 +103,26 @@ async def _after_first(coll: Collection, it: AsyncIterator[Doc], what: str) -> A
         yield doc
 
 
-class Cursor:
+class _Stream:
+    """A lazy stream of documents: ``async for`` it, or collect it with :meth:`to_list`."""
+
+    def _stream(self) -> AsyncIterator[Doc]:
+        raise NotImplementedError
+
+    def __aiter__(self) -> AsyncIterator[Doc]:
+        return self._stream()
+
+    async def to_list(self, length: int | None = None) -> list[Doc]:
+        """All documents (or the first ``length``) as a list."""
+        out: list[Doc] = []
+        async for doc in self._stream():
+            out.append(doc)
+            if length is not None and len(out) >= length:
+                break
+        return out
+
+
+class Cursor(_Stream):
     """The lazy result of :meth:`Collection.find`. Iterate it (``async for``) to stream
     documents in constant memory, or collect them with :meth:`to_list`.
 
@@ -162,35 +196,14 @@ class Cursor:
                 return
         query = self._query()
 
-        async def open_stream() -> tuple[AsyncIterator[Doc], Any]:
-            # Retried (a read) until the first document: past it, documents were handed out.
-            it = await coll._store.find(query, coll._session, allow_scan=self._allow_scan)
-            try:
-                return it, await anext(it)
-            except StopAsyncIteration:
-                return it, _END
+        def open_find() -> Awaitable[AsyncIterator[Doc]]:
+            return coll._store.find(query, coll._session, allow_scan=self._allow_scan)
 
-        it, first = await coll._call(open_stream, write=False, what="find")
-        if first is _END:
-            return
-        yield first
-        async for doc in _after_first(coll, it, "find"):
+        async for doc in _retried_stream(coll, open_find, "find"):
             yield doc
 
-    def __aiter__(self) -> AsyncIterator[Doc]:
-        return self._stream()
 
-    async def to_list(self, length: int | None = None) -> list[Doc]:
-        """All documents (or the first ``length``) as a list."""
-        out: list[Doc] = []
-        async for doc in self._stream():
-            out.append(doc)
-            if length is not None and len(out) >= length:
-                break
-        return out
-
-
-class AggregateCursor:
+class AggregateCursor(_Stream):
     """The lazy result of :meth:`Collection.aggregate`: iterate it (``async for``) to stream the
     results, or collect them with :meth:`to_list`. Nothing runs until it is iterated.
 
@@ -207,34 +220,11 @@ class AggregateCursor:
         coll = self._collection
         await coll._ready()
 
-        async def open_stream() -> tuple[AsyncIterator[Doc], Any]:
-            # Retried (a read) until the first result: past it, results were handed out.
-            it = await coll._store.aggregate(
-                self._pipeline, coll._session, allow_scan=self._allow_scan
-            )
-            try:
-                return it, await anext(it)
-            except StopAsyncIteration:
-                return it, _END
+        def open_pipeline() -> Awaitable[AsyncIterator[Doc]]:
+            return coll._store.aggregate(self._pipeline, coll._session, allow_scan=self._allow_scan)
 
-        it, first = await coll._call(open_stream, write=False, what="aggregate")
-        if first is _END:
-            return
-        yield first
-        async for doc in _after_first(coll, it, "aggregate"):
+        async for doc in _retried_stream(coll, open_pipeline, "aggregate"):
             yield doc
-
-    def __aiter__(self) -> AsyncIterator[Doc]:
-        return self._stream()
-
-    async def to_list(self, length: int | None = None) -> list[Doc]:
-        """All results (or the first ``length``) as a list."""
-        out: list[Doc] = []
-        async for doc in self._stream():
-            out.append(doc)
-            if length is not None and len(out) >= length:
-                break
-        return out
 
 
 class Collection:

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure
 
-from asyncdb.backends.mongo.planner import server_stages
+from asyncdb.backends.mongo.planner import dotted_reference, server_stages
 from asyncdb.errors import UpdateError
 from asyncdb.query import apply_update, parse_filter
 from asyncdb.query.aggregate import EvaluationError, run_pipeline
@@ -63,17 +63,6 @@ def server_results(coll: wire.MongoCollection, pipeline: list[Doc]) -> list[Doc]
     """The server's answer to the stages as the MongoDB backend sends them (parsed, rendered,
     ``$count`` as its documented ``$group`` equivalent)."""
     return raw_results(coll, server_stages(parse_pipeline(pipeline)))
-
-
-def dotted_reference(value: Any) -> bool:
-    """A dotted field path (``"$n.x"``) among the values of a stage."""
-    if isinstance(value, str):
-        return value.startswith("$") and not value.startswith("$$") and "." in value
-    if isinstance(value, dict):
-        return any(dotted_reference(v) for k, v in value.items() if k != "$literal")
-    if isinstance(value, list):
-        return any(dotted_reference(v) for v in value)
-    return False
 
 
 def deviation(pipeline: list[Doc], docs: list[Doc]) -> str | None:

@@ -618,7 +618,7 @@ def upsert_filter(node: Node, spec: CollectionSpec) -> Native | None:
 
 def server_agrees(pipeline: Sequence[Stage], planner: MongoPlanner) -> bool:
     """Whether the server runs these stages exactly as the reference evaluator."""
-    if any(_dotted_reference(spec) for spec in server_stages(pipeline)):
+    if any(dotted_reference(spec) for spec in server_stages(pipeline)):
         return False
     for stage in pipeline:
         if isinstance(stage, SortStage) and not sort_pushable(stage.sort):
@@ -652,14 +652,14 @@ def server_stages(pipeline: Sequence[Stage]) -> list[dict[str, Any]]:
     return out
 
 
-def _dotted_reference(spec: Any) -> bool:
+def dotted_reference(spec: Any) -> bool:
     """Whether a rendered stage holds a dotted field path (``"$a.b"``) as a value."""
     if isinstance(spec, str):
         return spec.startswith("$") and not spec.startswith("$$") and "." in spec
     if isinstance(spec, dict):
-        return any(_dotted_reference(v) for k, v in spec.items() if k != "$literal")
+        return any(dotted_reference(v) for k, v in spec.items() if k != "$literal")
     if isinstance(spec, list):
-        return any(_dotted_reference(v) for v in spec)
+        return any(dotted_reference(v) for v in spec)
     return False
 
 
@@ -678,6 +678,7 @@ __all__ = [
     "Find",
     "MongoPlanner",
     "decode_first_position",
+    "dotted_reference",
     "holds_inexact_number",
     "inexact_number",
     "native_projection",
