@@ -43,8 +43,8 @@ from asyncdb.query.parse import (
     parse_projection,
     parse_replacement,
     parse_sort,
-    parse_update,
 )
+from asyncdb.query.pipeline import Pipeline, parse_pipeline, parse_update_spec
 from asyncdb.query.sort import sort_key
 from asyncdb.query.update import apply_projection
 from asyncdb.query.values import normalize_document, normalize_value
@@ -82,7 +82,59 @@ def _limit(value: Any) -> int | None:
     return _check_count("limit", value) or None
 
 
-class Cursor:
+async def _retried_stream(
+    coll: Collection, open_it: Callable[[], Awaitable[AsyncIterator[Doc]]], what: str
+) -> AsyncIterator[Doc]:
+    """A store's stream, opened under the retry policy until its first document (a read; past
+    it, documents were handed out), the rest each under the per-call deadline on network
+    stores."""
+
+    async def open_stream() -> tuple[AsyncIterator[Doc], Any]:
+        it = await open_it()
+        try:
+            return it, await anext(it)
+        except StopAsyncIteration:
+            return it, _END
+
+    it, first = await coll._call(open_stream, write=False, what=what)
+    if first is _END:
+        return
+    yield first
+    resilience = coll._db._resilience
+    if not resilience.network:  # in-process stores take no per-call timer
+        async for doc in it:
+            yield doc
+        return
+    while True:
+        try:
+            doc = await resilience.next_item(it)
+        except StopAsyncIteration:
+            return
+        except TimeoutError as exc:
+            raise resilience.timed_out(f"{what} (next document)") from exc
+        yield doc
+
+
+class _Stream:
+    """A lazy stream of documents: ``async for`` it, or collect it with :meth:`to_list`."""
+
+    def _stream(self) -> AsyncIterator[Doc]:
+        raise NotImplementedError
+
+    def __aiter__(self) -> AsyncIterator[Doc]:
+        return self._stream()
+
+    async def to_list(self, length: int | None = None) -> list[Doc]:
+        """All documents (or the first ``length``) as a list."""
+        out: list[Doc] = []
+        async for doc in self._stream():
+            out.append(doc)
+            if length is not None and len(out) >= length:
+                break
+        return out
+
+
+class Cursor(_Stream):
     """The lazy result of :meth:`Collection.find`. Iterate it (``async for``) to stream
     documents in constant memory, or collect them with :meth:`to_list`.
 
@@ -156,43 +208,35 @@ class Cursor:
                 return
         query = self._query()
 
-        async def open_stream() -> tuple[AsyncIterator[Doc], Any]:
-            # Retried (a read) until the first document: past it, documents were handed out.
-            it = await coll._store.find(query, coll._session, allow_scan=self._allow_scan)
-            try:
-                return it, await anext(it)
-            except StopAsyncIteration:
-                return it, _END
+        def open_find() -> Awaitable[AsyncIterator[Doc]]:
+            return coll._store.find(query, coll._session, allow_scan=self._allow_scan)
 
-        it, first = await coll._call(open_stream, write=False, what="find")
-        if first is _END:
-            return
-        yield first
-        resilience = coll._db._resilience
-        if not resilience.network:  # in-process stores take no per-call timer
-            async for doc in it:
-                yield doc
-            return
-        while True:
-            try:
-                doc = await resilience.next_item(it)
-            except StopAsyncIteration:
-                return
-            except TimeoutError as exc:
-                raise resilience.timed_out("find (next document)") from exc
+        async for doc in _retried_stream(coll, open_find, "find"):
             yield doc
 
-    def __aiter__(self) -> AsyncIterator[Doc]:
-        return self._stream()
 
-    async def to_list(self, length: int | None = None) -> list[Doc]:
-        """All documents (or the first ``length``) as a list."""
-        out: list[Doc] = []
-        async for doc in self._stream():
-            out.append(doc)
-            if length is not None and len(out) >= length:
-                break
-        return out
+class AggregateCursor(_Stream):
+    """The lazy result of :meth:`Collection.aggregate`: iterate it (``async for``) to stream the
+    results, or collect them with :meth:`to_list`. Nothing runs until it is iterated.
+
+    >>> # pipeline = [{"$group": {"_id": "$company", "n": {"$sum": 1}}}]
+    >>> # rows = await alerts.aggregate(pipeline).to_list()
+    """
+
+    def __init__(self, collection: Collection, pipeline: Pipeline, allow_scan: bool | None) -> None:
+        self._collection = collection
+        self._pipeline = pipeline
+        self._allow_scan = allow_scan
+
+    async def _stream(self) -> AsyncIterator[Doc]:
+        coll = self._collection
+        await coll._ready()
+
+        def open_pipeline() -> Awaitable[AsyncIterator[Doc]]:
+            return coll._store.aggregate(self._pipeline, coll._session, allow_scan=self._allow_scan)
+
+        async for doc in _retried_stream(coll, open_pipeline, "aggregate"):
+            yield doc
 
 
 class Collection:
@@ -398,13 +442,17 @@ class Collection:
     async def update_one(
         self,
         filter: Mapping[str, Any] | None,
-        update: Mapping[str, Any],
+        update: Mapping[str, Any] | list[Mapping[str, Any]],
         upsert: bool = False,
         *,
         allow_scan: bool | None = None,
+        array_filters: list[Mapping[str, Any]] | None = None,
     ) -> UpdateResult:
-        """Apply an update (``$set``, ``$inc``, ...) to the first matching document."""
-        node, parsed = parse_filter(filter), parse_update(update)
+        """Apply an update (``$set``, ``$inc``, ...) to the first matching document. Paths may
+        use ``$``, ``$[]`` and ``$[<identifier>]`` (with ``array_filters``); a list of stages is
+        a pipeline update (``[{"$set": {"total": {"$add": ["$a", "$b"]}}}]``)."""
+        node = parse_filter(filter)
+        parsed = parse_update_spec(update, node, array_filters)
         await self._ready()
         try:
             result, _ = await self._call(
@@ -428,13 +476,16 @@ class Collection:
     async def update_many(
         self,
         filter: Mapping[str, Any] | None,
-        update: Mapping[str, Any],
+        update: Mapping[str, Any] | list[Mapping[str, Any]],
         upsert: bool = False,
         *,
         allow_scan: bool | None = None,
+        array_filters: list[Mapping[str, Any]] | None = None,
     ) -> UpdateResult:
-        """Apply an update to every matching document (each atomically)."""
-        node, parsed = parse_filter(filter), parse_update(update)
+        """Apply an update to every matching document (each atomically); positional paths
+        and pipeline updates as in :meth:`update_one`."""
+        node = parse_filter(filter)
+        parsed = parse_update_spec(update, node, array_filters)
         await self._ready()
         try:
             result, _ = await self._call(
@@ -488,19 +539,22 @@ class Collection:
     async def find_one_and_update(
         self,
         filter: Mapping[str, Any] | None,
-        update: Mapping[str, Any],
+        update: Mapping[str, Any] | list[Mapping[str, Any]],
         return_document: Literal["before", "after"] = "after",
         *,
         upsert: bool = False,
         sort: Any = None,
         projection: Any = None,
         allow_scan: bool | None = None,
+        array_filters: list[Mapping[str, Any]] | None = None,
     ) -> Doc | None:
         """Update the first match atomically and return it as it was ``"before"`` or is
-        ``"after"`` the update (None if nothing matched)."""
+        ``"after"`` the update (None if nothing matched); positional paths and pipeline
+        updates as in :meth:`update_one`."""
         if return_document not in ("before", "after"):
             raise QueryError('return_document must be "before" or "after"', path="return_document")
-        node, parsed = parse_filter(filter), parse_update(update)
+        node = parse_filter(filter)
+        parsed = parse_update_spec(update, node, array_filters)
         sort_spec = parse_sort(sort)
         if sort_spec:  # ties go to the lowest key, as in find()
             sort_spec = with_key_tiebreak(sort_spec, self.spec)
@@ -723,6 +777,23 @@ class Collection:
             page = await read_cache.read_query(self.spec.name, shape, load)
         return Page(items=page["items"], next_cursor=page["next_cursor"])
 
+    def aggregate(
+        self, pipeline: Iterable[Mapping[str, Any]], *, allow_scan: bool | None = None
+    ) -> AggregateCursor:
+        """Run an aggregation pipeline (the stages, accumulators and expressions of DESIGN
+        section 2); a stage outside them is a QueryError naming its path before any I/O. The
+        leading ``$match`` goes to the store like a ``find`` (so a full scan raises ScanRequired
+        unless ``allow_scan``), MongoDB runs the whole pipeline, other stores run the rest in
+        process, streaming, with memory bounded by the number of groups.
+
+        >>> # cur = alerts.aggregate([{"$match": {"status": "open"}},
+        >>> #                         {"$group": {"_id": "$company", "n": {"$sum": 1}}},
+        >>> #                         {"$sort": {"n": -1}}])
+        >>> # async for row in cur: print(row["_id"], row["n"])
+        """
+        stages = list(pipeline) if not isinstance(pipeline, list | tuple) else pipeline
+        return AggregateCursor(self, parse_pipeline(stages), allow_scan)
+
     async def explain(
         self,
         filter: Mapping[str, Any] | None = None,
@@ -733,6 +804,7 @@ class Collection:
         *,
         server_plan: bool = False,
         analyze: bool = False,
+        pipeline: Iterable[Mapping[str, Any]] | None = None,
     ) -> Plan:
         """How this backend would run the query: native form, exact/approximate/residual parts,
         access path. Runs nothing, unless ``server_plan=True`` asks the store for its own plan
@@ -741,7 +813,13 @@ class Collection:
         (``EXPLAIN ANALYZE``).
 
         >>> # print(await alerts.explain({"priority": {"$gt": 50}}, server_plan=True))
+
+        With ``pipeline=[...]`` it explains an ``aggregate``: the ``find`` the store runs and
+        the stages run natively (MongoDB) or in process (``Plan.native["in process"]``).
         """
+        if pipeline is not None:
+            stages = list(pipeline) if not isinstance(pipeline, list | tuple) else pipeline
+            return self._store.explain_aggregate(parse_pipeline(stages))
         node = parse_filter(filter)
         sort_spec = parse_sort(sort)
         if sort_spec:
@@ -916,12 +994,10 @@ class Collection:
             if isinstance(request, ReplaceOne):
                 parsed = parse_replacement(request.replacement)
                 return WriteOp("update", node=node, update=parsed, upsert=bool(request.upsert))
-            if request.array_filters is not None:
-                raise NotSupported("array_filters in bulk_write are not supported yet")
             return WriteOp(
                 "update",
                 node=node,
-                update=parse_update(request.update),
+                update=parse_update_spec(request.update, node, request.array_filters),
                 multi=isinstance(request, UpdateMany),
                 upsert=bool(request.upsert),
             )

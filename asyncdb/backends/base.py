@@ -11,11 +11,12 @@ implemented here once, and a backend overrides an operation only where its store
 from __future__ import annotations
 
 import collections
+import dataclasses
 import gc
 import re
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
@@ -29,6 +30,7 @@ from asyncdb.errors import (
     TransactionError,
     UpdateError,
 )
+from asyncdb.query.aggregate import stream_pipeline
 from asyncdb.query.ast import (
     And,
     Cmp,
@@ -47,6 +49,8 @@ from asyncdb.query.ast import (
     Update,
 )
 from asyncdb.query.evaluate import matches
+from asyncdb.query.grouping import GroupShape, group_shape, merge_partials
+from asyncdb.query.pipeline import Pipeline, Pushdown, first_match, split_find, stage_name
 from asyncdb.query.sort import encode_value, path_values, sort_key
 from asyncdb.query.update import apply_projection, apply_update, strict_equal, upsert_seed
 from asyncdb.query.values import normalize_datetime
@@ -347,6 +351,11 @@ def expiry_filter(spec: CollectionSpec, now: datetime | None = None) -> Node | N
     return Not(expired.path, expired)
 
 
+async def _iterate(docs: list[Doc]) -> AsyncIterator[Doc]:
+    for doc in docs:
+        yield doc
+
+
 # --- the shared collection logic --------------------------------------------------------------
 
 
@@ -644,6 +653,71 @@ class StoreCollection(ABC):
 
     def store_name(self) -> str:
         return type(self).__name__.removesuffix("Collection").lower() or "this backend"
+
+    # aggregation -------------------------------------------------------------------------
+
+    async def aggregate(
+        self, pipeline: Pipeline, session: Session | None, *, allow_scan: bool | None = None
+    ) -> AsyncIterator[Doc]:
+        """Stream a pipeline's results. The leading ``$match`` (and a ``$sort``/``$skip``/
+        ``$limit`` right after it) runs through ``find``, under the scan policy, and the rest in
+        process (``asyncdb.query.aggregate``); on a store with ``group_statement`` a ``$group``
+        right after the ``$match`` runs as one ``GROUP BY`` where that is exact. Backends
+        override it to run more natively."""
+        pushed = self._group_pushdown(pipeline)
+        if pushed is not None:
+            shape, query, plan = pushed
+            self.check_scan(plan, query, allow_scan)
+            sql, params = self.group_statement(shape, plan)
+            groups = merge_partials(shape, await self.fetch_groups(shape, sql, params, session))
+            if groups is not None:
+                return stream_pipeline(shape.rest, _iterate(groups))
+        down = split_find(pipeline)
+        query = self._pushdown_query(down)
+        source = await self.find(query, session, allow_scan=allow_scan)
+        return stream_pipeline(down.rest, source)
+
+    def group_statement(self, shape: GroupShape, plan: Plan) -> tuple[str, list[Any]]:
+        """SQL stores: the ``GROUP BY`` statement of ``shape`` over ``plan``'s filter (see
+        asyncdb/query/grouping.py for the partial rows it returns)."""
+        raise NotSupported(f"{self.store_name()} does not group natively")
+
+    async def fetch_groups(
+        self, shape: GroupShape, sql: str, params: list[Any], session: Session | None
+    ) -> Sequence[Sequence[Any]]:
+        """Run ``group_statement``'s SQL: the partial rows of ``merge_partials``."""
+        raise NotSupported(f"{self.store_name()} does not group natively")
+
+    def _group_pushdown(self, pipeline: Pipeline) -> tuple[GroupShape, Query, Plan] | None:
+        if type(self).group_statement is StoreCollection.group_statement:
+            return None
+        match, rest = first_match(pipeline)
+        shape = group_shape(rest)
+        if shape is None:
+            return None
+        query = Query(self.visible(match.filter if match is not None else MatchAll()))
+        plan = self.execution_plan(query)
+        return None if plan.residual_node is not None else (shape, query, plan)
+
+    def _pushdown_query(self, down: Pushdown) -> Query:
+        sort = with_key_tiebreak(down.sort, self.spec) if down.sort else ()
+        return Query(down.filter, sort, down.skip, down.limit)
+
+    def explain_aggregate(self, pipeline: Pipeline) -> Plan:
+        """The plan of ``aggregate``: what the store runs, and the stages run in process."""
+        pushed = self._group_pushdown(pipeline)
+        if pushed is not None:
+            shape, query, _ = pushed
+            plan = self.explain(query)
+            sql, params = self.group_statement(shape, plan)
+            stages = [stage_name(s) for s in shape.rest]
+            # the $group itself runs in process instead when the data is not provably exact
+            native = {"group by": sql, "params": params, "in process": stages}
+            return dataclasses.replace(plan, native=native)
+        down = split_find(pipeline)
+        plan = self.explain(self._pushdown_query(down))
+        stages = [stage_name(s) for s in down.rest]
+        return dataclasses.replace(plan, native={**plan.native, "in process": stages})
 
     def explain(self, query: Query) -> Plan:
         return self.plan(

@@ -22,6 +22,7 @@ transaction (so a section is all or nothing, and conflicts with other clients ar
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC
@@ -61,6 +62,8 @@ from asyncdb.backends.mongo.planner import (
     Find,
     MongoPlanner,
     native_update,
+    server_agrees,
+    server_stages,
     sort_pushable,
     upsert_filter,
 )
@@ -73,7 +76,9 @@ from asyncdb.errors import (
     TransactionError,
     UpdateError,
 )
-from asyncdb.query.ast import Node, Sort, Update
+from asyncdb.query.aggregate import EvaluationError
+from asyncdb.query.ast import MatchAll, Node, Sort, Update
+from asyncdb.query.pipeline import Pipeline, first_match, split_find
 from asyncdb.query.update import apply_update, strict_equal, upsert_seed
 from asyncdb.resilience import (
     CONTENTION,
@@ -91,6 +96,7 @@ _WRITE_CONFLICT = 112
 # documents per getMore: a streaming find holds one batch at a time (the driver's default
 # grows batches to 16 MB)
 _BATCH_SIZE = 256
+_INTERNAL_ERROR = 1
 
 
 class _DecimalCodec(TypeCodec):
@@ -696,6 +702,79 @@ class MongoCollection(StoreCollection):
             return int(await self.coll.estimated_document_count())
         except PyMongoError as exc:
             raise _driver_error(exc, f"count on {self.spec.name!r} failed") from None
+
+    # --- aggregation: the whole pipeline on the server where it answers as asyncdb ---------
+
+    def _native_pipeline(self, pipeline: Pipeline) -> list[dict[str, Any]] | None:
+        """The server's pipeline: the leading ``$match`` as the planner sends a find's filter
+        (the key as ``_id``), ``_id`` dropped (the pipeline sees asyncdb's document), then the
+        other stages as parsed. None when the filter leaves a residual or a stage is one where
+        SecantusDB answers differently (``server_agrees``): then only the find runs here."""
+        match, rest = first_match(pipeline)
+        node = match.filter if match is not None else MatchAll()
+        plan = self.execution_plan(Query(self.visible(node)))
+        if plan.residual_node is not None or not server_agrees(rest, self.planner):
+            return None
+        find: Find = plan.payload
+        native: list[dict[str, Any]] = [{"$match": find.filter}] if find.filter else []
+        if self.spec.key != ("_id",):
+            native.append({"$project": {"_id": 0}})
+        return native + server_stages(rest)
+
+    async def aggregate(
+        self, pipeline: Pipeline, session: Session | None, *, allow_scan: bool | None = None
+    ) -> AsyncIterator[Doc]:
+        native = self._native_pipeline(pipeline)
+        if native is None:
+            return await super().aggregate(pipeline, session, allow_scan=allow_scan)
+        query = self._pushdown_query(split_find(pipeline))
+        query = Query(self.visible(query.filter), query.sort, query.skip, query.limit)
+        self.check_scan(self.execution_plan(query), query, allow_scan)
+        if session is None:
+            self.store.check_not_owner()
+        return self._run_pipeline(pipeline, native, session, allow_scan)
+
+    async def _run_pipeline(
+        self,
+        pipeline: Pipeline,
+        native: list[dict[str, Any]],
+        session: Session | None,
+        allow_scan: bool | None,
+    ) -> AsyncIterator[Doc]:
+        sent = False
+        try:
+            cursor = await self.coll.aggregate(
+                native, session=_session_of(session), batchSize=_BATCH_SIZE
+            )
+            async with cursor:
+                async for raw in cursor:
+                    sent = True
+                    yield raw
+            return
+        except OperationFailure as exc:
+            if exc.has_error_label("TransientTransactionError") or exc.has_error_label(
+                "RetryableWriteError"
+            ):
+                raise _driver_error(exc, f"aggregate on {self.spec.name!r}", session) from None
+            if exc.code != _INTERNAL_ERROR or sent:
+                # an expression the data does not fit ($add of a string, $divide by zero)
+                message = (exc.details or {}).get("errmsg", str(exc))
+                raise EvaluationError(f"the pipeline failed on the server: {message}") from None
+        except PyMongoError as exc:
+            raise _driver_error(exc, f"aggregate on {self.spec.name!r}", session) from None
+        # SecantusDB fails a 64-bit overflow in $sum/$avg with InternalError where MongoDB
+        # widens to a double: before any result was sent, the pipeline runs in process instead.
+        async for doc in await super().aggregate(pipeline, session, allow_scan=allow_scan):
+            yield doc
+
+    def explain_aggregate(self, pipeline: Pipeline) -> Plan:
+        native = self._native_pipeline(pipeline)
+        if native is None:
+            return super().explain_aggregate(pipeline)
+        match, _ = first_match(pipeline)
+        node = match.filter if match is not None else MatchAll()
+        plan = self.explain(Query(node))
+        return dataclasses.replace(plan, native={"aggregate": native, "in process": []})
 
     async def server_explain(self, plan: Plan) -> dict[str, Any]:
         """The server's own ``explain`` of a plan's native ``find``."""

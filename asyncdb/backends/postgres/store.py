@@ -46,6 +46,7 @@ from asyncdb.backends.base import (
     sql_reads_only,
 )
 from asyncdb.backends.postgres.codec import decode_doc, encode_doc, encode_key
+from asyncdb.backends.postgres.grouping import group_sql, partial_rows
 from asyncdb.backends.postgres.planner import (
     PostgresPlanner,
     Statement,
@@ -55,6 +56,7 @@ from asyncdb.backends.postgres.planner import (
 )
 from asyncdb.errors import BackendError, ConfigurationError, DuplicateKey, TransactionError
 from asyncdb.query.ast import Node, Sort, Update
+from asyncdb.query.grouping import GroupShape
 from asyncdb.resilience import (
     CONTENTION,
     MAYBE_APPLIED,
@@ -654,6 +656,17 @@ class PostgresCollection(StoreCollection):
         """The lean plan (no filter rendering, which only ``explain()`` needs)."""
         return self.planner.plan(query, explain=False)
 
+    # --- aggregation: a leading $match + $group as one GROUP BY where exact -----------------
+
+    def group_statement(self, shape: GroupShape, plan: Plan) -> tuple[str, list[Any]]:
+        stmt: Statement = plan.payload
+        return group_sql(shape, self._table, stmt.where), list(stmt.where_params)
+
+    async def fetch_groups(
+        self, shape: GroupShape, sql: str, params: list[Any], session: Session | None
+    ) -> Sequence[Sequence[Any]]:
+        return partial_rows(shape, await self.store.fetch(sql, params, session))
+
     def _locked(self, stmt: Statement, session: Session | None) -> str:
         if isinstance(session, PostgresSession) and session.locking:
             return stmt.sql + " FOR UPDATE"
@@ -760,7 +773,7 @@ class PostgresCollection(StoreCollection):
         fields, none of them a key, index or TTL field (their sort keys and expiry are computed
         in Python). For those values the stored text of an equal value is the same text, so
         comparing texts in SQL says whether a document changes exactly as ``strict_equal``."""
-        if update.replacement is not None:
+        if update.replacement is not None or update.pipeline is not None:
             return None
         spec = self.spec
         blocked = set(spec.key) | {p[0] for index in spec.indexes for p in index.paths}

@@ -45,6 +45,7 @@ from asyncdb.backends.base import (
 )
 from asyncdb.backends.sqlite.codec import decode_doc, encode_doc, encode_key
 from asyncdb.backends.sqlite.functions import sql_functions
+from asyncdb.backends.sqlite.grouping import group_sql, partial_rows
 from asyncdb.backends.sqlite.planner import SQLitePlanner, Statement, quote_ident, schema
 from asyncdb.errors import (
     BackendError,
@@ -54,6 +55,7 @@ from asyncdb.errors import (
     TransactionError,
 )
 from asyncdb.query.ast import Node
+from asyncdb.query.grouping import GroupShape
 from asyncdb.types import Capabilities, CollectionSpec, Plan, Query
 
 _OPTIONS = {"busy_timeout": 5000, "readers": 4, "batch_size": 256, "synchronous": "NORMAL"}
@@ -530,6 +532,20 @@ class SQLiteCollection(StoreCollection):
     def execution_plan(self, query: Query) -> Plan:
         """The lean plan (no filter rendering, which only ``explain()`` needs)."""
         return self.planner.plan(query, explain=False)
+
+    # --- aggregation: a leading $match + $group as one GROUP BY where exact -----------------
+
+    def group_statement(self, shape: GroupShape, plan: Plan) -> tuple[str, list[Any]]:
+        stmt: Statement = plan.payload
+        head = f"SELECT COUNT(*) FROM {self._table}"
+        assert stmt.count_sql.startswith(head)
+        where = stmt.count_sql[len(head) :]
+        return group_sql(shape, self._table, where), stmt.count_params()
+
+    async def fetch_groups(
+        self, shape: GroupShape, sql: str, params: list[Any], session: Session | None
+    ) -> Sequence[Sequence[Any]]:
+        return partial_rows(shape, await self.store.fetch_all(sql, params, session))
 
     # --- native shortcuts: what SQL does in one statement when nothing is left to re-check ----
 
