@@ -7,5 +7,6 @@
 """
 
 from asyncdb.integrations.langgraph.saver import AsyncDBSaver
+from asyncdb.integrations.langgraph.store import AsyncDBStore
 
-__all__ = ["AsyncDBSaver"]
+__all__ = ["AsyncDBSaver", "AsyncDBStore"]
