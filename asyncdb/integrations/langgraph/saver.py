@@ -123,6 +123,16 @@ class AsyncDBSaver(BaseCheckpointSaver[str]):
 
     # --- layout ------------------------------------------------------------------------------
 
+    async def setup(self) -> None:
+        """Create the collections now (they are otherwise created on first use), as
+        LangGraph's official savers' ``setup()`` does for their tables."""
+        self._bridge.seen()
+        probe = {"thread_id": "setup", "ck": "setup"}
+        await self.checkpoints.find_one(probe)
+        await self.writes.find_one({"thread_id": "setup", "wk": "setup"})
+        await self.heads.find_one({"thread_id": "setup", "nk": "setup"})
+        await self.chunks.coll.find_one({"thread_id": "setup", "bk": "setup"})
+
     async def _heads_needed(self) -> bool:
         """Whether "newest checkpoint of a namespace" needs the heads collection here: the
         planner is asked (no I/O) whether it pushes ``sort ck desc, limit 1`` to the store."""

@@ -56,6 +56,17 @@ def item_key(namespace: Sequence[str], key: str) -> dict[str, str]:
     return {"ns0": namespace[0], "sk": "".join(f"{label}." for label in namespace[1:]) + "." + key}
 
 
+def prefix_filter(prefix: Sequence[str]) -> dict[str, Any]:
+    """The asyncdb filter of every item whose namespace starts with ``prefix`` (a key range)."""
+    if not prefix:
+        return {}
+    query: dict[str, Any] = {"ns0": prefix[0]}
+    if len(prefix) > 1:
+        start = "".join(f"{label}." for label in prefix[1:])
+        query["sk"] = {"$gte": start, "$lt": next_key(start)}
+    return query
+
+
 def value_filter(filter: Mapping[str, Any]) -> dict[str, Any]:
     """A LangGraph ``filter`` on item values as an asyncdb filter on the ``value`` field."""
     if not isinstance(filter, Mapping):
@@ -186,15 +197,6 @@ class AsyncDBStore(BaseStore):
         item: Item = self._item(doc)
         return item
 
-    def _prefix_filter(self, prefix: Sequence[str]) -> dict[str, Any]:
-        if not prefix:
-            return {}
-        query: dict[str, Any] = {"ns0": prefix[0]}
-        if len(prefix) > 1:
-            start = "".join(f"{label}." for label in prefix[1:])
-            query["sk"] = {"$gte": start, "$lt": next_key(start)}
-        return query
-
     async def _search(self, op: SearchOp) -> list[SearchItem]:
         if isinstance(op.limit, bool) or not isinstance(op.limit, int) or op.limit < 0:
             raise QueryError("limit must be a non-negative integer", path="limit")
@@ -202,7 +204,7 @@ class AsyncDBStore(BaseStore):
             raise QueryError("offset must be a non-negative integer", path="offset")
         if op.limit == 0:
             return []
-        query = self._prefix_filter(op.namespace_prefix)
+        query = prefix_filter(op.namespace_prefix)
         if op.filter:
             query = {"$and": [query, value_filter(op.filter)]} if query else value_filter(op.filter)
         docs = await self.items.find(
@@ -230,7 +232,7 @@ class AsyncDBStore(BaseStore):
                         break
                     fixed.append(label)
                 break
-        query = self._prefix_filter(fixed)
+        query = prefix_filter(fixed)
         seen: set[tuple[str, ...]] = set()
         async for doc in self.items.find(
             query, projection=["ns"], allow_scan=True if not fixed else None
@@ -318,4 +320,4 @@ class AsyncDBStore(BaseStore):
                 await task
 
 
-__all__ = ["AsyncDBStore", "item_key", "value_filter"]
+__all__ = ["AsyncDBStore", "item_key", "prefix_filter", "value_filter"]

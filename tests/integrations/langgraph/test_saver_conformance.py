@@ -19,7 +19,9 @@ from asyncdb.integrations.langgraph import AsyncDBSaver
 async def test_official_conformance_suite_reaches_full(db: asyncdb.Database) -> None:
     @checkpointer_test(name=f"AsyncDBSaver[{db.backend}]")
     async def factory() -> AsyncIterator[AsyncDBSaver]:
-        yield AsyncDBSaver(db)
+        saver = AsyncDBSaver(db)
+        await saver.setup()
+        yield saver
 
     report = await validate(factory)
     failures = {name: r.failures for name, r in report.results.items() if r.failures}

@@ -15,6 +15,7 @@ from langgraph.store.base import GetOp, InvalidNamespaceError, PutOp, SearchOp
 
 import asyncdb
 from asyncdb.integrations.langgraph import AsyncDBStore
+from asyncdb.integrations.langgraph.store import prefix_filter
 
 MISSING = object()
 PROBES: list[Any] = [9, 9.5, "9", True, None]
@@ -119,6 +120,19 @@ async def test_namespaces_prefix_suffix_depth_and_paging_after_dedup(
     under_ab = await store.asearch(("a", "b"), limit=100)
     assert sorted(i.namespace for i in under_ab) == sorted(s for s in spaces if s[:2] == ("a", "b"))
     assert len(await store.asearch((), limit=100)) == len(spaces)
+
+
+async def test_prefix_searches_are_key_prefix_queries_pushed_to_the_store(
+    db: asyncdb.Database,
+) -> None:
+    """A search within a namespace prefix never scans, and where the backend evaluates the
+    filter in the store the numeric comparison is exact there (nothing left to re-check)."""
+    store = AsyncDBStore(db)
+    query = {"$and": [prefix_filter(("users", "u1")), {"value.score": {"$gte": 9}}]}
+    plan = await store.items.explain(query)
+    assert plan.access_path == "key-prefix"
+    if db.backend in ("sqlite", "postgres", "mongo"):
+        assert plan.residual is None
 
 
 async def test_put_get_update_delete_keep_created_at(db: asyncdb.Database) -> None:
