@@ -43,9 +43,11 @@ def review(state: State) -> State:
     return {"approved": decision == "approve", "steps": ["review"]}
 
 
-async def file_note(state: State, runtime: Runtime[None]) -> State:
+def file_note(state: State, runtime: Runtime[None]) -> State:
+    # A sync node: LangGraph runs it in a worker thread, and the store's sync put reaches the
+    # database through its event loop.
     if state.get("approved") and runtime.store is not None:
-        await runtime.store.aput(("notes",), state["topic"], {"text": state["draft"]})
+        runtime.store.put(("notes",), state["topic"], {"text": state["draft"]})
     return {"steps": ["file"]}
 
 
