@@ -1,7 +1,8 @@
 """AsyncDBSaver against LangGraph's official savers on the same PostgreSQL and SQLite, one run.
 
-For each store: ``aput`` (a chained checkpoint of about 2 KB of channel values), ``aget_tuple``
-of the newest checkpoint and of a checkpoint by id, and a 100-step ``StateGraph`` run (one node
+For each store: ``aput`` (a chained checkpoint of about 2 KB of channel values) and an
+``aput_writes`` against it (as a graph step does), ``aget_tuple`` of the newest checkpoint and
+of a checkpoint by id (each with its write), and a 100-step ``StateGraph`` run (one node
 that loops 100 times: 100 checkpoints and their writes). The official savers are
 ``AsyncPostgresSaver`` (langgraph-checkpoint-postgres, psycopg, one connection) and
 ``AsyncSqliteSaver`` (langgraph-checkpoint-sqlite, aiosqlite); asyncdb uses its own PostgreSQL
@@ -79,6 +80,7 @@ async def timed(samples: list[int], call: Awaitable[Any]) -> Any:
 async def one_round(saver: BaseCheckpointSaver[Any]) -> dict[str, float]:
     """Median microseconds per operation of one round on one saver."""
     put_ns: list[int] = []
+    writes_ns: list[int] = []
     latest_ns: list[int] = []
     by_id_ns: list[int] = []
     thread = str(uuid4())
@@ -90,6 +92,10 @@ async def one_round(saver: BaseCheckpointSaver[Any]) -> dict[str, float]:
         versions = {k: i + 1 for k in VALUES}
         config = await timed(
             put_ns, saver.aput(config, checkpoint, generate_metadata(step=i), versions)
+        )
+        # as in a graph step: the task's writes against the checkpoint just saved
+        await timed(
+            writes_ns, saver.aput_writes(config, [("messages", VALUES["messages"][0])], "t")
         )
         stored.append(config)
     latest = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
@@ -107,6 +113,7 @@ async def one_round(saver: BaseCheckpointSaver[Any]) -> dict[str, float]:
     assert final["count"] == STEPS
     return {
         "aput_us": statistics.median(put_ns) / 1000,
+        "aput_writes_us": statistics.median(writes_ns) / 1000,
         "aget_tuple_latest_us": statistics.median(latest_ns) / 1000,
         "aget_tuple_by_id_us": statistics.median(by_id_ns) / 1000,
         "graph_100_steps_ms": graph_ms,

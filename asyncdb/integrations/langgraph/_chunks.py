@@ -55,9 +55,18 @@ class Chunks:
         self.coll = coll
         self.limit = limit
 
-    async def put(self, thread_id: str, owner: str, doc: dict[str, Any], data: bytes) -> None:
-        """Store ``data`` in ``doc["b"]``, or as chunks referenced by ``doc["cn"]``/``"cg"``."""
-        if len(data) <= self.limit:
+    async def put(
+        self,
+        thread_id: str,
+        owner: str,
+        doc: dict[str, Any],
+        data: bytes,
+        *,
+        inline: int | None = None,
+    ) -> None:
+        """Store ``data`` in ``doc["b"]`` when it has at most ``inline`` bytes (default: the
+        chunk size), else as chunks referenced by ``doc["cn"]``/``"cg"``."""
+        if len(data) <= (self.limit if inline is None else inline):
             doc["b"] = data
             return
         gen = secrets.token_hex(4)

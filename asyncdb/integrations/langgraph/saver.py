@@ -11,11 +11,13 @@ a key-prefix query on every backend and deleting a thread is one ``delete_many``
   serialized checkpoint (``b``, or chunks), the serialized metadata and, for pushed-down
   ``list(filter=...)``, its scalar top-level entries under ``md``. Indexes: ``run_id``
   (``delete_for_runs``) and ``(kind, saved_at)`` (``expire_threads``).
-- ``<prefix>writes`` key ``(thread_id, wk)``, ``wk = "<ck>|<task_id>|<idx>"``: pending writes.
+- ``<prefix>writes`` key ``(thread_id, ck)``: one bucket per checkpoint, its pending writes in
+  ``w`` (appended with ``$push``, atomic per document everywhere; a write value beyond a small
+  inline size goes to chunks). A checkpoint and its writes are two point reads, in parallel.
 - ``<prefix>chunks`` key ``(thread_id, bk)``: blobs beyond the store's item limit (``_chunks``).
-- ``<prefix>heads`` key ``(thread_id, nk)``: the newest checkpoint id per namespace, kept
-  (``$max``) only on backends whose planner cannot push ``sort ck desc, limit 1`` down (DynamoDB,
-  Firestore, Cosmos, memory), so "latest checkpoint" stays two point reads there.
+- ``<prefix>heads`` key ``(thread_id, nk)``: the newest checkpoint id per namespace (``$max``),
+  kept only where the planner cannot push ``sort ck desc, limit 1`` (DynamoDB, Firestore,
+  Cosmos, memory), so "newest checkpoint" is point reads there.
 
 The namespace is hex-encoded inside keys: it may be ``""`` (keys must be non-empty) and may
 contain any character, while ``|`` separates the parts and sorts after every hex digit.
@@ -29,7 +31,6 @@ blobs through unchanged.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -111,15 +112,20 @@ class AsyncDBSaver(BaseCheckpointSaver[str]):
             indexes=["run_id", ("kind", "saved_at")],
             max_scan=max_scan,
         )
-        self.writes = db.collection(f"{prefix}writes", key=("thread_id", "wk"), max_scan=max_scan)
+        self.writes = db.collection(f"{prefix}writes", key=("thread_id", "ck"), max_scan=max_scan)
         self.heads = db.collection(f"{prefix}heads", key=("thread_id", "nk"), max_scan=max_scan)
         self.chunks = Chunks(
             db.collection(f"{prefix}chunks", key=("thread_id", "bk"), max_scan=max_scan),
             chunk_limit(db.backend),
         )
+        # A write value kept inside its checkpoint's bucket; larger ones go to chunks, so that
+        # a bucket of dozens of writes stays within one item (DynamoDB: 400 KB).
+        self._inline_write = max(1024, self.chunks.limit // 32)
         self._bridge = LoopBridge(type(self).__name__)
         self._use_heads: bool | None = None
         self._known_heads: set[tuple[str, str]] = set()
+        self._last_bucket: tuple[str, str] | None = None
+        self._buckets_by_query = db.backend == "cosmos"
 
     # --- layout ------------------------------------------------------------------------------
 
@@ -129,7 +135,7 @@ class AsyncDBSaver(BaseCheckpointSaver[str]):
         self._bridge.seen()
         probe = {"thread_id": "setup", "ck": "setup"}
         await self.checkpoints.find_one(probe)
-        await self.writes.find_one({"thread_id": "setup", "wk": "setup"})
+        await self.writes.find_one(probe)
         await self.heads.find_one({"thread_id": "setup", "nk": "setup"})
         await self.chunks.coll.find_one({"thread_id": "setup", "bk": "setup"})
 
@@ -167,19 +173,54 @@ class AsyncDBSaver(BaseCheckpointSaver[str]):
 
     # --- reading -----------------------------------------------------------------------------
 
-    async def _load_writes(self, docs: list[dict[str, Any]]) -> list[PendingWrite]:
-        docs = sorted(docs, key=lambda d: writes_sort_key(d["task_path"], d["task_id"], d["idx"]))
+    async def _load_writes(
+        self, bucket: dict[str, Any] | None, channels: set[str] | None = None
+    ) -> list[PendingWrite]:
+        """A bucket's writes in ``writes_sort_key`` order. A write saved twice keeps its first
+        value, except the special channels (errors, interrupts, ...), which keep their last."""
+        if bucket is None:
+            return []
+        entries: dict[tuple[str, int], dict[str, Any]] = {}
+        for e in bucket.get("w", []):
+            k = (e["task_id"], e["idx"])
+            if k not in entries or e["idx"] < 0:
+                entries[k] = e
+        ordered = sorted(
+            entries.values(), key=lambda e: writes_sort_key(e["task_path"], e["task_id"], e["idx"])
+        )
+        thread_id, ns, cid = bucket["thread_id"], bucket["ns"], bucket["checkpoint_id"]
         out: list[PendingWrite] = []
-        for d in docs:
-            raw = await self.chunks.get(d, d["wk"])
-            raw = self._open(raw, d["thread_id"], d["ns"], d["checkpoint_id"])
-            out.append((d["task_id"], d["channel"], self.serde.loads_typed((d["t"], raw))))
+        for e in ordered:
+            if channels is not None and e["channel"] not in channels:
+                continue
+            owner = f"{bucket['ck']}|{e['task_id']}|{e['idx']}"
+            raw = self._open(
+                await self.chunks.get({**e, "thread_id": thread_id}, owner), thread_id, ns, cid
+            )
+            out.append((e["task_id"], e["channel"], self.serde.loads_typed((e["t"], raw))))
         return out
 
-    async def _writes_of(self, thread_id: str, ns: str, checkpoint_id: str) -> list[PendingWrite]:
-        prefix = f"{_ck(ns, checkpoint_id)}|"
-        docs = await self.writes.find({"thread_id": thread_id, "wk": _range(prefix)}).to_list()
-        return await self._load_writes(docs)
+    def _bucket_key(self, ck: str) -> Any:
+        """The filter value that finds a write bucket: its key, or on Cosmos the same key as a
+        one-key range, a query: cosmosdb-server answers a missing item's point read with a
+        500, which costs half a second to confirm, and most checkpoints have no writes yet."""
+        return {"$gte": ck, "$lte": ck} if self._buckets_by_query else ck
+
+    async def _bucket(self, thread_id: str, ck: str) -> dict[str, Any] | None:
+        if not self._buckets_by_query:
+            return await self.writes.find_one({"thread_id": thread_id, "ck": ck})
+        found = await self.writes.find(
+            {"thread_id": thread_id, "ck": self._bucket_key(ck)}
+        ).to_list()
+        return found[0] if found else None
+
+    async def _by_id(self, thread_id: str, ns: str, checkpoint_id: str) -> CheckpointTuple | None:
+        """A checkpoint and its writes: two point reads, in parallel."""
+        key = {"thread_id": thread_id, "ck": _ck(ns, checkpoint_id)}
+        doc, bucket = await asyncio.gather(
+            self.checkpoints.find_one(key), self._bucket(thread_id, key["ck"])
+        )
+        return None if doc is None else await self._tuple(doc, await self._load_writes(bucket))
 
     async def _tuple(self, doc: dict[str, Any], writes: list[PendingWrite]) -> CheckpointTuple:
         thread_id, ns, cid = doc["thread_id"], doc["ns"], doc["checkpoint_id"]
@@ -205,21 +246,24 @@ class AsyncDBSaver(BaseCheckpointSaver[str]):
             writes,
         )
 
-    async def _latest_doc(self, thread_id: str, ns: str) -> dict[str, Any] | None:
+    async def _latest(self, thread_id: str, ns: str) -> CheckpointTuple | None:
+        """The newest checkpoint of a namespace with its writes."""
         if await self._heads_needed():
             head = await self.heads.find_one({"thread_id": thread_id, "nk": "n" + _nsh(ns)})
             if head is None:
                 return None
-            doc = await self.checkpoints.find_one(
-                {"thread_id": thread_id, "ck": _ck(ns, head["latest"])}
-            )
-            if doc is not None:
-                return doc
-            # The head's checkpoint was deleted (delete_for_runs, prune): find the newest left.
+            found = await self._by_id(thread_id, ns, head["latest"])
+            if found is not None:
+                return found
+            # The head's checkpoint was deleted (delete_for_runs, prune) or is being saved:
+            # the newest one stored.
         docs = await self.checkpoints.find(
             {"thread_id": thread_id, "ck": _range(_nsh(ns) + "|")}, sort=[("ck", -1)], limit=1
         ).to_list()
-        return docs[0] if docs else None
+        if not docs:
+            return None
+        bucket = await self._bucket(thread_id, docs[0]["ck"])
+        return await self._tuple(docs[0], await self._load_writes(bucket))
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint ``config`` names (its ``checkpoint_id``, else the newest of its
@@ -230,15 +274,8 @@ class AsyncDBSaver(BaseCheckpointSaver[str]):
         ns = conf.get("checkpoint_ns", "") or ""
         checkpoint_id = get_checkpoint_id(config)
         if checkpoint_id:
-            doc, writes = await asyncio.gather(
-                self.checkpoints.find_one({"thread_id": thread_id, "ck": _ck(ns, checkpoint_id)}),
-                self._writes_of(thread_id, ns, checkpoint_id),
-            )
-            return None if doc is None else await self._tuple(doc, writes)
-        doc = await self._latest_doc(thread_id, ns)
-        if doc is None:
-            return None
-        return await self._tuple(doc, await self._writes_of(thread_id, ns, doc["checkpoint_id"]))
+            return await self._by_id(thread_id, ns, checkpoint_id)
+        return await self._latest(thread_id, ns)
 
     async def alist(
         self,
@@ -311,24 +348,12 @@ class AsyncDBSaver(BaseCheckpointSaver[str]):
             yield tup
 
     async def _load_page(self, docs: list[dict[str, Any]]) -> list[CheckpointTuple]:
-        """Tuples of listed checkpoints, their writes fetched in one query per thread."""
-        if not docs:
-            return []
-        by_thread: dict[str, list[str]] = {}
-        for d in docs:
-            by_thread.setdefault(d["thread_id"], []).append(d["checkpoint_id"])
-        grouped: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-        for thread_id, ids in by_thread.items():
-            found = await self.writes.find(
-                {"thread_id": thread_id, "checkpoint_id": {"$in": sorted(set(ids))}}
-            ).to_list()
-            for w in found:
-                grouped.setdefault((w["thread_id"], w["ns"], w["checkpoint_id"]), []).append(w)
-        out = []
-        for d in docs:
-            writes = grouped.get((d["thread_id"], d["ns"], d["checkpoint_id"]), [])
-            out.append(await self._tuple(d, await self._load_writes(writes)))
-        return out
+        """Tuples of listed checkpoints, their write buckets read by key in parallel."""
+        buckets = await asyncio.gather(*(self._bucket(d["thread_id"], d["ck"]) for d in docs))
+        return [
+            await self._tuple(d, await self._load_writes(b))
+            for d, b in zip(docs, buckets, strict=True)
+        ]
 
     # --- writing -----------------------------------------------------------------------------
 
@@ -368,9 +393,12 @@ class AsyncDBSaver(BaseCheckpointSaver[str]):
         if "counters_since_delta_snapshot" in meta:
             doc["delta"] = True
         await self.chunks.put(thread_id, ck, doc, self._seal(raw, thread_id, ns, cid))
-        await upsert(self.checkpoints, doc)  # saved again: the new version replaces it
-        if await self._heads_needed():
-            await self._advance_head(thread_id, "n" + _nsh(ns), cid)
+        if await self._heads_needed():  # a reader that meets the head first falls back
+            await asyncio.gather(
+                upsert(self.checkpoints, doc), self._advance_head(thread_id, "n" + _nsh(ns), cid)
+            )
+        else:
+            await upsert(self.checkpoints, doc)  # saved again: the new version replaces it
         return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": cid}}
 
     async def aput_writes(
@@ -389,33 +417,39 @@ class AsyncDBSaver(BaseCheckpointSaver[str]):
         thread_id = str(conf["thread_id"])
         ns = conf.get("checkpoint_ns", "") or ""
         cid = conf["checkpoint_id"]
-        docs: list[dict[str, Any]] = []
+        ck = _ck(ns, cid)
+        entries: list[dict[str, Any]] = []
         for i, (channel, value) in enumerate(writes):
             idx = WRITES_IDX_MAP.get(channel, i)
-            wk = f"{_ck(ns, cid)}|{task_id}|{idx}"
             t, raw = self.serde.dumps_typed(value)
-            doc: dict[str, Any] = {
-                "thread_id": thread_id,
-                "wk": wk,
-                "ns": ns,
-                "checkpoint_id": cid,
+            entry: dict[str, Any] = {
                 "task_id": task_id,
                 "task_path": task_path,
                 "idx": idx,
                 "channel": channel,
                 "t": t,
             }
-            await self.chunks.put(thread_id, wk, doc, self._seal(raw, thread_id, ns, cid))
-            docs.append(doc)
-        if all(w[0] in WRITES_IDX_MAP for w in writes):
-            await asyncio.gather(*(upsert(self.writes, d) for d in docs))
-            return
-        try:
-            await self.writes.insert_many(docs)
-        except DuplicateKey:  # saved before (a retried task): keep what is there, add the rest
-            for d in docs:
-                with contextlib.suppress(DuplicateKey):
-                    await self.writes.insert_one(d)
+            await self.chunks.put(
+                thread_id,
+                f"{ck}|{task_id}|{idx}",
+                entry,
+                self._seal(raw, thread_id, ns, cid),
+                inline=self._inline_write,
+            )
+            entries.append(entry)
+        key = {"thread_id": thread_id, "ck": ck}
+        if (thread_id, ck) != self._last_bucket:  # a checkpoint's first writes: one insert
+            self._last_bucket = (thread_id, ck)
+            try:
+                await self.writes.insert_one({**key, "ns": ns, "checkpoint_id": cid, "w": entries})
+                return
+            except DuplicateKey:
+                pass
+        await self.writes.update_one(
+            key,
+            {"$push": {"w": {"$each": entries}}, "$set": {"ns": ns, "checkpoint_id": cid}},
+            upsert=True,
+        )
 
     # --- deleting, copying, retention --------------------------------------------------------
 
@@ -434,7 +468,7 @@ class AsyncDBSaver(BaseCheckpointSaver[str]):
         """Delete these checkpoints of one thread with their writes and chunks."""
         for d in docs:
             await self.checkpoints.delete_one({"thread_id": thread_id, "ck": d["ck"]})
-            await self.writes.delete_many({"thread_id": thread_id, "wk": _range(d["ck"] + "|")})
+            await self.writes.delete_many({"thread_id": thread_id, "ck": self._bucket_key(d["ck"])})
             await self.chunks.delete_owned(thread_id, d["ck"])
             await self.chunks.coll.delete_many(
                 {"thread_id": thread_id, "bk": _range(d["ck"] + "|")}
@@ -538,28 +572,21 @@ class AsyncDBSaver(BaseCheckpointSaver[str]):
         thread_id = str(conf["thread_id"])
         ns = conf.get("checkpoint_ns", "") or ""
         cid = get_checkpoint_id(config)
-        target = (
-            await self.checkpoints.find_one({"thread_id": thread_id, "ck": _ck(ns, cid)})
-            if cid
-            else await self._latest_doc(thread_id, ns)
-        )
+        parent: str | None = None
+        if cid:
+            target = await self.checkpoints.find_one({"thread_id": thread_id, "ck": _ck(ns, cid)})
+            parent = target.get("parent_id") if target else None
+        elif (newest := await self._latest(thread_id, ns)) and newest.parent_config:
+            parent = newest.parent_config["configurable"]["checkpoint_id"]
         collected: dict[str, list[PendingWrite]] = {c: [] for c in channels}
         seeds: dict[str, Any] = {}
         remaining = set(channels)
-        parent = target.get("parent_id") if target else None
         while parent and remaining:
             doc = await self.checkpoints.find_one({"thread_id": thread_id, "ck": _ck(ns, parent)})
             if doc is None:
                 break
-            prefix = f"{doc['ck']}|"
-            wdocs = await self.writes.find(
-                {
-                    "thread_id": thread_id,
-                    "wk": _range(prefix),
-                    "channel": {"$in": sorted(remaining)},
-                }
-            ).to_list()
-            for w in reversed(await self._load_writes(wdocs)):
+            bucket = await self._bucket(thread_id, doc["ck"])
+            for w in reversed(await self._load_writes(bucket, remaining)):
                 collected[w[1]].append(w)
             raw = self._open(await self.chunks.get(doc, doc["ck"]), thread_id, ns, parent)
             values = self.serde.loads_typed((doc["t"], raw))["channel_values"]

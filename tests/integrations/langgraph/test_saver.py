@@ -59,11 +59,11 @@ async def test_10mb_checkpoint_round_trips_and_readers_never_see_half(
         return await _put(saver, tid, first, values={"blob": big})
 
     stored, _ = await asyncio.gather(write(), read_while_writing())
-    await saver.aput_writes(stored, [("payload", big[: 3 * 1024 * 1024])], "task-1")
+    await saver.aput_writes(stored, [("payload", big[: 1024 * 1024])], "task-1")
     tup = await saver.aget_tuple(stored)
     assert tup is not None
     assert tup.checkpoint["channel_values"]["blob"] == big
-    assert tup.pending_writes == [("task-1", "payload", big[: 3 * 1024 * 1024])]
+    assert tup.pending_writes == [("task-1", "payload", big[: 1024 * 1024])]
     assert all(v == {"small": "v1"} or v["blob"] == big for v in seen)
     doc = await saver.checkpoints.find_one(
         {"thread_id": tid, "ck": "|" + stored["configurable"]["checkpoint_id"]}
@@ -83,7 +83,7 @@ async def test_newest_checkpoint_is_found_by_key_beyond_max_scan(db: asyncdb.Dat
         parent = await _put(saver, tid, parent, step=step)
     tup = await saver.aget_tuple(generate_config(tid))
     assert tup is not None and tup.metadata["step"] == 5
-    plan = await saver.writes.explain({"thread_id": tid, "wk": {"$gte": "|", "$lt": "}"}})
+    plan = await saver.checkpoints.explain({"thread_id": tid, "ck": {"$gte": "|", "$lt": "}"}})
     assert not plan.scan
 
 
