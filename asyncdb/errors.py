@@ -72,3 +72,11 @@ class OperationTimeout(AsyncDBError, TimeoutError):
 class BackendUnavailable(AsyncDBError):
     """The backend's circuit breaker is open (too many consecutive failures): the call failed
     fast without reaching the backend. Retry after the cool-down."""
+
+
+class Contention(OperationTimeout):
+    """A write kept losing the race for one document (a compare-and-set that failed its
+    version check, a write conflict) until retrying with back-off would pass the call's
+    ``timeout``. The write was not applied: every attempt was refused by the store. A subclass
+    of :class:`OperationTimeout` (the call did not finish in time), so code that catches
+    timeouts keeps working; retry later or spread the writes over more documents."""

@@ -37,6 +37,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import (
     AutoReconnect,
     BulkWriteError,
+    DocumentTooLarge,
     DuplicateKeyError,
     InvalidURI,
     OperationFailure,
@@ -68,6 +69,7 @@ from asyncdb.resilience import (
     CONTENTION,
     MAYBE_APPLIED,
     NOT_APPLIED,
+    ContentionBackoff,
     Transient,
     classify_os_error,
     error_chain,
@@ -77,6 +79,7 @@ from asyncdb.types import Capabilities, CollectionSpec, Plan, Query, UpdateResul
 Native = dict[str, Any]
 _DUPLICATE_CODES = frozenset({11000, 11001, 12582})
 _WRITE_CONFLICT = 112
+_TOO_LARGE_CODES = frozenset({10334})  # BSONObjectTooLarge
 # documents per getMore: a streaming find holds one batch at a time (the driver's default
 # grows batches to 16 MB)
 _BATCH_SIZE = 256
@@ -112,12 +115,16 @@ CODEC: CodecOptions[dict[str, Any]] = CodecOptions(
 )
 
 
-def _driver_error(exc: PyMongoError, what: str, session: Session | None = None) -> Exception:
+def _driver_error(
+    exc: PyMongoError | DocumentTooLarge, what: str, session: Session | None = None
+) -> Exception:
     """Map a driver error to the asyncdb hierarchy. The server aborts a transaction on any error
     inside it, so ``session`` (when one) is marked failed: its next use says so plainly."""
     if isinstance(session, MongoSession) and session.failed is None:
         session.failed = f"{what}: {exc}"
     code = getattr(exc, "code", None)
+    if isinstance(exc, DocumentTooLarge) or code in _TOO_LARGE_CODES:
+        return QueryError(f"{what}: MongoDB refused it as too large (16 MB a document): {exc}")
     if isinstance(exc, BulkWriteError):
         errors = exc.details.get("writeErrors") or [{}]
         code = errors[0].get("code")
@@ -125,11 +132,16 @@ def _driver_error(exc: PyMongoError, what: str, session: Session | None = None) 
             return DuplicateKey(f"{what}: {errors[0].get('errmsg', exc)}")
     if isinstance(exc, DuplicateKeyError) or code in _DUPLICATE_CODES:
         return DuplicateKey(f"{what}: {exc}")
-    if code == _WRITE_CONFLICT or (
-        isinstance(exc, OperationFailure) and exc.has_error_label("TransientTransactionError")
-    ):
+    if isinstance(exc, PyMongoError) and _write_conflict(exc):
         return TransactionError(f"{what}: a concurrent write conflicted ({exc}); retry")
     return BackendError(f"{what}: {exc}")
+
+
+def _write_conflict(exc: PyMongoError) -> bool:
+    """A write conflict: the server rolled the write back (WiredTiger lost a race)."""
+    return getattr(exc, "code", None) == _WRITE_CONFLICT or (
+        isinstance(exc, OperationFailure) and exc.has_error_label("TransientTransactionError")
+    )
 
 
 class MongoSession(Session):
@@ -367,7 +379,7 @@ class MongoCollection(StoreCollection):
             self.store.check_not_owner()
             try:
                 await self.coll.insert_one(encoded[0])
-            except PyMongoError as exc:
+            except (PyMongoError, DocumentTooLarge) as exc:
                 raise _driver_error(exc, f"insert into {self.spec.name!r}") from None
             return
         async with self.store.section(session, transaction=False) as s:
@@ -388,7 +400,7 @@ class MongoCollection(StoreCollection):
                     )
             try:
                 await self.coll.insert_many(encoded, ordered=True, session=client_session)
-            except PyMongoError as exc:
+            except (PyMongoError, DocumentTooLarge) as exc:
                 raise _driver_error(exc, f"insert into {self.spec.name!r}", s) from None
 
     async def replace_docs(self, pairs: list[tuple[Doc, Doc]], session: Session) -> None:
@@ -403,7 +415,7 @@ class MongoCollection(StoreCollection):
                         for n in map(self.encode, (p[1] for p in pairs))
                     ]
                     await self.coll.bulk_write(ops, ordered=True, session=s.check())
-            except PyMongoError as exc:
+            except (PyMongoError, DocumentTooLarge) as exc:
                 raise _driver_error(exc, f"update of {self.spec.name!r}", s) from None
 
     async def delete_docs(self, docs: list[Doc], session: Session) -> None:
@@ -484,34 +496,55 @@ class MongoCollection(StoreCollection):
         self.check_scan(plan, query, allow_scan)
         if session is None:
             self.store.check_not_owner()
+        backoff = ContentionBackoff(f"an update of {self.spec.name!r}")
+        while True:
+            try:
+                return await self._native_update(
+                    node, update, native, where, multi, upsert, sort, return_document, session
+                )
+            except (PyMongoError, DocumentTooLarge) as exc:
+                # outside a transaction a write conflict (a lost race for the document, rolled
+                # back by the server) is retried with back-off, as MongoDB itself does
+                if (
+                    session is not None
+                    or not isinstance(exc, PyMongoError)
+                    or not _write_conflict(exc)
+                ):
+                    raise _driver_error(exc, f"update of {self.spec.name!r}", session) from None
+                await backoff.lost()
+
+    async def _native_update(
+        self,
+        node: Node,
+        update: Update,
+        native: Native,
+        where: Native,
+        multi: bool,
+        upsert: bool,
+        sort: Sort,
+        return_document: str | None,
+        session: Session | None,
+    ) -> tuple[UpdateResult, Doc | None]:
+        """One native update (the server applies it); a driver error is raised as is."""
         client_session = _session_of(session)
-        try:
-            if multi:
-                many = await self.coll.update_many(
-                    where, native, upsert=upsert, session=client_session
-                )
-                return self._native_result(
-                    many.matched_count, many.modified_count, many.upserted_id
-                ), None
-            if not sort and return_document is None:
-                one = await self.coll.update_one(
-                    where, native, upsert=upsert, session=client_session
-                )
-                return self._native_result(
-                    one.matched_count, one.modified_count, one.upserted_id
-                ), None
-            # the document before the update; the one after is the applier's (the server's
-            # is the same for these updates)
-            before = await self.coll.find_one_and_update(
-                where,
-                native,
-                sort=self.planner.native_sort(sort) or None,
-                upsert=upsert,
-                return_document=ReturnDocument.BEFORE,
-                session=client_session,
-            )
-        except PyMongoError as exc:
-            raise _driver_error(exc, f"update of {self.spec.name!r}", session) from None
+        if multi:
+            many = await self.coll.update_many(where, native, upsert=upsert, session=client_session)
+            return self._native_result(
+                many.matched_count, many.modified_count, many.upserted_id
+            ), None
+        if not sort and return_document is None:
+            one = await self.coll.update_one(where, native, upsert=upsert, session=client_session)
+            return self._native_result(one.matched_count, one.modified_count, one.upserted_id), None
+        # the document before the update; the one after is the applier's (the server's
+        # is the same for these updates)
+        before = await self.coll.find_one_and_update(
+            where,
+            native,
+            sort=self.planner.native_sort(sort) or None,
+            upsert=upsert,
+            return_document=ReturnDocument.BEFORE,
+            session=client_session,
+        )
         if before is None:
             if not upsert:
                 return UpdateResult(0, 0), None
