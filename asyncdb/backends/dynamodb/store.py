@@ -81,6 +81,7 @@ BATCH_WRITE_ITEMS = 25
 BATCH_GET_ITEMS = 100
 MAX_RETRIES = 12
 PAGE_ITEMS = 200
+OPEN_TIMEOUT = 15.0  # seconds for connect's first round trip (botocore would wait minutes)
 # The item's write stamp (asyncdb.resilience.WriteStamp): its version and the tokens of its
 # last writes, so a conditional write that botocore (or asyncdb) resent after a lost reply and
 # that then failed its version check can tell whether its first attempt is the one that landed.
@@ -165,8 +166,9 @@ class DynamoStore(Store):
         try:
             # connect now (signing setup, TCP, a bad endpoint) rather than inside the first
             # write; any answer will do (a policy without ListTables answers AccessDenied)
-            with contextlib.suppress(client.exceptions.ClientError):
-                await client.list_tables(Limit=1)
+            async with asyncio.timeout(OPEN_TIMEOUT):
+                with contextlib.suppress(client.exceptions.ClientError):
+                    await client.list_tables(Limit=1)
         except Exception as exc:
             await client_cm.__aexit__(None, None, None)
             raise BackendError(f"cannot reach DynamoDB at {url!r}: {exc!r}") from exc

@@ -34,6 +34,7 @@ from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
 from google.api_core import exceptions as gexc
+from google.api_core import retry_async
 from google.auth.credentials import AnonymousCredentials
 from google.cloud.firestore import AsyncClient
 from google.cloud.firestore_v1 import _helpers
@@ -60,6 +61,7 @@ from asyncdb.errors import (
     BackendError,
     ConfigurationError,
     DuplicateKey,
+    QueryError,
     TransactionError,
 )
 from asyncdb.query.ast import MatchAll, Node, Sort, Update
@@ -81,6 +83,34 @@ BATCH_LIMIT = 500  # writes in one Firestore commit
 # UNAVAILABLE (a connection lost before the reply); the resend fails its precondition, and the
 # stamps read back tell whether the first attempt is the one that committed.
 STAMP = SORT_ASC + "$w"
+
+
+def _too_large(exc: BaseException) -> bool:
+    """A request over a size limit (gRPC's message size, Firestore's document or request
+    size): it cannot succeed, so it is neither retried nor a sign of an outage."""
+    text = str(exc).lower()
+    return isinstance(exc, gexc.ResourceExhausted | gexc.InvalidArgument) and (
+        "larger than" in text or "too large" in text or "exceeds" in text or "size" in text
+    )
+
+
+# The SDK's own commit retry (UNAVAILABLE and RESOURCE_EXHAUSTED), without the requests that
+# are too large: those fail at once.
+_COMMIT_RETRY = retry_async.AsyncRetry(
+    predicate=lambda exc: (
+        isinstance(exc, gexc.ServiceUnavailable | gexc.ResourceExhausted) and not _too_large(exc)
+    ),
+    initial=0.1,
+    maximum=60.0,
+    multiplier=1.3,
+    timeout=60.0,
+)
+
+
+def _refused_as_too_large(exc: BaseException, what: str) -> QueryError:
+    return QueryError(
+        f"{what}: Firestore refused it as too large (1 MiB a document, 10 MiB a request): {exc}"
+    )
 
 
 class WriteConflict(TransactionError):
@@ -237,6 +267,8 @@ class FirestoreStore(Store):
         """ABORTED (a contention abort, rolled back) and RESOURCE_EXHAUSTED: not applied.
         UNAVAILABLE and DEADLINE_EXCEEDED: maybe applied."""
         for err in error_chain(exc):
+            if _too_large(err):
+                return None
             if isinstance(err, gexc.Aborted | gexc.TooManyRequests):
                 return CONTENTION
             if isinstance(err, gexc.ServiceUnavailable | gexc.DeadlineExceeded):
@@ -275,12 +307,14 @@ class FirestoreStore(Store):
         batch = self.client.batch()
         batch._add_write_pbs(writes)
         try:
-            await batch.commit()
+            await batch.commit(retry=_COMMIT_RETRY)
         except (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.NotFound, gexc.Aborted) as exc:
             if await self.committed(session.pending):
                 return  # the SDK resent the commit and met its own writes: committed once
             raise WriteConflict(f"the transaction conflicted with another write: {exc}") from None
         except gexc.GoogleAPICallError as exc:
+            if _too_large(exc):
+                raise _refused_as_too_large(exc, "commit") from None
             raise _driver_error(exc, "commit failed") from None
 
     async def committed(self, pending: Mapping[str, _Pending]) -> bool:
@@ -576,7 +610,7 @@ class FirestoreCollection(StoreCollection):
             batch = self.store.client.batch()
             batch._add_write_pbs(chunk)
             try:
-                results = await batch.commit()
+                results = await batch.commit(retry=_COMMIT_RETRY)
             except gexc.AlreadyExists as exc:
                 first = chunk[0].update.name
                 if await self.store.committed({first: _Pending("", {}, {STAMP: stamp})}):
@@ -586,6 +620,8 @@ class FirestoreCollection(StoreCollection):
                 raise DuplicateKey(msg) from None
             except gexc.GoogleAPICallError as exc:
                 await self._undo(done)
+                if _too_large(exc):
+                    raise _refused_as_too_large(exc, f"insert into {self.spec.name!r}") from None
                 raise _driver_error(exc, f"insert into {self.spec.name!r} failed") from None
             done.extend((w.update.name, r.update_time) for w, r in zip(chunk, results, strict=True))
 

@@ -128,6 +128,11 @@ def _driver_error(
     if isinstance(exc, BulkWriteError):
         errors = exc.details.get("writeErrors") or [{}]
         code = errors[0].get("code")
+        if code in _TOO_LARGE_CODES:
+            return QueryError(
+                f"{what}: MongoDB refused it as too large (16 MB a document):"
+                f" {str(errors[0].get('errmsg', ''))[:200]}"
+            )
         if code in _DUPLICATE_CODES:
             return DuplicateKey(f"{what}: {errors[0].get('errmsg', exc)}")
     if isinstance(exc, DuplicateKeyError) or code in _DUPLICATE_CODES:
