@@ -30,14 +30,18 @@ PAD = 30_000  # characters of padding per document: a write request is at least 
 class Faults:
     """How the writes of one backend are picked out of its traffic."""
 
-    write: bytes | int  # a request carrying a document (insert, update, replace)
+    write: bytes | int  # a request carrying a document (insert, replace)
+    increment: bytes | int  # the request that applies an ``$inc``
     delete: bytes | int | None  # the request that deletes, if it can be picked out
 
 
 FAULTS = {
-    "dynamodb": Faults(write=MARK, delete=b"DeleteItem"),
-    "firestore": Faults(write=MARK, delete=None),  # a delete's commit carries only a name
-    "cosmos": Faults(write=PAD // 2, delete=None),  # HTTPS: a DELETE is small and opaque
+    "dynamodb": Faults(write=MARK, increment=MARK, delete=b"DeleteItem"),
+    "firestore": Faults(write=MARK, increment=MARK, delete=None),  # a delete names a document
+    "cosmos": Faults(write=PAD // 2, increment=PAD // 2, delete=None),  # HTTPS, a small DELETE
+    "mongo": Faults(write=MARK, increment=MARK, delete=b"deletes\x00"),
+    # the statements of a write section, before its COMMIT (test_postgres_proxy.py cuts that)
+    "postgres": Faults(write=MARK, increment=MARK, delete=b"DELETE FROM"),
 }
 DELETES = sorted(name for name, faults in FAULTS.items() if faults.delete is not None)
 
@@ -83,7 +87,7 @@ async def test_an_increment_whose_reply_is_lost_is_applied_once(proxied: Proxied
     async with asyncdb.connect(proxied.url, timeout=20) as db:
         items = db.collection("counters")
         await items.insert_one(doc("k", n=0))
-        proxied.proxy.cut_after = proxied.faults.write
+        proxied.proxy.cut_after = proxied.faults.increment
         result = await items.update_one({"id": "k"}, {"$inc": {"n": 1}})
         assert proxied.proxy.cuts_done == 1
         assert (result.matched_count, result.modified_count) == (1, 1)
@@ -94,7 +98,7 @@ async def test_an_increment_cut_halfway_is_applied_once(proxied: Proxied) -> Non
     async with asyncdb.connect(proxied.url, timeout=20) as db:
         items = db.collection("counters")
         await items.insert_one(doc("k", n=0))
-        proxied.proxy.cut_within = proxied.faults.write
+        proxied.proxy.cut_within = proxied.faults.increment
         result = await items.update_one({"id": "k"}, {"$inc": {"n": 1}})
         assert proxied.proxy.cuts_done == 1
         assert (result.matched_count, result.modified_count) == (1, 1)
@@ -127,7 +131,7 @@ async def test_a_replace_and_a_find_one_and_update_whose_replies_are_lost_apply_
         proxied.proxy.cut_after = proxied.faults.write
         result = await items.replace_one({"id": "r"}, doc("r", n=5, v="new"))
         assert (result.matched_count, result.modified_count) == (1, 1)
-        proxied.proxy.cut_after = proxied.faults.write
+        proxied.proxy.cut_after = proxied.faults.increment
         after = await items.find_one_and_update({"id": "r"}, {"$inc": {"n": 1}})
         assert proxied.proxy.cuts_done == 2
         assert after == doc("r", n=6, v="new")
@@ -159,3 +163,17 @@ async def test_a_write_delayed_past_the_timeout_is_never_applied_twice(proxied: 
     async with asyncdb.connect(proxied.url, timeout=20) as db:
         n = (await db.collection("slow").find_one({"id": "s"}) or {})["n"]
         assert n in (0, 1)
+
+
+@pytest.mark.parametrize("target", ["mongo"], indirect=True)
+async def test_a_mongo_commit_whose_reply_is_lost_is_applied_once(proxied: Proxied) -> None:
+    # pymongo resends commitTransaction with the same transaction number; the server answers
+    # the resend from the committed transaction instead of applying it again
+    async with asyncdb.connect(proxied.url, timeout=20) as db:
+        items = db.collection("committed")
+        await items.insert_one(doc("c", n=0))
+        proxied.proxy.cut_after = b"commitTransaction"
+        result = await items.update_one({"id": "c"}, {"$inc": {"n": 1}})
+        assert proxied.proxy.cuts_done == 1
+        assert (result.matched_count, result.modified_count) == (1, 1)
+        assert (await items.find_one({"id": "c"}) or {})["n"] == 1

@@ -149,6 +149,12 @@ def _write_conflict(exc: PyMongoError) -> bool:
     )
 
 
+class _NotCommitted(BackendError):
+    """A write section's transaction lost its connection before asyncdb sent its commit: the
+    server never commits it on its own (it was aborted), so the write provably did not apply
+    and may be sent again."""
+
+
 class MongoSession(Session):
     """A write section or user transaction: a client session with a transaction open."""
 
@@ -219,7 +225,7 @@ class MongoStore(Store):
         shutting down) or TransientTransactionError: not applied. AutoReconnect (a network
         error, the reply lost): maybe applied."""
         for err in error_chain(exc):
-            if isinstance(err, ServerSelectionTimeoutError):
+            if isinstance(err, _NotCommitted | ServerSelectionTimeoutError):
                 return NOT_APPLIED
             if isinstance(err, AutoReconnect):
                 return MAYBE_APPLIED
@@ -266,9 +272,13 @@ class MongoStore(Store):
                         raise _driver_error(exc, "cannot begin a transaction") from None
                     try:
                         yield own
-                    except BaseException:
+                    except BaseException as exc:
                         with suppress(PyMongoError):
                             await client_session.abort_transaction()
+                        if not transaction and isinstance(exc, Exception):
+                            lost = self.classify_error(exc)
+                            if lost is not None and lost.maybe_applied:
+                                raise _NotCommitted(f"{exc} (before its commit)") from exc
                         raise
                     if own.failed is not None:
                         with suppress(PyMongoError):
