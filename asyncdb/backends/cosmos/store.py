@@ -239,8 +239,8 @@ class CosmosCollection(StoreCollection):
         self.store = store
         self.spec = spec
         self._container: ContainerProxy | None = None
-        # item id -> (ETag, raw, write stamp) of the last read
-        self._seen: dict[str, tuple[str, str, str | None]] = {}
+        # item id -> (ETag, raw) of the last read; "<etag>\n<write stamp>" when read with it
+        self._seen: dict[str, tuple[str, str]] = {}
 
     @property
     def container(self) -> ContainerProxy:
@@ -296,21 +296,26 @@ class CosmosCollection(StoreCollection):
                 if item is not None:
                     yield self._remember(item)
             return
-        sql = native.sql.replace(f"c._etag, c.{RAW} FROM c", _STAMPED, 1)
+        # a write section's read also takes the write stamps (a plain find, which may stream
+        # thousands of items, leaves them out)
+        stamped = session is not None
+        sql = native.sql.replace(f"c._etag, c.{RAW} FROM c", _STAMPED, 1) if stamped else native.sql
         try:
             async for item in self.container.query_items(
                 query=sql, parameters=native.parameter_list()
             ):
-                yield self._remember(item)
+                yield self._remember(item, stamped=stamped)
         except CosmosHttpResponseError as exc:
             raise _error(exc, f"querying {self.spec.name!r} ({native.sql})") from exc
 
-    def _remember(self, item: dict[str, Any]) -> Doc:
-        """Decode ``item`` and keep its ETag, so an update of what was just read can be a
-        conditional replace without reading it again (a stale ETag only costs a 412 and a read)."""
+    def _remember(self, item: dict[str, Any], *, stamped: bool = True) -> Doc:
+        """Decode ``item`` and keep its ETag (and write stamp, when ``stamped``: read with it),
+        so an update or delete of what was just read can be conditional without reading it
+        again (a stale ETag only costs a 412 and a read)."""
         if len(self._seen) >= _SEEN_ETAGS:
             self._seen.clear()
-        self._seen[item[ID]] = (item["_etag"], item[RAW], item.get(STAMP))
+        meta = f"{item['_etag']}\n{item.get(STAMP) or ''}" if stamped else item["_etag"]
+        self._seen[item[ID]] = (meta, item[RAW])
         return decode_item(item)
 
     async def get(self, key: KeyTuple, session: Session | None) -> Doc | None:
@@ -456,7 +461,7 @@ class CosmosCollection(StoreCollection):
         (412), re-read it and delete it only if it still matches ``node``. True if deleted."""
         item_id, partition = encode_key(key), encode_key_part(key[0])
         seen = self._seen.pop(item_id, None)
-        etag = seen[0] if seen is not None else None
+        etag = seen[0].partition("\n")[0] if seen is not None else None
         backoff = ContentionBackoff(f"a delete from {self.spec.name!r}")
         while True:
             if etag is None:
@@ -532,8 +537,9 @@ class CosmosCollection(StoreCollection):
         backoff = ContentionBackoff(f"an update of {self.spec.name!r}")
         token = WriteStamp.token()
         item: dict[str, Any] | None = None
-        if seen is not None:
-            item = {"_etag": seen[0], RAW: seen[1], STAMP: seen[2]}
+        if seen is not None and "\n" in seen[0]:  # read with its stamp (else: read again)
+            etag, _, stamp = seen[0].partition("\n")
+            item = {"_etag": etag, RAW: seen[1], STAMP: stamp or None}
         while True:
             if item is None:
                 item = await self._read_item(item_id, partition)
