@@ -4,8 +4,10 @@ connection, refuse new ones (accept then reset), blackhole (accept, forward noth
 connection right after the client sent a marker (say ``b"COMMIT"``), dropping the server's
 reply: the server got the request, the client never hears back (``cut_after``); or cut it in
 the middle of that request, so the server gets only part of it (``cut_within``). A marker is
-bytes to find in what the client sends, or an int: that many bytes sent on one connection since
-its last reply (a large request, when the protocol is encrypted and no marker can be read).
+bytes to find in what the client sends; ``(bytes, n)``: the n-th request that holds them (a
+delete's commit names the document its read named first); or an int: that many bytes sent on
+one connection since its last reply (a large request, when the protocol is encrypted and no
+marker can be read).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import contextlib
 
 LOOPBACK = "127.0.0.1"
+Marker = bytes | tuple[bytes, int] | int
 
 
 class TcpProxy:
@@ -26,8 +29,9 @@ class TcpProxy:
         self.latency = 0.0  # seconds added before each chunk of the server's replies
         self.refusing = False
         self.blackhole = False
-        self.cut_after: bytes | int | None = None  # marker armed by the test
-        self.cut_within: bytes | int | None = None
+        self.cut_after: Marker | None = None  # marker armed by the test
+        self.cut_within: Marker | None = None
+        self._marks = 0  # requests seen holding an (bytes, n) marker since the last cut
         self.cuts_done = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -76,11 +80,19 @@ class TcpProxy:
         dropping = asyncio.Event()  # set when the next reply must be dropped and all cut
         sent = [0]  # bytes the client sent since the server last replied
 
-        def hit(marker: bytes | int | None, data: bytes) -> bool:
+        def hit(marker: Marker | None, data: bytes) -> bool:
             if marker is None:
                 return False
             if isinstance(marker, int):
                 return sent[0] >= marker
+            if isinstance(marker, tuple):
+                if marker[0] not in data:
+                    return False
+                self._marks += 1
+                if self._marks < marker[1]:
+                    return False
+                self._marks = 0
+                return True
             return marker in data
 
         async def upstream() -> None:

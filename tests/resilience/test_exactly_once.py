@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 from servers.base import ThrowawayServer
-from tcp_proxy import TcpProxy
+from tcp_proxy import Marker, TcpProxy
 
 import asyncdb
 from asyncdb import OperationTimeout
@@ -30,14 +30,15 @@ PAD = 30_000  # characters of padding per document: a write request is at least 
 class Faults:
     """How the writes of one backend are picked out of its traffic."""
 
-    write: bytes | int  # a request carrying a document (insert, replace)
-    increment: bytes | int  # the request that applies an ``$inc``
-    delete: bytes | int | None  # the request that deletes, if it can be picked out
+    write: Marker  # a request carrying a document (insert, replace)
+    increment: Marker  # the request that applies an ``$inc``
+    delete: Marker | None  # the request that deletes, if it can be picked out
 
 
 FAULTS = {
     "dynamodb": Faults(write=MARK, increment=MARK, delete=b"DeleteItem"),
-    "firestore": Faults(write=MARK, increment=MARK, delete=None),  # a delete names a document
+    # a delete's commit names the document that its read (the first request) named
+    "firestore": Faults(write=MARK, increment=MARK, delete=(b"gone", 2)),
     "cosmos": Faults(write=PAD // 2, increment=PAD // 2, delete=None),  # HTTPS, a small DELETE
     "mongo": Faults(write=MARK, increment=MARK, delete=b"deletes\x00"),
     # the statements of a write section, before its COMMIT (test_postgres_proxy.py cuts that)
@@ -142,12 +143,12 @@ async def test_a_replace_and_a_find_one_and_update_whose_replies_are_lost_apply_
 async def test_a_delete_whose_reply_is_lost_counts_its_document_once(proxied: Proxied) -> None:
     async with asyncdb.connect(proxied.url, timeout=20) as db:
         items = db.collection("deleted")
-        await items.insert_many([doc("a"), doc("b")])
+        await items.insert_many([doc("gone"), doc("b")])
         assert proxied.faults.delete is not None
         proxied.proxy.cut_after = proxied.faults.delete
-        assert await items.delete_one({"id": "a"}) == 1
+        assert await items.delete_one({"id": "gone"}) == 1
         assert proxied.proxy.cuts_done == 1
-        assert await items.find_one({"id": "a"}) is None
+        assert await items.find_one({"id": "gone"}) is None
         assert await items.find_one({"id": "b"}) == doc("b")
 
 

@@ -94,17 +94,21 @@ def _too_large(exc: BaseException) -> bool:
     )
 
 
-# The SDK's own commit retry (UNAVAILABLE and RESOURCE_EXHAUSTED), without the requests that
-# are too large: those fail at once.
-_COMMIT_RETRY = retry_async.AsyncRetry(
-    predicate=lambda exc: (
-        isinstance(exc, gexc.ServiceUnavailable | gexc.ResourceExhausted) and not _too_large(exc)
-    ),
-    initial=0.1,
-    maximum=60.0,
-    multiplier=1.3,
-    timeout=60.0,
-)
+def _commit_retry(resends: list[Exception]) -> retry_async.AsyncRetry:
+    """The SDK's own commit retry (UNAVAILABLE and RESOURCE_EXHAUSTED), without the requests
+    that are too large (those fail at once), noting in ``resends`` each error it resends after:
+    only a resent commit can meet its own first attempt."""
+    return retry_async.AsyncRetry(
+        predicate=lambda exc: (
+            isinstance(exc, gexc.ServiceUnavailable | gexc.ResourceExhausted)
+            and not _too_large(exc)
+        ),
+        initial=0.1,
+        maximum=60.0,
+        multiplier=1.3,
+        timeout=60.0,
+        on_error=resends.append,
+    )
 
 
 def _refused_as_too_large(exc: BaseException, what: str) -> QueryError:
@@ -306,10 +310,11 @@ class FirestoreStore(Store):
             return
         batch = self.client.batch()
         batch._add_write_pbs(writes)
+        resends: list[Exception] = []
         try:
-            await batch.commit(retry=_COMMIT_RETRY)
+            await batch.commit(retry=_commit_retry(resends))
         except (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.NotFound, gexc.Aborted) as exc:
-            if await self.committed(session.pending):
+            if resends and await self.committed(session.pending):
                 return  # the SDK resent the commit and met its own writes: committed once
             raise WriteConflict(f"the transaction conflicted with another write: {exc}") from None
         except gexc.GoogleAPICallError as exc:
@@ -318,17 +323,20 @@ class FirestoreStore(Store):
             raise _driver_error(exc, "commit failed") from None
 
     async def committed(self, pending: Mapping[str, _Pending]) -> bool:
-        """Whether a commit that failed a precondition had already been applied: one of its
-        documents (a commit is atomic) holds the stamp it wrote."""
+        """Whether a resent commit that failed a precondition had already been applied: one of
+        its documents (a commit is atomic) holds the stamp it wrote; a commit of deletes only,
+        when every one of its documents is gone."""
         written = [(path, p.stored) for path, p in pending.items() if p.stored is not None]
-        if not written:
-            return False
-        path, stored = written[0]
-        ref = self.client.document(path.split("/documents/", 1)[1])
+        paths = [path for path, _stored in written[:1]] or list(pending)
+        refs = [self.client.document(path.split("/documents/", 1)[1]) for path in paths]
         try:
-            snap = await ref.get()
+            snaps = [snap async for snap in self.client.get_all(refs)]
         except gexc.GoogleAPICallError as exc:
             raise _driver_error(exc, "reading back a conflicting commit failed") from None
+        if not written:
+            return bool(snaps) and not any(snap.exists for snap in snaps)
+        _path, stored = written[0]
+        snap = snaps[0]
         if not snap.exists:
             return False
         current = WriteStamp.decode((snap.to_dict() or {}).get(STAMP))
@@ -609,11 +617,13 @@ class FirestoreCollection(StoreCollection):
             chunk = writes[start : start + BATCH_LIMIT]
             batch = self.store.client.batch()
             batch._add_write_pbs(chunk)
+            resends: list[Exception] = []
             try:
-                results = await batch.commit(retry=_COMMIT_RETRY)
+                results = await batch.commit(retry=_commit_retry(resends))
             except gexc.AlreadyExists as exc:
                 first = chunk[0].update.name
-                if await self.store.committed({first: _Pending("", {}, {STAMP: stamp})}):
+                landed = {first: _Pending("", {}, {STAMP: stamp})}
+                if resends and await self.store.committed(landed):
                     continue  # the SDK resent this batch after a lost reply: written once
                 await self._undo(done)
                 msg = f"a key of the batch exists in {self.spec.name!r}: {exc}"
