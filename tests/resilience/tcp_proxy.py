@@ -4,10 +4,8 @@ connection, refuse new ones (accept then reset), blackhole (accept, forward noth
 connection right after the client sent a marker (say ``b"COMMIT"``), dropping the server's
 reply: the server got the request, the client never hears back (``cut_after``); or cut it in
 the middle of that request, so the server gets only part of it (``cut_within``). A marker is
-bytes to find in what the client sends; ``(bytes, n)``: the n-th request that holds them (a
-delete's commit names the document its read named first); or an int: that many bytes sent on
-one connection since its last reply (a large request, when the protocol is encrypted and no
-marker can be read).
+bytes to find in what the client sends, or an int: that many bytes sent on one connection since
+its last reply (a large request, when the protocol is encrypted and no marker can be read).
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ import asyncio
 import contextlib
 
 LOOPBACK = "127.0.0.1"
-Marker = bytes | tuple[bytes, int] | int
+Marker = bytes | int
 
 
 class TcpProxy:
@@ -31,7 +29,6 @@ class TcpProxy:
         self.blackhole = False
         self.cut_after: Marker | None = None  # marker armed by the test
         self.cut_within: Marker | None = None
-        self._marks = 0  # requests seen holding an (bytes, n) marker since the last cut
         self.cuts_done = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -85,14 +82,6 @@ class TcpProxy:
                 return False
             if isinstance(marker, int):
                 return sent[0] >= marker
-            if isinstance(marker, tuple):
-                if marker[0] not in data:
-                    return False
-                self._marks += 1
-                if self._marks < marker[1]:
-                    return False
-                self._marks = 0
-                return True
             return marker in data
 
         async def upstream() -> None:

@@ -37,9 +37,12 @@ class Faults:
 
 FAULTS = {
     "dynamodb": Faults(write=MARK, increment=MARK, delete=b"DeleteItem"),
-    # a delete's commit names the document that its read (the first request) named
-    "firestore": Faults(write=MARK, increment=MARK, delete=(b"gone", 2)),
-    "cosmos": Faults(write=PAD // 2, increment=PAD // 2, delete=None),  # HTTPS, a small DELETE
+    # a delete's commit names its document (the query that found it named none)
+    "firestore": Faults(write=MARK, increment=MARK, delete=b"gone"),
+    # HTTPS: a write is picked out by its size. A delete is not checked: aiohttp itself resends
+    # a DELETE whose reused connection dropped, unseen by the SDK, and a 404 then cannot tell
+    # this delete's first attempt from another writer's delete
+    "cosmos": Faults(write=PAD // 2, increment=PAD // 2, delete=None),
     "mongo": Faults(write=MARK, increment=MARK, delete=b"deletes\x00"),
     # the statements of a write section, before its COMMIT (test_postgres_proxy.py cuts that)
     "postgres": Faults(write=MARK, increment=MARK, delete=b"DELETE FROM"),
@@ -142,14 +145,15 @@ async def test_a_replace_and_a_find_one_and_update_whose_replies_are_lost_apply_
 @pytest.mark.parametrize("target", DELETES, indirect=True)
 async def test_a_delete_whose_reply_is_lost_counts_its_document_once(proxied: Proxied) -> None:
     async with asyncdb.connect(proxied.url, timeout=20) as db:
-        items = db.collection("deleted")
-        await items.insert_many([doc("gone"), doc("b")])
+        items = db.collection("deleted", allow_scan=True)
+        gone = "gone"
+        await items.insert_many([doc(gone, n=5), doc("b", n=6)])
         assert proxied.faults.delete is not None
         proxied.proxy.cut_after = proxied.faults.delete
-        assert await items.delete_one({"id": "gone"}) == 1
+        assert await items.delete_one({"n": 5}) == 1  # found by a query, deleted by key
         assert proxied.proxy.cuts_done == 1
-        assert await items.find_one({"id": "gone"}) is None
-        assert await items.find_one({"id": "b"}) == doc("b")
+        assert await items.find_one({"id": gone}) is None
+        assert await items.find_one({"id": "b"}) == doc("b", n=6)
 
 
 async def test_a_write_delayed_past_the_timeout_is_never_applied_twice(proxied: Proxied) -> None:
