@@ -41,6 +41,7 @@ from asyncdb.backends.base import (
     key_of,
 )
 from asyncdb.errors import (
+    AsyncDBError,
     BackendError,
     ConfigurationError,
     DuplicateKey,
@@ -262,6 +263,12 @@ class DynamoStore(Store):
             ) from exc
         except self.client.exceptions.TransactionConflictException as exc:
             raise TransactionError("the transaction conflicted with another one") from exc
+        except AsyncDBError:
+            raise
+        except Exception as exc:  # the commit runs outside any call: no driver error escapes
+            raise TransactionError(
+                f"the commit failed ({exc!r}); if its reply was lost it may have been applied"
+            ) from exc
 
 
 class DynamoCollection(StoreCollection):
