@@ -289,16 +289,16 @@ class DocumentTurns:
             if deadline is None or not lock.locked():
                 await lock.acquire()
             else:
+                loop = asyncio.get_running_loop()
                 try:
                     # leave room for the turn itself (as long as the last one, twice over)
                     async with asyncio.timeout_at(deadline - 2 * queue[2] - 0.05):
                         await lock.acquire()
                 except TimeoutError:
-                    raise Contention(
-                        f"{what}: {queue[1] - 1} other writer(s) of this document in this"
-                        " process were ahead and the call's timeout came first; nothing was"
-                        " sent (retry later, or spread the writes)"
-                    ) from None
+                    raise self._late(what, queue) from None
+                if loop.time() + 2 * queue[2] + 0.05 >= deadline:  # the last turn was slower
+                    lock.release()
+                    raise self._late(what, queue)
             began = time.monotonic()
             try:
                 yield
@@ -309,6 +309,14 @@ class DocumentTurns:
             queue[1] -= 1
             if not queue[1]:
                 del self._queues[key]
+
+    @staticmethod
+    def _late(what: str, queue: list[Any]) -> Contention:
+        return Contention(
+            f"{what}: {queue[1] - 1} other writer(s) of this document in this process were"
+            " ahead and the call's timeout came first; nothing was sent (retry later, or"
+            " spread the writes)"
+        )
 
 
 # How many writes back a document's stamp remembers (see WriteStamp).
@@ -361,6 +369,18 @@ class WriteStamp:
     def holds(self, written: WriteStamp) -> bool | None:
         """Whether the write that produced ``written`` is in this (later) stamp."""
         return self.landed(written.tokens[0], written.number) if written.tokens else False
+
+    def proves(self, written: WriteStamp) -> bool:
+        """:meth:`holds`, for a write that was resent after a lost reply and then met a
+        conflict: when too many writes followed it to tell, its outcome is unknown, and that
+        is a :class:`~asyncdb.errors.BackendError`."""
+        held = self.holds(written)
+        if held is None:
+            raise BackendError(
+                "a write whose reply was lost was resent and met a conflict, and more than"
+                f" {STAMP_HISTORY} writes followed it: whether it was applied cannot be told"
+            )
+        return held
 
     def encode(self) -> str:
         return " ".join((str(self.number), *self.tokens))
@@ -505,6 +525,9 @@ class Resilience:
             context = _CALL_DEADLINE.set(deadline if self.network else None)
             try:
                 result = await _within(operation, deadline if self.network else None, detach)
+            except Contention:  # a TimeoutError too, but the store's own verdict: as it is
+                self.breaker.success()  # the server answered every attempt
+                raise
             except TimeoutError as exc:
                 self.breaker.failure(exc)
                 raise self.timed_out(what) from exc

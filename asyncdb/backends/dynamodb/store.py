@@ -975,18 +975,11 @@ def _next_stamp(seen: int | None, prior: str | None, token: str) -> WriteStamp:
 
 def _landed(old: Mapping[str, Any] | None, token: str, written: Mapping[str, Any]) -> bool:
     """Whether ``old`` (the item a failed condition returned) holds the write ``written``
-    carrying ``token``. Raises when too many writes followed it to tell."""
+    (carrying ``token``)."""
     if not old:
         return False
-    number = int(written[VERSION]["N"])
-    landed = WriteStamp.decode(_stamp_text(old)).landed(token, number)
-    if landed is None:
-        raise BackendError(
-            "a write whose reply was lost was resent and met a conflict, and more than "
-            f"{len(WriteStamp.decode(_stamp_text(old)).tokens)} writes followed: whether it "
-            "was applied cannot be told"
-        )
-    return landed
+    mine = WriteStamp(int(written[VERSION]["N"]), (token,))
+    return WriteStamp.decode(_stamp_text(old)).proves(mine)
 
 
 def _resent(exc: Any) -> bool:
