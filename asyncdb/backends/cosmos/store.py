@@ -561,6 +561,7 @@ class CosmosCollection(StoreCollection):
                 if item is not None and _holds(item, written):
                     return before, after
                 await backoff.lost()
+                item = None  # read again after the pause: an attempt on a fresh version
                 continue
             return before, after
 

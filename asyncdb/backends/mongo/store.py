@@ -22,11 +22,11 @@ transaction (so a section is all or nothing, and conflicts with other clients ar
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC
 from decimal import Decimal
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from bson.codec_options import CodecOptions, TypeCodec, TypeDecoder, TypeRegistry
 from bson.decimal128 import Decimal128
@@ -77,6 +77,7 @@ from asyncdb.resilience import (
 from asyncdb.types import Capabilities, CollectionSpec, Plan, Query, UpdateResult
 
 Native = dict[str, Any]
+T = TypeVar("T")
 _DUPLICATE_CODES = frozenset({11000, 11001, 12582})
 _WRITE_CONFLICT = 112
 _TOO_LARGE_CODES = frozenset({10334})  # BSONObjectTooLarge
@@ -138,7 +139,7 @@ def _driver_error(
     if isinstance(exc, DuplicateKeyError) or code in _DUPLICATE_CODES:
         return DuplicateKey(f"{what}: {exc}")
     if isinstance(exc, PyMongoError) and _write_conflict(exc):
-        return TransactionError(f"{what}: a concurrent write conflicted ({exc}); retry")
+        return _WriteConflict(f"{what}: a concurrent write conflicted ({exc}); retry")
     return BackendError(f"{what}: {exc}")
 
 
@@ -147,6 +148,10 @@ def _write_conflict(exc: PyMongoError) -> bool:
     return getattr(exc, "code", None) == _WRITE_CONFLICT or (
         isinstance(exc, OperationFailure) and exc.has_error_label("TransientTransactionError")
     )
+
+
+class _WriteConflict(TransactionError):
+    """A write lost a conflict with a concurrent one (the server rolled it back)."""
 
 
 class _NotCommitted(BackendError):
@@ -498,15 +503,19 @@ class MongoCollection(StoreCollection):
         if upsert:
             where = upsert_filter(node, self.spec) if where is not None else None
         if native is None or where is None or (sort and not sort_pushable(sort)):
-            return await super().update(
-                node,
-                update,
-                multi=multi,
-                upsert=upsert,
-                session=session,
-                allow_scan=allow_scan,
-                sort=sort,
-                return_document=return_document,
+            return await self._settled(
+                lambda: super(MongoCollection, self).update(
+                    node,
+                    update,
+                    multi=multi,
+                    upsert=upsert,
+                    session=session,
+                    allow_scan=allow_scan,
+                    sort=sort,
+                    return_document=return_document,
+                ),
+                session,
+                f"an update of {self.spec.name!r}",
             )
         self.check_scan(plan, query, allow_scan)
         if session is None:
@@ -572,6 +581,21 @@ class MongoCollection(StoreCollection):
         chosen = old if return_document == "before" else new
         return UpdateResult(1, modified), chosen
 
+    async def _settled(
+        self, write: Callable[[], Awaitable[T]], session: Session | None, what: str
+    ) -> T:
+        """``write`` (outside a transaction, a write section of its own), retried with back-off
+        while it loses a write conflict to another client's section; in a transaction the
+        conflict is the caller's (it retries the transaction)."""
+        if session is not None:
+            return await write()
+        backoff = ContentionBackoff(what)
+        while True:
+            try:
+                return await write()
+            except _WriteConflict:
+                await backoff.lost()
+
     @staticmethod
     def _native_result(matched: int, modified: int, upserted: Any) -> UpdateResult:
         if upserted is None:
@@ -590,8 +614,12 @@ class MongoCollection(StoreCollection):
         query = Query(node if raw else self.visible(node))
         plan = self.execution_plan(query)
         if not multi or plan.residual_node is not None:
-            return await super().delete(
-                node, multi=multi, session=session, allow_scan=allow_scan, raw=raw
+            return await self._settled(
+                lambda: super(MongoCollection, self).delete(
+                    node, multi=multi, session=session, allow_scan=allow_scan, raw=raw
+                ),
+                session,
+                f"a delete from {self.spec.name!r}",
             )
         self.check_scan(plan, query, allow_scan)
         find: Find = plan.payload
