@@ -77,7 +77,7 @@ async def test_increments_racing_from_several_connections_count_or_report_conten
     target: tuple[str, str],
 ) -> None:
     backend, url = target
-    writers = WRITERS[backend] // 2
+    writers = WRITERS[backend] // 4
     dbs = [await asyncdb.connect(url, timeout=TIMEOUT) for _ in range(CLIENTS)]
     try:
         hot = [db.collection("hot") for db in dbs]
