@@ -10,12 +10,22 @@
 ['b']
 """
 
+from asyncdb.bulk import (
+    BulkWriteResult,
+    DeleteMany,
+    DeleteOne,
+    InsertOne,
+    ReplaceOne,
+    UpdateMany,
+    UpdateOne,
+)
 from asyncdb.collection import Collection, Cursor
 from asyncdb.database import Database, Transaction, backend_for, connect
 from asyncdb.errors import (
     AsyncDBError,
     BackendError,
     BackendUnavailable,
+    BulkWriteError,
     ConfigurationError,
     Contention,
     DuplicateKey,
@@ -36,6 +46,8 @@ __all__ = [
     "AsyncDBError",
     "BackendError",
     "BackendUnavailable",
+    "BulkWriteError",
+    "BulkWriteResult",
     "Capabilities",
     "Collection",
     "CollectionSpec",
@@ -43,19 +55,25 @@ __all__ = [
     "Contention",
     "Cursor",
     "Database",
+    "DeleteMany",
+    "DeleteOne",
     "DuplicateKey",
     "Health",
     "Index",
+    "InsertOne",
     "InvalidCursor",
     "NotSupported",
     "OperationTimeout",
     "Page",
     "Plan",
     "QueryError",
+    "ReplaceOne",
     "ScanRequired",
     "Transaction",
     "TransactionError",
     "UpdateError",
+    "UpdateMany",
+    "UpdateOne",
     "UpdateResult",
     "backend_for",
     "connect",
