@@ -93,3 +93,11 @@ class BulkWriteError(AsyncDBError):
             f"{len(errors)} operation(s) failed; the first, at index {first_index}: "
             f"{type(first).__name__}: {first}"
         )
+
+
+class Contention(OperationTimeout):
+    """A write kept losing the race for one document (a compare-and-set that failed its
+    version check, a write conflict) until retrying with back-off would pass the call's
+    ``timeout``. The write was not applied: every attempt was refused by the store. A subclass
+    of :class:`OperationTimeout` (the call did not finish in time), so code that catches
+    timeouts keeps working; retry later or spread the writes over more documents."""

@@ -56,14 +56,17 @@ request was sent: reset, ``ConnectionDoesNotExistError``, pymongo ``AutoReconnec
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import math
 import random
+import secrets
 import time
 import weakref
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import structlog
 
@@ -72,6 +75,7 @@ from asyncdb.errors import (
     BackendError,
     BackendUnavailable,
     ConfigurationError,
+    Contention,
     DuplicateKey,
     OperationTimeout,
     TransactionError,
@@ -183,6 +187,214 @@ class RetryPolicy:
         """Full-jitter delay before attempt ``attempt + 1`` (``attempt`` counts from 1)."""
         cap = min(self.retry_max_delay, self.retry_base_delay * 2 ** (attempt - 1))
         return random.uniform(0, cap)
+
+
+# The deadline (loop time) of the call now running under Resilience.call, for the store's own
+# retry loops; None for in-process stores and outside a call.
+_CALL_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "asyncdb_call_deadline", default=None
+)
+
+
+class ContentionBackoff:
+    """The pacing of a store's compare-and-set loop on one document (a lost version check, a
+    write conflict): exponential back-off with full jitter, ``sleep = uniform(0, min(cap,
+    base * 2**n))``, so hundreds of writers of one document spread out instead of retrying in
+    lock-step. It gives up with :class:`~asyncdb.errors.Contention` (nothing applied: every
+    attempt was refused) when the next sleep and attempt would not end before the call's
+    deadline, so the caller gets "contention" rather than a timeout whose write may have
+    landed; without a deadline (an in-process store), after ``max_attempts``.
+
+    >>> backoff = ContentionBackoff("update of 'counters'", max_attempts=1)
+    >>> asyncio.run(backoff.lost())  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    asyncdb.errors.Contention: update of 'counters': lost the race for the document 1 time(s) ...
+    """
+
+    __slots__ = ("_longest", "_mark", "base", "cap", "lost_races", "max_attempts", "what")
+
+    def __init__(
+        self, what: str, *, base: float = 0.005, cap: float = 0.5, max_attempts: int = 200
+    ) -> None:
+        self.what = what
+        self.base = base
+        self.cap = cap
+        self.max_attempts = max_attempts
+        self.lost_races = 0
+        self._mark = time.monotonic()
+        self._longest = 0.0  # the slowest attempt so far: what the next one may take
+
+    async def lost(self) -> None:
+        """One more race lost: sleep before the next attempt, or raise Contention."""
+        now = time.monotonic()
+        self._longest = max(self._longest, now - self._mark)
+        self.lost_races += 1
+        delay = random.uniform(0, min(self.cap, self.base * 2 ** min(self.lost_races, 30)))
+        deadline = _CALL_DEADLINE.get()
+        if deadline is not None:
+            left = deadline - asyncio.get_running_loop().time()
+            out_of_time = delay + 2 * self._longest + 0.05 >= left
+        else:
+            out_of_time = self.lost_races >= self.max_attempts
+        if out_of_time:
+            raise Contention(
+                f"{self.what}: lost the race for the document {self.lost_races} time(s) to"
+                " concurrent writers; nothing was applied (retry later, or spread the writes)"
+            )
+        await asyncio.sleep(delay)
+        self._mark = time.monotonic()
+
+
+class DocumentTurns:
+    """Writers of one document in this process take turns: a compare-and-set store's update of
+    a document waits for the one before it in this process instead of racing it to the
+    server, where all but one would lose and retry. Races with other processes remain (the
+    compare-and-set and :class:`ContentionBackoff` settle those). A writer whose turn would not
+    come in time before the call's deadline gives up with
+    :class:`~asyncdb.errors.Contention`, having sent nothing.
+
+    >>> turns = DocumentTurns()
+    >>> async def once():
+    ...     async with turns.turn(("items", "k"), "an update of 'items'"):
+    ...         return len(turns._queues)
+    >>> asyncio.run(once()), len(turns._queues)
+    (1, 0)
+    """
+
+    __slots__ = ("_queues",)
+
+    def __init__(self) -> None:
+        # key -> [lock, writers waiting or holding, how long the last turn took]
+        self._queues: dict[Any, list[Any]] = {}
+
+    def of(
+        self, scope: str, keys: list[Any] | None, what: str
+    ) -> contextlib.AbstractAsyncContextManager[None]:
+        """The turn of a write pinned to one document (``keys``: what the filter pins, None
+        when it pins none); a write of several documents takes none."""
+        if keys is None or len(keys) != 1:
+            return contextlib.nullcontext()
+        return self.turn((scope, keys[0]), what)
+
+    @contextlib.asynccontextmanager
+    async def turn(self, key: Any, what: str) -> AsyncIterator[None]:
+        queue = self._queues.get(key)
+        if queue is None:
+            queue = self._queues[key] = [asyncio.Lock(), 0, 0.0]
+        lock: asyncio.Lock = queue[0]
+        queue[1] += 1
+        try:
+            deadline = _CALL_DEADLINE.get()
+            if deadline is None or not lock.locked():
+                await lock.acquire()
+            else:
+                loop = asyncio.get_running_loop()
+                try:
+                    # leave room for the turn itself (as long as the last one, twice over)
+                    async with asyncio.timeout_at(deadline - 2 * queue[2] - 0.05):
+                        await lock.acquire()
+                except TimeoutError:
+                    raise self._late(what, queue) from None
+                if loop.time() + 2 * queue[2] + 0.05 >= deadline:  # the last turn was slower
+                    lock.release()
+                    raise self._late(what, queue)
+            began = time.monotonic()
+            try:
+                yield
+            finally:
+                queue[2] = time.monotonic() - began
+                lock.release()
+        finally:
+            queue[1] -= 1
+            if not queue[1]:
+                del self._queues[key]
+
+    @staticmethod
+    def _late(what: str, queue: list[Any]) -> Contention:
+        return Contention(
+            f"{what}: {queue[1] - 1} other writer(s) of this document in this process were"
+            " ahead and the call's timeout came first; nothing was sent (retry later, or"
+            " spread the writes)"
+        )
+
+
+# How many writes back a document's stamp remembers (see WriteStamp).
+STAMP_HISTORY = 8
+
+
+@dataclass(frozen=True, slots=True)
+class WriteStamp:
+    """The hidden record a compare-and-set store keeps with each document: its write number
+    and the random tokens of its last :data:`STAMP_HISTORY` writes, newest first.
+
+    A write whose reply was lost (and which a driver, or asyncdb, may have resent) carries one
+    token; when its version check then fails, the stamp read back says whether that write is
+    the one that landed: our write made the document's write number ``number``, so the token
+    ``stamp.number - number`` places back is ours exactly when it applied. That makes a resent
+    compare-and-set exactly-once: applied once and reported as applied, never applied again.
+
+    >>> first = WriteStamp.NEW.next("t1")
+    >>> later = first.next("t2").next("t3")
+    >>> later.encode(), WriteStamp.decode(later.encode()) == later
+    ('3 t3 t2 t1', True)
+    >>> later.landed("t1", 1), later.landed("t9", 2), WriteStamp.NEW.landed("t1", 1)
+    (True, False, False)
+    """
+
+    number: int
+    tokens: tuple[str, ...]
+
+    NEW: ClassVar[WriteStamp]
+
+    @staticmethod
+    def token() -> str:
+        """A fresh random write token."""
+        return secrets.token_hex(8)
+
+    def next(self, token: str) -> WriteStamp:
+        """The stamp of the write that follows this one, carrying ``token``."""
+        return WriteStamp(self.number + 1, (token, *self.tokens)[:STAMP_HISTORY])
+
+    def landed(self, token: str, number: int) -> bool | None:
+        """Whether the write that would have made the write number ``number`` with ``token``
+        is in this stamp: True, False, or None when too many writes followed to tell."""
+        back = self.number - number
+        if back < 0:
+            return False  # the document never reached that write number
+        if back >= len(self.tokens):
+            return None if back < self.number else False
+        return self.tokens[back] == token
+
+    def holds(self, written: WriteStamp) -> bool | None:
+        """Whether the write that produced ``written`` is in this (later) stamp."""
+        return self.landed(written.tokens[0], written.number) if written.tokens else False
+
+    def proves(self, written: WriteStamp) -> bool:
+        """:meth:`holds`, for a write that was resent after a lost reply and then met a
+        conflict: when too many writes followed it to tell, its outcome is unknown, and that
+        is a :class:`~asyncdb.errors.BackendError`."""
+        held = self.holds(written)
+        if held is None:
+            raise BackendError(
+                "a write whose reply was lost was resent and met a conflict, and more than"
+                f" {STAMP_HISTORY} writes followed it: whether it was applied cannot be told"
+            )
+        return held
+
+    def encode(self) -> str:
+        return " ".join((str(self.number), *self.tokens))
+
+    @classmethod
+    def decode(cls, text: str | None) -> WriteStamp:
+        """A stored stamp (a document written before stamps were kept reads as NEW)."""
+        if not text:
+            return cls.NEW
+        number, *tokens = text.split(" ")
+        return cls(int(number), tuple(tokens))
+
+
+WriteStamp.NEW = WriteStamp(0, ())
 
 
 class CircuitBreaker:
@@ -310,15 +522,23 @@ class Resilience:
         resent_maybe_applied = False
         while True:
             attempt += 1
+            context = _CALL_DEADLINE.set(deadline if self.network else None)
             try:
                 result = await _within(operation, deadline if self.network else None, detach)
+            except Contention:  # a TimeoutError too, but the store's own verdict: as it is
+                self.breaker.success()  # the server answered every attempt
+                raise
             except TimeoutError as exc:
                 self.breaker.failure(exc)
                 raise self.timed_out(what) from exc
             except Exception as exc:
                 verdict = self.classify(exc)
                 if verdict is None:
-                    if isinstance(exc, AsyncDBError) and not isinstance(exc, BackendError):
+                    if not isinstance(exc, AsyncDBError):
+                        # no driver exception reaches the caller: what the store left unmapped
+                        # is a BackendError (not retried: nothing says it would pass)
+                        raise BackendError(f"{self.backend}: {what} failed: {exc!r}") from exc
+                    if not isinstance(exc, BackendError):
                         self.breaker.success()  # the server answered (duplicate key, ...)
                         if (
                             resent_maybe_applied
@@ -364,6 +584,8 @@ class Resilience:
                 await asyncio.sleep(delay)
                 resent_maybe_applied = resent_maybe_applied or verdict.maybe_applied
                 continue
+            finally:
+                _CALL_DEADLINE.reset(context)
             self.breaker.success()
             return result
 
@@ -372,7 +594,12 @@ class Resilience:
         stream's wait for its next document (the consumer's own time between documents does
         not count). ``TimeoutError`` past it; ``StopAsyncIteration`` at the end."""
         deadline = asyncio.get_running_loop().time() + self.policy.timeout
-        return await _within(it.__anext__, deadline, False)
+        try:
+            return await _within(it.__anext__, deadline, False)
+        except (StopAsyncIteration, TimeoutError, AsyncDBError):
+            raise
+        except Exception as exc:  # past the first document a stream is not retried
+            raise BackendError(f"{self.backend}: find (next document) failed: {exc!r}") from exc
 
     async def _checked(
         self, check: Callable[[], Awaitable[bool]], deadline: float, what: str
@@ -533,10 +760,13 @@ __all__ = [
     "MAYBE_APPLIED",
     "NOT_APPLIED",
     "CircuitBreaker",
+    "ContentionBackoff",
+    "DocumentTurns",
     "Health",
     "Resilience",
     "RetryPolicy",
     "Transient",
+    "WriteStamp",
     "classify_botocore",
     "classify_os_error",
     "error_chain",

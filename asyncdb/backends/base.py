@@ -27,7 +27,6 @@ from asyncdb.errors import (
     NotSupported,
     QueryError,
     ScanRequired,
-    TransactionError,
     UpdateError,
 )
 from asyncdb.query.aggregate import stream_pipeline
@@ -54,7 +53,7 @@ from asyncdb.query.pipeline import Pipeline, Pushdown, first_match, split_find, 
 from asyncdb.query.sort import encode_value, path_values, sort_key
 from asyncdb.query.update import apply_projection, apply_update, strict_equal, upsert_seed
 from asyncdb.query.values import normalize_datetime
-from asyncdb.resilience import Transient, classify_os_error
+from asyncdb.resilience import ContentionBackoff, Transient, classify_os_error
 from asyncdb.types import Capabilities, CollectionSpec, Plan, Query, UpdateResult
 
 Doc = dict[str, Any]
@@ -763,7 +762,8 @@ class StoreCollection(ABC):
         ETag): pick the first match, then delete it by key only if it still matches (the
         store's conditional delete); a lost race picks again. The document returned is the one
         read, which matched then and still matched when it was deleted."""
-        for _ in range(100):
+        backoff = ContentionBackoff(f"a find_one_and_delete on {self.spec.name!r}")
+        while True:
             query = Query(node, sort=sort, limit=1)
             docs = [d async for d in await self.find(query, session, allow_scan=allow_scan)]
             if not docs:
@@ -775,7 +775,7 @@ class StoreCollection(ABC):
             )
             if await self.delete(same, multi=False, session=session, allow_scan=True):
                 return doc
-        raise TransactionError("a find_one_and_delete kept conflicting with concurrent writers")
+            await backoff.lost()  # another writer took it or changed it: pick again
 
     async def distinct(
         self,

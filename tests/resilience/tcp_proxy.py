@@ -2,7 +2,10 @@
 connections), stopped by the test. It can add latency to the server's replies, cut every live
 connection, refuse new ones (accept then reset), blackhole (accept, forward nothing), and cut a
 connection right after the client sent a marker (say ``b"COMMIT"``), dropping the server's
-reply: the server got the request, the client never hears back.
+reply: the server got the request, the client never hears back (``cut_after``); or cut it in
+the middle of that request, so the server gets only part of it (``cut_within``). A marker is
+bytes to find in what the client sends, or an int: that many bytes sent on one connection since
+its last reply (a large request, when the protocol is encrypted and no marker can be read).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import asyncio
 import contextlib
 
 LOOPBACK = "127.0.0.1"
+Marker = bytes | int
 
 
 class TcpProxy:
@@ -23,7 +27,8 @@ class TcpProxy:
         self.latency = 0.0  # seconds added before each chunk of the server's replies
         self.refusing = False
         self.blackhole = False
-        self.cut_after: bytes | None = None  # marker armed by the test
+        self.cut_after: Marker | None = None  # marker armed by the test
+        self.cut_within: Marker | None = None
         self.cuts_done = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -70,17 +75,35 @@ class TcpProxy:
             return
         self._writers.update((client_w, server_w))
         dropping = asyncio.Event()  # set when the next reply must be dropped and all cut
+        sent = [0]  # bytes the client sent since the server last replied
+
+        def hit(marker: Marker | None, data: bytes) -> bool:
+            if marker is None:
+                return False
+            if isinstance(marker, int):
+                return sent[0] >= marker
+            return marker in data
 
         async def upstream() -> None:
             while data := await client_r.read(65536):
+                sent[0] += len(data)
+                if hit(self.cut_within, data):
+                    self.cut_within = None
+                    self.cuts_done += 1
+                    server_w.write(data[: len(data) // 2])
+                    await server_w.drain()
+                    client_w.transport.abort()
+                    server_w.transport.abort()
+                    return
                 server_w.write(data)
                 await server_w.drain()
-                if self.cut_after is not None and self.cut_after in data:
+                if hit(self.cut_after, data):
                     self.cut_after = None
                     dropping.set()
 
         async def downstream() -> None:
             while data := await server_r.read(65536):
+                sent[0] = 0
                 if dropping.is_set():
                     self.cuts_done += 1
                     client_w.transport.abort()

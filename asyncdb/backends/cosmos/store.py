@@ -53,10 +53,10 @@ from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from azure.core import MatchConditions
+from azure.core.exceptions import AzureError, ServiceRequestError, ServiceResponseError
 from azure.cosmos import PartitionKey
 from azure.cosmos.aio import ContainerProxy, CosmosClient, DatabaseProxy
 from azure.cosmos.exceptions import (
-    CosmosAccessConditionFailedError,
     CosmosHttpResponseError,
     CosmosResourceExistsError,
     CosmosResourceNotFoundError,
@@ -71,6 +71,7 @@ from asyncdb.backends.base import (
     check_key,
     expired_filter,
     expiry_filter,
+    key_lookup,
     key_of,
     native_params,
     new_id,
@@ -92,7 +93,16 @@ from asyncdb.errors import BackendError, ConfigurationError, DuplicateKey, Query
 from asyncdb.query.ast import Node, Sort, Update
 from asyncdb.query.evaluate import matches
 from asyncdb.query.update import apply_update, strict_equal, upsert_seed
-from asyncdb.resilience import MAYBE_APPLIED, Transient, classify_os_error, error_chain
+from asyncdb.resilience import (
+    MAYBE_APPLIED,
+    NOT_APPLIED,
+    ContentionBackoff,
+    DocumentTurns,
+    Transient,
+    WriteStamp,
+    classify_os_error,
+    error_chain,
+)
 from asyncdb.types import Capabilities, CollectionSpec, Plan, Query, UpdateResult
 
 # How many item writes one insert_many keeps in flight.
@@ -102,6 +112,11 @@ _FROM = re.compile(r"\bFROM\s+([A-Za-z0-9_-]+)", re.IGNORECASE)
 _SELECTED = f"SELECT c.{ID}, c._etag, c.{RAW} FROM c"
 # How many ETags of recently read items a collection keeps for conditional updates.
 _SEEN_ETAGS = 4096
+# An item's write stamp (asyncdb.resilience.WriteStamp): the Cosmos SDK resends a write whose
+# connection dropped before the reply; the resend then fails its If-Match (or meets its own
+# item, 409) and the stamp read back tells whether the first attempt landed.
+STAMP = "ws"
+_STAMPED = f"c._etag, c.{RAW}, c.{STAMP} FROM c"
 
 
 class CosmosSession(Session):
@@ -110,6 +125,11 @@ class CosmosSession(Session):
 
 def _error(exc: CosmosHttpResponseError, what: str) -> Exception:
     return BackendError(f"{what}: HTTP {exc.status_code}: {exc.message}")
+
+
+def _holds(item: dict[str, Any], written: dict[str, Any]) -> bool:
+    """Whether ``item`` (read back) holds the write ``written`` (its stamp)."""
+    return WriteStamp.decode(item.get(STAMP)).proves(WriteStamp.decode(written[STAMP]))
 
 
 def _maybe_missing(exc: CosmosHttpResponseError) -> bool:
@@ -138,6 +158,7 @@ class CosmosStore(Store):
         self.client = client
         self.database = database
         self.native_ttl = native_ttl
+        self.turns = DocumentTurns()  # this process's writers of one document take turns
 
     @classmethod
     async def open(cls, url: str, options: Mapping[str, Any]) -> Self:
@@ -152,14 +173,25 @@ class CosmosStore(Store):
         verify = query.get("verify", "true").lower() not in ("false", "0", "no")
         native_ttl = query.get("native_ttl", "false").lower() in ("true", "1", "yes")
         port = f":{parts.port}" if parts.port else ""
+        # endpoint_discovery=false: requests go to the URL's host only, not to the endpoints
+        # the account reports (a proxy or a tunnel in front of the service)
+        discovery = query.get("endpoint_discovery", "true").lower() not in ("false", "0", "no")
         client = CosmosClient(
-            f"https://{parts.hostname}{port}", credential=key, connection_verify=verify
+            f"https://{parts.hostname}{port}",
+            credential=key,
+            connection_verify=verify,
+            enable_endpoint_discovery=discovery,
         )
         try:
             proxy = await client.create_database_if_not_exists(database)
         except CosmosHttpResponseError as exc:
             await client.close()
             raise _error(exc, f"opening database {database!r}") from exc
+        except AzureError as exc:  # no answer: refused, timed out, TLS
+            await client.close()
+            raise BackendError(
+                f"cannot reach Cosmos DB at {parts.hostname}{port}: {type(exc).__name__}: {exc}"
+            ) from exc
         except BaseException:
             await client.close()
             raise
@@ -183,6 +215,10 @@ class CosmosStore(Store):
                     return Transient(maybe_applied=False, retry_after=after, contention=True)
                 if err.status_code in (408, 503):
                     return MAYBE_APPLIED
+            if isinstance(err, ServiceRequestError):  # the request was not sent
+                return NOT_APPLIED
+            if isinstance(err, ServiceResponseError):
+                return MAYBE_APPLIED
         return classify_os_error(exc)
 
     async def close(self) -> None:
@@ -234,7 +270,8 @@ class CosmosCollection(StoreCollection):
         self.store = store
         self.spec = spec
         self._container: ContainerProxy | None = None
-        self._seen: dict[str, tuple[str, str]] = {}  # item id -> (ETag, raw) of the last read
+        # item id -> (ETag, raw) of the last read; "<etag>\n<write stamp>" when read with it
+        self._seen: dict[str, tuple[str, str]] = {}
 
     @property
     def container(self) -> ContainerProxy:
@@ -290,20 +327,26 @@ class CosmosCollection(StoreCollection):
                 if item is not None:
                     yield self._remember(item)
             return
+        # a write section's read also takes the write stamps (a plain find, which may stream
+        # thousands of items, leaves them out)
+        stamped = session is not None
+        sql = native.sql.replace(f"c._etag, c.{RAW} FROM c", _STAMPED, 1) if stamped else native.sql
         try:
             async for item in self.container.query_items(
-                query=native.sql, parameters=native.parameter_list()
+                query=sql, parameters=native.parameter_list()
             ):
-                yield self._remember(item)
+                yield self._remember(item, stamped=stamped)
         except CosmosHttpResponseError as exc:
             raise _error(exc, f"querying {self.spec.name!r} ({native.sql})") from exc
 
-    def _remember(self, item: dict[str, Any]) -> Doc:
-        """Decode ``item`` and keep its ETag, so an update of what was just read can be a
-        conditional replace without reading it again (a stale ETag only costs a 412 and a read)."""
+    def _remember(self, item: dict[str, Any], *, stamped: bool = True) -> Doc:
+        """Decode ``item`` and keep its ETag (and write stamp, when ``stamped``: read with it),
+        so an update or delete of what was just read can be conditional without reading it
+        again (a stale ETag only costs a 412 and a read)."""
         if len(self._seen) >= _SEEN_ETAGS:
             self._seen.clear()
-        self._seen[item[ID]] = (item["_etag"], item[RAW])
+        meta = f"{item['_etag']}\n{item.get(STAMP) or ''}" if stamped else item["_etag"]
+        self._seen[item[ID]] = (meta, item[RAW])
         return decode_item(item)
 
     async def get(self, key: KeyTuple, session: Session | None) -> Doc | None:
@@ -339,8 +382,9 @@ class CosmosCollection(StoreCollection):
 
     # writes ----------------------------------------------------------------------------------
 
-    def _item(self, doc: Doc) -> dict[str, Any]:
+    def _item(self, doc: Doc, stamp: WriteStamp | None = None) -> dict[str, Any]:
         item = encode_item(doc, self.spec.key)
+        item[STAMP] = (stamp or WriteStamp.NEW.next(WriteStamp.token())).encode()
         if self.store.native_ttl and self.spec.ttl is not None:
             expires = doc.get(self.spec.ttl)
             if isinstance(expires, datetime):
@@ -352,6 +396,9 @@ class CosmosCollection(StoreCollection):
         try:
             await self.container.create_item(item)
         except CosmosResourceExistsError as exc:
+            existing = await self._read_item(item[ID], item[PARTITION])
+            if existing is not None and _holds(existing, item):
+                return  # the SDK resent a create whose reply was lost: it was written once
             key = tuple(decode_key_part(part) for part in item[ID].split(","))
             shown = key[0] if self.spec.single_key else key
             raise DuplicateKey(f"key {shown!r} exists in {self.spec.name!r}", key=shown) from exc
@@ -445,7 +492,8 @@ class CosmosCollection(StoreCollection):
         (412), re-read it and delete it only if it still matches ``node``. True if deleted."""
         item_id, partition = encode_key(key), encode_key_part(key[0])
         seen = self._seen.pop(item_id, None)
-        etag = seen[0] if seen is not None else None
+        etag = seen[0].partition("\n")[0] if seen is not None else None
+        backoff = ContentionBackoff(f"a delete from {self.spec.name!r}")
         while True:
             if etag is None:
                 item = await self._read_item(item_id, partition)
@@ -462,6 +510,7 @@ class CosmosCollection(StoreCollection):
             except CosmosHttpResponseError as exc:
                 if exc.status_code == 412:
                     etag = None  # changed since the query: re-check before deleting
+                    await backoff.lost()
                     continue
                 if exc.status_code == 404 or (
                     _maybe_missing(exc) and not await self._exists(item_id, partition)
@@ -486,6 +535,7 @@ class CosmosCollection(StoreCollection):
         plan = self.execution_plan(query)
         self.check_scan(plan, query, allow_scan)
         gate = asyncio.Semaphore(_WRITE_CONCURRENCY)
+        backoff = ContentionBackoff(f"a delete from {self.spec.name!r}")
         while True:
             docs = [doc async for doc in self._execute(plan, query, session, allow_scan)]
 
@@ -495,6 +545,7 @@ class CosmosCollection(StoreCollection):
 
             deleted = sum(await asyncio.gather(*(one(d) for d in docs)))
             if docs and not deleted and not multi:
+                await backoff.lost()
                 continue  # our pick changed or went away: choose again
             return deleted
 
@@ -539,11 +590,14 @@ class CosmosCollection(StoreCollection):
         """
         item_id, partition = encode_key(key), encode_key_part(key[0])
         seen = self._seen.pop(item_id, None)
+        backoff = ContentionBackoff(f"an update of {self.spec.name!r}")
+        token = WriteStamp.token()
+        item: dict[str, Any] | None = None
+        if seen is not None and "\n" in seen[0]:  # read with its stamp (else: read again)
+            etag, _, stamp = seen[0].partition("\n")
+            item = {"_etag": etag, RAW: seen[1], STAMP: stamp or None}
         while True:
-            if seen is not None:
-                item: dict[str, Any] | None = {"_etag": seen[0], RAW: seen[1]}
-                seen = None
-            else:
+            if item is None:
                 item = await self._read_item(item_id, partition)
             if item is None:
                 return None
@@ -553,19 +607,25 @@ class CosmosCollection(StoreCollection):
             after = self._keep_key(before, apply_update(update, before, now=now))
             if strict_equal(before, after):
                 return before, before
+            written = self._item(after, WriteStamp.decode(item.get(STAMP)).next(token))
             try:
                 await self.container.replace_item(
                     item_id,
-                    self._item(after),
+                    written,
                     etag=item["_etag"],
                     match_condition=MatchConditions.IfNotModified,
                 )
-            except CosmosAccessConditionFailedError:
-                continue
             except CosmosHttpResponseError as exc:
-                if exc.status_code == 412 or _maybe_missing(exc):
-                    continue  # changed or deleted meanwhile: the re-read tells which
-                raise _error(exc, f"updating {item_id!r} in {self.spec.name!r}") from exc
+                if exc.status_code != 412 and not _maybe_missing(exc):
+                    raise _error(exc, f"updating {item_id!r} in {self.spec.name!r}") from exc
+                # changed or deleted meanwhile (the re-read tells which), or the SDK resent
+                # this replace after a lost reply and the first attempt landed (its stamp)
+                item = await self._read_item(item_id, partition)
+                if item is not None and _holds(item, written):
+                    return before, after
+                await backoff.lost()
+                item = None  # read again after the pause: an attempt on a fresh version
+                continue
             return before, after
 
     async def update(
@@ -581,10 +641,30 @@ class CosmosCollection(StoreCollection):
         return_document: str | None = None,
     ) -> tuple[UpdateResult, Doc | None]:
         """Per-document compare-and-set updates (ETag ``If-Match``); upsert when none matched."""
+        what = f"an update of {self.spec.name!r}"
+        pinned = None if multi else key_lookup(node, self.spec)
+        async with self.store.turns.of(self.spec.name, pinned, what):
+            return await self._update_cas(
+                node, update, multi, upsert, session, allow_scan, sort, return_document, what
+            )
+
+    async def _update_cas(
+        self,
+        node: Node,
+        update: Update,
+        multi: bool,
+        upsert: bool,
+        session: Session | None,
+        allow_scan: bool | None,
+        sort: Sort,
+        return_document: str | None,
+        what: str,
+    ) -> tuple[UpdateResult, Doc | None]:
         now = datetime.now(UTC)
         visible = self.visible(node)
         own = session if session is not None else CosmosSession()
         gate = asyncio.Semaphore(_WRITE_CONCURRENCY)
+        backoff = ContentionBackoff(what)
         while True:
             docs = await self._matching(
                 node, own, limit=None if multi else 1, allow_scan=allow_scan, sort=sort
@@ -602,6 +682,7 @@ class CosmosCollection(StoreCollection):
             outcomes = await asyncio.gather(*(one(d) for d in docs))
             done = [o for o in outcomes if o is not None]
             if docs and not done and not multi:
+                await backoff.lost()
                 continue  # our pick changed under us: choose again
             break
         if done:

@@ -40,11 +40,13 @@ from asyncdb.backends.base import (
     StoreCollection,
     check_key,
     expired_filter,
+    key_lookup,
     key_of,
     native_params,
     sql_reads_only,
 )
 from asyncdb.errors import (
+    AsyncDBError,
     BackendError,
     ConfigurationError,
     DuplicateKey,
@@ -54,6 +56,17 @@ from asyncdb.errors import (
 from asyncdb.query.ast import Node, Update
 from asyncdb.query.evaluate import matches
 from asyncdb.query.update import apply_update, strict_equal
+from asyncdb.resilience import (
+    MAYBE_APPLIED,
+    NOT_APPLIED,
+    ContentionBackoff,
+    DocumentTurns,
+    Transient,
+    WriteStamp,
+    classify_botocore,
+    classify_os_error,
+    error_chain,
+)
 from asyncdb.types import Capabilities, CollectionSpec, Plan, Query, check_identifier
 
 from .codec import (
@@ -74,6 +87,13 @@ BATCH_WRITE_ITEMS = 25
 BATCH_GET_ITEMS = 100
 MAX_RETRIES = 12
 PAGE_ITEMS = 200
+OPEN_TIMEOUT = 15.0  # seconds for connect's first round trip (botocore would wait minutes)
+# The item's write stamp (asyncdb.resilience.WriteStamp): its version and the tokens of its
+# last writes, so a conditional write that botocore (or asyncdb) resent after a lost reply and
+# that then failed its version check can tell whether its first attempt is the one that landed.
+STAMP = "._w"
+# A failed condition returns the item as it was (no second read to check a stamp).
+ALL_OLD = {"ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
 
 
 class _Conflict(Exception):
@@ -87,6 +107,8 @@ class DynamoSession(Session):
         self.in_transaction = transaction
         self.versions: dict[tuple[str, KeyTuple], int | None] = {}  # read set: key -> version
         self.writes: dict[tuple[str, KeyTuple], Doc | None] = {}  # buffered: None = deleted
+        self.stamps: dict[tuple[str, KeyTuple], str | None] = {}  # write stamps as read
+        self.token = WriteStamp.token()  # carried by every item this section writes
         self.collections: dict[str, DynamoCollection] = {}
 
 
@@ -113,6 +135,7 @@ class DynamoStore(Store):
         self.prefix = prefix
         self.owners: set[asyncio.Task[Any]] = set()
         self._background: set[asyncio.Task[Any]] = set()
+        self.turns = DocumentTurns()  # this process's writers of one document take turns
 
     def in_background(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` without waiting for it; ``close`` waits for it."""
@@ -149,12 +172,36 @@ class DynamoStore(Store):
         try:
             # connect now (signing setup, TCP, a bad endpoint) rather than inside the first
             # write; any answer will do (a policy without ListTables answers AccessDenied)
-            with contextlib.suppress(client.exceptions.ClientError):
-                await client.list_tables(Limit=1)
+            async with asyncio.timeout(OPEN_TIMEOUT):
+                with contextlib.suppress(client.exceptions.ClientError):
+                    await client.list_tables(Limit=1)
+        except Exception as exc:
+            await client_cm.__aexit__(None, None, None)
+            raise BackendError(f"cannot reach DynamoDB at {url!r}: {exc!r}") from exc
         except BaseException:
             await client_cm.__aexit__(None, None, None)
             raise
         return cls(client, client_cm, prefix)
+
+    def classify_error(self, exc: BaseException) -> Transient | None:
+        """Throttling (classify_botocore), a connection that could not be made (not applied),
+        and one lost or timed out after the request was sent (maybe applied)."""
+        from botocore.exceptions import (
+            ConnectionClosedError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            ReadTimeoutError,
+        )
+
+        verdict = classify_botocore(exc)
+        if verdict is not None:
+            return verdict
+        for err in error_chain(exc):
+            if isinstance(err, ConnectTimeoutError | EndpointConnectionError):
+                return NOT_APPLIED
+            if isinstance(err, ConnectionClosedError | ReadTimeoutError):
+                return MAYBE_APPLIED
+        return classify_os_error(exc)
 
     async def close(self) -> None:
         if self._background:
@@ -231,7 +278,8 @@ class DynamoStore(Store):
             if new is None and seen is None:  # inserted and deleted inside: still absent
                 ops.append(coll.check_op(key, None))
             else:
-                ops.append(coll.write_op(key, new, seen))
+                prior = session.stamps.get((table, key))
+                ops.append(coll.write_op(key, new, seen, token=session.token, prior=prior))
         for (table, key), seen in session.versions.items():
             if (table, key) not in session.writes:
                 ops.append(session.collections[table].check_op(key, seen))
@@ -243,14 +291,22 @@ class DynamoStore(Store):
                 f"{MAX_TRANSACTION_ITEMS} together"
             )
         try:
-            await self.client.transact_write_items(TransactItems=ops)
+            await _retrying(self.client.transact_write_items, TransactItems=ops)
         except self.client.exceptions.TransactionCanceledException as exc:
+            if _transaction_landed(exc, ops, session.token):
+                return  # a resend met the commit's own writes: it was committed once
             reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]
             raise TransactionError(
                 f"the transaction was cancelled (conflict), reasons: {reasons}"
             ) from exc
         except self.client.exceptions.TransactionConflictException as exc:
             raise TransactionError("the transaction conflicted with another one") from exc
+        except AsyncDBError:
+            raise
+        except Exception as exc:  # the commit runs outside any call: no driver error escapes
+            raise TransactionError(
+                f"the commit failed ({exc!r}); if its reply was lost it may have been applied"
+            ) from exc
 
 
 class DynamoCollection(StoreCollection):
@@ -329,7 +385,7 @@ class DynamoCollection(StoreCollection):
 
     # --- encoding ----------------------------------------------------------------------------
 
-    def encode(self, doc: Doc, version: int) -> dict[str, Any]:
+    def encode(self, doc: Doc, stamp: WriteStamp) -> dict[str, Any]:
         item: dict[str, Any] = {}
         for name, value in doc.items():
             # key fields hold their sortable form (what filters on them compare with)
@@ -337,7 +393,8 @@ class DynamoCollection(StoreCollection):
         item.update(key_attributes(key_of(doc, self.spec), self.layout))
         item.update(index_attributes(doc, self.layout))
         item[BODY] = {"S": encode_body(doc)}
-        item[VERSION] = {"N": str(version)}
+        item[VERSION] = {"N": str(stamp.number)}
+        item[STAMP] = {"S": stamp.encode()}
         if self.spec.ttl is not None:
             at: Any = doc
             for part in self.spec.ttl.split("."):
@@ -425,7 +482,9 @@ class DynamoCollection(StoreCollection):
         if isinstance(session, _VersionedSection):
             async for item in self._items(request):
                 doc = decode_body(item[BODY]["S"])
-                session.versions[(self.table, key_of(doc, self.spec))] = int(item[VERSION]["N"])
+                at = (self.table, key_of(doc, self.spec))
+                session.versions[at] = int(item[VERSION]["N"])
+                session.stamps[at] = _stamp_text(item)
                 yield doc
             return
         if session is None or not session.in_transaction:
@@ -441,7 +500,9 @@ class DynamoCollection(StoreCollection):
             doc = decode_body(item[BODY]["S"])
             key = key_of(doc, self.spec)
             seen.add(key)
-            session.versions.setdefault((self.table, key), int(item[VERSION]["N"]))
+            if (self.table, key) not in session.versions:
+                session.versions[(self.table, key)] = int(item[VERSION]["N"])
+                session.stamps[(self.table, key)] = _stamp_text(item)
             if (self.table, key) in session.writes:
                 doc = session.writes[(self.table, key)]  # type: ignore[assignment]
                 if doc is None:
@@ -465,8 +526,17 @@ class DynamoCollection(StoreCollection):
 
     # --- writes ------------------------------------------------------------------------------
 
-    def write_op(self, key: KeyTuple, new: Doc | None, seen: int | None) -> dict[str, Any]:
-        """A TransactWriteItems entry: put ``new`` (or delete) if the version is still ``seen``."""
+    def write_op(
+        self,
+        key: KeyTuple,
+        new: Doc | None,
+        seen: int | None,
+        *,
+        token: str = "",
+        prior: str | None = None,
+    ) -> dict[str, Any]:
+        """A TransactWriteItems entry: put ``new`` (or delete) if the version is still ``seen``;
+        a put carries the write stamp of ``token`` after ``prior`` (the stamp read)."""
         names = {"#v": VERSION}
         if new is None:
             return {
@@ -476,24 +546,28 @@ class DynamoCollection(StoreCollection):
                     "ConditionExpression": "#v = :v",
                     "ExpressionAttributeNames": names,
                     "ExpressionAttributeValues": {":v": {"N": str(seen)}},
+                    **ALL_OLD,
                 }
             }
+        item = self.encode(new, _next_stamp(seen, prior, token))
         if seen is None:
             return {
                 "Put": {
                     "TableName": self.table,
-                    "Item": self.encode(new, 1),
+                    "Item": item,
                     "ConditionExpression": "attribute_not_exists(#v)",
                     "ExpressionAttributeNames": names,
+                    **ALL_OLD,
                 }
             }
         return {
             "Put": {
                 "TableName": self.table,
-                "Item": self.encode(new, seen + 1),
+                "Item": item,
                 "ConditionExpression": "#v = :v",
                 "ExpressionAttributeNames": names,
                 "ExpressionAttributeValues": {":v": {"N": str(seen)}},
+                **ALL_OLD,
             }
         }
 
@@ -560,17 +634,25 @@ class DynamoCollection(StoreCollection):
         the key, or (TTL) only over the version of an expired one."""
         client = self.store.client
         expected: dict[KeyTuple, int | None] = {}
+        token = WriteStamp.token()
         for _attempt in range(MAX_RETRIES):
-            ops = [self.write_op(k, d, expected.get(k)) for k, d in zip(keys, docs, strict=True)]
+            ops = [
+                self.write_op(k, d, expected.get(k), token=token)
+                for k, d in zip(keys, docs, strict=True)
+            ]
             try:
                 if len(ops) == 1:
                     await _retrying(client.put_item, **ops[0]["Put"])
                 else:
                     await _retrying(client.transact_write_items, TransactItems=ops)
                 return
-            except client.exceptions.ConditionalCheckFailedException:
+            except client.exceptions.ConditionalCheckFailedException as exc:
+                if _landed(exc.response.get("Item"), token, ops[0]["Put"]["Item"]):
+                    return  # a resend met this insert's own item: it was written once
                 failed = keys
             except client.exceptions.TransactionCanceledException as exc:
+                if _transaction_landed(exc, ops, token):
+                    return
                 reasons = exc.response.get("CancellationReasons", [])
                 codes = [r.get("Code") for r in reasons]
                 failed = [
@@ -601,10 +683,11 @@ class DynamoCollection(StoreCollection):
         if taken:
             await self._replaceable(taken)  # DuplicateKey unless every one has expired
         written: list[KeyTuple] = []
+        stamp = WriteStamp.NEW.next(WriteStamp.token())
         try:
             for start in range(0, len(docs), BATCH_WRITE_ITEMS):
                 chunk = docs[start : start + BATCH_WRITE_ITEMS]
-                puts = [{"PutRequest": {"Item": self.encode(d, 1)}} for d in chunk]
+                puts = [{"PutRequest": {"Item": self.encode(d, stamp)}} for d in chunk]
                 await self._batch_write(puts)
                 written.extend(keys[start : start + BATCH_WRITE_ITEMS])
         except BaseException:
@@ -638,49 +721,66 @@ class DynamoCollection(StoreCollection):
             return
         retry = session.retry if isinstance(session, _VersionedSection) else None
         for old, new in pairs:
-            key = key_of(old, self.spec)
-            version = session.versions.get((self.table, key))
+            at = (self.table, key_of(old, self.spec))
+            version, prior = session.versions.get(at), session.stamps.get(at)
             if retry is None:
-                await self._put_if_version(key, new, version)
+                await self._put_if_version(at[1], new, version, prior, session.token)
             else:
-                await self._put_retrying(key, new, version, *retry)
+                await self._put_retrying(at[1], new, version, prior, session.token, *retry)
 
     async def _put_retrying(
-        self, key: KeyTuple, new: Doc, version: int | None, node: Node, update: Update
+        self,
+        key: KeyTuple,
+        new: Doc,
+        version: int | None,
+        prior: str | None,
+        token: str,
+        node: Node,
+        update: Update,
     ) -> None:
         """update_many outside a transaction: a lost race on one document re-reads it,
         re-checks the filter and re-applies the update, without touching the others again."""
-        for _attempt in range(200):
+        backoff = ContentionBackoff(f"an update of {self.spec.name!r}")
+        while True:
             try:
-                await self._put_if_version(key, new, version)
+                await self._put_if_version(key, new, version, prior, token)
                 return
             except _Conflict:
+                await backoff.lost()
                 (item,) = await self._get_many([self.key(key)])
                 if item is None:
                     return
                 current = decode_body(item[BODY]["S"])
                 if not matches(node, current):
                     return
-                version = int(item[VERSION]["N"])
+                version, prior = int(item[VERSION]["N"]), _stamp_text(item)
                 new = self._keep_key(current, apply_update(update, current))
                 if strict_equal(current, new):
                     return
-        raise TransactionError("an update kept conflicting with concurrent writers")
 
-    async def _put_if_version(self, key: KeyTuple, new: Doc, version: int | None) -> None:
+    async def _put_if_version(
+        self, key: KeyTuple, new: Doc, version: int | None, prior: str | None, token: str
+    ) -> None:
+        """Put ``new`` if the item's version is still ``version``. A failed condition whose
+        item holds this write's own stamp means a resend (botocore's, after a lost reply) met
+        the first attempt, which landed: success, applied once."""
         client = self.store.client
+        if version is None:
+            raise _Conflict  # read without a version: re-read
+        item = self.encode(new, _next_stamp(version, prior, token))
         try:
-            if version is None:
-                raise _Conflict  # read without a version: re-read
             await _retrying(
                 client.put_item,
                 TableName=self.table,
-                Item=self.encode(new, version + 1),
+                Item=item,
                 ConditionExpression="#v = :v",
                 ExpressionAttributeNames={"#v": VERSION},
                 ExpressionAttributeValues={":v": {"N": str(version)}},
+                **ALL_OLD,
             )
-        except client.exceptions.ConditionalCheckFailedException:
+        except client.exceptions.ConditionalCheckFailedException as exc:
+            if _landed(exc.response.get("Item"), token, item):
+                return
             raise _Conflict from None
 
     async def delete_docs(self, docs: list[Doc], session: Session) -> None:
@@ -697,8 +797,10 @@ class DynamoCollection(StoreCollection):
             await self._delete_if_version(key, session.versions.get((self.table, key)))
 
     async def _delete_if_version(self, key: KeyTuple, version: int | None) -> None:
+        """Delete the item if its version is still ``version``. A failed condition that finds
+        the item gone after a resend (the first attempt's reply was lost) is this delete's."""
         client = self.store.client
-        condition: dict[str, Any] = {"ExpressionAttributeNames": {"#v": VERSION}}
+        condition: dict[str, Any] = {"ExpressionAttributeNames": {"#v": VERSION}, **ALL_OLD}
         if version is None:
             condition["ConditionExpression"] = "attribute_exists(#v)"
         else:
@@ -708,7 +810,9 @@ class DynamoCollection(StoreCollection):
             await _retrying(
                 client.delete_item, TableName=self.table, Key=self.key(key), **condition
             )
-        except client.exceptions.ConditionalCheckFailedException:
+        except client.exceptions.ConditionalCheckFailedException as exc:
+            if _resent(exc) and not exc.response.get("Item"):
+                return
             raise _Conflict from None
 
     async def _delete_versions(self, keys: list[KeyTuple], section: DynamoSession) -> None:
@@ -722,7 +826,9 @@ class DynamoCollection(StoreCollection):
         client = self.store.client
         try:
             await _retrying(client.transact_write_items, TransactItems=ops)
-        except client.exceptions.TransactionCanceledException:
+        except client.exceptions.TransactionCanceledException as exc:
+            if _transaction_landed(exc, ops, ""):
+                return
             raise _Conflict from None
 
     async def delete(
@@ -745,7 +851,8 @@ class DynamoCollection(StoreCollection):
         plan = self.execution_plan(query)
         self.check_scan(plan, query, allow_scan)
         deleted = 0
-        for attempt in range(1, 100):
+        backoff = ContentionBackoff(f"a delete from {self.spec.name!r}")
+        while True:
             section = _VersionedSection(self)
             docs = [doc async for doc in self._execute(plan, query, section, allow_scan)]
             conflicted = False
@@ -761,8 +868,7 @@ class DynamoCollection(StoreCollection):
                     conflicted = True
             if not conflicted or (not multi and deleted):
                 return deleted
-            await _backoff(min(attempt, 6))  # run the query again: the rest still matching
-        raise TransactionError("a delete kept conflicting with concurrent writers")
+            await backoff.lost()  # run the query again: the rest still matching
 
     def atomic(self, session: Session | None) -> Any:
         return self._atomic(session)
@@ -801,7 +907,26 @@ class DynamoCollection(StoreCollection):
                 return_document=return_document,
             )
         self.store.check_not_owner()
-        for attempt in range(1, 200):
+        what = f"an update of {self.spec.name!r}"
+        pinned = None if multi else key_lookup(node, self.spec)
+        async with self.store.turns.of(self.table, pinned, what):
+            return await self._update_cas(
+                node, update, multi, upsert, allow_scan, sort, return_document, what
+            )
+
+    async def _update_cas(
+        self,
+        node: Any,
+        update: Any,
+        multi: bool,
+        upsert: bool,
+        allow_scan: bool | None,
+        sort: Any,
+        return_document: str | None,
+        what: str,
+    ) -> Any:
+        backoff = ContentionBackoff(what)
+        while True:
             section = _VersionedSection(self, retry=(node, update) if multi else None)
             try:
                 return await super().update(
@@ -815,12 +940,11 @@ class DynamoCollection(StoreCollection):
                     return_document=return_document,
                 )
             except _Conflict:
-                await _backoff(min(attempt, 6))
+                await backoff.lost()
             except DuplicateKey:
                 if not upsert:
                     raise
-                await _backoff(min(attempt, 6))  # a concurrent upsert inserted it: re-read
-        raise TransactionError("an update kept conflicting with concurrent writers")
+                await backoff.lost()  # a concurrent upsert inserted it: re-read
 
 
 class _VersionedSection(DynamoSession):
@@ -916,18 +1040,85 @@ _THROTTLED = {
     "RequestLimitExceeded",
     "InternalServerError",
 }
+# A 500 may have been applied: a later failed condition is checked against the stamp.
+_MAYBE_APPLIED_CODES = {"InternalServerError"}
+
+
+def _stamp_text(item: Mapping[str, Any]) -> str | None:
+    stamp: str | None = item.get(STAMP, {}).get("S")
+    return stamp
+
+
+def _next_stamp(seen: int | None, prior: str | None, token: str) -> WriteStamp:
+    """The stamp of a write over version ``seen`` (None: a new item) whose stamp read was
+    ``prior``; an item written before stamps were kept starts its history here."""
+    base = WriteStamp.decode(prior)
+    if base.number != (seen or 0):
+        base = WriteStamp(seen or 0, ())
+    return base.next(token)
+
+
+def _landed(old: Mapping[str, Any] | None, token: str, written: Mapping[str, Any]) -> bool:
+    """Whether ``old`` (the item a failed condition returned) holds the write ``written``
+    (carrying ``token``)."""
+    if not old:
+        return False
+    mine = WriteStamp(int(written[VERSION]["N"]), (token,))
+    return WriteStamp.decode(_stamp_text(old)).proves(mine)
+
+
+def _resent(exc: Any) -> bool:
+    """Whether the request was sent more than once (by botocore, or by ``_retrying`` after an
+    error that may have been applied): a failed condition may then meet the first attempt."""
+    retries = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+    return bool(retries) or bool(getattr(exc, "asyncdb_resent", False))
+
+
+def _transaction_landed(exc: Any, ops: list[dict[str, Any]], token: str) -> bool:
+    """Whether a cancelled TransactWriteItems is a resend that met its own commit: a put's
+    item holds its stamp (``token``), or, for deletes only, after a resend, every item is gone."""
+    reasons = exc.response.get("CancellationReasons", [])
+    failed = [
+        (op, r) for op, r in zip(ops, reasons, strict=False) if r.get("Code") not in (None, "None")
+    ]
+    if not failed or any(r.get("Code") != "ConditionalCheckFailed" for _, r in failed):
+        return False
+    for op, reason in failed:
+        if "Put" in op and token:
+            return _landed(reason.get("Item"), token, op["Put"]["Item"])
+    return _resent(exc) and all("Delete" in op and not r.get("Item") for op, r in failed)
+
+
+def _too_large(exc: Any) -> bool:
+    meta = exc.response.get("ResponseMetadata", {})
+    message = str(exc.response.get("Error", {}).get("Message", "")).lower()
+    code = exc.response.get("Error", {}).get("Code", "")
+    return meta.get("HTTPStatusCode") == 413 or (
+        code == "ValidationException" and ("size" in message and "exceed" in message)
+    )
 
 
 async def _retrying(call: Any, **params: Any) -> Any:
-    """A client call, retried with backoff while DynamoDB throttles."""
+    """A client call, retried with backoff while DynamoDB throttles. An item or request over
+    DynamoDB's size limits is a QueryError (it cannot succeed: not retried)."""
     from botocore.exceptions import ClientError
 
+    resent = False
     for attempt in range(1, MAX_RETRIES + 1):
         try:
             return await call(**params)
         except ClientError as exc:
+            if _too_large(exc):
+                message = exc.response.get("Error", {}).get("Message", "")
+                raise QueryError(
+                    f"DynamoDB refused the request as too large (an item holds at most 400 KB,"
+                    f" a request 16 MB): {message or exc}"
+                ) from exc
             code = exc.response.get("Error", {}).get("Code", "")
             if code not in _THROTTLED or attempt == MAX_RETRIES:
+                if resent:
+                    exc.asyncdb_resent = True
                 raise
+            resent = resent or code in _MAYBE_APPLIED_CODES
             await _backoff(attempt)
     raise BackendError("unreachable")

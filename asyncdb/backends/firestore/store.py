@@ -34,6 +34,7 @@ from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
 from google.api_core import exceptions as gexc
+from google.api_core import retry_async
 from google.auth.credentials import AnonymousCredentials
 from google.cloud.firestore import AsyncClient
 from google.cloud.firestore_v1 import _helpers
@@ -45,28 +46,76 @@ from google.cloud.firestore_v1.types import common
 from google.cloud.firestore_v1.types import document as document_pb
 from google.cloud.firestore_v1.types import write as write_pb
 
-from asyncdb.backends.base import Doc, KeyTuple, Session, Store, StoreCollection, key_of
-from asyncdb.backends.firestore.codec import decode_doc, doc_id, encode_doc, sort_field
+from asyncdb.backends.base import (
+    Doc,
+    KeyTuple,
+    Session,
+    Store,
+    StoreCollection,
+    key_lookup,
+    key_of,
+)
+from asyncdb.backends.firestore.codec import SORT_ASC, decode_doc, doc_id, encode_doc, sort_field
 from asyncdb.backends.firestore.planner import FirestorePlanner, FirestoreQuery, Tree
 from asyncdb.errors import (
     BackendError,
     ConfigurationError,
     DuplicateKey,
     NotSupported,
+    QueryError,
     TransactionError,
 )
 from asyncdb.query.ast import MatchAll, Node, Sort, Update
 from asyncdb.resilience import (
     CONTENTION,
     MAYBE_APPLIED,
+    ContentionBackoff,
+    DocumentTurns,
     Transient,
+    WriteStamp,
     classify_os_error,
     error_chain,
 )
 from asyncdb.types import Capabilities, CollectionSpec, Plan, Query, UpdateResult
 
 BATCH_LIMIT = 500  # writes in one Firestore commit
-_RETRIES = 50
+# A document's write stamp (asyncdb.resilience.WriteStamp), a hidden field the decoder drops
+# ("$w" is no field path, so no sort field has this name). The SDK resends a commit on
+# UNAVAILABLE (a connection lost before the reply); the resend fails its precondition, and the
+# stamps read back tell whether the first attempt is the one that committed.
+STAMP = SORT_ASC + "$w"
+
+
+def _too_large(exc: BaseException) -> bool:
+    """A request over a size limit (gRPC's message size, Firestore's document or request
+    size): it cannot succeed, so it is neither retried nor a sign of an outage."""
+    text = str(exc).lower()
+    return isinstance(exc, gexc.ResourceExhausted | gexc.InvalidArgument) and (
+        "larger than" in text or "too large" in text or "exceeds" in text or "size" in text
+    )
+
+
+def _commit_retry(resends: list[Exception]) -> retry_async.AsyncRetry:
+    """The SDK's own commit retry (UNAVAILABLE and RESOURCE_EXHAUSTED), without the requests
+    that are too large (those fail at once), noting in ``resends`` each error it resends after:
+    only a resent commit can meet its own first attempt."""
+    return retry_async.AsyncRetry(
+        predicate=lambda exc: (
+            isinstance(exc, gexc.ServiceUnavailable | gexc.ResourceExhausted)
+            and not _too_large(exc)
+        ),
+        initial=0.1,
+        maximum=60.0,
+        multiplier=1.3,
+        timeout=60.0,
+        on_error=resends.append,
+    )
+
+
+def _refused_as_too_large(exc: BaseException, what: str) -> QueryError:
+    return QueryError(
+        f"{what}: Firestore refused it as too large (1 MiB a document, 10 MiB a request): {exc}"
+    )
 
 
 class WriteConflict(TransactionError):
@@ -86,15 +135,26 @@ class FirestoreSession(Session):
     def __init__(self, *, transaction: bool) -> None:
         self.in_transaction = transaction
         self.versions: dict[str, datetime | None] = {}
+        self.stamps: dict[str, str | None] = {}  # path -> write stamp as read
         self.pending: dict[str, _Pending] = {}
         self.open = True
+        self.token = WriteStamp.token()  # carried by every document this session writes
 
     def check(self) -> None:
         if not self.open:
             raise TransactionError("this transaction has already finished")
 
-    def remember(self, path: str, update_time: datetime | None) -> None:
-        self.versions.setdefault(path, update_time)
+    def remember(
+        self, path: str, update_time: datetime | None, data: Mapping[str, Any] | None = None
+    ) -> None:
+        if path not in self.versions:
+            self.versions[path] = update_time
+            self.stamps[path] = None if data is None else data.get(STAMP)
+
+    def stamped(self, path: str, stored: dict[str, Any]) -> dict[str, Any]:
+        """``stored`` (a document in codec form) with the stamp of this session's write."""
+        stored[STAMP] = WriteStamp.decode(self.stamps.get(path)).next(self.token).encode()
+        return stored
 
     def has_pending(self, collection: str) -> bool:
         return any(p.collection == collection for p in self.pending.values())
@@ -178,6 +238,7 @@ class FirestoreStore(Store):
         self.client = client
         self.owners: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self.turns = DocumentTurns()  # this process's writers of one document take turns
 
     @classmethod
     async def open(cls, url: str, options: Mapping[str, Any]) -> Self:
@@ -211,6 +272,8 @@ class FirestoreStore(Store):
         """ABORTED (a contention abort, rolled back) and RESOURCE_EXHAUSTED: not applied.
         UNAVAILABLE and DEADLINE_EXCEEDED: maybe applied."""
         for err in error_chain(exc):
+            if _too_large(err):
+                return None
             if isinstance(err, gexc.Aborted | gexc.TooManyRequests):
                 return CONTENTION
             if isinstance(err, gexc.ServiceUnavailable | gexc.DeadlineExceeded):
@@ -248,12 +311,37 @@ class FirestoreStore(Store):
             return
         batch = self.client.batch()
         batch._add_write_pbs(writes)
+        resends: list[Exception] = []
         try:
-            await batch.commit()
+            await batch.commit(retry=_commit_retry(resends))
         except (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.NotFound, gexc.Aborted) as exc:
+            if resends and await self.committed(session.pending):
+                return  # the SDK resent the commit and met its own writes: committed once
             raise WriteConflict(f"the transaction conflicted with another write: {exc}") from None
         except gexc.GoogleAPICallError as exc:
+            if _too_large(exc):
+                raise _refused_as_too_large(exc, "commit") from None
             raise _driver_error(exc, "commit failed") from None
+
+    async def committed(self, pending: Mapping[str, _Pending]) -> bool:
+        """Whether a resent commit that failed a precondition had already been applied: one of
+        its documents (a commit is atomic) holds the stamp it wrote; a commit of deletes only,
+        when every one of its documents is gone."""
+        written = [(path, p.stored) for path, p in pending.items() if p.stored is not None]
+        paths = [path for path, _stored in written[:1]] or list(pending)
+        refs = [self.client.document(path.split("/documents/", 1)[1]) for path in paths]
+        try:
+            snaps = [snap async for snap in self.client.get_all(refs)]
+        except gexc.GoogleAPICallError as exc:
+            raise _driver_error(exc, "reading back a conflicting commit failed") from None
+        if not written:
+            return bool(snaps) and not any(snap.exists for snap in snaps)
+        _path, stored = written[0]
+        snap = snaps[0]
+        if not snap.exists:
+            return False
+        current = WriteStamp.decode((snap.to_dict() or {}).get(STAMP))
+        return current.proves(WriteStamp.decode(stored[STAMP]))
 
     @asynccontextmanager
     async def section(
@@ -399,14 +487,15 @@ class FirestoreCollection(StoreCollection):
         seen: set[str] = set()
         async for snap in self._snapshots(payload):
             path = snap.reference._document_path
-            session.remember(path, snap.update_time if snap.exists else None)
+            data = snap.to_dict() if snap.exists else None
+            session.remember(path, snap.update_time if snap.exists else None, data)
             if path in pending:
                 seen.add(path)
                 new = pending[path].doc
                 if new is not None:
                     yield dict(new)
-            elif snap.exists:
-                yield decode_doc(snap.to_dict())
+            elif data is not None:
+                yield decode_doc(data)
         wanted = None if payload.ids is None else {self._path(i) for i in payload.ids}
         for path, p in pending.items():
             if path in seen or p.doc is None or (wanted is not None and path not in wanted):
@@ -486,7 +575,8 @@ class FirestoreCollection(StoreCollection):
             try:
                 async for snap in self.store.client.get_all(refs):
                     path = snap.reference._document_path
-                    session.remember(path, snap.update_time if snap.exists else None)
+                    data = snap.to_dict() if snap.exists else None
+                    session.remember(path, snap.update_time if snap.exists else None, data)
                     if snap.exists:
                         found.add(path)
             except gexc.GoogleAPICallError as exc:
@@ -504,13 +594,15 @@ class FirestoreCollection(StoreCollection):
                     key = key_of(doc, self.spec)
                     raise DuplicateKey(f"key {key!r} exists in {self.spec.name!r}", key=key)
             for doc, path in zip(docs, paths, strict=True):
-                session.pending[path] = _Pending(self.spec.name, doc, self._encode(doc))
+                stored = session.stamped(path, self._encode(doc))
+                session.pending[path] = _Pending(self.spec.name, doc, stored)
             return
         self.store.check_not_owner()
+        stamp = WriteStamp.NEW.next(WriteStamp.token()).encode()
         writes = [
             write_pb.Write(
                 update=document_pb.Document(
-                    name=path, fields=_helpers.encode_dict(self._encode(doc))
+                    name=path, fields=_helpers.encode_dict({**self._encode(doc), STAMP: stamp})
                 ),
                 current_document=common.Precondition(exists=False),
             )
@@ -526,14 +618,21 @@ class FirestoreCollection(StoreCollection):
             chunk = writes[start : start + BATCH_LIMIT]
             batch = self.store.client.batch()
             batch._add_write_pbs(chunk)
+            resends: list[Exception] = []
             try:
-                results = await batch.commit()
+                results = await batch.commit(retry=_commit_retry(resends))
             except gexc.AlreadyExists as exc:
+                first = chunk[0].update.name
+                landed = {first: _Pending("", {}, {STAMP: stamp})}
+                if resends and await self.store.committed(landed):
+                    continue  # the SDK resent this batch after a lost reply: written once
                 await self._undo(done)
                 msg = f"a key of the batch exists in {self.spec.name!r}: {exc}"
                 raise DuplicateKey(msg) from None
             except gexc.GoogleAPICallError as exc:
                 await self._undo(done)
+                if _too_large(exc):
+                    raise _refused_as_too_large(exc, f"insert into {self.spec.name!r}") from None
                 raise _driver_error(exc, f"insert into {self.spec.name!r} failed") from None
             done.extend((w.update.name, r.update_time) for w, r in zip(chunk, results, strict=True))
 
@@ -559,7 +658,9 @@ class FirestoreCollection(StoreCollection):
         assert isinstance(session, FirestoreSession)
         session.check()
         for _old, new in pairs:
-            session.pending[self._doc_path(new)] = _Pending(self.spec.name, new, self._encode(new))
+            path = self._doc_path(new)
+            stored = session.stamped(path, self._encode(new))
+            session.pending[path] = _Pending(self.spec.name, new, stored)
 
     async def delete_docs(self, docs: list[Doc], session: Session) -> None:
         assert isinstance(session, FirestoreSession)
@@ -602,23 +703,50 @@ class FirestoreCollection(StoreCollection):
         sort: Sort = (),
         return_document: str | None = None,
     ) -> tuple[UpdateResult, Doc | None]:
-        for _ in range(_RETRIES):
+        if session is not None:
+            return await super().update(
+                node,
+                update,
+                multi=multi,
+                upsert=upsert,
+                session=session,
+                allow_scan=allow_scan,
+                sort=sort,
+                return_document=return_document,
+            )
+        what = f"an update of {self.spec.name!r}"
+        pinned = None if multi else key_lookup(node, self.spec)
+        async with self.store.turns.of(self.spec.name, pinned, what):
+            return await self._update_cas(
+                node, update, multi, upsert, allow_scan, sort, return_document, what
+            )
+
+    async def _update_cas(
+        self,
+        node: Node,
+        update: Update,
+        multi: bool,
+        upsert: bool,
+        allow_scan: bool | None,
+        sort: Sort,
+        return_document: str | None,
+        what: str,
+    ) -> tuple[UpdateResult, Doc | None]:
+        backoff = ContentionBackoff(what)
+        while True:
             try:
                 return await super().update(
                     node,
                     update,
                     multi=multi,
                     upsert=upsert,
-                    session=session,
+                    session=None,
                     allow_scan=allow_scan,
                     sort=sort,
                     return_document=return_document,
                 )
             except WriteConflict:
-                if session is not None:
-                    raise
-                await asyncio.sleep(0)
-        raise TransactionError(f"an update of {self.spec.name!r} kept conflicting")
+                await backoff.lost()
 
     async def delete(
         self,
@@ -629,7 +757,8 @@ class FirestoreCollection(StoreCollection):
         allow_scan: bool | None = None,
         raw: bool = False,
     ) -> int:
-        for _ in range(_RETRIES):
+        backoff = ContentionBackoff(f"a delete from {self.spec.name!r}")
+        while True:
             try:
                 return await super().delete(
                     node, multi=multi, session=session, allow_scan=allow_scan, raw=raw
@@ -637,18 +766,17 @@ class FirestoreCollection(StoreCollection):
             except WriteConflict:
                 if session is not None:
                     raise
-                await asyncio.sleep(0)
-        raise TransactionError(f"a delete from {self.spec.name!r} kept conflicting")
+                await backoff.lost()
 
     async def insert(self, docs: list[Doc], session: Session | None) -> list[KeyTuple]:
-        for _ in range(_RETRIES):
+        backoff = ContentionBackoff(f"an insert into {self.spec.name!r}")
+        while True:
             try:
                 return await super().insert(docs, session)
             except WriteConflict:
                 if session is not None:
                     raise
-                await asyncio.sleep(0)
-        raise TransactionError(f"an insert into {self.spec.name!r} kept conflicting")
+                await backoff.lost()
 
 
 __all__ = ["FirestoreCollection", "FirestoreSession", "FirestoreStore", "to_filter"]

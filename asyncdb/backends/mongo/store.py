@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC
 from decimal import Decimal
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from bson.codec_options import CodecOptions, TypeCodec, TypeDecoder, TypeRegistry
 from bson.decimal128 import Decimal128
@@ -47,6 +47,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import (
     AutoReconnect,
     BulkWriteError,
+    DocumentTooLarge,
     DuplicateKeyError,
     InvalidURI,
     OperationFailure,
@@ -84,6 +85,7 @@ from asyncdb.resilience import (
     CONTENTION,
     MAYBE_APPLIED,
     NOT_APPLIED,
+    ContentionBackoff,
     Transient,
     classify_os_error,
     error_chain,
@@ -91,8 +93,10 @@ from asyncdb.resilience import (
 from asyncdb.types import Capabilities, CollectionSpec, Plan, Query, UpdateResult
 
 Native = dict[str, Any]
+T = TypeVar("T")
 _DUPLICATE_CODES = frozenset({11000, 11001, 12582})
 _WRITE_CONFLICT = 112
+_TOO_LARGE_CODES = frozenset({10334})  # BSONObjectTooLarge
 # documents per getMore: a streaming find holds one batch at a time (the driver's default
 # grows batches to 16 MB)
 _BATCH_SIZE = 256
@@ -129,24 +133,48 @@ CODEC: CodecOptions[dict[str, Any]] = CodecOptions(
 )
 
 
-def _driver_error(exc: PyMongoError, what: str, session: Session | None = None) -> Exception:
+def _driver_error(
+    exc: PyMongoError | DocumentTooLarge, what: str, session: Session | None = None
+) -> Exception:
     """Map a driver error to the asyncdb hierarchy. The server aborts a transaction on any error
     inside it, so ``session`` (when one) is marked failed: its next use says so plainly."""
     if isinstance(session, MongoSession) and session.failed is None:
         session.failed = f"{what}: {exc}"
     code = getattr(exc, "code", None)
+    if isinstance(exc, DocumentTooLarge) or code in _TOO_LARGE_CODES:
+        return QueryError(f"{what}: MongoDB refused it as too large (16 MB a document): {exc}")
     if isinstance(exc, BulkWriteError):
         errors = exc.details.get("writeErrors") or [{}]
         code = errors[0].get("code")
+        if code in _TOO_LARGE_CODES:
+            return QueryError(
+                f"{what}: MongoDB refused it as too large (16 MB a document):"
+                f" {str(errors[0].get('errmsg', ''))[:200]}"
+            )
         if code in _DUPLICATE_CODES:
             return DuplicateKey(f"{what}: {errors[0].get('errmsg', exc)}")
     if isinstance(exc, DuplicateKeyError) or code in _DUPLICATE_CODES:
         return DuplicateKey(f"{what}: {exc}")
-    if code == _WRITE_CONFLICT or (
-        isinstance(exc, OperationFailure) and exc.has_error_label("TransientTransactionError")
-    ):
-        return TransactionError(f"{what}: a concurrent write conflicted ({exc}); retry")
+    if isinstance(exc, PyMongoError) and _write_conflict(exc):
+        return _WriteConflict(f"{what}: a concurrent write conflicted ({exc}); retry")
     return BackendError(f"{what}: {exc}")
+
+
+def _write_conflict(exc: PyMongoError) -> bool:
+    """A write conflict: the server rolled the write back (WiredTiger lost a race)."""
+    return getattr(exc, "code", None) == _WRITE_CONFLICT or (
+        isinstance(exc, OperationFailure) and exc.has_error_label("TransientTransactionError")
+    )
+
+
+class _WriteConflict(TransactionError):
+    """A write lost a conflict with a concurrent one (the server rolled it back)."""
+
+
+class _NotCommitted(BackendError):
+    """A write section's transaction lost its connection before asyncdb sent its commit: the
+    server never commits it on its own (it was aborted), so the write provably did not apply
+    and may be sent again."""
 
 
 class MongoSession(Session):
@@ -219,7 +247,7 @@ class MongoStore(Store):
         shutting down) or TransientTransactionError: not applied. AutoReconnect (a network
         error, the reply lost): maybe applied."""
         for err in error_chain(exc):
-            if isinstance(err, ServerSelectionTimeoutError):
+            if isinstance(err, _NotCommitted | ServerSelectionTimeoutError):
                 return NOT_APPLIED
             if isinstance(err, AutoReconnect):
                 return MAYBE_APPLIED
@@ -266,9 +294,13 @@ class MongoStore(Store):
                         raise _driver_error(exc, "cannot begin a transaction") from None
                     try:
                         yield own
-                    except BaseException:
+                    except BaseException as exc:
                         with suppress(PyMongoError):
                             await client_session.abort_transaction()
+                        if not transaction and isinstance(exc, Exception):
+                            lost = self.classify_error(exc)
+                            if lost is not None and lost.maybe_applied:
+                                raise _NotCommitted(f"{exc} (before its commit)") from exc
                         raise
                     if own.failed is not None:
                         with suppress(PyMongoError):
@@ -420,7 +452,7 @@ class MongoCollection(StoreCollection):
             self.store.check_not_owner()
             try:
                 await self.coll.insert_one(encoded[0])
-            except PyMongoError as exc:
+            except (PyMongoError, DocumentTooLarge) as exc:
                 raise _driver_error(exc, f"insert into {self.spec.name!r}") from None
             return
         async with self.store.section(session, transaction=False) as s:
@@ -441,7 +473,7 @@ class MongoCollection(StoreCollection):
                     )
             try:
                 await self.coll.insert_many(encoded, ordered=True, session=client_session)
-            except PyMongoError as exc:
+            except (PyMongoError, DocumentTooLarge) as exc:
                 raise _driver_error(exc, f"insert into {self.spec.name!r}", s) from None
 
     async def replace_docs(self, pairs: list[tuple[Doc, Doc]], session: Session) -> None:
@@ -456,7 +488,7 @@ class MongoCollection(StoreCollection):
                         for n in map(self.encode, (p[1] for p in pairs))
                     ]
                     await self.coll.bulk_write(ops, ordered=True, session=s.check())
-            except PyMongoError as exc:
+            except (PyMongoError, DocumentTooLarge) as exc:
                 raise _driver_error(exc, f"update of {self.spec.name!r}", s) from None
 
     async def delete_docs(self, docs: list[Doc], session: Session) -> None:
@@ -524,47 +556,72 @@ class MongoCollection(StoreCollection):
         if upsert:
             where = upsert_filter(node, self.spec) if where is not None else None
         if native is None or where is None or (sort and not sort_pushable(sort)):
-            return await super().update(
-                node,
-                update,
-                multi=multi,
-                upsert=upsert,
-                session=session,
-                allow_scan=allow_scan,
-                sort=sort,
-                return_document=return_document,
+            return await self._settled(
+                lambda: super(MongoCollection, self).update(
+                    node,
+                    update,
+                    multi=multi,
+                    upsert=upsert,
+                    session=session,
+                    allow_scan=allow_scan,
+                    sort=sort,
+                    return_document=return_document,
+                ),
+                session,
+                f"an update of {self.spec.name!r}",
             )
         self.check_scan(plan, query, allow_scan)
         if session is None:
             self.store.check_not_owner()
+        backoff = ContentionBackoff(f"an update of {self.spec.name!r}")
+        while True:
+            try:
+                return await self._native_update(
+                    node, update, native, where, multi, upsert, sort, return_document, session
+                )
+            except (PyMongoError, DocumentTooLarge) as exc:
+                # outside a transaction a write conflict (a lost race for the document, rolled
+                # back by the server) is retried with back-off, as MongoDB itself does
+                if (
+                    session is not None
+                    or not isinstance(exc, PyMongoError)
+                    or not _write_conflict(exc)
+                ):
+                    raise _driver_error(exc, f"update of {self.spec.name!r}", session) from None
+                await backoff.lost()
+
+    async def _native_update(
+        self,
+        node: Node,
+        update: Update,
+        native: Native,
+        where: Native,
+        multi: bool,
+        upsert: bool,
+        sort: Sort,
+        return_document: str | None,
+        session: Session | None,
+    ) -> tuple[UpdateResult, Doc | None]:
+        """One native update (the server applies it); a driver error is raised as is."""
         client_session = _session_of(session)
-        try:
-            if multi:
-                many = await self.coll.update_many(
-                    where, native, upsert=upsert, session=client_session
-                )
-                return self._native_result(
-                    many.matched_count, many.modified_count, many.upserted_id
-                ), None
-            if not sort and return_document is None:
-                one = await self.coll.update_one(
-                    where, native, upsert=upsert, session=client_session
-                )
-                return self._native_result(
-                    one.matched_count, one.modified_count, one.upserted_id
-                ), None
-            # the document before the update; the one after is the applier's (the server's
-            # is the same for these updates)
-            before = await self.coll.find_one_and_update(
-                where,
-                native,
-                sort=self.planner.native_sort(sort) or None,
-                upsert=upsert,
-                return_document=ReturnDocument.BEFORE,
-                session=client_session,
-            )
-        except PyMongoError as exc:
-            raise _driver_error(exc, f"update of {self.spec.name!r}", session) from None
+        if multi:
+            many = await self.coll.update_many(where, native, upsert=upsert, session=client_session)
+            return self._native_result(
+                many.matched_count, many.modified_count, many.upserted_id
+            ), None
+        if not sort and return_document is None:
+            one = await self.coll.update_one(where, native, upsert=upsert, session=client_session)
+            return self._native_result(one.matched_count, one.modified_count, one.upserted_id), None
+        # the document before the update; the one after is the applier's (the server's
+        # is the same for these updates)
+        before = await self.coll.find_one_and_update(
+            where,
+            native,
+            sort=self.planner.native_sort(sort) or None,
+            upsert=upsert,
+            return_document=ReturnDocument.BEFORE,
+            session=client_session,
+        )
         if before is None:
             if not upsert:
                 return UpdateResult(0, 0), None
@@ -576,6 +633,21 @@ class MongoCollection(StoreCollection):
         modified = int(not strict_equal(old, new))
         chosen = old if return_document == "before" else new
         return UpdateResult(1, modified), chosen
+
+    async def _settled(
+        self, write: Callable[[], Awaitable[T]], session: Session | None, what: str
+    ) -> T:
+        """``write`` (outside a transaction, a write section of its own), retried with back-off
+        while it loses a write conflict to another client's section; in a transaction the
+        conflict is the caller's (it retries the transaction)."""
+        if session is not None:
+            return await write()
+        backoff = ContentionBackoff(what)
+        while True:
+            try:
+                return await write()
+            except _WriteConflict:
+                await backoff.lost()
 
     @staticmethod
     def _native_result(matched: int, modified: int, upserted: Any) -> UpdateResult:
@@ -595,8 +667,12 @@ class MongoCollection(StoreCollection):
         query = Query(node if raw else self.visible(node))
         plan = self.execution_plan(query)
         if not multi or plan.residual_node is not None:
-            return await super().delete(
-                node, multi=multi, session=session, allow_scan=allow_scan, raw=raw
+            return await self._settled(
+                lambda: super(MongoCollection, self).delete(
+                    node, multi=multi, session=session, allow_scan=allow_scan, raw=raw
+                ),
+                session,
+                f"a delete from {self.spec.name!r}",
             )
         self.check_scan(plan, query, allow_scan)
         find: Find = plan.payload

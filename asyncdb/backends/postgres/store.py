@@ -92,6 +92,12 @@ def _pg_error(exc: Exception, what: str) -> Exception:
     return BackendError(f"{what}: {exc}")
 
 
+class _NotCommitted(BackendError):
+    """A write section lost its connection before its COMMIT was sent: PostgreSQL rolls back a
+    transaction whose connection is gone, so the write provably did not apply and may be sent
+    again."""
+
+
 _background: set[asyncio.Task[None]] = set()
 ESTIMATE_ABOVE = 1_000_000  # rows: below, estimated_document_count runs count(*)
 
@@ -235,6 +241,8 @@ class PostgresStore(Store):
         used, and serialization failures (40001) and deadlocks (40P01), which the server rolled
         back: not applied. A connection lost mid-statement or an admin shutdown: maybe applied."""
         for err in error_chain(exc):
+            if isinstance(err, _NotCommitted):
+                return NOT_APPLIED
             if isinstance(err, asyncpg.SerializationError | asyncpg.DeadlockDetectedError):
                 return CONTENTION
             if isinstance(err, asyncpg.CannotConnectNowError | asyncpg.TooManyConnectionsError):
@@ -371,11 +379,15 @@ class PostgresStore(Store):
                 self.release_later(conn, rollback=True)  # a write section: in the background
                 released = True
                 raise
-            except BaseException:
+            except BaseException as exc:
                 own.open = False
                 # Shielded: a second cancellation must not leave the transaction open.
                 with suppress(Exception):
                     await asyncio.shield(conn.execute("ROLLBACK"))
+                if not transaction and isinstance(exc, Exception):
+                    lost = self.classify_error(exc)
+                    if lost is not None and lost.maybe_applied:
+                        raise _NotCommitted(f"{exc} (before its COMMIT)") from exc
                 raise
             own.open = False
             try:

@@ -1,0 +1,78 @@
+"""Every failure is an asyncdb error: what a store still refuses (a document over its size
+limit) is a typed error, raised at once rather than retried, and the database stays usable;
+a server that does not answer at connect is an asyncdb error too, never the driver's."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from servers.base import ThrowawayServer
+from tcp_proxy import TcpProxy
+
+import asyncdb
+from asyncdb import AsyncDBError, BackendError, OperationTimeout, QueryError
+
+MB = 1024 * 1024
+# a document over each store's own limit: MongoDB 16 MB, DynamoDB 400 KB an item, Firestore
+# 1 MiB a document (4 MB a request on the emulator's gRPC)
+OVERSIZED = {"mongo": 17 * MB, "dynamodb": 3 * MB, "firestore": 5 * MB}
+
+
+@pytest.fixture(params=sorted(OVERSIZED))
+def sized(request: pytest.FixtureRequest) -> tuple[str, str]:
+    backend: str = request.param
+    url: str = request.getfixturevalue(f"{backend}_url")
+    return backend, url
+
+
+async def test_a_document_over_the_store_limit_is_a_query_error_and_not_retried(
+    sized: tuple[str, str],
+) -> None:
+    backend, url = sized
+    async with asyncdb.connect(url, timeout=20) as db:
+        items = db.collection("big")
+        huge = {"id": "huge", "s": "x" * OVERSIZED[backend]}
+        began = time.monotonic()
+        with pytest.raises(QueryError):
+            await items.insert_one(huge)
+        with pytest.raises(QueryError):  # inside a batch too; all or nothing
+            await items.insert_many([{"id": "small"}, {**huge, "id": "huge2"}])
+        assert time.monotonic() - began < 15  # refused at once, not retried to the deadline
+        assert await items.find_one({"id": "small"}) is None
+        await items.insert_one({"id": "ok", "n": 1})
+        with pytest.raises(QueryError):  # an update that would grow it past the limit
+            await items.update_one({"id": "ok"}, {"$set": {"s": huge["s"]}})
+        assert await items.find_one({"id": "ok"}) == {"id": "ok", "n": 1}
+        assert db._resilience.breaker.state == "closed"
+
+
+async def test_connect_to_a_cosmos_server_that_never_answers_is_a_backend_error(
+    cosmos_server: ThrowawayServer, cosmos_url: str
+) -> None:
+    proxy = await TcpProxy(cosmos_server.port).start()
+    proxy.blackhole = True  # accepts the connection, never answers (not even TLS)
+    try:
+        url = cosmos_url.replace(f":{cosmos_server.port}", f":{proxy.port}")
+        url += "&endpoint_discovery=false"
+        began = time.monotonic()
+        with pytest.raises(BackendError) as raised:
+            await asyncdb.connect(url, timeout=5)
+        assert "cannot reach Cosmos DB" in str(raised.value)
+        assert time.monotonic() - began < 60
+    finally:
+        await proxy.stop()
+
+
+@pytest.mark.parametrize("backend", ["cosmos", "postgres", "mongo"])
+async def test_a_refused_connection_is_an_asyncdb_error(backend: str, unused_tcp_port: int) -> None:
+    port = unused_tcp_port
+    url = {
+        "cosmos": f"cosmos://127.0.0.1:{port}/db?key=eA%3D%3D&verify=false",
+        "postgres": f"postgresql://postgres@127.0.0.1:{port}/x",
+        "mongo": f"mongodb://127.0.0.1:{port}/db?directConnection=true&serverSelectionTimeoutMS=500",
+    }[backend]
+    with pytest.raises(AsyncDBError) as raised:
+        async with asyncdb.connect(url, timeout=2, retries=1) as db:
+            await db.collection("x").find_one({"id": "a"})
+    assert isinstance(raised.value, BackendError | OperationTimeout | asyncdb.ConfigurationError)
