@@ -10,6 +10,8 @@
 ['b']
 """
 
+from typing import TYPE_CHECKING, Any
+
 from asyncdb.collection import Collection, Cursor
 from asyncdb.database import Database, Transaction, backend_for, connect
 from asyncdb.errors import (
@@ -17,6 +19,7 @@ from asyncdb.errors import (
     BackendError,
     BackendUnavailable,
     ConfigurationError,
+    DecryptionError,
     DuplicateKey,
     InvalidCursor,
     NotSupported,
@@ -29,9 +32,23 @@ from asyncdb.errors import (
 from asyncdb.resilience import Health
 from asyncdb.types import Capabilities, CollectionSpec, Index, Page, Plan, UpdateResult
 
+if TYPE_CHECKING:
+    from asyncdb.security import Anonymizer, KeyRing
+
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> Any:
+    # The security layer needs the "security" extra (cryptography): imported on first use.
+    if name in ("KeyRing", "Anonymizer"):
+        from asyncdb import security
+
+        return getattr(security, name)
+    raise AttributeError(f"module 'asyncdb' has no attribute {name!r}")
+
+
 __all__ = [
+    "Anonymizer",
     "AsyncDBError",
     "BackendError",
     "BackendUnavailable",
@@ -41,10 +58,12 @@ __all__ = [
     "ConfigurationError",
     "Cursor",
     "Database",
+    "DecryptionError",
     "DuplicateKey",
     "Health",
     "Index",
     "InvalidCursor",
+    "KeyRing",
     "NotSupported",
     "OperationTimeout",
     "Page",

@@ -72,3 +72,14 @@ class OperationTimeout(AsyncDBError, TimeoutError):
 class BackendUnavailable(AsyncDBError):
     """The backend's circuit breaker is open (too many consecutive failures): the call failed
     fast without reaching the backend. Retry after the cool-down."""
+
+
+class DecryptionError(AsyncDBError):
+    """An encrypted value that does not open: tampered, moved to another document, field or
+    collection, sealed by another key ring, under an unknown or disabled key, or plaintext where
+    ciphertext belongs. ``key_id`` and ``field`` say where; the value is never in the message."""
+
+    def __init__(self, message: str, *, key_id: str = "", field: str = "") -> None:
+        self.key_id = key_id
+        self.field = field
+        super().__init__(message)
