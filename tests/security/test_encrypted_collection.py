@@ -1,0 +1,138 @@
+"""Encrypted collections without a server: refusals before any I/O, configuration errors,
+plaintext migration with allow_plaintext, and the read cache holding only ciphertext (Redis)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio
+
+import asyncdb
+from asyncdb.security import KeyRing
+
+SPEC = {"ssn": "equality", "notes": "opaque", "address.zip": "equality"}
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"ssn": {"$gt": "1"}}, "ssn"),
+        ({"ssn": {"$regex": "^1"}}, "ssn"),
+        ({"ssn": {"$type": "string"}}, "ssn"),
+        ({"ssn": {"$size": 1}}, "ssn"),
+        ({"ssn": {"$all": ["1"]}}, "ssn"),
+        ({"ssn": {"$not": {"$lt": "5"}}}, "ssn"),
+        ({"$or": [{"age": 1}, {"notes": "x"}]}, "notes"),
+        ({"notes": {"$exists": True}}, "notes"),
+        ({"ssn.part": 1}, "ssn.part"),
+        ({"address": {"zip": "1"}}, "address"),
+        ({"address.zip": {"$lte": "9"}}, "address.zip"),
+        ({"_enc_key": "k1"}, "_enc_key"),
+    ],
+)
+async def test_conditions_encrypted_fields_cannot_answer_are_refused_before_any_io(
+    tmp_path: Path, query: dict[str, Any], field: str
+) -> None:
+    db = await asyncdb.connect(f"sqlite:///{tmp_path / 'x.db'}", keyring=KeyRing.generate())
+    users = db.collection("users", encrypted=SPEC, allow_scan=True)
+    await db.close()  # any I/O now fails with another error: the QueryError comes first
+    for call in (
+        lambda: users.find(query).to_list(),
+        lambda: users.count_documents(query),
+        lambda: users.update_many(query, {"$set": {"a": 1}}),
+        lambda: users.delete_many(query),
+    ):
+        with pytest.raises(asyncdb.QueryError) as info:
+            await call()
+        assert info.value.path == field
+
+
+async def test_sorting_by_an_encrypted_field_is_refused(tmp_path: Path) -> None:
+    async with asyncdb.connect("memory://", keyring=KeyRing.generate()) as db:
+        users = db.collection("users", encrypted=SPEC, allow_scan=True)
+        with pytest.raises(asyncdb.QueryError, match="sort") as info:
+            users.find({}, sort=[("ssn", 1)])
+        assert info.value.path == "ssn"
+        with pytest.raises(asyncdb.QueryError):
+            users.find({}).sort([("address", 1)])
+        with pytest.raises(asyncdb.QueryError, match="reserved"):
+            await users.insert_one({"id": "a", "_enc_v": 1})
+        with pytest.raises(asyncdb.QueryError, match="reserved"):
+            await users.update_one({"id": "a"}, {"$set": {"_enc_key": "k9"}})
+
+
+def test_bad_specs_are_configuration_errors() -> None:
+    async def open_(spec: Any, **kw: Any) -> None:
+        async with asyncdb.connect("memory://", keyring=KeyRing.generate()) as db:
+            db.collection("c", encrypted=spec, **kw)
+
+    import asyncio
+
+    for spec, kw, match in [
+        ({"id": "opaque"}, {}, "key field"),
+        ({"a": "fancy"}, {}, "mode"),
+        ({"a": "equality", "a.b": "opaque"}, {}, "overlap"),
+        ({"a": {"mode": "equality", "bits": 0}}, {}, "bits"),
+        ({"a": "plain"}, {}, "record"),
+        ({"*": "opaque", "a.b": "plain"}, {}, "top-level"),
+        ({"ssn": "equality"}, {"indexes": ["ssn"]}, "blind index"),
+        ({"exp": "opaque"}, {"ttl": "exp"}, "ttl"),
+    ]:
+        with pytest.raises(asyncdb.ConfigurationError, match=match):
+            asyncio.run(open_(spec, **kw))
+
+    async def no_ring() -> None:
+        async with asyncdb.connect("memory://") as db:
+            db.collection("c", encrypted={"a": "opaque"})
+
+    with pytest.raises(asyncdb.ConfigurationError, match="keyring"):
+        asyncio.run(no_ring())
+
+
+async def test_allow_plaintext_reads_old_data_and_rotate_keys_seals_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'migrate.db'}"
+    async with asyncdb.connect(url, keyring=KeyRing.generate()) as db:
+        plain = db.collection("people")
+        await plain.insert_many([{"id": f"p{i}", "ssn": f"s{i}", "notes": "n"} for i in range(5)])
+        strict = db.collection("people", encrypted={"ssn": "equality", "notes": "opaque"})
+        with pytest.raises(asyncdb.DecryptionError, match="plaintext") as info:
+            await strict.find_one({"id": "p1"})
+        assert info.value.field == "ssn" and "s1" not in str(info.value)
+        people = db.collection(
+            "people",
+            encrypted={"ssn": "equality", "notes": "opaque"},
+            allow_plaintext=True,
+            allow_scan=True,
+        )
+        assert await people.find_one({"ssn": "s3"}) == {"id": "p3", "ssn": "s3", "notes": "n"}
+        await people.insert_one({"id": "p9", "ssn": "s3", "notes": "new"})
+        assert {d["id"] async for d in people.find({"ssn": "s3"})} == {"p3", "p9"}
+        assert await people.rotate_keys(batch_size=2) == 5
+        raw = (
+            await db.collection("people", indexes=people.inner.spec.indexes)
+            .find({}, allow_scan=True)
+            .to_list()
+        )
+        assert all(d["ssn"].startswith("ae1:") and d["_enc_key"] == "k1" for d in raw)
+        assert await strict.find_one({"id": "p1"}) == {"id": "p1", "ssn": "s1", "notes": "n"}
+
+
+async def test_the_read_cache_holds_only_ciphertext(tmp_path: Path, redis_url: str) -> None:
+    url = f"sqlite:///{tmp_path / 'cached.db'}"
+    async with asyncdb.connect(url, cache=redis_url, keyring=KeyRing.generate()) as db:
+        users = db.collection("users", encrypted={"ssn": "equality", "notes": "opaque"})
+        await users.insert_one({"id": "u1", "ssn": "MARK-ssn", "notes": "MARK-notes"})
+        for _ in range(2):
+            assert (await users.find_one({"id": "u1"}) or {}).get("ssn") == "MARK-ssn"
+            assert [d["id"] async for d in users.find({"ssn": "MARK-ssn"})] == ["u1"]
+        assert db.cache is not None and db.cache.stats()["hits"] >= 2
+        client = redis.asyncio.from_url(redis_url)
+        try:
+            keys = [k async for k in client.scan_iter()]
+            values = [await client.get(k) for k in keys if await client.type(k) == b"string"]
+        finally:
+            await client.aclose()
+        text = repr(values)
+        assert "ae1:" in text and "MARK" not in text
