@@ -1,0 +1,61 @@
+"""``asyncdb rotate-keys``: re-seals a collection under the new primary and reports it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+import asyncdb
+from asyncdb.cli import main
+from asyncdb.security import KeyRing
+
+SPEC = {"ssn": "equality", "notes": "opaque"}
+
+
+async def _key_ids(url: str) -> set[str]:
+    async with asyncdb.connect(url) as db:
+        docs = await db.collection("users").find({}, allow_scan=True).to_list()
+        return {d["_enc_key"] for d in docs}
+
+
+def test_rotate_keys_command_reseals_under_the_promoted_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    ring = KeyRing.generate()
+
+    async def fill() -> None:
+        async with asyncdb.connect(url, keyring=ring) as db:
+            users = db.collection("users", encrypted=SPEC)
+            await users.insert_many(
+                [{"id": f"u{i}", "ssn": str(i), "notes": "n"} for i in range(7)]
+            )
+
+    asyncio.run(fill())
+    ring.add("k2", os.urandom(32))
+    ring.promote("k2")
+    monkeypatch.setenv("TEST_RING", ring.export())
+    argv = [
+        "rotate-keys",
+        url,
+        "--collection",
+        "users",
+        "--encrypted",
+        json.dumps(SPEC),
+        "--keyring-env",
+        "TEST_RING",
+        "--batch-size",
+        "3",
+    ]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["resealed"] == 7 and summary["primary"] == "k2"
+    assert asyncio.run(_key_ids(url)) == {"k2"}
+    assert main(argv) == 0 and json.loads(capsys.readouterr().out)["resealed"] == 0
+    monkeypatch.delenv("TEST_RING")
+    assert main(argv) == 1
+    assert "TEST_RING" in capsys.readouterr().err
