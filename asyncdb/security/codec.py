@@ -23,8 +23,8 @@ key derived per collection and field, truncated to the field's ``bits``, as hex.
 
 from __future__ import annotations
 
-import base64
 import binascii
+import os
 import struct
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,20 +32,24 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+import orjson
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from asyncdb import _tagged_json
 from asyncdb.backends.base import Doc, KeyTuple
 from asyncdb.errors import DecryptionError, QueryError
-from asyncdb.security.keyring import KeyRing, hmac_sha256
+from asyncdb.security.keyring import FORMAT_VERSION, NONCE_BYTES, KeyRing, hmac_sha256
 from asyncdb.security.spec import (
     KEY_ID_FIELD,
     RECORD_FIELD,
+    RESERVED_PREFIX,
     VERSION_FIELD,
     EncryptionSpec,
     FieldRule,
-    is_reserved,
 )
 
 ENVELOPE_PREFIX = "ae1:"
+_ABSENT: Any = object()
 RECORD_PATH = "*"
 
 
@@ -54,13 +58,12 @@ def is_envelope(value: Any) -> bool:
 
 
 def envelope_text(blob: bytes) -> str:
-    return ENVELOPE_PREFIX + base64.urlsafe_b64encode(blob).rstrip(b"=").decode("ascii")
+    return ENVELOPE_PREFIX + binascii.b2a_base64(blob, newline=False).decode("ascii")
 
 
 def envelope_bytes(text: str, field: str) -> bytes:
-    body = text[len(ENVELOPE_PREFIX) :]
     try:
-        return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        return binascii.a2b_base64(text[4:], strict_mode=True)
     except (binascii.Error, ValueError):
         raise DecryptionError(f"a malformed envelope in field {field!r}", field=field) from None
 
@@ -121,8 +124,10 @@ def _label(kind: bytes, collection: str, path: str) -> bytes:
     return b"asyncdb/" + kind + b"/v1\x00" + collection.encode() + b"\x00" + path.encode()
 
 
-def associated_data(collection: str, key: KeyTuple, path: str) -> bytes:
-    return _tagged_json.dumps([collection, list(key), path]).encode()
+def associated_data(collection: str, key: KeyTuple) -> bytes:
+    """The document's part of the associated data, ``[collection, [key...]]`` as JSON; the
+    field path follows it (after a NUL, which JSON text never holds)."""
+    return orjson.dumps((collection, key), default=_tagged_json.tag) + b"\x00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +153,26 @@ class DocumentCodec:
         self._labels[RECORD_PATH] = _label(b"field", name, RECORD_PATH)
         self._index_labels = {r.path: _label(b"index", name, r.path) for r in spec.rules}
         self._plain = spec.plain_fields()
+        # Field level with top-level fields only: a tight loop with cached primitives.
+        self._flat = not spec.record and all(len(r.parts) == 1 for r in spec.rules)
+        self._flat_rules = tuple((r, r.path, r.path.encode()) for r in spec.rules)
+        self._generation = -1
+        self._hidden = (KEY_ID_FIELD, VERSION_FIELD, *spec.token_fields)
+        self._primitives: dict[str, tuple[bytes, tuple[AESGCM, ...]]] = {}
+
+    def _cached(self, key_id: str) -> tuple[bytes, tuple[AESGCM, ...]]:
+        """The envelope header and each rule's AEAD under ``key_id`` (DecryptionError when the
+        key is disabled or unknown), rebuilt whenever the ring changes."""
+        ring = self.ring
+        if self._generation != ring.generation:
+            self._primitives.clear()
+            self._generation = ring.generation
+        found = self._primitives.get(key_id)
+        if found is None:
+            header = bytes((FORMAT_VERSION, len(key_id))) + key_id.encode("ascii")
+            aeads = tuple(ring.aead(key_id, self._labels[r.path]) for r in self.spec.rules)
+            found = self._primitives[key_id] = (header, aeads)
+        return found
 
     # --- tokens ---------------------------------------------------------------------------
 
@@ -181,21 +206,16 @@ class DocumentCodec:
 
     # --- sealing --------------------------------------------------------------------------
 
-    def _seal_value(self, path: str, value: Any, key: KeyTuple, key_id: str) -> str:
+    def _seal_value(self, path: str, value: Any, doc_aad: bytes, key_id: str) -> str:
         data = _tagged_json.dumps(value).encode()
-        aad = associated_data(self.spec.collection, key, path)
+        aad = doc_aad + path.encode()
         return envelope_text(self.ring.seal_with(self._labels[path], data, aad, key_id))
 
-    def _open_value(self, path: str, text: str, key: KeyTuple, key_id: str | None) -> Any:
+    def _open_value(self, path: str, text: str, doc_aad: bytes, key_id: str | None) -> Any:
         blob = envelope_bytes(text, path)
-        if key_id is not None and self.ring.key_id_of(blob) != key_id:
-            raise DecryptionError(
-                f"field {path!r} is sealed under another key than its document ({key_id!r})",
-                key_id=key_id,
-                field=path,
-            )
-        aad = associated_data(self.spec.collection, key, path)
-        return _tagged_json.loads(self.ring.open_with(self._labels[path], blob, aad, path))
+        aad = doc_aad + path.encode()
+        data = self.ring.open_with(self._labels[path], blob, aad, path, key_id)
+        return _tagged_json.loads(data)
 
     def key_of(self, doc: Doc) -> KeyTuple:
         return tuple(doc[f] for f in self.spec.key)
@@ -204,10 +224,10 @@ class DocumentCodec:
         """The stored form of the plaintext ``doc`` (which holds its key), sealed under
         ``key_id`` (the primary by default), with ``version`` as its compare-and-set value."""
         for name in doc:
-            if is_reserved(name):
+            if name[:4] == RESERVED_PREFIX:
                 raise QueryError("field names starting with _enc are reserved", path=name)
         kid = self.ring.primary if key_id is None else key_id
-        key = self.key_of(doc)
+        key = associated_data(self.spec.collection, self.key_of(doc))
         spec = self.spec
         if spec.record:
             out: Doc = {}
@@ -220,6 +240,19 @@ class DocumentCodec:
                 if rule.path in rest:
                     assert rule.token_field is not None
                     out[rule.token_field] = self.stored_tokens(rule, rest[rule.path], kid)
+        elif self._flat:
+            header, aeads = self._cached(kid)
+            out = dict(doc)
+            for (rule, path, path_bytes), aead in zip(self._flat_rules, aeads, strict=True):
+                if path not in out:
+                    continue
+                value = out[path]
+                nonce = os.urandom(NONCE_BYTES)
+                data = _tagged_json.dumps(value).encode()
+                sealed = aead.encrypt(nonce, data, header + key + path_bytes)
+                out[path] = envelope_text(header + nonce + sealed)
+                if rule.token_field is not None:
+                    out[rule.token_field] = self.stored_tokens(rule, value, kid)
         else:
             out = dict(doc)
             for rule in spec.rules:
@@ -239,13 +272,55 @@ class DocumentCodec:
         """The plaintext of a stored document. ``DecryptionError`` for a ciphertext that does
         not open, and for plaintext in an encrypted field (unless ``allow_plaintext`` and the
         document was never sealed)."""
+        if self._flat:
+            opened = self._open_flat(stored)
+            if opened is not None:
+                return opened
+        return self._open(stored)
+
+    def _open_flat(self, stored: Doc) -> Opened | None:
+        """The fast path of a well-formed document; None on anything unusual, which
+        :meth:`_open` then explains with the precise DecryptionError."""
+        key_id = stored.get(KEY_ID_FIELD)
+        if type(key_id) is not str:
+            return None
+        try:
+            header, aeads = self._cached(key_id)
+            n = len(header)
+            doc_aad = associated_data(self.spec.collection, self.key_of(stored))
+            doc = stored.copy()
+            for hidden in self._hidden:
+                doc.pop(hidden, None)
+            for name in doc:
+                if name[:4] == RESERVED_PREFIX:
+                    return None  # a hidden field of another spec: the general path drops it
+            for (_, path, path_bytes), aead in zip(self._flat_rules, aeads, strict=True):
+                value = doc.get(path, _ABSENT)
+                if value is _ABSENT:
+                    continue
+                if type(value) is not str or value[:4] != ENVELOPE_PREFIX:
+                    return None
+                blob = binascii.a2b_base64(value[4:], strict_mode=True)
+                if blob[:n] != header:
+                    return None
+                data = aead.decrypt(
+                    blob[n : n + NONCE_BYTES],
+                    blob[n + NONCE_BYTES :],
+                    header + doc_aad + path_bytes,
+                )
+                doc[path] = _tagged_json.loads(data)
+        except Exception:
+            return None
+        return Opened(doc, stored.get(VERSION_FIELD), key_id)
+
+    def _open(self, stored: Doc) -> Opened:
         key_id = stored.get(KEY_ID_FIELD)
         version = stored.get(VERSION_FIELD)
         if key_id is not None and type(key_id) is not str:
             raise DecryptionError("a malformed key id field", field=KEY_ID_FIELD)
-        key = self.key_of(stored)
+        key = associated_data(self.spec.collection, self.key_of(stored))
         spec = self.spec
-        doc = {k: v for k, v in stored.items() if not is_reserved(k)}
+        doc = {k: v for k, v in stored.items() if k[:4] != RESERVED_PREFIX}
         if spec.record:
             sealed = stored.get(RECORD_FIELD)
             loose = [k for k in doc if k not in self._plain]
@@ -294,8 +369,11 @@ class DocumentCodec:
 def _walk(doc: Doc, rule: FieldRule, *, copy: bool) -> tuple[Doc, str] | None:
     """The container holding ``rule``'s leaf and the leaf's name, or None when absent. With
     ``copy`` the dicts along the path are copied (the caller's document is not changed)."""
+    parts = rule.parts
+    if len(parts) == 1:
+        return (doc, parts[0]) if parts[0] in doc else None
     node = doc
-    for part in rule.parts[:-1]:
+    for part in parts[:-1]:
         child = node.get(part)
         if type(child) is list:
             raise QueryError(

@@ -89,7 +89,7 @@ class KeyRing:
     ('k2', ('k2',))
     """
 
-    __slots__ = ("_derived", "_keys", "_primary")
+    __slots__ = ("_aeads", "_derived", "_keys", "_primary", "generation")
 
     def __init__(self, keys: dict[str, bytes], primary: str) -> None:
         if not keys:
@@ -101,6 +101,9 @@ class KeyRing:
             raise ConfigurationError(f"the primary key {primary!r} is not in the ring")
         self._primary = primary
         self._derived: dict[tuple[str, bytes], bytes] = {}
+        self._aeads: dict[tuple[str, bytes], AESGCM] = {}
+        # Bumped by every add/promote/disable/enable: caches of derived keys check it.
+        self.generation = 0
 
     # --- construction ---------------------------------------------------------------------
 
@@ -233,6 +236,7 @@ class KeyRing:
         if key_id in self._keys:
             raise ConfigurationError(f"the key ring already holds a key {key_id!r}")
         self._keys[key_id] = _Key(_key_bytes(key, key_id))
+        self.generation += 1
 
     def promote(self, key_id: str) -> None:
         """Make ``key_id`` (enabled) the primary: new data is sealed under it."""
@@ -240,6 +244,7 @@ class KeyRing:
         if not key.enabled:
             raise ConfigurationError(f"key {key_id!r} is disabled; enable it before promoting")
         self._primary = key_id
+        self.generation += 1
 
     def disable(self, key_id: str) -> None:
         """Disable a key: data sealed under it no longer opens (``DecryptionError``)."""
@@ -247,10 +252,12 @@ class KeyRing:
         if key_id == self._primary:
             raise ConfigurationError(f"key {key_id!r} is the primary; promote another first")
         key.enabled = False
+        self.generation += 1
 
     def enable(self, key_id: str) -> None:
         """Undo :meth:`disable`."""
         self._get(key_id).enabled = True
+        self.generation += 1
 
     def _get(self, key_id: str) -> _Key:
         key = self._keys.get(key_id)
@@ -279,21 +286,37 @@ class KeyRing:
 
     # --- derived keys and the envelope --------------------------------------------------------
 
+    def _key(self, key_id: str, field: str = "") -> _Key:
+        key = self._keys.get(key_id)
+        if key is None or not key.enabled:
+            state = "disabled" if key is not None else "unknown"
+            raise DecryptionError(
+                f"key {key_id!r} is {state}: cannot decrypt{_at(field)}",
+                key_id=key_id,
+                field=field,
+            )
+        return key
+
     def derive(self, key_id: str, label: bytes) -> bytes:
         """The 256-bit key of ``label`` (a purpose) under root key ``key_id``: HKDF-SHA256
         with the label as ``info``. Memoised; raises ``DecryptionError`` for a disabled or
         unknown key."""
-        cache_key = (key_id, label)
-        derived = self._derived.get(cache_key)
-        key = self._keys.get(key_id)
-        if key is None or not key.enabled:
-            state = "disabled" if key is not None else "unknown"
-            raise DecryptionError(f"key {key_id!r} is {state}", key_id=key_id)
+        key = self._key(key_id)  # checked on every call: a disable takes effect at once
+        derived = self._derived.get((key_id, label))
         if derived is None:
             hkdf = HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=label)
-            derived = hkdf.derive(key.material)
-            self._derived[cache_key] = derived
+            derived = self._derived[(key_id, label)] = hkdf.derive(key.material)
         return derived
+
+    def aead(self, key_id: str, label: bytes, field: str = "") -> AESGCM:
+        """The AES-256-GCM primitive of ``label`` under ``key_id`` (``DecryptionError`` for a
+        disabled or unknown key). Callers that cache it must drop it when ``generation``
+        changes."""
+        self._key(key_id, field)
+        aead = self._aeads.get((key_id, label))
+        if aead is None:
+            aead = self._aeads[(key_id, label)] = AESGCM(self.derive(key_id, label))
+        return aead
 
     def seal_with(self, label: bytes, data: bytes, aad: bytes, key_id: str | None = None) -> bytes:
         """The envelope of ``data`` under the key of ``label`` (primary unless ``key_id``):
@@ -302,24 +325,36 @@ class KeyRing:
         kid = self._primary if key_id is None else key_id
         header = bytes((FORMAT_VERSION, len(kid))) + kid.encode("ascii")
         nonce = os.urandom(NONCE_BYTES)
-        sealed = _aead(self.derive(kid, label)).encrypt(nonce, data, header + aad)
-        return header + nonce + sealed
+        return header + nonce + self.aead(kid, label).encrypt(nonce, data, header + aad)
 
-    def open_with(self, label: bytes, blob: bytes, aad: bytes, field: str = "") -> bytes:
+    def open_with(
+        self,
+        label: bytes,
+        blob: bytes,
+        aad: bytes,
+        field: str = "",
+        expect_key_id: str | None = None,
+    ) -> bytes:
         """The data of an envelope from :meth:`seal_with`; ``DecryptionError`` (naming the key
         id and ``field``, never the data) when it was tampered with, moved (other ``aad``),
-        sealed by another ring, or its key is unknown or disabled."""
-        kid, body = envelope_key_id(blob, field)
-        header_len = 2 + len(kid)
-        try:
-            key = self.derive(kid, label)
-        except DecryptionError as exc:
+        sealed by another ring, its key is unknown or disabled, or it is not under
+        ``expect_key_id`` (when given)."""
+        if len(blob) < 2 + NONCE_BYTES + TAG_BYTES or blob[0] != FORMAT_VERSION:
+            raise DecryptionError(f"not an asyncdb envelope{_at(field)}", field=field)
+        end = 2 + blob[1]
+        kid = blob[2:end].decode("ascii", "replace")
+        if expect_key_id is not None and kid != expect_key_id:
             raise DecryptionError(
-                f"{exc.args[0]}: cannot decrypt{_at(field)}", key_id=kid, field=field
-            ) from None
-        nonce, sealed = body[:NONCE_BYTES], body[NONCE_BYTES:]
+                f"ciphertext{_at(field)} is under key {kid!r}, its document under "
+                f"{expect_key_id!r}",
+                key_id=expect_key_id,
+                field=field,
+            )
+        aead = self.aead(kid, label, field)
         try:
-            return _aead(key).decrypt(nonce, sealed, blob[:header_len] + aad)
+            return aead.decrypt(
+                blob[end : end + NONCE_BYTES], blob[end + NONCE_BYTES :], blob[:end] + aad
+            )
         except InvalidTag:
             raise DecryptionError(
                 f"ciphertext{_at(field)} under key {kid!r} does not authenticate: tampered, "
@@ -352,18 +387,6 @@ class KeyRing:
 
     def __reduce__(self) -> Any:
         raise TypeError("a KeyRing is not picklable (it would copy root keys); use export()")
-
-
-_AEADS: dict[bytes, AESGCM] = {}
-
-
-def _aead(key: bytes) -> AESGCM:
-    aead = _AEADS.get(key)
-    if aead is None:
-        if len(_AEADS) > 4096:
-            _AEADS.clear()
-        aead = _AEADS[key] = AESGCM(key)
-    return aead
 
 
 def _at(field: str) -> str:

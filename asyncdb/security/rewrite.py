@@ -179,7 +179,7 @@ def _push(node: Node, spec: EncryptionSpec, tokens: TokenFn) -> Node | None:
         found: list[object] = list(tokens(rule, values))
         if any(v is None for v in values):
             found.append(None)  # {"f": null} also matches a missing field (no token)
-        store = In(token_path, tuple(found))
+        store = Eq(token_path, found[0]) if len(found) == 1 else In(token_path, tuple(found))
     if spec.allow_plaintext:  # documents not yet sealed have no tokens: all are candidates
         store = Or((store, Exists((KEY_ID_FIELD,), False)))
     return store
