@@ -26,6 +26,7 @@ from __future__ import annotations
 import binascii
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -38,7 +39,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from asyncdb import _tagged_json
 from asyncdb.backends.base import Doc, KeyTuple
 from asyncdb.errors import DecryptionError, QueryError
-from asyncdb.security.keyring import FORMAT_VERSION, NONCE_BYTES, KeyRing, hmac_sha256
+from asyncdb.security.keyring import FORMAT_VERSION, NONCE_BYTES, KeyRing, hmac_sha256_of
 from asyncdb.security.spec import (
     KEY_ID_FIELD,
     RECORD_FIELD,
@@ -49,6 +50,8 @@ from asyncdb.security.spec import (
 )
 
 ENVELOPE_PREFIX = "ae1:"
+# Per key id: the envelope header, each rule's AEAD, the blind-index MACs by path.
+_Primitives = tuple[bytes, tuple[AESGCM, ...], dict[str, Callable[[bytes], bytes]]]
 _ABSENT: Any = object()
 RECORD_PATH = "*"
 
@@ -158,11 +161,14 @@ class DocumentCodec:
         self._flat_rules = tuple((r, r.path, r.path.encode()) for r in spec.rules)
         self._generation = -1
         self._hidden = (KEY_ID_FIELD, VERSION_FIELD, *spec.token_fields)
-        self._primitives: dict[str, tuple[bytes, tuple[AESGCM, ...]]] = {}
+        self._primitives: dict[
+            str, tuple[bytes, tuple[AESGCM, ...], dict[str, Callable[[bytes], bytes]]]
+        ] = {}
 
-    def _cached(self, key_id: str) -> tuple[bytes, tuple[AESGCM, ...]]:
-        """The envelope header and each rule's AEAD under ``key_id`` (DecryptionError when the
-        key is disabled or unknown), rebuilt whenever the ring changes."""
+    def _cached(self, key_id: str) -> _Primitives:
+        """The envelope header, each rule's AEAD and (filled on use) blind-index keys under
+        ``key_id`` (DecryptionError when the key is disabled or unknown), rebuilt whenever the
+        ring changes."""
         ring = self.ring
         if self._generation != ring.generation:
             self._primitives.clear()
@@ -171,16 +177,25 @@ class DocumentCodec:
         if found is None:
             header = bytes((FORMAT_VERSION, len(key_id))) + key_id.encode("ascii")
             aeads = tuple(ring.aead(key_id, self._labels[r.path]) for r in self.spec.rules)
-            found = self._primitives[key_id] = (header, aeads)
+            found = self._primitives[key_id] = (header, aeads, {})
         return found
 
     # --- tokens ---------------------------------------------------------------------------
 
     def token(self, rule: FieldRule, value: Any, key_id: str) -> str:
         """The blind-index token of ``value`` for ``rule`` under key ``key_id``."""
-        key = self.ring.derive(key_id, self._index_labels[rule.path])
-        digest = int.from_bytes(hmac_sha256(key, canonical(value))[:8], "big")
-        return format(digest >> (64 - rule.bits), f"0{(rule.bits + 3) // 4}x")
+        macs = self._cached(key_id)[2]
+        mac = macs.get(rule.path)
+        if mac is None:
+            key = self.ring.derive(key_id, self._index_labels[rule.path])
+            mac = macs[rule.path] = hmac_sha256_of(key)
+        if type(value) is str:  # the common case, inline: the bytes _canon writes
+            data = value.encode("utf-8", "surrogatepass")
+            canon = b"s" + len(data).to_bytes(4, "big") + data
+        else:
+            canon = canonical(value)
+        digest = int.from_bytes(mac(canon)[:8], "big") >> (64 - rule.bits)
+        return f"{digest:0{(rule.bits + 3) // 4}x}"
 
     def stored_tokens(self, rule: FieldRule, value: Any, key_id: str) -> Any:
         """What the hidden index field holds: the value's token, and for an array also each
@@ -241,7 +256,7 @@ class DocumentCodec:
                     assert rule.token_field is not None
                     out[rule.token_field] = self.stored_tokens(rule, rest[rule.path], kid)
         elif self._flat:
-            header, aeads = self._cached(kid)
+            header, aeads, _ = self._cached(kid)
             out = dict(doc)
             for (rule, path, path_bytes), aead in zip(self._flat_rules, aeads, strict=True):
                 if path not in out:
@@ -285,7 +300,7 @@ class DocumentCodec:
         if type(key_id) is not str:
             return None
         try:
-            header, aeads = self._cached(key_id)
+            header, aeads, _ = self._cached(key_id)
             n = len(header)
             doc_aad = associated_data(self.spec.collection, self.key_of(stored))
             doc = stored.copy()

@@ -22,6 +22,7 @@ version, so concurrent writers never lose an update. Nothing here reaches into a
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -52,6 +53,8 @@ if TYPE_CHECKING:
 
 # A compare-and-set that keeps losing to other writers gives up after this many attempts.
 MAX_ATTEMPTS = 50
+# rotate_keys re-seals this many documents of a batch at once (round trips overlap).
+ROTATE_CONCURRENCY = 8
 
 
 def _raw_sort(sort: Sort) -> list[tuple[str, int]] | None:
@@ -60,11 +63,18 @@ def _raw_sort(sort: Sort) -> list[tuple[str, int]] | None:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Read:
-    """A parsed read: the filter, what the store is asked, and whether its answer is exact."""
+    """A parsed read: the filter, what the store is asked (parsed, and as a filter document),
+    and whether the store's answer is exact."""
 
     node: Node
-    stored: Any  # the filter over stored documents (a dict), or the caller's when exact
+    pushed: Node
+    given: Any  # the caller's filter document
     exact: bool
+
+    @property
+    def stored(self) -> Any:
+        """The filter over stored documents, as a filter document."""
+        return self.given if self.exact else self.pushed.to_mongo()
 
 
 class EncryptedCursor(Cursor):
@@ -96,14 +106,16 @@ class EncryptedCursor(Cursor):
     async def _stream(self) -> AsyncIterator[Doc]:
         coll, read = self._enc, self._read
         exact = read.exact
-        inner = coll.inner.find(
-            read.stored,
-            None,
-            _raw_sort(self._sort),
+        # The plain collection's cursor over the parsed stored filter (parsed once, here).
+        inner = Cursor(
+            coll.inner,
+            read.pushed,
+            self._sort,
             self._skip if exact else 0,
             self._limit if exact else None,
-            allow_scan=self._allow_scan,
-            cache=self._use_cache,
+            None,
+            self._allow_scan,
+            self._use_cache,
         )
         skip, limit, sent = (0, None, 0) if exact else (self._skip, self._limit, 0)
         if limit == 0:
@@ -143,9 +155,9 @@ class EncryptedCollection(Collection):
         node = parse_filter(filter)
         spec = self.encryption
         if not check_filter(node, spec):
-            return _Read(node, filter, True)
-        stored = pushdown(node, spec, self.codec.query_tokens)
-        return _Read(node, stored.to_mongo(), False)
+            return _Read(node, node, filter, True)
+        pushed = pushdown(node, spec, self.codec.query_tokens)
+        return _Read(node, pushed, filter, False)
 
     def _parse_sort(self, sort: Any) -> Sort:
         parsed = parse_sort(sort)
@@ -531,12 +543,9 @@ class EncryptedCollection(Collection):
         )
         if read.exact:
             return plan
+        stored = str(read.stored)
         fields = sorted(
-            {
-                r.path
-                for r in self.encryption.rules
-                if r.token_field and r.token_field in str(read.stored)
-            }
+            {r.path for r in self.encryption.rules if r.token_field and r.token_field in stored}
         )
         recheck = {"$decrypted_recheck": fields}
         residual = recheck if plan.residual is None else {"$and": [plan.residual, recheck]}
@@ -578,14 +587,32 @@ class EncryptedCollection(Collection):
             ).to_list()
             if not batch:
                 return done
-            for stored in batch:
-                opened = self.codec.open(stored)
-                written = await self._write(opened, None, lambda doc: doc)
-                if written is not None and written[0].key_id != ring.primary:
-                    done += 1
+            resealed = await self._reseal_all(batch)
+            done += resealed
             after = batch[-1][key_field]
             if progress is not None:
                 progress(done)
+
+    async def _reseal_all(self, batch: list[Doc]) -> int:
+        """Re-seal a batch under the primary, ROTATE_CONCURRENCY documents at a time (one at a
+        time inside a transaction); returns how many this call re-sealed."""
+        primary = self.codec.ring.primary
+
+        async def one(stored: Doc) -> int:
+            written = await self._write(self.codec.open(stored), None, lambda doc: doc)
+            return int(written is not None and written[0].key_id != primary)
+
+        if self._session is not None:
+            return sum([await one(stored) for stored in batch])
+        gate = asyncio.Semaphore(ROTATE_CONCURRENCY)
+
+        async def gated(stored: Doc) -> int:
+            async with gate:
+                return await one(stored)
+
+        async with asyncio.TaskGroup() as group:  # the first error cancels the rest
+            tasks = [group.create_task(gated(stored)) for stored in batch]
+        return sum(t.result() for t in tasks)
 
     async def purge_expired(self) -> int:
         """Delete the documents whose TTL field (never an encrypted one) lies in the past."""

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -416,3 +418,16 @@ def _b64(value: Any, key_id: str) -> bytes:
 
 def hmac_sha256(key: bytes, data: bytes) -> bytes:
     return hmac.digest(key, data, "sha256")
+
+
+def hmac_sha256_of(key: bytes) -> Callable[[bytes], bytes]:
+    """HMAC-SHA256 under ``key`` as a function, the keyed state computed once (copied per
+    message: faster than ``hmac.digest`` for many short messages)."""
+    keyed = hmac.new(key, digestmod=hashlib.sha256)
+
+    def mac(data: bytes) -> bytes:
+        h = keyed.copy()
+        h.update(data)
+        return h.digest()
+
+    return mac
