@@ -26,7 +26,7 @@ from __future__ import annotations
 import binascii
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -270,12 +270,7 @@ class DocumentCodec:
                     out[rule.token_field] = self.stored_tokens(rule, value, kid)
         else:
             out = dict(doc)
-            for rule in spec.rules:
-                found = _walk(out, rule, copy=True)
-                if found is None:
-                    continue
-                container, leaf = found
-                value = container[leaf]
+            for rule, container, leaf, value in _places(out, spec.rules):
                 container[leaf] = self._seal_value(rule.path, value, key, kid)
                 if rule.token_field is not None:
                     out[rule.token_field] = self.stored_tokens(rule, value, kid)
@@ -362,12 +357,7 @@ class DocumentCodec:
             order = [k for k in payload["o"] if k in merged]
             order += [k for k in merged if k not in payload["o"]]
             return Opened({k: merged[k] for k in order}, version, key_id)
-        for rule in spec.rules:
-            found = _walk(doc, rule, copy=True)
-            if found is None:
-                continue
-            container, leaf = found
-            value = container[leaf]
+        for rule, container, leaf, value in _places(doc, spec.rules):
             if is_envelope(value):
                 container[leaf] = self._open_value(rule.path, value, key, key_id)
             elif key_id is not None or not spec.allow_plaintext:
@@ -379,6 +369,16 @@ class DocumentCodec:
                     field=rule.path,
                 )
         return Opened(doc, version, key_id)
+
+
+def _places(doc: Doc, rules: tuple[FieldRule, ...]) -> Iterator[tuple[FieldRule, Doc, str, Any]]:
+    """Each rule's value present in ``doc``: (rule, its container, its name, the value), the
+    dicts on the way copied so that writing the container leaves the caller's document alone."""
+    for rule in rules:
+        found = _walk(doc, rule, copy=True)
+        if found is not None:
+            container, leaf = found
+            yield rule, container, leaf, container[leaf]
 
 
 def _walk(doc: Doc, rule: FieldRule, *, copy: bool) -> tuple[Doc, str] | None:

@@ -136,3 +136,22 @@ async def test_the_read_cache_holds_only_ciphertext(tmp_path: Path, redis_url: s
             await client.aclose()
         text = repr(values)
         assert "ae1:" in text and "MARK" not in text
+
+
+async def test_dotted_equality_fields_and_record_field_order() -> None:
+    async with asyncdb.connect("memory://", keyring=KeyRing.generate()) as db:
+        users = db.collection("users", encrypted=SPEC)
+        doc = {"id": "u1", "address": {"city": "Porto", "zip": "4000-1"}, "ssn": "1"}
+        await users.insert_one(doc)
+        assert await users.find_one({"address.zip": "4000-1"}) == doc
+        assert await users.find_one({"address.city": "Porto", "address.zip": "4000-1"}) == doc
+        raw = await db.collection("users").find_one({"id": "u1"})
+        assert raw is not None and raw["address"]["city"] == "Porto"
+        assert raw["address"]["zip"].startswith("ae1:")
+        with pytest.raises(asyncdb.QueryError, match="inside an array"):
+            await users.insert_one({"id": "u2", "address": [{"zip": "1"}]})
+        vault = db.collection("vault", encrypted={"*": "opaque", "kind": "plain"})
+        record = {"b": 1, "id": "v1", "kind": "x", "a": [2]}
+        await vault.insert_one(record)
+        got = await vault.find_one({"id": "v1"})
+        assert got == record and list(got or {}) == list(record)  # field order kept
