@@ -145,9 +145,12 @@ class EncryptedCollection(Collection):
         self.codec = codec
         self.encryption: EncryptionSpec = codec.spec
 
-    def bind(self, inner: Collection) -> EncryptedCollection:
-        """The same encryption over another handle of the plain collection (a transaction's)."""
-        return EncryptedCollection(inner, self.codec)
+    def bind(self, handle: Collection) -> EncryptedCollection:
+        """The same encryption in the session of another handle (a transaction's). The store
+        collection stays this one's, whose spec declares the blind-index fields (a handle
+        opened without them would write documents its indexes miss)."""
+        own = Collection(handle._db, self.inner._store, handle._session, handle._tx_writes)
+        return EncryptedCollection(own, self.codec)
 
     # --- parsing ------------------------------------------------------------------------------
 

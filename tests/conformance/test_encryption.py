@@ -308,9 +308,11 @@ async def test_updates_upserts_pages_transactions_and_concurrent_writers(
     assert await users.rotate_keys() == 0
     assert (await users.find_one({"id": "u2"}) or {}).get("n") == 4
     if "transactions" in db.capabilities:
+        db.collection("users")  # a plain handle opened meanwhile must not change the layer
         async with db.transaction() as tx:
             await tx.collection("users").update_one({"id": "u7"}, {"$set": {"n": 70}})
         assert (await users.find_one({"id": "u7"}) or {}).get("n") == 70
+        assert "u7" in await id_set(users, {"ssn": "s1"})  # still found by its blind index
         raw = await db.collection("users").find_one({"id": "u7"})
         assert raw is not None and str(raw["n"]).startswith("ae1:")
 
