@@ -155,3 +155,17 @@ async def test_dotted_equality_fields_and_record_field_order() -> None:
         await vault.insert_one(record)
         got = await vault.find_one({"id": "v1"})
         assert got == record and list(got or {}) == list(record)  # field order kept
+
+
+async def test_sort_skip_limit_and_projection_apply_after_the_recheck() -> None:
+    ring = KeyRing({"k1": bytes(32)}, "k1")
+    async with asyncdb.connect("memory://", keyring=ring) as db:
+        spec = {"v": {"mode": "equality", "bits": 1}}  # 1 bit: half of all values collide
+        coll = db.collection("c", encrypted=spec, allow_scan=True)
+        await coll.insert_many([{"id": f"d{i:02d}", "v": i % 4, "n": -i} for i in range(20)])
+        got = await coll.find({"v": 1}, {"n": 1}, sort=[("n", 1)], skip=1, limit=3).to_list()
+        assert got == [{"id": "d13", "n": -13}, {"id": "d09", "n": -9}, {"id": "d05", "n": -5}]
+        assert await coll.count_documents({"v": {"$in": [1, 2]}}) == 10
+        assert await coll.count_documents({"v": {"$nin": [1, 2]}, "n": {"$lt": -10}}) == 5
+        assert await coll.delete_many({"v": 3}) == 5
+        assert await coll.count_documents({}) == 15
