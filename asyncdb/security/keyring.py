@@ -344,6 +344,8 @@ class KeyRing:
         if len(blob) < 2 + NONCE_BYTES + TAG_BYTES or blob[0] != FORMAT_VERSION:
             raise DecryptionError(f"not an asyncdb envelope{_at(field)}", field=field)
         end = 2 + blob[1]
+        if len(blob) < end + NONCE_BYTES + TAG_BYTES:
+            raise DecryptionError(f"a truncated envelope{_at(field)}", field=field)
         kid = blob[2:end].decode("ascii", "replace")
         if expect_key_id is not None and kid != expect_key_id:
             raise DecryptionError(

@@ -122,3 +122,11 @@ def test_rotation_states_follow_tink() -> None:
         ring.add("k2", os.urandom(32))
     with pytest.raises(asyncdb.ConfigurationError):
         ring.add("bad id!", os.urandom(32))
+
+
+def test_truncated_or_garbled_envelopes_are_decryption_errors() -> None:
+    ring = KeyRing.generate()
+    blob = ring.seal(b"payload", b"a")
+    for bad in (b"", b"\x01", b"\x02" + blob[1:], blob[:20], bytes([1, 200]) + blob[2:]):
+        with pytest.raises(asyncdb.DecryptionError):
+            ring.open(bad, b"a")
