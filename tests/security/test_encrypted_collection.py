@@ -169,3 +169,9 @@ async def test_sort_skip_limit_and_projection_apply_after_the_recheck() -> None:
         assert await coll.count_documents({"v": {"$nin": [1, 2]}, "n": {"$lt": -10}}) == 5
         assert await coll.delete_many({"v": 3}) == 5
         assert await coll.count_documents({}) == 15
+
+
+async def test_rotate_keys_on_a_plain_collection_is_not_supported() -> None:
+    async with asyncdb.connect("memory://") as db:
+        with pytest.raises(asyncdb.NotSupported, match="not encrypted"):
+            await db.collection("plain").rotate_keys()
