@@ -30,7 +30,13 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from asyncdb.backends.base import Doc, check_key, new_id, with_key_tiebreak
 from asyncdb.collection import Collection, Cursor, _check_count, _limit
-from asyncdb.errors import ConfigurationError, NotSupported, QueryError, TransactionError
+from asyncdb.errors import (
+    ConfigurationError,
+    NotSupported,
+    QueryError,
+    TransactionError,
+    UpdateError,
+)
 from asyncdb.query.ast import Node, Projection, Sort, Update, path_str
 from asyncdb.query.evaluate import matches
 from asyncdb.query.parse import (
@@ -203,8 +209,6 @@ class EncryptedCollection(Collection):
             if field not in new:
                 new = {field: doc[field], **new}
             elif not strict_equal(new[field], doc[field]):
-                from asyncdb.errors import UpdateError
-
                 raise UpdateError("the key field cannot change", path=field)
         return normalize_document(new)
 

@@ -175,3 +175,33 @@ async def test_rotate_keys_on_a_plain_collection_is_not_supported() -> None:
     async with asyncdb.connect("memory://") as db:
         with pytest.raises(asyncdb.NotSupported, match="not encrypted"):
             await db.collection("plain").rotate_keys()
+
+
+async def test_record_level_updates_upserts_and_key_changes() -> None:
+    async with asyncdb.connect("memory://", keyring=KeyRing.generate()) as db:
+        vault = db.collection("vault", encrypted={"*": "opaque", "email": "equality"})
+        result = await vault.update_one(
+            {"email": "a@x.io"}, {"$set": {"secret": 1}, "$inc": {"n": 2}}, upsert=True
+        )
+        key = result.upserted_id
+        assert await vault.find_one({"email": "a@x.io"}) == {
+            "id": key,
+            "email": "a@x.io",
+            "secret": 1,
+            "n": 2,
+        }
+        await vault.update_one({"id": key}, {"$rename": {"secret": "hidden"}, "$push": {"l": 1}})
+        assert await vault.find_one({"id": key}) == {
+            "id": key,
+            "email": "a@x.io",
+            "n": 2,
+            "hidden": 1,
+            "l": [1],
+        }
+        with pytest.raises(asyncdb.UpdateError, match="key"):
+            await vault.update_one({"id": key}, {"$set": {"id": "other"}})
+        with pytest.raises(asyncdb.QueryError, match="opaque"):
+            await vault.find_one({"n": 2})
+        raw = await db.collection("vault").find_one({"id": key})
+        assert raw is not None and set(raw) == {"id", "_enc", "_enc_bi_email", "_enc_key", "_enc_v"}
+        assert raw["_enc_v"] == 2
