@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 from pathlib import Path
@@ -10,8 +11,9 @@ from pathlib import Path
 import pytest
 
 import asyncdb
-from asyncdb.cli import main
+from asyncdb.cli import build_parser, main
 from asyncdb.security import KeyRing
+from asyncdb.security.commands import rotate
 
 SPEC = {"ssn": "equality", "notes": "opaque"}
 
@@ -59,3 +61,44 @@ def test_rotate_keys_command_reseals_under_the_promoted_key(
     monkeypatch.delenv("TEST_RING")
     assert main(argv) == 1
     assert "TEST_RING" in capsys.readouterr().err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_rotate_keys_prints_a_progress_line_on_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    ring = KeyRing.generate()
+
+    async def fill() -> None:
+        async with asyncdb.connect(url, keyring=ring) as db:
+            users = db.collection("users", encrypted=SPEC)
+            await users.insert_many([{"id": f"u{i}", "ssn": str(i)} for i in range(5)])
+
+    asyncio.run(fill())
+    ring.add("k2", os.urandom(32))
+    ring.promote("k2")
+    monkeypatch.setenv("ASYNCDB_KEYRING", ring.export())
+    parser = build_parser()
+    args = parser.parse_args(
+        [
+            "rotate-keys",
+            url,
+            "--collection",
+            "users",
+            "--encrypted",
+            json.dumps(SPEC),
+            "--batch-size",
+            "2",
+        ]
+    )
+    err = _Terminal()
+    summary = asyncio.run(rotate(args, err))
+    assert summary["resealed"] == 5
+    lines = err.getvalue()
+    assert "\rrotate-keys users: 2 re-sealed" in lines
+    assert "\rrotate-keys users: 5 re-sealed" in lines and lines.endswith("\n")
