@@ -102,3 +102,21 @@ def test_rotate_keys_prints_a_progress_line_on_a_terminal(
     lines = err.getvalue()
     assert "\rrotate-keys users: 2 re-sealed" in lines
     assert "\rrotate-keys users: 5 re-sealed" in lines and lines.endswith("\n")
+
+
+def test_the_security_example_runs() -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, str(root / "examples" / "encrypted_users.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    ).stdout
+    assert "'ssn': '123-45-6789'" in out.splitlines()[0]
+    assert "123-45-6789" not in out.splitlines()[1] and "ae1:" in out.splitlines()[1]
+    assert "rotated: 1 document(s) to k2" in out
