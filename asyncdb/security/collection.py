@@ -617,8 +617,11 @@ class EncryptedCollection(Collection):
             async with gate:
                 return await one(stored)
 
-        async with asyncio.TaskGroup() as group:  # the first error cancels the rest
-            tasks = [group.create_task(gated(stored)) for stored in batch]
+        try:
+            async with asyncio.TaskGroup() as group:  # the first error cancels the rest
+                tasks = [group.create_task(gated(stored)) for stored in batch]
+        except BaseExceptionGroup as failed:  # the caller gets the typed error itself
+            raise failed.exceptions[0] from None
         return sum(t.result() for t in tasks)
 
     async def purge_expired(self) -> int:

@@ -205,3 +205,18 @@ async def test_record_level_updates_upserts_and_key_changes() -> None:
         raw = await db.collection("vault").find_one({"id": key})
         assert raw is not None and set(raw) == {"id", "_enc", "_enc_bi_email", "_enc_key", "_enc_v"}
         assert raw["_enc_v"] == 2
+
+
+async def test_rotate_keys_raises_decryption_error_for_data_under_a_disabled_key() -> None:
+    ring = KeyRing.generate()
+    async with asyncdb.connect("memory://", keyring=ring) as db:
+        users = db.collection("users", encrypted={"ssn": "equality"})
+        await users.insert_many([{"id": f"u{i}", "ssn": str(i)} for i in range(3)])
+        ring.add("k2", bytes(32))
+        ring.promote("k2")
+        ring.disable("k1")  # too early: nothing was re-sealed yet
+        with pytest.raises(asyncdb.DecryptionError, match="disabled") as info:
+            await users.rotate_keys()
+        assert info.value.key_id == "k1"
+        ring.enable("k1")
+        assert await users.rotate_keys() == 3
