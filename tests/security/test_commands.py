@@ -18,6 +18,23 @@ from asyncdb.security.commands import rotate
 SPEC = {"ssn": "equality", "notes": "opaque"}
 
 
+def rotated_ring(url: str, count: int) -> KeyRing:
+    """``count`` users sealed under k1 in ``url``; returns the ring with k2 added and promoted."""
+    ring = KeyRing.generate()
+
+    async def fill() -> None:
+        async with asyncdb.connect(url, keyring=ring) as db:
+            users = db.collection("users", encrypted=SPEC)
+            await users.insert_many(
+                [{"id": f"u{i}", "ssn": str(i), "notes": "n"} for i in range(count)]
+            )
+
+    asyncio.run(fill())
+    ring.add("k2", os.urandom(32))
+    ring.promote("k2")
+    return ring
+
+
 async def _key_ids(url: str) -> set[str]:
     async with asyncdb.connect(url) as db:
         docs = await db.collection("users").find({}, allow_scan=True).to_list()
@@ -28,18 +45,7 @@ def test_rotate_keys_command_reseals_under_the_promoted_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = f"sqlite:///{tmp_path / 'app.db'}"
-    ring = KeyRing.generate()
-
-    async def fill() -> None:
-        async with asyncdb.connect(url, keyring=ring) as db:
-            users = db.collection("users", encrypted=SPEC)
-            await users.insert_many(
-                [{"id": f"u{i}", "ssn": str(i), "notes": "n"} for i in range(7)]
-            )
-
-    asyncio.run(fill())
-    ring.add("k2", os.urandom(32))
-    ring.promote("k2")
+    ring = rotated_ring(url, 7)
     monkeypatch.setenv("TEST_RING", ring.export())
     argv = [
         "rotate-keys",
@@ -72,16 +78,7 @@ def test_rotate_keys_prints_a_progress_line_on_a_terminal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"sqlite:///{tmp_path / 'app.db'}"
-    ring = KeyRing.generate()
-
-    async def fill() -> None:
-        async with asyncdb.connect(url, keyring=ring) as db:
-            users = db.collection("users", encrypted=SPEC)
-            await users.insert_many([{"id": f"u{i}", "ssn": str(i)} for i in range(5)])
-
-    asyncio.run(fill())
-    ring.add("k2", os.urandom(32))
-    ring.promote("k2")
+    ring = rotated_ring(url, 5)
     monkeypatch.setenv("ASYNCDB_KEYRING", ring.export())
     parser = build_parser()
     args = parser.parse_args(
