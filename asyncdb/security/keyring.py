@@ -116,7 +116,7 @@ class KeyRing:
         >>> KeyRing.generate().primary
         'k1'
         """
-        return cls({key_id: os.urandom(KEY_BYTES)}, key_id)
+        return cls({check_key_id(key_id): os.urandom(KEY_BYTES)}, key_id)
 
     @classmethod
     def from_passphrase(
@@ -140,6 +140,7 @@ class KeyRing:
         >>> ring.primary
         'k1'
         """
+        check_key_id(key_id)  # every check before the key exists (no key in a traceback)
         secret = passphrase.encode() if isinstance(passphrase, str) else passphrase
         salt_bytes = salt.encode() if isinstance(salt, str) else salt
         if not isinstance(secret, bytes) or not secret:
