@@ -220,3 +220,23 @@ async def test_rotate_keys_raises_decryption_error_for_data_under_a_disabled_key
         assert info.value.key_id == "k1"
         ring.enable("k1")
         assert await users.rotate_keys() == 3
+
+
+async def test_a_composite_key_is_bound_into_the_ciphertext() -> None:
+    ring = KeyRing.generate()
+    async with asyncdb.connect("memory://", keyring=ring) as db:
+        spec = {"ssn": "equality"}
+        orders = db.collection("orders", key=("tenant", "id"), encrypted=spec, allow_scan=True)
+        await orders.insert_many([{"tenant": t, "id": 1, "ssn": f"{t}-1"} for t in ("a", "b")])
+        assert await orders.find_one({"ssn": "b-1"}) == {"tenant": "b", "id": 1, "ssn": "b-1"}
+        plain = db.collection("orders", key=("tenant", "id"), indexes=orders.inner.spec.indexes)
+        a = await plain.find_one({"tenant": "a", "id": 1})
+        assert a is not None
+        await plain.update_one({"tenant": "b", "id": 1}, {"$set": {"ssn": a["ssn"]}})
+        with pytest.raises(asyncdb.DecryptionError):  # same id, other tenant
+            await orders.find_one({"tenant": "b", "id": 1})
+        await orders.delete_one({"tenant": "b", "id": 1})
+        ring.add("k2", bytes(32))
+        ring.promote("k2")
+        assert await orders.rotate_keys(batch_size=1) == 1
+        assert await orders.find_one({"ssn": "a-1"}) == {"tenant": "a", "id": 1, "ssn": "a-1"}
