@@ -27,11 +27,10 @@ import binascii
 import os
 import struct
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -133,8 +132,7 @@ def associated_data(collection: str, key: KeyTuple) -> bytes:
     return orjson.dumps((collection, key), default=_tagged_json.tag) + b"\x00"
 
 
-@dataclass(frozen=True, slots=True)
-class Opened:
+class Opened(NamedTuple):
     """A stored document opened: the plaintext document, its version and key id (None when the
     document was never sealed, i.e. plaintext accepted by ``allow_plaintext``)."""
 

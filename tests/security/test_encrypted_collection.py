@@ -121,7 +121,9 @@ async def test_allow_plaintext_reads_old_data_and_rotate_keys_seals_it(tmp_path:
 
 async def test_the_read_cache_holds_only_ciphertext(tmp_path: Path, redis_url: str) -> None:
     url = f"sqlite:///{tmp_path / 'cached.db'}"
-    async with asyncdb.connect(url, cache=redis_url, keyring=KeyRing.generate()) as db:
+    # a generous per-call timeout: on a loaded machine 50 ms Redis calls fail open (no hits)
+    ring = KeyRing.generate()
+    async with asyncdb.connect(url, cache=redis_url, cache_timeout=5.0, keyring=ring) as db:
         users = db.collection("users", encrypted={"ssn": "equality", "notes": "opaque"})
         await users.insert_one({"id": "u1", "ssn": "MARK-ssn", "notes": "MARK-notes"})
         for _ in range(2):
