@@ -12,12 +12,22 @@
 
 from typing import TYPE_CHECKING, Any
 
+from asyncdb.bulk import (
+    BulkWriteResult,
+    DeleteMany,
+    DeleteOne,
+    InsertOne,
+    ReplaceOne,
+    UpdateMany,
+    UpdateOne,
+)
 from asyncdb.collection import Collection, Cursor
 from asyncdb.database import Database, Transaction, backend_for, connect
 from asyncdb.errors import (
     AsyncDBError,
     BackendError,
     BackendUnavailable,
+    BulkWriteError,
     ConfigurationError,
     DecryptionError,
     DuplicateKey,
@@ -52,6 +62,8 @@ __all__ = [
     "AsyncDBError",
     "BackendError",
     "BackendUnavailable",
+    "BulkWriteError",
+    "BulkWriteResult",
     "Capabilities",
     "Collection",
     "CollectionSpec",
@@ -59,9 +71,12 @@ __all__ = [
     "Cursor",
     "Database",
     "DecryptionError",
+    "DeleteMany",
+    "DeleteOne",
     "DuplicateKey",
     "Health",
     "Index",
+    "InsertOne",
     "InvalidCursor",
     "KeyRing",
     "NotSupported",
@@ -69,10 +84,13 @@ __all__ = [
     "Page",
     "Plan",
     "QueryError",
+    "ReplaceOne",
     "ScanRequired",
     "Transaction",
     "TransactionError",
     "UpdateError",
+    "UpdateMany",
+    "UpdateOne",
     "UpdateResult",
     "backend_for",
     "connect",

@@ -256,6 +256,18 @@ class Update:
 
     ops: tuple[UpdateOp, ...] = ()
     replacement: dict[str, Any] | None = None
+    # A pipeline update: its stages (asyncdb.query.pipeline), applied with aggregation
+    # expressions instead of ``ops``.
+    pipeline: tuple[Any, ...] | None = None
+    # Positional updates: the filters of ``$[<identifier>]`` by identifier, and the query
+    # filter, whose first matched array element is what ``$`` stands for.
+    array_filters: tuple[tuple[str, Node], ...] = ()
+    match: Node | None = None
+
+    @property
+    def positional(self) -> bool:
+        """Whether a path uses ``$``, ``$[]`` or ``$[<identifier>]``."""
+        return any(part[:1] == "$" for op in self.ops for part in op.path)
 
     def to_mongo(self) -> dict[str, Any]:
         if self.replacement is not None:

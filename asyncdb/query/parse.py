@@ -437,10 +437,133 @@ def parse_update(spec: Mapping[str, Any]) -> Update:
             raise QueryError(f"{op} needs a document of fields", path=op)
         for key, arg in fields.items():
             where = f"{op}.{key}"
-            path = parse_path(key, op)
+            if isinstance(key, str) and "$" in key:  # positional operators
+                if op == "$rename":
+                    raise QueryError("$rename cannot move a positional path", path=where)
+                path = parse_update_path(key, op)
+            else:
+                path = parse_path(key, op)
             ops.append(_parse_update_op(op, path, arg, where))
     _check_conflicts(ops)
     return Update(ops=tuple(ops))
+
+
+# --- positional updates: $, $[] and $[<identifier>] with array_filters -------------------------
+
+_IDENTIFIER = re.compile(r"[a-z][a-zA-Z0-9]*\Z")
+_FILTERED = re.compile(r"\$\[([^\]]*)\]\Z")
+
+
+def positional_identifier(part: str) -> str | None:
+    """``"$[e]"`` -> ``"e"``; None for any other part (``"$[]"`` and ``"$"`` included)."""
+    m = _FILTERED.match(part)
+    return m.group(1) or None if m else None
+
+
+def parse_update_path(key: str, where: str = "") -> Path:
+    """An update path that may hold positional parts, validated by MongoDB's rules: at most one
+    ``$``, none first, identifiers a lowercase letter then letters and digits."""
+    full = f"{where}.{key}" if where else key
+    parts = tuple(key.split("."))
+    dollars = 0
+    for i, part in enumerate(parts):
+        if not part:
+            raise QueryError("empty part in field path", path=full)
+        if part[0] != "$":
+            continue
+        if part != "$" and _FILTERED.match(part) is None:
+            raise QueryError(f"unknown operator or field starting with '$': {part!r}", path=full)
+        if i == 0:
+            raise QueryError(
+                "a positional operator cannot be the first part of an update path", path=full
+            )
+        if part == "$":
+            dollars += 1
+            if dollars > 1:
+                raise QueryError("too many positional ('$') elements in the path", path=full)
+        name = positional_identifier(part)
+        if name is not None and _IDENTIFIER.match(name) is None:
+            raise QueryError(
+                "an array filter identifier must be a lowercase letter followed by letters "
+                f"and digits, found {name!r}",
+                path=full,
+            )
+    return parts
+
+
+def bind_update(update: Update, node: Node, array_filters: Any = None) -> Update:
+    """``update`` made ready to apply: the query filter (for ``$``) and the parsed
+    ``array_filters`` (for ``$[<identifier>]``). Every identifier needs exactly one filter
+    and every filter an identifier that the update uses, as MongoDB requires.
+
+    >>> u = bind_update(parse_update({"$set": {"a.$[x]": 0}}), MatchAll(), [{"x": {"$gt": 1}}])
+    >>> u.array_filters[0][0]
+    'x'
+    """
+    used: dict[str, str] = {}
+    for op in update.ops:
+        for part in op.path:
+            name = positional_identifier(part)
+            if name is not None:
+                used.setdefault(name, ".".join(op.path))
+    filters: dict[str, Node] = {}
+    if array_filters is not None:
+        if update.replacement is not None or update.pipeline is not None:
+            kind = "a replacement" if update.replacement is not None else "a pipeline update"
+            raise QueryError(f"array_filters cannot be used with {kind}", path="array_filters")
+        if not isinstance(array_filters, list | tuple):
+            raise QueryError("array_filters must be a list of filters", path="array_filters")
+        for i, spec in enumerate(array_filters):
+            name, parsed = _array_filter(spec, f"array_filters.{i}")
+            if name in filters:
+                raise QueryError(
+                    f"several array filters have the top-level field name {name!r}",
+                    path=f"array_filters.{i}",
+                )
+            filters[name] = parsed
+    for name, path in used.items():
+        if name not in filters:
+            raise QueryError(f"no array filter for the identifier {name!r}", path=path)
+    for i, name in enumerate(filters):
+        if name not in used:
+            raise QueryError(
+                f"the array filter for the identifier {name!r} is not used in the update",
+                path=f"array_filters.{i}",
+            )
+    if not filters and not update.positional:
+        return update
+    return Update(update.ops, update.replacement, update.pipeline, tuple(filters.items()), node)
+
+
+def _array_filter(spec: Any, where: str) -> tuple[str, Node]:
+    if not isinstance(spec, Mapping) or not spec:
+        raise QueryError("an array filter is a non-empty filter document", path=where)
+    try:
+        parsed = _parse_document(spec, "", 0)
+    except QueryError as exc:
+        raise QueryError(str(exc), path=f"{where}.{exc.path}" if exc.path else where) from None
+    names = _top_fields(parsed)
+    if len(names) != 1:
+        shown = " and ".join(repr(n) for n in sorted(names)) or "none"
+        raise QueryError(
+            f"an array filter needs one top-level field name, found {shown}", path=where
+        )
+    (name,) = names
+    if _IDENTIFIER.match(name) is None:
+        raise QueryError(
+            "an array filter's top-level field name must be a lowercase letter followed by "
+            f"letters and digits, found {name!r}",
+            path=where,
+        )
+    return name, parsed
+
+
+def _top_fields(node: Node) -> set[str]:
+    if isinstance(node, And | Or | Nor):
+        return set().union(*(_top_fields(c) for c in node.children))
+    if isinstance(node, FieldNode):
+        return {node.path[0]}
+    return set()
 
 
 def parse_replacement(doc: Mapping[str, Any]) -> Update:

@@ -8,17 +8,21 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from asyncdb.errors import UpdateError
+from asyncdb.query.aggregate import apply_pipeline_update
 from asyncdb.query.ast import (
     And,
     ElemMatch,
     Eq,
+    FieldNode,
     Node,
+    Not,
     Path,
     Projection,
     Update,
@@ -52,10 +56,115 @@ def apply_update(
     """
     if update.replacement is not None:
         return copy.deepcopy(update.replacement)
+    if update.pipeline is not None:
+        return apply_pipeline_update(update.pipeline, doc)
     out = copy.deepcopy(doc)
     for op in update.ops:
-        _APPLY[op.op](out, op, is_insert, now)
+        if any(part[:1] == "$" for part in op.path):
+            for path in _Positions(update, doc, is_insert).expand(out, op):
+                _APPLY[op.op](out, dataclasses.replace(op, path=path), is_insert, now)
+        else:
+            _APPLY[op.op](out, op, is_insert, now)
     return out
+
+
+# --- positional paths ---------------------------------------------------------------------------
+
+_NO_MATCH = "the positional operator did not find the match needed from the query"
+
+
+class _Positions:
+    """Expands a positional path into the concrete paths it updates in one document: ``$`` is
+    the first element of that array the query filter matched (in the document as it was before
+    the update), ``$[]`` every element, ``$[<identifier>]`` the elements its array filter
+    matches."""
+
+    def __init__(self, update: Update, before: dict[str, Any], is_insert: bool) -> None:
+        self.update = update
+        self.before = before
+        self.is_insert = is_insert
+        self.filters = dict(update.array_filters)
+
+    def expand(self, doc: dict[str, Any], op: UpdateOp) -> list[Path]:
+        out: list[Path] = []
+        self._walk(doc, op, 0, (), out)
+        return out
+
+    def _walk(self, value: Any, op: UpdateOp, i: int, prefix: Path, out: list[Path]) -> None:
+        path = op.path
+        if i == len(path):
+            out.append(prefix)
+            return
+        part = path[i]
+        if part[0] != "$":
+            self._walk(
+                _get(value, part) if value is not _NOTHING else _NOTHING,
+                op,
+                i + 1,
+                (*prefix, part),
+                out,
+            )
+            return
+        if part == "$":
+            index = self._matched(prefix)
+            if type(value) is not list or index >= len(value):
+                raise UpdateError(_NO_MATCH, path=path_str(path))
+            self._walk(value[index], op, i + 1, (*prefix, str(index)), out)
+            return
+        if value is _NOTHING:
+            raise UpdateError(
+                f"the path {path_str(prefix)!r} must exist in the document to apply array updates",
+                path=path_str(path),
+            )
+        if type(value) is not list:
+            raise UpdateError(
+                f"cannot apply array updates to a {type_name(value)} value at {path_str(prefix)!r}",
+                path=path_str(path),
+            )
+        name = part[2:-1]
+        node = self.filters.get(name) if name else None
+        for j, element in enumerate(value):
+            if node is None or matches(node, {name: element}):
+                self._walk(element, op, i + 1, (*prefix, str(j)), out)
+
+    def _matched(self, prefix: Path) -> int:
+        """The position ``$`` stands for: the first element of the array at ``prefix`` that
+        meets every condition of the query on that array (negations record none, as in
+        MongoDB); when no element meets all of them, the first that meets the last one."""
+        node = self.update.match
+        array: Any = self.before
+        for part in prefix:
+            array = _get(array, part) if array is not _NOTHING else _NOTHING
+        if self.is_insert or node is None or type(array) is not list:
+            raise UpdateError(_NO_MATCH, path=path_str(prefix))
+        terms = [
+            t
+            for t in _conjuncts(node)
+            if isinstance(t, FieldNode)
+            and not isinstance(t, Not)
+            and t.path[: len(prefix)] == prefix
+        ]
+        if not terms:
+            raise UpdateError(_NO_MATCH, path=path_str(prefix))
+        for wanted in (terms, terms[-1:]):
+            for j, element in enumerate(array):
+                probe = _nested(prefix, [element])
+                if all(matches(t, probe) for t in wanted):
+                    return j
+        raise UpdateError(_NO_MATCH, path=path_str(prefix))
+
+
+def _conjuncts(node: Node) -> list[Node]:
+    if isinstance(node, And):
+        return [t for c in node.children for t in _conjuncts(c)]
+    return [node]
+
+
+def _nested(path: Path, value: Any) -> dict[str, Any]:
+    """``("a", "b")``, v -> ``{"a": {"b": v}}``: one array element alone in its place."""
+    for part in reversed(path[1:]):
+        value = {part: value}
+    return {path[0]: value}
 
 
 def strict_equal(a: Any, b: Any) -> bool:

@@ -44,8 +44,8 @@ from asyncdb.query.parse import (
     parse_projection,
     parse_replacement,
     parse_sort,
-    parse_update,
 )
+from asyncdb.query.pipeline import parse_update_spec
 from asyncdb.query.update import apply_projection, apply_update, strict_equal, upsert_seed
 from asyncdb.query.values import normalize_document
 from asyncdb.security.codec import DocumentCodec, Opened
@@ -199,9 +199,12 @@ class EncryptedCollection(Collection):
         [sealed] = self._seal_new([doc])
         return await self.inner.insert_one(sealed)
 
-    async def insert_many(self, docs: Iterable[Mapping[str, Any]]) -> list[Any]:
-        """Seal and insert all documents or none; returns their keys in order."""
-        return await self.inner.insert_many(self._seal_new(docs))
+    async def insert_many(
+        self, docs: Iterable[Mapping[str, Any]], ordered: bool = True
+    ) -> list[Any]:
+        """Seal and insert all documents or none (``ordered=False``: every one it can, then
+        ``BulkWriteError``); returns their keys in order."""
+        return await self.inner.insert_many(self._seal_new(docs), ordered=ordered)
 
     def _updated(self, update: Update, doc: Doc, now: datetime) -> Doc:
         new = apply_update(update, doc, now=now)
@@ -265,7 +268,7 @@ class EncryptedCollection(Collection):
 
     async def _update(
         self,
-        filter: Mapping[str, Any] | None,
+        read: _Read,
         update: Update,
         *,
         multi: bool,
@@ -275,7 +278,6 @@ class EncryptedCollection(Collection):
     ) -> tuple[UpdateResult, Doc | None, Doc | None]:
         """Decrypt, apply, re-encrypt under compare-and-set. Returns the result and the first
         document before and after."""
-        read = self._parse_read(filter)
         check_update(update, self.encryption)
         now = datetime.now(UTC)
 
@@ -314,31 +316,36 @@ class EncryptedCollection(Collection):
     async def update_one(
         self,
         filter: Mapping[str, Any] | None,
-        update: Mapping[str, Any],
+        update: Mapping[str, Any] | list[Mapping[str, Any]],
         upsert: bool = False,
         *,
         allow_scan: bool | None = None,
+        array_filters: list[Mapping[str, Any]] | None = None,
     ) -> UpdateResult:
         """Apply an update to the first match: decrypted, applied, re-sealed, written with a
-        compare-and-set. Encrypted fields take every operator (``$inc``, ``$push``, ...)."""
-        parsed = parse_update(update)
+        compare-and-set. Encrypted fields take every operator (``$inc``, ``$push``, positional
+        paths, pipeline updates)."""
+        read = self._parse_read(filter)
+        parsed = parse_update_spec(update, read.node, array_filters)
         result, _, _ = await self._update(
-            filter, parsed, multi=False, upsert=upsert, allow_scan=allow_scan
+            read, parsed, multi=False, upsert=upsert, allow_scan=allow_scan
         )
         return result
 
     async def update_many(
         self,
         filter: Mapping[str, Any] | None,
-        update: Mapping[str, Any],
+        update: Mapping[str, Any] | list[Mapping[str, Any]],
         upsert: bool = False,
         *,
         allow_scan: bool | None = None,
+        array_filters: list[Mapping[str, Any]] | None = None,
     ) -> UpdateResult:
         """Apply an update to every match (each document atomically)."""
-        parsed = parse_update(update)
+        read = self._parse_read(filter)
+        parsed = parse_update_spec(update, read.node, array_filters)
         result, _, _ = await self._update(
-            filter, parsed, multi=True, upsert=upsert, allow_scan=allow_scan
+            read, parsed, multi=True, upsert=upsert, allow_scan=allow_scan
         )
         return result
 
@@ -351,32 +358,35 @@ class EncryptedCollection(Collection):
         allow_scan: bool | None = None,
     ) -> UpdateResult:
         """Replace the first match whole (its key stays), sealed."""
+        read = self._parse_read(filter)
         parsed = parse_replacement(doc)
         result, _, _ = await self._update(
-            filter, parsed, multi=False, upsert=upsert, allow_scan=allow_scan
+            read, parsed, multi=False, upsert=upsert, allow_scan=allow_scan
         )
         return result
 
     async def find_one_and_update(
         self,
         filter: Mapping[str, Any] | None,
-        update: Mapping[str, Any],
+        update: Mapping[str, Any] | list[Mapping[str, Any]],
         return_document: Literal["before", "after"] = "after",
         *,
         upsert: bool = False,
         sort: Any = None,
         projection: Any = None,
         allow_scan: bool | None = None,
+        array_filters: list[Mapping[str, Any]] | None = None,
     ) -> Doc | None:
         """Update the first match (in ``sort`` order) and return it decrypted, as it was
         ``"before"`` or is ``"after"``."""
         if return_document not in ("before", "after"):
             raise QueryError('return_document must be "before" or "after"', path="return_document")
-        parsed = parse_update(update)
+        read = self._parse_read(filter)
+        parsed = parse_update_spec(update, read.node, array_filters)
         sort_spec = self._parse_sort(sort)
         proj = parse_projection(projection, self.spec.key)
         _, before, after = await self._update(
-            filter, parsed, multi=False, upsert=upsert, allow_scan=allow_scan, sort=sort_spec
+            read, parsed, multi=False, upsert=upsert, allow_scan=allow_scan, sort=sort_spec
         )
         doc = before if return_document == "before" else after
         return None if doc is None else apply_projection(proj, doc, self.spec.key)
@@ -533,10 +543,13 @@ class EncryptedCollection(Collection):
         *,
         server_plan: bool = False,
         analyze: bool = False,
+        pipeline: Iterable[Mapping[str, Any]] | None = None,
     ) -> Plan:
         """The plain collection's plan for the stored filter: blind-index tokens, never the
         values; with an encrypted condition the residual names the fields re-checked after
         decryption."""
+        if pipeline is not None:
+            raise NotSupported("aggregate() is not available on an encrypted collection")
         read = self._parse_read(filter)
         raw_sort = _raw_sort(self._parse_sort(sort))
         parse_projection(projection, self.spec.key)
@@ -627,6 +640,14 @@ class EncryptedCollection(Collection):
     async def purge_expired(self) -> int:
         """Delete the documents whose TTL field (never an encrypted one) lies in the past."""
         return await self.inner.purge_expired()
+
+    async def estimated_document_count(self) -> int:
+        """The store's cheap count (encryption changes no count)."""
+        return await self.inner.estimated_document_count()
+
+    async def drop(self) -> None:
+        """Remove the collection, its documents and its blind indexes."""
+        await self.inner.drop()
 
     def __repr__(self) -> str:
         return f"<EncryptedCollection {self.spec.name!r} on {self._db.backend}>"

@@ -397,7 +397,8 @@ def test_rename_needs_a_different_string_target() -> None:
 
 def test_update_field_starting_with_dollar_is_rejected() -> None:
     assert rejected({"$set": {"$a": 1}}, parse_update).path == "$set.$a"
-    assert rejected({"$set": {"a.$": 1}}, parse_update).path == "$set.a.$"
+    assert rejected({"$set": {"a.$x": 1}}, parse_update).path == "$set.a.$x"
+    assert rejected({"$set": {"$.a": 1}}, parse_update).path == "$set.$.a"  # positional first
 
 
 def test_update_value_with_dollar_field_is_rejected() -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import re
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -67,6 +68,18 @@ from asyncdb.query.ast import (
     path_str,
 )
 from asyncdb.query.parse import FieldAnd
+from asyncdb.query.pipeline import (
+    AddFields,
+    Count,
+    Expr,
+    Facet,
+    Match,
+    Project,
+    ProjectTree,
+    SortStage,
+    Stage,
+    render_stage,
+)
 from asyncdb.query.sort import decode_key_values, unfloat
 from asyncdb.types import CollectionSpec, Plan, Query
 
@@ -593,10 +606,79 @@ def upsert_filter(node: Node, spec: CollectionSpec) -> Native | None:
     return {"_id": out[key], **out}
 
 
+# --- aggregation -------------------------------------------------------------------------------
+# A pipeline after its leading $match runs on the server unless it holds something SecantusDB
+# answers differently from MongoDB's documented rule (each pinned in the aggregation wire oracle
+# test): a dotted field path in an expression or $unwind (it does not map a path over an array's
+# elements: "$n.x" on {n: [{x: 1}]} is missing, not [1]), a $sort the planner would not push
+# (the find rules), $addFields/$set of a dotted path (array elements that are not documents stay
+# as they are; {"a": {"b": ...}} replaces an embedded document instead of merging into it), a
+# computed field inside a nested $project, and a later $match whose filter the planner re-checks.
+
+
+def server_agrees(pipeline: Sequence[Stage], planner: MongoPlanner) -> bool:
+    """Whether the server runs these stages exactly as the reference evaluator."""
+    if any(dotted_reference(spec) for spec in server_stages(pipeline)):
+        return False
+    for stage in pipeline:
+        if isinstance(stage, SortStage) and not sort_pushable(stage.sort):
+            return False
+        if isinstance(stage, AddFields) and any(len(p) > 1 for p, _ in stage.fields):
+            return False
+        if isinstance(stage, Project) and _nested_computed(stage.tree):
+            return False
+        if isinstance(stage, Match) and planner.plan(Query(stage.filter)).residual_node is not None:
+            return False
+        if isinstance(stage, Facet) and not all(
+            server_agrees(sub, planner) for _, sub in stage.facets
+        ):
+            return False
+    return True
+
+
+def server_stages(pipeline: Sequence[Stage]) -> list[dict[str, Any]]:
+    """The stages as sent: ``$count`` as its documented equivalent, a ``$group`` on null and a
+    ``$project`` dropping ``_id`` (SecantusDB's ``$count`` outputs ``{n: 0}`` for no input,
+    where MongoDB outputs nothing)."""
+    out: list[dict[str, Any]] = []
+    for stage in pipeline:
+        if isinstance(stage, Count):
+            out.append({"$group": {"_id": None, stage.field: {"$sum": 1}}})
+            out.append({"$project": {"_id": 0}})
+        elif isinstance(stage, Facet):
+            out.append({"$facet": {name: server_stages(sub) for name, sub in stage.facets}})
+        else:
+            out.append(render_stage(stage))
+    return out
+
+
+def dotted_reference(spec: Any) -> bool:
+    """Whether a rendered stage holds a dotted field path (``"$a.b"``) as a value."""
+    if isinstance(spec, str):
+        return spec.startswith("$") and not spec.startswith("$$") and "." in spec
+    if isinstance(spec, dict):
+        return any(dotted_reference(v) for k, v in spec.items() if k != "$literal")
+    if isinstance(spec, list):
+        return any(dotted_reference(v) for v in spec)
+    return False
+
+
+def _nested_computed(tree: ProjectTree) -> bool:
+    return any(isinstance(leaf, ProjectTree) and _has_expr(leaf) for _, leaf in tree.fields)
+
+
+def _has_expr(tree: ProjectTree) -> bool:
+    return any(
+        isinstance(leaf, Expr) or (isinstance(leaf, ProjectTree) and _has_expr(leaf))
+        for _, leaf in tree.fields
+    )
+
+
 __all__ = [
     "Find",
     "MongoPlanner",
     "decode_first_position",
+    "dotted_reference",
     "holds_inexact_number",
     "inexact_number",
     "native_projection",
@@ -604,7 +686,9 @@ __all__ = [
     "null_on_dotted_path",
     "plain_value",
     "regex_portable",
+    "server_agrees",
     "server_dependent",
+    "server_stages",
     "sort_pushable",
     "upsert_filter",
     "widened",

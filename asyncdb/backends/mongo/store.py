@@ -22,6 +22,7 @@ transaction (so a section is all or nothing, and conflicts with other clients ar
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC
@@ -31,7 +32,16 @@ from typing import Any, Self
 from bson.codec_options import CodecOptions, TypeCodec, TypeDecoder, TypeRegistry
 from bson.decimal128 import Decimal128
 from bson.int64 import Int64
-from pymongo import AsyncMongoClient, ReplaceOne, ReturnDocument
+from pymongo import (
+    AsyncMongoClient,
+    DeleteMany,
+    DeleteOne,
+    InsertOne,
+    ReplaceOne,
+    ReturnDocument,
+    UpdateMany,
+    UpdateOne,
+)
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import (
@@ -52,17 +62,23 @@ from asyncdb.backends.mongo.planner import (
     Find,
     MongoPlanner,
     native_update,
+    server_agrees,
+    server_stages,
     sort_pushable,
     upsert_filter,
 )
+from asyncdb.bulk import BulkProgress, WriteOp
 from asyncdb.errors import (
     BackendError,
     ConfigurationError,
     DuplicateKey,
     QueryError,
     TransactionError,
+    UpdateError,
 )
-from asyncdb.query.ast import Node, Sort, Update
+from asyncdb.query.aggregate import EvaluationError
+from asyncdb.query.ast import MatchAll, Node, Sort, Update
+from asyncdb.query.pipeline import Pipeline, first_match, split_find
 from asyncdb.query.update import apply_update, strict_equal, upsert_seed
 from asyncdb.resilience import (
     CONTENTION,
@@ -80,6 +96,7 @@ _WRITE_CONFLICT = 112
 # documents per getMore: a streaming find holds one batch at a time (the driver's default
 # grows batches to 16 MB)
 _BATCH_SIZE = 256
+_INTERNAL_ERROR = 1
 
 
 class _DecimalCodec(TypeCodec):
@@ -268,6 +285,42 @@ class MongoStore(Store):
 
     def transaction(self) -> Any:
         return self.section(None, transaction=True)
+
+    # --- breadth: native commands --------------------------------------------------------------
+
+    def native_writes(self, statement: Any) -> bool:
+        """A command document (a mapping whose first key names the command); the reads below
+        (an aggregate without ``$out``/``$merge``) are run as they are, anything else may write."""
+        if not isinstance(statement, Mapping) or not statement:
+            raise QueryError("a native MongoDB statement is a command document (a mapping)")
+        name = str(next(iter(statement)))
+        if name == "aggregate":
+            stages = statement.get("pipeline") or []
+            return any(
+                isinstance(st, Mapping) and ("$out" in st or "$merge" in st) for st in stages
+            )
+        return name not in _READ_COMMANDS
+
+    async def native(self, statement: Any, params: Any, *, writes: bool) -> list[dict[str, Any]]:
+        """``db.command(statement)``; its reply as the one row (its values travel in the
+        document itself, which the driver encodes as BSON, so ``params`` must be None)."""
+        if params is not None:
+            raise QueryError("a MongoDB command carries its values itself: pass params=None")
+        self.check_not_owner()
+        try:
+            reply = await self.db.command(dict(statement))
+        except PyMongoError as exc:
+            raise _driver_error(exc, "native command") from None
+        return [dict(reply)]
+
+
+_READ_COMMANDS = frozenset(
+    {
+        "find", "count", "distinct", "listCollections", "listIndexes", "collStats",
+        "dbStats", "ping", "buildInfo", "serverStatus", "explain", "hello", "isMaster",
+        "connectionStatus", "hostInfo", "getParameter",
+    }
+)  # fmt: skip
 
 
 def _session_of(session: Session | None) -> AsyncClientSession | None:
@@ -554,6 +607,174 @@ class MongoCollection(StoreCollection):
         except PyMongoError as exc:
             raise _driver_error(exc, f"delete from {self.spec.name!r}", session) from None
         return int(result.deleted_count)
+
+    # --- breadth: native bulk writes ----------------------------------------------------------
+
+    def _bulk_model(self, op: WriteOp) -> Any:
+        """The PyMongo write model of ``op`` when the server applies it exactly as asyncdb
+        (the rules of ``update``/``delete`` above), else None."""
+        if op.kind == "insert":
+            assert op.doc is not None
+            return InsertOne(self.encode(op.doc))
+        assert op.node is not None
+        plan = self.execution_plan(Query(self.visible(op.node), limit=None if op.multi else 1))
+        if plan.residual_node is not None:
+            return None
+        where: Native = plan.payload.filter
+        if op.kind == "delete":
+            return (DeleteMany if op.multi else DeleteOne)(where)
+        assert op.update is not None
+        native = native_update(op.update, self.spec)
+        if op.upsert:
+            upsert_where = upsert_filter(op.node, self.spec)
+            if upsert_where is None:
+                return None
+            where = upsert_where
+        if native is None:
+            return None
+        return (UpdateMany if op.multi else UpdateOne)(where, native, upsert=op.upsert)
+
+    async def bulk_batch(
+        self,
+        ops: list[WriteOp],
+        progress: BulkProgress,
+        *,
+        ordered: bool,
+        session: Session | None,
+    ) -> int:
+        """A run of operations the server applies exactly as asyncdb goes out as one
+        ``bulk_write`` (the driver splits it by the server's batch limits); per-operation
+        failures come back as its write errors. Outside transactions and TTL collections (there
+        a failed write would abort the transaction, and inserts purge expired keys first)."""
+        if session is not None or self.spec.ttl is not None:
+            return 0
+        start = progress.next
+        models: list[Any] = []
+        for op in ops[start:]:
+            model = self._bulk_model(op)
+            if model is None:
+                break
+            models.append(model)
+        if not models:
+            return 0
+        self.store.check_not_owner()
+        try:
+            reply: Any = (await self.coll.bulk_write(models, ordered=ordered)).bulk_api_result
+            failures: list[dict[str, Any]] = []
+        except BulkWriteError as exc:
+            reply = exc.details
+            failures = list(reply.get("writeErrors") or ())
+        except PyMongoError as exc:
+            raise _driver_error(exc, f"bulk write to {self.spec.name!r}") from None
+        progress.inserted += int(reply.get("nInserted", 0))
+        progress.matched += int(reply.get("nMatched", 0))
+        progress.modified += int(reply.get("nModified", 0))
+        progress.deleted += int(reply.get("nRemoved", 0))
+        for upserted in reply.get("upserted") or ():
+            progress.upserted[start + int(upserted["index"])] = upserted["_id"]
+        for failure in failures:
+            index = start + int(failure["index"])
+            code, message = int(failure.get("code", 0)), str(failure.get("errmsg", ""))
+            if code in _DUPLICATE_CODES:
+                error: Exception = DuplicateKey(f"bulk write to {self.spec.name!r}: {message}")
+            else:
+                error = UpdateError(f"bulk write to {self.spec.name!r}: {message}")
+            progress.errors.append((index, error))
+        if ordered and failures:
+            progress.next = progress.errors[-1][0] + 1
+        else:
+            progress.next = start + len(models)
+        return len(models)
+
+    async def drop(self) -> None:
+        """The collection with its indexes (``drop``)."""
+        self.store.check_not_owner()
+        try:
+            await self.coll.drop()
+        except PyMongoError as exc:
+            raise _driver_error(exc, f"cannot drop {self.spec.name!r}") from None
+
+    async def estimated_count(self) -> int:
+        """``estimatedDocumentCount``: the collection's metadata count (current, but it may
+        include documents past their TTL that the server has not removed yet)."""
+        self.store.check_not_owner()
+        try:
+            return int(await self.coll.estimated_document_count())
+        except PyMongoError as exc:
+            raise _driver_error(exc, f"count on {self.spec.name!r} failed") from None
+
+    # --- aggregation: the whole pipeline on the server where it answers as asyncdb ---------
+
+    def _native_pipeline(self, pipeline: Pipeline) -> list[dict[str, Any]] | None:
+        """The server's pipeline: the leading ``$match`` as the planner sends a find's filter
+        (the key as ``_id``), ``_id`` dropped (the pipeline sees asyncdb's document), then the
+        other stages as parsed. None when the filter leaves a residual or a stage is one where
+        SecantusDB answers differently (``server_agrees``): then only the find runs here."""
+        match, rest = first_match(pipeline)
+        node = match.filter if match is not None else MatchAll()
+        plan = self.execution_plan(Query(self.visible(node)))
+        if plan.residual_node is not None or not server_agrees(rest, self.planner):
+            return None
+        find: Find = plan.payload
+        native: list[dict[str, Any]] = [{"$match": find.filter}] if find.filter else []
+        if self.spec.key != ("_id",):
+            native.append({"$project": {"_id": 0}})
+        return native + server_stages(rest)
+
+    async def aggregate(
+        self, pipeline: Pipeline, session: Session | None, *, allow_scan: bool | None = None
+    ) -> AsyncIterator[Doc]:
+        native = self._native_pipeline(pipeline)
+        if native is None:
+            return await super().aggregate(pipeline, session, allow_scan=allow_scan)
+        query = self._pushdown_query(split_find(pipeline))
+        query = Query(self.visible(query.filter), query.sort, query.skip, query.limit)
+        self.check_scan(self.execution_plan(query), query, allow_scan)
+        if session is None:
+            self.store.check_not_owner()
+        return self._run_pipeline(pipeline, native, session, allow_scan)
+
+    async def _run_pipeline(
+        self,
+        pipeline: Pipeline,
+        native: list[dict[str, Any]],
+        session: Session | None,
+        allow_scan: bool | None,
+    ) -> AsyncIterator[Doc]:
+        sent = False
+        try:
+            cursor = await self.coll.aggregate(
+                native, session=_session_of(session), batchSize=_BATCH_SIZE
+            )
+            async with cursor:
+                async for raw in cursor:
+                    sent = True
+                    yield raw
+            return
+        except OperationFailure as exc:
+            if exc.has_error_label("TransientTransactionError") or exc.has_error_label(
+                "RetryableWriteError"
+            ):
+                raise _driver_error(exc, f"aggregate on {self.spec.name!r}", session) from None
+            if exc.code != _INTERNAL_ERROR or sent:
+                # an expression the data does not fit ($add of a string, $divide by zero)
+                message = (exc.details or {}).get("errmsg", str(exc))
+                raise EvaluationError(f"the pipeline failed on the server: {message}") from None
+        except PyMongoError as exc:
+            raise _driver_error(exc, f"aggregate on {self.spec.name!r}", session) from None
+        # SecantusDB fails a 64-bit overflow in $sum/$avg with InternalError where MongoDB
+        # widens to a double: before any result was sent, the pipeline runs in process instead.
+        async for doc in await super().aggregate(pipeline, session, allow_scan=allow_scan):
+            yield doc
+
+    def explain_aggregate(self, pipeline: Pipeline) -> Plan:
+        native = self._native_pipeline(pipeline)
+        if native is None:
+            return super().explain_aggregate(pipeline)
+        match, _ = first_match(pipeline)
+        node = match.filter if match is not None else MatchAll()
+        plan = self.explain(Query(node))
+        return dataclasses.replace(plan, native={"aggregate": native, "in process": []})
 
     async def server_explain(self, plan: Plan) -> dict[str, Any]:
         """The server's own ``explain`` of a plan's native ``find``."""

@@ -42,8 +42,11 @@ from asyncdb.backends.base import (
     StoreCollection,
     gc_paused,
     key_of,
+    native_params,
+    sql_reads_only,
 )
 from asyncdb.backends.postgres.codec import decode_doc, encode_doc, encode_key
+from asyncdb.backends.postgres.grouping import group_sql, partial_rows
 from asyncdb.backends.postgres.planner import (
     PostgresPlanner,
     Statement,
@@ -53,6 +56,7 @@ from asyncdb.backends.postgres.planner import (
 )
 from asyncdb.errors import BackendError, ConfigurationError, DuplicateKey, TransactionError
 from asyncdb.query.ast import Node, Sort, Update
+from asyncdb.query.grouping import GroupShape
 from asyncdb.resilience import (
     CONTENTION,
     MAYBE_APPLIED,
@@ -89,6 +93,7 @@ def _pg_error(exc: Exception, what: str) -> Exception:
 
 
 _background: set[asyncio.Task[None]] = set()
+ESTIMATE_ABOVE = 1_000_000  # rows: below, estimated_document_count runs count(*)
 
 
 def _later(work: Coroutine[Any, Any, None]) -> None:
@@ -494,6 +499,25 @@ class PostgresStore(Store):
 
     # --- schema ------------------------------------------------------------------------------
 
+    # --- breadth: native statements ------------------------------------------------------------
+
+    def native_writes(self, statement: Any) -> bool:
+        return not sql_reads_only(statement, "SQL")
+
+    async def native(self, statement: Any, params: Any, *, writes: bool) -> list[dict[str, Any]]:
+        """One SQL statement (``$1`` placeholders) in a transaction of its own; a read runs in
+        a READ ONLY transaction (PostgreSQL refuses any write it attempts)."""
+        args = native_params(params, mapping=False)
+        conn = await self.acquire()
+        try:
+            async with conn.transaction(readonly=not writes):
+                rows = await conn.fetch(statement, *args)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise _pg_error(exc, "native statement") from None
+        finally:
+            await self.release(conn)
+        return [dict(row) for row in rows]
+
     async def run_ddl(
         self,
         stmts: Sequence[str],
@@ -541,6 +565,7 @@ class PostgresCollection(StoreCollection):
     generated from it) and ``tagged``."""
 
     store: PostgresStore
+    locking_sections = True
 
     def __init__(self, store: PostgresStore, spec: CollectionSpec) -> None:
         self.store = store
@@ -597,12 +622,50 @@ class PostgresCollection(StoreCollection):
             docs = [decode_doc(text, flags) for text, flags in rows]
             await conn.execute(self._update_sql, *self._update_params(docs))
 
+    async def drop(self) -> None:
+        """``DROP TABLE``: the documents, the sort-key columns and every index."""
+        conn = await self.store.acquire()
+        try:
+            await conn.execute(f"DROP TABLE IF EXISTS {self._table}")
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise _pg_error(exc, f"cannot drop {self.spec.name!r}") from None
+        finally:
+            await self.store.release(conn)
+
+    async def estimated_count(self) -> int:
+        """The planner's row estimate (``pg_class.reltuples``, as fresh as the last
+        ANALYZE/autovacuum) when it says the table is large; below a million rows, where a
+        ``count(*)`` is cheap, the exact count."""
+        conn = await self.store.acquire()
+        try:
+            estimate = await conn.fetchval(
+                "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass($1)", self._table
+            )
+            if estimate is not None and estimate > ESTIMATE_ABOVE:
+                return int(estimate)
+            return int(await conn.fetchval(f"SELECT count(*) FROM {self._table}"))
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise _pg_error(exc, f"count on {self.spec.name!r} failed") from None
+        finally:
+            await self.store.release(conn)
+
     def plan(self, query: Query) -> Plan:
         return self.planner.plan(query)
 
     def execution_plan(self, query: Query) -> Plan:
         """The lean plan (no filter rendering, which only ``explain()`` needs)."""
         return self.planner.plan(query, explain=False)
+
+    # --- aggregation: a leading $match + $group as one GROUP BY where exact -----------------
+
+    def group_statement(self, shape: GroupShape, plan: Plan) -> tuple[str, list[Any]]:
+        stmt: Statement = plan.payload
+        return group_sql(shape, self._table, stmt.where), list(stmt.where_params)
+
+    async def fetch_groups(
+        self, shape: GroupShape, sql: str, params: list[Any], session: Session | None
+    ) -> Sequence[Sequence[Any]]:
+        return partial_rows(shape, await self.store.fetch(sql, params, session))
 
     def _locked(self, stmt: Statement, session: Session | None) -> str:
         if isinstance(session, PostgresSession) and session.locking:
@@ -710,7 +773,7 @@ class PostgresCollection(StoreCollection):
         fields, none of them a key, index or TTL field (their sort keys and expiry are computed
         in Python). For those values the stored text of an equal value is the same text, so
         comparing texts in SQL says whether a document changes exactly as ``strict_equal``."""
-        if update.replacement is not None:
+        if update.replacement is not None or update.pipeline is not None:
             return None
         spec = self.spec
         blocked = set(spec.key) | {p[0] for index in spec.indexes for p in index.paths}

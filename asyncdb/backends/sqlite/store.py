@@ -33,9 +33,19 @@ from urllib.parse import parse_qsl, urlsplit
 
 import aiosqlite
 
-from asyncdb.backends.base import Doc, KeyTuple, Session, Store, StoreCollection, key_of
+from asyncdb.backends.base import (
+    Doc,
+    KeyTuple,
+    Session,
+    Store,
+    StoreCollection,
+    key_of,
+    native_params,
+    sql_reads_only,
+)
 from asyncdb.backends.sqlite.codec import decode_doc, encode_doc, encode_key
 from asyncdb.backends.sqlite.functions import sql_functions
+from asyncdb.backends.sqlite.grouping import group_sql, partial_rows
 from asyncdb.backends.sqlite.planner import SQLitePlanner, Statement, quote_ident, schema
 from asyncdb.errors import (
     BackendError,
@@ -45,6 +55,7 @@ from asyncdb.errors import (
     TransactionError,
 )
 from asyncdb.query.ast import Node
+from asyncdb.query.grouping import GroupShape
 from asyncdb.types import Capabilities, CollectionSpec, Plan, Query
 
 _OPTIONS = {"busy_timeout": 5000, "readers": 4, "batch_size": 256, "synchronous": "NORMAL"}
@@ -261,6 +272,32 @@ class SQLiteStore(Store):
     def transaction(self) -> Any:
         return self.section(None, transaction=True)
 
+    # --- breadth: native statements ------------------------------------------------------------
+
+    def native_writes(self, statement: Any) -> bool:
+        return not sql_reads_only(statement, "SQL")
+
+    async def native(self, statement: Any, params: Any, *, writes: bool) -> list[dict[str, Any]]:
+        """One SQL statement on the writer connection, in a transaction of its own; a read
+        runs under ``PRAGMA query_only`` (SQLite refuses any write it attempts)."""
+        args = native_params(params, mapping=True)
+        async with self.section(None, transaction=False) as s:
+            conn = s.check()
+            try:
+                if not writes:
+                    await conn.execute("PRAGMA query_only = 1")
+                try:
+                    cursor = await conn.execute(statement, args)
+                    rows = await cursor.fetchall()
+                    names = [d[0] for d in cursor.description or ()]
+                    await cursor.close()
+                finally:
+                    if not writes:
+                        await conn.execute("PRAGMA query_only = 0")
+            except sqlite3.Error as exc:
+                raise _sql_error(exc, "native statement") from None
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
     async def run_ddl(self, stmts: Sequence[str], table: str, key_count: int) -> None:
         """Create a collection's table and indexes (idempotent)."""
         if self._owner is not None and self._owner is asyncio.current_task():
@@ -390,6 +427,7 @@ class SQLiteCollection(StoreCollection):
     """One table: key columns ``k0..``, the document as JSON text, and its ``tagged`` flags."""
 
     store: SQLiteStore
+    locking_sections = True
 
     def __init__(self, store: SQLiteStore, spec: CollectionSpec) -> None:
         self.store = store
@@ -454,6 +492,14 @@ class SQLiteCollection(StoreCollection):
             except sqlite3.Error as exc:
                 raise _sql_error(exc, f"delete from {self.spec.name!r}") from None
 
+    async def drop(self) -> None:
+        """``DROP TABLE``: the documents and the indexes."""
+        async with self.store.section(None, transaction=False) as s:
+            try:
+                await s.check().execute(f"DROP TABLE IF EXISTS {quote_ident(self.spec.name)}")
+            except sqlite3.Error as exc:
+                raise _sql_error(exc, f"cannot drop {self.spec.name!r}") from None
+
     def atomic(self, session: Session | None) -> Any:
         return self.store.section(session, transaction=False)
 
@@ -486,6 +532,20 @@ class SQLiteCollection(StoreCollection):
     def execution_plan(self, query: Query) -> Plan:
         """The lean plan (no filter rendering, which only ``explain()`` needs)."""
         return self.planner.plan(query, explain=False)
+
+    # --- aggregation: a leading $match + $group as one GROUP BY where exact -----------------
+
+    def group_statement(self, shape: GroupShape, plan: Plan) -> tuple[str, list[Any]]:
+        stmt: Statement = plan.payload
+        head = f"SELECT COUNT(*) FROM {self._table}"
+        assert stmt.count_sql.startswith(head)
+        where = stmt.count_sql[len(head) :]
+        return group_sql(shape, self._table, where), stmt.count_params()
+
+    async def fetch_groups(
+        self, shape: GroupShape, sql: str, params: list[Any], session: Session | None
+    ) -> Sequence[Sequence[Any]]:
+        return partial_rows(shape, await self.store.fetch_all(sql, params, session))
 
     # --- native shortcuts: what SQL does in one statement when nothing is left to re-check ----
 

@@ -1,0 +1,1 @@
+"""Integrations of asyncdb with web frameworks and agent runtimes."""
