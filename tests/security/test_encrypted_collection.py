@@ -242,3 +242,29 @@ async def test_a_composite_key_is_bound_into_the_ciphertext() -> None:
         ring.promote("k2")
         assert await orders.rotate_keys(batch_size=1) == 1
         assert await orders.find_one({"ssn": "a-1"}) == {"tenant": "a", "id": 1, "ssn": "a-1"}
+
+
+async def test_positional_pipeline_and_unordered_writes_on_encrypted_fields() -> None:
+    async with asyncdb.connect("memory://", keyring=KeyRing.generate()) as db:
+        spec = {"items": "opaque", "total": "opaque", "ssn": "equality"}
+        orders = db.collection("orders", encrypted=spec, allow_scan=True)
+        await orders.insert_one({"id": "o1", "ssn": "s", "items": [{"q": 1}, {"q": 7}], "n": 2})
+        await orders.update_one(
+            {"id": "o1"}, {"$inc": {"items.$[big].q": 10}}, array_filters=[{"big.q": {"$gt": 5}}]
+        )
+        await orders.update_one({"id": "o1"}, [{"$set": {"total": {"$add": ["$n", 40]}}}])
+        assert await orders.find_one({"id": "o1"}) == {
+            "id": "o1",
+            "ssn": "s",
+            "items": [{"q": 1}, {"q": 17}],
+            "n": 2,
+            "total": 42,
+        }
+        with pytest.raises(asyncdb.BulkWriteError):
+            await orders.insert_many([{"id": "o1"}, {"id": "o2", "ssn": "t"}], ordered=False)
+        assert await orders.find_one({"ssn": "t"}) == {"id": "o2", "ssn": "t"}
+        assert await orders.estimated_document_count() == 2
+        with pytest.raises(asyncdb.NotSupported):
+            orders.aggregate([{"$match": {}}])
+        await orders.drop()
+        assert await orders.count_documents({}) == 0
