@@ -10,6 +10,8 @@
 ['b']
 """
 
+from typing import TYPE_CHECKING, Any
+
 from asyncdb.bulk import (
     BulkWriteResult,
     DeleteMany,
@@ -28,6 +30,7 @@ from asyncdb.errors import (
     BulkWriteError,
     ConfigurationError,
     Contention,
+    DecryptionError,
     DuplicateKey,
     InvalidCursor,
     NotSupported,
@@ -40,9 +43,23 @@ from asyncdb.errors import (
 from asyncdb.resilience import Health
 from asyncdb.types import Capabilities, CollectionSpec, Index, Page, Plan, UpdateResult
 
+if TYPE_CHECKING:
+    from asyncdb.security import Anonymizer, KeyRing
+
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> Any:
+    # The security layer needs the "security" extra (cryptography): imported on first use.
+    if name in ("KeyRing", "Anonymizer"):
+        from asyncdb import security
+
+        return getattr(security, name)
+    raise AttributeError(f"module 'asyncdb' has no attribute {name!r}")
+
+
 __all__ = [
+    "Anonymizer",
     "AsyncDBError",
     "BackendError",
     "BackendUnavailable",
@@ -55,6 +72,7 @@ __all__ = [
     "Contention",
     "Cursor",
     "Database",
+    "DecryptionError",
     "DeleteMany",
     "DeleteOne",
     "DuplicateKey",
@@ -62,6 +80,7 @@ __all__ = [
     "Index",
     "InsertOne",
     "InvalidCursor",
+    "KeyRing",
     "NotSupported",
     "OperationTimeout",
     "Page",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -516,6 +517,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     where.add_argument("--url", help="any database URL instead, e.g. memory://")
     sub.add_parser("version", help="print the asyncdb version")
+    with contextlib.suppress(ImportError):  # rotate-keys needs the "security" extra
+        from asyncdb.security import commands as security_commands
+
+        security_commands.add_parser(sub)
     return parser
 
 
@@ -525,6 +530,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "version":
         print(f"asyncdb {asyncdb.__version__}")
         return 0
+    if args.command == "rotate-keys":
+        from asyncdb.security import commands as security_commands
+
+        return security_commands.run(args)
     try:
         asyncio.run(run_demo(_url(args)))
     except asyncdb.AsyncDBError as exc:

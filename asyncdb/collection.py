@@ -841,6 +841,16 @@ class Collection:
         )
         return dataclasses.replace(plan, server_plan=tuple(lines))
 
+    async def rotate_keys(
+        self, batch_size: int = 500, *, progress: Callable[[int], Any] | None = None
+    ) -> int:
+        """Re-seal an encrypted collection under the key ring's primary key (see
+        :mod:`asyncdb.security`); a collection opened without ``encrypted=`` has none."""
+        raise NotSupported(
+            f"collection {self.spec.name!r} is not encrypted: open it with encrypted=... "
+            "on a database connected with keyring=..."
+        )
+
     async def purge_expired(self) -> int:
         """Delete the documents whose TTL field lies in the past (they are never returned)."""
         await self._ready()

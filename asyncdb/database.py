@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Generator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import sqlalchemy
 
     from asyncdb.backends.table.store import TableStore
+    from asyncdb.security.keyring import KeyRing
 
 # Built-in schemes, used when the package's entry points are not installed (a source checkout).
 _BUILTIN: dict[str, str] = {
@@ -85,9 +86,12 @@ class Transaction:
         on the database, unless given here)."""
         existing = self._db._collections.get(name)
         if existing is not None and not options:
-            return Collection(self._db, existing, self._session, self._writes)
-        base = self._db.collection(name, **options)
-        return Collection(self._db, base._store, self._session, self._writes)
+            plain = Collection(self._db, existing, self._session, self._writes)
+        else:
+            base = self._db.collection(name, **options)
+            plain = Collection(self._db, base._store, self._session, self._writes)
+        layer = self._db._layers.get(name)  # e.g. encryption: the same layer, bound to this tx
+        return plain if layer is None else layer(plain)
 
     def table(self, table: sqlalchemy.Table, **options: Any) -> Collection:
         """The collection over ``table`` inside this transaction. Only a tables-only database
@@ -131,6 +135,9 @@ class Database:
         self._digests: dict[tuple[str, str, str], str] = {}
         self._tables: TableStore | None = None
         self._cache: ReadCache | None = None
+        self._keyring: KeyRing | None = None
+        # name -> the layer an encrypted collection puts over a plain handle of it
+        self._layers: dict[str, Callable[[Collection], Collection]] = {}
         self._catalog: StoreCollection | None = None  # ensured on first use
         self._catalog_pending: dict[str, CollectionSpec] = {}  # written after a transaction
 
@@ -156,11 +163,31 @@ class Database:
         ttl: str | None = None,
         allow_scan: bool = False,
         max_scan: int = 10_000,
+        *,
+        encrypted: Mapping[str, Any] | None = None,
+        allow_plaintext: bool = False,
     ) -> Collection:
         """A collection handle (cheap; the table is created on first use).
 
+        ``encrypted={"ssn": "equality", "notes": "opaque"}`` (or ``{"*": "opaque"}``) seals
+        those fields with the database's ``keyring`` (see :mod:`asyncdb.security`).
+
         >>> # alerts = db.collection("alerts", indexes=["status", ("company", "priority")])
         """
+        if encrypted is not None:
+            from asyncdb.security.collection import open_encrypted
+
+            return open_encrypted(
+                self,
+                name,
+                encrypted,
+                allow_plaintext=allow_plaintext,
+                key=key,
+                indexes=indexes,
+                ttl=ttl,
+                allow_scan=allow_scan,
+                max_scan=max_scan,
+            )
         check_identifier(name, "collection name")
         if name.startswith(RESERVED_PREFIX):
             raise ConfigurationError(
@@ -421,10 +448,18 @@ class _Connect:
         cache = options.pop("cache", None)
         cache_config = CacheConfig.from_options(options)
         secret = options.pop("cursor_secret", None)
+        keyring = options.pop("keyring", None)
         policy = RetryPolicy.from_options(options)
         store_cls = _tables_store() if options.pop("tables_only", False) else backend_for(self._url)
         store = await store_cls.open(self._url, options)
         db = Database(store, self._url, cursor_secret=secret, policy=policy)
+        if keyring is not None:
+            from asyncdb.security.keyring import KeyRing
+
+            if not isinstance(keyring, KeyRing):
+                await store.close()
+                raise ConfigurationError("keyring must be an asyncdb.KeyRing")
+            db._keyring = keyring
         if cache is not None:
             if not isinstance(cache, str) or not cache.startswith(("redis://", "rediss://")):
                 await store.close()
@@ -448,6 +483,7 @@ def connect(url: str, **options: Any) -> _Connect:
     """Connect to a database by URL.
 
     ``memory://``, ``sqlite:///app.db`` (``sqlite:///:memory:``), ``postgresql://...``, ...
+    ``keyring=asyncdb.KeyRing...`` gives the keys of encrypted collections.
     ``tables_only=True`` opens a sqlite/postgresql database for table mode alone
     (``db.table(t)``; ``db.transaction()`` then covers tables, ``db.collection()`` is refused).
     ``timeout``, ``retries``, ``retry_base_delay``, ``retry_max_delay``, ``breaker_threshold``

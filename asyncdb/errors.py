@@ -101,3 +101,14 @@ class Contention(OperationTimeout):
     ``timeout``. The write was not applied: every attempt was refused by the store. A subclass
     of :class:`OperationTimeout` (the call did not finish in time), so code that catches
     timeouts keeps working; retry later or spread the writes over more documents."""
+
+
+class DecryptionError(AsyncDBError):
+    """An encrypted value that does not open: tampered, moved to another document, field or
+    collection, sealed by another key ring, under an unknown or disabled key, or plaintext where
+    ciphertext belongs. ``key_id`` and ``field`` say where; the value is never in the message."""
+
+    def __init__(self, message: str, *, key_id: str = "", field: str = "") -> None:
+        self.key_id = key_id
+        self.field = field
+        super().__init__(message)
