@@ -36,6 +36,16 @@ from asyncdb.errors import (
     TransactionError,
     UpdateError,
 )
+from asyncdb.movement import (
+    BackupError,
+    CopyError,
+    CopyReport,
+    VerifyReport,
+    backup,
+    copy,
+    restore,
+    verify,
+)
 from asyncdb.resilience import Health
 from asyncdb.types import Capabilities, CollectionSpec, Index, Page, Plan, UpdateResult
 
@@ -45,12 +55,15 @@ __all__ = [
     "AsyncDBError",
     "BackendError",
     "BackendUnavailable",
+    "BackupError",
     "BulkWriteError",
     "BulkWriteResult",
     "Capabilities",
     "Collection",
     "CollectionSpec",
     "ConfigurationError",
+    "CopyError",
+    "CopyReport",
     "Cursor",
     "Database",
     "DeleteMany",
@@ -73,6 +86,11 @@ __all__ = [
     "UpdateMany",
     "UpdateOne",
     "UpdateResult",
+    "VerifyReport",
     "backend_for",
+    "backup",
     "connect",
+    "copy",
+    "restore",
+    "verify",
 ]

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 import asyncdb
+from asyncdb.movement import commands as movement
 
 DEFAULT_DB = "asyncdb-demo.db"
 
@@ -516,6 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     where.add_argument("--url", help="any database URL instead, e.g. memory://")
     sub.add_parser("version", help="print the asyncdb version")
+    movement.add_parser(sub)
     return parser
 
 
@@ -525,6 +527,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "version":
         print(f"asyncdb {asyncdb.__version__}")
         return 0
+    if args.command in movement.COMMANDS:
+        return movement.run(args)
     try:
         asyncio.run(run_demo(_url(args)))
     except asyncdb.AsyncDBError as exc:
