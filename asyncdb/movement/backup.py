@@ -160,7 +160,10 @@ def _check(path: str | Path) -> list[tuple[CollectionSpec, str, int]]:
                 continue
         if header is None or not isinstance(value, dict):
             raise BackupError(f"{path}: line {number} is outside a collection")
-        fold.add(document_digest(untag(value)))
+        doc = untag(value)
+        if dumps(doc) != line:  # backup writes canonical text only
+            raise BackupError(f"{path}: line {number} was altered (not the text backup writes)")
+        fold.add(document_digest(doc))
     if not ended:
         raise BackupError(f"{path}: no end marker (truncated file)")
     return found
