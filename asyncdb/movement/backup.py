@@ -30,7 +30,9 @@ from asyncdb.catalog import spec_document, spec_from_document
 from asyncdb.errors import AsyncDBError
 from asyncdb.movement.copier import write_batch
 from asyncdb.movement.digest import Fold, document_digest
+from asyncdb.movement.foreign import close
 from asyncdb.movement.resolve import Side, opened, sources, spec_collection
+from asyncdb.movement.sources import Source, converter
 from asyncdb.types import CollectionSpec
 
 FORMAT = 1
@@ -76,28 +78,37 @@ async def backup(
     tmp = Path(str(path) + ".partial")
     async with opened(src) as db:
         found = await sources(db, collections, key)
-        with _open(tmp, "w", str(path).endswith(".gz")) as out:
-            for source in found:
-                header = dumps(
-                    {
-                        "$header": {
-                            "format": FORMAT,
-                            "backend": source.backend,
-                            "collection": spec_document(source.spec),
-                        }
-                    }
-                )
-                out.write(header + "\n")
-                fold = Fold()
-                async for doc in source.documents(None):
-                    fold.add(document_digest(doc))
-                    out.write(dumps(doc) + "\n")
-                footer = {"count": fold.count, "digest": fold.hex(), "header": _line_digest(header)}
-                out.write(dumps({"$footer": footer}) + "\n")
-                counts[source.spec.name] = fold.count
-            out.write(dumps({"$end": {"collections": len(found)}}) + "\n")
+        try:
+            await _write(tmp, str(path).endswith(".gz"), found, counts)
+        finally:
+            await close(found)
     os.replace(tmp, path)  # a backup that stopped half-way never has the final name
     return counts
+
+
+async def _write(tmp: Path, gz: bool, found: list[Source], counts: dict[str, int]) -> None:
+    with _open(tmp, "w", gz) as out:
+        for source in found:
+            header = dumps(
+                {
+                    "$header": {
+                        "format": FORMAT,
+                        "backend": source.backend,
+                        "collection": spec_document(source.spec),
+                    }
+                }
+            )
+            out.write(header + "\n")
+            fold = Fold()
+            convert = converter(source)
+            async for raw in source.documents(None):
+                doc = raw if convert is None else convert(raw)
+                fold.add(document_digest(doc))
+                out.write(dumps(doc) + "\n")
+            footer = {"count": fold.count, "digest": fold.hex(), "header": _line_digest(header)}
+            out.write(dumps({"$footer": footer}) + "\n")
+            counts[source.spec.name] = fold.count
+        out.write(dumps({"$end": {"collections": len(found)}}) + "\n")
 
 
 def _lines(path: str | Path) -> Iterator[tuple[int, str, Any]]:

@@ -34,8 +34,18 @@ from asyncdb.errors import (
     OperationTimeout,
 )
 from asyncdb.movement.checkpoint import Checkpoint, default_path
+from asyncdb.movement.foreign import close as close_sources
 from asyncdb.movement.resolve import Side, callable_of, chain, opened, sources, spec_collection
-from asyncdb.movement.sources import CollectionSource, Doc, Key, Part, Source, key_filter, key_of
+from asyncdb.movement.sources import (
+    CollectionSource,
+    Doc,
+    Key,
+    Part,
+    Source,
+    converter,
+    key_filter,
+    key_of,
+)
 from asyncdb.movement.verifier import VerifyReport, verify_collection
 
 T = TypeVar("T")
@@ -323,13 +333,23 @@ class _Run:
         counts.failed += 1
         self.dead_letter.write(name, key, exc, doc)
 
-    def _mapped(
-        self, name: str, fields: tuple[str, ...], counts: CollectionCopy, docs: list[Doc]
-    ) -> list[Doc]:
-        if self.fn is None:
+    def _mapped(self, source: Source, counts: CollectionCopy, docs: list[Doc]) -> list[Doc]:
+        convert = converter(source)
+        if self.fn is None and convert is None:
             return docs
+        name, fields = source.spec.name, source.spec.key
         out: list[Doc] = []
         for doc in docs:
+            if convert is not None:
+                try:
+                    doc = convert(doc)
+                except AsyncDBError as exc:  # a foreign value without a portable form
+                    raw_key = tuple(doc.get(f, doc.get("_id")) for f in fields)
+                    self._failed(name, counts, _shown(raw_key), exc, repr(doc))
+                    continue
+            if self.fn is None:
+                out.append(doc)
+                continue
             try:
                 mapped = self.fn(doc)
             except Exception as exc:  # the user's transform: its error is the document's
@@ -355,7 +375,7 @@ class _Run:
             position = after
             await self.limit.take(len(docs))
             counts.read += len(docs)
-            out = self._mapped(name, source.spec.key, counts, docs)
+            out = self._mapped(source, counts, docs)
             failed = await write_batch(dst, out)
             for doc, exc in failed:
                 key = _shown(key_of(doc, fields)) if all(f in doc for f in fields) else None
@@ -473,6 +493,7 @@ async def copy(
             progress=progress,
         )
         run.report.resumed = resume and bool(cp.collections)
+        found: list[Source] = []
         try:
             found = await sources(src_db, collections, key)
             if progress is not None:
@@ -494,6 +515,7 @@ async def copy(
                 run.report.verify = report
         finally:
             letters.close()
+            await close_sources(found)
             if progress is not None:
                 progress.close()
         if run.report.verify is None or run.report.verify.equal:

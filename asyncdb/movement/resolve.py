@@ -63,7 +63,9 @@ async def sources(
     out: list[Source] = []
     for name in names:
         spec = catalog.get(name)
-        if spec is not None and key is None:
+        if spec is not None and key is None and db.backend == "dynamodb":
+            out.append(await foreign.scan_source(db, spec))  # parallel scan segments
+        elif spec is not None and key is None:
             out.append(CollectionSource(spec_collection(db, spec), db.backend))
         else:
             out.append(await foreign.source(db, name, key))

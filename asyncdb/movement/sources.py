@@ -17,7 +17,8 @@ dates, BSON order); the filters add ``$type`` alternatives so that a range writt
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -99,6 +100,13 @@ class Source(Protocol):
     async def count(self) -> int: ...
 
 
+def converter(source: Source) -> Callable[[Doc], Doc] | None:
+    """The source's raw-document -> portable-document function (readers of foreign stores
+    yield driver documents and convert them here, so a bad one is handled per document)."""
+    fn: Callable[[Doc], Doc] | None = getattr(source, "convert", None)
+    return fn
+
+
 def _key(value: Any) -> Key | None:
     return None if value is None else tuple(value)
 
@@ -108,7 +116,8 @@ class CollectionSource:
 
     def __init__(self, coll: Collection, backend: str) -> None:
         self.coll = coll
-        self.spec = coll.spec
+        spec = coll.spec  # plain str names (a reflected table's are SQLAlchemy quoted_name)
+        self.spec = replace(spec, name=str(spec.name), key=tuple(str(k) for k in spec.key))
         self.backend = backend
         self._sort = [(k, 1) for k in self.spec.key]
 
@@ -175,6 +184,7 @@ __all__ = [
     "CollectionSource",
     "Part",
     "Source",
+    "converter",
     "key_compare",
     "key_filter",
     "key_of",

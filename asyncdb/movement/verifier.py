@@ -19,8 +19,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from asyncdb.errors import AsyncDBError
 from asyncdb.movement.digest import Fold, document_digest, key_hash
-from asyncdb.movement.sources import CollectionSource, Doc, Key, Part, Source, key_of
+from asyncdb.movement.sources import CollectionSource, Doc, Key, Part, Source, converter, key_of
 
 BITS = 10  # ranges per refinement: 2**BITS
 LEAF = 20_000  # list keys once the differing ranges hold at most this many documents
@@ -100,8 +101,14 @@ def _shown(key: Key) -> Any:
 async def _documents(
     source: Source, parts: list[Part] | None, fn: DocMap | None
 ) -> AsyncIterator[Doc]:
+    convert = converter(source)
     for part in parts if parts is not None else [None]:
         async for doc in source.documents(part):
+            if convert is not None:
+                try:
+                    doc = convert(doc)
+                except AsyncDBError:  # refused by the copy too (its dead letter names it)
+                    continue
             if fn is not None:
                 try:
                     mapped = fn(doc)
@@ -213,10 +220,16 @@ async def verify(
 
     fn = chain(callable_of(transform, "transform"), callable_of(anonymize, "anonymize"))
     report = VerifyReport()
+    from asyncdb.movement.foreign import close
+
     async with opened(src) as src_db, opened(dst) as dst_db:
-        for source in await sources(src_db, collections, key):
-            other = CollectionSource(spec_collection(dst_db, source.spec), dst_db.backend)
-            report.collections[source.spec.name] = await verify_collection(source, other, fn=fn)
+        found = await sources(src_db, collections, key)
+        try:
+            for source in found:
+                other = CollectionSource(spec_collection(dst_db, source.spec), dst_db.backend)
+                report.collections[source.spec.name] = await verify_collection(source, other, fn=fn)
+        finally:
+            await close(found)
     return report
 
 
