@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +38,17 @@ def default_path(identity: dict[str, Any]) -> Path:
 class Checkpoint:
     """Plans and acknowledged positions per collection, saved on every change."""
 
-    def __init__(self, path: Path, identity: dict[str, Any]) -> None:
+    def __init__(self, path: Path, identity: dict[str, Any], every: float = 0.0) -> None:
         self.path = path
         self.identity = identity
+        self.every = every  # seconds between saves of mere progress (a lagging save is safe)
         self.collections: dict[str, dict[str, Any]] = {}
+        self._saved = 0.0
 
     @classmethod
-    def load(cls, path: Path, identity: dict[str, Any]) -> Checkpoint:
+    def load(cls, path: Path, identity: dict[str, Any], every: float = 0.0) -> Checkpoint:
         """The saved checkpoint at ``path``, or an empty one if there is none."""
-        cp = cls(path, identity)
+        cp = cls(path, identity, every)
         if not path.exists():
             return cp
         try:
@@ -80,13 +83,17 @@ class Checkpoint:
         entry = self.collections[name]["parts"][index]
         entry["position"] = position
         entry["done"] = done
-        self.save()
+        # Progress saved late only means re-applying a few batches on resume (by key, so no
+        # duplicates); a finished part is saved at once.
+        if done or time.monotonic() - self._saved >= self.every:
+            self.save()
 
     def save(self) -> None:
         body = dumps({"format": FORMAT, "identity": self.identity, "collections": self.collections})
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text(body)
         os.replace(tmp, self.path)
+        self._saved = time.monotonic()
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -50,6 +50,13 @@ def add_parser(subparsers: Any) -> None:
     copy.add_argument("--transform", metavar="MODULE:FUNCTION")
     copy.add_argument("--rate", type=float, help="at most this many documents per second")
     copy.add_argument("--checkpoint", metavar="FILE", help="where the checkpoint is kept")
+    copy.add_argument(
+        "--checkpoint-every",
+        type=float,
+        default=0.5,
+        metavar="S",
+        help="seconds between checkpoint saves (0: after every batch)",
+    )
     copy.add_argument("--no-progress", action="store_true")
 
     verify = subparsers.add_parser("verify", help="compare the documents of two databases")
@@ -129,6 +136,7 @@ async def _copy(args: argparse.Namespace) -> int:
         key=_key(args),
         rate=args.rate,
         checkpoint=args.checkpoint,
+        checkpoint_every=args.checkpoint_every,
         progress=progress,
     )
     data = report.to_dict()

@@ -438,6 +438,7 @@ async def copy(
     key: str | Sequence[str] | None = None,
     rate: float | None = None,
     checkpoint: str | Path | None = None,
+    checkpoint_every: float = 0.5,
     progress: Any = None,
 ) -> CopyReport:
     """Copy collections (the source's catalog by default) from ``src`` to ``dst``.
@@ -449,7 +450,10 @@ async def copy(
     ``dead_letter`` (JSON Lines) and goes on. ``segment=(i, n)`` copies share ``i`` of ``n``
     (several machines sharing one copy). ``rate`` caps documents per second. ``key`` names the
     key field of a foreign source. The checkpoint file (``checkpoint``; default
-    ``.asyncdb-copy-<digest>.json`` here) is removed after a copy that verified equal.
+    ``.asyncdb-copy-<digest>.json`` here) is saved at most every ``checkpoint_every`` seconds
+    (and when a part ends), and removed after a copy that verified equal. ``progress``: an
+    object with ``start(total)``, ``advance(n)``, ``close()`` (see
+    :mod:`asyncdb.movement.progress`).
 
     >>> import asyncio, asyncdb, tempfile, os
     >>> async def main():
@@ -480,7 +484,10 @@ async def copy(
             "segment": None if share is None else list(share),
         }
         path = Path(checkpoint) if checkpoint is not None else default_path(identity)
-        cp = Checkpoint.load(path, identity) if resume else Checkpoint(path, identity)
+        if resume:
+            cp = Checkpoint.load(path, identity, checkpoint_every)
+        else:
+            cp = Checkpoint(path, identity, checkpoint_every)
         letters = DeadLetter(dead_letter)
         run = _Run(
             batch_size=batch_size,
@@ -520,6 +527,8 @@ async def copy(
                 progress.close()
         if run.report.verify is None or run.report.verify.equal:
             cp.remove()
+        else:
+            cp.save()
     run.report.seconds = time.monotonic() - started
     return run.report
 

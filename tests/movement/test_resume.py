@@ -44,7 +44,8 @@ def documents() -> list[dict[str, Any]]:
 def copy_args(src: str, dst: str, checkpoint: Path) -> list[str]:
     return [
         "copy", src, dst, "--batch-size", "20", "--workers", "2", "--rate", "600",
-        "--checkpoint", str(checkpoint), "--no-progress", "--output", "json",
+        "--checkpoint", str(checkpoint), "--checkpoint-every", "0", "--no-progress",
+        "--output", "json",
     ]  # fmt: skip
 
 
