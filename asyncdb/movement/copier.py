@@ -46,7 +46,7 @@ from asyncdb.movement.sources import (
     key_filter,
     key_of,
 )
-from asyncdb.movement.verifier import VerifyReport, verify_collection
+from asyncdb.movement.verifier import VerifyReport, verify_collection, verify_share_by_key
 
 T = TypeVar("T")
 DocMap = Callable[[Doc], Doc | None]
@@ -513,12 +513,16 @@ async def copy(
             if verify:
                 report = VerifyReport()
                 for source, dst_coll, parts in shares:
-                    report.collections[source.spec.name] = await verify_collection(
-                        source,
-                        CollectionSource(dst_coll, dst_db.backend),
-                        parts=parts if share is not None else None,
-                        fn=fn,
-                    )
+                    other = CollectionSource(dst_coll, dst_db.backend)
+                    name = source.spec.name
+                    if share is not None and any("segment" in p for p in parts):
+                        # a scan segment has no key range to select in the destination
+                        result = await verify_share_by_key(source, other, parts, fn)
+                    else:
+                        result = await verify_collection(
+                            source, other, parts=parts if share is not None else None, fn=fn
+                        )
+                    report.collections[name] = result
                 run.report.verify = report
         finally:
             letters.close()

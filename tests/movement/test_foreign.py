@@ -90,6 +90,12 @@ async def test_existing_sql_table_is_reflected(
         assert await users.find_one({"uid": 5}) == {"uid": 5, "name": "u5"}  # NULL: missing
 
 
+def refuse_m005(doc: dict[str, Any]) -> dict[str, Any]:
+    if doc.get("id") == "m005":
+        raise ValueError("refused")
+    return doc
+
+
 async def test_native_dynamodb_items_and_parallel_scan_segments(
     dynamodb_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -135,10 +141,27 @@ async def test_native_dynamodb_items_and_parallel_scan_segments(
         }
         halves = [
             await asyncdb.copy(
-                dynamodb_url, dst, ["metrics"], segment=f"{i}/2", workers=2, verify=False
+                dynamodb_url,
+                dst,
+                ["metrics"],
+                segment=f"{i}/2",
+                workers=2,
+                transform=refuse_m005,
+                on_error="continue",
+                dead_letter=tmp_path / "dead.jsonl",
             )
             for i in range(2)
         ]
         assert [h.read > 0 for h in halves] == [True, True]
         assert sum(h.read for h in halves) == 90
-        assert (await asyncdb.verify(dynamodb_url, dst, ["metrics"])).equal
+        assert sum(h.written for h in halves) == 89
+        # each share verified itself, by key: the one holding m005 finds it missing
+        assert sorted(str(h.verify.missing) for h in halves if h.verify) == [
+            "{'metrics': ['m005']}",
+            "{}",
+        ]
+        for h in halves:
+            assert h.verify is not None
+            assert h.verify.collections["metrics"].source_count == h.read
+        full = await asyncdb.verify(dynamodb_url, dst, ["metrics"])
+        assert (full.missing, full.extra, full.different) == ({"metrics": ["m005"]}, {}, {})
