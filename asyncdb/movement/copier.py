@@ -524,6 +524,10 @@ async def copy(
                         )
                     report.collections[name] = result
                 run.report.verify = report
+        except BaseException:
+            if cp.collections:
+                cp.save()  # everything acknowledged so far (a throttled save may lag)
+            raise
         finally:
             letters.close()
             await close_sources(found)

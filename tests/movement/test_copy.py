@@ -163,3 +163,82 @@ async def test_bad_arguments_fail_before_any_io() -> None:
         await asyncdb.copy("memory://", "memory://", segment="3/2")
     with pytest.raises(asyncdb.ConfigurationError, match="module:function"):
         await asyncdb.copy("memory://", "memory://", transform="nocolon")
+
+
+async def test_key_ranges_hold_mixed_key_types(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    keys: list[Any] = [*range(-5, 40), *(f"s{i:02d}" for i in range(40))]
+    keys += [WHEN + timedelta(hours=i) for i in range(40)]
+    docs = [{"k": k, "i": i} for i, k in enumerate(keys)]
+    async with asyncdb.connect("memory://") as a:
+        await a.collection("mixed", key="k").insert_many(docs)
+        dst = f"sqlite:///{tmp_path / 'd.db'}"
+        report = await asyncdb.copy(a, dst, workers=5, batch_size=7)
+    assert report.written == len(docs)
+    assert report.verify is not None and report.verify.equal
+    async with asyncdb.connect(dst) as b:
+        got = (
+            await b.collection("mixed", key="k")
+            .find({}, sort=[("k", 1)], allow_scan=True)
+            .to_list()
+        )
+    assert got == docs  # BSON order: numbers, strings, dates; none lost at a range edge
+
+
+class Crash(Exception):
+    pass
+
+
+def crash_after(n: int) -> Any:
+    seen = [0]
+
+    def fn(doc: dict[str, Any]) -> dict[str, Any]:
+        seen[0] += 1
+        if seen[0] > n:
+            raise Crash("stop here")
+        return doc
+
+    return fn
+
+
+async def _crash_then_resume(src: str, docs: list[dict[str, Any]]) -> None:
+    async with asyncdb.connect("memory://") as dst:
+        with pytest.raises(asyncdb.CopyError):
+            await asyncdb.copy(
+                src, dst, ["runs"], batch_size=10, workers=2, transform=crash_after(50)
+            )
+        partial = await dst.collection("runs").count_documents({}, allow_scan=True)
+        assert 0 < partial < len(docs)
+        report = await asyncdb.copy(src, dst, ["runs"], batch_size=10, workers=2, resume=True)
+        assert report.resumed and report.read < len(docs)
+        assert report.verify is not None and report.verify.equal
+        got = await dst.collection("runs").find({}, sort=[("id", 1)], allow_scan=True).to_list()
+    assert got == sorted(docs, key=lambda d: d["id"])
+
+
+async def test_resume_continues_from_scan_segment_positions(
+    dynamodb_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    docs = [{"id": f"r{i:03d}", "n": i} for i in range(120)]
+    async with asyncdb.connect(dynamodb_url) as db:
+        await db.collection("runs").insert_many(docs)
+    await _crash_then_resume(dynamodb_url, docs)  # LastEvaluatedKey survives the checkpoint
+
+
+async def test_resume_continues_from_foreign_mongo_positions(
+    mongo_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bson import ObjectId
+    from pymongo import AsyncMongoClient
+
+    monkeypatch.chdir(tmp_path)
+    client: Any = AsyncMongoClient(mongo_url)
+    oids = [ObjectId() for _ in range(120)]
+    await client.get_default_database().runs.insert_many(
+        [{"_id": o, "n": i} for i, o in enumerate(oids)]
+    )
+    await client.close()
+    await _crash_then_resume(mongo_url, [{"id": str(o), "n": i} for i, o in enumerate(oids)])
