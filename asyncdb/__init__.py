@@ -40,6 +40,16 @@ from asyncdb.errors import (
     TransactionError,
     UpdateError,
 )
+from asyncdb.movement import (
+    BackupError,
+    CopyError,
+    CopyReport,
+    VerifyReport,
+    backup,
+    copy,
+    restore,
+    verify,
+)
 from asyncdb.resilience import Health
 from asyncdb.types import Capabilities, CollectionSpec, Index, Page, Plan, UpdateResult
 
@@ -63,6 +73,7 @@ __all__ = [
     "AsyncDBError",
     "BackendError",
     "BackendUnavailable",
+    "BackupError",
     "BulkWriteError",
     "BulkWriteResult",
     "Capabilities",
@@ -70,6 +81,8 @@ __all__ = [
     "CollectionSpec",
     "ConfigurationError",
     "Contention",
+    "CopyError",
+    "CopyReport",
     "Cursor",
     "Database",
     "DecryptionError",
@@ -94,6 +107,11 @@ __all__ = [
     "UpdateMany",
     "UpdateOne",
     "UpdateResult",
+    "VerifyReport",
     "backend_for",
+    "backup",
     "connect",
+    "copy",
+    "restore",
+    "verify",
 ]

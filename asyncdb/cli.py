@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 import asyncdb
+from asyncdb.movement import commands as movement
 
 DEFAULT_DB = "asyncdb-demo.db"
 
@@ -521,6 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
         from asyncdb.security import commands as security_commands
 
         security_commands.add_parser(sub)
+    movement.add_parser(sub)
     return parser
 
 
@@ -534,6 +536,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from asyncdb.security import commands as security_commands
 
         return security_commands.run(args)
+    if args.command in movement.COMMANDS:
+        return movement.run(args)
     try:
         asyncio.run(run_demo(_url(args)))
     except asyncdb.AsyncDBError as exc:

@@ -1,0 +1,551 @@
+"""``asyncdb.copy``: every document of a source's collections into a destination, resumably.
+
+The plan: each collection is split into parts (key ranges; DynamoDB scan segments), ``workers``
+parts are copied at once, each part read in batches of ``batch_size`` in key order and written
+through the destination's bulk path (``insert_many``). After the destination acknowledged a
+batch, the part's position advances in the checkpoint (:mod:`asyncdb.movement.checkpoint`). A
+restarted copy with ``resume=True`` continues every part from its position; the batch that was
+in flight when the process died may be partly written already, so a batch whose insert meets an
+existing key is re-applied by key (missing documents inserted, differing ones replaced, equal
+ones left alone): no duplicates, no gaps.
+
+>>> # report = await asyncdb.copy("sqlite:///app.db", "postgresql://u@h/app", workers=4)
+>>> # report.written, report.verify.equal
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+from asyncdb._tagged_json import dumps
+from asyncdb.bulk import InsertOne, ReplaceOne
+from asyncdb.collection import Collection
+from asyncdb.errors import (
+    AsyncDBError,
+    BackendUnavailable,
+    BulkWriteError,
+    ConfigurationError,
+    DuplicateKey,
+    OperationTimeout,
+)
+from asyncdb.movement.checkpoint import Checkpoint, default_path
+from asyncdb.movement.foreign import close as close_sources
+from asyncdb.movement.resolve import Side, callable_of, chain, opened, sources, spec_collection
+from asyncdb.movement.sources import (
+    CollectionSource,
+    Doc,
+    Key,
+    Part,
+    Source,
+    converter,
+    key_filter,
+    key_of,
+)
+from asyncdb.movement.verifier import VerifyReport, verify_collection, verify_share_by_key
+
+T = TypeVar("T")
+DocMap = Callable[[Doc], Doc | None]
+
+
+class CopyError(AsyncDBError):
+    """A document the copy could not move (``on_error="stop"``): its collection, key and cause.
+
+    >>> str(CopyError("alerts", "a1", ValueError("bad")))
+    "alerts 'a1': ValueError: bad"
+    """
+
+    def __init__(self, collection: str, key: Any, cause: BaseException) -> None:
+        self.collection = collection
+        self.key = key
+        self.cause = cause
+        super().__init__(f"{collection} {key!r}: {type(cause).__name__}: {cause}")
+
+
+@dataclass
+class CollectionCopy:
+    """Counts of one collection's copy (this run)."""
+
+    read: int = 0
+    written: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "read": self.read,
+            "written": self.written,
+            "skipped": self.skipped,
+            "failed": self.failed,
+        }
+
+
+@dataclass
+class CopyReport:
+    """The outcome of :func:`copy`: counts per collection and in total (``read``, ``written``,
+    ``skipped`` by the transform, ``failed`` to the dead-letter file), ``seconds``, and the
+    verification (``verify``, None with ``verify=False``)."""
+
+    collections: dict[str, CollectionCopy] = field(default_factory=dict)
+    seconds: float = 0.0
+    verify: VerifyReport | None = None
+    dead_letter: str | None = None
+    resumed: bool = False
+
+    def _sum(self, name: str) -> int:
+        return sum(getattr(c, name) for c in self.collections.values())
+
+    @property
+    def read(self) -> int:
+        return self._sum("read")
+
+    @property
+    def written(self) -> int:
+        return self._sum("written")
+
+    @property
+    def skipped(self) -> int:
+        return self._sum("skipped")
+
+    @property
+    def failed(self) -> int:
+        return self._sum("failed")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "read": self.read,
+            "written": self.written,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "seconds": round(self.seconds, 3),
+            "resumed": self.resumed,
+            "dead_letter": self.dead_letter,
+            "collections": {n: c.to_dict() for n, c in self.collections.items()},
+            "verify": None if self.verify is None else self.verify.to_dict(),
+        }
+
+
+# Errors of the service rather than of a document: never dead-lettered, they end the copy.
+_SERVICE_ERRORS = (BackendUnavailable, OperationTimeout)
+
+
+class RateLimit:
+    """At most ``rate`` documents per second across all workers (None: unlimited)."""
+
+    def __init__(self, rate: float | None) -> None:
+        if rate is not None and rate <= 0:
+            raise ConfigurationError("rate must be a positive number of documents per second")
+        self.rate = rate
+        self._next = time.monotonic()
+
+    async def take(self, n: int) -> None:
+        if self.rate is None:
+            return
+        now = time.monotonic()
+        start = max(now, self._next)
+        self._next = start + n / self.rate
+        if start > now:
+            await asyncio.sleep(start - now)
+
+
+def parse_segment(segment: Any) -> tuple[int, int] | None:
+    """``(i, n)`` or ``"I/N"`` (0 <= I < N), validated."""
+    if segment is None:
+        return None
+    if isinstance(segment, str):
+        i_text, sep, n_text = segment.partition("/")
+        try:
+            segment = (int(i_text), int(n_text)) if sep else None
+        except ValueError:
+            segment = None
+        if segment is None:
+            raise ConfigurationError("segment must be I/N, e.g. 0/4")
+    try:
+        i, n = (int(v) for v in segment)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"segment must be (i, n), not {segment!r}") from None
+    if not 0 <= i < n:
+        raise ConfigurationError(f"segment {i}/{n}: need 0 <= I < N")
+    return i, n
+
+
+async def _prefetched(items: AsyncIterator[T]) -> AsyncIterator[T]:
+    """``items`` with the next one read while the caller works on the current one."""
+    queue: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue(maxsize=1)
+
+    async def fill() -> None:
+        try:
+            async for item in items:
+                await queue.put((True, item))
+            await queue.put((False, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            await queue.put((False, exc))
+
+    task = asyncio.create_task(fill())
+    try:
+        while True:
+            more, item = await queue.get()
+            if not more:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def _same(a: Doc, b: Doc) -> bool:
+    return dumps(a) == dumps(b)
+
+
+async def write_batch(coll: Collection, docs: list[Doc]) -> list[tuple[Doc, Exception]]:
+    """Write ``docs`` through the bulk path; returns the documents that failed, with why.
+
+    A batch meeting keys the destination already holds (a resumed batch) is re-applied by key;
+    a batch with a bad document is written one document at a time to single it out."""
+    if not docs:
+        return []
+    try:
+        await coll.insert_many(docs)
+        return []
+    except DuplicateKey:
+        pass
+    except _SERVICE_ERRORS:
+        raise
+    except AsyncDBError:
+        return await _write_each(coll, docs)
+    fields = coll.spec.key
+    stored = {
+        key_of(d, fields): d
+        async for d in coll.find(
+            key_filter(fields, [key_of(d, fields) for d in docs]), allow_scan=True, cache=False
+        )
+    }
+    ops: list[Any] = []
+    sent: list[Doc] = []
+    for doc in docs:
+        key = key_of(doc, fields)
+        old = stored.get(key)
+        if old is None:
+            ops.append(InsertOne(doc))
+        elif not _same(old, doc):
+            ops.append(ReplaceOne(dict(zip(fields, key, strict=True)), doc))
+        else:
+            continue
+        sent.append(doc)
+    if not ops:
+        return []
+    try:
+        await coll.bulk_write(ops, ordered=False)
+    except BulkWriteError as exc:
+        return [(sent[i], err) for i, err in exc.errors]
+    except _SERVICE_ERRORS:
+        raise
+    except AsyncDBError:
+        return await _write_each(coll, sent)
+    return []
+
+
+async def _write_each(coll: Collection, docs: list[Doc]) -> list[tuple[Doc, Exception]]:
+    failed: list[tuple[Doc, Exception]] = []
+    fields = coll.spec.key
+    for doc in docs:
+        try:
+            try:
+                await coll.insert_one(doc)
+            except DuplicateKey:
+                key = dict(zip(fields, key_of(doc, fields), strict=True))
+                await coll.replace_one(key, doc, upsert=True)
+        except _SERVICE_ERRORS:
+            raise
+        except AsyncDBError as exc:
+            failed.append((doc, exc))
+    return failed
+
+
+class DeadLetter:
+    """The dead-letter file: one JSON line per failed document (collection, key, error,
+    document in tagged JSON)."""
+
+    def __init__(self, path: str | Path | None) -> None:
+        self.path = None if path is None else str(path)
+        self._file: TextIO | None = None
+
+    def write(self, collection: str, key: Any, error: BaseException, doc: Any) -> None:
+        if self._file is None:
+            if self.path is None:
+                raise ConfigurationError('on_error="continue" needs a dead_letter file')
+            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close)
+        cause = f"{type(error).__name__}: {error}"
+        try:
+            line = dumps({"collection": collection, "key": key, "error": cause, "document": doc})
+        except TypeError:  # a value tagged JSON cannot hold: keep its text
+            line = dumps(
+                {"collection": collection, "key": repr(key), "error": cause, "document": repr(doc)}
+            )
+        self._file.write(line + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def _shown(key: Key) -> Any:
+    return key[0] if len(key) == 1 else key
+
+
+class _Run:
+    """One copy: the shared state of its workers."""
+
+    def __init__(
+        self,
+        *,
+        batch_size: int,
+        workers: int,
+        on_error: str,
+        dead_letter: DeadLetter,
+        fn: DocMap | None,
+        limit: RateLimit,
+        checkpoint: Checkpoint,
+        progress: Any,
+    ) -> None:
+        self.batch_size = batch_size
+        self.workers = workers
+        self.on_error = on_error
+        self.dead_letter = dead_letter
+        self.fn = fn
+        self.limit = limit
+        self.checkpoint = checkpoint
+        self.progress = progress
+        self.report = CopyReport(dead_letter=dead_letter.path)
+
+    def _failed(
+        self, name: str, counts: CollectionCopy, key: Any, exc: BaseException, doc: Any
+    ) -> None:
+        if self.on_error == "stop":
+            raise CopyError(name, key, exc) from exc
+        counts.failed += 1
+        self.dead_letter.write(name, key, exc, doc)
+
+    def _mapped(self, source: Source, counts: CollectionCopy, docs: list[Doc]) -> list[Doc]:
+        convert = converter(source)
+        if self.fn is None and convert is None:
+            return docs
+        name, fields = source.spec.name, source.spec.key
+        out: list[Doc] = []
+        for doc in docs:
+            if convert is not None:
+                try:
+                    doc = convert(doc)
+                except AsyncDBError as exc:  # a foreign value without a portable form
+                    raw_key = tuple(doc.get(f, doc.get("_id")) for f in fields)
+                    self._failed(name, counts, _shown(raw_key), exc, repr(doc))
+                    continue
+            if self.fn is None:
+                out.append(doc)
+                continue
+            try:
+                mapped = self.fn(doc)
+            except Exception as exc:  # the user's transform: its error is the document's
+                self._failed(name, counts, _shown(key_of(doc, fields)), exc, doc)
+                continue
+            if mapped is None:
+                counts.skipped += 1
+            else:
+                out.append(mapped)
+        return out
+
+    async def part(
+        self, source: Source, dst: Collection, index: int, part: Part, counts: CollectionCopy
+    ) -> None:
+        name = source.spec.name
+        cp = self.checkpoint
+        if cp.done(name, index):
+            return
+        position = cp.position(name, index)
+        fields = dst.spec.key
+        batches = source.batches(part, position, self.batch_size)
+        async for docs, after in _prefetched(batches):
+            position = after
+            await self.limit.take(len(docs))
+            counts.read += len(docs)
+            out = self._mapped(source, counts, docs)
+            failed = await write_batch(dst, out)
+            for doc, exc in failed:
+                key = _shown(key_of(doc, fields)) if all(f in doc for f in fields) else None
+                self._failed(name, counts, key, exc, doc)
+            counts.written += len(out) - len(failed)
+            cp.advance(name, index, position, done=False)
+            if self.progress is not None:
+                self.progress.advance(len(docs))
+        cp.advance(name, index, position, done=True)
+
+    async def collection(
+        self, source: Source, dst: Collection, segment: tuple[int, int] | None
+    ) -> list[Part]:
+        """Copy one collection; returns the parts it copied (a segment's share)."""
+        name = source.spec.name
+        counts = self.report.collections.setdefault(name, CollectionCopy())
+        cp = self.checkpoint
+        plan = cp.plan(name)
+        if plan is None:
+            shares = segment[1] if segment else 1
+            plan = await source.parts(shares * self.workers)
+            cp.set_plan(name, plan)
+        chosen = [i for i in range(len(plan)) if segment is None or i % segment[1] == segment[0]]
+        gate = asyncio.Semaphore(self.workers)
+
+        async def one(i: int) -> None:
+            async with gate:
+                await self.part(source, dst, i, plan[i], counts)
+
+        await _all(one(i) for i in chosen)
+        return [plan[i] for i in chosen]
+
+
+async def _all(coros: Any) -> None:
+    """Run the coroutines together; the first failure cancels the rest and is raised."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+async def copy(
+    src: Side,
+    dst: Side,
+    collections: Sequence[str] | None = None,
+    *,
+    batch_size: int = 500,
+    workers: int = 4,
+    resume: bool = False,
+    verify: bool = True,
+    on_error: str = "stop",
+    dead_letter: str | Path | None = None,
+    transform: Any = None,
+    anonymize: Any = None,
+    segment: Any = None,
+    key: str | Sequence[str] | None = None,
+    rate: float | None = None,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: float = 0.5,
+    progress: Any = None,
+) -> CopyReport:
+    """Copy collections (the source's catalog by default) from ``src`` to ``dst``.
+
+    ``transform`` maps a document to a document (or None: skip it); a callable or
+    ``"module:function"``. ``anonymize`` is applied after it: an ``asyncdb.Anonymizer`` or
+    any object with an ``apply(doc) -> doc`` method, or a callable. ``on_error="stop"`` raises
+    :class:`CopyError` at the first document that cannot be written; ``"continue"`` appends it to
+    ``dead_letter`` (JSON Lines) and goes on. ``segment=(i, n)`` copies share ``i`` of ``n``
+    (several machines sharing one copy). ``rate`` caps documents per second. ``key`` names the
+    key field of a foreign source. The checkpoint file (``checkpoint``; default
+    ``.asyncdb-copy-<digest>.json`` here) is saved at most every ``checkpoint_every`` seconds
+    (and when a part ends), and removed after a copy that verified equal. ``progress``: an
+    object with ``start(total)``, ``advance(n)``, ``close()`` (see
+    :mod:`asyncdb.movement.progress`).
+
+    >>> import asyncio, asyncdb, tempfile, os
+    >>> async def main():
+    ...     async with asyncdb.connect("memory://") as a, asyncdb.connect("memory://") as b:
+    ...         await a.collection("alerts").insert_many([{"id": "a1", "p": 1}, {"id": "a2"}])
+    ...         os.chdir(tempfile.mkdtemp())
+    ...         report = await asyncdb.copy(a, b)
+    ...         return report.written, report.verify.equal
+    >>> asyncio.run(main())
+    (2, True)
+    """
+    if on_error not in ("stop", "continue"):
+        raise ConfigurationError('on_error must be "stop" or "continue"')
+    if on_error == "continue" and dead_letter is None:
+        raise ConfigurationError('on_error="continue" needs a dead_letter file')
+    for name, value in (("batch_size", batch_size), ("workers", workers)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigurationError(f"{name} must be a positive integer")
+    share = parse_segment(segment)
+    fn = chain(callable_of(transform, "transform"), callable_of(anonymize, "anonymize"))
+    limit = RateLimit(rate)
+    started = time.monotonic()
+    async with opened(src) as src_db, opened(dst) as dst_db:
+        identity = {
+            "src": src_db.url,
+            "dst": dst_db.url,
+            "collections": None if collections is None else list(collections),
+            "segment": None if share is None else list(share),
+        }
+        path = Path(checkpoint) if checkpoint is not None else default_path(identity)
+        if resume:
+            cp = Checkpoint.load(path, identity, checkpoint_every)
+        else:
+            cp = Checkpoint(path, identity, checkpoint_every)
+        letters = DeadLetter(dead_letter)
+        run = _Run(
+            batch_size=batch_size,
+            workers=workers,
+            on_error=on_error,
+            dead_letter=letters,
+            fn=fn,
+            limit=limit,
+            checkpoint=cp,
+            progress=progress,
+        )
+        run.report.resumed = resume and bool(cp.collections)
+        found: list[Source] = []
+        try:
+            found = await sources(src_db, collections, key)
+            if progress is not None:
+                progress.start(await _total(found))
+            shares: list[tuple[Source, Collection, list[Part]]] = []
+            for source in found:
+                dst_coll = spec_collection(dst_db, source.spec)
+                parts = await run.collection(source, dst_coll, share)
+                shares.append((source, dst_coll, parts))
+            if verify:
+                report = VerifyReport()
+                for source, dst_coll, parts in shares:
+                    other = CollectionSource(dst_coll, dst_db.backend)
+                    name = source.spec.name
+                    if share is not None and any("segment" in p for p in parts):
+                        # a scan segment has no key range to select in the destination
+                        result = await verify_share_by_key(source, other, parts, fn)
+                    else:
+                        result = await verify_collection(
+                            source, other, parts=parts if share is not None else None, fn=fn
+                        )
+                    report.collections[name] = result
+                run.report.verify = report
+        except BaseException:
+            if cp.collections:
+                cp.save()  # everything acknowledged so far (a throttled save may lag)
+            raise
+        finally:
+            letters.close()
+            await close_sources(found)
+            if progress is not None:
+                progress.close()
+        if run.report.verify is None or run.report.verify.equal:
+            cp.remove()
+        else:
+            cp.save()
+    run.report.seconds = time.monotonic() - started
+    return run.report
+
+
+async def _total(found: list[Source]) -> int | None:
+    try:
+        return sum([await s.count() for s in found])
+    except AsyncDBError:
+        return None
+
+
+__all__ = ["CollectionCopy", "CopyError", "CopyReport", "RateLimit", "copy", "write_batch"]

@@ -1,0 +1,192 @@
+"""Where a copy reads from: a plan of parts, each read in batches from a resumable position.
+
+A *part* is a JSON-able description of a share of one collection (a key range ``{"lo": key,
+"hi": key}`` here; a DynamoDB scan segment in :mod:`asyncdb.movement.foreign`), and a
+*position* is where a reader stopped inside it (the last key written, a scan's
+``LastEvaluatedKey``). The copy checkpoints ``(part, position)`` after the destination
+acknowledged a batch, so a restarted copy continues from the data layout itself.
+
+:class:`CollectionSource` reads an asyncdb collection through the public API: one key-sorted
+``find`` per part, restricted by key-range filters. Keys may mix types (numbers < strings <
+dates, BSON order); the filters add ``$type`` alternatives so that a range written as
+``"m" <= key`` also holds every date key, as the sort does.
+
+>>> range_filter(("id",), ("m",), None)
+{'$or': [{'id': {'$gte': 'm'}}, {'id': {'$type': 'date'}}]}
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, Protocol
+
+from asyncdb.collection import Collection
+from asyncdb.types import CollectionSpec
+
+Doc = dict[str, Any]
+Key = tuple[Any, ...]
+Part = dict[str, Any]
+
+KEY_TYPES = ("number", "string", "date")  # BSON order of the key types
+
+
+def _type_rank(value: Any) -> int:
+    if isinstance(value, datetime):
+        return 2
+    return 1 if isinstance(value, str) else 0
+
+
+def _beyond(field: str, value: Any, op: str) -> dict[str, Any]:
+    """``field op value`` in BSON order across key types (op: $gt $gte $lt $lte)."""
+    rank = _type_rank(value)
+    others = KEY_TYPES[rank + 1 :] if op in ("$gt", "$gte") else KEY_TYPES[:rank]
+    if not others:
+        return {field: {op: value}}
+    return {"$or": [{field: {op: value}}, *({field: {"$type": t}} for t in others)]}
+
+
+def key_compare(fields: tuple[str, ...], key: Key, op: str) -> dict[str, Any]:
+    """Documents whose key tuple compares ``op`` (``$gt``, ``$gte``, ``$lt``) to ``key``."""
+    strict = op in ("$gt", "$lt")
+    step = "$gt" if op in ("$gt", "$gte") else "$lt"
+    terms: list[dict[str, Any]] = []
+    for i, field in enumerate(fields):
+        last = i == len(fields) - 1
+        cond = _beyond(field, key[i], step if strict or not last else op)
+        prefix = [{f: v} for f, v in zip(fields[:i], key[:i], strict=True)]
+        terms.append({"$and": [*prefix, cond]} if prefix else cond)
+    return terms[0] if len(terms) == 1 else {"$or": terms}
+
+
+def range_filter(fields: tuple[str, ...], lo: Key | None, hi: Key | None) -> dict[str, Any]:
+    """Documents with ``lo <= key < hi`` (None: unbounded)."""
+    conds = []
+    if lo is not None:
+        conds.append(key_compare(fields, lo, "$gte"))
+    if hi is not None:
+        conds.append(key_compare(fields, hi, "$lt"))
+    if not conds:
+        return {}
+    return conds[0] if len(conds) == 1 else {"$and": conds}
+
+
+def key_filter(fields: tuple[str, ...], keys: list[Key]) -> dict[str, Any]:
+    """Documents with one of ``keys``."""
+    if len(fields) == 1:
+        return {fields[0]: {"$in": [k[0] for k in keys]}}
+    return {"$or": [dict(zip(fields, k, strict=True)) for k in keys]}
+
+
+class Source(Protocol):
+    """A collection to copy from (asyncdb's own, or one another application wrote)."""
+
+    spec: CollectionSpec
+    backend: str
+
+    async def parts(self, n: int) -> list[Part]:
+        """``n`` (or fewer) disjoint parts covering the collection."""
+        ...
+
+    def batches(self, part: Part, position: Any, size: int) -> AsyncIterator[tuple[list[Doc], Any]]:
+        """The part's documents after ``position``, in batches, each with the position after it."""
+        ...
+
+    def documents(self, part: Part | None) -> AsyncIterator[Doc]:
+        """Every document of the part (None: the whole collection), in any order."""
+        ...
+
+    async def count(self) -> int: ...
+
+
+def converter(source: Source) -> Callable[[Doc], Doc] | None:
+    """The source's raw-document -> portable-document function (readers of foreign stores
+    yield driver documents and convert them here, so a bad one is handled per document)."""
+    fn: Callable[[Doc], Doc] | None = getattr(source, "convert", None)
+    return fn
+
+
+def _key(value: Any) -> Key | None:
+    return None if value is None else tuple(value)
+
+
+class CollectionSource:
+    """An asyncdb collection read through the public API, in key ranges."""
+
+    def __init__(self, coll: Collection, backend: str) -> None:
+        self.coll = coll
+        spec = coll.spec  # plain str names (a reflected table's are SQLAlchemy quoted_name)
+        self.spec = replace(spec, name=str(spec.name), key=tuple(str(k) for k in spec.key))
+        self.backend = backend
+        self._sort = [(k, 1) for k in self.spec.key]
+
+    async def count(self) -> int:
+        return await self.coll.count_documents({}, allow_scan=True)
+
+    async def parts(self, n: int) -> list[Part]:
+        """Key ranges of about equal size (split points found with sorted ``skip``)."""
+        total = await self.count() if n > 1 else 0
+        bounds: list[Key] = []
+        for i in range(1, n):
+            skip = total * i // n
+            if skip == 0:
+                continue
+            found = await self.coll.find(
+                {}, sort=self._sort, skip=skip, limit=1, allow_scan=True
+            ).to_list()
+            if found:
+                key = tuple(found[0][k] for k in self.spec.key)
+                if not bounds or bounds[-1] != key:
+                    bounds.append(key)
+        edges: list[Key | None] = [None, *bounds, None]
+        return [{"lo": edges[i], "hi": edges[i + 1]} for i in range(len(edges) - 1)]
+
+    def _filter(self, part: Part | None, after: Key | None = None) -> dict[str, Any]:
+        fields = self.spec.key
+        conds = []
+        if part is not None:
+            f = range_filter(fields, _key(part.get("lo")), _key(part.get("hi")))
+            if f:
+                conds.append(f)
+        if after is not None:
+            conds.append(key_compare(fields, after, "$gt"))
+        if not conds:
+            return {}
+        return conds[0] if len(conds) == 1 else {"$and": conds}
+
+    async def batches(
+        self, part: Part, position: Any, size: int
+    ) -> AsyncIterator[tuple[list[Doc], Any]]:
+        cursor = self.coll.find(
+            self._filter(part, _key(position)), sort=self._sort, allow_scan=True, cache=False
+        )
+        batch: list[Doc] = []
+        fields = self.spec.key
+        async for doc in cursor:
+            batch.append(doc)
+            if len(batch) >= size:
+                yield batch, [batch[-1][k] for k in fields]
+                batch = []
+        if batch:
+            yield batch, [batch[-1][k] for k in fields]
+
+    async def documents(self, part: Part | None) -> AsyncIterator[Doc]:
+        async for doc in self.coll.find(self._filter(part), allow_scan=True, cache=False):
+            yield doc
+
+
+def key_of(doc: Mapping[str, Any], fields: tuple[str, ...]) -> Key:
+    return tuple(doc[f] for f in fields)
+
+
+__all__ = [
+    "CollectionSource",
+    "Part",
+    "Source",
+    "converter",
+    "key_compare",
+    "key_filter",
+    "key_of",
+    "range_filter",
+]

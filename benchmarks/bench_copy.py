@@ -1,0 +1,190 @@
+"""Copy and verify throughput, and the peak memory of a verify.
+
+1. ``asyncdb.copy`` (workers 4, batches of 500, the final verify off) for SQLite ->
+   PostgreSQL, PostgreSQL -> MongoDB and MongoDB -> DynamoDB, each against the slower side's
+   raw bulk path alone, fed prepared documents: asyncpg ``copy_records_to_table`` of (id,
+   jsonb) rows; PyMongo ``insert_many``; aioboto3
+   ``batch_write_item`` of 25 items from 4 concurrent tasks. Target: copy >= 0.5x the raw path.
+2. ``asyncdb.verify`` of each pair: documents per second (both sides read).
+3. Peak memory (tracemalloc) allocated by ``verify`` of two SQLite databases of N and 4N
+   documents: it should not grow with N (ranges, not documents).
+
+    python benchmarks/bench_copy.py   # servers from tests/servers (or ASYNCDB_TEST_*_URL)
+
+The pairs form a chain (each destination is the next source). ``BENCH_COPY_DOCS`` (default
+20,000) and ``BENCH_VERIFY_DOCS``
+(default 250,000: the 4N side of the memory measure) set the sizes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+
+import orjson
+from _report import print_table, save_results
+
+import asyncdb
+
+DOCS = int(os.environ.get("BENCH_COPY_DOCS", "20000"))
+VERIFY_DOCS = int(os.environ.get("BENCH_VERIFY_DOCS", "250000"))
+TARGET = 0.5
+
+
+def doc(i: int) -> dict[str, Any]:
+    return {"id": f"d{i:07d}", "company": f"c{i % 31}", "n": i, "tags": ["a", "b"], "x": i / 3}
+
+
+async def raw_postgres(url: str, docs: list[dict[str, Any]]) -> float:
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgresql://", "postgres://", 1))
+    try:
+        await conn.execute(
+            "DROP TABLE IF EXISTS raw_copy; CREATE TABLE raw_copy (id text PRIMARY KEY, doc jsonb)"
+        )
+        started = time.perf_counter()
+        rows = [(d["id"], orjson.dumps(d).decode()) for d in docs]
+        await conn.copy_records_to_table("raw_copy", records=rows, columns=["id", "doc"])
+        return time.perf_counter() - started
+    finally:
+        await conn.close()
+
+
+async def raw_mongo(url: str, docs: list[dict[str, Any]]) -> float:
+    from pymongo import AsyncMongoClient
+
+    client: Any = AsyncMongoClient(url)
+    try:
+        coll = client.get_default_database().raw_copy
+        await coll.drop()
+        rows = [{"_id": d["id"], **{k: v for k, v in d.items() if k != "id"}} for d in docs]
+        started = time.perf_counter()
+        await coll.insert_many(rows, ordered=False)
+        return time.perf_counter() - started
+    finally:
+        await client.close()
+
+
+async def raw_dynamodb(url: str, docs: list[dict[str, Any]]) -> float:
+    from asyncdb.movement.foreign import _dynamo_client
+
+    async with asyncdb.connect(url) as db:
+        cm, client, _ = await _dynamo_client(db)
+    try:
+        await client.create_table(
+            TableName="raw_copy",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        items = [
+            {
+                "PutRequest": {
+                    "Item": {"id": {"S": d["id"]}, "body": {"S": orjson.dumps(d).decode()}}
+                }
+            }
+            for d in docs
+        ]
+        chunks = [items[i : i + 25] for i in range(0, len(items), 25)]
+        started = time.perf_counter()
+
+        async def worker(mine: list[list[dict[str, Any]]]) -> None:
+            for chunk in mine:
+                pending = chunk
+                while pending:
+                    reply = await client.batch_write_item(RequestItems={"raw_copy": pending})
+                    pending = reply.get("UnprocessedItems", {}).get("raw_copy", [])
+
+        await asyncio.gather(*(worker(chunks[w::4]) for w in range(4)))
+        return time.perf_counter() - started
+    finally:
+        await cm.__aexit__(None, None, None)
+
+
+async def pair(src: str, dst: str, n: int, batch: int, raw: Any, fill: bool) -> list[list[Any]]:
+    """One measured pair; the source holds the documents already unless ``fill``."""
+    docs = [doc(i) for i in range(n)]
+    raw_s = await raw(dst, docs)
+    if fill:
+        async with asyncdb.connect(src) as db:
+            await db.collection("bench").insert_many(docs)
+    started = time.perf_counter()
+    report = await asyncdb.copy(src, dst, verify=False, workers=4, batch_size=batch)
+    ours = time.perf_counter() - started
+    assert report.written == n
+    started = time.perf_counter()
+    assert (await asyncdb.verify(src, dst)).equal
+    verify_s = time.perf_counter() - started
+    name = f"{src.split(':')[0]} -> {dst.split(':')[0]}"
+    ratio = raw_s / ours
+    return [
+        [f"copy {name} ({n:,})", f"{n / ours:,.0f} docs/s", f"{n / raw_s:,.0f} docs/s",
+         round(ratio, 2), f">= {TARGET}", "yes" if ratio >= TARGET else "no"],
+        [f"verify {name}", f"{n / verify_s:,.0f} docs/s", "", "", "", ""],
+    ]  # fmt: skip
+
+
+async def verify_memory(n: int, tmp: str) -> int:
+    """Peak memory allocated during a verify of two SQLite files of ``n`` documents (SQLite
+    streams its rows; memory:// would hold a snapshot list of its own)."""
+    a_url, b_url = f"sqlite:///{tmp}/va{n}.db", f"sqlite:///{tmp}/vb{n}.db"
+    async with asyncdb.connect(a_url) as a, asyncdb.connect(b_url) as b:
+        for start in range(0, n, 50_000):
+            docs = [doc(i) for i in range(start, min(n, start + 50_000))]
+            await a.collection("bench").insert_many(docs)
+            await b.collection("bench").insert_many(docs)
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+        report = await asyncdb.verify(a, b)
+        peak = tracemalloc.get_traced_memory()[1] - base
+        tracemalloc.stop()
+        assert report.equal
+        return peak
+
+
+async def main() -> None:
+    from tests.servers.dynamodb import DynamoDBLocalServer
+    from tests.servers.mongo import SecantusServer
+    from tests.servers.postgres import PostgresServer, with_database
+
+    servers: list[Any] = [PostgresServer(), SecantusServer(), DynamoDBLocalServer()]
+    rows: list[list[Any]] = []
+    for s in servers:
+        s.start()
+    try:
+        pg, dynamo = servers[0].url, servers[2].url
+        mongo = with_database(servers[1].url, "asyncdb_bench_copy")
+        with tempfile.TemporaryDirectory() as tmp:
+            os.chdir(tmp)
+            # a chain: each destination is the next source
+            rows += await pair(f"sqlite:///{tmp}/src.db", pg, DOCS, 500, raw_postgres, True)
+            rows += await pair(pg, mongo, DOCS, 500, raw_mongo, False)
+            rows += await pair(mongo, dynamo, DOCS, 500, raw_dynamodb, False)
+    finally:
+        for s in servers:
+            s.stop()
+    with tempfile.TemporaryDirectory() as tmp:
+        small = await verify_memory(VERIFY_DOCS // 4, tmp)
+        large = await verify_memory(VERIFY_DOCS, tmp)
+    rows.append(
+        [f"verify peak memory {VERIFY_DOCS // 4:,} / {VERIFY_DOCS:,} docs", f"{small / 1e6:.2f} MB",
+         f"{large / 1e6:.2f} MB", round(large / max(small, 1), 2), "~1", ""]
+    )  # fmt: skip
+    headers = ["measure", "asyncdb", "raw", "ratio", "target", "ok"]
+    print_table(headers, rows)
+    save_results(
+        "bench_copy", {"docs": DOCS, "rows": [dict(zip(headers, r, strict=True)) for r in rows]}
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
