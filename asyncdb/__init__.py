@@ -10,6 +10,8 @@
 ['b']
 """
 
+from typing import TYPE_CHECKING, Any
+
 from asyncdb.collection import Collection, Cursor
 from asyncdb.database import Database, Transaction, backend_for, connect
 from asyncdb.errors import (
@@ -25,11 +27,26 @@ from asyncdb.errors import (
     ScanRequired,
     TransactionError,
     UpdateError,
+    ValidationError,
+    WrongEventLoop,
 )
 from asyncdb.resilience import Health
 from asyncdb.types import Capabilities, CollectionSpec, Index, Page, Plan, UpdateResult
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from asyncdb.settings import Settings
+
+
+def __getattr__(name: str) -> Any:
+    # pydantic-settings (extra "models") is imported on first use only: the core stays light.
+    if name == "Settings":
+        from asyncdb.settings import Settings
+
+        return Settings
+    raise AttributeError(f"module 'asyncdb' has no attribute {name!r}")
+
 
 __all__ = [
     "AsyncDBError",
@@ -51,10 +68,13 @@ __all__ = [
     "Plan",
     "QueryError",
     "ScanRequired",
+    "Settings",
     "Transaction",
     "TransactionError",
     "UpdateError",
     "UpdateResult",
+    "ValidationError",
+    "WrongEventLoop",
     "backend_for",
     "connect",
 ]

@@ -14,15 +14,16 @@ from asyncdb._paging import CursorSigner, query_digest
 from asyncdb.backends.base import KeyTuple, Session, Store, StoreCollection
 from asyncdb.cache import CacheConfig, ReadCache
 from asyncdb.collection import Collection
-from asyncdb.errors import ConfigurationError, NotSupported
+from asyncdb.errors import ConfigurationError, NotSupported, WrongEventLoop
 from asyncdb.query.ast import Node, Sort
 from asyncdb.resilience import Health, Resilience, RetryPolicy
-from asyncdb.types import Capabilities, CollectionSpec, Index, check_identifier
+from asyncdb.types import Capabilities, CollectionSpec, DocT, Index, check_identifier
 
 if TYPE_CHECKING:
     import sqlalchemy
 
     from asyncdb.backends.table.store import TableStore
+    from asyncdb.settings import Settings
 
 # Built-in schemes, used when the package's entry points are not installed (a source checkout).
 _BUILTIN: dict[str, str] = {
@@ -77,14 +78,17 @@ class Transaction:
         # Cache invalidations of this transaction's writes, run after it commits.
         self._writes: list[tuple[str, list[KeyTuple] | None]] = []
 
-    def collection(self, name: str, **options: Any) -> Collection:
-        """The collection ``name`` inside this transaction (with the options it was opened with
-        on the database, unless given here)."""
+    def collection(self, name: str, **options: Any) -> Collection[Any]:
+        """The collection ``name`` inside this transaction (with the options, and the model, it
+        was opened with on the database, unless given here)."""
         existing = self._db._collections.get(name)
         if existing is not None and not options:
-            return Collection(self._db, existing, self._session, self._writes)
+            model = self._db._models.get(name)
+            if model is None:
+                return Collection(self._db, existing, self._session, self._writes)
+            options = {"key": existing.spec.key, "model": model}
         base = self._db.collection(name, **options)
-        return Collection(self._db, base._store, self._session, self._writes)
+        return base._bind(self._session, self._writes)
 
     def table(self, table: sqlalchemy.Table, **options: Any) -> Collection:
         """The collection over ``table`` inside this transaction. Only a tables-only database
@@ -128,6 +132,25 @@ class Database:
         self._digests: dict[tuple[str, str, str], str] = {}
         self._tables: TableStore | None = None
         self._cache: ReadCache | None = None
+        self._models: dict[str, type[Any]] = {}  # the model a collection was last opened with
+        try:  # pools and clients belong to the loop that opened them
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None  # made outside a loop: bound to the first loop that uses it
+
+    def _check_loop(self) -> None:
+        """Raise WrongEventLoop when called on another loop than the one that opened this
+        database (cheap: one C call and an identity test on every operation)."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            if self._loop is None:
+                self._loop = loop
+                return
+            raise WrongEventLoop(
+                f"this {self.backend} Database was opened on another event loop; its pools "
+                "and clients cannot be used from this one: open one Database per event loop "
+                "(per worker process, per test loop), e.g. in the app's lifespan"
+            )
 
     @property
     def cache(self) -> ReadCache | None:
@@ -151,10 +174,15 @@ class Database:
         ttl: str | None = None,
         allow_scan: bool = False,
         max_scan: int = 10_000,
-    ) -> Collection:
-        """A collection handle (cheap; the table is created on first use).
+        *,
+        model: type[DocT] | None = None,
+    ) -> Collection[DocT]:
+        """A collection handle (cheap; the table is created on first use). With ``model=`` (a
+        pydantic model, extra ``models``) it is a ``Collection[Model]``: writes validate
+        before any I/O and reads return model instances (see asyncdb.models).
 
         >>> # alerts = db.collection("alerts", indexes=["status", ("company", "priority")])
+        >>> # typed = db.collection("alerts", model=Alert)      # Collection[Alert]
         """
         check_identifier(name, "collection name")
         keys = (key,) if isinstance(key, str) else tuple(key)
@@ -175,6 +203,14 @@ class Database:
         if isinstance(max_scan, bool) or not isinstance(max_scan, int) or max_scan < 1:
             raise ConfigurationError("max_scan must be a positive integer")
         spec = CollectionSpec(name, keys, parsed_indexes, ttl, bool(allow_scan), max_scan)
+        if model is not None:
+            from asyncdb.models import model_collection  # pydantic is imported only here
+
+            plain: Collection[Any] = self.collection(name, key, indexes, ttl, allow_scan, max_scan)
+            typed: Collection[DocT] = model_collection(plain, model)
+            self._models[name] = model
+            return typed
+        self._models.pop(name, None)
         existing = self._collections.get(name)
         if existing is not None and existing.spec == spec:
             return Collection(self, existing)
@@ -211,6 +247,7 @@ class Database:
     async def _ensure(self, coll: StoreCollection) -> None:
         if coll.spec.name in self._ensured:
             return
+        self._check_loop()
         async with self._ensure_lock:
             if coll.spec.name not in self._ensured:
                 # CREATE ... IF NOT EXISTS is idempotent: retried like a read.
@@ -236,6 +273,7 @@ class Database:
         """
         if "transactions" not in self.capabilities:
             raise NotSupported(f"{self.backend} does not support transactions")
+        self._check_loop()
         self._resilience.check_breaker()
         task = asyncio.current_task()
         self._resilience.transaction_tasks[task] += 1
@@ -337,8 +375,33 @@ class _Connect:
             await self._db.close()
 
 
-def connect(url: str, **options: Any) -> _Connect:
-    """Connect to a database by URL.
+def _settings_url(url: str | None, settings: Settings | None, options: dict[str, Any]) -> str:
+    """The URL to open, with ``settings``' options merged under ``options`` (explicit keyword
+    arguments win). Without a URL and settings, ``asyncdb.Settings()`` reads ASYNCDB_URL."""
+    if settings is None and url is not None:
+        return url
+    if settings is None:
+        try:
+            from asyncdb.settings import Settings
+        except ImportError:  # without the models extra: the one variable that is needed
+            import os
+
+            env_url = os.environ.get("ASYNCDB_URL")
+            if not env_url:
+                raise ConfigurationError("no database URL: pass one or set ASYNCDB_URL") from None
+            return env_url
+        settings = Settings()
+    settings_url, settings_options = settings.connect_options()
+    for name, value in settings_options.items():
+        options.setdefault(name, value)
+    return url if url is not None else settings_url
+
+
+def connect(
+    url: str | None = None, *, settings: Settings | None = None, **options: Any
+) -> _Connect:
+    """Connect to a database by URL, or by ``settings=asyncdb.Settings()`` (or, with
+    neither, by the ASYNCDB_* environment variables: see :class:`asyncdb.Settings`).
 
     ``memory://``, ``sqlite:///app.db`` (``sqlite:///:memory:``), ``postgresql://...``, ...
     ``tables_only=True`` opens a sqlite/postgresql database for table mode alone
@@ -355,4 +418,4 @@ def connect(url: str, **options: Any) -> _Connect:
     >>> asyncio.run(main())
     {'id': 'a1', 'priority': 80}
     """
-    return _Connect(url, options)
+    return _Connect(_settings_url(url, settings, options), options)

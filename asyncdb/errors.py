@@ -72,3 +72,21 @@ class OperationTimeout(AsyncDBError, TimeoutError):
 class BackendUnavailable(AsyncDBError):
     """The backend's circuit breaker is open (too many consecutive failures): the call failed
     fast without reaching the backend. Retry after the cool-down."""
+
+
+class ValidationError(QueryError):
+    """A document that does not validate against its collection's model (``model=``).
+
+    Raised before any I/O; ``path`` names the first invalid field and the message never
+    carries the offending value.
+
+    >>> ValidationError("Input should be a valid integer", path="priority").path
+    'priority'
+    """
+
+
+class WrongEventLoop(AsyncDBError, RuntimeError):
+    """A Database used from another event loop than the one that opened it.
+
+    Pools, sockets and driver clients belong to the loop they were created on; open one
+    Database per event loop (per worker process, per test loop) instead of sharing one."""

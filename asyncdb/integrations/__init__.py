@@ -1,0 +1,1 @@
+"""Framework integrations: FastAPI, aiohttp, a Redis rate limiter, LangGraph persistence."""
