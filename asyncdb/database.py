@@ -391,10 +391,10 @@ def _settings_url(url: str | None, settings: Settings | None, options: dict[str,
                 raise ConfigurationError("no database URL: pass one or set ASYNCDB_URL") from None
             return env_url
         settings = Settings()
-    settings_url, settings_options = settings.connect_options()
+    chosen, settings_options = settings.connect_options(url)
     for name, value in settings_options.items():
         options.setdefault(name, value)
-    return url if url is not None else settings_url
+    return chosen
 
 
 def connect(

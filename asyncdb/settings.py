@@ -48,6 +48,7 @@ class Settings(BaseSettings):
         env_file=".env",
         extra="ignore",
         hide_input_in_errors=True,  # a rejected value may be a secret: never echo it
+        env_ignore_empty=True,  # ASYNCDB_CACHE_URL= means no cache
         frozen=True,
     )
 
@@ -59,16 +60,18 @@ class Settings(BaseSettings):
     cursor_secret: SecretStr | None = None
     keyring: SecretStr | None = None
 
-    def connect_options(self) -> tuple[str, dict[str, Any]]:
-        """The URL and the ``connect()`` options these settings stand for.
+    def connect_options(self, url: str | None = None) -> tuple[str, dict[str, Any]]:
+        """The URL (``url`` if given, else these settings') and the ``connect()`` options
+        these settings stand for.
 
         Pool sizes go to the backends that keep a pool (PostgreSQL); set for another backend
         they are a ConfigurationError rather than silently ignored."""
-        if self.url is None:
-            raise ConfigurationError(
-                "no database URL: set ASYNCDB_URL (environment or .env) or pass a URL"
-            )
-        url = self.url.get_secret_value()
+        if url is None:
+            if self.url is None:
+                raise ConfigurationError(
+                    "no database URL: set ASYNCDB_URL (environment or .env) or pass a URL"
+                )
+            url = self.url.get_secret_value()
         options: dict[str, Any] = {}
         if self.cache_url is not None:
             options["cache"] = self.cache_url.get_secret_value()
