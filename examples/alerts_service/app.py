@@ -204,7 +204,7 @@ def create_app(
         if filter is not None:
             clauses.append(_json_filter(filter))
         page = await s.alerts.find_page(
-            {"$and": clauses}, sort=[("created_at", -1)], limit=limit, cursor=cursor
+            {"$and": clauses}, sort=[("created_at", -1), ("id", -1)], limit=limit, cursor=cursor
         )
         return PageResponse[Alert].of(page)
 

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +75,9 @@ def uvicorn_server(app: str, env: dict[str, str], *, workers: int = 1, log: Path
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(5)
+
+
+def newest_key(alert: dict[str, Any]) -> tuple[datetime, str]:
+    """The order of the examples' listings, newest first with ``reverse=True``: created_at,
+    then id (both descending)."""
+    return datetime.fromisoformat(alert["created_at"]), alert["id"]
