@@ -53,9 +53,10 @@ def _validation_error(model: type[BaseModel], exc: pydantic.ValidationError) -> 
 
 
 def portable(value: Any) -> Any:
-    """A model dump in portable values: enum members become their values, UUIDs strings,
-    tuples, sets and frozensets lists; everything else is left to the collection's own
-    validation (which names the path of what cannot be stored).
+    """``value`` in portable values: enum members become their values, UUIDs strings, tuples,
+    sets and frozensets lists; everything else is left to the collection's own validation
+    (which names the path of what cannot be stored). Copy on write: ``value`` itself is never
+    changed, and comes back as it is when nothing needed converting.
 
     >>> import uuid, enum
     >>> class Color(str, enum.Enum):
@@ -67,9 +68,25 @@ def portable(value: Any) -> Any:
     if t in _PLAIN:
         return value
     if t is dict:
-        return {k: portable(v) for k, v in value.items()}
+        out: dict[Any, Any] | None = None
+        for k, v in value.items():
+            if type(v) not in _PLAIN:
+                new = portable(v)
+                if new is not v:
+                    if out is None:
+                        out = dict(value)
+                    out[k] = new
+        return value if out is None else out
     if t is list:
-        return [portable(v) for v in value]
+        changed: list[Any] | None = None
+        for i, v in enumerate(value):
+            if type(v) not in _PLAIN:
+                new = portable(v)
+                if new is not v:
+                    if changed is None:
+                        changed = list(value)
+                    changed[i] = new
+        return value if changed is None else changed
     if isinstance(value, Enum):
         return portable(value.value)
     if isinstance(value, UUID):
