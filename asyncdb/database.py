@@ -203,17 +203,13 @@ class Database:
         if isinstance(max_scan, bool) or not isinstance(max_scan, int) or max_scan < 1:
             raise ConfigurationError("max_scan must be a positive integer")
         spec = CollectionSpec(name, keys, parsed_indexes, ttl, bool(allow_scan), max_scan)
-        if model is not None:
-            from asyncdb.models import model_collection  # pydantic is imported only here
-
-            plain: Collection[Any] = self.collection(name, key, indexes, ttl, allow_scan, max_scan)
-            typed: Collection[DocT] = model_collection(plain, model)
+        if model is None:
+            self._models.pop(name, None)
+        else:
             self._models[name] = model
-            return typed
-        self._models.pop(name, None)
         existing = self._collections.get(name)
         if existing is not None and existing.spec == spec:
-            return Collection(self, existing)
+            return self._typed(Collection(self, existing), model)
         if existing is not None and name in self._ensured and (existing.spec.key != spec.key):
             raise ConfigurationError(
                 f"collection {name!r} was opened with key {existing.spec.key}, not {spec.key}"
@@ -222,7 +218,15 @@ class Database:
         self._collections[name] = store_coll
         if existing is not None:
             self._ensured.discard(name)
-        return Collection(self, store_coll)
+        return self._typed(Collection(self, store_coll), model)
+
+    def _typed(self, plain: Collection[Any], model: type[DocT] | None) -> Collection[DocT]:
+        """``plain`` itself, or its typed view with ``model=`` (asyncdb.models)."""
+        if model is None:
+            return plain
+        from asyncdb.models import model_collection  # pydantic is imported only here
+
+        return model_collection(plain, model)
 
     def table(
         self, table: sqlalchemy.Table, *, allow_scan: bool = False, max_scan: int = 10_000

@@ -44,6 +44,7 @@ from .models import (
 T = TypeVar("T")
 SESSION_LIFETIME = timedelta(hours=8)
 LIMITER = "alerts_rate_limiter"
+STORE = "alerts_store"
 
 
 class Store:
@@ -88,8 +89,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         async with adb.lifespan(app) as state:
             limiter = RateLimiter(cache_url, limit=limit, window=window) if cache_url else None
-            try:
-                yield {**state, LIMITER: limiter}
+            try:  # the collections are opened once, not on every request
+                yield {**state, LIMITER: limiter, STORE: Store(state[adb.name])}
             finally:
                 if limiter is not None:
                     await limiter.close()
@@ -97,8 +98,13 @@ def create_app(
     app = FastAPI(title="alerts and incidents", lifespan=lifespan)
     adb.install_error_handlers(app)
 
-    async def store(db: Annotated[asyncdb.Database, Depends(adb.db)]) -> Store:
-        return Store(db)
+    async def store(request: Request) -> AsyncIterator[Store]:
+        opened: Store | None = request.scope.get("state", {}).get(STORE)
+        if opened is not None:
+            yield opened
+            return
+        async with adb.connect() as db:  # no lifespan (TestClient outside `with`): per request
+            yield Store(db)
 
     StoreDep = Annotated[Store, Depends(store)]
 

@@ -36,12 +36,21 @@ def free_port() -> int:
         return port
 
 
+class Served(str):
+    """The base URL of a running server; ``pid`` is its (main) process."""
+
+    pid: int
+
+
 @contextmanager
-def uvicorn_server(app: str, env: dict[str, str], *, workers: int = 1, log: Path) -> Iterator[str]:
-    """``uvicorn --app-dir examples APP`` as a child process on a free port; yields its base
-    URL once ``/health`` answers, and stops it afterwards (its output goes to ``log``)."""
+def uvicorn_server(
+    app: str, env: dict[str, str], *, workers: int = 1, log: Path, app_dir: Path = EXAMPLES
+) -> Iterator[Served]:
+    """``uvicorn --app-dir APP_DIR APP`` as a child process on a free port; yields its base
+    URL (with the process id as ``.pid``) once ``/health`` answers, and stops it afterwards
+    (its output goes to ``log``)."""
     port = free_port()
-    argv = [sys.executable, "-m", "uvicorn", "--app-dir", str(EXAMPLES), app]
+    argv = [sys.executable, "-m", "uvicorn", "--app-dir", str(app_dir), app]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     argv += ["--log-level", "warning"]
     child_env = {
@@ -51,7 +60,8 @@ def uvicorn_server(app: str, env: dict[str, str], *, workers: int = 1, log: Path
     child_env.update(env)
     with log.open("wb") as out:
         process = subprocess.Popen(argv, env=child_env, stdout=out, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
+        base = Served(f"http://127.0.0.1:{port}")
+        base.pid = process.pid
         try:
             deadline = time.monotonic() + 60
             while True:
