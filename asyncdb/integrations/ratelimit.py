@@ -13,8 +13,6 @@ is open after repeated failures) the request is allowed and counted in ``stats()
 >>> # FastAPI: @app.post("/alerts", dependencies=[Depends(limiter.dependency("alerts"))])
 """
 
-from __future__ import annotations
-
 import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
@@ -135,6 +133,8 @@ class RateLimiter:
         """
         from fastapi import HTTPException, Request
 
+        # (No ``from __future__ import annotations`` in this module: FastAPI reads this
+        # signature at runtime and must see the Request class, not the string "Request".)
         async def limit_requests(request: Request) -> None:
             who = await _user_of(request, user)
             decision = await self.hit(who, endpoint)

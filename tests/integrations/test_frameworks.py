@@ -186,3 +186,17 @@ async def test_the_aiohttp_example_service(tmp_path: Path) -> None:
         ).json()
         newest_first = sorted(made, key=newest_key, reverse=True)
         assert first["items"] + rest["items"] == newest_first
+
+
+def test_the_readme_twelve_line_service(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)  # it opens sqlite:///app.db in the working directory
+    app = example("fastapi_minimal").app
+
+    async def insert() -> None:
+        async with asyncdb.connect("sqlite:///app.db") as db:
+            await db.collection("alerts").insert_one({"id": "a1", "priority": 80})
+
+    with TestClient(app) as c:
+        assert c.get("/alerts/a1").json() is None
+        c.portal.call(insert)  # type: ignore[union-attr]
+        assert c.get("/alerts/a1").json() == {"id": "a1", "priority": 80}

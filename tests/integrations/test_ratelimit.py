@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 from servers.redis import RedisServer, answers_ping
@@ -89,3 +90,28 @@ def test_bad_limits_are_configuration_errors() -> None:
         RateLimiter("redis://127.0.0.1:9/0", limit=0, window=1)
     with pytest.raises(ConfigurationError):
         RateLimiter("redis://127.0.0.1:9/0", limit=1, window=0)
+
+
+def test_the_fastapi_dependency_answers_429_with_retry_after(redis_url: str) -> None:
+    from typing import Annotated
+
+    from fastapi import Depends, FastAPI, Header
+    from fastapi.testclient import TestClient
+
+    def by_user(request: Any) -> str:
+        return str(request.headers.get("x-user", "anonymous"))
+
+    app = FastAPI()
+    with TestClient(app) as client:  # the limiter's client connects on the app's loop
+        limiter = RateLimiter(redis_url, limit=2, window=60)
+
+        @app.post("/alerts", dependencies=[Depends(limiter.dependency("alerts", user=by_user))])
+        async def create(x_user: Annotated[str | None, Header()] = None) -> dict[str, str]:
+            return {"ok": "yes"}
+
+        statuses = [client.post("/alerts", headers={"x-user": "u1"}).status_code for _ in range(3)]
+        assert statuses == [200, 200, 429]
+        limited = client.post("/alerts", headers={"x-user": "u1"})
+        assert limited.status_code == 429 and 1 <= int(limited.headers["Retry-After"]) <= 60
+        assert client.post("/alerts", headers={"x-user": "u2"}).status_code == 200
+        client.portal.call(limiter.close)  # type: ignore[union-attr]
