@@ -2,8 +2,6 @@
 ``asyncdb.WrongEventLoop`` at once (instead of a driver's obscure error or a hang), with
 pytest-asyncio's function and session loops and with plain ``asyncio.run``."""
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -70,3 +68,34 @@ async def _open_and_write(url: str) -> asyncdb.Database:
     db = await asyncdb.connect(url)
     await db.collection("items").insert_one({"id": "a"})
     return db
+
+
+def test_a_database_from_another_loop_in_a_fastapi_app_is_a_500_not_a_hang(
+    tmp_path: Path,
+) -> None:
+    from typing import Annotated
+
+    from fastapi import Depends, FastAPI
+    from fastapi.testclient import TestClient
+
+    from asyncdb.integrations.fastapi import install_error_handlers
+
+    url = f"sqlite:///{tmp_path / 'global.db'}"
+    shared = asyncio.run(_open_and_write(url))  # a module-level database, opened at import
+
+    def database() -> asyncdb.Database:
+        return shared
+
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/items/{key}")
+    async def get(key: str, db: Annotated[asyncdb.Database, Depends(database)]) -> object:
+        return await db.collection("items").find_one({"id": key})
+
+    without = TestClient(app).get("/items/a")
+    with TestClient(app) as client:
+        within = client.get("/items/a")
+    for r in (without, within):
+        assert r.status_code == 500
+        assert r.json()["error"] == "WrongEventLoop"

@@ -99,3 +99,12 @@ async def test_a_password_in_the_url_reaches_no_error_and_no_log_line(
     assert SECRET not in str(info.value) and SECRET not in repr(info.value)
     assert SECRET not in caplog.text
     assert SECRET not in repr(settings)
+
+
+def test_importing_asyncdb_imports_no_pydantic() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, asyncdb; print(sorted(m for m in sys.modules if m.startswith('pydantic')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
