@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Iterable, Mapping
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import pydantic
@@ -154,9 +154,11 @@ class ModelCodec:
     def set_key(self, instance: BaseModel, key: Any) -> None:
         """Give an inserted instance whose key field was None the key the collection
         generated (validated like an assignment; a frozen model is left as it is)."""
+        if instance.model_config.get("frozen"):
+            return
         values = key if isinstance(key, tuple) else (key,)
         for attr, value in zip(self._key_attrs, values, strict=True):
-            if getattr(instance, attr, 0) is None:
+            if getattr(instance, attr, 0) is None and not self.model.model_fields[attr].frozen:
                 try:
                     instance.__pydantic_validator__.validate_assignment(instance, attr, value)
                 except (pydantic.ValidationError, TypeError):
@@ -188,8 +190,8 @@ class ModelCodec:
             return value
         adapter = self._adapters.get(name)
         if adapter is None:
-            info = self.model.model_fields[name]
-            adapter = self._adapters[name] = TypeAdapter(info.annotation)
+            info = self.model.model_fields[name]  # the FieldInfo carries the constraints
+            adapter = self._adapters[name] = TypeAdapter(Annotated[info.annotation, info])
         try:
             valid = adapter.validate_python(value)
         except pydantic.ValidationError as exc:
