@@ -32,7 +32,7 @@ from pydantic import BaseModel
 from starlette.requests import HTTPConnection, Request
 
 from asyncdb.database import Database, connect
-from asyncdb.errors import AsyncDBError
+from asyncdb.errors import AsyncDBError, ConfigurationError
 from asyncdb.integrations.errors import status_and_body
 from asyncdb.settings import Settings
 from asyncdb.types import Page
@@ -96,7 +96,9 @@ class AsyncDB:
             await db.close()
 
     async def db(self, connection: HTTPConnection) -> AsyncIterator[Database]:
-        """The dependency: ``db: Annotated[asyncdb.Database, Depends(adb.db)]``."""
+        """The dependency: ``db: Annotated[asyncdb.Database, Depends(adb.db)]``. Outside a
+        lifespan it opens a database for the one request (see :meth:`database` for the
+        cheaper dependency that needs the lifespan)."""
         state = connection.scope.get("state") or {}
         db = state.get(self.name)
         if db is not None:
@@ -108,6 +110,20 @@ class AsyncDB:
             yield opened
         finally:
             await opened.close()
+
+    async def database(self, connection: HTTPConnection) -> Database:
+        """The lifespan's database, as a plain dependency: ``Depends(adb.database)`` costs
+        FastAPI less per request than the generator :meth:`db` (no exit stack), and outside a
+        lifespan (TestClient without ``with``) raises ConfigurationError instead of opening one.
+        """
+        state = connection.scope.get("state") or {}
+        db: Database | None = state.get(self.name)
+        if db is None:
+            raise ConfigurationError(
+                "no database: the app's lifespan did not run (use `with TestClient(app)`), "
+                "or depend on adb.db, which opens one per request outside a lifespan"
+            )
+        return db
 
     def install_error_handlers(self, app: FastAPI) -> None:
         """Map asyncdb errors to HTTP responses (DESIGN §9): QueryError, ValidationError,

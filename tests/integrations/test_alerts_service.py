@@ -151,11 +151,10 @@ def test_sessions_live_in_a_ttl_collection(client: TestClient, service_url: str)
     assert client.get("/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
 
-def test_without_with_each_request_opens_its_own_database(tmp_path: Path) -> None:
+def test_without_with_the_service_says_its_lifespan_did_not_run(tmp_path: Path) -> None:
     client = TestClient(create_app(f"sqlite:///{tmp_path / 'nolifespan.db'}"))  # no lifespan
-    company = new_company(client)
-    alert = post_alert(client, company)
-    assert client.get(f"/alerts/{alert['id']}").json() == alert
+    r = client.post("/companies", json={"name": "acme"})
+    assert r.status_code == 500 and r.json()["error"] == "ConfigurationError"
 
 
 def test_two_apps_with_two_databases_in_one_process(tmp_path: Path) -> None:

@@ -200,3 +200,29 @@ def test_the_readme_twelve_line_service(tmp_path: Path, monkeypatch: Any) -> Non
         assert c.get("/alerts/a1").json() is None
         c.portal.call(insert)  # type: ignore[union-attr]
         assert c.get("/alerts/a1").json() == {"id": "a1", "priority": 80}
+
+
+def test_outside_a_lifespan_db_opens_one_per_request_and_database_refuses(tmp_path: Path) -> None:
+    adb = AsyncDB(f"sqlite:///{tmp_path / 'per_request.db'}")
+    app = FastAPI(lifespan=adb.lifespan)
+    adb.install_error_handlers(app)
+
+    @app.post("/items/{key}")
+    async def put(key: str, db: Annotated[asyncdb.Database, Depends(adb.db)]) -> None:
+        await db.collection("items").insert_one({"id": key})
+
+    @app.get("/items/{key}")
+    async def get(key: str, db: Annotated[asyncdb.Database, Depends(adb.db)]) -> object:
+        return await db.collection("items").find_one({"id": key})
+
+    @app.get("/fast/{key}")
+    async def fast(key: str, db: Annotated[asyncdb.Database, Depends(adb.database)]) -> object:
+        return await db.collection("items").find_one({"id": key})
+
+    client = TestClient(app)  # no `with`: no lifespan, and a new event loop per request
+    client.post("/items/a")
+    assert client.get("/items/a").json() == {"id": "a"}  # the file outlives each request's db
+    refused = client.get("/fast/a")
+    assert refused.status_code == 500 and refused.json()["error"] == "ConfigurationError"
+    with TestClient(app) as c:
+        assert c.get("/fast/a").json() == {"id": "a"}
