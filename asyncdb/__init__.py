@@ -39,6 +39,8 @@ from asyncdb.errors import (
     ScanRequired,
     TransactionError,
     UpdateError,
+    ValidationError,
+    WrongEventLoop,
 )
 from asyncdb.movement import (
     BackupError,
@@ -58,13 +60,21 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
+if TYPE_CHECKING:
+    from asyncdb.settings import Settings
+
 
 def __getattr__(name: str) -> Any:
-    # The security layer needs the "security" extra (cryptography): imported on first use.
+    # Extras imported on first use only, so the core stays light: the security layer needs
+    # "security" (cryptography), Settings needs "models" (pydantic-settings).
     if name in ("KeyRing", "Anonymizer"):
         from asyncdb import security
 
         return getattr(security, name)
+    if name == "Settings":
+        from asyncdb.settings import Settings
+
+        return Settings
     raise AttributeError(f"module 'asyncdb' has no attribute {name!r}")
 
 
@@ -101,13 +111,16 @@ __all__ = [
     "QueryError",
     "ReplaceOne",
     "ScanRequired",
+    "Settings",
     "Transaction",
     "TransactionError",
     "UpdateError",
     "UpdateMany",
     "UpdateOne",
     "UpdateResult",
+    "ValidationError",
     "VerifyReport",
+    "WrongEventLoop",
     "backend_for",
     "backup",
     "connect",

@@ -6,9 +6,10 @@ Every call validates and parses its input first (a bad filter raises
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, overload
 
 from asyncdb.backends.base import (
     GC_PAUSE_MIN,
@@ -48,12 +49,14 @@ from asyncdb.query.pipeline import Pipeline, parse_pipeline, parse_update_spec
 from asyncdb.query.sort import sort_key
 from asyncdb.query.update import apply_projection
 from asyncdb.query.values import normalize_document, normalize_value
-from asyncdb.types import CollectionSpec, Page, Plan, Query, UpdateResult
+from asyncdb.types import CollectionSpec, DocT, Page, Plan, Query, UpdateResult
 
 if TYPE_CHECKING:
     from asyncdb.database import Database
 
 T = TypeVar("T")
+# What a projection may be (a projected read returns dicts, also on a typed collection).
+ProjectionSpec = Mapping[str, Any] | list[str] | tuple[str, ...]
 _END: Any = object()  # a find stream with no first document
 
 
@@ -134,7 +137,7 @@ class _Stream:
         return out
 
 
-class Cursor(_Stream):
+class Cursor(Generic[DocT]):
     """The lazy result of :meth:`Collection.find`. Iterate it (``async for``) to stream
     documents in constant memory, or collect them with :meth:`to_list`.
 
@@ -143,7 +146,7 @@ class Cursor(_Stream):
 
     def __init__(
         self,
-        collection: Collection,
+        collection: Collection[Any],
         node: Node,
         sort: Sort,
         skip: int,
@@ -162,15 +165,15 @@ class Cursor(_Stream):
         self._use_cache = use_cache
         self._started = False
 
-    def sort(self, spec: Any) -> Cursor:
+    def sort(self, spec: Any) -> Cursor[DocT]:
         self._sort = with_key_tiebreak(parse_sort(spec), self._collection.spec)
         return self
 
-    def skip(self, n: int) -> Cursor:
+    def skip(self, n: int) -> Cursor[DocT]:
         self._skip = _check_count("skip", n) or 0
         return self
 
-    def limit(self, n: int | None) -> Cursor:
+    def limit(self, n: int | None) -> Cursor[DocT]:
         self._limit = _limit(n)
         return self
 
@@ -214,6 +217,21 @@ class Cursor(_Stream):
         async for doc in _retried_stream(coll, open_find, "find"):
             yield doc
 
+    def __aiter__(self) -> AsyncIterator[DocT]:
+        if self._projection is None:
+            stream: AsyncIterator[DocT] = self._collection._load_stream(self._stream())
+            return stream
+        return self._stream()  # type: ignore[return-value]  # projected: dicts (see find)
+
+    async def to_list(self, length: int | None = None) -> list[DocT]:
+        """All documents (or the first ``length``) as a list."""
+        out: list[DocT] = []
+        async for doc in self:
+            out.append(doc)
+            if length is not None and len(out) >= length:
+                break
+        return out
+
 
 class AggregateCursor(_Stream):
     """The lazy result of :meth:`Collection.aggregate`: iterate it (``async for``) to stream the
@@ -223,7 +241,9 @@ class AggregateCursor(_Stream):
     >>> # rows = await alerts.aggregate(pipeline).to_list()
     """
 
-    def __init__(self, collection: Collection, pipeline: Pipeline, allow_scan: bool | None) -> None:
+    def __init__(
+        self, collection: Collection[Any], pipeline: Pipeline, allow_scan: bool | None
+    ) -> None:
         self._collection = collection
         self._pipeline = pipeline
         self._allow_scan = allow_scan
@@ -239,8 +259,9 @@ class AggregateCursor(_Stream):
             yield doc
 
 
-class Collection:
-    """A collection of documents in one database. Obtain it with ``db.collection(name)``."""
+class Collection(Generic[DocT]):
+    """A collection of documents in one database. Obtain it with ``db.collection(name)``:
+    ``Collection[dict[str, Any]]``, or ``Collection[Model]`` with ``model=`` (asyncdb.models)."""
 
     def __init__(
         self,
@@ -262,6 +283,26 @@ class Collection:
     async def _ready(self) -> None:
         await self._db._ensure(self._store)
 
+    def _bind(
+        self, session: Session | None, tx_writes: list[tuple[str, list[KeyTuple] | None]]
+    ) -> Collection[DocT]:
+        """This collection inside a transaction (a copy: a typed collection stays typed)."""
+        bound = copy.copy(self)
+        bound._session = session
+        bound._tx_writes = tx_writes
+        return bound
+
+    # Stored documents as this collection returns them: here the dicts themselves; the model
+    # layer (asyncdb.models.ModelCollection) overrides these to validate into model instances.
+    def _load(self, doc: Doc) -> DocT:
+        return doc  # type: ignore[return-value]
+
+    def _load_list(self, docs: list[Doc]) -> list[DocT]:
+        return docs  # type: ignore[return-value]
+
+    def _load_stream(self, docs: AsyncIterator[Doc]) -> AsyncIterator[DocT]:
+        return docs  # type: ignore[return-value]
+
     def _call(
         self,
         operation: Callable[[], Awaitable[T]],
@@ -271,6 +312,7 @@ class Collection:
         insert_check: Callable[[], Awaitable[bool]] | None = None,
     ) -> Awaitable[T]:
         """``operation`` under the database's timeout, retry policy and breaker."""
+        self._db._check_loop()
         return self._db._resilience.call(
             operation,
             write=write,
@@ -319,6 +361,7 @@ class Collection:
         cache = self._db._cache
         if cache is None:
             return None
+        self._db._check_loop()
         if not use_cache or self._session is not None or self.spec.ttl is not None:
             cache.note_bypass()
             return None
@@ -352,7 +395,7 @@ class Collection:
 
     # --- writes -----------------------------------------------------------------------------
 
-    async def insert_one(self, doc: Mapping[str, Any]) -> Any:
+    async def insert_one(self, doc: DocT | Mapping[str, Any]) -> Any:
         """Insert one document and return its key (an ``"id"`` is generated if missing).
 
         >>> # key = await alerts.insert_one({"title": "disk full", "priority": 80})
@@ -373,7 +416,7 @@ class Collection:
         return key[0] if self.spec.single_key else key
 
     async def insert_many(
-        self, docs: Iterable[Mapping[str, Any]], ordered: bool = True
+        self, docs: Iterable[DocT | Mapping[str, Any]], ordered: bool = True
     ) -> list[Any]:
         """Insert all documents or none; returns their keys in order. ``ordered=False``
         inserts every document it can and raises :class:`~asyncdb.BulkWriteError` for the
@@ -399,7 +442,7 @@ class Collection:
         # A copy: _written may keep ``keys`` until the transaction commits.
         return [k[0] for k in keys] if self.spec.single_key else list(keys)
 
-    async def _insert_unordered(self, docs: Iterable[Mapping[str, Any]], ordered: Any) -> list[Any]:
+    async def _insert_unordered(self, docs: Iterable[Any], ordered: Any) -> list[Any]:
         if ordered is not False:
             raise QueryError("ordered must be True or False", path="ordered")
         ops = [self._write_op(i, InsertOne(doc)) for i, doc in enumerate(docs)]
@@ -509,13 +552,14 @@ class Collection:
     async def replace_one(
         self,
         filter: Mapping[str, Any] | None,
-        doc: Mapping[str, Any],
+        doc: DocT | Mapping[str, Any],
         upsert: bool = False,
         *,
         allow_scan: bool | None = None,
     ) -> UpdateResult:
         """Replace the first matching document whole (its key stays)."""
-        node, parsed = parse_filter(filter), parse_replacement(doc)
+        # A typed collection (asyncdb.models) hands over the dumped mapping.
+        node, parsed = parse_filter(filter), parse_replacement(cast("Mapping[str, Any]", doc))
         await self._ready()
         try:
             result, _ = await self._call(
@@ -536,6 +580,32 @@ class Collection:
         await self._written(self._written_keys(node, upsert, result))
         return result
 
+    @overload
+    async def find_one_and_update(
+        self,
+        filter: Mapping[str, Any] | None,
+        update: Mapping[str, Any],
+        return_document: Literal["before", "after"] = "after",
+        *,
+        upsert: bool = False,
+        sort: Any = None,
+        projection: None = None,
+        allow_scan: bool | None = None,
+    ) -> DocT | None: ...
+
+    @overload
+    async def find_one_and_update(
+        self,
+        filter: Mapping[str, Any] | None,
+        update: Mapping[str, Any],
+        return_document: Literal["before", "after"] = "after",
+        *,
+        upsert: bool = False,
+        sort: Any = None,
+        projection: ProjectionSpec,
+        allow_scan: bool | None = None,
+    ) -> Doc | None: ...
+
     async def find_one_and_update(
         self,
         filter: Mapping[str, Any] | None,
@@ -547,7 +617,7 @@ class Collection:
         projection: Any = None,
         allow_scan: bool | None = None,
         array_filters: list[Mapping[str, Any]] | None = None,
-    ) -> Doc | None:
+    ) -> DocT | Doc | None:
         """Update the first match atomically and return it as it was ``"before"`` or is
         ``"after"`` the update (None if nothing matched); positional paths and pipeline
         updates as in :meth:`update_one`."""
@@ -579,7 +649,9 @@ class Collection:
             await self._written(self._written_keys(node, upsert, None))
             raise
         await self._written(self._written_keys(node, upsert, result))
-        return None if doc is None else apply_projection(proj, doc, self.spec.key)
+        if doc is None:
+            return None
+        return self._load(doc) if proj is None else apply_projection(proj, doc, self.spec.key)
 
     async def delete_one(
         self, filter: Mapping[str, Any] | None, *, allow_scan: bool | None = None
@@ -617,6 +689,45 @@ class Collection:
 
     # --- reads ------------------------------------------------------------------------------
 
+    @overload
+    def find(
+        self,
+        filter: Mapping[str, Any] | None = None,
+        projection: None = None,
+        sort: Any = None,
+        skip: int = 0,
+        limit: int | None = None,
+        *,
+        allow_scan: bool | None = None,
+        cache: bool = True,
+    ) -> Cursor[DocT]: ...
+
+    @overload
+    def find(
+        self,
+        filter: Mapping[str, Any] | None,
+        projection: ProjectionSpec,
+        sort: Any = None,
+        skip: int = 0,
+        limit: int | None = None,
+        *,
+        allow_scan: bool | None = None,
+        cache: bool = True,
+    ) -> Cursor[Doc]: ...
+
+    @overload
+    def find(
+        self,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        projection: ProjectionSpec,
+        sort: Any = None,
+        skip: int = 0,
+        limit: int | None = None,
+        allow_scan: bool | None = None,
+        cache: bool = True,
+    ) -> Cursor[Doc]: ...
+
     def find(
         self,
         filter: Mapping[str, Any] | None = None,
@@ -627,14 +738,15 @@ class Collection:
         *,
         allow_scan: bool | None = None,
         cache: bool = True,
-    ) -> Cursor:
-        """A lazy cursor over the matching documents; ties in ``sort`` are broken by key."""
+    ) -> Cursor[DocT] | Cursor[Doc]:
+        """A lazy cursor over the matching documents; ties in ``sort`` are broken by key.
+        A projected read yields dicts, also on a typed collection."""
         node = parse_filter(filter)
         sort_spec = parse_sort(sort)
         if sort_spec:
             sort_spec = with_key_tiebreak(sort_spec, self.spec)
         proj = parse_projection(projection, self.spec.key)
-        return Cursor(
+        return Cursor[DocT](
             self,
             node,
             sort_spec,
@@ -645,6 +757,39 @@ class Collection:
             cache,
         )
 
+    @overload
+    async def find_one(
+        self,
+        filter: Mapping[str, Any] | None = None,
+        projection: None = None,
+        *,
+        sort: Any = None,
+        allow_scan: bool | None = None,
+        cache: bool = True,
+    ) -> DocT | None: ...
+
+    @overload
+    async def find_one(
+        self,
+        filter: Mapping[str, Any] | None,
+        projection: ProjectionSpec,
+        *,
+        sort: Any = None,
+        allow_scan: bool | None = None,
+        cache: bool = True,
+    ) -> Doc | None: ...
+
+    @overload
+    async def find_one(
+        self,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        projection: ProjectionSpec,
+        sort: Any = None,
+        allow_scan: bool | None = None,
+        cache: bool = True,
+    ) -> Doc | None: ...
+
     async def find_one(
         self,
         filter: Mapping[str, Any] | None = None,
@@ -653,7 +798,7 @@ class Collection:
         sort: Any = None,
         allow_scan: bool | None = None,
         cache: bool = True,
-    ) -> Doc | None:
+    ) -> DocT | Doc | None:
         """The first matching document, or None. A filter that is exactly the key
         (``{"id": k}``) is a point read that skips parsing and planning."""
         if projection is None and sort is None:
@@ -672,11 +817,12 @@ class Collection:
                                 lambda: store.get(key, None), write=False, what="get"
                             ),
                         )
-                        return cached
-                return await self._call(
+                        return None if cached is None else self._load(cached)
+                doc = await self._call(
                     lambda: self._store.get(key, self._session), write=False, what="get"
                 )
-        docs = await self.find(
+                return None if doc is None else self._load(doc)
+        docs: list[Any] = await self.find(
             filter, projection, sort, 0, 1, allow_scan=allow_scan, cache=cache
         ).to_list()
         return docs[0] if docs else None
@@ -726,6 +872,32 @@ class Collection:
             what="count",
         )
 
+    @overload
+    async def find_page(
+        self,
+        filter: Mapping[str, Any] | None = None,
+        sort: Any = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        *,
+        projection: None = None,
+        allow_scan: bool | None = None,
+        cache: bool = True,
+    ) -> Page[DocT]: ...
+
+    @overload
+    async def find_page(
+        self,
+        filter: Mapping[str, Any] | None = None,
+        sort: Any = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        *,
+        projection: ProjectionSpec,
+        allow_scan: bool | None = None,
+        cache: bool = True,
+    ) -> Page[Doc]: ...
+
     async def find_page(
         self,
         filter: Mapping[str, Any] | None = None,
@@ -736,7 +908,7 @@ class Collection:
         projection: Any = None,
         allow_scan: bool | None = None,
         cache: bool = True,
-    ) -> Page:
+    ) -> Page[DocT] | Page[Doc]:
         """One page of results and an opaque cursor for the next one (keyset pagination:
         documents inserted meanwhile never make a page repeat or skip an existing document).
 
@@ -775,7 +947,8 @@ class Collection:
         else:
             shape = self._shape("page", query, allow_scan, proj)
             page = await read_cache.read_query(self.spec.name, shape, load)
-        return Page(items=page["items"], next_cursor=page["next_cursor"])
+        items = page["items"] if proj is not None else self._load_list(page["items"])
+        return Page(items=items, next_cursor=page["next_cursor"])
 
     def aggregate(
         self, pipeline: Iterable[Mapping[str, Any]], *, allow_scan: bool | None = None

@@ -16,17 +16,18 @@ from asyncdb.backends.base import KeyTuple, Session, Store, StoreCollection
 from asyncdb.cache import CacheConfig, ReadCache
 from asyncdb.catalog import CATALOG_SPEC, RESERVED_PREFIX, spec_document, spec_from_document
 from asyncdb.collection import Collection
-from asyncdb.errors import ConfigurationError, NotSupported
+from asyncdb.errors import ConfigurationError, NotSupported, WrongEventLoop
 from asyncdb.query.ast import Eq, MatchAll, Node, Sort, SortKey
 from asyncdb.query.parse import parse_replacement
 from asyncdb.resilience import Health, Resilience, RetryPolicy
-from asyncdb.types import Capabilities, CollectionSpec, Index, Query, check_identifier
+from asyncdb.types import Capabilities, CollectionSpec, DocT, Index, Query, check_identifier
 
 if TYPE_CHECKING:
     import sqlalchemy
 
     from asyncdb.backends.table.store import TableStore
     from asyncdb.security.keyring import KeyRing
+    from asyncdb.settings import Settings
 
 # Built-in schemes, used when the package's entry points are not installed (a source checkout).
 _BUILTIN: dict[str, str] = {
@@ -81,15 +82,22 @@ class Transaction:
         # Cache invalidations of this transaction's writes, run after it commits.
         self._writes: list[tuple[str, list[KeyTuple] | None]] = []
 
-    def collection(self, name: str, **options: Any) -> Collection:
-        """The collection ``name`` inside this transaction (with the options it was opened with
-        on the database, unless given here)."""
+    def collection(self, name: str, **options: Any) -> Collection[Any]:
+        """The collection ``name`` inside this transaction (with the options, and the model, it
+        was opened with on the database, unless given here)."""
         existing = self._db._collections.get(name)
         if existing is not None and not options:
-            plain = Collection(self._db, existing, self._session, self._writes)
-        else:
+            model = self._db._models.get(name)
+            if model is not None:
+                options = {"key": existing.spec.key, "model": model}
+        if existing is None or options:
             base = self._db.collection(name, **options)
-            plain = Collection(self._db, base._store, self._session, self._writes)
+            if options.get("model") is not None:  # typed: the same model, bound to this tx
+                return base._bind(self._session, self._writes)
+            store = base._store
+        else:
+            store = existing
+        plain: Collection[Any] = Collection(self._db, store, self._session, self._writes)
         layer = self._db._layers.get(name)  # e.g. encryption: the same layer, bound to this tx
         return plain if layer is None else layer(plain)
 
@@ -140,6 +148,25 @@ class Database:
         self._layers: dict[str, Callable[[Collection], Collection]] = {}
         self._catalog: StoreCollection | None = None  # ensured on first use
         self._catalog_pending: dict[str, CollectionSpec] = {}  # written after a transaction
+        self._models: dict[str, type[Any]] = {}  # the model a collection was last opened with
+        try:  # pools and clients belong to the loop that opened them
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None  # made outside a loop: bound to the first loop that uses it
+
+    def _check_loop(self) -> None:
+        """Raise WrongEventLoop when called on another loop than the one that opened this
+        database (cheap: one C call and an identity test on every operation)."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            if self._loop is None:
+                self._loop = loop
+                return
+            raise WrongEventLoop(
+                f"this {self.backend} Database was opened on another event loop; its pools "
+                "and clients cannot be used from this one: open one Database per event loop "
+                "(per worker process, per test loop), e.g. in the app's lifespan"
+            )
 
     @property
     def cache(self) -> ReadCache | None:
@@ -166,18 +193,27 @@ class Database:
         *,
         encrypted: Mapping[str, Any] | None = None,
         allow_plaintext: bool = False,
-    ) -> Collection:
-        """A collection handle (cheap; the table is created on first use).
+        model: type[DocT] | None = None,
+    ) -> Collection[DocT]:
+        """A collection handle (cheap; the table is created on first use). With ``model=`` (a
+        pydantic model, extra ``models``) it is a ``Collection[Model]``: writes validate
+        before any I/O and reads return model instances (see asyncdb.models).
 
         ``encrypted={"ssn": "equality", "notes": "opaque"}`` (or ``{"*": "opaque"}``) seals
         those fields with the database's ``keyring`` (see :mod:`asyncdb.security`).
 
         >>> # alerts = db.collection("alerts", indexes=["status", ("company", "priority")])
+        >>> # typed = db.collection("alerts", model=Alert)      # Collection[Alert]
         """
         if encrypted is not None:
             from asyncdb.security.collection import open_encrypted
 
-            return open_encrypted(
+            if model is not None:
+                raise NotSupported(
+                    "model= and encrypted= on one collection are not supported yet: "
+                    "validate with the model before writing to the encrypted collection"
+                )
+            encrypted_collection: Collection[Any] = open_encrypted(
                 self,
                 name,
                 encrypted,
@@ -188,6 +224,7 @@ class Database:
                 allow_scan=allow_scan,
                 max_scan=max_scan,
             )
+            return encrypted_collection
         check_identifier(name, "collection name")
         if name.startswith(RESERVED_PREFIX):
             raise ConfigurationError(
@@ -211,9 +248,13 @@ class Database:
         if isinstance(max_scan, bool) or not isinstance(max_scan, int) or max_scan < 1:
             raise ConfigurationError("max_scan must be a positive integer")
         spec = CollectionSpec(name, keys, parsed_indexes, ttl, bool(allow_scan), max_scan)
+        if model is None:
+            self._models.pop(name, None)
+        else:
+            self._models[name] = model
         existing = self._collections.get(name)
         if existing is not None and existing.spec == spec:
-            return Collection(self, existing)
+            return self._typed(Collection(self, existing), model)
         if existing is not None and name in self._ensured and (existing.spec.key != spec.key):
             raise ConfigurationError(
                 f"collection {name!r} was opened with key {existing.spec.key}, not {spec.key}"
@@ -222,7 +263,15 @@ class Database:
         self._collections[name] = store_coll
         if existing is not None:
             self._ensured.discard(name)
-        return Collection(self, store_coll)
+        return self._typed(Collection(self, store_coll), model)
+
+    def _typed(self, plain: Collection[Any], model: type[DocT] | None) -> Collection[DocT]:
+        """``plain`` itself, or its typed view with ``model=`` (asyncdb.models)."""
+        if model is None:
+            return plain
+        from asyncdb.models import model_collection  # pydantic is imported only here
+
+        return model_collection(plain, model)
 
     def table(
         self, table: sqlalchemy.Table, *, allow_scan: bool = False, max_scan: int = 10_000
@@ -247,6 +296,7 @@ class Database:
     async def _ensure(self, coll: StoreCollection) -> None:
         if coll.spec.name in self._ensured:
             return
+        self._check_loop()
         async with self._ensure_lock:
             if coll.spec.name not in self._ensured:
                 # CREATE ... IF NOT EXISTS is idempotent: retried like a read.
@@ -274,6 +324,7 @@ class Database:
         """
         if "transactions" not in self.capabilities:
             raise NotSupported(f"{self.backend} does not support transactions")
+        self._check_loop()
         self._resilience.check_breaker()
         task = asyncio.current_task()
         self._resilience.transaction_tasks[task] += 1
@@ -435,6 +486,20 @@ def _tables_store() -> type[Store]:
     return TableStore
 
 
+def _keyring(value: Any) -> KeyRing | None:
+    """``keyring=``: a KeyRing, or its JSON / base64 text (``KeyRing.from_json``, what
+    ``Settings.keyring`` holds), checked before any I/O."""
+    if value is None:
+        return None
+    from asyncdb.security.keyring import KeyRing
+
+    if isinstance(value, str | bytes):
+        return KeyRing.from_json(value)
+    if not isinstance(value, KeyRing):
+        raise ConfigurationError("keyring must be an asyncdb.KeyRing or its JSON text")
+    return value
+
+
 class _Connect:
     """``await connect(url)`` or ``async with connect(url) as db``."""
 
@@ -448,18 +513,12 @@ class _Connect:
         cache = options.pop("cache", None)
         cache_config = CacheConfig.from_options(options)
         secret = options.pop("cursor_secret", None)
-        keyring = options.pop("keyring", None)
+        keyring = _keyring(options.pop("keyring", None))
         policy = RetryPolicy.from_options(options)
         store_cls = _tables_store() if options.pop("tables_only", False) else backend_for(self._url)
         store = await store_cls.open(self._url, options)
         db = Database(store, self._url, cursor_secret=secret, policy=policy)
-        if keyring is not None:
-            from asyncdb.security.keyring import KeyRing
-
-            if not isinstance(keyring, KeyRing):
-                await store.close()
-                raise ConfigurationError("keyring must be an asyncdb.KeyRing")
-            db._keyring = keyring
+        db._keyring = keyring
         if cache is not None:
             if not isinstance(cache, str) or not cache.startswith(("redis://", "rediss://")):
                 await store.close()
@@ -479,8 +538,33 @@ class _Connect:
             await self._db.close()
 
 
-def connect(url: str, **options: Any) -> _Connect:
-    """Connect to a database by URL.
+def _settings_url(url: str | None, settings: Settings | None, options: dict[str, Any]) -> str:
+    """The URL to open, with ``settings``' options merged under ``options`` (explicit keyword
+    arguments win). Without a URL and settings, ``asyncdb.Settings()`` reads ASYNCDB_URL."""
+    if settings is None and url is not None:
+        return url
+    if settings is None:
+        try:
+            from asyncdb.settings import Settings
+        except ImportError:  # without the models extra: the one variable that is needed
+            import os
+
+            env_url = os.environ.get("ASYNCDB_URL")
+            if not env_url:
+                raise ConfigurationError("no database URL: pass one or set ASYNCDB_URL") from None
+            return env_url
+        settings = Settings()
+    chosen, settings_options = settings.connect_options(url)
+    for name, value in settings_options.items():
+        options.setdefault(name, value)
+    return chosen
+
+
+def connect(
+    url: str | None = None, *, settings: Settings | None = None, **options: Any
+) -> _Connect:
+    """Connect to a database by URL, or by ``settings=asyncdb.Settings()`` (or, with
+    neither, by the ASYNCDB_* environment variables: see :class:`asyncdb.Settings`).
 
     ``memory://``, ``sqlite:///app.db`` (``sqlite:///:memory:``), ``postgresql://...``, ...
     ``keyring=asyncdb.KeyRing...`` gives the keys of encrypted collections.
@@ -498,4 +582,4 @@ def connect(url: str, **options: Any) -> _Connect:
     >>> asyncio.run(main())
     {'id': 'a1', 'priority': 80}
     """
-    return _Connect(url, options)
+    return _Connect(_settings_url(url, settings, options), options)

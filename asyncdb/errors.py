@@ -112,3 +112,21 @@ class DecryptionError(AsyncDBError):
         self.key_id = key_id
         self.field = field
         super().__init__(message)
+
+
+class ValidationError(QueryError):
+    """A document that does not validate against its collection's model (``model=``).
+
+    Raised before any I/O; ``path`` names the first invalid field and the message never
+    carries the offending value.
+
+    >>> ValidationError("Input should be a valid integer", path="priority").path
+    'priority'
+    """
+
+
+class WrongEventLoop(AsyncDBError, RuntimeError):
+    """A Database used from another event loop than the one that opened it.
+
+    Pools, sockets and driver clients belong to the loop they were created on; open one
+    Database per event loop (per worker process, per test loop) instead of sharing one."""

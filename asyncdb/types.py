@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic
 
 from asyncdb.errors import ConfigurationError, QueryError
 from asyncdb.query.ast import Node, Path, Projection, Sort
+
+if TYPE_CHECKING:  # PEP 696 defaults: a bare Collection/Page/Cursor means documents as dicts
+    from typing_extensions import TypeVar
+
+    DocT = TypeVar("DocT", default=dict[str, Any])
+else:
+    from typing import TypeVar
+
+    DocT = TypeVar("DocT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +40,11 @@ class UpdateResult:
 
 
 @dataclass(frozen=True, slots=True)
-class Page:
-    """One page of ``find_page``: the documents and the opaque cursor of the next page (or None)."""
+class Page(Generic[DocT]):
+    """One page of ``find_page``: the documents (model instances on a typed collection) and the
+    opaque cursor of the next page (or None)."""
 
-    items: list[dict[str, Any]]
+    items: list[DocT]
     next_cursor: str | None
 
 

@@ -1,1 +1,1 @@
-"""Integrations of asyncdb with web frameworks and agent runtimes."""
+"""Framework integrations: FastAPI, aiohttp, a Redis rate limiter, LangGraph persistence."""
