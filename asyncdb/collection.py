@@ -23,11 +23,23 @@ from asyncdb.backends.base import (
     new_id,
     with_key_tiebreak,
 )
+from asyncdb.bulk import (
+    BulkProgress,
+    BulkWriteResult,
+    DeleteMany,
+    DeleteOne,
+    InsertOne,
+    ReplaceOne,
+    UpdateMany,
+    UpdateOne,
+    WriteOp,
+)
 from asyncdb.cache import TOO_LARGE, ReadCache, shape_digest
-from asyncdb.errors import NotSupported, QueryError
+from asyncdb.errors import BulkWriteError, NotSupported, QueryError
 from asyncdb.query.ast import Node, Projection, Sort
 from asyncdb.query.parse import (
     parse_filter,
+    parse_path,
     parse_projection,
     parse_replacement,
     parse_sort,
@@ -360,8 +372,14 @@ class Collection:
             await self._written([key])
         return key[0] if self.spec.single_key else key
 
-    async def insert_many(self, docs: Iterable[Mapping[str, Any]]) -> list[Any]:
-        """Insert all documents or none; returns their keys in order."""
+    async def insert_many(
+        self, docs: Iterable[Mapping[str, Any]], ordered: bool = True
+    ) -> list[Any]:
+        """Insert all documents or none; returns their keys in order. ``ordered=False``
+        inserts every document it can and raises :class:`~asyncdb.BulkWriteError` for the
+        rest (as ``bulk_write`` of ``InsertOne`` operations)."""
+        if ordered is not True:
+            return await self._insert_unordered(docs, ordered)
         if self._store.table_mode:  # the table's own key rules
             return await self._insert_rows(list(docs))
         # The caller's iterable is consumed first: a generator's code must not run in _prepare.
@@ -380,6 +398,16 @@ class Collection:
             await self._written(keys)
         # A copy: _written may keep ``keys`` until the transaction commits.
         return [k[0] for k in keys] if self.spec.single_key else list(keys)
+
+    async def _insert_unordered(self, docs: Iterable[Mapping[str, Any]], ordered: Any) -> list[Any]:
+        if ordered is not False:
+            raise QueryError("ordered must be True or False", path="ordered")
+        ops = [self._write_op(i, InsertOne(doc)) for i, doc in enumerate(docs)]
+        if not ops:
+            return []
+        await self._bulk_write_ops(ops, ordered=False)
+        keys = [op.key for op in ops]
+        return [k[0] if k is not None and self.spec.single_key else k for k in keys]
 
     async def _insert_rows(self, docs: list[Any]) -> list[Any]:
         """Table mode's insert: no ``"id"`` is invented. A key the table does not assign is a
@@ -817,6 +845,230 @@ class Collection:
         """Delete the documents whose TTL field lies in the past (they are never returned)."""
         await self._ready()
         return await self._call(self._store.purge_expired, write=True, what="purge_expired")
+
+    # --- breadth: find_one_and_replace/delete, distinct, counts, bulk writes, drop -------------
+
+    async def find_one_and_replace(
+        self,
+        filter: Mapping[str, Any] | None,
+        doc: Mapping[str, Any],
+        upsert: bool = False,
+        sort: Any = None,
+        projection: Any = None,
+        return_document: Literal["before", "after"] = "after",
+        *,
+        allow_scan: bool | None = None,
+    ) -> Doc | None:
+        """Replace the first match (in ``sort`` order) whole, atomically, and return it as it
+        was ``"before"`` or is ``"after"`` (None if nothing matched and nothing was upserted).
+
+        >>> # old = await alerts.find_one_and_replace({"id": "a"}, {"title": "new"},
+        >>> #                                         return_document="before")
+        """
+        if return_document not in ("before", "after"):
+            raise QueryError('return_document must be "before" or "after"', path="return_document")
+        node, parsed = parse_filter(filter), parse_replacement(doc)
+        sort_spec = parse_sort(sort)
+        if sort_spec:  # ties go to the lowest key, as in find()
+            sort_spec = with_key_tiebreak(sort_spec, self.spec)
+        proj = parse_projection(projection, self.spec.key)
+        await self._ready()
+        try:
+            result, found = await self._call(
+                lambda: self._store.update(
+                    node,
+                    parsed,
+                    multi=False,
+                    upsert=upsert,
+                    session=self._session,
+                    allow_scan=allow_scan,
+                    sort=sort_spec,
+                    return_document=return_document,
+                ),
+                write=True,
+                what="update",
+            )
+        except BaseException:
+            await self._written(self._written_keys(node, upsert, None))
+            raise
+        await self._written(self._written_keys(node, upsert, result))
+        return None if found is None else apply_projection(proj, found, self.spec.key)
+
+    async def find_one_and_delete(
+        self,
+        filter: Mapping[str, Any] | None,
+        sort: Any = None,
+        projection: Any = None,
+        *,
+        allow_scan: bool | None = None,
+    ) -> Doc | None:
+        """Delete the first match (in ``sort`` order) atomically and return it as it was, or
+        None when nothing matched.
+
+        >>> # oldest = await jobs.find_one_and_delete({"state": "queued"}, sort=[("ts", 1)])
+        """
+        node = parse_filter(filter)
+        sort_spec = parse_sort(sort)
+        if sort_spec:
+            sort_spec = with_key_tiebreak(sort_spec, self.spec)
+        proj = parse_projection(projection, self.spec.key)
+        await self._ready()
+        found: Doc | None = None
+        try:
+            found = await self._call(
+                lambda: self._store.find_and_delete(
+                    node, sort=sort_spec, session=self._session, allow_scan=allow_scan
+                ),
+                write=True,
+                what="delete",
+            )
+        finally:
+            keys = key_lookup(node, self.spec)
+            if keys is None and found is not None:
+                keys = [key_of(found, self.spec)]
+            await self._written(keys)
+        return None if found is None else apply_projection(proj, found, self.spec.key)
+
+    async def distinct(
+        self,
+        field: str,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        allow_scan: bool | None = None,
+    ) -> list[Any]:
+        """The distinct values of ``field`` among the matching documents, as MongoDB gives
+        them: an array contributes its elements (one level deep), 1, 1.0 and Decimal("1") are
+        one value ("1" another), missing fields none; in BSON order.
+
+        >>> # await alerts.distinct("tags", {"company": "acme"})   # ['db', 'disk', 'net']
+        """
+        path = parse_path(field, "distinct")
+        node = parse_filter(filter)
+        await self._ready()
+        return await self._call(
+            lambda: self._store.distinct(
+                ".".join(path), node, self._session, allow_scan=allow_scan
+            ),
+            write=False,
+            what="distinct",
+        )
+
+    async def estimated_document_count(self) -> int:
+        """The number of documents from the store's cheap count, without a filter.
+
+        How stale it may be depends on the store: MongoDB's collection metadata and SQLite's
+        ``count(*)`` are current; PostgreSQL's planner statistics (``pg_class.reltuples``, used
+        only for tables the statistics put above a million rows; a ``count(*)`` below) are as old
+        as the last ``ANALYZE``/autovacuum; DynamoDB's ``DescribeTable`` item count is refreshed
+        about every six hours; Cosmos DB and Firestore run a count aggregation (current). It may
+        include documents past their TTL that the store has not removed yet, except where the
+        store counts by a query (the memory backend, Cosmos DB, Firestore).
+
+        >>> # n = await alerts.estimated_document_count()
+        """
+        await self._ready()
+        return await self._call(self._store.estimated_count, write=False, what="count")
+
+    def _write_op(self, index: int, request: Any) -> WriteOp:
+        """One bulk_write request, validated and parsed (a QueryError naming its index)."""
+        try:
+            if isinstance(request, InsertOne):
+                if self._store.table_mode:
+                    if not isinstance(request.document, Mapping):
+                        raise QueryError("a document must be a mapping")
+                    return WriteOp("insert", doc=normalize_value(request.document))
+                [prepared], [key] = self._prepare([request.document])
+                return WriteOp("insert", doc=prepared, key=key)
+            if not isinstance(
+                request, UpdateOne | UpdateMany | ReplaceOne | DeleteOne | DeleteMany
+            ):
+                raise QueryError(
+                    "not a write operation: use asyncdb.InsertOne, UpdateOne, UpdateMany, "
+                    f"ReplaceOne, DeleteOne or DeleteMany, not {type(request).__name__}"
+                )
+            if request.collation is not None:
+                raise NotSupported("collation is not supported")
+            node = parse_filter(request.filter)
+            if isinstance(request, DeleteOne | DeleteMany):
+                return WriteOp("delete", node=node, multi=isinstance(request, DeleteMany))
+            if isinstance(request, ReplaceOne):
+                parsed = parse_replacement(request.replacement)
+                return WriteOp("update", node=node, update=parsed, upsert=bool(request.upsert))
+            return WriteOp(
+                "update",
+                node=node,
+                update=parse_update_spec(request.update, node, request.array_filters),
+                multi=isinstance(request, UpdateMany),
+                upsert=bool(request.upsert),
+            )
+        except QueryError as exc:
+            raise QueryError(f"bulk_write operation {index}: {exc}") from None
+
+    def _bulk_keys(self, ops: list[WriteOp], progress: BulkProgress) -> list[KeyTuple] | None:
+        """The keys a bulk write may have touched, or None when some are unknown."""
+        keys: list[KeyTuple] = []
+        for op in ops[: progress.next + 1]:  # past ``next`` nothing ran
+            if op.kind == "insert":
+                if op.key is None:
+                    return None  # table mode: the store may assign it
+                keys.append(op.key)
+                continue
+            assert op.node is not None
+            found = key_lookup(op.node, self.spec)
+            if found is None:
+                return None
+            keys.extend(found)
+        for upserted in progress.upserted.values():
+            keys.append(upserted if isinstance(upserted, tuple) else (upserted,))
+        return keys
+
+    async def bulk_write(self, requests: Iterable[Any], ordered: bool = True) -> BulkWriteResult:
+        """Apply a list of write operations (``asyncdb.InsertOne``, ``UpdateOne``,
+        ``UpdateMany``, ``ReplaceOne``, ``DeleteOne``, ``DeleteMany``) in order, each atomically
+        per document, in the store's native batches where it has them. Every operation is
+        validated before any I/O. ``ordered=True`` stops at the first failure; ``False``
+        applies every operation it can. A failure raises :class:`~asyncdb.BulkWriteError`
+        with ``.errors`` ``[(index, error)]`` and ``.result`` (what was applied).
+
+        >>> # res = await alerts.bulk_write([asyncdb.InsertOne({"id": "a"}),
+        >>> #                                asyncdb.DeleteMany({"status": "closed"})])
+        """
+        if not isinstance(ordered, bool):
+            raise QueryError("ordered must be True or False", path="ordered")
+        ops = [self._write_op(i, r) for i, r in enumerate(requests)]
+        if not ops:
+            raise QueryError("bulk_write needs at least one operation")
+        return await self._bulk_write_ops(ops, ordered=ordered)
+
+    async def _bulk_write_ops(self, ops: list[WriteOp], *, ordered: bool) -> BulkWriteResult:
+        """``bulk_write`` of operations already parsed (by ``_write_op``)."""
+        await self._ready()
+        progress = BulkProgress()
+        try:
+            await self._call(
+                lambda: self._store.bulk_write(
+                    ops, progress, ordered=ordered, session=self._session
+                ),
+                write=True,
+                what="bulk_write",
+            )
+        finally:
+            await self._written(self._bulk_keys(ops, progress))
+        if progress.errors:
+            raise BulkWriteError(progress.errors, progress.result())
+        return progress.result()
+
+    async def drop(self) -> None:
+        """Remove the collection: its documents, indexes (GSIs on DynamoDB), hidden fields,
+        cached entries and catalog entry. The handle stays usable: the next call creates the
+        collection again, empty.
+
+        >>> # await alerts.drop()
+        """
+        if self._session is not None:
+            raise NotSupported("drop() inside a transaction is not supported")
+        await self._db._drop(self._store)
+        await self._written(None)
 
     def __repr__(self) -> str:
         return f"<Collection {self.spec.name!r} on {self._db.backend}>"

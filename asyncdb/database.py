@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Generator, Sequence
 from contextlib import asynccontextmanager
@@ -13,11 +14,13 @@ from urllib.parse import urlsplit
 from asyncdb._paging import CursorSigner, query_digest
 from asyncdb.backends.base import KeyTuple, Session, Store, StoreCollection
 from asyncdb.cache import CacheConfig, ReadCache
+from asyncdb.catalog import CATALOG_SPEC, RESERVED_PREFIX, spec_document, spec_from_document
 from asyncdb.collection import Collection
 from asyncdb.errors import ConfigurationError, NotSupported
-from asyncdb.query.ast import Node, Sort
+from asyncdb.query.ast import Eq, MatchAll, Node, Sort, SortKey
+from asyncdb.query.parse import parse_replacement
 from asyncdb.resilience import Health, Resilience, RetryPolicy
-from asyncdb.types import Capabilities, CollectionSpec, Index, check_identifier
+from asyncdb.types import Capabilities, CollectionSpec, Index, Query, check_identifier
 
 if TYPE_CHECKING:
     import sqlalchemy
@@ -128,6 +131,8 @@ class Database:
         self._digests: dict[tuple[str, str, str], str] = {}
         self._tables: TableStore | None = None
         self._cache: ReadCache | None = None
+        self._catalog: StoreCollection | None = None  # ensured on first use
+        self._catalog_pending: dict[str, CollectionSpec] = {}  # written after a transaction
 
     @property
     def cache(self) -> ReadCache | None:
@@ -157,6 +162,10 @@ class Database:
         >>> # alerts = db.collection("alerts", indexes=["status", ("company", "priority")])
         """
         check_identifier(name, "collection name")
+        if name.startswith(RESERVED_PREFIX):
+            raise ConfigurationError(
+                f"collection names starting with {RESERVED_PREFIX!r} are reserved for asyncdb"
+            )
         keys = (key,) if isinstance(key, str) else tuple(key)
         if not keys:
             raise ConfigurationError("a collection needs at least one key field")
@@ -215,6 +224,8 @@ class Database:
             if coll.spec.name not in self._ensured:
                 # CREATE ... IF NOT EXISTS is idempotent: retried like a read.
                 await self._resilience.call(coll.ensure, write=False, what="collection set-up")
+                if not coll.table_mode:
+                    await self._catalog_record(coll.spec)
                 self._ensured.add(coll.spec.name)
 
     def _query_digest(self, collection: str, node: Node, sort: Sort) -> str:
@@ -249,6 +260,102 @@ class Database:
                 del self._resilience.transaction_tasks[task]
         if self._cache is not None and tx._writes:  # committed: nothing on rollback
             await self._cache.invalidate(tx._writes)
+        await self._catalog_flush()
+
+    # --- the catalog, drop, native statements ----------------------------------------------
+
+    def _in_transaction(self) -> bool:
+        return asyncio.current_task() in self._resilience.transaction_tasks
+
+    async def _catalog_ready(self) -> StoreCollection:
+        if self._catalog is None:
+            catalog = self._store.collection(CATALOG_SPEC)
+            await self._resilience.call(catalog.ensure, write=False, what="catalog set-up")
+            self._catalog = catalog
+        return self._catalog
+
+    async def _catalog_record(self, spec: CollectionSpec) -> None:
+        """Write ``spec`` to the catalog (an idempotent upsert by name). Inside a transaction
+        the write waits until it ends: the catalog is not part of the user's transaction."""
+        if self._in_transaction():
+            self._catalog_pending[spec.name] = spec
+            return
+        catalog = await self._catalog_ready()
+        node, update = Eq(("name",), spec.name), parse_replacement(spec_document(spec))
+        await self._resilience.call(
+            lambda: catalog.update(node, update, multi=False, upsert=True, session=None),
+            write=False,  # idempotent: retried like a read
+            what="catalog write",
+        )
+
+    async def _catalog_flush(self) -> None:
+        if self._in_transaction():
+            return
+        while self._catalog_pending:
+            _, spec = self._catalog_pending.popitem()
+            await self._catalog_record(spec)
+
+    async def list_collections(self) -> list[CollectionSpec]:
+        """The specs of the collections asyncdb created in this database (name, key,
+        indexes, ttl), read from its catalog, by name. Every ``db.collection(...)`` records its
+        spec when it is first used; ``drop()`` removes it.
+
+        >>> # [s.name for s in await db.list_collections()]   # ['alerts', 'customers']
+        """
+        await self._catalog_flush()
+        catalog = await self._catalog_ready()
+
+        async def read() -> list[dict[str, Any]]:
+            query = Query(MatchAll(), sort=(SortKey(("name",), 1),))
+            return [doc async for doc in await catalog.find(query, None, allow_scan=True)]
+
+        docs = await self._resilience.call(read, write=False, what="list_collections")
+        return [spec_from_document(doc) for doc in docs]
+
+    async def _drop(self, coll: StoreCollection) -> None:
+        name = coll.spec.name
+        async with self._ensure_lock:
+            # dropping what is already gone is a no-op: retried like a read
+            await self._resilience.call(coll.drop, write=False, what="drop")
+            self._ensured.discard(name)
+            self._catalog_pending.pop(name, None)
+            catalog = await self._catalog_ready()
+            node = Eq(("name",), name)
+            await self._resilience.call(
+                lambda: catalog.delete(node, multi=False, session=None, allow_scan=True),
+                write=False,
+                what="catalog write",
+            )
+
+    async def native(self, statement: Any, params: Any = None) -> list[dict[str, Any]]:
+        """Run one statement in the store's own language, with bound parameters only: SQL on
+        PostgreSQL (``$1`` placeholders, ``params`` a sequence) and SQLite (``?`` or
+        ``:name``), PartiQL on DynamoDB (``?``, ``params`` a sequence of plain values), Cosmos
+        DB SQL (``@name``, ``params`` a mapping), a MongoDB command document (``params`` not
+        used). Rows come back as dicts, in the driver's own types.
+
+        This is an escape hatch outside asyncdb's semantics: no query-language checks, no
+        BSON rules, no TTL filtering, no key mapping, no catalog. A statement that may write
+        drops every cached entry of this database before it returns. The memory and
+        Firestore backends raise NotSupported (neither has a statement language).
+
+        >>> # rows = await db.native("SELECT count(*) AS n FROM alerts WHERE doc->>'s' = $1", ["x"])
+        """
+        store = self._store
+        writes = store.native_writes(statement)  # validates it too, before any I/O
+        try:
+            return await self._resilience.call(
+                lambda: store.native(statement, params, writes=writes),
+                write=writes,
+                what="native",
+            )
+        finally:
+            if writes and self._cache is not None:
+                names = set(self._collections)
+                if self._catalog is not None:
+                    with contextlib.suppress(Exception):  # the catalog adds names of others
+                        names.update(s.name for s in await self.list_collections())
+                await self._cache.invalidate([(name, None) for name in sorted(names)])
 
     async def health(self) -> Health:
         """One round trip to the backend (``Store.ping``) within ``timeout``: ok, latency,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class AsyncDBError(Exception):
     """Base class of every asyncdb error."""
@@ -72,3 +74,22 @@ class OperationTimeout(AsyncDBError, TimeoutError):
 class BackendUnavailable(AsyncDBError):
     """The backend's circuit breaker is open (too many consecutive failures): the call failed
     fast without reaching the backend. Retry after the cool-down."""
+
+
+class BulkWriteError(AsyncDBError):
+    """Some operations of a ``bulk_write`` (or an unordered ``insert_many``) failed.
+
+    ``errors`` lists ``(index, error)`` for each failed operation (each error an asyncdb error
+    such as :class:`DuplicateKey` or :class:`UpdateError`); ``result`` is the
+    ``BulkWriteResult`` of what was applied. An ordered bulk write stopped at its first failure;
+    an unordered one applied every other operation.
+    """
+
+    def __init__(self, errors: list[tuple[int, Exception]], result: Any) -> None:
+        self.errors = errors
+        self.result = result
+        first_index, first = errors[0]
+        super().__init__(
+            f"{len(errors)} operation(s) failed; the first, at index {first_index}: "
+            f"{type(first).__name__}: {first}"
+        )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import gc
+import re
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -20,7 +21,15 @@ from contextlib import AbstractAsyncContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
 
-from asyncdb.errors import DuplicateKey, NotSupported, QueryError, ScanRequired, UpdateError
+from asyncdb.bulk import BulkProgress, WriteOp
+from asyncdb.errors import (
+    DuplicateKey,
+    NotSupported,
+    QueryError,
+    ScanRequired,
+    TransactionError,
+    UpdateError,
+)
 from asyncdb.query.aggregate import stream_pipeline
 from asyncdb.query.ast import (
     And,
@@ -42,7 +51,7 @@ from asyncdb.query.ast import (
 from asyncdb.query.evaluate import matches
 from asyncdb.query.grouping import GroupShape, group_shape, merge_partials
 from asyncdb.query.pipeline import Pipeline, Pushdown, first_match, split_find, stage_name
-from asyncdb.query.sort import sort_key
+from asyncdb.query.sort import encode_value, path_values, sort_key
 from asyncdb.query.update import apply_projection, apply_update, strict_equal, upsert_seed
 from asyncdb.query.values import normalize_datetime
 from asyncdb.resilience import Transient, classify_os_error
@@ -99,6 +108,18 @@ class Store(ABC):
         """Whether ``exc`` is transient, and if so whether the request may have been applied
         (see asyncdb.resilience). Stores add their driver's errors; the default knows sockets."""
         return classify_os_error(exc)
+
+    # --- breadth: native statements ------------------------------------------------------------
+
+    def native_writes(self, statement: Any) -> bool:
+        """Pure: validate a native statement (a typed error before any I/O) and say whether it
+        may write (conservative: True unless it is a plain read the store runs read-only)."""
+        raise NotSupported(f"{self.name} has no native statement language")
+
+    async def native(self, statement: Any, params: Any, *, writes: bool) -> list[dict[str, Any]]:
+        """Run one native statement with bound parameters (``db.native``); ``writes`` is
+        :meth:`native_writes`' verdict, and a statement judged read-only runs read-only."""
+        raise NotSupported(f"{self.name} has no native statement language")
 
 
 # --- helpers shared by planners ---------------------------------------------------------------
@@ -226,6 +247,7 @@ def new_id() -> str:
     return str(uuid.UUID(int=value))
 
 
+BULK_RUN = 500  # bulk_write: operations by key applied per write section
 GC_PAUSE_MIN = 256  # batches smaller than this are not worth pausing the collector for
 
 
@@ -268,6 +290,53 @@ def check_key(doc: Mapping[str, Any], spec: CollectionSpec) -> KeyTuple:
     return tuple(values)
 
 
+_LEADING_NOISE = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*", re.S)
+_READ_ONLY_SQL = frozenset({"select", "values", "explain", "show", "table"})
+
+
+def sql_reads_only(statement: Any, language: str = "SQL") -> bool:
+    """Pure: whether a native SQL/PartiQL statement is a plain read (its first keyword is
+    SELECT, VALUES, EXPLAIN, SHOW or TABLE); anything else may write. A statement that is not a
+    non-empty string is a QueryError. ``WITH`` counts as a write (a CTE may modify data).
+
+    >>> sql_reads_only("(SELECT 1)"), sql_reads_only("WITH d AS (DELETE ...) SELECT 1")
+    (True, False)
+    """
+    if not isinstance(statement, str) or not statement.strip():
+        raise QueryError(f"a native statement must be a non-empty {language} string")
+    rest = statement[_LEADING_NOISE.match(statement).end() :]  # type: ignore[union-attr]
+    word = rest.split(None, 1)[0].lower() if rest.split() else ""
+    return word.rstrip(";") in _READ_ONLY_SQL
+
+
+def native_params(params: Any, *, mapping: bool) -> Any:
+    """Bound parameters of a native statement: None, a sequence (a tuple), or, where the
+    store names them (``mapping``), a mapping (a dict). Anything else is a QueryError."""
+    if params is None:
+        return ()
+    if isinstance(params, list | tuple):
+        return tuple(params)
+    if mapping and isinstance(params, Mapping):
+        return dict(params)
+    kinds = "a sequence or a mapping" if mapping else "a sequence"
+    raise QueryError(f"native statement parameters must be {kinds}, not {type(params).__name__}")
+
+
+def distinct_values(docs: list[Doc], path: Path) -> list[Any]:
+    """The distinct values ``path`` reaches in ``docs`` (arrays unwound one level; missing
+    fields and empty arrays give none) under BSON equality, in BSON order. Of BSON-equal values
+    the one with the smallest ``repr`` is kept (``1`` before ``1.0``), so the answer does not
+    depend on the order a store returns documents in."""
+    seen: dict[bytes, Any] = {}
+    for doc in docs:
+        for value in path_values(doc, path):
+            code = encode_value(value)
+            other = seen.get(code, value)
+            # BSON-equal spellings (1, 1.0, Decimal("1")): the same one whatever the scan order
+            seen[code] = value if repr(value) <= repr(other) else other
+    return [seen[k] for k in sorted(seen)]
+
+
 def expired_filter(ttl: str, now: datetime | None = None) -> Cmp:
     """Documents whose TTL field holds a date at or before now are expired."""
     path = tuple(ttl.split("."))
@@ -298,6 +367,9 @@ class StoreCollection(ABC):
     # Table mode (a relational table's own key rules): no "id" is ever invented, and an
     # autoincrement key left out is assigned by the database (``assigns_keys``).
     table_mode: ClassVar[bool] = False
+    # The write section (``atomic``) locks what it reads (a lock, a transaction): bulk_write may
+    # then apply a run of updates by key as one read and one batch write.
+    locking_sections: ClassVar[bool] = False
 
     def assigns_keys(self, docs: list[Doc]) -> bool:
         """Check the keys of documents about to be inserted (a QueryError before any I/O) and
@@ -659,6 +731,233 @@ class StoreCollection(ABC):
             )
         )
 
+    # --- breadth: find-and-delete, distinct, counts, bulk writes, drop -------------------------
+
+    async def find_and_delete(
+        self,
+        node: Node,
+        *,
+        sort: Sort = (),
+        session: Session | None,
+        allow_scan: bool | None = None,
+    ) -> Doc | None:
+        """Delete the first visible match (in ``sort`` order) atomically and return it as it
+        was, or None. Inside the store's write section: exact where the section locks what it
+        reads (memory, SQL, MongoDB); stores whose section is a compare-and-set override it."""
+        async with self.atomic(session) as s:
+            docs = await self._matching(node, s, limit=1, allow_scan=allow_scan, sort=sort)
+            if not docs:
+                return None
+            await self.delete_docs(docs, s)
+            return docs[0]
+
+    async def _find_and_delete_checked(
+        self,
+        node: Node,
+        *,
+        sort: Sort,
+        session: Session | None,
+        allow_scan: bool | None,
+    ) -> Doc | None:
+        """``find_and_delete`` for stores whose section is a compare-and-set (a version, an
+        ETag): pick the first match, then delete it by key only if it still matches (the
+        store's conditional delete); a lost race picks again. The document returned is the one
+        read, which matched then and still matched when it was deleted."""
+        for _ in range(100):
+            query = Query(node, sort=sort, limit=1)
+            docs = [d async for d in await self.find(query, session, allow_scan=allow_scan)]
+            if not docs:
+                return None
+            doc = docs[0]
+            key = key_of(doc, self.spec)
+            same = conjoin(
+                [*conjuncts(node), *(Eq((f,), v) for f, v in zip(self.spec.key, key, strict=True))]
+            )
+            if await self.delete(same, multi=False, session=session, allow_scan=True):
+                return doc
+        raise TransactionError("a find_one_and_delete kept conflicting with concurrent writers")
+
+    async def distinct(
+        self,
+        field: str,
+        node: Node,
+        session: Session | None,
+        *,
+        allow_scan: bool | None = None,
+    ) -> list[Any]:
+        """The distinct values of ``field`` among the visible matches: arrays unwound one
+        level, BSON equality (1, 1.0 and Decimal("1") are one value, "1" another), BSON order.
+        Streams the matches with only the field's head projected."""
+        path = tuple(field.split("."))
+        projection = Projection(True, ((path[0],),))
+        query = Query(node, projection=projection)
+        return distinct_values(
+            [doc async for doc in await self.find(query, session, allow_scan=allow_scan)], path
+        )
+
+    async def estimated_count(self) -> int:
+        """A cheap count of the collection's documents. The default counts them exactly (its
+        count primitive: a count aggregation where the store has one)."""
+        return await self.count(MatchAll(), None, allow_scan=True)
+
+    async def drop(self) -> None:
+        """Remove the collection: its documents, indexes and hidden fields. The default deletes
+        every document (stores where a collection is only its documents); stores with tables,
+        containers or GSIs override it."""
+        await self.delete(MatchAll(), multi=True, session=None, allow_scan=True, raw=True)
+
+    async def bulk_write(
+        self,
+        ops: list[WriteOp],
+        progress: BulkProgress,
+        *,
+        ordered: bool,
+        session: Session | None,
+    ) -> None:
+        """Apply ``ops[progress.next:]`` in order, each atomically per document, recording
+        counts and per-operation failures in ``progress``; ordered stops at the first failure.
+        Runs of inserts go to the store's batch insert in one call (all or nothing: on a
+        duplicate key the run is redone one by one to find which failed); a backend with a
+        native batch for more kinds overrides :meth:`bulk_batch`."""
+        while progress.next < len(ops):
+            if ordered and progress.errors:
+                return
+            taken = await self.bulk_batch(ops, progress, ordered=ordered, session=session)
+            if not taken:
+                await self._bulk_one(ops[progress.next], progress, session)
+                progress.next += 1
+
+    async def bulk_batch(
+        self,
+        ops: list[WriteOp],
+        progress: BulkProgress,
+        *,
+        ordered: bool,
+        session: Session | None,
+    ) -> int:
+        """Apply a run of operations starting at ``progress.next`` natively and advance past
+        it; returns how many were taken (0: the caller applies the next one by itself)."""
+        start = progress.next
+        if session is None and self.locking_sections and self._by_one_key(ops[start]):
+            try:
+                return await self._bulk_by_key(ops, progress, ordered=ordered)
+            except DuplicateKey:  # a unique index refused the batch (rolled back): one by one
+                return 0
+        end = start
+        while end < len(ops) and ops[end].kind == "insert":
+            end += 1
+        if end - start < 2 or session is not None:
+            return 0  # in a transaction a failed batch could abort it: one by one
+        docs = [op.doc for op in ops[start:end]]
+        try:
+            await self.insert(docs, None)  # type: ignore[arg-type]
+        except (DuplicateKey, QueryError):
+            return 0  # nothing of it was written
+        progress.inserted += end - start
+        progress.next = end
+        return end - start
+
+    def _by_one_key(self, op: WriteOp) -> KeyTuple | None:
+        """The one key an update or delete without upsert pins down, else None."""
+        if op.kind == "insert" or op.upsert:
+            return None
+        assert op.node is not None
+        keys = key_lookup(op.node, self.spec)
+        return keys[0] if keys is not None and len(keys) == 1 else None
+
+    async def _bulk_by_key(
+        self,
+        ops: list[WriteOp],
+        progress: BulkProgress,
+        *,
+        ordered: bool,
+    ) -> int:
+        """A run of updates and deletes by key in one write section: the documents read in
+        one query, the operations applied in order in process (a later one sees an earlier
+        one's result), then one batch write of the changed documents and one of the deleted."""
+        start = progress.next
+        run: list[tuple[WriteOp, KeyTuple]] = []
+        for op in ops[start : start + BULK_RUN]:
+            key = self._by_one_key(op)
+            if key is None:
+                break
+            run.append((op, key))
+        now = datetime.now(UTC)
+        counts = BulkProgress()
+        async with self.atomic(None) as s:
+            wanted = list(dict.fromkeys(key for _, key in run))
+            found = await self._matching(self._keys_filter(wanted), s, limit=None, allow_scan=True)
+            before = {key_of(doc, self.spec): doc for doc in found}
+            current: dict[KeyTuple, Doc | None] = dict(before)
+            done = 0
+            for i, (op, key) in enumerate(run):
+                doc = current.get(key)
+                done = i + 1
+                assert op.node is not None
+                if doc is None or not matches(self.visible(op.node), doc):
+                    continue
+                if op.kind == "delete":
+                    current[key] = None
+                    counts.deleted += 1
+                    continue
+                assert op.update is not None
+                try:
+                    new = self._keep_key(doc, apply_update(op.update, doc, now=now))
+                except (UpdateError, QueryError) as exc:
+                    counts.errors.append((start + i, exc))
+                    if ordered:
+                        break
+                    continue
+                counts.matched += 1
+                if not strict_equal(doc, new):
+                    counts.modified += 1
+                    current[key] = new
+            pairs = [
+                (before[k], d) for k, d in current.items() if d is not None and d is not before[k]
+            ]
+            gone = [before[k] for k, d in current.items() if d is None]
+            if pairs:
+                await self.replace_docs(pairs, s)
+            if gone:
+                await self.delete_docs(gone, s)
+        progress.matched += counts.matched
+        progress.modified += counts.modified
+        progress.deleted += counts.deleted
+        progress.errors.extend(counts.errors)
+        progress.next = start + done
+        return done
+
+    def _keys_filter(self, keys: list[KeyTuple]) -> Node:
+        if self.spec.single_key:
+            return In((self.spec.key[0],), tuple(k[0] for k in keys))
+        return Or(
+            tuple(
+                And(tuple(Eq((f,), v) for f, v in zip(self.spec.key, k, strict=True))) for k in keys
+            )
+        )
+
+    async def _bulk_one(self, op: WriteOp, progress: BulkProgress, session: Session | None) -> None:
+        index = progress.next
+        try:
+            if op.kind == "insert":
+                assert op.doc is not None
+                await self.insert([op.doc], session)
+                progress.inserted += 1
+            elif op.kind == "update":
+                assert op.node is not None and op.update is not None
+                result, _ = await self.update(
+                    op.node, op.update, multi=op.multi, upsert=op.upsert, session=session
+                )
+                progress.matched += result.matched_count
+                progress.modified += result.modified_count
+                if result.upserted_id is not None:
+                    progress.upserted[index] = result.upserted_id
+            else:
+                assert op.node is not None
+                progress.deleted += await self.delete(op.node, multi=op.multi, session=session)
+        except (DuplicateKey, UpdateError, QueryError, ScanRequired) as exc:
+            progress.errors.append((index, exc))
+
 
 __all__ = [
     "Doc",
@@ -669,6 +968,7 @@ __all__ = [
     "check_key",
     "conjoin",
     "conjuncts",
+    "distinct_values",
     "expired_filter",
     "expiry_filter",
     "field_heads",
@@ -676,8 +976,10 @@ __all__ = [
     "is_key_value",
     "key_lookup",
     "key_of",
+    "native_params",
     "new_id",
     "projected_fields",
     "sort_served_by_index",
+    "sql_reads_only",
     "with_key_tiebreak",
 ]

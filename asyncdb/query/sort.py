@@ -286,3 +286,15 @@ def decode_key_values(data: bytes, n: int) -> list[Any] | None:
     except (IndexError, struct.error, UnicodeDecodeError, OverflowError, ValueError):
         return None
     return out if i == len(data) else None
+
+
+def path_values(doc: Any, path: Path) -> list[Any]:
+    """The values ``path`` reaches in ``doc`` as ``distinct`` sees them: arrays on the way and
+    at the end contribute their elements (one level), missing fields and empty arrays nothing.
+
+    >>> path_values({"a": [{"b": 1}, {"b": [2, [3]]}, {}]}, ("a", "b"))
+    [1, 2, [3]]
+    """
+    values: list[Any] = []
+    _leaf_values(doc, path, values)
+    return [v for v in values if v is not MISSING and v is not _EMPTY]

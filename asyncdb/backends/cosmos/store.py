@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -58,6 +59,7 @@ from azure.cosmos.exceptions import (
     CosmosAccessConditionFailedError,
     CosmosHttpResponseError,
     CosmosResourceExistsError,
+    CosmosResourceNotFoundError,
 )
 
 from asyncdb.backends.base import (
@@ -70,7 +72,9 @@ from asyncdb.backends.base import (
     expired_filter,
     expiry_filter,
     key_of,
+    native_params,
     new_id,
+    sql_reads_only,
 )
 from asyncdb.backends.cosmos.codec import (
     ID,
@@ -84,7 +88,7 @@ from asyncdb.backends.cosmos.codec import (
     encode_key_part,
 )
 from asyncdb.backends.cosmos.planner import CosmosQuery, plan_query
-from asyncdb.errors import BackendError, ConfigurationError, DuplicateKey
+from asyncdb.errors import BackendError, ConfigurationError, DuplicateKey, QueryError
 from asyncdb.query.ast import Node, Sort, Update
 from asyncdb.query.evaluate import matches
 from asyncdb.query.update import apply_update, strict_equal, upsert_seed
@@ -93,6 +97,7 @@ from asyncdb.types import Capabilities, CollectionSpec, Plan, Query, UpdateResul
 
 # How many item writes one insert_many keeps in flight.
 _WRITE_CONCURRENCY = 16
+_FROM = re.compile(r"\bFROM\s+([A-Za-z0-9_-]+)", re.IGNORECASE)
 # The projection of every planned query (planner.py); count swaps it for COUNT(1).
 _SELECTED = f"SELECT c.{ID}, c._etag, c.{RAW} FROM c"
 # How many ETags of recently read items a collection keeps for conditional updates.
@@ -185,6 +190,39 @@ class CosmosStore(Store):
 
     def collection(self, spec: CollectionSpec) -> CosmosCollection:
         return CosmosCollection(self, spec)
+
+    # --- breadth: native queries ---------------------------------------------------------------
+
+    def native_writes(self, statement: Any) -> bool:
+        """Cosmos DB SQL only reads (``SELECT``); the container is the name after ``FROM``
+        (in Cosmos DB SQL that name is only an alias, so it may as well say which container)."""
+        if not sql_reads_only(statement, "Cosmos DB SQL") or _FROM.search(statement) is None:
+            raise QueryError(
+                "a native Cosmos DB statement is a SELECT naming its container after FROM, "
+                "e.g. SELECT * FROM alerts a WHERE a.company = @company"
+            )
+        return False
+
+    async def native(self, statement: Any, params: Any, *, writes: bool) -> list[dict[str, Any]]:
+        """The query on the container named after FROM, across partitions; ``params`` maps
+        ``@name`` to its value."""
+        bound = native_params(params, mapping=True)
+        if isinstance(bound, tuple) and bound:
+            raise QueryError("Cosmos DB SQL parameters are named: pass a mapping of @name")
+        match = _FROM.search(statement)
+        assert match is not None
+        container = self.database.get_container_client(match.group(1))
+        parameters = [
+            {"name": k if k.startswith("@") else f"@{k}", "value": v}
+            for k, v in (bound.items() if isinstance(bound, dict) else ())
+        ]
+        try:
+            return [
+                dict(item) if isinstance(item, dict) else {"$1": item}  # SELECT VALUE ...
+                async for item in container.query_items(query=statement, parameters=parameters)
+            ]
+        except CosmosHttpResponseError as exc:
+            raise _error(exc, "native query") from exc
 
 
 class CosmosCollection(StoreCollection):
@@ -466,6 +504,31 @@ class CosmosCollection(StoreCollection):
 
     def atomic(self, session: Session | None) -> Any:
         return self._section(session)
+
+    async def find_and_delete(
+        self,
+        node: Node,
+        *,
+        sort: Sort = (),
+        session: Session | None,
+        allow_scan: bool | None = None,
+    ) -> Doc | None:
+        """Pick, then delete by key if it still matches (the ETag-checked delete); a lost
+        race picks again."""
+        return await self._find_and_delete_checked(
+            node, sort=sort, session=session, allow_scan=allow_scan
+        )
+
+    async def drop(self) -> None:
+        """Delete the container (its items and indexing policy)."""
+        try:
+            await self.store.database.delete_container(self.spec.name)
+        except CosmosResourceNotFoundError:
+            pass
+        except CosmosHttpResponseError as exc:
+            raise _error(exc, f"dropping container {self.spec.name!r}") from exc
+        self._container = None
+        self._seen.clear()
 
     async def _compare_and_update(
         self, key: KeyTuple, node: Node, update: Update, now: datetime

@@ -26,8 +26,11 @@ import contextlib
 import random
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer  # type: ignore[import-untyped]
 
 from asyncdb.backends.base import (
     Doc,
@@ -38,11 +41,14 @@ from asyncdb.backends.base import (
     check_key,
     expired_filter,
     key_of,
+    native_params,
+    sql_reads_only,
 )
 from asyncdb.errors import (
     BackendError,
     ConfigurationError,
     DuplicateKey,
+    QueryError,
     TransactionError,
 )
 from asyncdb.query.ast import Node, Update
@@ -157,6 +163,39 @@ class DynamoStore(Store):
             cm, self._client_cm = self._client_cm, None
             await cm.__aexit__(None, None, None)
 
+    # --- breadth: PartiQL ----------------------------------------------------------------------
+
+    def native_writes(self, statement: Any) -> bool:
+        return not sql_reads_only(statement, "PartiQL")
+
+    async def native(self, statement: Any, params: Any, *, writes: bool) -> list[dict[str, Any]]:
+        """``ExecuteStatement`` with ``?`` parameters (plain values, serialised by boto3's
+        TypeSerializer; floats as Decimal), every page; items as plain values (numbers as
+        Decimal, as boto3 gives them)."""
+        args = native_params(params, mapping=False)
+        serializer, deserializer = TypeSerializer(), TypeDeserializer()
+        try:
+            bound = [serializer.serialize(_boto_value(v)) for v in args]
+        except (TypeError, ValueError) as exc:
+            raise QueryError(f"a PartiQL parameter cannot be sent: {exc}") from None
+        self.check_not_owner()
+        request: dict[str, Any] = {"Statement": statement}
+        if bound:
+            request["Parameters"] = bound
+        rows: list[dict[str, Any]] = []
+        client = self.client
+        try:
+            while True:
+                reply = await _retrying(client.execute_statement, **request)
+                for item in reply.get("Items", ()):
+                    rows.append({k: deserializer.deserialize(v) for k, v in item.items()})
+                token = reply.get("NextToken")
+                if not token:
+                    return rows
+                request["NextToken"] = token
+        except client.exceptions.ClientError as exc:
+            raise BackendError(f"native statement: {exc}") from None
+
     def collection(self, spec: CollectionSpec) -> DynamoCollection:
         return DynamoCollection(self, spec)
 
@@ -251,6 +290,42 @@ class DynamoCollection(StoreCollection):
                 TableName=self.table,
                 TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_SHADOW},
             )
+
+    async def drop(self) -> None:
+        """``DeleteTable`` (its GSIs go with it), waiting until it is gone so the next use can
+        create it again."""
+        client = self.store.client
+        self.store.check_not_owner()
+        try:
+            await client.delete_table(TableName=self.table)
+        except client.exceptions.ResourceNotFoundException:
+            return
+        waiter = client.get_waiter("table_not_exists")
+        await waiter.wait(TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 600})
+
+    async def estimated_count(self) -> int:
+        """``DescribeTable``'s ItemCount: DynamoDB refreshes it about every six hours."""
+        described = await _retrying(self.store.client.describe_table, TableName=self.table)
+        return int(described["Table"].get("ItemCount", 0))
+
+    async def find_and_delete(
+        self,
+        node: Node,
+        *,
+        sort: Any = (),
+        session: Session | None,
+        allow_scan: bool | None = None,
+    ) -> Doc | None:
+        """Outside a transaction: pick, then delete by key if it still matches (the
+        version-checked delete); a lost race picks again."""
+        if session is not None:
+            return await super().find_and_delete(
+                node, sort=sort, session=session, allow_scan=allow_scan
+            )
+        self.store.check_not_owner()
+        return await self._find_and_delete_checked(
+            node, sort=sort, session=None, allow_scan=allow_scan
+        )
 
     # --- encoding ----------------------------------------------------------------------------
 
@@ -789,6 +864,17 @@ def table_definition(spec: CollectionSpec, table: str) -> dict[str, Any]:
         {"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)
     ]
     return request
+
+
+def _boto_value(value: Any) -> Any:
+    """boto3 serialises numbers from Decimal only."""
+    if type(value) is float:
+        return Decimal(repr(value))
+    if isinstance(value, list):
+        return [_boto_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _boto_value(v) for k, v in value.items()}
+    return value
 
 
 def _no_credentials() -> bool:

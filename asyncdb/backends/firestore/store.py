@@ -52,6 +52,7 @@ from asyncdb.errors import (
     BackendError,
     ConfigurationError,
     DuplicateKey,
+    NotSupported,
     TransactionError,
 )
 from asyncdb.query.ast import MatchAll, Node, Sort, Update
@@ -282,6 +283,12 @@ class FirestoreStore(Store):
 
     def transaction(self) -> Any:
         return self.section(None, transaction=True)
+
+    def native_writes(self, statement: Any) -> bool:
+        raise NotSupported(
+            "Firestore has no textual statement language: its queries are the SDK's structured "
+            "queries, which asyncdb's filters already compile to"
+        )
 
 
 class FirestoreCollection(StoreCollection):
@@ -559,6 +566,24 @@ class FirestoreCollection(StoreCollection):
         session.check()
         for doc in docs:
             session.pending[self._doc_path(doc)] = _Pending(self.spec.name, None)
+
+    async def find_and_delete(
+        self,
+        node: Node,
+        *,
+        sort: Sort = (),
+        session: Session | None,
+        allow_scan: bool | None = None,
+    ) -> Doc | None:
+        """Outside a transaction: pick, then delete by key if it still matches (a lost race
+        picks again)."""
+        if session is not None:
+            return await super().find_and_delete(
+                node, sort=sort, session=session, allow_scan=allow_scan
+            )
+        return await self._find_and_delete_checked(
+            node, sort=sort, session=None, allow_scan=allow_scan
+        )
 
     def atomic(self, session: Session | None) -> Any:
         return self.store.section(session, transaction=False)

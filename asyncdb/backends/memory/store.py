@@ -24,7 +24,7 @@ from asyncdb.backends.base import (
     key_lookup,
     key_of,
 )
-from asyncdb.errors import DuplicateKey, TransactionError
+from asyncdb.errors import DuplicateKey, NotSupported, TransactionError
 from asyncdb.query.ast import MatchAll, SortKey
 from asyncdb.query.sort import sort_key
 from asyncdb.types import Capabilities, CollectionSpec, Plan, Query
@@ -109,9 +109,16 @@ class MemoryStore(Store):
     def transaction(self) -> Any:
         return self._section(None, transaction=True)
 
+    def native_writes(self, statement: Any) -> bool:
+        raise NotSupported(
+            "the memory backend has no statement language of its own: its queries are "
+            "asyncdb's filters, evaluated in process"
+        )
+
 
 class MemoryCollection(StoreCollection):
     store: MemoryStore
+    locking_sections = True
 
     def __init__(self, store: MemoryStore, spec: CollectionSpec) -> None:
         self.store = store
@@ -220,6 +227,15 @@ class MemoryCollection(StoreCollection):
 
     def atomic(self, session: Session | None) -> Any:
         return self.store._section(session, transaction=False)
+
+    async def drop(self) -> None:
+        self.store.check_not_owner()
+        async with self.store.lock:
+            self.store.tables.pop(self.spec.name, None)
+
+    async def estimated_count(self) -> int:
+        """The table's size (expired documents included until they are purged)."""
+        return len(self.table)
 
 
 def _asc(path: tuple[str, ...]) -> SortKey:

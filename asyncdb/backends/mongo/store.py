@@ -32,7 +32,16 @@ from typing import Any, Self
 from bson.codec_options import CodecOptions, TypeCodec, TypeDecoder, TypeRegistry
 from bson.decimal128 import Decimal128
 from bson.int64 import Int64
-from pymongo import AsyncMongoClient, ReplaceOne, ReturnDocument
+from pymongo import (
+    AsyncMongoClient,
+    DeleteMany,
+    DeleteOne,
+    InsertOne,
+    ReplaceOne,
+    ReturnDocument,
+    UpdateMany,
+    UpdateOne,
+)
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import (
@@ -58,12 +67,14 @@ from asyncdb.backends.mongo.planner import (
     sort_pushable,
     upsert_filter,
 )
+from asyncdb.bulk import BulkProgress, WriteOp
 from asyncdb.errors import (
     BackendError,
     ConfigurationError,
     DuplicateKey,
     QueryError,
     TransactionError,
+    UpdateError,
 )
 from asyncdb.query.aggregate import EvaluationError
 from asyncdb.query.ast import MatchAll, Node, Sort, Update
@@ -274,6 +285,42 @@ class MongoStore(Store):
 
     def transaction(self) -> Any:
         return self.section(None, transaction=True)
+
+    # --- breadth: native commands --------------------------------------------------------------
+
+    def native_writes(self, statement: Any) -> bool:
+        """A command document (a mapping whose first key names the command); the reads below
+        (an aggregate without ``$out``/``$merge``) are run as they are, anything else may write."""
+        if not isinstance(statement, Mapping) or not statement:
+            raise QueryError("a native MongoDB statement is a command document (a mapping)")
+        name = str(next(iter(statement)))
+        if name == "aggregate":
+            stages = statement.get("pipeline") or []
+            return any(
+                isinstance(st, Mapping) and ("$out" in st or "$merge" in st) for st in stages
+            )
+        return name not in _READ_COMMANDS
+
+    async def native(self, statement: Any, params: Any, *, writes: bool) -> list[dict[str, Any]]:
+        """``db.command(statement)``; its reply as the one row (its values travel in the
+        document itself, which the driver encodes as BSON, so ``params`` must be None)."""
+        if params is not None:
+            raise QueryError("a MongoDB command carries its values itself: pass params=None")
+        self.check_not_owner()
+        try:
+            reply = await self.db.command(dict(statement))
+        except PyMongoError as exc:
+            raise _driver_error(exc, "native command") from None
+        return [dict(reply)]
+
+
+_READ_COMMANDS = frozenset(
+    {
+        "find", "count", "distinct", "listCollections", "listIndexes", "collStats",
+        "dbStats", "ping", "buildInfo", "serverStatus", "explain", "hello", "isMaster",
+        "connectionStatus", "hostInfo", "getParameter",
+    }
+)  # fmt: skip
 
 
 def _session_of(session: Session | None) -> AsyncClientSession | None:
@@ -633,6 +680,101 @@ class MongoCollection(StoreCollection):
         node = match.filter if match is not None else MatchAll()
         plan = self.explain(Query(node))
         return dataclasses.replace(plan, native={"aggregate": native, "in process": []})
+
+    # --- breadth: native bulk writes ----------------------------------------------------------
+
+    def _bulk_model(self, op: WriteOp) -> Any:
+        """The PyMongo write model of ``op`` when the server applies it exactly as asyncdb
+        (the rules of ``update``/``delete`` above), else None."""
+        if op.kind == "insert":
+            assert op.doc is not None
+            return InsertOne(self.encode(op.doc))
+        assert op.node is not None
+        plan = self.execution_plan(Query(self.visible(op.node), limit=None if op.multi else 1))
+        if plan.residual_node is not None:
+            return None
+        where: Native = plan.payload.filter
+        if op.kind == "delete":
+            return (DeleteMany if op.multi else DeleteOne)(where)
+        assert op.update is not None
+        native = native_update(op.update, self.spec)
+        if op.upsert:
+            upsert_where = upsert_filter(op.node, self.spec)
+            if upsert_where is None:
+                return None
+            where = upsert_where
+        if native is None:
+            return None
+        return (UpdateMany if op.multi else UpdateOne)(where, native, upsert=op.upsert)
+
+    async def bulk_batch(
+        self,
+        ops: list[WriteOp],
+        progress: BulkProgress,
+        *,
+        ordered: bool,
+        session: Session | None,
+    ) -> int:
+        """A run of operations the server applies exactly as asyncdb goes out as one
+        ``bulk_write`` (the driver splits it by the server's batch limits); per-operation
+        failures come back as its write errors. Outside transactions and TTL collections (there
+        a failed write would abort the transaction, and inserts purge expired keys first)."""
+        if session is not None or self.spec.ttl is not None:
+            return 0
+        start = progress.next
+        models: list[Any] = []
+        for op in ops[start:]:
+            model = self._bulk_model(op)
+            if model is None:
+                break
+            models.append(model)
+        if not models:
+            return 0
+        self.store.check_not_owner()
+        try:
+            reply: Any = (await self.coll.bulk_write(models, ordered=ordered)).bulk_api_result
+            failures: list[dict[str, Any]] = []
+        except BulkWriteError as exc:
+            reply = exc.details
+            failures = list(reply.get("writeErrors") or ())
+        except PyMongoError as exc:
+            raise _driver_error(exc, f"bulk write to {self.spec.name!r}") from None
+        progress.inserted += int(reply.get("nInserted", 0))
+        progress.matched += int(reply.get("nMatched", 0))
+        progress.modified += int(reply.get("nModified", 0))
+        progress.deleted += int(reply.get("nRemoved", 0))
+        for upserted in reply.get("upserted") or ():
+            progress.upserted[start + int(upserted["index"])] = upserted["_id"]
+        for failure in failures:
+            index = start + int(failure["index"])
+            code, message = int(failure.get("code", 0)), str(failure.get("errmsg", ""))
+            if code in _DUPLICATE_CODES:
+                error: Exception = DuplicateKey(f"bulk write to {self.spec.name!r}: {message}")
+            else:
+                error = UpdateError(f"bulk write to {self.spec.name!r}: {message}")
+            progress.errors.append((index, error))
+        if ordered and failures:
+            progress.next = progress.errors[-1][0] + 1
+        else:
+            progress.next = start + len(models)
+        return len(models)
+
+    async def drop(self) -> None:
+        """The collection with its indexes (``drop``)."""
+        self.store.check_not_owner()
+        try:
+            await self.coll.drop()
+        except PyMongoError as exc:
+            raise _driver_error(exc, f"cannot drop {self.spec.name!r}") from None
+
+    async def estimated_count(self) -> int:
+        """``estimatedDocumentCount``: the collection's metadata count (current, but it may
+        include documents past their TTL that the server has not removed yet)."""
+        self.store.check_not_owner()
+        try:
+            return int(await self.coll.estimated_document_count())
+        except PyMongoError as exc:
+            raise _driver_error(exc, f"count on {self.spec.name!r} failed") from None
 
     async def server_explain(self, plan: Plan) -> dict[str, Any]:
         """The server's own ``explain`` of a plan's native ``find``."""

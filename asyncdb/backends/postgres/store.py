@@ -42,6 +42,8 @@ from asyncdb.backends.base import (
     StoreCollection,
     gc_paused,
     key_of,
+    native_params,
+    sql_reads_only,
 )
 from asyncdb.backends.postgres.codec import decode_doc, encode_doc, encode_key
 from asyncdb.backends.postgres.grouping import group_sql, partial_rows
@@ -91,6 +93,7 @@ def _pg_error(exc: Exception, what: str) -> Exception:
 
 
 _background: set[asyncio.Task[None]] = set()
+ESTIMATE_ABOVE = 1_000_000  # rows: below, estimated_document_count runs count(*)
 
 
 def _later(work: Coroutine[Any, Any, None]) -> None:
@@ -496,6 +499,25 @@ class PostgresStore(Store):
 
     # --- schema ------------------------------------------------------------------------------
 
+    # --- breadth: native statements ------------------------------------------------------------
+
+    def native_writes(self, statement: Any) -> bool:
+        return not sql_reads_only(statement, "SQL")
+
+    async def native(self, statement: Any, params: Any, *, writes: bool) -> list[dict[str, Any]]:
+        """One SQL statement (``$1`` placeholders) in a transaction of its own; a read runs in
+        a READ ONLY transaction (PostgreSQL refuses any write it attempts)."""
+        args = native_params(params, mapping=False)
+        conn = await self.acquire()
+        try:
+            async with conn.transaction(readonly=not writes):
+                rows = await conn.fetch(statement, *args)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise _pg_error(exc, "native statement") from None
+        finally:
+            await self.release(conn)
+        return [dict(row) for row in rows]
+
     async def run_ddl(
         self,
         stmts: Sequence[str],
@@ -543,6 +565,7 @@ class PostgresCollection(StoreCollection):
     generated from it) and ``tagged``."""
 
     store: PostgresStore
+    locking_sections = True
 
     def __init__(self, store: PostgresStore, spec: CollectionSpec) -> None:
         self.store = store
@@ -598,6 +621,33 @@ class PostgresCollection(StoreCollection):
         while rows := await conn.fetch(select):
             docs = [decode_doc(text, flags) for text, flags in rows]
             await conn.execute(self._update_sql, *self._update_params(docs))
+
+    async def drop(self) -> None:
+        """``DROP TABLE``: the documents, the sort-key columns and every index."""
+        conn = await self.store.acquire()
+        try:
+            await conn.execute(f"DROP TABLE IF EXISTS {self._table}")
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise _pg_error(exc, f"cannot drop {self.spec.name!r}") from None
+        finally:
+            await self.store.release(conn)
+
+    async def estimated_count(self) -> int:
+        """The planner's row estimate (``pg_class.reltuples``, as fresh as the last
+        ANALYZE/autovacuum) when it says the table is large; below a million rows, where a
+        ``count(*)`` is cheap, the exact count."""
+        conn = await self.store.acquire()
+        try:
+            estimate = await conn.fetchval(
+                "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass($1)", self._table
+            )
+            if estimate is not None and estimate > ESTIMATE_ABOVE:
+                return int(estimate)
+            return int(await conn.fetchval(f"SELECT count(*) FROM {self._table}"))
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise _pg_error(exc, f"count on {self.spec.name!r} failed") from None
+        finally:
+            await self.store.release(conn)
 
     def plan(self, query: Query) -> Plan:
         return self.planner.plan(query)

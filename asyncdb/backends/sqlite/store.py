@@ -33,7 +33,16 @@ from urllib.parse import parse_qsl, urlsplit
 
 import aiosqlite
 
-from asyncdb.backends.base import Doc, KeyTuple, Session, Store, StoreCollection, key_of
+from asyncdb.backends.base import (
+    Doc,
+    KeyTuple,
+    Session,
+    Store,
+    StoreCollection,
+    key_of,
+    native_params,
+    sql_reads_only,
+)
 from asyncdb.backends.sqlite.codec import decode_doc, encode_doc, encode_key
 from asyncdb.backends.sqlite.functions import sql_functions
 from asyncdb.backends.sqlite.grouping import group_sql, partial_rows
@@ -263,6 +272,32 @@ class SQLiteStore(Store):
     def transaction(self) -> Any:
         return self.section(None, transaction=True)
 
+    # --- breadth: native statements ------------------------------------------------------------
+
+    def native_writes(self, statement: Any) -> bool:
+        return not sql_reads_only(statement, "SQL")
+
+    async def native(self, statement: Any, params: Any, *, writes: bool) -> list[dict[str, Any]]:
+        """One SQL statement on the writer connection, in a transaction of its own; a read
+        runs under ``PRAGMA query_only`` (SQLite refuses any write it attempts)."""
+        args = native_params(params, mapping=True)
+        async with self.section(None, transaction=False) as s:
+            conn = s.check()
+            try:
+                if not writes:
+                    await conn.execute("PRAGMA query_only = 1")
+                try:
+                    cursor = await conn.execute(statement, args)
+                    rows = await cursor.fetchall()
+                    names = [d[0] for d in cursor.description or ()]
+                    await cursor.close()
+                finally:
+                    if not writes:
+                        await conn.execute("PRAGMA query_only = 0")
+            except sqlite3.Error as exc:
+                raise _sql_error(exc, "native statement") from None
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
     async def run_ddl(self, stmts: Sequence[str], table: str, key_count: int) -> None:
         """Create a collection's table and indexes (idempotent)."""
         if self._owner is not None and self._owner is asyncio.current_task():
@@ -392,6 +427,7 @@ class SQLiteCollection(StoreCollection):
     """One table: key columns ``k0..``, the document as JSON text, and its ``tagged`` flags."""
 
     store: SQLiteStore
+    locking_sections = True
 
     def __init__(self, store: SQLiteStore, spec: CollectionSpec) -> None:
         self.store = store
@@ -455,6 +491,14 @@ class SQLiteCollection(StoreCollection):
                 await s.conn.executemany(self._delete_sql, rows)
             except sqlite3.Error as exc:
                 raise _sql_error(exc, f"delete from {self.spec.name!r}") from None
+
+    async def drop(self) -> None:
+        """``DROP TABLE``: the documents and the indexes."""
+        async with self.store.section(None, transaction=False) as s:
+            try:
+                await s.check().execute(f"DROP TABLE IF EXISTS {quote_ident(self.spec.name)}")
+            except sqlite3.Error as exc:
+                raise _sql_error(exc, f"cannot drop {self.spec.name!r}") from None
 
     def atomic(self, session: Session | None) -> Any:
         return self.store.section(session, transaction=False)

@@ -1,0 +1,72 @@
+"""The catalog: the specs of the collections asyncdb created in a database.
+
+It is itself an asyncdb collection, ``_asyncdb_catalog`` (key ``name``), so every backend keeps
+it in its own native form (a table, a collection, a DynamoDB table, a container) and the shared
+code reads and writes it through the store's primitives. Names starting with ``_asyncdb`` are
+reserved: a user collection cannot collide with it.
+
+A catalog document holds the name, key fields, indexes and TTL field, plus two fields left for
+the capabilities above ``Collection`` (``encrypted``: field -> mode, ``model``: a model's name),
+None until those record them.
+
+>>> from asyncdb.types import CollectionSpec, Index
+>>> spec = CollectionSpec("alerts", ("id",), (Index.of(["company", ("ts", -1)]),), "expires")
+>>> spec_from_document(spec_document(spec)) == spec
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asyncdb.types import CollectionSpec, Index
+
+RESERVED_PREFIX = "_asyncdb"
+CATALOG_NAME = "_asyncdb_catalog"
+CATALOG_SPEC = CollectionSpec(CATALOG_NAME, key=("name",), allow_scan=True)
+FORMAT = 1
+
+
+def spec_document(spec: CollectionSpec) -> dict[str, Any]:
+    """The catalog document of ``spec``."""
+    return {
+        "name": spec.name,
+        "format": FORMAT,
+        "key": list(spec.key),
+        "indexes": [
+            {
+                "fields": [[f, d] for f, d in index.fields],
+                "unique": index.unique,
+                "name": index.name,
+            }
+            for index in spec.indexes
+        ],
+        "ttl": spec.ttl,
+        "allow_scan": spec.allow_scan,
+        "max_scan": spec.max_scan,
+        "encrypted": None,
+        "model": None,
+    }
+
+
+def spec_from_document(doc: dict[str, Any]) -> CollectionSpec:
+    """The :class:`CollectionSpec` a catalog document describes."""
+    indexes = tuple(
+        Index(
+            tuple((str(f), int(d)) for f, d in index["fields"]),
+            bool(index.get("unique", False)),
+            str(index.get("name", "")),
+        )
+        for index in doc.get("indexes") or ()
+    )
+    return CollectionSpec(
+        name=str(doc["name"]),
+        key=tuple(str(k) for k in doc.get("key") or ("id",)),
+        indexes=indexes,
+        ttl=doc.get("ttl"),
+        allow_scan=bool(doc.get("allow_scan", False)),
+        max_scan=int(doc.get("max_scan", 10_000)),
+    )
+
+
+__all__ = ["CATALOG_NAME", "CATALOG_SPEC", "RESERVED_PREFIX", "spec_document", "spec_from_document"]
