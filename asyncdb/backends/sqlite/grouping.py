@@ -18,7 +18,6 @@ from typing import Any
 
 from asyncdb.query.grouping import GroupShape, json_key
 
-
 # MATERIALIZED (SQLite 3.35+) keeps the CTE from being inlined; older versions get the same
 # answer, only slower.
 _MATERIALIZED = "MATERIALIZED " if sqlite3.sqlite_version_info >= (3, 35, 0) else ""
