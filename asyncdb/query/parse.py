@@ -500,6 +500,8 @@ def bind_update(update: Update, node: Node, array_filters: Any = None) -> Update
     >>> u.array_filters[0][0]
     'x'
     """
+    if array_filters is None and not update.positional:
+        return update  # the usual update: nothing to bind
     used: dict[str, str] = {}
     for op in update.ops:
         for part in op.path:

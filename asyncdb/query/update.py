@@ -123,6 +123,8 @@ class _Positions:
             )
         name = part[2:-1]
         node = self.filters.get(name) if name else None
+        if name and node is None:  # an update not bound to its array_filters (bind_update)
+            raise UpdateError(f"no array filter for the identifier {name!r}", path=path_str(path))
         for j, element in enumerate(value):
             if node is None or matches(node, {name: element}):
                 self._walk(element, op, i + 1, (*prefix, str(j)), out)

@@ -277,3 +277,24 @@ async def test_group_by_two_fields_with_sum_and_avg(db: asyncdb.Database) -> Non
         [{"$match": {"company": "z"}}, {"$group": {"_id": "$n", "c": {"$sum": 1}}}]
     ).to_list()
     assert len(mixed) == 1 and mixed[0]["c"] == 2 and mixed[0]["_id"] == 1
+
+
+async def test_bulk_write_takes_array_filters_and_pipeline_updates(db: asyncdb.Database) -> None:
+    coll = db.collection("bulk_positional", allow_scan=True)
+    await coll.insert_many([{"id": "a", "v": [1, 5, 9]}, {"id": "b", "v": [7]}])
+    res = await coll.bulk_write(
+        [
+            asyncdb.UpdateOne(
+                {"id": "a"}, {"$set": {"v.$[x]": 0}}, array_filters=[{"x": {"$gt": 4}}]
+            ),
+            asyncdb.UpdateMany({}, [{"$set": {"n": {"$size": "$v"}}}]),
+            asyncdb.UpdateOne({"id": "b", "v": 7}, {"$inc": {"v.$": 1}}),
+        ]
+    )
+    assert (res.matched_count, res.modified_count) == (4, 4)
+    assert await coll.find({}, sort=[("id", 1)]).to_list() == [
+        {"id": "a", "v": [1, 0, 0], "n": 3},
+        {"id": "b", "v": [8], "n": 1},
+    ]
+    with pytest.raises(asyncdb.QueryError):
+        await coll.bulk_write([asyncdb.UpdateOne({}, {"$set": {"v.$[y]": 0}})])

@@ -4,8 +4,8 @@ asyncdb/query/grouping.py).
 Each document's values are read once, in a subquery kept from being merged into the grouping
 (``OFFSET 0``): per key field its jsonb text (``1`` and ``1.0`` stay apart: the codec writes every
 float with a ``.`` or an exponent and jsonb keeps its scale; NULL for a missing field), per
-summed field its value as ``numeric`` when it is a number and a mark when it is an object (a
-Decimal is a tagged object). The groups add the numbers exactly; a sum whose scale is above 0
+summed field its ``jsonb_typeof`` and value. The groups add the numbers exactly as ``numeric``
+and count the objects (a Decimal is a tagged object); a sum whose scale is above 0
 held a float, which ``partial_rows`` reports as a non-integer value. Field names are checked
 identifiers (``GroupShape``), so they may sit in the SQL text; values never do.
 """
@@ -29,10 +29,11 @@ def group_sql(shape: GroupShape, table: str, where: str) -> str:
     groups = ", ".join(str(i + 1) for i in range(len(outer)))
     outer.append("count(*)")
     for i, field in enumerate(shape.fields):
-        kind = f"jsonb_typeof(doc -> '{field}')"
-        inner.append(f"CASE WHEN {kind} = 'number' THEN (doc -> '{field}')::numeric END AS n{i}")
-        inner.append(f"CASE WHEN {kind} = 'object' THEN 1 END AS o{i}")
-        outer.extend([f"sum(n{i})", f"count(n{i})", f"count(o{i})"])
+        inner.append(f"jsonb_typeof(doc -> '{field}') AS t{i}")
+        inner.append(f"doc -> '{field}' AS j{i}")
+        outer.append(f"sum(CASE WHEN t{i} = 'number' THEN j{i}::numeric END)")
+        outer.append(f"count(CASE WHEN t{i} = 'number' THEN 1 END)")
+        outer.append(f"count(CASE WHEN t{i} = 'object' THEN 1 END)")
     rows = f"SELECT {', '.join(inner) or '1'} FROM {table}{where} OFFSET 0"
     sql = f"SELECT {', '.join(outer)} FROM ({rows}) AS r"
     return f"{sql} GROUP BY {groups}" if groups else sql
