@@ -383,13 +383,89 @@ class EncryptedCollection(Collection):
             raise QueryError('return_document must be "before" or "after"', path="return_document")
         read = self._parse_read(filter)
         parsed = parse_update_spec(update, read.node, array_filters)
+        return await self._find_and_modify(
+            read, parsed, return_document, upsert, sort, projection, allow_scan
+        )
+
+    async def find_one_and_replace(
+        self,
+        filter: Mapping[str, Any] | None,
+        doc: Mapping[str, Any],
+        upsert: bool = False,
+        sort: Any = None,
+        projection: Any = None,
+        return_document: Literal["before", "after"] = "after",
+        *,
+        allow_scan: bool | None = None,
+    ) -> Doc | None:
+        """Replace the first match (in ``sort`` order) whole, sealed, and return it decrypted,
+        as it was ``"before"`` or is ``"after"``."""
+        if return_document not in ("before", "after"):
+            raise QueryError('return_document must be "before" or "after"', path="return_document")
+        read = self._parse_read(filter)
+        parsed = parse_replacement(doc)
+        return await self._find_and_modify(
+            read, parsed, return_document, upsert, sort, projection, allow_scan
+        )
+
+    async def _find_and_modify(
+        self,
+        read: _Read,
+        update: Update,
+        return_document: str,
+        upsert: bool,
+        sort: Any,
+        projection: Any,
+        allow_scan: bool | None,
+    ) -> Doc | None:
         sort_spec = self._parse_sort(sort)
         proj = parse_projection(projection, self.spec.key)
         _, before, after = await self._update(
-            read, parsed, multi=False, upsert=upsert, allow_scan=allow_scan, sort=sort_spec
+            read, update, multi=False, upsert=upsert, allow_scan=allow_scan, sort=sort_spec
         )
         doc = before if return_document == "before" else after
         return None if doc is None else apply_projection(proj, doc, self.spec.key)
+
+    async def find_one_and_delete(
+        self,
+        filter: Mapping[str, Any] | None,
+        sort: Any = None,
+        projection: Any = None,
+        *,
+        allow_scan: bool | None = None,
+    ) -> Doc | None:
+        """Delete the first match (in ``sort`` order) and return it decrypted, or None."""
+        read = self._parse_read(filter)
+        sort_spec = self._parse_sort(sort)
+        proj = parse_projection(projection, self.spec.key)
+        deleted = await self._delete_matching(
+            read, multi=False, sort=sort_spec, allow_scan=allow_scan
+        )
+        return apply_projection(proj, deleted[0], self.spec.key) if deleted else None
+
+    async def _delete_matching(
+        self, read: _Read, *, multi: bool, sort: Sort, allow_scan: bool | None
+    ) -> list[Doc]:
+        """Delete the matches (one, or all) each by compare-and-set on its version, so a
+        document changed meanwhile is re-checked first; returns the deleted documents."""
+        deleted: list[Doc] = []
+        for _ in range(MAX_ATTEMPTS):
+            found = await self._candidates(
+                read, limit=None if multi else 1, sort=sort, allow_scan=allow_scan
+            )
+            for opened in found:
+                current: Opened | None = opened
+                while current is not None:
+                    condition = {**self._key_filter(current.doc), VERSION_FIELD: current.version}
+                    if await self.inner.delete_one(condition):
+                        deleted.append(current.doc)
+                        break
+                    current = await self._reread(current.doc)
+                    if current is not None and not matches(read.node, current.doc):
+                        current = None
+            if deleted or multi or not found:
+                break
+        return deleted
 
     async def _delete(
         self, filter: Mapping[str, Any] | None, *, multi: bool, allow_scan: bool | None
@@ -399,24 +475,7 @@ class EncryptedCollection(Collection):
             if multi:
                 return await self.inner.delete_many(read.stored, allow_scan=allow_scan)
             return await self.inner.delete_one(read.stored, allow_scan=allow_scan)
-        deleted = 0
-        for _ in range(MAX_ATTEMPTS):
-            found = await self._candidates(
-                read, limit=None if multi else 1, sort=(), allow_scan=allow_scan
-            )
-            for opened in found:
-                current: Opened | None = opened
-                while current is not None:
-                    condition = {**self._key_filter(current.doc), VERSION_FIELD: current.version}
-                    if await self.inner.delete_one(condition):
-                        deleted += 1
-                        break
-                    current = await self._reread(current.doc)
-                    if current is not None and not matches(read.node, current.doc):
-                        current = None
-            if deleted or multi or not found:
-                return deleted
-        return deleted
+        return len(await self._delete_matching(read, multi=multi, sort=(), allow_scan=allow_scan))
 
     async def delete_one(
         self, filter: Mapping[str, Any] | None, *, allow_scan: bool | None = None

@@ -268,3 +268,30 @@ async def test_positional_pipeline_and_unordered_writes_on_encrypted_fields() ->
             orders.aggregate([{"$match": {}}])
         await orders.drop()
         assert await orders.count_documents({}) == 0
+
+
+async def test_find_one_and_replace_and_find_one_and_delete_on_encrypted_fields() -> None:
+    async with asyncdb.connect("memory://", keyring=KeyRing.generate()) as db:
+        jobs = db.collection("jobs", encrypted={"owner": "equality", "body": "opaque"})
+        await jobs.insert_many(
+            [{"id": f"j{i}", "owner": "ana", "body": f"b{i}", "ts": 10 - i} for i in range(3)]
+        )
+        before = await jobs.find_one_and_replace(
+            {"owner": "ana"},
+            {"owner": "bo", "body": "new", "ts": 0},
+            sort=[("ts", 1)],
+            return_document="before",
+        )
+        assert before == {"id": "j2", "owner": "ana", "body": "b2", "ts": 8}
+        assert await jobs.find_one({"owner": "bo"}) == {
+            "id": "j2",
+            "owner": "bo",
+            "body": "new",
+            "ts": 0,
+        }
+        oldest = await jobs.find_one_and_delete(
+            {"owner": "ana"}, sort=[("ts", 1)], projection={"body": 1}
+        )
+        assert oldest == {"id": "j1", "body": "b1"}
+        assert await jobs.find_one_and_delete({"owner": "nobody"}) is None
+        assert [d["id"] async for d in jobs.find({"owner": "ana"})] == ["j0"]
