@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
-from asyncdb.backends.base import Doc, check_key, new_id, with_key_tiebreak
+from asyncdb.backends.base import Doc, check_key, distinct_values, new_id, with_key_tiebreak
 from asyncdb.collection import Collection, Cursor, _check_count, _limit
 from asyncdb.errors import (
     ConfigurationError,
@@ -41,6 +41,7 @@ from asyncdb.query.ast import Node, Projection, Sort, Update, path_str
 from asyncdb.query.evaluate import matches
 from asyncdb.query.parse import (
     parse_filter,
+    parse_path,
     parse_projection,
     parse_replacement,
     parse_sort,
@@ -699,6 +700,26 @@ class EncryptedCollection(Collection):
     async def purge_expired(self) -> int:
         """Delete the documents whose TTL field (never an encrypted one) lies in the past."""
         return await self.inner.purge_expired()
+
+    async def distinct(
+        self,
+        field: str,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        allow_scan: bool | None = None,
+    ) -> list[Any]:
+        """The distinct values of ``field`` among the matches (MongoDB's rules, BSON order). A
+        plain field under a filter without encrypted conditions is asked of the store; anything
+        else is computed from the decrypted matches (the store never sees a value)."""
+        path = parse_path(field, "distinct")
+        read = self._parse_read(filter)
+        place = self.encryption.classify(path)
+        if place.kind == "reserved":
+            raise QueryError("field names starting with _enc are reserved", path=field)
+        if place.kind == "plain" and read.exact:
+            return await self.inner.distinct(field, read.stored, allow_scan=allow_scan)
+        docs = [doc async for doc in self.find(filter, allow_scan=allow_scan)]
+        return distinct_values(docs, path)
 
     async def estimated_document_count(self) -> int:
         """The store's cheap count (encryption changes no count)."""

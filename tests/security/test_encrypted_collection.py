@@ -295,3 +295,23 @@ async def test_find_one_and_replace_and_find_one_and_delete_on_encrypted_fields(
         assert oldest == {"id": "j1", "body": "b1"}
         assert await jobs.find_one_and_delete({"owner": "nobody"}) is None
         assert [d["id"] async for d in jobs.find({"owner": "ana"})] == ["j0"]
+
+
+async def test_distinct_over_encrypted_and_plain_fields() -> None:
+    async with asyncdb.connect("memory://", keyring=KeyRing.generate()) as db:
+        users = db.collection(
+            "users", encrypted={"ssn": "equality", "tags": "opaque"}, allow_scan=True
+        )
+        await users.insert_many(
+            [
+                {"id": "a", "ssn": "1", "tags": ["x", "y"], "team": "red"},
+                {"id": "b", "ssn": 1.0, "tags": ["y"], "team": "blue"},
+                {"id": "c", "ssn": "1", "tags": [], "team": "red"},
+            ]
+        )
+        assert await users.distinct("tags") == ["x", "y"]
+        assert await users.distinct("ssn") == [1.0, "1"]
+        assert await users.distinct("team", {"ssn": "1"}) == ["red"]
+        assert await users.distinct("team") == ["blue", "red"]
+        with pytest.raises(asyncdb.QueryError, match="reserved"):
+            await users.distinct("_enc_key")
