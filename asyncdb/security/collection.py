@@ -24,14 +24,26 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from asyncdb.backends.base import Doc, check_key, distinct_values, new_id, with_key_tiebreak
+from asyncdb.bulk import (
+    BulkWriteResult,
+    DeleteMany,
+    DeleteOne,
+    InsertOne,
+    ReplaceOne,
+    UpdateMany,
+    UpdateOne,
+)
 from asyncdb.collection import Collection, Cursor, _check_count, _limit
 from asyncdb.errors import (
+    BulkWriteError,
     ConfigurationError,
+    DecryptionError,
+    DuplicateKey,
     NotSupported,
     QueryError,
     TransactionError,
@@ -468,10 +480,7 @@ class EncryptedCollection(Collection):
                 break
         return deleted
 
-    async def _delete(
-        self, filter: Mapping[str, Any] | None, *, multi: bool, allow_scan: bool | None
-    ) -> int:
-        read = self._parse_read(filter)
+    async def _delete(self, read: _Read, *, multi: bool, allow_scan: bool | None) -> int:
         if read.exact:
             if multi:
                 return await self.inner.delete_many(read.stored, allow_scan=allow_scan)
@@ -482,13 +491,13 @@ class EncryptedCollection(Collection):
         self, filter: Mapping[str, Any] | None, *, allow_scan: bool | None = None
     ) -> int:
         """Delete the first match; returns 0 or 1."""
-        return await self._delete(filter, multi=False, allow_scan=allow_scan)
+        return await self._delete(self._parse_read(filter), multi=False, allow_scan=allow_scan)
 
     async def delete_many(
         self, filter: Mapping[str, Any] | None, *, allow_scan: bool | None = None
     ) -> int:
         """Delete every match; returns how many."""
-        return await self._delete(filter, multi=True, allow_scan=allow_scan)
+        return await self._delete(self._parse_read(filter), multi=True, allow_scan=allow_scan)
 
     # --- reads --------------------------------------------------------------------------------
 
@@ -720,6 +729,90 @@ class EncryptedCollection(Collection):
             return await self.inner.distinct(field, read.stored, allow_scan=allow_scan)
         docs = [doc async for doc in self.find(filter, allow_scan=allow_scan)]
         return distinct_values(docs, path)
+
+    async def bulk_write(self, requests: Iterable[Any], ordered: bool = True) -> BulkWriteResult:
+        """Every operation validated (and inserts sealed) before any I/O, then applied in order
+        through this layer, each atomically per document; failed operations are reported in a
+        ``BulkWriteError`` (an ordered bulk write stops at the first)."""
+        steps = []
+        for index, request in enumerate(requests):
+            try:
+                steps.append(self._bulk_step(request))
+            except QueryError as exc:
+                raise QueryError(f"bulk_write operation {index}: {exc}") from None
+        totals = {"insert": 0, "matched": 0, "modified": 0, "delete": 0}
+        upserted: dict[int, Any] = {}
+        errors: list[tuple[int, Exception]] = []
+
+        def result() -> BulkWriteResult:
+            return BulkWriteResult(
+                totals["insert"],
+                totals["matched"],
+                totals["modified"],
+                totals["delete"],
+                len(upserted),
+                dict(upserted),
+            )
+
+        for index, step in enumerate(steps):
+            try:
+                kind, value = await step()
+            except (DuplicateKey, UpdateError, DecryptionError) as exc:
+                errors.append((index, exc))
+                if ordered:
+                    break
+                continue
+            if kind == "update":
+                totals["matched"] += value.matched_count
+                totals["modified"] += value.modified_count
+                if value.upserted_id is not None:
+                    upserted[index] = value.upserted_id
+            else:
+                totals[kind] += value
+        if errors:
+            raise BulkWriteError(errors, result())
+        return result()
+
+    def _bulk_step(self, request: Any) -> Callable[[], Awaitable[tuple[str, Any]]]:
+        """One bulk_write request, validated and parsed, as the call that applies it."""
+        if isinstance(request, InsertOne):
+            [sealed] = self._seal_new([request.document])
+
+            async def insert() -> tuple[str, Any]:
+                await self.inner.insert_one(sealed)
+                return "insert", 1
+
+            return insert
+        if not isinstance(request, UpdateOne | UpdateMany | ReplaceOne | DeleteOne | DeleteMany):
+            raise QueryError(
+                "not a write operation: use asyncdb.InsertOne, UpdateOne, UpdateMany, "
+                f"ReplaceOne, DeleteOne or DeleteMany, not {type(request).__name__}"
+            )
+        if request.collation is not None:
+            raise NotSupported("collation is not supported")
+        read = self._parse_read(request.filter)
+        if isinstance(request, DeleteOne | DeleteMany):
+            multi = isinstance(request, DeleteMany)
+
+            async def delete() -> tuple[str, Any]:
+                return "delete", await self._delete(read, multi=multi, allow_scan=None)
+
+            return delete
+        if isinstance(request, ReplaceOne):
+            parsed = parse_replacement(request.replacement)
+        else:
+            parsed = parse_update_spec(request.update, read.node, request.array_filters)
+        check_update(parsed, self.encryption)
+        multi = isinstance(request, UpdateMany)
+        upsert = bool(request.upsert)
+
+        async def update() -> tuple[str, Any]:
+            result, _, _ = await self._update(
+                read, parsed, multi=multi, upsert=upsert, allow_scan=None
+            )
+            return "update", result
+
+        return update
 
     async def estimated_document_count(self) -> int:
         """The store's cheap count (encryption changes no count)."""

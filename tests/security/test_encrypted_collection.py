@@ -315,3 +315,31 @@ async def test_distinct_over_encrypted_and_plain_fields() -> None:
         assert await users.distinct("team") == ["blue", "red"]
         with pytest.raises(asyncdb.QueryError, match="reserved"):
             await users.distinct("_enc_key")
+
+
+async def test_bulk_write_seals_and_reports_like_the_plain_collection() -> None:
+    async with asyncdb.connect("memory://", keyring=KeyRing.generate()) as db:
+        users = db.collection("users", encrypted={"ssn": "equality"}, allow_scan=True)
+        result = await users.bulk_write(
+            [
+                asyncdb.InsertOne({"id": "a", "ssn": "1"}),
+                asyncdb.UpdateOne({"ssn": "1"}, {"$set": {"ssn": "2"}}),
+                asyncdb.UpdateOne({"ssn": "3"}, {"$set": {"n": 1}}, upsert=True),
+                asyncdb.ReplaceOne({"id": "a"}, {"ssn": "4"}),
+                asyncdb.DeleteMany({"ssn": "3"}),
+            ]
+        )
+        assert (result.inserted_count, result.matched_count, result.modified_count) == (1, 2, 2)
+        assert result.deleted_count == 1 and list(result.upserted_ids) == [2]
+        assert await users.find_one({"ssn": "4"}) == {"id": "a", "ssn": "4"}
+        raw = await db.collection("users").find_one({"id": "a"})
+        assert raw is not None and raw["ssn"].startswith("ae1:")
+        with pytest.raises(asyncdb.BulkWriteError) as info:
+            await users.bulk_write(
+                [asyncdb.InsertOne({"id": "a"}), asyncdb.InsertOne({"id": "b", "ssn": "5"})],
+                ordered=False,
+            )
+        assert [i for i, _ in info.value.errors] == [0] and info.value.result.inserted_count == 1
+        with pytest.raises(asyncdb.QueryError, match="operation 1"):
+            await users.bulk_write([asyncdb.DeleteOne({}), asyncdb.DeleteOne({"ssn": {"$gt": 1}})])
+        assert await users.count_documents({}) == 2  # nothing ran: refused before any I/O
