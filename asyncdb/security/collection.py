@@ -24,14 +24,26 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
-from asyncdb.backends.base import Doc, check_key, new_id, with_key_tiebreak
+from asyncdb.backends.base import Doc, check_key, distinct_values, new_id, with_key_tiebreak
+from asyncdb.bulk import (
+    BulkWriteResult,
+    DeleteMany,
+    DeleteOne,
+    InsertOne,
+    ReplaceOne,
+    UpdateMany,
+    UpdateOne,
+)
 from asyncdb.collection import Collection, Cursor, _check_count, _limit
 from asyncdb.errors import (
+    BulkWriteError,
     ConfigurationError,
+    DecryptionError,
+    DuplicateKey,
     NotSupported,
     QueryError,
     TransactionError,
@@ -41,6 +53,7 @@ from asyncdb.query.ast import Node, Projection, Sort, Update, path_str
 from asyncdb.query.evaluate import matches
 from asyncdb.query.parse import (
     parse_filter,
+    parse_path,
     parse_projection,
     parse_replacement,
     parse_sort,
@@ -383,52 +396,108 @@ class EncryptedCollection(Collection):
             raise QueryError('return_document must be "before" or "after"', path="return_document")
         read = self._parse_read(filter)
         parsed = parse_update_spec(update, read.node, array_filters)
+        return await self._find_and_modify(
+            read, parsed, return_document, upsert, sort, projection, allow_scan
+        )
+
+    async def find_one_and_replace(
+        self,
+        filter: Mapping[str, Any] | None,
+        doc: Mapping[str, Any],
+        upsert: bool = False,
+        sort: Any = None,
+        projection: Any = None,
+        return_document: Literal["before", "after"] = "after",
+        *,
+        allow_scan: bool | None = None,
+    ) -> Doc | None:
+        """Replace the first match (in ``sort`` order) whole, sealed, and return it decrypted,
+        as it was ``"before"`` or is ``"after"``."""
+        if return_document not in ("before", "after"):
+            raise QueryError('return_document must be "before" or "after"', path="return_document")
+        read = self._parse_read(filter)
+        parsed = parse_replacement(doc)
+        return await self._find_and_modify(
+            read, parsed, return_document, upsert, sort, projection, allow_scan
+        )
+
+    async def _find_and_modify(
+        self,
+        read: _Read,
+        update: Update,
+        return_document: str,
+        upsert: bool,
+        sort: Any,
+        projection: Any,
+        allow_scan: bool | None,
+    ) -> Doc | None:
         sort_spec = self._parse_sort(sort)
         proj = parse_projection(projection, self.spec.key)
         _, before, after = await self._update(
-            read, parsed, multi=False, upsert=upsert, allow_scan=allow_scan, sort=sort_spec
+            read, update, multi=False, upsert=upsert, allow_scan=allow_scan, sort=sort_spec
         )
         doc = before if return_document == "before" else after
         return None if doc is None else apply_projection(proj, doc, self.spec.key)
 
-    async def _delete(
-        self, filter: Mapping[str, Any] | None, *, multi: bool, allow_scan: bool | None
-    ) -> int:
+    async def find_one_and_delete(
+        self,
+        filter: Mapping[str, Any] | None,
+        sort: Any = None,
+        projection: Any = None,
+        *,
+        allow_scan: bool | None = None,
+    ) -> Doc | None:
+        """Delete the first match (in ``sort`` order) and return it decrypted, or None."""
         read = self._parse_read(filter)
-        if read.exact:
-            if multi:
-                return await self.inner.delete_many(read.stored, allow_scan=allow_scan)
-            return await self.inner.delete_one(read.stored, allow_scan=allow_scan)
-        deleted = 0
+        sort_spec = self._parse_sort(sort)
+        proj = parse_projection(projection, self.spec.key)
+        deleted = await self._delete_matching(
+            read, multi=False, sort=sort_spec, allow_scan=allow_scan
+        )
+        return apply_projection(proj, deleted[0], self.spec.key) if deleted else None
+
+    async def _delete_matching(
+        self, read: _Read, *, multi: bool, sort: Sort, allow_scan: bool | None
+    ) -> list[Doc]:
+        """Delete the matches (one, or all) each by compare-and-set on its version, so a
+        document changed meanwhile is re-checked first; returns the deleted documents."""
+        deleted: list[Doc] = []
         for _ in range(MAX_ATTEMPTS):
             found = await self._candidates(
-                read, limit=None if multi else 1, sort=(), allow_scan=allow_scan
+                read, limit=None if multi else 1, sort=sort, allow_scan=allow_scan
             )
             for opened in found:
                 current: Opened | None = opened
                 while current is not None:
                     condition = {**self._key_filter(current.doc), VERSION_FIELD: current.version}
                     if await self.inner.delete_one(condition):
-                        deleted += 1
+                        deleted.append(current.doc)
                         break
                     current = await self._reread(current.doc)
                     if current is not None and not matches(read.node, current.doc):
                         current = None
             if deleted or multi or not found:
-                return deleted
+                break
         return deleted
+
+    async def _delete(self, read: _Read, *, multi: bool, allow_scan: bool | None) -> int:
+        if read.exact:
+            if multi:
+                return await self.inner.delete_many(read.stored, allow_scan=allow_scan)
+            return await self.inner.delete_one(read.stored, allow_scan=allow_scan)
+        return len(await self._delete_matching(read, multi=multi, sort=(), allow_scan=allow_scan))
 
     async def delete_one(
         self, filter: Mapping[str, Any] | None, *, allow_scan: bool | None = None
     ) -> int:
         """Delete the first match; returns 0 or 1."""
-        return await self._delete(filter, multi=False, allow_scan=allow_scan)
+        return await self._delete(self._parse_read(filter), multi=False, allow_scan=allow_scan)
 
     async def delete_many(
         self, filter: Mapping[str, Any] | None, *, allow_scan: bool | None = None
     ) -> int:
         """Delete every match; returns how many."""
-        return await self._delete(filter, multi=True, allow_scan=allow_scan)
+        return await self._delete(self._parse_read(filter), multi=True, allow_scan=allow_scan)
 
     # --- reads --------------------------------------------------------------------------------
 
@@ -640,6 +709,110 @@ class EncryptedCollection(Collection):
     async def purge_expired(self) -> int:
         """Delete the documents whose TTL field (never an encrypted one) lies in the past."""
         return await self.inner.purge_expired()
+
+    async def distinct(
+        self,
+        field: str,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        allow_scan: bool | None = None,
+    ) -> list[Any]:
+        """The distinct values of ``field`` among the matches (MongoDB's rules, BSON order). A
+        plain field under a filter without encrypted conditions is asked of the store; anything
+        else is computed from the decrypted matches (the store never sees a value)."""
+        path = parse_path(field, "distinct")
+        read = self._parse_read(filter)
+        place = self.encryption.classify(path)
+        if place.kind == "reserved":
+            raise QueryError("field names starting with _enc are reserved", path=field)
+        if place.kind == "plain" and read.exact:
+            return await self.inner.distinct(field, read.stored, allow_scan=allow_scan)
+        docs = [doc async for doc in self.find(filter, allow_scan=allow_scan)]
+        return distinct_values(docs, path)
+
+    async def bulk_write(self, requests: Iterable[Any], ordered: bool = True) -> BulkWriteResult:
+        """Every operation validated (and inserts sealed) before any I/O, then applied in order
+        through this layer, each atomically per document; failed operations are reported in a
+        ``BulkWriteError`` (an ordered bulk write stops at the first)."""
+        steps = []
+        for index, request in enumerate(requests):
+            try:
+                steps.append(self._bulk_step(request))
+            except QueryError as exc:
+                raise QueryError(f"bulk_write operation {index}: {exc}") from None
+        totals = {"insert": 0, "matched": 0, "modified": 0, "delete": 0}
+        upserted: dict[int, Any] = {}
+        errors: list[tuple[int, Exception]] = []
+
+        def result() -> BulkWriteResult:
+            return BulkWriteResult(
+                totals["insert"],
+                totals["matched"],
+                totals["modified"],
+                totals["delete"],
+                len(upserted),
+                dict(upserted),
+            )
+
+        for index, step in enumerate(steps):
+            try:
+                kind, value = await step()
+            except (DuplicateKey, UpdateError, DecryptionError) as exc:
+                errors.append((index, exc))
+                if ordered:
+                    break
+                continue
+            if kind == "update":
+                totals["matched"] += value.matched_count
+                totals["modified"] += value.modified_count
+                if value.upserted_id is not None:
+                    upserted[index] = value.upserted_id
+            else:
+                totals[kind] += value
+        if errors:
+            raise BulkWriteError(errors, result())
+        return result()
+
+    def _bulk_step(self, request: Any) -> Callable[[], Awaitable[tuple[str, Any]]]:
+        """One bulk_write request, validated and parsed, as the call that applies it."""
+        if isinstance(request, InsertOne):
+            [sealed] = self._seal_new([request.document])
+
+            async def insert() -> tuple[str, Any]:
+                await self.inner.insert_one(sealed)
+                return "insert", 1
+
+            return insert
+        if not isinstance(request, UpdateOne | UpdateMany | ReplaceOne | DeleteOne | DeleteMany):
+            raise QueryError(
+                "not a write operation: use asyncdb.InsertOne, UpdateOne, UpdateMany, "
+                f"ReplaceOne, DeleteOne or DeleteMany, not {type(request).__name__}"
+            )
+        if request.collation is not None:
+            raise NotSupported("collation is not supported")
+        read = self._parse_read(request.filter)
+        if isinstance(request, DeleteOne | DeleteMany):
+            multi = isinstance(request, DeleteMany)
+
+            async def delete() -> tuple[str, Any]:
+                return "delete", await self._delete(read, multi=multi, allow_scan=None)
+
+            return delete
+        if isinstance(request, ReplaceOne):
+            parsed = parse_replacement(request.replacement)
+        else:
+            parsed = parse_update_spec(request.update, read.node, request.array_filters)
+        check_update(parsed, self.encryption)
+        multi = isinstance(request, UpdateMany)
+        upsert = bool(request.upsert)
+
+        async def update() -> tuple[str, Any]:
+            result, _, _ = await self._update(
+                read, parsed, multi=multi, upsert=upsert, allow_scan=None
+            )
+            return "update", result
+
+        return update
 
     async def estimated_document_count(self) -> int:
         """The store's cheap count (encryption changes no count)."""

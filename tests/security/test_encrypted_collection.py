@@ -268,3 +268,78 @@ async def test_positional_pipeline_and_unordered_writes_on_encrypted_fields() ->
             orders.aggregate([{"$match": {}}])
         await orders.drop()
         assert await orders.count_documents({}) == 0
+
+
+async def test_find_one_and_replace_and_find_one_and_delete_on_encrypted_fields() -> None:
+    async with asyncdb.connect("memory://", keyring=KeyRing.generate()) as db:
+        jobs = db.collection("jobs", encrypted={"owner": "equality", "body": "opaque"})
+        await jobs.insert_many(
+            [{"id": f"j{i}", "owner": "ana", "body": f"b{i}", "ts": 10 - i} for i in range(3)]
+        )
+        before = await jobs.find_one_and_replace(
+            {"owner": "ana"},
+            {"owner": "bo", "body": "new", "ts": 0},
+            sort=[("ts", 1)],
+            return_document="before",
+        )
+        assert before == {"id": "j2", "owner": "ana", "body": "b2", "ts": 8}
+        assert await jobs.find_one({"owner": "bo"}) == {
+            "id": "j2",
+            "owner": "bo",
+            "body": "new",
+            "ts": 0,
+        }
+        oldest = await jobs.find_one_and_delete(
+            {"owner": "ana"}, sort=[("ts", 1)], projection={"body": 1}
+        )
+        assert oldest == {"id": "j1", "body": "b1"}
+        assert await jobs.find_one_and_delete({"owner": "nobody"}) is None
+        assert [d["id"] async for d in jobs.find({"owner": "ana"})] == ["j0"]
+
+
+async def test_distinct_over_encrypted_and_plain_fields() -> None:
+    async with asyncdb.connect("memory://", keyring=KeyRing.generate()) as db:
+        users = db.collection(
+            "users", encrypted={"ssn": "equality", "tags": "opaque"}, allow_scan=True
+        )
+        await users.insert_many(
+            [
+                {"id": "a", "ssn": "1", "tags": ["x", "y"], "team": "red"},
+                {"id": "b", "ssn": 1.0, "tags": ["y"], "team": "blue"},
+                {"id": "c", "ssn": "1", "tags": [], "team": "red"},
+            ]
+        )
+        assert await users.distinct("tags") == ["x", "y"]
+        assert await users.distinct("ssn") == [1.0, "1"]
+        assert await users.distinct("team", {"ssn": "1"}) == ["red"]
+        assert await users.distinct("team") == ["blue", "red"]
+        with pytest.raises(asyncdb.QueryError, match="reserved"):
+            await users.distinct("_enc_key")
+
+
+async def test_bulk_write_seals_and_reports_like_the_plain_collection() -> None:
+    async with asyncdb.connect("memory://", keyring=KeyRing.generate()) as db:
+        users = db.collection("users", encrypted={"ssn": "equality"}, allow_scan=True)
+        result = await users.bulk_write(
+            [
+                asyncdb.InsertOne({"id": "a", "ssn": "1"}),
+                asyncdb.UpdateOne({"ssn": "1"}, {"$set": {"ssn": "2"}}),
+                asyncdb.UpdateOne({"ssn": "3"}, {"$set": {"n": 1}}, upsert=True),
+                asyncdb.ReplaceOne({"id": "a"}, {"ssn": "4"}),
+                asyncdb.DeleteMany({"ssn": "3"}),
+            ]
+        )
+        assert (result.inserted_count, result.matched_count, result.modified_count) == (1, 2, 2)
+        assert result.deleted_count == 1 and list(result.upserted_ids) == [2]
+        assert await users.find_one({"ssn": "4"}) == {"id": "a", "ssn": "4"}
+        raw = await db.collection("users").find_one({"id": "a"})
+        assert raw is not None and raw["ssn"].startswith("ae1:")
+        with pytest.raises(asyncdb.BulkWriteError) as info:
+            await users.bulk_write(
+                [asyncdb.InsertOne({"id": "a"}), asyncdb.InsertOne({"id": "b", "ssn": "5"})],
+                ordered=False,
+            )
+        assert [i for i, _ in info.value.errors] == [0] and info.value.result.inserted_count == 1
+        with pytest.raises(asyncdb.QueryError, match="operation 1"):
+            await users.bulk_write([asyncdb.DeleteOne({}), asyncdb.DeleteOne({"ssn": {"$gt": 1}})])
+        assert await users.count_documents({}) == 2  # nothing ran: refused before any I/O
