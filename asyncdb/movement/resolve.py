@@ -63,12 +63,18 @@ async def sources(
     out: list[Source] = []
     for name in names:
         spec = catalog.get(name)
-        if spec is not None and key is None and db.backend == "dynamodb":
-            out.append(await foreign.scan_source(db, spec))  # parallel scan segments
-        elif spec is not None and key is None:
-            out.append(CollectionSource(spec_collection(db, spec), db.backend))
-        else:
+        if spec is None:
             out.append(await foreign.source(db, name, key))
+            continue
+        if key is not None and ((key,) if isinstance(key, str) else tuple(key)) != spec.key:
+            raise ConfigurationError(
+                f"collection {name!r} has the key {spec.key} in the catalog; key= is for "
+                "collections asyncdb did not write"
+            )
+        if db.backend == "dynamodb":
+            out.append(await foreign.scan_source(db, spec))  # parallel scan segments
+        else:
+            out.append(CollectionSource(spec_collection(db, spec), db.backend))
     return out
 
 

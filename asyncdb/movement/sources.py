@@ -38,8 +38,12 @@ def _type_rank(value: Any) -> int:
     return 1 if isinstance(value, str) else 0
 
 
-def _beyond(field: str, value: Any, op: str) -> dict[str, Any]:
-    """``field op value`` in BSON order across key types (op: $gt $gte $lt $lte)."""
+def _beyond(field: str, value: Any, op: str, plain: bool = False) -> dict[str, Any]:
+    """``field op value`` in BSON order across key types (op: $gt $gte $lt $lte); ``plain``:
+    the keys are known to share one type, so the plain comparison (a key-range access) is
+    exact."""
+    if plain:
+        return {field: {op: value}}
     rank = _type_rank(value)
     others = KEY_TYPES[rank + 1 :] if op in ("$gt", "$gte") else KEY_TYPES[:rank]
     if not others:
@@ -47,26 +51,32 @@ def _beyond(field: str, value: Any, op: str) -> dict[str, Any]:
     return {"$or": [{field: {op: value}}, *({field: {"$type": t}} for t in others)]}
 
 
-def key_compare(fields: tuple[str, ...], key: Key, op: str) -> dict[str, Any]:
+def key_compare(fields: tuple[str, ...], key: Key, op: str, plain: bool = False) -> dict[str, Any]:
     """Documents whose key tuple compares ``op`` (``$gt``, ``$gte``, ``$lt``) to ``key``."""
     strict = op in ("$gt", "$lt")
     step = "$gt" if op in ("$gt", "$gte") else "$lt"
     terms: list[dict[str, Any]] = []
     for i, field in enumerate(fields):
         last = i == len(fields) - 1
-        cond = _beyond(field, key[i], step if strict or not last else op)
+        cond = _beyond(field, key[i], step if strict or not last else op, plain)
         prefix = [{f: v} for f, v in zip(fields[:i], key[:i], strict=True)]
         terms.append({"$and": [*prefix, cond]} if prefix else cond)
     return terms[0] if len(terms) == 1 else {"$or": terms}
 
 
-def range_filter(fields: tuple[str, ...], lo: Key | None, hi: Key | None) -> dict[str, Any]:
-    """Documents with ``lo <= key < hi`` (None: unbounded)."""
+def range_filter(
+    fields: tuple[str, ...], lo: Key | None, hi: Key | None, plain: bool = False
+) -> dict[str, Any]:
+    """Documents with ``lo <= key < hi`` (None: unbounded).
+
+    >>> range_filter(("id",), ("a",), ("m",), plain=True)
+    {'$and': [{'id': {'$gte': 'a'}}, {'id': {'$lt': 'm'}}]}
+    """
     conds = []
     if lo is not None:
-        conds.append(key_compare(fields, lo, "$gte"))
+        conds.append(key_compare(fields, lo, "$gte", plain))
     if hi is not None:
-        conds.append(key_compare(fields, hi, "$lt"))
+        conds.append(key_compare(fields, hi, "$lt", plain))
     if not conds:
         return {}
     return conds[0] if len(conds) == 1 else {"$and": conds}
@@ -124,8 +134,25 @@ class CollectionSource:
     async def count(self) -> int:
         return await self.coll.count_documents({}, allow_scan=True)
 
+    async def _one_key_type(self) -> bool:
+        """Whether every key has the same type (a single key field whose smallest and largest
+        values, in BSON order, are of one type): then plain comparisons are exact."""
+        if len(self.spec.key) != 1:
+            return False
+        field = self.spec.key[0]
+        ends = []
+        for direction in (1, -1):
+            found = await self.coll.find(
+                {}, sort=[(field, direction)], limit=1, allow_scan=True, cache=False
+            ).to_list()
+            if not found:
+                return True
+            ends.append(_type_rank(found[0][field]))
+        return ends[0] == ends[1]
+
     async def parts(self, n: int) -> list[Part]:
         """Key ranges of about equal size (split points found with sorted ``skip``)."""
+        plain = await self._one_key_type()
         total = await self.count() if n > 1 else 0
         bounds: list[Key] = []
         for i in range(1, n):
@@ -140,17 +167,18 @@ class CollectionSource:
                 if not bounds or bounds[-1] != key:
                     bounds.append(key)
         edges: list[Key | None] = [None, *bounds, None]
-        return [{"lo": edges[i], "hi": edges[i + 1]} for i in range(len(edges) - 1)]
+        return [{"lo": edges[i], "hi": edges[i + 1], "plain": plain} for i in range(len(edges) - 1)]
 
     def _filter(self, part: Part | None, after: Key | None = None) -> dict[str, Any]:
         fields = self.spec.key
+        plain = bool(part and part.get("plain"))
         conds = []
         if part is not None:
-            f = range_filter(fields, _key(part.get("lo")), _key(part.get("hi")))
+            f = range_filter(fields, _key(part.get("lo")), _key(part.get("hi")), plain)
             if f:
                 conds.append(f)
         if after is not None:
-            conds.append(key_compare(fields, after, "$gt"))
+            conds.append(key_compare(fields, after, "$gt", plain))
         if not conds:
             return {}
         return conds[0] if len(conds) == 1 else {"$and": conds}

@@ -163,6 +163,10 @@ async def test_bad_arguments_fail_before_any_io() -> None:
         await asyncdb.copy("memory://", "memory://", segment="3/2")
     with pytest.raises(asyncdb.ConfigurationError, match="module:function"):
         await asyncdb.copy("memory://", "memory://", transform="nocolon")
+    async with asyncdb.connect("memory://") as a:
+        await a.collection("t").insert_one({"id": "x"})
+        with pytest.raises(asyncdb.ConfigurationError, match="in the catalog"):
+            await asyncdb.copy(a, "memory://", key="other")
 
 
 async def test_key_ranges_hold_mixed_key_types(
