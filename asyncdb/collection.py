@@ -17,6 +17,8 @@ from asyncdb.backends.base import (
     Session,
     StoreCollection,
     check_key,
+    check_key_update,
+    close_stream,
     gc_paused,
     key_lookup,
     key_of,
@@ -137,7 +139,7 @@ class Cursor:
                 return coll._call(load_once, write=False, what="find")
 
             digest = coll._shape("find", query, self._allow_scan)
-            docs = await cache.read_query(coll.spec.name, digest, load)
+            docs = await cache.read_query(coll._store.namespace, digest, load)
             if docs is not TOO_LARGE:
                 for doc in docs:
                     yield doc
@@ -153,22 +155,27 @@ class Cursor:
                 return it, _END
 
         it, first = await coll._call(open_stream, write=False, what="find")
-        if first is _END:
-            return
-        yield first
-        resilience = coll._db._resilience
-        if not resilience.network:  # in-process stores take no per-call timer
-            async for doc in it:
-                yield doc
-            return
-        while True:
-            try:
-                doc = await resilience.next_item(it)
-            except StopAsyncIteration:
+        # Closed as soon as this stream is (a consumer that stops early or raises), so the
+        # backend's cursor gives its pooled connection back at once, not when collected.
+        try:
+            if first is _END:
                 return
-            except TimeoutError as exc:
-                raise resilience.timed_out("find (next document)") from exc
-            yield doc
+            yield first
+            resilience = coll._db._resilience
+            if not resilience.network:  # in-process stores take no per-call timer
+                async for doc in it:
+                    yield doc
+                return
+            while True:
+                try:
+                    doc = await resilience.next_item(it)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError as exc:
+                    raise resilience.timed_out("find (next document)") from exc
+                yield doc
+        finally:
+            await close_stream(it)
 
     def __aiter__(self) -> AsyncIterator[Doc]:
         return self._stream()
@@ -244,6 +251,7 @@ class Collection:
         prepared: list[Doc] = []
         keys: list[KeyTuple] = []
         add_doc, add_key = prepared.append, keys.append
+        check_document = self._store.check_document  # the store's own limits
         with gc_paused(len(docs) >= GC_PAUSE_MIN):  # synchronous, only copies are made here
             for doc in docs:
                 if type(doc) is not dict and not isinstance(doc, Mapping):
@@ -252,6 +260,7 @@ class Collection:
                 if generate_id and "id" not in one:
                     one = {"id": new_id(), **one}
                 add_key(check_key(one, spec))
+                check_document(one)
                 add_doc(one)
         return prepared, keys
 
@@ -278,9 +287,9 @@ class Collection:
         if cache is None:
             return
         if self._tx_writes is not None:
-            self._tx_writes.append((self.spec.name, keys))
+            self._tx_writes.append((self._store.namespace, keys))
         else:
-            await cache.invalidate([(self.spec.name, keys)])
+            await cache.invalidate([(self._store.namespace, keys)])
 
     def _written_keys(self, node: Node, upsert: bool, result: UpdateResult | None) -> Any:
         """The keys a filter-based write touched, or None when unknown."""
@@ -377,6 +386,7 @@ class Collection:
     ) -> UpdateResult:
         """Apply an update (``$set``, ``$inc``, ...) to the first matching document."""
         node, parsed = parse_filter(filter), parse_update(update)
+        check_key_update(node, parsed, self.spec, upsert)
         await self._ready()
         try:
             result, _ = await self._call(
@@ -407,6 +417,7 @@ class Collection:
     ) -> UpdateResult:
         """Apply an update to every matching document (each atomically)."""
         node, parsed = parse_filter(filter), parse_update(update)
+        check_key_update(node, parsed, self.spec, upsert)
         await self._ready()
         try:
             result, _ = await self._call(
@@ -437,6 +448,7 @@ class Collection:
     ) -> UpdateResult:
         """Replace the first matching document whole (its key stays)."""
         node, parsed = parse_filter(filter), parse_replacement(doc)
+        check_key_update(node, parsed, self.spec, upsert)
         await self._ready()
         try:
             result, _ = await self._call(
@@ -473,6 +485,7 @@ class Collection:
         if return_document not in ("before", "after"):
             raise QueryError('return_document must be "before" or "after"', path="return_document")
         node, parsed = parse_filter(filter), parse_update(update)
+        check_key_update(node, parsed, self.spec, upsert)
         sort_spec = parse_sort(sort)
         if sort_spec:  # ties go to the lowest key, as in find()
             sort_spec = with_key_tiebreak(sort_spec, self.spec)
@@ -577,14 +590,14 @@ class Collection:
         if projection is None and sort is None:
             key = self._exact_key(filter)
             if key is not None:
-                if self.spec.name not in self._db._ensured:
+                if self._store.namespace not in self._db._ensured:
                     await self._ready()
                 if self._db._cache is not None:
                     read_cache = self._read_cache(cache)
                     if read_cache is not None:
                         store = self._store
                         cached: Doc | None = await read_cache.read_doc(
-                            self.spec.name,
+                            self._store.namespace,
                             key,
                             lambda: self._call(
                                 lambda: store.get(key, None), write=False, what="get"
@@ -608,8 +621,8 @@ class Collection:
         for field in self.spec.key:
             value: Any = filter.get(field)
             t = type(value)
-            if not ((t is str and value) or t is int):
-                return None
+            if not ((t is str and value and value.isascii()) or t is int):
+                return None  # other text is validated by the parser first
             key.append(value)
         return tuple(key)
 
@@ -629,7 +642,7 @@ class Collection:
             digest = self._shape("count", Query(visible), allow_scan)
             store = self._store
             count: int = await read_cache.read_query(
-                self.spec.name,
+                self._store.namespace,
                 digest,
                 lambda: self._call(
                     lambda: store.count(visible, None, allow_scan=allow_scan),
@@ -692,7 +705,7 @@ class Collection:
             page = await load()
         else:
             shape = self._shape("page", query, allow_scan, proj)
-            page = await read_cache.read_query(self.spec.name, shape, load)
+            page = await read_cache.read_query(self._store.namespace, shape, load)
         return Page(items=page["items"], next_cursor=page["next_cursor"])
 
     async def explain(

@@ -35,8 +35,10 @@ from asyncdb.query.ast import (
     Regex,
     Size,
     Type,
+    path_str,
 )
-from asyncdb.query.parse import FieldAnd, compile_regex
+from asyncdb.query.parse import FieldAnd
+from asyncdb.query.regex import regex_bound
 from asyncdb.query.values import (
     INT64_MAX,
     INT64_MIN,
@@ -198,8 +200,8 @@ def _type(node: Type, doc: Any) -> bool:
 
 
 def _regex(node: Regex, doc: Any) -> bool:
-    pattern = compile_regex(node.pattern, node.flags)
-    return any(type(v) is str and pattern.search(v) is not None for v in _values(node, doc))
+    bound = regex_bound(node.pattern, node.flags)
+    return any(type(v) is str and bound.search(v, path_str(node.path)) for v in _values(node, doc))
 
 
 def _all(node: All, doc: Any) -> bool:

@@ -246,6 +246,8 @@ def _compile(node: Node, params: Parameters) -> Fragment | None:
     if isinstance(node, Cmp):
         return _cmp(x, node.op, node.value, params)
     if isinstance(node, In):
+        if len(node.values) > IN_PUSHED_MAX:
+            return None  # a query of that many parameters times out: the residual decides
         eqs = [_eq(x, value, params) for value in node.values]
         done = [e for e in eqs if e is not None]
         if not eqs or len(done) != len(eqs):
@@ -262,6 +264,9 @@ def _compile(node: Node, params: Parameters) -> Fragment | None:
     if inner is None or not inner.exact:
         return None
     return sql_not(inner)
+
+
+IN_PUSHED_MAX = 500  # $in values sent as parameters of one query
 
 
 def plan_query(spec: CollectionSpec, query: Query) -> Plan:

@@ -28,6 +28,7 @@ from datetime import UTC
 from decimal import Decimal
 from typing import Any, Self
 
+import bson
 from bson.codec_options import CodecOptions, TypeCodec, TypeDecoder, TypeRegistry
 from bson.decimal128 import Decimal128
 from bson.int64 import Int64
@@ -51,6 +52,7 @@ from asyncdb.backends.base import Doc, KeyTuple, Session, Store, StoreCollection
 from asyncdb.backends.mongo.planner import (
     Find,
     MongoPlanner,
+    has_regex,
     native_update,
     sort_pushable,
     upsert_filter,
@@ -63,6 +65,7 @@ from asyncdb.errors import (
     TransactionError,
 )
 from asyncdb.query.ast import Node, Sort, Update
+from asyncdb.query.limits import StoreLimits
 from asyncdb.query.update import apply_update, strict_equal, upsert_seed
 from asyncdb.resilience import (
     CONTENTION,
@@ -80,6 +83,9 @@ _WRITE_CONFLICT = 112
 # documents per getMore: a streaming find holds one batch at a time (the driver's default
 # grows batches to 16 MB)
 _BATCH_SIZE = 256
+# The server's own limit on a query with a $regex (a pattern that backtracks is kept in process,
+# under its bound, by the planner).
+REGEX_MAX_TIME_MS = 10_000
 
 
 class _DecimalCodec(TypeCodec):
@@ -281,6 +287,10 @@ class MongoCollection(StoreCollection):
     """One MongoDB collection; the key is ``_id`` (see planner.py)."""
 
     store: MongoStore
+    limits = StoreLimits(document_bytes=16 * 1024 * 1024)  # a BSON document: 16 MiB
+
+    def stored_size(self, doc: Doc) -> int:
+        return len(bson.encode(self.encode(doc), codec_options=CODEC))
 
     def __init__(self, store: MongoStore, spec: CollectionSpec) -> None:
         self.store = store
@@ -354,6 +364,7 @@ class MongoCollection(StoreCollection):
                 limit=find.limit,
                 session=_session_of(session),
                 batch_size=_BATCH_SIZE,
+                max_time_ms=REGEX_MAX_TIME_MS if has_regex(find.filter) else None,
             )
             async with cursor:
                 async for raw in cursor:

@@ -40,6 +40,7 @@ from asyncdb.backends.base import (
     Session,
     Store,
     StoreCollection,
+    close_stream,
     gc_paused,
     key_of,
 )
@@ -53,6 +54,7 @@ from asyncdb.backends.postgres.planner import (
 )
 from asyncdb.errors import BackendError, ConfigurationError, DuplicateKey, TransactionError
 from asyncdb.query.ast import Node, Sort, Update
+from asyncdb.query.limits import StoreLimits
 from asyncdb.resilience import (
     CONTENTION,
     MAYBE_APPLIED,
@@ -541,6 +543,8 @@ class PostgresCollection(StoreCollection):
     generated from it) and ``tagged``."""
 
     store: PostgresStore
+    # A key's encoded columns are one btree primary-key entry (at most 2704 bytes).
+    limits = StoreLimits(key_bytes=2000)
 
     def __init__(self, store: PostgresStore, spec: CollectionSpec) -> None:
         self.store = store
@@ -616,9 +620,13 @@ class PostgresCollection(StoreCollection):
             for text, flags in await self.store.fetch(sql, stmt.params, session):
                 yield decode_doc(text, flags)
             return
-        async for batch in self.store.stream(sql, stmt.params, session):
-            for text, flags in batch:
-                yield decode_doc(text, flags)
+        batches = self.store.stream(sql, stmt.params, session)
+        try:
+            async for batch in batches:
+                for text, flags in batch:
+                    yield decode_doc(text, flags)
+        finally:  # stopped early: the cursor's connection goes back now
+            await close_stream(batches)
 
     def _key_params(self, doc: Doc) -> list[bytes]:
         return [encode_key(v) for v in key_of(doc, self.spec)]

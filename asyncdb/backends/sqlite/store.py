@@ -35,7 +35,7 @@ import aiosqlite
 
 from asyncdb.backends.base import Doc, KeyTuple, Session, Store, StoreCollection, key_of
 from asyncdb.backends.sqlite.codec import decode_doc, encode_doc, encode_key
-from asyncdb.backends.sqlite.functions import sql_functions
+from asyncdb.backends.sqlite.functions import function_error, sql_functions
 from asyncdb.backends.sqlite.planner import SQLitePlanner, Statement, quote_ident, schema
 from asyncdb.errors import (
     BackendError,
@@ -53,6 +53,9 @@ _SYNC_MODES = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 
 def _sql_error(exc: sqlite3.Error, what: str) -> Exception:
     """Map a driver error to the asyncdb hierarchy."""
+    raised = function_error(exc)  # a regex beyond its bound, inside SQLite
+    if raised is not None:
+        return raised
     if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc):
         return DuplicateKey(f"{what}: {exc}")
     text = str(exc)
