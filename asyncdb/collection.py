@@ -17,7 +17,6 @@ from asyncdb.backends.base import (
     Session,
     StoreCollection,
     check_key,
-    check_key_update,
     close_stream,
     gc_paused,
     key_lookup,
@@ -386,7 +385,7 @@ class Collection:
     ) -> UpdateResult:
         """Apply an update (``$set``, ``$inc``, ...) to the first matching document."""
         node, parsed = parse_filter(filter), parse_update(update)
-        check_key_update(node, parsed, self.spec, upsert)
+        self._store.check_update(node, parsed, upsert)
         await self._ready()
         try:
             result, _ = await self._call(
@@ -417,7 +416,7 @@ class Collection:
     ) -> UpdateResult:
         """Apply an update to every matching document (each atomically)."""
         node, parsed = parse_filter(filter), parse_update(update)
-        check_key_update(node, parsed, self.spec, upsert)
+        self._store.check_update(node, parsed, upsert)
         await self._ready()
         try:
             result, _ = await self._call(
@@ -448,7 +447,7 @@ class Collection:
     ) -> UpdateResult:
         """Replace the first matching document whole (its key stays)."""
         node, parsed = parse_filter(filter), parse_replacement(doc)
-        check_key_update(node, parsed, self.spec, upsert)
+        self._store.check_update(node, parsed, upsert)
         await self._ready()
         try:
             result, _ = await self._call(
@@ -485,7 +484,7 @@ class Collection:
         if return_document not in ("before", "after"):
             raise QueryError('return_document must be "before" or "after"', path="return_document")
         node, parsed = parse_filter(filter), parse_update(update)
-        check_key_update(node, parsed, self.spec, upsert)
+        self._store.check_update(node, parsed, upsert)
         sort_spec = parse_sort(sort)
         if sort_spec:  # ties go to the lowest key, as in find()
             sort_spec = with_key_tiebreak(sort_spec, self.spec)

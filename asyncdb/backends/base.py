@@ -319,6 +319,21 @@ def check_key(doc: Mapping[str, Any], spec: CollectionSpec) -> KeyTuple:
     return tuple(values)
 
 
+def path_bytes(value: Any, prefix: int = 0) -> int:
+    """The UTF-8 size of the longest dotted field path inside ``value``."""
+    if type(value) is dict:
+        return max(
+            (
+                path_bytes(v, prefix + len(k.encode()) + (1 if prefix else 0))
+                for k, v in value.items()
+            ),
+            default=prefix,
+        )
+    if type(value) is list:
+        return max((path_bytes(v, prefix) for v in value), default=prefix)
+    return prefix
+
+
 async def close_stream(it: AsyncIterator[Any]) -> None:
     """Close an async generator now (its ``finally`` runs: a cursor's connection goes back)
     instead of when it is collected; other iterators need nothing."""
@@ -371,9 +386,31 @@ class StoreCollection(ABC):
         """The nesting of ``doc`` as the store keeps it, against ``limits.depth``."""
         return value_depth(doc)
 
+    def stored_path_bytes(self, doc: Doc) -> int:
+        """The longest field path of ``doc`` as the store keeps it, against
+        ``limits.path_bytes``."""
+        return path_bytes(doc)
+
     def key_size(self, key: KeyTuple) -> int:
         """The size of a key as the store keeps it, against ``limits.key_bytes``."""
         return sum(len(v.encode()) if type(v) is str else 8 for v in key)
+
+    def check_update(self, node: Node, update: Update, upsert: bool) -> None:
+        """Refuse, before any I/O, an update that would change the key (check_key_update) or
+        whose operands alone are beyond this store's document size."""
+        check_key_update(node, update, self.spec, upsert)
+        limit = self.limits.document_bytes
+        if limit is None:
+            return
+        operands: Any = update.replacement
+        if operands is None:
+            operands = [op.value for op in update.ops]
+        size = len(orjson.dumps(operands, default=tag, option=DUMP_OPTIONS))
+        if size > limit:
+            raise QueryError(
+                f"document size limit: {self.store.name} holds documents of at most {limit} "
+                f"bytes, and this update's values alone are {size}"
+            )
 
     def check_document(self, doc: Doc) -> None:
         """Refuse, before any write, a document this store cannot hold: a QueryError naming
@@ -392,6 +429,13 @@ class StoreCollection(ABC):
                 )
         if limits.depth < MAX_DEPTH:
             check_depth(self.stored_depth(doc), "", limits.depth, name)
+        if limits.path_bytes is not None:
+            longest = self.stored_path_bytes(doc)
+            if longest > limits.path_bytes:
+                raise QueryError(
+                    f"field path limit: {name} holds field paths of at most "
+                    f"{limits.path_bytes} bytes, this document has one of {longest}"
+                )
         if limits.document_bytes is not None:
             size = self.stored_size(doc)
             if size > limits.document_bytes:

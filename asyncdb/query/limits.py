@@ -88,14 +88,14 @@ class StoreLimits:
     """What one store can hold, checked before any I/O (None: no limit below the portable ones).
 
     ``document_bytes`` bounds the size the store measures (``StoreCollection.stored_size``),
-    ``key_bytes`` the UTF-8 size of one key value as the store keeps it, ``depth`` the nesting
-    of a document (level 0 is the document).
+    ``key_bytes`` the size of a key as the store keeps it, ``depth`` the nesting of a document
+    (level 0 is the document), ``path_bytes`` the UTF-8 size of its longest field path.
     """
 
     document_bytes: int | None = None
     key_bytes: int | None = None
     depth: int = MAX_DEPTH
-    in_chunk: int | None = None  # $in values one native request carries; more are chunked
+    path_bytes: int | None = None  # the longest dotted field path, as stored
 
 
 PORTABLE = StoreLimits()

@@ -84,7 +84,7 @@ from asyncdb.backends.cosmos.codec import (
     encode_key,
     encode_key_part,
 )
-from asyncdb.backends.cosmos.planner import CosmosQuery, plan_query
+from asyncdb.backends.cosmos.planner import MAX_ID_LENGTH, CosmosQuery, plan_query
 from asyncdb.errors import BackendError, ConfigurationError, DuplicateKey
 from asyncdb.query.ast import Node, Sort, Update
 from asyncdb.query.evaluate import matches
@@ -190,7 +190,7 @@ class CosmosStore(Store):
 
 
 _POINT_READS = 50  # keys read one by one; more are read by queries of _IDS_CHUNK ids
-_IDS_CHUNK = 500
+_IDS_CHUNK = 5000
 
 
 class CosmosCollection(StoreCollection):
@@ -199,7 +199,7 @@ class CosmosCollection(StoreCollection):
     store: CosmosStore
     # An item of 2 MB of JSON (both copies of the document); an id of 255 characters (the key,
     # encoded: see codec.encode_key).
-    limits = StoreLimits(document_bytes=2 * 1024 * 1024, key_bytes=255)
+    limits = StoreLimits(document_bytes=2 * 1024 * 1024, key_bytes=MAX_ID_LENGTH)
 
     def stored_size(self, doc: Doc) -> int:
         return len(orjson.dumps(self._item(doc)))
@@ -297,7 +297,10 @@ class CosmosCollection(StoreCollection):
         return decode_item(item)
 
     async def get(self, key: KeyTuple, session: Session | None) -> Doc | None:
-        item = await self._read_item(encode_key(key), encode_key_part(key[0]))
+        item_id = encode_key(key)
+        if len(item_id) > MAX_ID_LENGTH:
+            return None  # no item has such an id (inserts refuse it): nothing to read
+        item = await self._read_item(item_id, encode_key_part(key[0]))
         if item is None:
             return None
         doc = decode_item(item)

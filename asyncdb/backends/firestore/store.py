@@ -45,7 +45,15 @@ from google.cloud.firestore_v1.types import common
 from google.cloud.firestore_v1.types import document as document_pb
 from google.cloud.firestore_v1.types import write as write_pb
 
-from asyncdb.backends.base import Doc, KeyTuple, Session, Store, StoreCollection, key_of
+from asyncdb.backends.base import (
+    Doc,
+    KeyTuple,
+    Session,
+    Store,
+    StoreCollection,
+    key_of,
+    path_bytes,
+)
 from asyncdb.backends.firestore.codec import decode_doc, doc_id, encode_doc, sort_field
 from asyncdb.backends.firestore.planner import FirestorePlanner, FirestoreQuery, Tree
 from asyncdb.errors import (
@@ -310,7 +318,7 @@ class FirestoreCollection(StoreCollection):
     store: FirestoreStore
     # A document of 1 MiB as Firestore counts it, maps and arrays at most 20 levels deep (as
     # stored: an array inside an array is a map holding an array).
-    limits = StoreLimits(document_bytes=1024 * 1024, depth=20)
+    limits = StoreLimits(document_bytes=1024 * 1024, depth=20, path_bytes=1500)
 
     def stored_size(self, doc: Doc) -> int:
         name = len(self.spec.name.encode()) + len(doc_id(key_of(doc, self.spec)).encode()) + 18
@@ -318,6 +326,9 @@ class FirestoreCollection(StoreCollection):
 
     def stored_depth(self, doc: Doc) -> int:
         return value_depth(self._encode(doc))
+
+    def stored_path_bytes(self, doc: Doc) -> int:
+        return path_bytes(self._encode(doc))
 
     def __init__(self, store: FirestoreStore, spec: CollectionSpec) -> None:
         self.store = store

@@ -22,6 +22,7 @@ transaction (so a section is all or nothing, and conflicts with other clients ar
 from __future__ import annotations
 
 import asyncio
+import decimal
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC
@@ -99,6 +100,18 @@ class _DecimalCodec(TypeCodec):
 
     def transform_bson(self, value: Any) -> Any:
         return value.to_decimal()
+
+
+def _bson_size(doc: Doc) -> int:
+    """The BSON size of a document; a Decimal that Decimal128 cannot hold exactly (more than
+    34 digits, or an exponent beyond its range) is a QueryError before any I/O."""
+    try:
+        return len(bson.encode(doc, codec_options=CODEC))
+    except (decimal.Inexact, decimal.InvalidOperation, decimal.Overflow) as exc:
+        raise QueryError(
+            "decimal limit: MongoDB's Decimal128 holds 34 significant digits and exponents "
+            f"from -6176 to 6111 ({type(exc).__name__})"
+        ) from None
 
 
 class _Int64Decoder(TypeDecoder):
@@ -290,7 +303,14 @@ class MongoCollection(StoreCollection):
     limits = StoreLimits(document_bytes=16 * 1024 * 1024)  # a BSON document: 16 MiB
 
     def stored_size(self, doc: Doc) -> int:
-        return len(bson.encode(self.encode(doc), codec_options=CODEC))
+        return _bson_size(self.encode(doc))
+
+    def check_update(self, node: Node, update: Update, upsert: bool) -> None:
+        super().check_update(node, update, upsert)
+        if update.replacement is not None:
+            _bson_size(update.replacement)
+        else:
+            _bson_size({"v": [op.value for op in update.ops if op.op != "$rename"]})
 
     def __init__(self, store: MongoStore, spec: CollectionSpec) -> None:
         self.store = store
