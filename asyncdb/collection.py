@@ -27,6 +27,7 @@ from asyncdb.backends.base import (
 from asyncdb.cache import TOO_LARGE, ReadCache, shape_digest
 from asyncdb.errors import NotSupported, QueryError
 from asyncdb.query.ast import Node, Projection, Sort
+from asyncdb.query.limits import PORTABLE
 from asyncdb.query.parse import (
     parse_filter,
     parse_projection,
@@ -250,7 +251,8 @@ class Collection:
         prepared: list[Doc] = []
         keys: list[KeyTuple] = []
         add_doc, add_key = prepared.append, keys.append
-        check_document = self._store.check_document  # the store's own limits
+        # the store's own limits (none beyond the portable ones on memory and SQLite)
+        check_document = None if self._store.limits is PORTABLE else self._store.check_document
         with gc_paused(len(docs) >= GC_PAUSE_MIN):  # synchronous, only copies are made here
             for doc in docs:
                 if type(doc) is not dict and not isinstance(doc, Mapping):
@@ -258,8 +260,10 @@ class Collection:
                 one: Doc = normalize_document(doc)
                 if generate_id and "id" not in one:
                     one = {"id": new_id(), **one}
-                add_key(check_key(one, spec))
-                check_document(one)
+                key = check_key(one, spec)
+                if check_document is not None:
+                    check_document(one, key)
+                add_key(key)
                 add_doc(one)
         return prepared, keys
 

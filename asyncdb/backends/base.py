@@ -412,21 +412,34 @@ class StoreCollection(ABC):
                 f"bytes, and this update's values alone are {size}"
             )
 
-    def check_document(self, doc: Doc) -> None:
+    def check_document(self, doc: Doc, key: KeyTuple | None = None) -> None:
         """Refuse, before any write, a document this store cannot hold: a QueryError naming
-        the limit (size, key size, nesting)."""
+        the limit (key size, nesting, field paths, size). ``key``: its key, when known."""
         limits = self.limits
         if limits is PORTABLE:
             return
+        quick = limits.key_quick  # short keys fit without being encoded
+        if quick is not None:
+            if key is None:
+                key = key_of(doc, self.spec)
+            for value in key:
+                if type(value) is str and len(value) > quick:
+                    self._check_key_size(key, limits.key_bytes or 0)
+                    break
+        if limits.measured:
+            self._check_stored(doc, limits)
+
+    def _check_key_size(self, key: KeyTuple, limit: int) -> None:
+        size = self.key_size(key)
+        if size > limit:
+            raise QueryError(
+                f"key size limit: {self.store.name} holds keys of at most {limit} bytes, "
+                f"this one is {size}",
+                path=",".join(self.spec.key),
+            )
+
+    def _check_stored(self, doc: Doc, limits: StoreLimits) -> None:
         name = self.store.name
-        if limits.key_bytes is not None:
-            size = self.key_size(key_of(doc, self.spec))
-            if size > limits.key_bytes:
-                raise QueryError(
-                    f"key size limit: {name} holds keys of at most {limits.key_bytes} bytes, "
-                    f"this one is {size}",
-                    path=",".join(self.spec.key),
-                )
         if limits.depth < MAX_DEPTH:
             check_depth(self.stored_depth(doc), "", limits.depth, name)
         if limits.path_bytes is not None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from asyncdb.errors import QueryError
@@ -96,6 +96,16 @@ class StoreLimits:
     key_bytes: int | None = None
     depth: int = MAX_DEPTH
     path_bytes: int | None = None  # the longest dotted field path, as stored
+    # derived: key strings up to this many characters fit (no store encodes a character in
+    # more than 12 bytes: UTF-8, then percent-encoded); whether the stored form is measured
+    key_quick: int | None = field(init=False, default=None)
+    measured: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        quick = None if self.key_bytes is None else self.key_bytes // 12
+        object.__setattr__(self, "key_quick", quick)
+        measured = self.depth < MAX_DEPTH or self.path_bytes or self.document_bytes
+        object.__setattr__(self, "measured", bool(measured))
 
 
 PORTABLE = StoreLimits()

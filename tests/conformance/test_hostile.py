@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 from decimal import Decimal
 from typing import Any
@@ -19,7 +20,14 @@ from hypothesis import strategies as st
 
 import asyncdb
 from asyncdb.backends.base import check_key
-from asyncdb.query import matches, parse_filter
+from asyncdb.query import (
+    apply_projection,
+    apply_update,
+    matches,
+    parse_filter,
+    parse_projection,
+    parse_update,
+)
 from asyncdb.query.regex import RegexTooCostly
 from asyncdb.query.values import normalize_document
 from asyncdb.types import CollectionSpec
@@ -469,7 +477,53 @@ async def check_hostile(db: asyncdb.Database, case: tuple[Any, dict[str, Any], A
             assert not isinstance(want, asyncdb.QueryError) or isinstance(want, RegexTooCostly)
             assert found == want, (flt, stored, found)
         checked += 1
+    for name in names[:2]:  # hostile names in projections, sorts and updates
+        try:
+            proj = parse_projection({name: 1})
+        except asyncdb.QueryError:
+            with pytest.raises(asyncdb.QueryError):
+                await coll.find({}, projection={name: 1}, sort=[(name, -1)]).to_list()
+            with pytest.raises(asyncdb.QueryError):
+                await coll.update_one({"id": key}, {"$set": {name: probe}})
+            continue
+        got_docs = await coll.find({}, projection={name: 1}, sort=[(name, -1)]).to_list()
+        assert got_docs == [apply_projection(proj, d, ("id",)) for d in stored]
+        update = {"$set": {name: probe}}
+        want_doc = _outcome(_reference_update, update, stored[0])
+        try:
+            await coll.update_one({"id": key}, update)
+        except asyncdb.QueryError as exc:
+            assert isinstance(want_doc, asyncdb.QueryError) or store_refusal(exc), (update, exc)
+        else:
+            assert not isinstance(want_doc, asyncdb.QueryError), (update, want_doc)
+            after = await coll.find_one({"id": key})
+            assert difference(want_doc, after) is None, (update, want_doc, after)
+            stored = [want_doc]
+        checked += 1
     return checked
+
+
+def _reference_update(update: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
+    return apply_update(parse_update(update), doc)
+
+
+async def test_hostile_collection_names(db: asyncdb.Database) -> None:
+    """Names reach store syntax (SQL identifiers, table names, container ids): only
+    ``[A-Za-z0-9_-]{1,128}`` is accepted, before any I/O; accepted names that mean something
+    to a store (reserved ids, SQL keywords, the store's own column names) work."""
+    for name in [*NASTY_TEXT, "a b", "a.b", "é", "t\x00", "x" * 129, "", "a;b", 'a"b', "a`b"]:
+        if re.fullmatch("[A-Za-z0-9_-]{1,128}", name):
+            continue
+        with pytest.raises(asyncdb.ConfigurationError):
+            db.collection(name)
+    for name in ["__x__", "select", "tagged", "-", "_id", "x" * 128]:
+        try:
+            coll = db.collection(name)
+        except asyncdb.ConfigurationError as exc:  # the store's own rules, before any I/O
+            assert any(r in str(exc) for r in ("reserves", "identifier limit")), exc
+            continue
+        await coll.insert_one({"id": "a", "v": name})
+        assert await coll.find_one({"id": "a"}) == {"id": "a", "v": name}
 
 
 HOSTILE_EXAMPLES = int(os.environ.get("ASYNCDB_HOSTILE_EXAMPLES", "12"))

@@ -48,6 +48,7 @@ from asyncdb.backends.postgres.codec import decode_doc, encode_doc, encode_key
 from asyncdb.backends.postgres.planner import (
     PostgresPlanner,
     Statement,
+    check_identifiers,
     quote_ident,
     schema,
     sort_values,
@@ -261,6 +262,7 @@ class PostgresStore(Store):
         self.pool.terminate()
 
     def collection(self, spec: CollectionSpec) -> PostgresCollection:
+        check_identifiers(spec)
         return PostgresCollection(self, spec)
 
     def check_not_owner(self) -> None:
