@@ -172,9 +172,31 @@ def _cmp(node: Cmp, doc: Any) -> bool:
     return False
 
 
+# Large $in lists: their strings as a set (a string equals only an equal string), the other
+# targets as they are; per node, for the few nodes in use (a 100k-value $in is not a scan).
+_LARGE_IN = 32
+_IN_SETS: dict[int, tuple[In, frozenset[str], tuple[Any, ...]]] = {}
+
+
+def _in_sets(node: In) -> tuple[frozenset[str], tuple[Any, ...]]:
+    hit = _IN_SETS.get(id(node))
+    if hit is None or hit[0] is not node:
+        strings = frozenset(t for t in node.values if type(t) is str)
+        others = tuple(t for t in node.values if type(t) is not str)
+        if len(_IN_SETS) > 64:
+            _IN_SETS.clear()
+        hit = _IN_SETS[id(node)] = (node, strings, others)
+    return hit[1], hit[2]
+
+
 def _in(node: In, doc: Any) -> bool:
     values = _values(node, doc)
-    for target in node.values:
+    targets: tuple[Any, ...] = node.values
+    if len(targets) > _LARGE_IN:
+        strings, targets = _in_sets(node)
+        if any(type(v) is str and v in strings for v in values):
+            return True
+    for target in targets:
         if target is None:
             if any(v is None or v is MISSING for v in values):
                 return True
