@@ -231,6 +231,21 @@ async def test_a_key_beyond_the_store_limit_is_refused_or_read_back(db: asyncdb.
     assert await coll.find_one({"id": fits}) == {"id": fits, "v": 2}
 
 
+async def test_a_long_indexed_value_is_refused_or_stored(db: asyncdb.Database) -> None:
+    coll = db.collection("ixlong", indexes=["s"])
+    doc = {"id": "a", "s": "".join(f"{i:05}" for i in range(2400))}  # 12,000 characters
+    try:
+        await coll.insert_one(doc)
+    except asyncdb.QueryError as exc:  # a btree entry holds at most 2704 bytes
+        assert db.backend == "postgres" and "index entry limit" in str(exc)
+        return
+    try:
+        assert await coll.find_one({"s": doc["s"]}) == doc
+    except asyncdb.ScanRequired:  # beyond a GSI key's size: the value is not in the index
+        assert db.backend == "dynamodb"
+        assert await coll.find_one({"s": doc["s"]}, allow_scan=True) == doc
+
+
 async def test_a_100k_value_in_is_answered(db: asyncdb.Database) -> None:
     coll = db.collection("bigin", allow_scan=True)
     await coll.insert_many([{"id": f"k{i}", "s": f"v{i}"} for i in range(3)])

@@ -53,7 +53,13 @@ from asyncdb.backends.postgres.planner import (
     schema,
     sort_values,
 )
-from asyncdb.errors import BackendError, ConfigurationError, DuplicateKey, TransactionError
+from asyncdb.errors import (
+    BackendError,
+    ConfigurationError,
+    DuplicateKey,
+    QueryError,
+    TransactionError,
+)
 from asyncdb.query.ast import Node, Sort, Update
 from asyncdb.query.limits import StoreLimits
 from asyncdb.resilience import (
@@ -540,6 +546,9 @@ class PostgresStore(Store):
         return [str(r[0]) for r in rows]
 
 
+INDEXED_VALUE_BYTES = 2000  # a btree entry holds at most 2704 bytes, the key columns included
+
+
 class PostgresCollection(StoreCollection):
     """One table: key columns ``k0..`` (bytea), ``body`` (the JSON text), ``doc`` (jsonb,
     generated from it) and ``tagged``."""
@@ -547,6 +556,19 @@ class PostgresCollection(StoreCollection):
     store: PostgresStore
     # A key's encoded columns are one btree primary-key entry (at most 2704 bytes).
     limits = StoreLimits(key_bytes=2000)
+
+    def check_document(self, doc: Doc, key: KeyTuple | None = None) -> None:
+        """Also the btree entries of declared indexes: an indexed value's sort key (with the
+        key) must fit one entry, else the insert would fail in the server."""
+        super().check_document(doc, key)
+        if self._sort_columns:
+            longest = max(map(len, sort_values(doc, self._sort_columns)))
+            if longest > INDEXED_VALUE_BYTES:
+                raise QueryError(
+                    f"index entry limit: postgres indexes values of at most "
+                    f"{INDEXED_VALUE_BYTES} bytes (as sort keys), this document has one of "
+                    f"{longest}: do not index a field holding such values"
+                )
 
     def __init__(self, store: PostgresStore, spec: CollectionSpec) -> None:
         self.store = store

@@ -20,6 +20,7 @@ when it holds a Decimal, the one type SQL cannot compare with numbers exactly.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -61,27 +62,25 @@ def unescape_text(value: str) -> str:
 _ESCAPED = re.compile("\x01([\x01\x02])")
 
 
-def escape_values(value: Any) -> Any:
-    """``value`` with every string in it escaped (escape_text); names are left as they are."""
+def _map_strings(value: Any, convert: Callable[[str], str]) -> Any:
+    """``value`` with ``convert`` applied to every string in it (names are left as they are)."""
     t = type(value)
     if t is str:
-        return escape_text(value)
+        return convert(value)
     if t is dict:
-        return {k: escape_values(v) for k, v in value.items()}
+        return {k: _map_strings(v, convert) for k, v in value.items()}
     if t is list:
-        return [escape_values(v) for v in value]
+        return [_map_strings(v, convert) for v in value]
     return value
+
+
+def escape_values(value: Any) -> Any:
+    """``value`` with every string in it escaped (escape_text)."""
+    return _map_strings(value, escape_text)
 
 
 def _unescape_values(value: Any) -> Any:
-    t = type(value)
-    if t is str:
-        return unescape_text(value)
-    if t is dict:
-        return {k: _unescape_values(v) for k, v in value.items()}
-    if t is list:
-        return [_unescape_values(v) for v in value]
-    return value
+    return _map_strings(value, unescape_text)
 
 
 def encode_doc(doc: dict[str, Any]) -> tuple[str, int]:
