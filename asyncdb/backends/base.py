@@ -11,10 +11,11 @@ implemented here once, and a backend overrides an operation only where its store
 from __future__ import annotations
 
 import collections
+import dataclasses
 import gc
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
@@ -41,7 +42,14 @@ from asyncdb.query.ast import (
     Update,
 )
 from asyncdb.query.evaluate import matches
-from asyncdb.query.limits import MAX_DEPTH, PORTABLE, StoreLimits, check_depth, value_depth
+from asyncdb.query.limits import (
+    MAX_DEPTH,
+    PORTABLE,
+    StoreLimits,
+    check_depth,
+    filter_size,
+    value_depth,
+)
 from asyncdb.query.sort import sort_key
 from asyncdb.query.update import apply_projection, apply_update, strict_equal, upsert_seed
 from asyncdb.query.values import normalize_datetime
@@ -548,7 +556,30 @@ class StoreCollection(ABC):
 
     def execution_plan(self, query: Query) -> Plan:
         """The plan ``find`` runs; a backend may skip the parts only ``explain()`` shows."""
-        return self.plan(query)
+        return self.bounded_plan(query, self.plan)
+
+    def bounded_plan(self, query: Query, plan_of: Callable[[Query], Plan]) -> Plan:
+        """``plan_of(query)``, unless the filter has more terms than one native query of this
+        store carries (``limits.filter_terms``): then the store gets the conjuncts that fit (a
+        superset), and the whole filter, skip and limit are applied in process."""
+        limit = self.limits.filter_terms
+        if limit is None or filter_size(query.filter) <= limit:
+            return plan_of(query)
+        kept: list[Node] = []
+        room = limit
+        for term in conjuncts(query.filter):
+            size = filter_size(term)
+            if size <= room:
+                kept.append(term)
+                room -= size
+        weak = conjoin(kept) if kept else MatchAll()
+        plan = plan_of(Query(weak, query.sort, 0, None, None, query.after))
+        return dataclasses.replace(
+            plan,
+            residual=query.filter.to_mongo(),
+            residual_node=query.filter,
+            limit_pushed=False,
+        )
 
     async def _execute(
         self, plan: Plan, query: Query, session: Session | None, allow_scan: bool | None

@@ -61,6 +61,19 @@ def value_depth(value: Any) -> int:
     return 0
 
 
+def filter_size(node: Any) -> int:
+    """The terms of a filter as a native query spells them: conditions, and ``$in`` values by
+    tens."""
+    children = getattr(node, "children", None)
+    if children is not None:
+        return sum(map(filter_size, children))
+    inner = getattr(node, "child", None) or getattr(node, "cond", None)
+    if inner is not None:
+        return 1 + filter_size(inner)
+    values = getattr(node, "values", None)
+    return 1 + (len(values) // 10 if type(values) is tuple else 0)
+
+
 def check_depth(depth: int, path: str, limit: int = MAX_DEPTH, store: str = "") -> None:
     if depth > limit:
         where = f"{store} holds" if store else "documents hold"
@@ -96,6 +109,9 @@ class StoreLimits:
     key_bytes: int | None = None
     depth: int = MAX_DEPTH
     path_bytes: int | None = None  # the longest dotted field path, as stored
+    # the terms of a filter one native query carries (filter_size): SQLite's expression depth,
+    # DynamoDB's 4 KB expressions, Cosmos's query complexity; the rest is re-checked in process
+    filter_terms: int | None = None
     # derived: key strings up to this many characters fit (no store encodes a character in
     # more than 12 bytes: UTF-8, then percent-encoded); whether the stored form is measured
     key_quick: int | None = field(init=False, default=None)
@@ -122,5 +138,6 @@ __all__ = [
     "check_in_size",
     "check_path_parts",
     "check_text",
+    "filter_size",
     "value_depth",
 ]

@@ -260,6 +260,25 @@ async def test_a_100k_value_in_is_answered(db: asyncdb.Database) -> None:
         await coll.find_one({"s": {"$in": list(range(300_000))}})
 
 
+# --- wide documents and wide filters -------------------------------------------------------------
+
+
+async def test_a_wide_document_and_wide_filters_answer_exactly(db: asyncdb.Database) -> None:
+    coll = db.collection("wide", allow_scan=True)
+    wide = {"id": "w", **{f"f{i}": i for i in range(500)}}
+    await coll.insert_many([wide, {"id": "n", "f7": -1}])
+    assert await coll.find_one({"id": "w"}) == wide
+    # beyond what one native query holds (SQLite 300 terms, DynamoDB 30, Cosmos 100)
+    ors = {"$or": [{f"f{i}": i} for i in range(400)]}
+    assert [d["id"] for d in await coll.find(ors, projection={"id": 1}).to_list()] == ["w"]
+    ands = {f"f{i}": {"$gte": 0} for i in range(350)}
+    assert await coll.count_documents(ands) == 1
+    nested: dict[str, Any] = {"f1": 1}
+    for _ in range(99):  # the deepest filter the parser takes
+        nested = {"$and": [nested, {"id": {"$ne": "x"}}]}
+    assert await coll.count_documents(nested) == 1
+
+
 # --- modifications ------------------------------------------------------------------------------
 
 

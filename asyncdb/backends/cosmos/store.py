@@ -199,7 +199,9 @@ class CosmosCollection(StoreCollection):
     store: CosmosStore
     # An item of 2 MB of JSON (both copies of the document); an id of 255 characters (the key,
     # encoded: see codec.encode_key).
-    limits = StoreLimits(document_bytes=2 * 1024 * 1024, key_bytes=MAX_ID_LENGTH)
+    limits = StoreLimits(
+        document_bytes=2 * 1024 * 1024, key_bytes=MAX_ID_LENGTH, filter_terms=100
+    )  # longer queries overflow the query engine
 
     def stored_size(self, doc: Doc) -> int:
         return len(orjson.dumps(self._item(doc)))

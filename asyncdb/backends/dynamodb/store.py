@@ -239,7 +239,9 @@ class DynamoCollection(StoreCollection):
     # An item of 400 KB (names and values, as DynamoDB counts them); a key string of
     # SORTABLE_STRING_MAX bytes (its sortable form fits the 2048-byte partition key and the
     # 1024-byte sort key).
-    limits = StoreLimits(document_bytes=400 * 1024, key_bytes=SORTABLE_STRING_MAX)
+    limits = StoreLimits(
+        document_bytes=400 * 1024, key_bytes=SORTABLE_STRING_MAX, filter_terms=30
+    )  # a FilterExpression holds 4 KB
 
     def stored_size(self, doc: Doc) -> int:
         return sum(

@@ -45,6 +45,7 @@ from asyncdb.errors import (
     TransactionError,
 )
 from asyncdb.query.ast import Node
+from asyncdb.query.limits import StoreLimits
 from asyncdb.types import Capabilities, CollectionSpec, Plan, Query
 
 _OPTIONS = {"busy_timeout": 5000, "readers": 4, "batch_size": 256, "synchronous": "NORMAL"}
@@ -486,9 +487,12 @@ class SQLiteCollection(StoreCollection):
     def _plain_keys(key: KeyTuple) -> bool:
         return datetime not in map(type, key)
 
+    # SQLite parses at most 1000 levels of expression (an OR of n terms is n deep)
+    limits = StoreLimits(filter_terms=300)
+
     def execution_plan(self, query: Query) -> Plan:
         """The lean plan (no filter rendering, which only ``explain()`` needs)."""
-        return self.planner.plan(query, explain=False)
+        return self.bounded_plan(query, lambda q: self.planner.plan(q, explain=False))
 
     # --- native shortcuts: what SQL does in one statement when nothing is left to re-check ----
 
