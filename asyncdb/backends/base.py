@@ -565,6 +565,8 @@ class StoreCollection(ABC):
         limit = self.limits.filter_terms
         if limit is None or filter_size(query.filter) <= limit:
             return plan_of(query)
+        if key_lookup(query.filter, self.spec) is not None:
+            return plan_of(query)  # read by key, the rest re-checked: no long native filter
         kept: list[Node] = []
         room = limit
         for term in conjuncts(query.filter):
