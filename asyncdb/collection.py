@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+)
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, overload
 
 from asyncdb.backends.base import (
@@ -18,6 +25,7 @@ from asyncdb.backends.base import (
     Session,
     StoreCollection,
     check_key,
+    close_stream,
     gc_paused,
     key_lookup,
     key_of,
@@ -38,6 +46,7 @@ from asyncdb.bulk import (
 from asyncdb.cache import TOO_LARGE, ReadCache, shape_digest
 from asyncdb.errors import BulkWriteError, NotSupported, QueryError
 from asyncdb.query.ast import Node, Projection, Sort
+from asyncdb.query.limits import PORTABLE
 from asyncdb.query.parse import (
     parse_filter,
     parse_path,
@@ -87,7 +96,7 @@ def _limit(value: Any) -> int | None:
 
 async def _retried_stream(
     coll: Collection, open_it: Callable[[], Awaitable[AsyncIterator[Doc]]], what: str
-) -> AsyncIterator[Doc]:
+) -> AsyncGenerator[Doc, None]:
     """A store's stream, opened under the retry policy until its first document (a read; past
     it, documents were handed out), the rest each under the per-call deadline on network
     stores."""
@@ -100,22 +109,27 @@ async def _retried_stream(
             return it, _END
 
     it, first = await coll._call(open_stream, write=False, what=what)
-    if first is _END:
-        return
-    yield first
-    resilience = coll._db._resilience
-    if not resilience.network:  # in-process stores take no per-call timer
-        async for doc in it:
-            yield doc
-        return
-    while True:
-        try:
-            doc = await resilience.next_item(it)
-        except StopAsyncIteration:
+    # Closed as soon as this stream is (a consumer that stops early or raises), so the
+    # backend's cursor gives its pooled connection back at once, not when collected.
+    try:
+        if first is _END:
             return
-        except TimeoutError as exc:
-            raise resilience.timed_out(f"{what} (next document)") from exc
-        yield doc
+        yield first
+        resilience = coll._db._resilience
+        if not resilience.network:  # in-process stores take no per-call timer
+            async for doc in it:
+                yield doc
+            return
+        while True:
+            try:
+                doc = await resilience.next_item(it)
+            except StopAsyncIteration:
+                return
+            except TimeoutError as exc:
+                raise resilience.timed_out(f"{what} (next document)") from exc
+            yield doc
+    finally:
+        await close_stream(it)
 
 
 class _Stream:
@@ -204,7 +218,7 @@ class Cursor(Generic[DocT]):
                 return coll._call(load_once, write=False, what="find")
 
             digest = coll._shape("find", query, self._allow_scan)
-            docs = await cache.read_query(coll.spec.name, digest, load)
+            docs = await cache.read_query(coll._store.namespace, digest, load)
             if docs is not TOO_LARGE:
                 for doc in docs:
                     yield doc
@@ -214,8 +228,12 @@ class Cursor(Generic[DocT]):
         def open_find() -> Awaitable[AsyncIterator[Doc]]:
             return coll._store.find(query, coll._session, allow_scan=self._allow_scan)
 
-        async for doc in _retried_stream(coll, open_find, "find"):
-            yield doc
+        stream = _retried_stream(coll, open_find, "find")
+        try:
+            async for doc in stream:
+                yield doc
+        finally:
+            await stream.aclose()
 
     def __aiter__(self) -> AsyncIterator[DocT]:
         if self._projection is None:
@@ -255,8 +273,12 @@ class AggregateCursor(_Stream):
         def open_pipeline() -> Awaitable[AsyncIterator[Doc]]:
             return coll._store.aggregate(self._pipeline, coll._session, allow_scan=self._allow_scan)
 
-        async for doc in _retried_stream(coll, open_pipeline, "aggregate"):
-            yield doc
+        stream = _retried_stream(coll, open_pipeline, "aggregate")
+        try:
+            async for doc in stream:
+                yield doc
+        finally:
+            await stream.aclose()
 
 
 class Collection(Generic[DocT]):
@@ -342,6 +364,8 @@ class Collection(Generic[DocT]):
         prepared: list[Doc] = []
         keys: list[KeyTuple] = []
         add_doc, add_key = prepared.append, keys.append
+        # the store's own limits (none beyond the portable ones on memory and SQLite)
+        check_document = None if self._store.limits is PORTABLE else self._store.check_document
         with gc_paused(len(docs) >= GC_PAUSE_MIN):  # synchronous, only copies are made here
             for doc in docs:
                 if type(doc) is not dict and not isinstance(doc, Mapping):
@@ -349,7 +373,10 @@ class Collection(Generic[DocT]):
                 one: Doc = normalize_document(doc)
                 if generate_id and "id" not in one:
                     one = {"id": new_id(), **one}
-                add_key(check_key(one, spec))
+                key = check_key(one, spec)
+                if check_document is not None:
+                    check_document(one, key)
+                add_key(key)
                 add_doc(one)
         return prepared, keys
 
@@ -377,9 +404,9 @@ class Collection(Generic[DocT]):
         if cache is None:
             return
         if self._tx_writes is not None:
-            self._tx_writes.append((self.spec.name, keys))
+            self._tx_writes.append((self._store.namespace, keys))
         else:
-            await cache.invalidate([(self.spec.name, keys)])
+            await cache.invalidate([(self._store.namespace, keys)])
 
     def _written_keys(self, node: Node, upsert: bool, result: UpdateResult | None) -> Any:
         """The keys a filter-based write touched, or None when unknown."""
@@ -496,6 +523,7 @@ class Collection(Generic[DocT]):
         a pipeline update (``[{"$set": {"total": {"$add": ["$a", "$b"]}}}]``)."""
         node = parse_filter(filter)
         parsed = parse_update_spec(update, node, array_filters)
+        self._store.check_update(node, parsed, upsert)
         await self._ready()
         try:
             result, _ = await self._call(
@@ -529,6 +557,7 @@ class Collection(Generic[DocT]):
         and pipeline updates as in :meth:`update_one`."""
         node = parse_filter(filter)
         parsed = parse_update_spec(update, node, array_filters)
+        self._store.check_update(node, parsed, upsert)
         await self._ready()
         try:
             result, _ = await self._call(
@@ -560,6 +589,7 @@ class Collection(Generic[DocT]):
         """Replace the first matching document whole (its key stays)."""
         # A typed collection (asyncdb.models) hands over the dumped mapping.
         node, parsed = parse_filter(filter), parse_replacement(cast("Mapping[str, Any]", doc))
+        self._store.check_update(node, parsed, upsert)
         await self._ready()
         try:
             result, _ = await self._call(
@@ -625,6 +655,7 @@ class Collection(Generic[DocT]):
             raise QueryError('return_document must be "before" or "after"', path="return_document")
         node = parse_filter(filter)
         parsed = parse_update_spec(update, node, array_filters)
+        self._store.check_update(node, parsed, upsert)
         sort_spec = parse_sort(sort)
         if sort_spec:  # ties go to the lowest key, as in find()
             sort_spec = with_key_tiebreak(sort_spec, self.spec)
@@ -804,14 +835,14 @@ class Collection(Generic[DocT]):
         if projection is None and sort is None:
             key = self._exact_key(filter)
             if key is not None:
-                if self.spec.name not in self._db._ensured:
+                if self._store.namespace not in self._db._ensured:
                     await self._ready()
                 if self._db._cache is not None:
                     read_cache = self._read_cache(cache)
                     if read_cache is not None:
                         store = self._store
                         cached: Doc | None = await read_cache.read_doc(
-                            self.spec.name,
+                            self._store.namespace,
                             key,
                             lambda: self._call(
                                 lambda: store.get(key, None), write=False, what="get"
@@ -836,8 +867,8 @@ class Collection(Generic[DocT]):
         for field in self.spec.key:
             value: Any = filter.get(field)
             t = type(value)
-            if not ((t is str and value) or t is int):
-                return None
+            if not ((t is str and value and value.isascii()) or t is int):
+                return None  # other text is validated by the parser first
             key.append(value)
         return tuple(key)
 
@@ -857,7 +888,7 @@ class Collection(Generic[DocT]):
             digest = self._shape("count", Query(visible), allow_scan)
             store = self._store
             count: int = await read_cache.read_query(
-                self.spec.name,
+                self._store.namespace,
                 digest,
                 lambda: self._call(
                     lambda: store.count(visible, None, allow_scan=allow_scan),
@@ -946,7 +977,7 @@ class Collection(Generic[DocT]):
             page = await load()
         else:
             shape = self._shape("page", query, allow_scan, proj)
-            page = await read_cache.read_query(self.spec.name, shape, load)
+            page = await read_cache.read_query(self._store.namespace, shape, load)
         items = page["items"] if proj is not None else self._load_list(page["items"])
         return Page(items=items, next_cursor=page["next_cursor"])
 

@@ -294,16 +294,17 @@ class Database:
         return Collection(self, tables.table(table, allow_scan=allow_scan, max_scan=max_scan))
 
     async def _ensure(self, coll: StoreCollection) -> None:
-        if coll.spec.name in self._ensured:
+        namespace = coll.namespace  # a table and a document collection of one name are apart
+        if namespace in self._ensured:
             return
         self._check_loop()
         async with self._ensure_lock:
-            if coll.spec.name not in self._ensured:
+            if namespace not in self._ensured:
                 # CREATE ... IF NOT EXISTS is idempotent: retried like a read.
                 await self._resilience.call(coll.ensure, write=False, what="collection set-up")
                 if not coll.table_mode:
                     await self._catalog_record(coll.spec)
-                self._ensured.add(coll.spec.name)
+                self._ensured.add(namespace)
 
     def _query_digest(self, collection: str, node: Node, sort: Sort) -> str:
         key = (collection, repr(node), repr(sort))
@@ -395,7 +396,7 @@ class Database:
         async with self._ensure_lock:
             # dropping what is already gone is a no-op: retried like a read
             await self._resilience.call(coll.drop, write=False, what="drop")
-            self._ensured.discard(name)
+            self._ensured.discard(coll.namespace)
             self._catalog_pending.pop(name, None)
             catalog = await self._catalog_ready()
             node = Eq(("name",), name)
@@ -528,6 +529,14 @@ class _Connect:
 
     def __await__(self) -> Generator[Any, None, Database]:
         return self._open().__await__()
+
+    def __repr__(self) -> str:
+        # What asyncio.run(asyncdb.connect(url)) shows ("a coroutine was expected, got ..."):
+        # a database belongs to the loop that opened it, so say how to use it instead.
+        return (
+            "<asyncdb.connect(...): not a coroutine; await it inside one, e.g. "
+            "async def main(): db = await asyncdb.connect(url) ...; asyncio.run(main())>"
+        )
 
     async def __aenter__(self) -> Database:
         self._db = await self._open()

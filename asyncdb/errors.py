@@ -34,6 +34,12 @@ class UpdateError(AsyncDBError):
         super().__init__(f"{message} (at {path!r})" if path else message)
 
 
+class KeyChanged(QueryError, UpdateError):
+    """An update or replacement would change a document's key (refused, as in MongoDB; setting
+    it to the value it has is allowed). A QueryError, and an UpdateError for callers that
+    catch those."""
+
+
 class ScanRequired(AsyncDBError):
     """The query needs a full scan (or a client-side sort beyond ``max_scan``) and scans are off."""
 

@@ -236,8 +236,13 @@ class ModelCollection(Collection[M]):
 
     async def _load_stream(self, docs: AsyncIterator[Doc]) -> AsyncIterator[M]:
         load = self.codec.load
-        async for doc in docs:
-            yield load(doc)
+        try:
+            async for doc in docs:
+                yield load(doc)
+        finally:  # stopped early: the store's stream gives its connection back now
+            aclose = getattr(docs, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     # --- the way in -------------------------------------------------------------------------
 

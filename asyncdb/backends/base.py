@@ -16,14 +16,18 @@ import gc
 import re
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
 
+import orjson
+
+from asyncdb._tagged_json import DUMP_OPTIONS, tag
 from asyncdb.bulk import BulkProgress, WriteOp
 from asyncdb.errors import (
     DuplicateKey,
+    KeyChanged,
     NotSupported,
     QueryError,
     ScanRequired,
@@ -49,6 +53,14 @@ from asyncdb.query.ast import (
 )
 from asyncdb.query.evaluate import matches
 from asyncdb.query.grouping import GroupShape, group_shape, merge_partials
+from asyncdb.query.limits import (
+    MAX_DEPTH,
+    PORTABLE,
+    StoreLimits,
+    check_depth,
+    filter_size,
+    value_depth,
+)
 from asyncdb.query.pipeline import Pipeline, Pushdown, first_match, split_find, stage_name
 from asyncdb.query.sort import encode_value, path_values, sort_key
 from asyncdb.query.update import apply_projection, apply_update, strict_equal, upsert_seed
@@ -167,6 +179,57 @@ def key_lookup(node: Node, spec: CollectionSpec) -> list[KeyTuple] | None:
     for field in spec.key:
         keys = [(*k, v) for k in keys for v in dict.fromkeys(choices[field])]
     return keys
+
+
+def _pinned(node: Node, field: str) -> list[Any] | None:
+    """The values a filter allows a top-level field by equality or ``$in`` (None: any)."""
+    allowed: list[Any] | None = None
+    for term in conjuncts(node):
+        if isinstance(term, Eq | In) and term.path == (field,):
+            values = [term.value] if isinstance(term, Eq) else list(term.values)
+            allowed = values if allowed is None else [v for v in allowed if v in values]
+    return allowed
+
+
+_KEY_DESTROYING = frozenset(
+    {"$unset", "$rename", "$push", "$addToSet", "$pull", "$pop", "$currentDate"}
+)
+
+
+def check_key_update(node: Node, update: Update, spec: CollectionSpec, upsert: bool) -> None:
+    """Refuse before any I/O an update that would change a document's key (KeyChanged, as in
+    MongoDB): one that removes or reshapes a key field, and an upsert whose update or
+    replacement sets a key field the filter pins to other values. Setting a key to the value
+    it has is allowed; the other cases are caught when the update is applied (``_keep_key``).
+
+    >>> from asyncdb.query.parse import parse_filter, parse_update
+    >>> check_key_update(parse_filter({"id": "a"}), parse_update({"$set": {"id": "a"}}),
+    ...                  CollectionSpec("c"), True)
+    """
+    if update.replacement is not None:
+        sets: list[tuple[Path, str, Any]] = [
+            ((f,), "$set", update.replacement[f]) for f in spec.key if f in update.replacement
+        ]
+    else:
+        sets = []
+        for op in update.ops:
+            targets = [op.path, op.value] if op.op == "$rename" else [op.path]
+            for target in targets:
+                if target[0] not in spec.key:
+                    continue
+                if op.op in _KEY_DESTROYING or len(target) > 1:
+                    raise KeyChanged(f"{op.op} would change the key field", path=".".join(target))
+            if op.op in ("$set", "$setOnInsert") and op.path[0] in spec.key:
+                sets.append((op.path, op.op, op.value))
+    if not upsert:
+        return
+    for path, op_name, value in sets:
+        allowed = _pinned(node, path[0])
+        if allowed is not None and not any(strict_equal(value, v) for v in allowed):
+            raise KeyChanged(
+                f"{op_name} would give the upserted document another key than its filter's",
+                path=path[0],
+            )
 
 
 def indexed_path(node: Node, spec: CollectionSpec) -> str | None:
@@ -336,6 +399,29 @@ def distinct_values(docs: list[Doc], path: Path) -> list[Any]:
     return [seen[k] for k in sorted(seen)]
 
 
+def path_bytes(value: Any, prefix: int = 0) -> int:
+    """The UTF-8 size of the longest dotted field path inside ``value``."""
+    if type(value) is dict:
+        return max(
+            (
+                path_bytes(v, prefix + len(k.encode()) + (1 if prefix else 0))
+                for k, v in value.items()
+            ),
+            default=prefix,
+        )
+    if type(value) is list:
+        return max((path_bytes(v, prefix) for v in value), default=prefix)
+    return prefix
+
+
+async def close_stream(it: AsyncIterator[Any]) -> None:
+    """Close an async generator now (its ``finally`` runs: a cursor's connection goes back)
+    instead of when it is collected; other iterators need nothing."""
+    aclose = getattr(it, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
 def expired_filter(ttl: str, now: datetime | None = None) -> Cmp:
     """Documents whose TTL field holds a date at or before now are expired."""
     path = tuple(ttl.split("."))
@@ -369,6 +455,96 @@ class StoreCollection(ABC):
     # The write section (``atomic``) locks what it reads (a lock, a transaction): bulk_write may
     # then apply a run of updates by key as one read and one batch write.
     locking_sections: ClassVar[bool] = False
+    # What the store can hold beyond the portable limits (asyncdb.query.limits), checked
+    # before any write by check_document.
+    limits: ClassVar[StoreLimits] = PORTABLE
+
+    @property
+    def namespace(self) -> str:
+        """What keys this collection's set-up status and cache entries on its database: a
+        table (table mode) and a document collection of the same name are apart (collection
+        names cannot hold ``:``)."""
+        return f"table:{self.spec.name}" if self.table_mode else self.spec.name
+
+    def stored_size(self, doc: Doc) -> int:
+        """The size of ``doc`` as the store measures it against ``limits.document_bytes``."""
+        return len(orjson.dumps(doc, default=tag, option=DUMP_OPTIONS))
+
+    def stored_depth(self, doc: Doc) -> int:
+        """The nesting of ``doc`` as the store keeps it, against ``limits.depth``."""
+        return value_depth(doc)
+
+    def stored_path_bytes(self, doc: Doc) -> int:
+        """The longest field path of ``doc`` as the store keeps it, against
+        ``limits.path_bytes``."""
+        return path_bytes(doc)
+
+    def key_size(self, key: KeyTuple) -> int:
+        """The size of a key as the store keeps it, against ``limits.key_bytes``."""
+        return sum(len(v.encode()) if type(v) is str else 8 for v in key)
+
+    def check_update(self, node: Node, update: Update, upsert: bool) -> None:
+        """Refuse, before any I/O, an update that would change the key (check_key_update) or
+        whose operands alone are beyond this store's document size."""
+        check_key_update(node, update, self.spec, upsert)
+        limit = self.limits.document_bytes
+        if limit is None:
+            return
+        operands: Any = update.replacement
+        if operands is None:
+            operands = [op.value for op in update.ops]
+        size = len(orjson.dumps(operands, default=tag, option=DUMP_OPTIONS))
+        if size > limit:
+            raise QueryError(
+                f"document size limit: {self.store.name} holds documents of at most {limit} "
+                f"bytes, and this update's values alone are {size}"
+            )
+
+    def check_document(self, doc: Doc, key: KeyTuple | None = None) -> None:
+        """Refuse, before any write, a document this store cannot hold: a QueryError naming
+        the limit (key size, nesting, field paths, size). ``key``: its key, when known."""
+        limits = self.limits
+        if limits is PORTABLE:
+            return
+        quick = limits.key_quick  # short keys fit without being encoded
+        if quick is not None:
+            if key is None:
+                key = key_of(doc, self.spec)
+            for value in key:
+                if type(value) is str and len(value) > quick:
+                    self._check_key_size(key, limits.key_bytes or 0)
+                    break
+        if limits.measured:
+            self._check_stored(doc, limits)
+
+    def _check_key_size(self, key: KeyTuple, limit: int) -> None:
+        size = self.key_size(key)
+        if size > limit:
+            raise QueryError(
+                f"key size limit: {self.store.name} holds keys of at most {limit} bytes, "
+                f"this one is {size}",
+                path=",".join(self.spec.key),
+            )
+
+    def _check_stored(self, doc: Doc, limits: StoreLimits) -> None:
+        name = self.store.name
+        if limits.depth < MAX_DEPTH:
+            check_depth(self.stored_depth(doc), "", limits.depth, name)
+        if limits.path_bytes is not None:
+            longest = self.stored_path_bytes(doc)
+            if longest > limits.path_bytes:
+                raise QueryError(
+                    f"field path limit: {name} holds field paths of at most "
+                    f"{limits.path_bytes} bytes, this document has one of {longest}"
+                )
+        if limits.document_bytes is not None:
+            size = self.stored_size(doc)
+            if size > limits.document_bytes:
+                raise QueryError(
+                    f"document size limit: {name} holds documents of at most "
+                    f"{limits.document_bytes} bytes, this one is {size} as stored",
+                    path=",".join(str(v) for v in key_of(doc, self.spec))[:100],
+                )
 
     def assigns_keys(self, docs: list[Doc]) -> bool:
         """Check the keys of documents about to be inserted (a QueryError before any I/O) and
@@ -460,7 +636,32 @@ class StoreCollection(ABC):
 
     def execution_plan(self, query: Query) -> Plan:
         """The plan ``find`` runs; a backend may skip the parts only ``explain()`` shows."""
-        return self.plan(query)
+        return self.bounded_plan(query, self.plan)
+
+    def bounded_plan(self, query: Query, plan_of: Callable[[Query], Plan]) -> Plan:
+        """``plan_of(query)``, unless the filter has more terms than one native query of this
+        store carries (``limits.filter_terms``): then the store gets the conjuncts that fit (a
+        superset), and the whole filter, skip and limit are applied in process."""
+        limit = self.limits.filter_terms
+        if limit is None or filter_size(query.filter) <= limit:
+            return plan_of(query)
+        if key_lookup(query.filter, self.spec) is not None:
+            return plan_of(query)  # read by key, the rest re-checked: no long native filter
+        kept: list[Node] = []
+        room = limit
+        for term in conjuncts(query.filter):
+            size = filter_size(term)
+            if size <= room:
+                kept.append(term)
+                room -= size
+        weak = conjoin(kept) if kept else MatchAll()
+        plan = plan_of(Query(weak, query.sort, 0, None, None, query.after))
+        return dataclasses.replace(
+            plan,
+            residual=query.filter.to_mongo(),
+            residual_node=query.filter,
+            limit_pushed=False,
+        )
 
     async def _execute(
         self, plan: Plan, query: Query, session: Session | None, allow_scan: bool | None
@@ -476,18 +677,21 @@ class StoreCollection(ABC):
             return
         after = None if plan.limit_pushed or plan.sort_pushed else query.after
         sent = 0
-        async for doc in source:
-            if residual is not None and not matches(residual, doc):
-                continue
-            if after is not None and sort_key(doc, query.sort) <= after:
-                continue
-            if skip:
-                skip -= 1
-                continue
-            yield apply_projection(query.projection, doc, self.spec.key)
-            sent += 1
-            if limit is not None and sent >= limit:
-                return
+        try:
+            async for doc in source:
+                if residual is not None and not matches(residual, doc):
+                    continue
+                if after is not None and sort_key(doc, query.sort) <= after:
+                    continue
+                if skip:
+                    skip -= 1
+                    continue
+                yield apply_projection(query.projection, doc, self.spec.key)
+                sent += 1
+                if limit is not None and sent >= limit:
+                    return
+        finally:  # stopped early, or a residual raised: the store's stream closes now
+            await close_stream(source)
 
     async def _sorted(
         self,
@@ -502,15 +706,18 @@ class StoreCollection(ABC):
             else (self.spec.max_scan)
         )
         keyed: list[tuple[bytes, Doc]] = []
-        async for doc in source:
-            if residual is not None and not matches(residual, doc):
-                continue
-            keyed.append((sort_key(doc, query.sort), doc))
-            if cap is not None and len(keyed) > cap:
-                raise ScanRequired(
-                    f"sorting this query on {self.spec.name!r} in process needs more than "
-                    f"max_scan={cap} documents; pass allow_scan=True or narrow the filter"
-                )
+        try:
+            async for doc in source:
+                if residual is not None and not matches(residual, doc):
+                    continue
+                keyed.append((sort_key(doc, query.sort), doc))
+                if cap is not None and len(keyed) > cap:
+                    raise ScanRequired(
+                        f"sorting this query on {self.spec.name!r} in process needs more than "
+                        f"max_scan={cap} documents; pass allow_scan=True or narrow the filter"
+                    )
+        finally:
+            await close_stream(source)
         keyed.sort(key=lambda kd: kd[0])
         for _, doc in keyed:
             yield doc
@@ -614,6 +821,7 @@ class StoreCollection(ABC):
                 new = {**{k: seed[k] for k in self.spec.key if k in seed}, **new}
             if self.spec.key == ("id",) and "id" not in new and not self.table_mode:
                 new = {"id": new_id(), **new}
+            new = self._keep_key(seed, new)
             (upserted,) = await self.insert([new], s)
             if any(new.get(f) is None for f in self.spec.key):  # the database assigned it
                 new = {**new, **dict(zip(self.spec.key, upserted, strict=True))}
@@ -621,11 +829,18 @@ class StoreCollection(ABC):
             return UpdateResult(0, 0, upserted_id), (new if return_document == "after" else None)
 
     def _keep_key(self, old: Doc, new: Doc) -> Doc:
+        """``new``, the result of an update of ``old``, checked before it is written: its key
+        is ``old``'s (a KeyChanged otherwise, as in MongoDB; an upsert's seed may lack key
+        fields, which the update then sets) and it fits the limits."""
         for field in self.spec.key:
+            if field not in old:
+                continue
             if field not in new:
                 new = {field: old[field], **new}
             elif not strict_equal(new[field], old[field]):
-                raise UpdateError("the key field cannot change", path=field)
+                raise KeyChanged("an update cannot change the key field", path=field)
+        check_depth(value_depth(new), "", MAX_DEPTH)
+        self.check_document(new)
         return new
 
     async def delete(
@@ -966,6 +1181,8 @@ __all__ = [
     "Store",
     "StoreCollection",
     "check_key",
+    "check_key_update",
+    "close_stream",
     "conjoin",
     "conjuncts",
     "distinct_values",

@@ -35,8 +35,10 @@ from asyncdb.query.ast import (
     Regex,
     Size,
     Type,
+    path_str,
 )
-from asyncdb.query.parse import FieldAnd, compile_regex
+from asyncdb.query.parse import FieldAnd
+from asyncdb.query.regex import regex_bound
 from asyncdb.query.values import (
     INT64_MAX,
     INT64_MIN,
@@ -170,9 +172,31 @@ def _cmp(node: Cmp, doc: Any) -> bool:
     return False
 
 
+# Large $in lists: their strings as a set (a string equals only an equal string), the other
+# targets as they are; per node, for the few nodes in use (a 100k-value $in is not a scan).
+_LARGE_IN = 32
+_IN_SETS: dict[int, tuple[In, frozenset[str], tuple[Any, ...]]] = {}
+
+
+def _in_sets(node: In) -> tuple[frozenset[str], tuple[Any, ...]]:
+    hit = _IN_SETS.get(id(node))
+    if hit is None or hit[0] is not node:
+        strings = frozenset(t for t in node.values if type(t) is str)
+        others = tuple(t for t in node.values if type(t) is not str)
+        if len(_IN_SETS) > 64:
+            _IN_SETS.clear()
+        hit = _IN_SETS[id(node)] = (node, strings, others)
+    return hit[1], hit[2]
+
+
 def _in(node: In, doc: Any) -> bool:
     values = _values(node, doc)
-    for target in node.values:
+    targets: tuple[Any, ...] = node.values
+    if len(targets) > _LARGE_IN:
+        strings, targets = _in_sets(node)
+        if any(type(v) is str and v in strings for v in values):
+            return True
+    for target in targets:
         if target is None:
             if any(v is None or v is MISSING for v in values):
                 return True
@@ -198,8 +222,8 @@ def _type(node: Type, doc: Any) -> bool:
 
 
 def _regex(node: Regex, doc: Any) -> bool:
-    pattern = compile_regex(node.pattern, node.flags)
-    return any(type(v) is str and pattern.search(v) is not None for v in _values(node, doc))
+    bound = regex_bound(node.pattern, node.flags)
+    return any(type(v) is str and bound.search(v, path_str(node.path)) for v in _values(node, doc))
 
 
 def _all(node: All, doc: Any) -> bool:

@@ -41,6 +41,15 @@ from asyncdb.query.ast import (
     Update,
     UpdateOp,
 )
+from asyncdb.query.limits import (
+    MAX_DEPTH,
+    check_depth,
+    check_in_size,
+    check_path_parts,
+    check_text,
+    value_depth,
+)
+from asyncdb.query.regex import regex_bound
 from asyncdb.query.values import (
     INT64_MAX,
     INT64_MIN,
@@ -50,7 +59,6 @@ from asyncdb.query.values import (
     normalize_value,
 )
 
-MAX_DEPTH = 100
 REGEX_FLAGS = frozenset("imsx")
 _FORBIDDEN = {
     "$where": "$where runs JavaScript and is not supported",
@@ -83,7 +91,9 @@ def parse_path(key: Any, where: str = "") -> Path:
     full = _join(where, key)
     if "\x00" in key:
         raise QueryError("field path contains NUL", path=full)
+    check_text(key, full)
     parts = tuple(key.split("."))
+    check_path_parts(key, len(parts), full)
     for part in parts:
         if not part:
             raise QueryError("empty part in field path", path=full)
@@ -157,6 +167,8 @@ def _parse_field(path: Path, value: Any, where: str, depth: int) -> list[FieldNo
     if depth > MAX_DEPTH:
         raise QueryError("filter nested deeper than 100 levels", path=where)
     if type(value) in _SCALARS:
+        if type(value) is str and not value.isascii():
+            check_text(value, where)
         return [Eq(path, value)]
     if isinstance(value, re.Pattern):
         return [_regex_from_pattern(path, value, where)]
@@ -170,6 +182,8 @@ _SCALARS = frozenset({str, bool, type(None)})
 
 def _literal(value: Any, where: str) -> Any:
     if type(value) in _SCALARS:
+        if type(value) is str and not value.isascii():
+            check_text(value, where)
         return value
     return normalize_value(value, where)
 
@@ -181,6 +195,8 @@ def _regex_from_pattern(path: Path, pattern: re.Pattern[Any], where: str) -> Reg
             flags += letter
     if not isinstance(pattern.pattern, str):
         raise QueryError("regex patterns must be text", path=where)
+    check_text(pattern.pattern, where)
+    compile_regex(pattern.pattern, flags, where)
     return Regex(path, pattern.pattern, flags)
 
 
@@ -235,6 +251,7 @@ def _value_list(arg: Any, where: str, *, allow_empty: bool) -> tuple[Any, ...]:
         raise QueryError("needs a list of values", path=where)
     if not arg and not allow_empty:
         raise QueryError("needs a non-empty list", path=where)
+    check_in_size(len(arg), where)
     out = []
     for i, v in enumerate(arg):
         if isinstance(v, re.Pattern):
@@ -275,6 +292,7 @@ def _parse_regex(path: Path, pattern: Any, options: Any, where: str) -> Regex:
         pattern, flags = node.pattern, node.flags
     if not isinstance(pattern, str):
         raise QueryError("$regex needs a string", path=where)
+    check_text(pattern, where)
     if options is not None:
         if not isinstance(options, str):
             raise QueryError("$options needs a string", path=where.rsplit(".", 1)[0] + ".$options")
@@ -289,25 +307,10 @@ def _parse_regex(path: Path, pattern: Any, options: Any, where: str) -> Regex:
     return Regex(path, pattern, flags)
 
 
-_REGEX_CACHE: dict[tuple[str, str], re.Pattern[str]] = {}
-
-
 def compile_regex(pattern: str, flags: str, where: str = "") -> re.Pattern[str]:
-    """Compile with Python ``re`` semantics and flags i, m, s, x (cached)."""
-    key = (pattern, flags)
-    compiled = _REGEX_CACHE.get(key)
-    if compiled is None:
-        bits = 0
-        for letter in flags:
-            bits |= {"i": re.I, "m": re.M, "s": re.S, "x": re.X}[letter]
-        try:
-            compiled = re.compile(pattern, bits)
-        except re.error as exc:
-            raise QueryError(f"invalid regular expression: {exc}", path=where) from None
-        if len(_REGEX_CACHE) > 1024:
-            _REGEX_CACHE.clear()
-        _REGEX_CACHE[key] = compiled
-    return compiled
+    """Compile with Python ``re`` semantics and flags i, m, s, x (cached); a pattern that could
+    take exponential time is a QueryError (:func:`asyncdb.query.regex.regex_bound`)."""
+    return regex_bound(pattern, flags, where or "$regex").compiled
 
 
 def _size(arg: Any, where: str) -> int:
@@ -443,7 +446,9 @@ def parse_update(spec: Mapping[str, Any]) -> Update:
                 path = parse_update_path(key, op)
             else:
                 path = parse_path(key, op)
-            ops.append(_parse_update_op(op, path, arg, where))
+            parsed = _parse_update_op(op, path, arg, where)
+            _check_update_depth(parsed, where)
+            ops.append(parsed)
     _check_conflicts(ops)
     return Update(ops=tuple(ops))
 
@@ -464,7 +469,11 @@ def parse_update_path(key: str, where: str = "") -> Path:
     """An update path that may hold positional parts, validated by MongoDB's rules: at most one
     ``$``, none first, identifiers a lowercase letter then letters and digits."""
     full = f"{where}.{key}" if where else key
+    if "\x00" in key:
+        raise QueryError("field path contains NUL", path=full)
+    check_text(key, full)
     parts = tuple(key.split("."))
+    check_path_parts(key, len(parts), full)
     dollars = 0
     for i, part in enumerate(parts):
         if not part:
@@ -566,6 +575,20 @@ def _top_fields(node: Node) -> set[str]:
     if isinstance(node, FieldNode):
         return {node.path[0]}
     return set()
+
+
+def _check_update_depth(op: UpdateOp, where: str) -> None:
+    """An update builds no document deeper than an insert may be: the value it stores at a
+    path of ``k`` parts reaches depth ``k`` plus its own nesting (an element one more)."""
+    if op.op in ("$push", "$addToSet"):
+        reach = len(op.path) + 1 + max(map(value_depth, op.value), default=0)
+    elif op.op == "$rename":
+        reach = len(op.value)
+    elif op.op in ("$set", "$setOnInsert", "$min", "$max"):
+        reach = len(op.path) + value_depth(op.value)
+    else:
+        reach = len(op.path)
+    check_depth(reach, where, MAX_DEPTH)
 
 
 def parse_replacement(doc: Mapping[str, Any]) -> Update:

@@ -170,13 +170,16 @@ def _nested(path: Path, value: Any) -> dict[str, Any]:
 
 
 def strict_equal(a: Any, b: Any) -> bool:
-    """Equality that also tells types apart (``1`` vs ``1.0``): did an update modify a value?"""
+    """Equality that also tells types apart (``1`` vs ``1.0``) and a Decimal's exponent
+    (``1.0`` vs ``1.00``): did an update modify a value?"""
     if type(a) is not type(b):
         return False
     if type(a) is dict:
         return list(a) == list(b) and all(strict_equal(a[k], b[k]) for k in a)
     if type(a) is list:
         return len(a) == len(b) and all(strict_equal(x, y) for x, y in zip(a, b, strict=True))
+    if type(a) is Decimal:  # Decimal("1.0") -> Decimal("1.00") is stored: a modification
+        return bool(a.as_tuple() == b.as_tuple())
     return bool(a == b)
 
 

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from asyncdb.errors import QueryError
+from asyncdb.query.limits import MAX_DEPTH, check_text
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -183,10 +184,14 @@ def normalize_value(value: Any, path: str = "", depth: int = 0) -> Any:
     Containers are always copied, so the result shares nothing mutable with ``value``.
     Raises :class:`QueryError` naming the path for anything that cannot round-trip.
     """
-    if depth > 100:
+    if depth > MAX_DEPTH:
         raise QueryError("nesting deeper than 100 levels", path=path)
     t = type(value)
-    if t is str or t is bool or value is None:
+    if t is str:
+        if not value.isascii():
+            check_text(value, path)
+        return value
+    if t is bool or value is None:
         return value
     if t is int:
         if not INT64_MIN <= value <= INT64_MAX:
@@ -219,7 +224,7 @@ def normalize_value(value: Any, path: str = "", depth: int = 0) -> Any:
     if isinstance(value, float):
         return normalize_value(float(value), path, depth)
     if isinstance(value, str):
-        return str(value)
+        return normalize_value(str(value), path, depth)
     raise QueryError(f"unsupported value type {type(value).__name__}", path=path)
 
 
@@ -257,9 +262,12 @@ def _normalize_dict(value: dict[Any, Any], path: str, depth: int) -> dict[str, A
         if type(k) is not str or k not in _VALID_NAMES:
             _check_name(k, path)
         t = type(v)
-        if t is str or t is bool or v is None:
+        if t is str:
+            if v.isascii():
+                continue
+        elif t is bool or v is None:
             continue
-        if t is int:
+        elif t is int:
             if INT64_MIN <= v <= INT64_MAX:
                 continue
         elif t is float:
@@ -283,7 +291,7 @@ def _normalize_list(value: list[Any], path: str, depth: int) -> list[Any]:
     for i, v in enumerate(out):
         t = type(v)
         if not (
-            t is str
+            (t is str and v.isascii())
             or t is bool
             or v is None
             or (t is int and INT64_MIN <= v <= INT64_MAX)
@@ -320,3 +328,4 @@ def check_field_name(name: Any, path: str) -> None:
         raise QueryError("field names must not contain '.'", path=path)
     if "\x00" in name:
         raise QueryError("field names must not contain NUL", path=path)
+    check_text(name, path)

@@ -45,6 +45,7 @@ from asyncdb.backends.cosmos.codec import (
     encode_key_part,
     is_plain,
 )
+from asyncdb.errors import QueryError
 from asyncdb.query.ast import (
     And,
     Cmp,
@@ -246,6 +247,8 @@ def _compile(node: Node, params: Parameters) -> Fragment | None:
     if isinstance(node, Cmp):
         return _cmp(x, node.op, node.value, params)
     if isinstance(node, In):
+        if len(node.values) > IN_PUSHED_MAX:
+            return None  # a query of that many parameters times out: the residual decides
         eqs = [_eq(x, value, params) for value in node.values]
         done = [e for e in eqs if e is not None]
         if not eqs or len(done) != len(eqs):
@@ -264,12 +267,21 @@ def _compile(node: Node, params: Parameters) -> Fragment | None:
     return sql_not(inner)
 
 
+MAX_ID_LENGTH = 255  # characters of an item id (the key, encoded)
+IN_PUSHED_MAX = 500  # $in values sent as parameters of one query
+
+
 def plan_query(spec: CollectionSpec, query: Query) -> Plan:
     """Split ``query`` into Cosmos SQL (exact and approximate parts) and an in-process residual."""
     node = query.filter
     keys = key_lookup(node, spec)
     if keys is not None:
         ids = tuple((encode_key(k), encode_key_part(k[0])) for k in keys)
+        if any(len(i) > MAX_ID_LENGTH for i, _ in ids):
+            # no stored item has such an id (inserts refuse it); Cosmos would answer HTTP 431
+            raise QueryError(
+                f"key size limit: cosmos holds keys of at most {MAX_ID_LENGTH} characters (encoded)"
+            )
         residual = None if isinstance(node, MatchAll) else node
         native_query = CosmosQuery(ids, "", ())
         return Plan(

@@ -52,6 +52,7 @@ from datetime import UTC, datetime
 from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import orjson
 from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, ServiceRequestError, ServiceResponseError
 from azure.cosmos import PartitionKey
@@ -88,10 +89,11 @@ from asyncdb.backends.cosmos.codec import (
     encode_key,
     encode_key_part,
 )
-from asyncdb.backends.cosmos.planner import CosmosQuery, plan_query
+from asyncdb.backends.cosmos.planner import MAX_ID_LENGTH, CosmosQuery, plan_query
 from asyncdb.errors import BackendError, ConfigurationError, DuplicateKey, QueryError
 from asyncdb.query.ast import Node, Sort, Update
 from asyncdb.query.evaluate import matches
+from asyncdb.query.limits import StoreLimits
 from asyncdb.query.update import apply_update, strict_equal, upsert_seed
 from asyncdb.resilience import (
     MAYBE_APPLIED,
@@ -261,10 +263,25 @@ class CosmosStore(Store):
             raise _error(exc, "native query") from exc
 
 
+_POINT_READS = 50  # keys read one by one; more are read by queries of _IDS_CHUNK ids
+_IDS_CHUNK = 5000
+
+
 class CosmosCollection(StoreCollection):
     """One container."""
 
     store: CosmosStore
+    # An item of 2 MB of JSON (both copies of the document); an id of 255 characters (the key,
+    # encoded: see codec.encode_key).
+    limits = StoreLimits(
+        document_bytes=2 * 1024 * 1024, key_bytes=MAX_ID_LENGTH, filter_terms=100
+    )  # longer queries overflow the query engine
+
+    def stored_size(self, doc: Doc) -> int:
+        return len(orjson.dumps(self._item(doc)))
+
+    def key_size(self, key: KeyTuple) -> int:
+        return len(encode_key(key))
 
     def __init__(self, store: CosmosStore, spec: CollectionSpec) -> None:
         self.store = store
@@ -321,6 +338,19 @@ class CosmosCollection(StoreCollection):
     async def rows(self, plan: Plan, session: Session | None) -> AsyncIterator[Doc]:
         native = plan.payload
         assert isinstance(native, CosmosQuery)
+        if native.ids is not None and len(native.ids) > _POINT_READS:
+            # many keys: a query per chunk of ids instead of a read per key
+            for start in range(0, len(native.ids), _IDS_CHUNK):
+                chunk = [i for i, _ in native.ids[start : start + _IDS_CHUNK]]
+                try:
+                    async for found in self.container.query_items(
+                        query=f"SELECT * FROM c WHERE ARRAY_CONTAINS(@ids, c.{ID})",
+                        parameters=[{"name": "@ids", "value": chunk}],
+                    ):
+                        yield self._remember(found)
+                except CosmosHttpResponseError as exc:
+                    raise _error(exc, f"reading keys of {self.spec.name!r}") from exc
+            return
         if native.ids is not None:
             for item_id, partition in native.ids:
                 item = await self._read_item(item_id, partition)
@@ -350,7 +380,10 @@ class CosmosCollection(StoreCollection):
         return decode_item(item)
 
     async def get(self, key: KeyTuple, session: Session | None) -> Doc | None:
-        item = await self._read_item(encode_key(key), encode_key_part(key[0]))
+        item_id = encode_key(key)
+        if len(item_id) > MAX_ID_LENGTH:
+            return None  # no item has such an id (inserts refuse it): nothing to read
+        item = await self._read_item(item_id, encode_key_part(key[0]))
         if item is None:
             return None
         doc = decode_item(item)
@@ -702,6 +735,7 @@ class CosmosCollection(StoreCollection):
             new = {**{k: seed[k] for k in self.spec.key if k in seed}, **new}
         if self.spec.key == ("id",) and "id" not in new:
             new = {"id": new_id(), **new}
+        new = self._keep_key(seed, new)
         await self.insert([new], own)
         upserted = key_of(new, self.spec)
         upserted_id = upserted[0] if self.spec.single_key else upserted

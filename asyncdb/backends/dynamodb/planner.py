@@ -34,11 +34,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asyncdb.backends.base import conjoin, conjuncts, is_key_value, key_lookup
+from asyncdb.errors import QueryError
 from asyncdb.query.ast import And, Cmp, Eq, Exists, In, MatchAll, Node, Not, Or, Path
 from asyncdb.query.values import MISSING
 from asyncdb.types import CollectionSpec, Index, Plan, Query
 
-from .codec import DATE_TAG, OPAQUE, OVERFLOW, native_value, sortable
+from .codec import DATE_TAG, OPAQUE, OVERFLOW, SORTABLE_STRING_MAX, native_value, sortable
 
 # DynamoDB allows at most 100 operands in IN; one goes to OPAQUE.
 MAX_IN = 99
@@ -94,10 +95,20 @@ class TableLayout:
         return cls(spec.key[0], range_attr, tuple(GsiLayout(i) for i in spec.indexes))
 
 
+def _key_part(value: Any) -> str:
+    """The sortable form of a key value; a string beyond the key limit cannot be a stored key,
+    so a filter naming one is a QueryError (never a request DynamoDB would refuse)."""
+    part = sortable(value)
+    if part is None:
+        raise QueryError(
+            f"key size limit: dynamodb holds key strings of at most {SORTABLE_STRING_MAX} bytes"
+        )
+    return part
+
+
 def key_item(key: tuple[Any, ...]) -> tuple[str, str | None]:
     """The hash and range attribute values of a key tuple."""
-    parts = [sortable(v) for v in key]
-    assert all(p is not None for p in parts)
+    parts = [_key_part(v) for v in key]
     if len(parts) == 1:
         return parts[0] or "", None
     if len(parts) == 2:
@@ -385,13 +396,14 @@ def _partition_query(
     )
     if pk_value is None:
         return None
-    condition = f"{ph.name(pk)} = {ph.value({'S': sortable(pk_value)})}"
+    condition = f"{ph.name(pk)} = {ph.value({'S': _key_part(pk_value)})}"
     if layout.range_attr == spec.key[1]:
         sk = spec.key[1]
         for t in terms:
             if isinstance(t, Cmp) and t.path == (sk,) and is_key_value(t.value):
                 s = sortable(t.value)
-                assert s is not None
+                if s is None:
+                    continue  # beyond the key limit: the filter expression decides
                 # bounded to the value's type: the range stays exact for key types
                 if t.op in ("$gt", "$gte"):
                     low = ph.value({"S": s})

@@ -55,10 +55,12 @@ from asyncdb.errors import (
 )
 from asyncdb.query.ast import Node, Update
 from asyncdb.query.evaluate import matches
+from asyncdb.query.limits import StoreLimits
 from asyncdb.query.update import apply_update, strict_equal
 from asyncdb.resilience import (
     MAYBE_APPLIED,
     NOT_APPLIED,
+    STAMP_HISTORY,
     ContentionBackoff,
     DocumentTurns,
     Transient,
@@ -71,6 +73,7 @@ from asyncdb.types import Capabilities, CollectionSpec, Plan, Query, check_ident
 
 from .codec import (
     BODY,
+    SORTABLE_STRING_MAX,
     TTL_SHADOW,
     VERSION,
     decode_body,
@@ -309,10 +312,48 @@ class DynamoStore(Store):
             ) from exc
 
 
+def _attribute_size(value: dict[str, Any]) -> int:
+    """The size DynamoDB counts for one attribute value (an upper bound for numbers)."""
+    kind, body = next(iter(value.items()))
+    if kind in ("S", "N"):
+        return len(body.encode()) if kind == "S" else len(body)
+    if kind == "B":
+        return len(body)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + _attribute_size(v) for k, v in body.items())
+    if kind == "L":
+        return 3 + sum(1 + _attribute_size(v) for v in body)
+    return len(str(body))
+
+
+# The largest hidden write stamp an item carries (a document's size is counted with it).
+_SIZING_STAMP = WriteStamp(2**53, tuple("f" * 16 for _ in range(STAMP_HISTORY)))
+
+
 class DynamoCollection(StoreCollection):
     """One collection as one DynamoDB table."""
 
     store: DynamoStore
+    # An item of 400 KB (names and values, as DynamoDB counts them); a key string of
+    # SORTABLE_STRING_MAX bytes (its sortable form fits the 2048-byte partition key and the
+    # 1024-byte sort key).
+    limits = StoreLimits(
+        document_bytes=400 * 1024, key_bytes=SORTABLE_STRING_MAX, filter_terms=30
+    )  # a FilterExpression holds 4 KB
+
+    def stored_size(self, doc: Doc) -> int:
+        return sum(
+            len(name.encode()) + _attribute_size(v)
+            for name, v in self.encode(doc, _SIZING_STAMP).items()
+        )
+
+    def key_size(self, key: KeyTuple) -> int:
+        parts = [len(v.encode()) if type(v) is str else 0 for v in key]
+        if len(parts) > 2:  # the parts after the first share the sort key
+            return max(parts[0], sum(parts[1:]) + len(parts) - 2)
+        return max(parts)
 
     def __init__(self, store: DynamoStore, spec: CollectionSpec) -> None:
         self.store = store

@@ -54,6 +54,7 @@ from asyncdb.backends.base import (
     StoreCollection,
     key_lookup,
     key_of,
+    path_bytes,
 )
 from asyncdb.backends.firestore.codec import SORT_ASC, decode_doc, doc_id, encode_doc, sort_field
 from asyncdb.backends.firestore.planner import FirestorePlanner, FirestoreQuery, Tree
@@ -66,6 +67,7 @@ from asyncdb.errors import (
     TransactionError,
 )
 from asyncdb.query.ast import MatchAll, Node, Sort, Update
+from asyncdb.query.limits import StoreLimits, value_depth
 from asyncdb.resilience import (
     CONTENTION,
     MAYBE_APPLIED,
@@ -379,10 +381,42 @@ class FirestoreStore(Store):
         )
 
 
+_GET_CHUNK = 500  # documents one batch get asks for
+
+
+def _firestore_size(value: Any) -> int:
+    """The storage size Firestore counts for a value (its documented rules)."""
+    t = type(value)
+    if t is str:
+        return len(value.encode()) + 1
+    if t is dict:
+        return sum(len(k.encode()) + 1 + _firestore_size(v) for k, v in value.items())
+    if t is list:
+        return sum(map(_firestore_size, value))
+    if t is bytes:
+        return len(value)
+    if value is None or t is bool:
+        return 1
+    return 8  # numbers, timestamps
+
+
 class FirestoreCollection(StoreCollection):
     """One Firestore collection."""
 
     store: FirestoreStore
+    # A document of 1 MiB as Firestore counts it, maps and arrays at most 20 levels deep (as
+    # stored: an array inside an array is a map holding an array).
+    limits = StoreLimits(document_bytes=1024 * 1024, depth=20, path_bytes=1500)
+
+    def stored_size(self, doc: Doc) -> int:
+        name = len(self.spec.name.encode()) + len(doc_id(key_of(doc, self.spec)).encode()) + 18
+        return name + _firestore_size(self._encode(doc)) + 32
+
+    def stored_depth(self, doc: Doc) -> int:
+        return value_depth(self._encode(doc))
+
+    def stored_path_bytes(self, doc: Doc) -> int:
+        return path_bytes(self._encode(doc))
 
     def __init__(self, store: FirestoreStore, spec: CollectionSpec) -> None:
         self.store = store
@@ -452,9 +486,11 @@ class FirestoreCollection(StoreCollection):
     async def _snapshots(self, payload: FirestoreQuery) -> AsyncIterator[Any]:
         try:
             if payload.ids is not None:
-                refs = [self.ref.document(i) for i in payload.ids]
-                async for snap in self.store.client.get_all(refs):
-                    yield snap
+                ids = payload.ids
+                for start in range(0, len(ids), _GET_CHUNK):  # a request holds at most 4 MB
+                    refs = [self.ref.document(i) for i in ids[start : start + _GET_CHUNK]]
+                    async for snap in self.store.client.get_all(refs):
+                        yield snap
                 return
             query: Any = self.ref
             if payload.where is not None:

@@ -80,6 +80,7 @@ from asyncdb.query.pipeline import (
     Stage,
     render_stage,
 )
+from asyncdb.query.regex import regex_bound
 from asyncdb.query.sort import decode_key_values, unfloat
 from asyncdb.types import CollectionSpec, Plan, Query
 
@@ -192,10 +193,22 @@ def regex_portable(pattern: str) -> bool:
     return True
 
 
+def has_regex(native: Any) -> bool:
+    """Does a native filter hold a ``$regex`` (then the server gets a time limit)?"""
+    if type(native) is dict:
+        return "$regex" in native or any(has_regex(v) for v in native.values())
+    if type(native) is list:
+        return any(has_regex(v) for v in native)
+    return False
+
+
 def server_dependent(node: FieldNode) -> str | None:
     """Why a field condition cannot be trusted to the server (None: it can)."""
     if isinstance(node, Regex) and not regex_portable(node.pattern):
         return "a regular expression beyond the syntax Python's re and PCRE share"
+    if isinstance(node, Regex) and regex_bound(node.pattern, node.flags).degree > 1:
+        # the server would backtrack on it unbounded; in process it runs under its bound
+        return "a regular expression whose backtracking grows faster than the string"
     if any(holds_inexact_number(v) for v in _operands(node)):
         return "a Decimal, or a float of more than 15 digits (rounded against the other type)"
     if isinstance(node, Mod):

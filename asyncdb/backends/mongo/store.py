@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import decimal
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC
 from decimal import Decimal
 from typing import Any, Self, TypeVar
 
+import bson
 from bson.codec_options import CodecOptions, TypeCodec, TypeDecoder, TypeRegistry
 from bson.decimal128 import Decimal128
 from bson.int64 import Int64
@@ -62,6 +64,7 @@ from asyncdb.backends.base import Doc, KeyTuple, Session, Store, StoreCollection
 from asyncdb.backends.mongo.planner import (
     Find,
     MongoPlanner,
+    has_regex,
     native_update,
     server_agrees,
     server_stages,
@@ -79,6 +82,7 @@ from asyncdb.errors import (
 )
 from asyncdb.query.aggregate import EvaluationError
 from asyncdb.query.ast import MatchAll, Node, Sort, Update
+from asyncdb.query.limits import StoreLimits
 from asyncdb.query.pipeline import Pipeline, first_match, split_find
 from asyncdb.query.update import apply_update, strict_equal, upsert_seed
 from asyncdb.resilience import (
@@ -101,6 +105,9 @@ _TOO_LARGE_CODES = frozenset({10334})  # BSONObjectTooLarge
 # grows batches to 16 MB)
 _BATCH_SIZE = 256
 _INTERNAL_ERROR = 1
+# The server's own limit on a query with a $regex (a pattern that backtracks is kept in process,
+# under its bound, by the planner).
+REGEX_MAX_TIME_MS = 10_000
 
 
 class _DecimalCodec(TypeCodec):
@@ -114,6 +121,18 @@ class _DecimalCodec(TypeCodec):
 
     def transform_bson(self, value: Any) -> Any:
         return value.to_decimal()
+
+
+def _bson_size(doc: Doc) -> int:
+    """The BSON size of a document; a Decimal that Decimal128 cannot hold exactly (more than
+    34 digits, or an exponent beyond its range) is a QueryError before any I/O."""
+    try:
+        return len(bson.encode(doc, codec_options=CODEC))
+    except (decimal.Inexact, decimal.InvalidOperation, decimal.Overflow) as exc:
+        raise QueryError(
+            "decimal limit: MongoDB's Decimal128 holds 34 significant digits and exponents "
+            f"from -6176 to 6111 ({type(exc).__name__})"
+        ) from None
 
 
 class _Int64Decoder(TypeDecoder):
@@ -366,6 +385,17 @@ class MongoCollection(StoreCollection):
     """One MongoDB collection; the key is ``_id`` (see planner.py)."""
 
     store: MongoStore
+    limits = StoreLimits(document_bytes=16 * 1024 * 1024)  # a BSON document: 16 MiB
+
+    def stored_size(self, doc: Doc) -> int:
+        return _bson_size(self.encode(doc))
+
+    def check_update(self, node: Node, update: Update, upsert: bool) -> None:
+        super().check_update(node, update, upsert)
+        if update.replacement is not None:
+            _bson_size(update.replacement)
+        else:
+            _bson_size({"v": [op.value for op in update.ops if op.op != "$rename"]})
 
     def __init__(self, store: MongoStore, spec: CollectionSpec) -> None:
         self.store = store
@@ -439,6 +469,7 @@ class MongoCollection(StoreCollection):
                 limit=find.limit,
                 session=_session_of(session),
                 batch_size=_BATCH_SIZE,
+                max_time_ms=REGEX_MAX_TIME_MS if has_regex(find.filter) else None,
             )
             async with cursor:
                 async for raw in cursor:

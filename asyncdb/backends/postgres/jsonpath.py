@@ -99,6 +99,9 @@ def _exists(path: str, pred: str, bind: Bind) -> str:
     return f"(doc @? {bind(f'{path} ? ({pred})', '::jsonpath')})"
 
 
+IN_PUSHED_MAX = 1000  # $in values compiled to SQL (a parameter or two each)
+
+
 def _eq(path: Path, value: Any, bind: Bind) -> Compiled | None:
     text = path_text(path)
     if text is None:
@@ -129,6 +132,8 @@ def _field_sql(term: Node, bind: Bind) -> Compiled | None:
         return _eq(term.path, term.value, bind)
     if t is In:
         assert isinstance(term, In)
+        if len(term.values) > IN_PUSHED_MAX:
+            return None  # bind parameters are limited (32,767): the residual decides
         parts = [_eq(term.path, v, bind) for v in term.values]
         if not parts or any(p is None for p in parts):
             return None

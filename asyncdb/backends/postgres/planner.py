@@ -423,6 +423,24 @@ def schema(spec: CollectionSpec) -> list[str]:
     return stmts
 
 
+IDENTIFIER_BYTES = 63  # PostgreSQL truncates longer identifiers (NAMEDATALEN - 1)
+
+
+def check_identifiers(spec: CollectionSpec) -> None:
+    """The table and index names of a collection must fit PostgreSQL's identifiers: a longer
+    one would be truncated, and two truncated index names would collide (``IF NOT EXISTS``
+    then skips the second, a unique index among them). A ConfigurationError before any I/O."""
+    names = [spec.name, f"{spec.name}:gin"]
+    for index in spec.indexes:
+        names += [f"{spec.name}:{index.name}", f"{spec.name}:{index.name}:r"]
+    for name in names:
+        if len(name.encode()) > IDENTIFIER_BYTES:
+            raise ConfigurationError(
+                f"identifier limit: PostgreSQL names hold {IDENTIFIER_BYTES} bytes, and "
+                f"collection {spec.name!r} needs {name!r}: use a shorter collection or index name"
+            )
+
+
 def _index_statements(
     spec: CollectionSpec, index: Index, columns: dict[Path, tuple[str, str]]
 ) -> list[str]:
@@ -456,8 +474,10 @@ def _index_statements(
 
 
 __all__ = [
+    "IDENTIFIER_BYTES",
     "PostgresPlanner",
     "Statement",
+    "check_identifiers",
     "quote_ident",
     "schema",
     "sort_columns",

@@ -40,6 +40,7 @@ from asyncdb.backends.base import (
     Session,
     Store,
     StoreCollection,
+    close_stream,
     gc_paused,
     key_of,
     native_params,
@@ -50,13 +51,21 @@ from asyncdb.backends.postgres.grouping import group_sql, partial_rows
 from asyncdb.backends.postgres.planner import (
     PostgresPlanner,
     Statement,
+    check_identifiers,
     quote_ident,
     schema,
     sort_values,
 )
-from asyncdb.errors import BackendError, ConfigurationError, DuplicateKey, TransactionError
+from asyncdb.errors import (
+    BackendError,
+    ConfigurationError,
+    DuplicateKey,
+    QueryError,
+    TransactionError,
+)
 from asyncdb.query.ast import Node, Sort, Update
 from asyncdb.query.grouping import GroupShape
+from asyncdb.query.limits import StoreLimits
 from asyncdb.resilience import (
     CONTENTION,
     MAYBE_APPLIED,
@@ -272,6 +281,7 @@ class PostgresStore(Store):
         self.pool.terminate()
 
     def collection(self, spec: CollectionSpec) -> PostgresCollection:
+        check_identifiers(spec)
         return PostgresCollection(self, spec)
 
     def check_not_owner(self) -> None:
@@ -572,12 +582,30 @@ class PostgresStore(Store):
         return [str(r[0]) for r in rows]
 
 
+INDEXED_VALUE_BYTES = 2000  # a btree entry holds at most 2704 bytes, the key columns included
+
+
 class PostgresCollection(StoreCollection):
     """One table: key columns ``k0..`` (bytea), ``body`` (the JSON text), ``doc`` (jsonb,
     generated from it) and ``tagged``."""
 
     store: PostgresStore
     locking_sections = True
+    # A key's encoded columns are one btree primary-key entry (at most 2704 bytes).
+    limits = StoreLimits(key_bytes=2000)
+
+    def check_document(self, doc: Doc, key: KeyTuple | None = None) -> None:
+        """Also the btree entries of declared indexes: an indexed value's sort key (with the
+        key) must fit one entry, else the insert would fail in the server."""
+        super().check_document(doc, key)
+        if self._sort_columns:
+            longest = max(map(len, sort_values(doc, self._sort_columns)))
+            if longest > INDEXED_VALUE_BYTES:
+                raise QueryError(
+                    f"index entry limit: postgres indexes values of at most "
+                    f"{INDEXED_VALUE_BYTES} bytes (as sort keys), this document has one of "
+                    f"{longest}: do not index a field holding such values"
+                )
 
     def __init__(self, store: PostgresStore, spec: CollectionSpec) -> None:
         self.store = store
@@ -691,9 +719,13 @@ class PostgresCollection(StoreCollection):
             for text, flags in await self.store.fetch(sql, stmt.params, session):
                 yield decode_doc(text, flags)
             return
-        async for batch in self.store.stream(sql, stmt.params, session):
-            for text, flags in batch:
-                yield decode_doc(text, flags)
+        batches = self.store.stream(sql, stmt.params, session)
+        try:
+            async for batch in batches:
+                for text, flags in batch:
+                    yield decode_doc(text, flags)
+        finally:  # stopped early: the cursor's connection goes back now
+            await close_stream(batches)
 
     def _key_params(self, doc: Doc) -> list[bytes]:
         return [encode_key(v) for v in key_of(doc, self.spec)]

@@ -19,6 +19,8 @@ when it holds a Decimal, the one type SQL cannot compare with numbers exactly.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -29,19 +31,68 @@ from asyncdb.query.sort import decode_key_values, encode_value
 
 TAGGED = 1
 HAS_DECIMAL = 2
+ESCAPED = 4  # strings hold NUL or \x01, stored escaped (escape_text)
 
 DATE_PREFIX = '{"$date":"'
 # Every date tag's text is >= DATE_PREFIX and < DATE_END ('#' follows '"').
 DATE_END = '{"$date":#'
 
 
+def escape_text(value: str) -> str:
+    r"""``value`` without NUL, order kept: SQLite's JSON functions cut a string at its first
+    NUL, so stored strings (and the filter strings compared with them) write NUL as
+    ``\x01\x01`` and ``\x01`` as ``\x01\x02``. Code-point order and equality are unchanged.
+
+    >>> escape_text("a\x00b") < escape_text("a\x01") < escape_text("a\x02")
+    True
+    >>> unescape_text(escape_text("a\x00\x01\x00b"))
+    'a\x00\x01\x00b'
+    """
+    if "\x00" not in value and "\x01" not in value:
+        return value
+    return value.replace("\x01", "\x01\x02").replace("\x00", "\x01\x01")
+
+
+def unescape_text(value: str) -> str:
+    if "\x01" not in value:
+        return value
+    return _ESCAPED.sub(lambda m: "\x00" if m.group(1) == "\x01" else "\x01", value)
+
+
+_ESCAPED = re.compile("\x01([\x01\x02])")
+
+
+def _map_strings(value: Any, convert: Callable[[str], str]) -> Any:
+    """``value`` with ``convert`` applied to every string in it (names are left as they are)."""
+    t = type(value)
+    if t is str:
+        return convert(value)
+    if t is dict:
+        return {k: _map_strings(v, convert) for k, v in value.items()}
+    if t is list:
+        return [_map_strings(v, convert) for v in value]
+    return value
+
+
+def escape_values(value: Any) -> Any:
+    """``value`` with every string in it escaped (escape_text)."""
+    return _map_strings(value, escape_text)
+
+
+def _unescape_values(value: Any) -> Any:
+    return _map_strings(value, unescape_text)
+
+
 def encode_doc(doc: dict[str, Any]) -> tuple[str, int]:
     """The stored text of a document and its ``tagged`` flags."""
     raw = orjson.dumps(doc, default=tag, option=DUMP_OPTIONS)
     flags = 0
+    if b"\\u0000" in raw or b"\\u0001" in raw:  # NUL-safe strings (escape_text)
+        raw = orjson.dumps(escape_values(doc), default=tag, option=DUMP_OPTIONS)
+        flags = ESCAPED
     # Quotes inside JSON strings are escaped, so '{"$' only appears where a tag starts.
     if b'{"$' in raw:
-        flags = TAGGED
+        flags |= TAGGED
         if b'{"$decimal":' in raw:
             flags |= HAS_DECIMAL
     return raw.decode(), flags
@@ -57,12 +108,17 @@ def tag_text(value: Any) -> str:
 def decode_doc(text: str | bytes, flags: int) -> Any:
     """A stored document back as Python values."""
     value = orjson.loads(text)
+    if flags & ESCAPED:
+        value = _unescape_values(value)
     return untag(value) if flags else value
 
 
 def decode_any(text: str | bytes) -> Any:
     """Decode stored JSON text without knowing its flags (SQL functions get only the text)."""
-    return loads(text)
+    value = loads(text)
+    if ("\\u0001" in text) if isinstance(text, str) else (b"\\u0001" in text):
+        value = _unescape_values(value)
+    return value
 
 
 # --- key columns ---------------------------------------------------------------------------

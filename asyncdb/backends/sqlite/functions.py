@@ -17,10 +17,12 @@ from typing import Any
 
 import orjson
 
-from asyncdb.backends.sqlite.codec import decode_any, loads
+from asyncdb.backends.sqlite.codec import decode_any, loads, unescape_text
+from asyncdb.errors import QueryError
 from asyncdb.query.ast import Node, Sort, SortKey
 from asyncdb.query.evaluate import matches, mod_matches
-from asyncdb.query.parse import compile_regex, parse_filter
+from asyncdb.query.parse import parse_filter
+from asyncdb.query.regex import regex_bound
 from asyncdb.query.sort import sort_key
 
 SORTKEY = "asyncdb_sortkey"
@@ -29,6 +31,26 @@ MOD = "asyncdb_mod"
 MATCH = "asyncdb_match"
 
 _CACHE_LIMIT = 512
+
+
+class _Failed:
+    """The asyncdb error a function last raised (on a connection's worker thread): sqlite3
+    reports only "user-defined function raised exception", so the store takes the real one
+    back with function_error()."""
+
+    error: QueryError | None = None
+
+
+_FAILED = _Failed()
+
+
+def function_error(exc: Exception) -> QueryError | None:
+    """The QueryError (a regex beyond its bound) behind ``exc``, a failed statement, if a
+    function of ours raised it."""
+    if "user-defined function raised exception" not in str(exc):
+        return None
+    error, _FAILED.error = _FAILED.error, None
+    return error
 
 
 def sort_spec_json(sort: Sort) -> str:
@@ -63,7 +85,11 @@ def sql_functions() -> list[tuple[str, int, Callable[..., Any]]]:
     def regexp(pattern: str, flags: str, value: Any) -> int:
         if type(value) is not str:
             return 0
-        return 1 if compile_regex(pattern, flags).search(value) is not None else 0
+        try:
+            return 1 if regex_bound(pattern, flags).search(unescape_text(value)) else 0
+        except QueryError as exc:
+            _FAILED.error = exc
+            raise
 
     def mod(value: Any, divisor: Any, remainder: Any) -> int:
         if type(value) is not int and type(value) is not float:
@@ -76,9 +102,21 @@ def sql_functions() -> list[tuple[str, int, Callable[..., Any]]]:
             if len(filters) > _CACHE_LIMIT:
                 filters.clear()
             node = filters[filter_text] = parse_filter(loads(filter_text))
-        return 1 if matches(node, decode_any(doc)) else 0
+        try:
+            return 1 if matches(node, decode_any(doc)) else 0
+        except QueryError as exc:
+            _FAILED.error = exc
+            raise
 
     return [(SORTKEY, 2, sortkey), (REGEXP, 3, regexp), (MOD, 3, mod), (MATCH, 2, match)]
 
 
-__all__ = ["MATCH", "MOD", "REGEXP", "SORTKEY", "sort_spec_json", "sql_functions"]
+__all__ = [
+    "MATCH",
+    "MOD",
+    "REGEXP",
+    "SORTKEY",
+    "function_error",
+    "sort_spec_json",
+    "sql_functions",
+]

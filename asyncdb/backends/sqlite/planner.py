@@ -45,6 +45,8 @@ from asyncdb.backends.sqlite.codec import (
     decode_key_sort,
     dumps,
     encode_key,
+    escape_text,
+    escape_values,
     tag_text,
 )
 from asyncdb.backends.sqlite.functions import MATCH, MOD, REGEXP, SORTKEY, sort_spec_json
@@ -540,7 +542,7 @@ class _Compiler:
         json_type = "array" if container is list else "object"
         if not has_number:
             # Without numbers, equal values have equal JSON text (both rendered by SQLite).
-            p = self.bind(node, key, lambda n: dumps(get(n)))
+            p = self.bind(node, key, lambda n: dumps(escape_values(get(n))))
             return _Pred(
                 lambda loc: _Sql(
                     f"(+{loc.type} = '{json_type}' AND {loc.value} = json({p}))", True
@@ -848,12 +850,17 @@ def _conjuncts(node: Node) -> list[Node]:
 
 def _node_getter(i: int, conv: Callable[[Any], Any]) -> Getter:
     if conv is _value:
-        return lambda nodes, query: nodes[i].value  # type: ignore[attr-defined]
+        return lambda nodes, query: _text(nodes[i].value)  # type: ignore[attr-defined]
     return lambda nodes, query: conv(nodes[i])
 
 
+def _text(value: Any) -> Any:
+    """A filter string as stored strings are (NUL-safe: codec.escape_text)."""
+    return escape_text(value) if type(value) is str else value
+
+
 def _value(node: Any) -> Any:
-    return node.value
+    return _text(node.value)
 
 
 def _const_getter(value: Any) -> Getter:
@@ -861,7 +868,7 @@ def _const_getter(value: Any) -> Getter:
 
 
 def _nth_value(i: int) -> Callable[[Any], Any]:
-    return lambda node: node.values[i]
+    return lambda node: _text(node.values[i])
 
 
 def _in_group_param(group: str) -> Callable[[Any], Any]:
@@ -918,7 +925,7 @@ def _in_groups(kinds: frozenset[Any]) -> tuple[str, ...]:
 
 def _in_values(values: Sequence[Any], group: str) -> list[Any]:
     if group == "str":
-        return [v for v in values if type(v) is str]
+        return [escape_text(v) for v in values if type(v) is str]
     if group == "bool":
         return ["true" if v else "false" for v in values if type(v) is bool]
     out: list[Any] = []
@@ -931,7 +938,7 @@ def _in_values(values: Sequence[Any], group: str) -> list[Any]:
         elif group == "tag":
             out.append(tag_text(v))
         else:
-            out.append(v)
+            out.append(escape_values(v))
     return out
 
 

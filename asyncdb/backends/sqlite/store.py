@@ -44,7 +44,7 @@ from asyncdb.backends.base import (
     sql_reads_only,
 )
 from asyncdb.backends.sqlite.codec import decode_doc, encode_doc, encode_key
-from asyncdb.backends.sqlite.functions import sql_functions
+from asyncdb.backends.sqlite.functions import function_error, sql_functions
 from asyncdb.backends.sqlite.grouping import group_sql, partial_rows
 from asyncdb.backends.sqlite.planner import SQLitePlanner, Statement, quote_ident, schema
 from asyncdb.errors import (
@@ -56,6 +56,7 @@ from asyncdb.errors import (
 )
 from asyncdb.query.ast import Node
 from asyncdb.query.grouping import GroupShape
+from asyncdb.query.limits import StoreLimits
 from asyncdb.types import Capabilities, CollectionSpec, Plan, Query
 
 _OPTIONS = {"busy_timeout": 5000, "readers": 4, "batch_size": 256, "synchronous": "NORMAL"}
@@ -64,6 +65,9 @@ _SYNC_MODES = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 
 def _sql_error(exc: sqlite3.Error, what: str) -> Exception:
     """Map a driver error to the asyncdb hierarchy."""
+    raised = function_error(exc)  # a regex beyond its bound, inside SQLite
+    if raised is not None:
+        return raised
     if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc):
         return DuplicateKey(f"{what}: {exc}")
     text = str(exc)
@@ -529,9 +533,12 @@ class SQLiteCollection(StoreCollection):
     def _plain_keys(key: KeyTuple) -> bool:
         return datetime not in map(type, key)
 
+    # SQLite parses at most 1000 levels of expression (an OR of n terms is n deep)
+    limits = StoreLimits(filter_terms=300)
+
     def execution_plan(self, query: Query) -> Plan:
         """The lean plan (no filter rendering, which only ``explain()`` needs)."""
-        return self.planner.plan(query, explain=False)
+        return self.bounded_plan(query, lambda q: self.planner.plan(q, explain=False))
 
     # --- aggregation: a leading $match + $group as one GROUP BY where exact -----------------
 
