@@ -1082,6 +1082,7 @@ class Collection(Generic[DocT]):
         if return_document not in ("before", "after"):
             raise QueryError('return_document must be "before" or "after"', path="return_document")
         node, parsed = parse_filter(filter), parse_replacement(doc)
+        self._store.check_update(node, parsed, upsert)
         sort_spec = parse_sort(sort)
         if sort_spec:  # ties go to the lowest key, as in find()
             sort_spec = with_key_tiebreak(sort_spec, self.spec)
@@ -1207,11 +1208,13 @@ class Collection(Generic[DocT]):
                 return WriteOp("delete", node=node, multi=isinstance(request, DeleteMany))
             if isinstance(request, ReplaceOne):
                 parsed = parse_replacement(request.replacement)
-                return WriteOp("update", node=node, update=parsed, upsert=bool(request.upsert))
+            else:
+                parsed = parse_update_spec(request.update, node, request.array_filters)
+            self._store.check_update(node, parsed, bool(request.upsert))
             return WriteOp(
                 "update",
                 node=node,
-                update=parse_update_spec(request.update, node, request.array_filters),
+                update=parsed,
                 multi=isinstance(request, UpdateMany),
                 upsert=bool(request.upsert),
             )
