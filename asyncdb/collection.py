@@ -17,6 +17,7 @@ from asyncdb.backends.base import (
     Session,
     StoreCollection,
     check_key,
+    current_operation,
     gc_paused,
     key_lookup,
     key_of,
@@ -25,6 +26,7 @@ from asyncdb.backends.base import (
 )
 from asyncdb.cache import TOO_LARGE, ReadCache, shape_digest
 from asyncdb.errors import NotSupported, QueryError
+from asyncdb.observe.operation import observed
 from asyncdb.query.ast import Node, Projection, Sort
 from asyncdb.query.parse import (
     parse_filter,
@@ -40,6 +42,7 @@ from asyncdb.types import CollectionSpec, Page, Plan, Query, UpdateResult
 
 if TYPE_CHECKING:
     from asyncdb.database import Database
+    from asyncdb.observe.operation import ObservedCache
 
 T = TypeVar("T")
 _END: Any = object()  # a find stream with no first document
@@ -170,13 +173,19 @@ class Cursor:
                 raise resilience.timed_out("find (next document)") from exc
             yield doc
 
+    def _observed_stream(self) -> AsyncIterator[Doc]:
+        observer = self._collection._db._observer
+        if observer is None or current_operation.get() is not None:
+            return self._stream()
+        return observer.stream(self._collection, self._node, self._stream())
+
     def __aiter__(self) -> AsyncIterator[Doc]:
-        return self._stream()
+        return self._observed_stream()
 
     async def to_list(self, length: int | None = None) -> list[Doc]:
         """All documents (or the first ``length``) as a list."""
         out: list[Doc] = []
-        async for doc in self._stream():
+        async for doc in self._observed_stream():
             out.append(doc)
             if length is not None and len(out) >= length:
                 break
@@ -215,6 +224,9 @@ class Collection:
         insert_check: Callable[[], Awaitable[bool]] | None = None,
     ) -> Awaitable[T]:
         """``operation`` under the database's timeout, retry policy and breaker."""
+        observer = self._db._observer
+        if observer is not None and observer.tracing is not None:
+            operation = observer.tracing.attempts(operation, what)  # a span per retry
         return self._db._resilience.call(
             operation,
             write=write,
@@ -257,7 +269,7 @@ class Collection:
 
     # --- cache ------------------------------------------------------------------------------
 
-    def _read_cache(self, use_cache: bool) -> ReadCache | None:
+    def _read_cache(self, use_cache: bool) -> ReadCache | ObservedCache | None:
         """The cache for a read, or None: reads in a transaction, on TTL collections (a cached
         document could outlive its expiry) and with ``cache=False`` go to the backend."""
         cache = self._db._cache
@@ -266,7 +278,7 @@ class Collection:
         if not use_cache or self._session is not None or self.spec.ttl is not None:
             cache.note_bypass()
             return None
-        return cache
+        return self._db._cache_reader
 
     def _shape(self, kind: str, query: Query, allow_scan: bool | None, extra: Any = None) -> str:
         return shape_digest(kind, self.spec, query, allow_scan, extra)
@@ -296,6 +308,7 @@ class Collection:
 
     # --- writes -----------------------------------------------------------------------------
 
+    @observed("insert_one")
     async def insert_one(self, doc: Mapping[str, Any]) -> Any:
         """Insert one document and return its key (an ``"id"`` is generated if missing).
 
@@ -316,6 +329,7 @@ class Collection:
             await self._written([key])
         return key[0] if self.spec.single_key else key
 
+    @observed("insert_many")
     async def insert_many(self, docs: Iterable[Mapping[str, Any]]) -> list[Any]:
         """Insert all documents or none; returns their keys in order."""
         if self._store.table_mode:  # the table's own key rules
@@ -367,6 +381,7 @@ class Collection:
         assert keys is not None
         return [k[0] if self.spec.single_key else k for k in keys]
 
+    @observed("update_one")
     async def update_one(
         self,
         filter: Mapping[str, Any] | None,
@@ -397,6 +412,7 @@ class Collection:
         await self._written(self._written_keys(node, upsert, result))
         return result
 
+    @observed("update_many")
     async def update_many(
         self,
         filter: Mapping[str, Any] | None,
@@ -427,6 +443,7 @@ class Collection:
         await self._written(self._written_keys(node, upsert, result))
         return result
 
+    @observed("replace_one")
     async def replace_one(
         self,
         filter: Mapping[str, Any] | None,
@@ -457,6 +474,7 @@ class Collection:
         await self._written(self._written_keys(node, upsert, result))
         return result
 
+    @observed("find_one_and_update")
     async def find_one_and_update(
         self,
         filter: Mapping[str, Any] | None,
@@ -499,6 +517,7 @@ class Collection:
         await self._written(self._written_keys(node, upsert, result))
         return None if doc is None else apply_projection(proj, doc, self.spec.key)
 
+    @observed("delete_one")
     async def delete_one(
         self, filter: Mapping[str, Any] | None, *, allow_scan: bool | None = None
     ) -> int:
@@ -516,6 +535,7 @@ class Collection:
         finally:
             await self._written(key_lookup(node, self.spec))
 
+    @observed("delete_many")
     async def delete_many(
         self, filter: Mapping[str, Any] | None, *, allow_scan: bool | None = None
     ) -> int:
@@ -563,6 +583,7 @@ class Collection:
             cache,
         )
 
+    @observed("find_one")
     async def find_one(
         self,
         filter: Mapping[str, Any] | None = None,
@@ -613,6 +634,7 @@ class Collection:
             key.append(value)
         return tuple(key)
 
+    @observed("count_documents")
     async def count_documents(
         self,
         filter: Mapping[str, Any] | None = None,
@@ -644,6 +666,7 @@ class Collection:
             what="count",
         )
 
+    @observed("find_page")
     async def find_page(
         self,
         filter: Mapping[str, Any] | None = None,
@@ -735,6 +758,7 @@ class Collection:
         )
         return dataclasses.replace(plan, server_plan=tuple(lines))
 
+    @observed("purge_expired")
     async def purge_expired(self) -> int:
         """Delete the documents whose TTL field lies in the past (they are never returned)."""
         await self._ready()

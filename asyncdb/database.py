@@ -15,6 +15,8 @@ from asyncdb.backends.base import KeyTuple, Session, Store, StoreCollection
 from asyncdb.cache import CacheConfig, ReadCache
 from asyncdb.collection import Collection
 from asyncdb.errors import ConfigurationError, NotSupported
+from asyncdb.observe.operation import ObservedCache
+from asyncdb.observe.setup import ObserveOptions
 from asyncdb.query.ast import Node, Sort
 from asyncdb.resilience import Health, Resilience, RetryPolicy
 from asyncdb.types import Capabilities, CollectionSpec, Index, check_identifier
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     import sqlalchemy
 
     from asyncdb.backends.table.store import TableStore
+    from asyncdb.observe.operation import Observer
 
 # Built-in schemes, used when the package's entry points are not installed (a source checkout).
 _BUILTIN: dict[str, str] = {
@@ -128,6 +131,8 @@ class Database:
         self._digests: dict[tuple[str, str, str], str] = {}
         self._tables: TableStore | None = None
         self._cache: ReadCache | None = None
+        self._observer: Observer | None = None  # metrics, slow warnings, audit, spans
+        self._cache_reader: ReadCache | ObservedCache | None = None  # the cache, observed
 
     @property
     def cache(self) -> ReadCache | None:
@@ -277,8 +282,39 @@ class Database:
             error=error,
         )
 
+    def metrics(self) -> dict[str, Any]:
+        """Per collection and operation: ``count``, ``errors``, ``latency_ms`` (mean, max,
+        p50/p95/p99 and the histogram's ``buckets_ms``/``counts``), ``docs_read`` (from the
+        store) against ``docs_returned`` (the read amplification of a residual re-check),
+        ``cache_hits``/``cache_misses`` and ``slow``; then the connection ``pool`` (``size``,
+        ``in_use``, ``idle``, ``max_size``, ``waits``; None without a pool of the store's
+        own), the ``cache`` stats and the ``audit`` trail's counters. No collections with
+        ``connect(url, metrics=False)``.
+
+        >>> # db.metrics()["collections"]["alerts"]["find_one"]["latency_ms"]["p99"]
+        """
+        observer = self._observer
+        trail = observer.audit if observer is not None else None
+        return {
+            "backend": self.backend,
+            "collections": (
+                observer.metrics.snapshot()
+                if observer is not None and observer.metrics is not None
+                else {}
+            ),
+            "pool": self._store.pool_stats(),
+            "cache": self._cache.stats() if self._cache is not None else None,
+            "audit": (
+                None
+                if trail is None
+                else {"events": trail.events, "failures": trail.failures, "policy": trail.policy}
+            ),
+        }
+
     async def close(self) -> None:
-        """Close pools and clients."""
+        """Close pools and clients (after writing the audit events still queued)."""
+        if self._observer is not None and self._observer.audit is not None:
+            await self._observer.audit.flush()
         if self._cache is not None:
             await self._cache.close()
         await self._store.close()
@@ -315,6 +351,7 @@ class _Connect:
         cache_config = CacheConfig.from_options(options)
         secret = options.pop("cursor_secret", None)
         policy = RetryPolicy.from_options(options)
+        observe = ObserveOptions.pop(options)
         store_cls = _tables_store() if options.pop("tables_only", False) else backend_for(self._url)
         store = await store_cls.open(self._url, options)
         db = Database(store, self._url, cursor_secret=secret, policy=policy)
@@ -323,6 +360,14 @@ class _Connect:
                 await store.close()
                 raise ConfigurationError(f"cache must be a redis:// URL, not {cache!r}")
             db._cache = ReadCache(cache, self._url, cache_config)
+        try:
+            db._observer = observe.observer(db)
+        except BaseException:
+            await db.close()
+            raise
+        db._cache_reader = db._cache
+        if db._observer is not None and db._cache is not None:
+            db._cache_reader = ObservedCache(db._cache, db._observer.tracing)
         return db
 
     def __await__(self) -> Generator[Any, None, Database]:
@@ -345,6 +390,8 @@ def connect(url: str, **options: Any) -> _Connect:
     (``db.table(t)``; ``db.transaction()`` then covers tables, ``db.collection()`` is refused).
     ``timeout``, ``retries``, ``retry_base_delay``, ``retry_max_delay``, ``breaker_threshold``
     and ``breaker_cooldown`` set the resilience policy (see :mod:`asyncdb.resilience`).
+    ``audit``, ``audit_reads``, ``audit_keys``, ``audit_policy``, ``tracing``, ``metrics`` and
+    ``slow_ms`` set what is observed (see :mod:`asyncdb.observe`).
 
     >>> import asyncio, asyncdb
     >>> async def main():

@@ -72,3 +72,14 @@ class OperationTimeout(AsyncDBError, TimeoutError):
 class BackendUnavailable(AsyncDBError):
     """The backend's circuit breaker is open (too many consecutive failures): the call failed
     fast without reaching the backend. Retry after the cool-down."""
+
+
+class AuditError(AsyncDBError):
+    """The operation ran, but its audit event could not be stored (``audit_policy="closed"``).
+
+    ``result`` is the operation's own result: a write that raised this was applied.
+    """
+
+    def __init__(self, message: str, *, result: object = None) -> None:
+        self.result = result
+        super().__init__(message)
