@@ -14,6 +14,7 @@ from asyncdb.collection import Collection, Cursor
 from asyncdb.database import Database, Transaction, backend_for, connect
 from asyncdb.errors import (
     AsyncDBError,
+    AuditError,
     BackendError,
     BackendUnavailable,
     ConfigurationError,
@@ -26,6 +27,7 @@ from asyncdb.errors import (
     TransactionError,
     UpdateError,
 )
+from asyncdb.observe import audit_context
 from asyncdb.resilience import Health
 from asyncdb.types import Capabilities, CollectionSpec, Index, Page, Plan, UpdateResult
 
@@ -33,6 +35,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncDBError",
+    "AuditError",
     "BackendError",
     "BackendUnavailable",
     "Capabilities",
@@ -55,6 +58,7 @@ __all__ = [
     "TransactionError",
     "UpdateError",
     "UpdateResult",
+    "audit_context",
     "backend_for",
     "connect",
 ]

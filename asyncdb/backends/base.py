@@ -97,6 +97,11 @@ class Store(ABC):
         """One cheap round trip to the server (``db.health()``); raises when it cannot. The
         default suits in-process stores."""
 
+    async def server_version(self) -> str | None:
+        """The server's version as it reports it (``asyncdb doctor``), or None when the
+        service reports none. Read-only."""
+        return None
+
     def pool_stats(self) -> dict[str, int] | None:
         """The connection pool's ``size``, ``in_use``, ``idle``, ``max_size`` and ``waits``
         (acquires that found no idle connection and the pool full), read-only, for

@@ -226,6 +226,13 @@ class PostgresStore(Store):
         finally:
             await self.release(conn)
 
+    async def server_version(self) -> str | None:
+        conn = await self.acquire()
+        try:
+            return str(await conn.fetchval("SHOW server_version"))
+        finally:
+            await self.release(conn)
+
     def pool_stats(self) -> dict[str, int] | None:
         pool = self.pool
         size, idle = pool.get_size(), pool.get_idle_size()

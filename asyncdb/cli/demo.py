@@ -1,4 +1,4 @@
-"""The ``asyncdb`` command line.
+"""``asyncdb demo`` and ``asyncdb version``.
 
 ``asyncdb demo`` runs a guided tour of the API (queries, updates, pages, transactions, scan
 policy, ``explain()``) on a SQLite file in the current directory, with no server.
@@ -504,24 +504,20 @@ async def run_demo(url: str, out: TextIO = sys.stdout) -> None:
         await Demo(db, Report(out)).run()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="asyncdb", description="asyncdb: one async API over every document store."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="a guided tour of the API on a local SQLite file")
+def add_parser(subparsers: Any) -> None:
+    """``asyncdb demo`` and ``asyncdb version``."""
+    demo = subparsers.add_parser("demo", help="a guided tour of the API on a local SQLite file")
     where = demo.add_mutually_exclusive_group()
     where.add_argument(
         "--db", default=DEFAULT_DB, help=f"SQLite file to use (default: ./{DEFAULT_DB})"
     )
     where.add_argument("--url", help="any database URL instead, e.g. memory://")
-    sub.add_parser("version", help="print the asyncdb version")
-    return parser
+    demo.set_defaults(run=run)
+    version = subparsers.add_parser("version", help="print the asyncdb version")
+    version.set_defaults(run=run)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """The ``asyncdb`` console script."""
-    args = build_parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
     if args.command == "version":
         print(f"asyncdb {asyncdb.__version__}")
         return 0
