@@ -61,6 +61,49 @@ def _place(url: str, backend: str) -> dict[str, Any]:
     return attrs
 
 
+# The stores whose pools are observed (gone when their database is), with their attributes.
+_POOLS: weakref.WeakKeyDictionary[Store, dict[str, str]] = weakref.WeakKeyDictionary()
+_METERS: set[int] = set()
+
+
+def _pool_observations(pick: Callable[[dict[str, int], dict[str, str]], list[Any]]) -> list[Any]:
+    out: list[Any] = []
+    for store, attrs in list(_POOLS.items()):
+        try:
+            stats = store.pool_stats()
+        except Exception:  # a closed pool
+            continue
+        if stats is not None:
+            out.extend(pick(stats, attrs))
+    return out
+
+
+def _register_pool_instruments(meter: Any) -> None:
+    from opentelemetry.metrics import CallbackOptions, Observation
+
+    def count(options: CallbackOptions) -> Iterable[Observation]:
+        return _pool_observations(
+            lambda s, a: [
+                Observation(s["idle"], {**a, "db.client.connection.state": "idle"}),
+                Observation(s["in_use"], {**a, "db.client.connection.state": "used"}),
+            ]
+        )
+
+    def maximum(options: CallbackOptions) -> Iterable[Observation]:
+        return _pool_observations(lambda s, a: [Observation(s["max_size"], a)])
+
+    def waits(options: CallbackOptions) -> Iterable[Observation]:
+        return _pool_observations(lambda s, a: [Observation(s["waits"], a)])
+
+    meter.create_observable_up_down_counter(
+        "db.client.connection.count", [count], unit="{connection}"
+    )
+    meter.create_observable_up_down_counter(
+        "db.client.connection.max", [maximum], unit="{connection}"
+    )
+    meter.create_observable_counter("asyncdb.client.connection.waits", [waits], unit="{acquire}")
+
+
 class Tracing:
     """The tracer, meter and instruments of one database."""
 
@@ -89,46 +132,11 @@ class Tracing:
             self._pool_instruments(meter, store)
 
     def _pool_instruments(self, meter: Any, store: Store) -> None:
-        from opentelemetry.metrics import CallbackOptions, Observation
-
-        ref = weakref.ref(store)
         pool = {"db.client.connection.pool.name": f"{self.system}:{self.base.get('db.namespace')}"}
-
-        def stats() -> dict[str, int] | None:
-            target = ref()
-            if target is None:
-                return None
-            try:
-                return target.pool_stats()
-            except Exception:  # a closed pool
-                return None
-
-        def count(options: CallbackOptions) -> Iterable[Observation]:
-            s = stats()
-            if s is None:
-                return []
-            return [
-                Observation(s["idle"], {**pool, "db.client.connection.state": "idle"}),
-                Observation(s["in_use"], {**pool, "db.client.connection.state": "used"}),
-            ]
-
-        def maximum(options: CallbackOptions) -> Iterable[Observation]:
-            s = stats()
-            return [] if s is None else [Observation(s["max_size"], pool)]
-
-        def waits(options: CallbackOptions) -> Iterable[Observation]:
-            s = stats()
-            return [] if s is None else [Observation(s["waits"], pool)]
-
-        meter.create_observable_up_down_counter(
-            "db.client.connection.count", [count], unit="{connection}"
-        )
-        meter.create_observable_up_down_counter(
-            "db.client.connection.max", [maximum], unit="{connection}"
-        )
-        meter.create_observable_counter(
-            "asyncdb.client.connection.waits", [waits], unit="{acquire}"
-        )
+        _POOLS[store] = pool
+        if id(meter) not in _METERS:  # one set of instruments per meter: a name registers once
+            _METERS.add(id(meter))
+            _register_pool_instruments(meter)
 
     def start(self, op: str, collection: str) -> Any:
         """The operation's span, started (made current only by :meth:`use`)."""
