@@ -104,8 +104,9 @@ class Store(ABC):
 
     def pool_stats(self) -> dict[str, int] | None:
         """The connection pool's ``size``, ``in_use``, ``idle``, ``max_size`` and ``waits``
-        (acquires that found no idle connection and the pool full), read-only, for
-        ``db.metrics()`` and ``asyncdb doctor``; None for a store without a pool of its own."""
+        (acquires that found no idle connection: they waited for a release or a new one),
+        read-only, for ``db.metrics()`` and ``asyncdb doctor``; None for a store without a
+        pool of its own."""
         return None
 
     def classify_error(self, exc: BaseException) -> Transient | None:

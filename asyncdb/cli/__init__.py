@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
+import structlog
+
 import asyncdb
 from asyncdb.cli.output import ERROR, CommandError
 
@@ -69,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``asyncdb`` console script."""
     args = build_parser().parse_args(argv)
+    if not structlog.is_configured():
+        # Log lines (slow operations, retries) go to stderr: stdout is the command's output.
+        structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     run: Any = args.run
     try:
         code: int = run(args)

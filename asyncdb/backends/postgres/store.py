@@ -294,9 +294,8 @@ class PostgresStore(Store):
         """A pooled connection, health-checked when it sat idle for a while."""
         if self._closed:
             raise BackendError("the PostgreSQL database is closed")
-        pool = self.pool
-        if not pool.get_idle_size() and pool.get_size() >= pool.get_max_size():
-            self._pool_waits += 1  # every connection is in use: this acquire waits
+        if not self.pool.get_idle_size():
+            self._pool_waits += 1  # no idle connection: this acquire waits for one
         for _attempt in range(3):
             try:
                 conn: asyncpg.Connection = await self.pool.acquire()
