@@ -12,7 +12,9 @@ count instead of the keys, ``audit_policy="closed"`` (default) or ``"open"``:
   queued, and written when the transaction's task lets it.
 - ``"open"``: events are queued and written in the background in batches; a sink failure is a
   structlog warning ``audit.sink_failed`` (no values) and ``db.metrics()["audit"]["failures"]``,
-  never an error of the call. ``db.close()`` writes what is queued.
+  never an error of the call. The queue is bounded (``MAX_QUEUED`` events): past it a call
+  waits for the writer (back-pressure, never a dropped event). ``db.close()`` writes what is
+  queued.
 
 The chain, per audit collection: event ``n`` has ``seq`` n (key ``id``: n as 20 digits, so the
 key order is the chain order), ``prev_hash`` (the ``hash`` of event n-1; 64 zeros for the first)
@@ -52,6 +54,7 @@ log = structlog.get_logger("asyncdb.audit")
 
 GENESIS = "0" * 64
 _BATCH = 25  # events per insert (DynamoDB's batch write limit)
+MAX_QUEUED = 1000  # events waiting for the writer, at most, before calls wait for it
 
 
 class _Internal:
@@ -321,10 +324,12 @@ class AuditTrail:
         self._queue: list[tuple[dict[str, Any], asyncio.Future[None] | None]] = []
         self._writer: asyncio.Task[None] | None = None
 
-    def submit(self, event: dict[str, Any], wait: bool) -> Awaitable[None] | None:
-        """Queue ``event``; with ``wait``, an awaitable that raises if it was not stored."""
+    def submit(self, event: dict[str, Any], in_transaction: bool) -> Awaitable[None] | None:
+        """Queue ``event``. Unless the call is in a transaction (whose connection the sink may
+        need), an awaitable done when the event is stored (raising if it was not): always
+        under the closed policy, when the queue is full under the open one."""
         future: asyncio.Future[None] | None = None
-        if wait:
+        if not in_transaction and (self.policy == "closed" or len(self._queue) >= MAX_QUEUED):
             future = asyncio.get_running_loop().create_future()
         self._queue.append((event, future))
         if self._writer is None or self._writer.done():

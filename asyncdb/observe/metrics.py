@@ -69,6 +69,20 @@ class OperationStats:
             self.max_s = seconds
         self.buckets[bisect_left(_BOUNDS_S, seconds)] += 1
 
+    def add(self, seconds: float, returned: int, read: int, hits: int, misses: int) -> None:
+        """One successful operation (the hot path of ``db.metrics()``)."""
+        self.count += 1
+        self.total_s += seconds
+        if seconds > self.max_s:
+            self.max_s = seconds
+        self.buckets[bisect_left(_BOUNDS_S, seconds)] += 1
+        if returned or read or hits or misses:
+            # A point read by key reads exactly what it returns (no residual), unless cached.
+            self.docs_read += read if read or hits else returned
+            self.docs_returned += returned
+            self.cache_hits += hits
+            self.cache_misses += misses
+
     def percentile_ms(self, q: float) -> float:
         """The upper bound of the bucket holding the ``q`` quantile (the maximum for the last)."""
         if not self.count:

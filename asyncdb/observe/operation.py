@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
@@ -76,9 +78,10 @@ class Observer:
     ) -> None:
         self.backend = backend
         self.metrics = Metrics() if metrics else None
-        self.slow_s = None if slow_ms is None else float(slow_ms) / 1000
+        self.slow_s = math.inf if slow_ms is None else float(slow_ms) / 1000
         self.tracing = tracing
         self.audit = audit
+        self.quiet = tracing is None and audit is None  # nothing but metrics and slow warnings
 
     # --- the two entry points ---------------------------------------------------------------
 
@@ -152,6 +155,25 @@ class Observer:
 
     # --- after the operation ----------------------------------------------------------------
 
+    def _count(
+        self,
+        coll: Collection,
+        record: Operation,
+        seconds: float,
+        result: Any,
+        error: BaseException | None,
+    ) -> tuple[int, OperationStats | None]:
+        """The metrics of one operation; returns the documents it returned and its counters."""
+        returned = _returned(record.op, result) if error is None else 0
+        if self.metrics is None:
+            return returned, None
+        stats = self.metrics.stats(coll.spec.name, record.op)
+        if error is not None:
+            stats.record(seconds, True)
+        else:
+            stats.add(seconds, returned, record.docs_read, record.cache_hits, record.cache_misses)
+        return returned, stats
+
     async def _finish(
         self,
         coll: Collection,
@@ -163,19 +185,7 @@ class Observer:
     ) -> None:
         op = record.op
         name = coll.spec.name
-        returned = _returned(op, result) if error is None else 0
-        stats: OperationStats | None = None
-        if self.metrics is not None:
-            stats = self.metrics.stats(name, op)
-            stats.record(seconds, error is not None)
-            stats.cache_hits += record.cache_hits
-            stats.cache_misses += record.cache_misses
-            stats.docs_returned += returned
-            # A point read by key reads exactly what it returns (no residual), unless cached.
-            read = record.docs_read
-            if not read and returned and not record.cache_hits:
-                read = returned
-            stats.docs_read += read
+        returned, stats = self._count(coll, record, seconds, result, error)
         error_type = None if error is None else type(error).__name__
         if record.span is not None and self.tracing is not None:
             span = record.span
@@ -185,7 +195,7 @@ class Observer:
             if text is not None:
                 span.set_attribute("db.query.text", text)
             self.tracing.finish(span, op, name, seconds, error_type)  # ends the span
-        if self.slow_s is not None and seconds >= self.slow_s:
+        if seconds >= self.slow_s:
             if stats is not None:
                 stats.slow += 1
             log.warning(
@@ -203,13 +213,13 @@ class Observer:
         if isinstance(error, AuditError):  # a nested operation's audit failure: told already
             return
         event = self._event(coll, record, inputs, seconds, result, error, trail.keys)
-        waiter = trail.submit(event, wait=trail.policy == "closed" and coll._session is None)
+        waiter = trail.submit(event, in_transaction=coll._session is not None)
         if waiter is None:
             return
         try:
             await waiter
         except Exception as exc:
-            if error is not None:
+            if error is not None or trail.policy == "open":
                 return  # the operation's own error is what the caller must see
             raise AuditError(
                 f"{op} on {name!r} ran, but its audit event was not stored "
@@ -430,13 +440,43 @@ def observed(op: str) -> Callable[[F], F]:
 
     def wrap(method: F) -> F:
         params = tuple(inspect.signature(method).parameters)[1:]
+        returns_one = op == "find_one" or op.startswith("find_one_and")
 
         @functools.wraps(method)
         async def call(self: Collection, *args: Any, **kwargs: Any) -> Any:
             observer = self._db._observer
             if observer is None or current_operation.get() is not None:
                 return await method(self, *args, **kwargs)
-            return await observer.run(self, op, method, args, kwargs, params)
+            if not observer.quiet:  # spans or audit events: the full observation
+                return await observer.run(self, op, method, args, kwargs, params)
+            # Metrics (and the slow warning) alone, inline: the cost of the default, per call.
+            record = Operation(op)
+            token = current_operation.set(record)
+            started = perf_counter()
+            try:
+                result = await method(self, *args, **kwargs)
+            except BaseException as exc:
+                seconds = perf_counter() - started
+                current_operation.reset(token)
+                inputs = _Inputs(args, kwargs, params)
+                await observer._finish(self, record, inputs, seconds, None, exc)
+                raise
+            seconds = perf_counter() - started
+            current_operation.reset(token)
+            if seconds < observer.slow_s:
+                metrics = observer.metrics
+                if metrics is not None:
+                    stats = metrics._ops.get((self.spec.name, op))
+                    if stats is None:
+                        stats = metrics.stats(self.spec.name, op)
+                    returned = (result is not None) if returns_one else _returned(op, result)
+                    stats.add(
+                        seconds, returned, record.docs_read, record.cache_hits, record.cache_misses
+                    )
+            else:
+                inputs = _Inputs(args, kwargs, params)
+                await observer._finish(self, record, inputs, seconds, result, None)
+            return result
 
         return call  # type: ignore[return-value]
 
