@@ -185,9 +185,11 @@ class Cursor:
     async def to_list(self, length: int | None = None) -> list[Doc]:
         """All documents (or the first ``length``) as a list."""
         out: list[Doc] = []
-        async for doc in self._observed_stream():
+        stream = self._observed_stream()
+        async for doc in stream:
             out.append(doc)
             if length is not None and len(out) >= length:
+                await stream.aclose()  # type: ignore[attr-defined]  # an async generator
                 break
         return out
 

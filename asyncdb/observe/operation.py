@@ -150,6 +150,7 @@ class Observer:
             raise
         finally:
             seconds = time.perf_counter() - started
+            await inner.aclose()  # type: ignore[attr-defined]  # early: the store's cursor too
             inputs = _Inputs((), {"filter": node.to_mongo()}, ())
             await self._finish(coll, record, inputs, seconds, _Returned(returned), error)
 

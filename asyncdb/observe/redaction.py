@@ -22,6 +22,15 @@ from asyncdb.types import Plan
 _FILTER_LISTS = frozenset({"$and", "$or", "$nor"})
 
 
+def _shapes(items: Any, out: list[str]) -> None:
+    out.append("[")
+    for j, sub in enumerate(items):
+        if j:
+            out.append(", ")
+        _shape(sub, out)
+    out.append("]")
+
+
 def _shape(value: Any, out: list[str]) -> None:
     if isinstance(value, Mapping):
         out.append("{")
@@ -31,23 +40,12 @@ def _shape(value: Any, out: list[str]) -> None:
             out.append(json.dumps(str(name)))
             out.append(": ")
             if name in _FILTER_LISTS and isinstance(item, list | tuple):
-                out.append("[")
-                for j, sub in enumerate(item):
-                    if j:
-                        out.append(", ")
-                    _shape(sub, out)
-                out.append("]")
+                _shapes(item, out)
             else:
                 _shape(item, out)
         out.append("}")
     elif isinstance(value, list | tuple) and value and all(isinstance(v, Mapping) for v in value):
-        # A pipeline update or a list of stages: each stage by its shape.
-        out.append("[")
-        for j, sub in enumerate(value):
-            if j:
-                out.append(", ")
-            _shape(sub, out)
-        out.append("]")
+        _shapes(value, out)  # a pipeline update or a list of stages: each stage by its shape
     else:
         out.append("?")
 
