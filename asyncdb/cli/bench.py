@@ -7,8 +7,9 @@ limit 10) served by the (company, priority) index; ``insert`` one new document; 
 ``$inc`` by key; ``mixed`` 70% reads, 20% updates, 10% inserts. Each (workload, concurrency)
 runs ``--duration`` seconds after a short warm-up, with ``concurrency`` tasks each calling the
 workload in a loop; every call is timed. Reported: ops/s and p50/p95/p99 in milliseconds.
-``--raw`` (sqlite: aiosqlite, postgres: asyncpg, mongo: pymongo's async client) runs the same
-calls, hand-written for the driver, on a table of its own with the same documents and index.
+``--raw`` (sqlite: aiosqlite, postgres: asyncpg, mongo: pymongo's async client, dynamodb:
+aioboto3's low-level client) runs the same calls, hand-written for the driver, on a table of
+its own with the same documents and index.
 ``--plot FILE.png`` draws latency percentiles and throughput by concurrency (asyncdb beside
 raw), and a JSON file (``--json``, default the plot's name with ``.json``) keeps every figure
 with the versions and the hardware. Progress goes to stderr. The bench writes only its own
@@ -44,7 +45,7 @@ from asyncdb.cli.doctor import DRIVERS, safe_url
 from asyncdb.cli.output import OK, CommandError, Progress, add_output, dumps, emit_rows
 
 WORKLOADS = ("read", "query", "insert", "update", "mixed")
-RAW_BACKENDS = ("sqlite", "postgres", "mongo")
+RAW_BACKENDS = ("sqlite", "postgres", "mongo", "dynamodb")
 COLLECTION = "asyncdb_bench"
 RAW_TABLE = "asyncdb_bench_raw"
 COMPANIES = 50
@@ -404,6 +405,127 @@ class RawMongo(Target):
             await self.client.close()
 
 
+class RawDynamo(Target):
+    """aioboto3's low-level client: a table of its own with a (company, priority) GSI."""
+
+    impl = "raw aioboto3"
+
+    def __init__(self, url: str, docs: int, token: str) -> None:
+        super().__init__(docs, token)
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query))
+        self.region = query.get("region", "us-east-1")
+        self.table = query.get("table_prefix", "") + RAW_TABLE
+        self.endpoint = (
+            f"http://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
+            if parts.hostname
+            else None
+        )
+        self.client: Any = None
+        self._cm: Any = None
+
+    async def setup(self, docs: list[dict[str, Any]]) -> None:
+        import aioboto3
+        from boto3.dynamodb.types import (  # type: ignore[import-untyped]
+            TypeDeserializer,
+            TypeSerializer,
+        )
+
+        self._to = TypeSerializer().serialize
+        self._from = TypeDeserializer().deserialize
+        kwargs: dict[str, Any] = {"region_name": self.region}
+        if self.endpoint is not None:  # DynamoDB Local takes any credentials
+            kwargs.update(
+                endpoint_url=self.endpoint,
+                aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "asyncdblocal"),
+                aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "asyncdblocal"),
+            )
+        self._cm = aioboto3.Session().client("dynamodb", **kwargs)
+        self.client = await self._cm.__aenter__()
+        await self.teardown()
+        await self.client.create_table(
+            TableName=self.table,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[
+                {"AttributeName": "id", "AttributeType": "S"},
+                {"AttributeName": "company", "AttributeType": "S"},
+                {"AttributeName": "priority", "AttributeType": "N"},
+            ],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "company_priority",
+                    "KeySchema": [
+                        {"AttributeName": "company", "KeyType": "HASH"},
+                        {"AttributeName": "priority", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        await self.client.get_waiter("table_exists").wait(TableName=self.table)
+        for i in range(0, len(docs), 25):
+            requests = [{"PutRequest": {"Item": self._item(d)}} for d in docs[i : i + 25]]
+            pending: dict[str, Any] = {self.table: requests}
+            while pending:
+                answer = await self.client.batch_write_item(RequestItems=pending)
+                pending = answer.get("UnprocessedItems") or {}
+
+    def _item(self, doc: dict[str, Any]) -> dict[str, Any]:
+        return {k: self._to(v) for k, v in doc.items()}
+
+    def _doc(self, item: dict[str, Any]) -> dict[str, Any]:
+        return {k: self._from(v) for k, v in item.items()}
+
+    async def read(self, n: int) -> Any:
+        answer = await self.client.get_item(TableName=self.table, Key={"id": {"S": self.key(n)}})
+        item = answer.get("Item")
+        return None if item is None else self._doc(item)
+
+    async def query(self, n: int) -> Any:
+        company, priority, status = self.query_args(n)
+        answer = await self.client.query(
+            TableName=self.table,
+            IndexName="company_priority",
+            KeyConditionExpression="company = :c AND priority >= :p",
+            FilterExpression="#s = :s",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={
+                ":c": {"S": company},
+                ":p": {"N": str(priority)},
+                ":s": {"S": status},
+            },
+        )
+        return [self._doc(item) for item in answer.get("Items", [])[:10]]
+
+    async def insert(self, n: int) -> Any:
+        await self.client.put_item(
+            TableName=self.table,
+            Item=self._item(self.new_doc(n)),
+            ConditionExpression="attribute_not_exists(id)",
+        )
+
+    async def update(self, n: int) -> Any:
+        await self.client.update_item(
+            TableName=self.table,
+            Key={"id": {"S": self.key(n)}},
+            UpdateExpression="ADD #c :one",
+            ExpressionAttributeNames={"#c": "counter"},
+            ExpressionAttributeValues={":one": {"N": "1"}},
+        )
+
+    async def teardown(self) -> None:
+        try:
+            await self.client.delete_table(TableName=self.table)
+        except self.client.exceptions.ResourceNotFoundException:
+            return
+        await self.client.get_waiter("table_not_exists").wait(TableName=self.table)
+
+    async def close(self) -> None:
+        if self._cm is not None:
+            await self._cm.__aexit__(None, None, None)
+
+
 def raw_target(backend: str, url: str, docs: int, token: str, pool_size: int) -> Target | None:
     if backend == "sqlite":
         return RawSQLite(url, docs, token)
@@ -411,6 +533,8 @@ def raw_target(backend: str, url: str, docs: int, token: str, pool_size: int) ->
         return RawPostgres(url, docs, token, pool_size)
     if backend == "mongo":
         return RawMongo(url, docs, token)
+    if backend == "dynamodb":
+        return RawDynamo(url, docs, token)
     return None
 
 
@@ -508,7 +632,14 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         runs: list[Run] = []
         try:
             for target in targets:
-                await target.setup(docs)
+                try:
+                    await target.setup(docs)
+                except asyncdb.AsyncDBError:
+                    raise
+                except Exception as exc:  # a raw driver's own error: said, not a traceback
+                    raise CommandError(
+                        f"setting up {target.impl} failed: {type(exc).__name__}: {exc}"
+                    ) from exc
             for workload in args.workload:
                 for concurrency in args.concurrency:
                     for target in targets:

@@ -183,7 +183,7 @@ def test_bench_on_sqlite_side_by_side_with_a_plot_and_versions(tmp_path: Path) -
     assert asyncio.run(leftovers()) == []  # the bench cleans up after itself
 
 
-@pytest.mark.parametrize("server", ["postgres", "mongo", "memory"])
+@pytest.mark.parametrize("server", ["postgres", "mongo", "dynamodb", "memory"])
 def test_bench_raw_driver_on_the_servers(server: str, request: pytest.FixtureRequest) -> None:
     url = "memory://" if server == "memory" else request.getfixturevalue(f"{server}_url")
     proc = cli(
@@ -208,7 +208,8 @@ def test_bench_raw_driver_on_the_servers(server: str, request: pytest.FixtureReq
         assert impls == {"asyncdb"}
         assert "--raw: no raw-driver workload for memory" in proc.stderr
     else:
-        assert impls == {"asyncdb", {"postgres": "raw asyncpg", "mongo": "raw pymongo"}[server]}
+        raw = {"postgres": "raw asyncpg", "mongo": "raw pymongo", "dynamodb": "raw aioboto3"}
+        assert impls == {"asyncdb", raw[server]}
     assert all(r["ops"] > 0 and r["errors"] == 0 for r in results)
 
 
