@@ -53,7 +53,10 @@ if TYPE_CHECKING:
 log = structlog.get_logger("asyncdb.audit")
 
 GENESIS = "0" * 64
-_BATCH = 25  # events per insert (DynamoDB's batch write limit)
+# Events per insert: one all-or-nothing insert_many (DynamoDB's, Firestore's and Cosmos DB's
+# batches are small; the SQL stores and MongoDB take larger ones in one statement).
+_BATCH = {"sqlite": 100, "postgres": 100, "mongo": 100, "memory": 100}
+_SMALL_BATCH = 25
 MAX_QUEUED = 1000  # events waiting for the writer, at most, before calls wait for it
 
 
@@ -222,6 +225,7 @@ class CollectionSink:
                 f"an audit collection is keyed by 'id', not {collection.spec.key}"
             )
         self.collection = collection
+        self.batch = _BATCH.get(collection._db.backend, _SMALL_BATCH)
         self._head: tuple[int, str] | None = None
 
     async def _get(self, seq: int) -> dict[str, Any] | None:
@@ -281,6 +285,7 @@ class CallableSink:
 
     def __init__(self, fn: Callable[[dict[str, Any]], Any]) -> None:
         self.fn = fn
+        self.batch = 100
         self._head: tuple[int, str] = (0, GENESIS)
 
     async def write(self, events: list[dict[str, Any]]) -> None:
@@ -339,7 +344,8 @@ class AuditTrail:
     async def _drain(self) -> None:
         current_operation.set(_INTERNAL)  # this task's writes are the trail's own
         while self._queue:
-            batch, self._queue = self._queue[:_BATCH], self._queue[_BATCH:]
+            size = self.sink.batch
+            batch, self._queue = self._queue[:size], self._queue[size:]
             try:
                 await self.sink.write([event for event, _ in batch])
             except Exception as exc:
