@@ -280,7 +280,7 @@ class Collection:
         if not use_cache or self._session is not None or self.spec.ttl is not None:
             cache.note_bypass()
             return None
-        return self._db._cache_reader
+        return self._db._cache_reader or cache
 
     def _shape(self, kind: str, query: Query, allow_scan: bool | None, extra: Any = None) -> str:
         return shape_digest(kind, self.spec, query, allow_scan, extra)
