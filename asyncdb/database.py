@@ -244,16 +244,24 @@ class Database:
         self._resilience.check_breaker()
         task = asyncio.current_task()
         self._resilience.transaction_tasks[task] += 1
+        observer = self._observer
+        session: Session | None = None
         try:
             async with self._store.transaction() as session:
                 tx = Transaction(self, session)
                 yield tx
+        except BaseException as exc:
+            if observer is not None and session is not None:  # its audited writes: rolled back
+                await observer.transaction_ended(session, exc)
+            raise
         finally:
             self._resilience.transaction_tasks[task] -= 1
             if not self._resilience.transaction_tasks[task]:
                 del self._resilience.transaction_tasks[task]
         if self._cache is not None and tx._writes:  # committed: nothing on rollback
             await self._cache.invalidate(tx._writes)
+        if observer is not None:
+            await observer.transaction_ended(session, None)
 
     async def health(self) -> Health:
         """One round trip to the backend (``Store.ping``) within ``timeout``: ok, latency,

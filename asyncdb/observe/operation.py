@@ -12,6 +12,7 @@ import functools
 import inspect
 import math
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from time import perf_counter
@@ -82,6 +83,8 @@ class Observer:
         self.tracing = tracing
         self.audit = audit
         self.quiet = tracing is None and audit is None  # nothing but metrics and slow warnings
+        # Open transactions with audited operations: id(session) -> [transaction id, count].
+        self._transactions: dict[int, list[Any]] = {}
 
     # --- the two entry points ---------------------------------------------------------------
 
@@ -239,15 +242,14 @@ class Observer:
         with_keys: bool,
     ) -> dict[str, Any]:
         op = record.op
-        trace_id, span_id = audit_mod.trace_ids(record.span)
-        event: dict[str, Any] = {"ts": datetime.now(UTC).isoformat(timespec="microseconds")}
-        event.update(audit_mod.current_context())
-        if trace_id is not None:
-            event["trace_id"] = trace_id
-            event["span_id"] = span_id
+        event = _event_head(record.span)
         event["backend"] = self.backend
         event["collection"] = coll.spec.name
         event["op"] = op
+        if coll._session is not None:  # its outcome is the transaction's, in a later event
+            entry = self._transactions.setdefault(id(coll._session), [uuid.uuid4().hex[:16], 0])
+            entry[1] += 1
+            event["tx"] = entry[0]
         keys = _keys(coll, op, inputs, result, error)
         if keys is not None:
             if with_keys:
@@ -277,6 +279,30 @@ class Observer:
             event["error"] = type(error).__name__
         event["duration_ms"] = round(seconds * 1000, 3)
         return event
+
+    async def transaction_ended(self, session: Any, error: BaseException | None) -> None:
+        """The ``"transaction"`` event after a transaction with audited operations: its
+        ``tx`` id (as in their events), how many, and ``ok`` (committed) or ``rolled_back``."""
+        entry = self._transactions.pop(id(session), None)
+        trail = self.audit
+        if entry is None or trail is None:
+            return
+        event = _event_head(None)
+        event.update(backend=self.backend, op="transaction", tx=entry[0], count=entry[1])
+        event["outcome"] = "ok" if error is None else "rolled_back"
+        if error is not None:
+            event["error"] = type(error).__name__
+        waiter = trail.submit(event, in_transaction=False)
+        if waiter is None:
+            return
+        try:
+            await waiter
+        except Exception as exc:
+            if error is None and trail.policy == "closed":
+                raise AuditError(
+                    f"the transaction committed, but its audit event was not stored "
+                    f"({type(exc).__name__})"
+                ) from exc
 
     def _query_text(self, coll: Collection, filt: Any) -> str | None:
         plan = self._plan(coll, filt)
@@ -350,6 +376,17 @@ class ObservedCache:
 
 
 _MISSING: Any = object()
+
+
+def _event_head(span: Any) -> dict[str, Any]:
+    """An event's first fields: the time, the audit context, the trace and span ids."""
+    event: dict[str, Any] = {"ts": datetime.now(UTC).isoformat(timespec="microseconds")}
+    event.update(audit_mod.current_context())
+    trace_id, span_id = audit_mod.trace_ids(span)
+    if trace_id is not None:
+        event["trace_id"] = trace_id
+        event["span_id"] = span_id
+    return event
 
 
 class _Returned:

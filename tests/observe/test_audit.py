@@ -223,7 +223,7 @@ async def test_audit_into_a_collection_of_another_database_and_into_a_logger(
     ]
 
 
-async def test_writes_in_a_transaction_are_audited_after_the_connection_is_free(
+async def test_a_transactions_events_and_its_outcome_are_audited(
     tmp_path: Path,
 ) -> None:
     url = f"sqlite:///{tmp_path / 'tx.db'}"
@@ -231,9 +231,26 @@ async def test_writes_in_a_transaction_are_audited_after_the_connection_is_free(
         async with db.transaction() as tx:
             await tx.collection("c").insert_one({"id": "a"})
             await tx.collection("c").update_one({"id": "a"}, {"$set": {"n": 1}})
+        with pytest.raises(ZeroDivisionError):
+            async with db.transaction() as tx:
+                await tx.collection("c").insert_one({"id": "b"})
+                1 / 0  # noqa: B018
         await db._observer.audit.flush()  # type: ignore[union-attr]
-        report = await verify_chain(db.collection("audit_log"))
-    assert report.ok and report.events == 2
+        log = db.collection("audit_log")
+        report = await verify_chain(log)
+        events = await log.find({}, sort=[("id", 1)], allow_scan=True).to_list()
+    assert report.ok and report.events == 5
+    ops = [(e["op"], e["outcome"], e.get("count")) for e in events]
+    assert ops == [
+        ("insert_one", "ok", 1),
+        ("update_one", "ok", 1),
+        ("transaction", "ok", 2),
+        ("insert_one", "ok", 1),
+        ("transaction", "rolled_back", 1),
+    ]
+    first, second = events[0]["tx"], events[3]["tx"]
+    assert events[1]["tx"] == events[2]["tx"] == first != second == events[4]["tx"]
+    assert events[4]["error"] == "ZeroDivisionError"
 
 
 async def test_bad_audit_options_are_refused_before_any_io() -> None:
