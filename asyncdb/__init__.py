@@ -25,6 +25,7 @@ from asyncdb.collection import Collection, Cursor
 from asyncdb.database import Database, Transaction, backend_for, connect
 from asyncdb.errors import (
     AsyncDBError,
+    AuditError,
     BackendError,
     BackendUnavailable,
     BulkWriteError,
@@ -53,6 +54,7 @@ from asyncdb.movement import (
     restore,
     verify,
 )
+from asyncdb.observe import audit_context
 from asyncdb.resilience import Health
 from asyncdb.types import Capabilities, CollectionSpec, Index, Page, Plan, UpdateResult
 
@@ -82,6 +84,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "Anonymizer",
     "AsyncDBError",
+    "AuditError",
     "BackendError",
     "BackendUnavailable",
     "BackupError",
@@ -123,6 +126,7 @@ __all__ = [
     "ValidationError",
     "VerifyReport",
     "WrongEventLoop",
+    "audit_context",
     "backend_for",
     "backup",
     "connect",

@@ -26,6 +26,7 @@ from asyncdb.backends.base import (
     StoreCollection,
     check_key,
     close_stream,
+    current_operation,
     gc_paused,
     key_lookup,
     key_of,
@@ -45,6 +46,7 @@ from asyncdb.bulk import (
 )
 from asyncdb.cache import TOO_LARGE, ReadCache, shape_digest
 from asyncdb.errors import BulkWriteError, NotSupported, QueryError
+from asyncdb.observe.operation import observed
 from asyncdb.query.ast import Node, Projection, Sort
 from asyncdb.query.limits import PORTABLE
 from asyncdb.query.parse import (
@@ -62,6 +64,7 @@ from asyncdb.types import CollectionSpec, DocT, Page, Plan, Query, UpdateResult
 
 if TYPE_CHECKING:
     from asyncdb.database import Database
+    from asyncdb.observe.operation import ObservedCache
 
 T = TypeVar("T")
 # What a projection may be (a projected read returns dicts, also on a typed collection).
@@ -235,18 +238,27 @@ class Cursor(Generic[DocT]):
         finally:
             await stream.aclose()
 
+    def _observed_stream(self) -> AsyncIterator[Doc]:
+        observer = self._collection._db._observer
+        if observer is None or current_operation.get() is not None:
+            return self._stream()
+        return observer.stream(self._collection, self._node, self._stream())
+
     def __aiter__(self) -> AsyncIterator[DocT]:
+        stream = self._observed_stream()
         if self._projection is None:
-            stream: AsyncIterator[DocT] = self._collection._load_stream(self._stream())
-            return stream
-        return self._stream()  # type: ignore[return-value]  # projected: dicts (see find)
+            loaded: AsyncIterator[DocT] = self._collection._load_stream(stream)
+            return loaded
+        return stream  # type: ignore[return-value]  # projected: dicts (see find)
 
     async def to_list(self, length: int | None = None) -> list[DocT]:
         """All documents (or the first ``length``) as a list."""
         out: list[DocT] = []
-        async for doc in self:
+        stream = self.__aiter__()
+        async for doc in stream:
             out.append(doc)
             if length is not None and len(out) >= length:
+                await stream.aclose()  # type: ignore[attr-defined]  # an async generator
                 break
         return out
 
@@ -335,6 +347,9 @@ class Collection(Generic[DocT]):
     ) -> Awaitable[T]:
         """``operation`` under the database's timeout, retry policy and breaker."""
         self._db._check_loop()
+        observer = self._db._observer
+        if observer is not None and observer.tracing is not None:
+            operation = observer.tracing.attempts(operation, what)  # a span per retry
         return self._db._resilience.call(
             operation,
             write=write,
@@ -382,7 +397,7 @@ class Collection(Generic[DocT]):
 
     # --- cache ------------------------------------------------------------------------------
 
-    def _read_cache(self, use_cache: bool) -> ReadCache | None:
+    def _read_cache(self, use_cache: bool) -> ReadCache | ObservedCache | None:
         """The cache for a read, or None: reads in a transaction, on TTL collections (a cached
         document could outlive its expiry) and with ``cache=False`` go to the backend."""
         cache = self._db._cache
@@ -392,7 +407,7 @@ class Collection(Generic[DocT]):
         if not use_cache or self._session is not None or self.spec.ttl is not None:
             cache.note_bypass()
             return None
-        return cache
+        return self._db._cache_reader or cache
 
     def _shape(self, kind: str, query: Query, allow_scan: bool | None, extra: Any = None) -> str:
         return shape_digest(kind, self.spec, query, allow_scan, extra)
@@ -422,6 +437,7 @@ class Collection(Generic[DocT]):
 
     # --- writes -----------------------------------------------------------------------------
 
+    @observed("insert_one")
     async def insert_one(self, doc: DocT | Mapping[str, Any]) -> Any:
         """Insert one document and return its key (an ``"id"`` is generated if missing).
 
@@ -442,6 +458,7 @@ class Collection(Generic[DocT]):
             await self._written([key])
         return key[0] if self.spec.single_key else key
 
+    @observed("insert_many")
     async def insert_many(
         self, docs: Iterable[DocT | Mapping[str, Any]], ordered: bool = True
     ) -> list[Any]:
@@ -509,6 +526,7 @@ class Collection(Generic[DocT]):
         assert keys is not None
         return [k[0] if self.spec.single_key else k for k in keys]
 
+    @observed("update_one")
     async def update_one(
         self,
         filter: Mapping[str, Any] | None,
@@ -544,6 +562,7 @@ class Collection(Generic[DocT]):
         await self._written(self._written_keys(node, upsert, result))
         return result
 
+    @observed("update_many")
     async def update_many(
         self,
         filter: Mapping[str, Any] | None,
@@ -578,6 +597,7 @@ class Collection(Generic[DocT]):
         await self._written(self._written_keys(node, upsert, result))
         return result
 
+    @observed("replace_one")
     async def replace_one(
         self,
         filter: Mapping[str, Any] | None,
@@ -636,6 +656,7 @@ class Collection(Generic[DocT]):
         allow_scan: bool | None = None,
     ) -> Doc | None: ...
 
+    @observed("find_one_and_update")
     async def find_one_and_update(
         self,
         filter: Mapping[str, Any] | None,
@@ -684,6 +705,7 @@ class Collection(Generic[DocT]):
             return None
         return self._load(doc) if proj is None else apply_projection(proj, doc, self.spec.key)
 
+    @observed("delete_one")
     async def delete_one(
         self, filter: Mapping[str, Any] | None, *, allow_scan: bool | None = None
     ) -> int:
@@ -701,6 +723,7 @@ class Collection(Generic[DocT]):
         finally:
             await self._written(key_lookup(node, self.spec))
 
+    @observed("delete_many")
     async def delete_many(
         self, filter: Mapping[str, Any] | None, *, allow_scan: bool | None = None
     ) -> int:
@@ -821,6 +844,7 @@ class Collection(Generic[DocT]):
         cache: bool = True,
     ) -> Doc | None: ...
 
+    @observed("find_one")
     async def find_one(
         self,
         filter: Mapping[str, Any] | None = None,
@@ -872,6 +896,7 @@ class Collection(Generic[DocT]):
             key.append(value)
         return tuple(key)
 
+    @observed("count_documents")
     async def count_documents(
         self,
         filter: Mapping[str, Any] | None = None,
@@ -929,6 +954,7 @@ class Collection(Generic[DocT]):
         cache: bool = True,
     ) -> Page[Doc]: ...
 
+    @observed("find_page")
     async def find_page(
         self,
         filter: Mapping[str, Any] | None = None,
@@ -1055,6 +1081,7 @@ class Collection(Generic[DocT]):
             "on a database connected with keyring=..."
         )
 
+    @observed("purge_expired")
     async def purge_expired(self) -> int:
         """Delete the documents whose TTL field lies in the past (they are never returned)."""
         await self._ready()
@@ -1062,6 +1089,7 @@ class Collection(Generic[DocT]):
 
     # --- breadth: find_one_and_replace/delete, distinct, counts, bulk writes, drop -------------
 
+    @observed("find_one_and_replace")
     async def find_one_and_replace(
         self,
         filter: Mapping[str, Any] | None,
@@ -1109,6 +1137,7 @@ class Collection(Generic[DocT]):
         await self._written(self._written_keys(node, upsert, result))
         return None if found is None else apply_projection(proj, found, self.spec.key)
 
+    @observed("find_one_and_delete")
     async def find_one_and_delete(
         self,
         filter: Mapping[str, Any] | None,
@@ -1144,6 +1173,7 @@ class Collection(Generic[DocT]):
             await self._written(keys)
         return None if found is None else apply_projection(proj, found, self.spec.key)
 
+    @observed("distinct")
     async def distinct(
         self,
         field: str,
@@ -1168,6 +1198,7 @@ class Collection(Generic[DocT]):
             what="distinct",
         )
 
+    @observed("estimated_document_count")
     async def estimated_document_count(self) -> int:
         """The number of documents from the store's cheap count, without a filter.
 
@@ -1239,6 +1270,7 @@ class Collection(Generic[DocT]):
             keys.append(upserted if isinstance(upserted, tuple) else (upserted,))
         return keys
 
+    @observed("bulk_write")
     async def bulk_write(self, requests: Iterable[Any], ordered: bool = True) -> BulkWriteResult:
         """Apply a list of write operations (``asyncdb.InsertOne``, ``UpdateOne``,
         ``UpdateMany``, ``ReplaceOne``, ``DeleteOne``, ``DeleteMany``) in order, each atomically
@@ -1275,6 +1307,7 @@ class Collection(Generic[DocT]):
             raise BulkWriteError(progress.errors, progress.result())
         return progress.result()
 
+    @observed("drop")
     async def drop(self) -> None:
         """Remove the collection: its documents, indexes (GSIs on DynamoDB), hidden fields,
         cached entries and catalog entry. The handle stays usable: the next call creates the

@@ -17,6 +17,8 @@ from asyncdb.cache import CacheConfig, ReadCache
 from asyncdb.catalog import CATALOG_SPEC, RESERVED_PREFIX, spec_document, spec_from_document
 from asyncdb.collection import Collection
 from asyncdb.errors import ConfigurationError, NotSupported, WrongEventLoop
+from asyncdb.observe.operation import ObservedCache
+from asyncdb.observe.setup import ObserveOptions
 from asyncdb.query.ast import Eq, MatchAll, Node, Sort, SortKey
 from asyncdb.query.parse import parse_replacement
 from asyncdb.resilience import Health, Resilience, RetryPolicy
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     import sqlalchemy
 
     from asyncdb.backends.table.store import TableStore
+    from asyncdb.observe.operation import Observer
     from asyncdb.security.keyring import KeyRing
     from asyncdb.settings import Settings
 
@@ -167,6 +170,8 @@ class Database:
                 "and clients cannot be used from this one: open one Database per event loop "
                 "(per worker process, per test loop), e.g. in the app's lifespan"
             )
+        self._observer: Observer | None = None  # metrics, slow warnings, audit, spans
+        self._cache_reader: ReadCache | ObservedCache | None = None  # the cache, observed
 
     @property
     def cache(self) -> ReadCache | None:
@@ -329,16 +334,24 @@ class Database:
         self._resilience.check_breaker()
         task = asyncio.current_task()
         self._resilience.transaction_tasks[task] += 1
+        observer = self._observer
+        session: Session | None = None
         try:
             async with self._store.transaction() as session:
                 tx = Transaction(self, session)
                 yield tx
+        except BaseException as exc:
+            if observer is not None and session is not None:  # its audited writes: rolled back
+                await observer.transaction_ended(session, exc)
+            raise
         finally:
             self._resilience.transaction_tasks[task] -= 1
             if not self._resilience.transaction_tasks[task]:
                 del self._resilience.transaction_tasks[task]
         if self._cache is not None and tx._writes:  # committed: nothing on rollback
             await self._cache.invalidate(tx._writes)
+        if observer is not None:
+            await observer.transaction_ended(session, None)
         await self._catalog_flush()
 
     # --- the catalog, drop, native statements ----------------------------------------------
@@ -463,8 +476,39 @@ class Database:
             error=error,
         )
 
+    def metrics(self) -> dict[str, Any]:
+        """Per collection and operation: ``count``, ``errors``, ``latency_ms`` (mean, max,
+        p50/p95/p99 and the histogram's ``buckets_ms``/``counts``), ``docs_read`` (from the
+        store) against ``docs_returned`` (the read amplification of a residual re-check),
+        ``cache_hits``/``cache_misses`` and ``slow``; then the connection ``pool`` (``size``,
+        ``in_use``, ``idle``, ``max_size``, ``waits``; None without a pool of the store's
+        own), the ``cache`` stats and the ``audit`` trail's counters. No collections with
+        ``connect(url, metrics=False)``.
+
+        >>> # db.metrics()["collections"]["alerts"]["find_one"]["latency_ms"]["p99"]
+        """
+        observer = self._observer
+        trail = observer.audit if observer is not None else None
+        return {
+            "backend": self.backend,
+            "collections": (
+                observer.metrics.snapshot()
+                if observer is not None and observer.metrics is not None
+                else {}
+            ),
+            "pool": self._store.pool_stats(),
+            "cache": self._cache.stats() if self._cache is not None else None,
+            "audit": (
+                None
+                if trail is None
+                else {"events": trail.events, "failures": trail.failures, "policy": trail.policy}
+            ),
+        }
+
     async def close(self) -> None:
-        """Close pools and clients."""
+        """Close pools and clients (after writing the audit events still queued)."""
+        if self._observer is not None and self._observer.audit is not None:
+            await self._observer.audit.flush()
         if self._cache is not None:
             await self._cache.close()
         await self._store.close()
@@ -516,6 +560,7 @@ class _Connect:
         secret = options.pop("cursor_secret", None)
         keyring = _keyring(options.pop("keyring", None))
         policy = RetryPolicy.from_options(options)
+        observe = ObserveOptions.pop(options)
         store_cls = _tables_store() if options.pop("tables_only", False) else backend_for(self._url)
         store = await store_cls.open(self._url, options)
         db = Database(store, self._url, cursor_secret=secret, policy=policy)
@@ -525,6 +570,14 @@ class _Connect:
                 await store.close()
                 raise ConfigurationError(f"cache must be a redis:// URL, not {cache!r}")
             db._cache = ReadCache(cache, self._url, cache_config)
+        try:
+            db._observer = observe.observer(db)
+        except BaseException:
+            await db.close()
+            raise
+        db._cache_reader = db._cache
+        if db._observer is not None and db._cache is not None:
+            db._cache_reader = ObservedCache(db._cache, db._observer.tracing)
         return db
 
     def __await__(self) -> Generator[Any, None, Database]:
@@ -581,6 +634,8 @@ def connect(
     (``db.table(t)``; ``db.transaction()`` then covers tables, ``db.collection()`` is refused).
     ``timeout``, ``retries``, ``retry_base_delay``, ``retry_max_delay``, ``breaker_threshold``
     and ``breaker_cooldown`` set the resilience policy (see :mod:`asyncdb.resilience`).
+    ``audit``, ``audit_reads``, ``audit_keys``, ``audit_policy``, ``tracing``, ``metrics`` and
+    ``slow_ms`` set what is observed (see :mod:`asyncdb.observe`).
 
     >>> import asyncio, asyncdb
     >>> async def main():

@@ -136,3 +136,14 @@ class WrongEventLoop(AsyncDBError, RuntimeError):
 
     Pools, sockets and driver clients belong to the loop they were created on; open one
     Database per event loop (per worker process, per test loop) instead of sharing one."""
+
+
+class AuditError(AsyncDBError):
+    """The operation ran, but its audit event could not be stored (``audit_policy="closed"``).
+
+    ``result`` is the operation's own result: a write that raised this was applied.
+    """
+
+    def __init__(self, message: str, *, result: object = None) -> None:
+        self.result = result
+        super().__init__(message)

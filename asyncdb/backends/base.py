@@ -18,6 +18,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
 
@@ -72,6 +73,11 @@ Doc = dict[str, Any]
 KeyValue = str | int | datetime
 KeyTuple = tuple[KeyValue, ...]
 
+# The operation an observer (asyncdb.observe) is timing in this context, if any: the shared
+# find logic below adds each document it reads from the store to its ``docs_read`` (the read
+# amplification of a residual in ``db.metrics()``). Backends never look at it.
+current_operation: ContextVar[Any] = ContextVar("asyncdb_current_operation", default=None)
+
 
 class Session:
     """A write section or a user transaction, as a backend defines it. Backends subclass it."""
@@ -114,6 +120,18 @@ class Store(ABC):
     async def ping(self) -> None:  # noqa: B027 (optional hook: in-process stores need none)
         """One cheap round trip to the server (``db.health()``); raises when it cannot. The
         default suits in-process stores."""
+
+    async def server_version(self) -> str | None:
+        """The server's version as it reports it (``asyncdb doctor``), or None when the
+        service reports none. Read-only."""
+        return None
+
+    def pool_stats(self) -> dict[str, int] | None:
+        """The connection pool's ``size``, ``in_use``, ``idle``, ``max_size`` and ``waits``
+        (acquires that found no idle connection: they waited for a release or a new one),
+        read-only, for ``db.metrics()`` and ``asyncdb doctor``; None for a store without a
+        pool of its own."""
+        return None
 
     def classify_error(self, exc: BaseException) -> Transient | None:
         """Whether ``exc`` is transient, and if so whether the request may have been applied
@@ -668,9 +686,10 @@ class StoreCollection(ABC):
     ) -> AsyncIterator[Doc]:
         residual = plan.residual_node
         source = self.rows(plan, session)
+        operation = current_operation.get()
         if plan.client_sort:
-            source = self._sorted(source, residual, query, allow_scan)
-            residual = None
+            source = self._sorted(source, residual, query, allow_scan, operation)
+            residual = operation = None  # _sorted counted the documents read
         skip = 0 if plan.limit_pushed else query.skip
         limit = None if plan.limit_pushed else query.limit
         if limit == 0:
@@ -679,6 +698,8 @@ class StoreCollection(ABC):
         sent = 0
         try:
             async for doc in source:
+                if operation is not None:
+                    operation.docs_read += 1
                 if residual is not None and not matches(residual, doc):
                     continue
                 if after is not None and sort_key(doc, query.sort) <= after:
@@ -699,6 +720,7 @@ class StoreCollection(ABC):
         residual: Node | None,
         query: Query,
         allow_scan: bool | None,
+        operation: Any = None,
     ) -> AsyncIterator[Doc]:
         cap = (
             None
@@ -708,6 +730,8 @@ class StoreCollection(ABC):
         keyed: list[tuple[bytes, Doc]] = []
         try:
             async for doc in source:
+                if operation is not None:
+                    operation.docs_read += 1
                 if residual is not None and not matches(residual, doc):
                     continue
                 keyed.append((sort_key(doc, query.sort), doc))
@@ -1185,6 +1209,7 @@ __all__ = [
     "close_stream",
     "conjoin",
     "conjuncts",
+    "current_operation",
     "distinct_values",
     "expired_filter",
     "expiry_filter",

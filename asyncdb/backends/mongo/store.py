@@ -261,6 +261,10 @@ class MongoStore(Store):
         """The ``ping`` command."""
         await self.db.command("ping")
 
+    async def server_version(self) -> str | None:
+        info = await self.db.command("buildInfo")
+        return str(info.get("version")) if info.get("version") else None
+
     def classify_error(self, exc: BaseException) -> Transient | None:
         """No server selectable, a server error labelled RetryableWriteError (not primary,
         shutting down) or TransientTransactionError: not applied. AutoReconnect (a network

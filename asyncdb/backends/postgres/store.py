@@ -200,6 +200,7 @@ class PostgresStore(Store):
         self._owners: set[asyncio.Task[Any]] = set()
         self._closed = False
         self._idle_since: dict[int, float] = {}
+        self._pool_waits = 0
 
     @classmethod
     async def open(cls, url: str, options: Mapping[str, Any]) -> Self:
@@ -244,6 +245,24 @@ class PostgresStore(Store):
             await conn.fetchval("SELECT 1")
         finally:
             await self.release(conn)
+
+    async def server_version(self) -> str | None:
+        conn = await self.acquire()
+        try:
+            return str(await conn.fetchval("SHOW server_version"))
+        finally:
+            await self.release(conn)
+
+    def pool_stats(self) -> dict[str, int] | None:
+        pool = self.pool
+        size, idle = pool.get_size(), pool.get_idle_size()
+        return {
+            "size": size,
+            "in_use": size - idle,
+            "idle": idle,
+            "max_size": pool.get_max_size(),
+            "waits": self._pool_waits,
+        }
 
     def classify_error(self, exc: BaseException) -> Transient | None:
         """Refused / "cannot connect now" / too many connections / a closed connection not yet
@@ -298,6 +317,8 @@ class PostgresStore(Store):
         """A pooled connection, health-checked when it sat idle for a while."""
         if self._closed:
             raise BackendError("the PostgreSQL database is closed")
+        if not self.pool.get_idle_size():
+            self._pool_waits += 1  # no idle connection: this acquire waits for one
         for _attempt in range(3):
             try:
                 conn: asyncpg.Connection = await self.pool.acquire()

@@ -196,6 +196,9 @@ class SQLiteStore(Store):
             with suppress(sqlite3.Error, ValueError):
                 await conn.close()
 
+    async def server_version(self) -> str | None:
+        return f"SQLite {sqlite3.sqlite_version}"  # the library in this process is the server
+
     def collection(self, spec: CollectionSpec) -> SQLiteCollection:
         return SQLiteCollection(self, spec)
 

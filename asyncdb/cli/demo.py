@@ -1,4 +1,4 @@
-"""The ``asyncdb`` command line.
+"""``asyncdb demo`` and ``asyncdb version``.
 
 ``asyncdb demo`` runs a guided tour of the API (queries, updates, pages, transactions, scan
 policy, ``explain()``) on a SQLite file in the current directory, with no server.
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import math
 import os
@@ -27,7 +26,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 import asyncdb
-from asyncdb.movement import commands as movement
 
 DEFAULT_DB = "asyncdb-demo.db"
 
@@ -506,38 +504,23 @@ async def run_demo(url: str, out: TextIO = sys.stdout) -> None:
         await Demo(db, Report(out)).run()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="asyncdb", description="asyncdb: one async API over every document store."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="a guided tour of the API on a local SQLite file")
+def add_parser(subparsers: Any) -> None:
+    """``asyncdb demo`` and ``asyncdb version``."""
+    demo = subparsers.add_parser("demo", help="a guided tour of the API on a local SQLite file")
     where = demo.add_mutually_exclusive_group()
     where.add_argument(
         "--db", default=DEFAULT_DB, help=f"SQLite file to use (default: ./{DEFAULT_DB})"
     )
     where.add_argument("--url", help="any database URL instead, e.g. memory://")
-    sub.add_parser("version", help="print the asyncdb version")
-    with contextlib.suppress(ImportError):  # rotate-keys needs the "security" extra
-        from asyncdb.security import commands as security_commands
-
-        security_commands.add_parser(sub)
-    movement.add_parser(sub)
-    return parser
+    demo.set_defaults(run=run)
+    version = subparsers.add_parser("version", help="print the asyncdb version")
+    version.set_defaults(run=run)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """The ``asyncdb`` console script."""
-    args = build_parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
     if args.command == "version":
         print(f"asyncdb {asyncdb.__version__}")
         return 0
-    if args.command == "rotate-keys":
-        from asyncdb.security import commands as security_commands
-
-        return security_commands.run(args)
-    if args.command in movement.COMMANDS:
-        return movement.run(args)
     try:
         asyncio.run(run_demo(_url(args)))
     except asyncdb.AsyncDBError as exc:

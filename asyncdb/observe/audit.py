@@ -1,0 +1,390 @@
+"""The audit trail: one event per operation, chained by ``prev_hash``, into a sink.
+
+``connect(url, audit=...)`` takes a collection name (in the same database), a ``Collection``
+(of any database), a callable (``fn(event)``, sync or async) or a structlog logger. Options:
+``audit_reads=True`` audits reads too (writes always are), ``audit_keys=False`` records a
+count instead of the keys, ``audit_policy="closed"`` (default) or ``"open"``:
+
+- ``"closed"``: a call returns only after its event is stored. If the sink fails, the call
+  raises :class:`~asyncdb.errors.AuditError`, whose ``result`` is the operation's own result
+  (the write did happen; nothing is lost silently). Inside ``db.transaction()`` a call cannot
+  wait for its event (the sink may need the connection the transaction holds): the event is
+  queued, and written when the transaction's task lets it.
+- ``"open"``: events are queued and written in the background in batches; a sink failure is a
+  structlog warning ``audit.sink_failed`` (no values) and ``db.metrics()["audit"]["failures"]``,
+  never an error of the call. The queue is bounded (``MAX_QUEUED`` events): past it a call
+  waits for the writer (back-pressure, never a dropped event). ``db.close()`` writes what is
+  queued.
+
+The chain, per audit collection: event ``n`` has ``seq`` n (key ``id``: n as 20 digits, so the
+key order is the chain order), ``prev_hash`` (the ``hash`` of event n-1; 64 zeros for the first)
+and ``hash`` = SHA-256 of its canonical JSON without ``id`` and ``hash``. A writer claims the
+chain head with a conditional insert of seq n+1 (an insert of an existing key fails with
+``DuplicateKey`` on every backend); the loser re-reads the events it lost to, takes the new
+head's hash and retries one seq further. Only the store's key uniqueness is relied on, so
+concurrent writers in one process (serialised by one writer task) and in several processes
+keep one chain. A new process finds the head with O(log n) point reads (the seqs are dense).
+:func:`verify_chain` (``asyncdb audit verify URL COLLECTION``) detects an edited event (hash),
+a deleted one (a gap in seq, or a broken link) and reordered ones (seq or link out of order);
+removing the newest events is detected against a head hash kept elsewhere (``--head``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import inspect
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Literal
+
+import orjson
+import structlog
+
+from asyncdb.backends.base import current_operation
+from asyncdb.errors import ConfigurationError, DuplicateKey
+
+if TYPE_CHECKING:
+    from asyncdb.collection import Collection
+
+log = structlog.get_logger("asyncdb.audit")
+
+GENESIS = "0" * 64
+# Events per insert: one all-or-nothing insert_many (DynamoDB's, Firestore's and Cosmos DB's
+# batches are small; the SQL stores and MongoDB take larger ones in one statement).
+_BATCH = {"sqlite": 100, "postgres": 100, "mongo": 100, "memory": 100}
+_SMALL_BATCH = 25
+MAX_QUEUED = 1000  # events waiting for the writer, at most, before calls wait for it
+
+
+class _Internal:
+    """``current_operation`` while the trail writes: its own writes are not observed."""
+
+    __slots__ = ("docs_read",)
+
+    def __init__(self) -> None:
+        self.docs_read = 0
+
+
+_INTERNAL = _Internal()
+
+_context: ContextVar[dict[str, Any]] = ContextVar("asyncdb_audit_context", default={})  # noqa: B039
+
+Policy = Literal["closed", "open"]
+
+
+@contextlib.contextmanager
+def audit_context(
+    actor: str | None = None, tenant: str | None = None, **fields: Any
+) -> Iterator[dict[str, Any]]:
+    """Who is acting, for every audit event of the operations inside (contextvars: follows
+    tasks created inside). Nested contexts add to and override the outer one.
+
+    >>> with audit_context(actor="u42", tenant="acme", request_id="r-1") as ctx:
+    ...     sorted(ctx.items())
+    [('actor', 'u42'), ('request_id', 'r-1'), ('tenant', 'acme')]
+    """
+    merged = dict(_context.get())
+    if actor is not None:
+        merged["actor"] = actor
+    if tenant is not None:
+        merged["tenant"] = tenant
+    merged.update(fields)
+    token = _context.set(merged)
+    try:
+        yield merged
+    finally:
+        _context.reset(token)
+
+
+def current_context() -> dict[str, Any]:
+    return _context.get()
+
+
+def trace_ids(span: Any = None) -> tuple[str | None, str | None]:
+    """The trace and span id (hex) of ``span`` or else of the active OpenTelemetry span, or
+    (None, None)."""
+    if span is None:
+        try:
+            from opentelemetry import trace
+        except ImportError:
+            return None, None
+        span = trace.get_current_span()
+    ctx = span.get_span_context()
+    if not ctx.is_valid:
+        return None, None
+    return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+
+
+# --- the chain --------------------------------------------------------------------------------
+
+
+def _canonical_value(value: Any) -> Any:
+    """Numbers as stores give them back (DynamoDB: Decimal; 2.0 may come back as 2)."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float | Decimal):
+        number = float(value) if not isinstance(value, int) else value
+        if isinstance(number, float) and number.is_integer() and abs(number) < 2**53:
+            return int(number)
+        return number
+    if isinstance(value, Mapping):
+        return {str(k): _canonical_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical_value(v) for v in value]
+    return str(value)
+
+
+def event_hash(event: Mapping[str, Any]) -> str:
+    """SHA-256 of the event's canonical JSON (sorted keys), without ``id`` and ``hash``."""
+    body = {k: v for k, v in event.items() if k not in ("id", "hash")}
+    return hashlib.sha256(
+        orjson.dumps(_canonical_value(body), option=orjson.OPT_SORT_KEYS)
+    ).hexdigest()
+
+
+def seal(event: Mapping[str, Any], seq: int, prev_hash: str) -> dict[str, Any]:
+    """``event`` as link ``seq`` of a chain whose previous link hashed to ``prev_hash``."""
+    sealed = {"id": f"{seq:020d}", "seq": seq, **event, "prev_hash": prev_hash}
+    sealed["hash"] = event_hash(sealed)
+    return sealed
+
+
+@dataclass
+class ChainReport:
+    """``verify_chain``'s answer: ``ok`` when every link holds."""
+
+    events: int = 0
+    head_seq: int = 0
+    head_hash: str = GENESIS
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "events": self.events,
+            "head_seq": self.head_seq,
+            "head_hash": self.head_hash,
+            "problems": self.problems,
+        }
+
+
+async def verify_chain(collection: Collection, *, head: str | None = None) -> ChainReport:
+    """Walk an audit collection in key order and check every link (see the module docstring).
+    ``head``: the head hash recorded elsewhere, to detect removed newest events.
+
+    >>> # report = await verify_chain(db.collection("audit_log")); report.ok, report.problems
+    """
+    report = ChainReport()
+    expected_seq = 1
+    prev = GENESIS
+    async for event in collection.find({}, sort=[("id", 1)], allow_scan=True, cache=False):
+        report.events += 1
+        seq = event.get("seq")
+        where = {"id": event.get("id"), "seq": seq}
+        if not isinstance(seq, int) or event.get("id") != f"{seq:020d}":
+            report.problems.append({**where, "problem": "moved: seq does not match its key"})
+        elif seq != expected_seq:
+            kind = "deleted" if seq > expected_seq else "reordered"
+            report.problems.append(
+                {**where, "problem": f"{kind}: expected seq {expected_seq}, found {seq}"}
+            )
+        if event.get("hash") != event_hash(event):
+            report.problems.append({**where, "problem": "edited: hash does not match the event"})
+        if event.get("prev_hash") != prev:
+            report.problems.append(
+                {**where, "problem": "broken link: prev_hash is not the previous event's hash"}
+            )
+        prev = str(event.get("hash"))
+        expected_seq = (seq if isinstance(seq, int) else expected_seq) + 1
+        report.head_seq = seq if isinstance(seq, int) else report.head_seq
+    report.head_hash = prev
+    if head is not None and head != prev:
+        report.problems.append(
+            {"id": None, "seq": report.head_seq, "problem": "head: not the expected head hash"}
+        )
+    return report
+
+
+# --- sinks ------------------------------------------------------------------------------------
+
+
+class CollectionSink:
+    """Events into a collection keyed ``id`` (the chain of the module docstring)."""
+
+    def __init__(self, collection: Collection) -> None:
+        if collection.spec.key != ("id",):
+            raise ConfigurationError(
+                f"an audit collection is keyed by 'id', not {collection.spec.key}"
+            )
+        self.collection = collection
+        self.batch = _BATCH.get(collection._db.backend, _SMALL_BATCH)
+        self._head: tuple[int, str] | None = None
+
+    async def _get(self, seq: int) -> dict[str, Any] | None:
+        return await self.collection.find_one({"id": f"{seq:020d}"}, cache=False)
+
+    async def _find_head(self) -> tuple[int, str]:
+        """The last event by probing seqs 1, 2, 4, ... then bisecting (dense seqs)."""
+        first = await self._get(1)
+        if first is None:
+            return 0, GENESIS
+        low, low_event = 1, first
+        high = 2
+        while (event := await self._get(high)) is not None:
+            low, low_event, high = high, event, high * 2
+        while high - low > 1:  # low exists, high does not
+            mid = (low + high) // 2
+            event = await self._get(mid)
+            if event is None:
+                high = mid
+            else:
+                low, low_event = mid, event
+        return low, str(low_event["hash"])
+
+    async def _advance(self, head: tuple[int, str]) -> tuple[int, str]:
+        """Past the events other writers appended after ``head``."""
+        seq, prev = head
+        while (event := await self._get(seq + 1)) is not None:
+            seq, prev = seq + 1, str(event["hash"])
+        return seq, prev
+
+    async def write(self, events: list[dict[str, Any]]) -> None:
+        head = self._head if self._head is not None else await self._find_head()
+        for _attempt in range(1000):
+            seq, prev = head
+            sealed: list[dict[str, Any]] = []
+            for event in events:
+                seq += 1
+                link = seal(event, seq, prev)
+                prev = link["hash"]
+                sealed.append(link)
+            try:
+                await self.collection.insert_many(sealed)
+            except DuplicateKey:
+                self._head = None
+                head = await self._advance(head)
+                continue
+            except BaseException:
+                self._head = None  # unknown whether it was applied: re-read next time
+                raise
+            self._head = (seq, prev)
+            return
+        raise RuntimeError("audit chain: could not claim a head after 1000 attempts")
+
+
+class CallableSink:
+    """Events to ``fn(event)`` (sync or async), chained in this process."""
+
+    def __init__(self, fn: Callable[[dict[str, Any]], Any]) -> None:
+        self.fn = fn
+        self.batch = 100
+        self._head: tuple[int, str] = (0, GENESIS)
+
+    async def write(self, events: list[dict[str, Any]]) -> None:
+        seq, prev = self._head
+        for event in events:
+            link = seal(event, seq + 1, prev)
+            link.pop("id")
+            outcome = self.fn(link)
+            if inspect.isawaitable(outcome):
+                await outcome
+            seq, prev = seq + 1, link["hash"]
+            self._head = (seq, prev)
+
+
+def logger_sink(logger: Any) -> CallableSink:
+    """Events as ``logger.info("asyncdb.audit", **event)`` (a structlog logger)."""
+
+    def emit(event: dict[str, Any]) -> None:
+        logger.info("asyncdb.audit", **event)
+
+    return CallableSink(emit)
+
+
+def is_logger(value: Any) -> bool:
+    return hasattr(value, "info") and hasattr(value, "bind") and not isinstance(value, type)
+
+
+Sink = CollectionSink | CallableSink
+
+
+class AuditTrail:
+    """The queue and writer task in front of one sink (see the module docstring)."""
+
+    def __init__(self, sink: Sink, policy: Policy, reads: bool, keys: bool) -> None:
+        self.sink = sink
+        self.policy = policy
+        self.reads = reads
+        self.keys = keys
+        self.events = 0
+        self.failures = 0
+        self._queue: list[tuple[dict[str, Any], asyncio.Future[None] | None]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    def submit(self, event: dict[str, Any], in_transaction: bool) -> Awaitable[None] | None:
+        """Queue ``event``. Unless the call is in a transaction (whose connection the sink may
+        need), an awaitable done when the event is stored (raising if it was not): always
+        under the closed policy, when the queue is full under the open one."""
+        future: asyncio.Future[None] | None = None
+        if not in_transaction and (self.policy == "closed" or len(self._queue) >= MAX_QUEUED):
+            future = asyncio.get_running_loop().create_future()
+        self._queue.append((event, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._drain())
+        return future
+
+    async def _drain(self) -> None:
+        current_operation.set(_INTERNAL)  # this task's writes are the trail's own
+        while self._queue:
+            size = self.sink.batch
+            batch, self._queue = self._queue[:size], self._queue[size:]
+            try:
+                await self.sink.write([event for event, _ in batch])
+            except Exception as exc:
+                self.failures += len(batch)
+                log.warning(
+                    "audit.sink_failed",
+                    events=len(batch),
+                    error=type(exc).__name__,
+                    policy=self.policy,
+                )
+                for _, future in batch:
+                    if future is not None and not future.done():
+                        future.set_exception(exc)
+                continue
+            self.events += len(batch)
+            for _, future in batch:
+                if future is not None and not future.done():
+                    future.set_result(None)
+
+    async def flush(self) -> None:
+        """Wait until every queued event is written (or failed)."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)
+
+
+def is_internal(operation: Any) -> bool:
+    return operation is _INTERNAL
+
+
+__all__ = [
+    "GENESIS",
+    "AuditTrail",
+    "CallableSink",
+    "ChainReport",
+    "CollectionSink",
+    "audit_context",
+    "event_hash",
+    "logger_sink",
+    "seal",
+    "trace_ids",
+    "verify_chain",
+]

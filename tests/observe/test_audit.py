@@ -1,0 +1,262 @@
+"""The audit trail: the events, their chain under concurrent writers and processes, tamper
+detection, the sink policies and the kinds of sink."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+import asyncdb
+from asyncdb.observe import verify_chain
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_one_event_per_operation_with_the_documented_fields(tmp_path: Path) -> None:
+    events: list[dict[str, Any]] = []
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    async with asyncdb.connect(url, audit=events.append) as db:
+        alerts = db.collection("alerts", allow_scan=True)
+        with asyncdb.audit_context(actor="u42", tenant="acme", request_id="r-7"):
+            await alerts.insert_many([{"id": "a1", "p": 1}, {"id": "a2", "p": 2}])
+            await alerts.find_one({"id": "a1"})  # reads are not audited unless asked
+            await alerts.update_one({"id": "a1"}, {"$set": {"p": 5}})
+            await alerts.update_many({"p": {"$lt": 3}}, {"$inc": {"p": 1}})
+            with pytest.raises(asyncdb.DuplicateKey):
+                await alerts.insert_one({"id": "a2"})
+            assert await alerts.delete_many({"p": {"$gte": 0}}) == 2
+        await alerts.insert_one({"id": "a3"})  # outside the context: no actor
+    ops = [(e["op"], e["outcome"]) for e in events]
+    assert ops == [
+        ("insert_many", "ok"),
+        ("update_one", "ok"),
+        ("update_many", "ok"),
+        ("insert_one", "failed"),
+        ("delete_many", "ok"),
+        ("insert_one", "ok"),
+    ]
+    first, update, many, failed, delete, last = events
+    assert first["keys"] == ["a1", "a2"] and first["count"] == 2
+    assert (first["actor"], first["tenant"], first["request_id"]) == ("u42", "acme", "r-7")
+    assert first["backend"] == "sqlite" and first["collection"] == "alerts"
+    assert update["keys"] == ["a1"] and update["query"] == '{"id": ?}'
+    assert update["update"] == '{"$set": {"p": ?}}'
+    assert (update["matched"], update["modified"]) == (1, 1)
+    assert many["query"] == '{"p": {"$lt": ?}}' and "keys" not in many
+    assert failed["error"] == "DuplicateKey" and "keys" not in failed
+    assert delete["deleted"] == 2
+    assert "actor" not in last
+    assert [e["seq"] for e in events] == [1, 2, 3, 4, 5, 6]
+    assert all(e["prev_hash"] == p["hash"] for p, e in itertools.pairwise(events))
+    assert all(isinstance(e["duration_ms"], float) and e["ts"].endswith("+00:00") for e in events)
+
+
+async def test_reads_are_audited_when_asked_and_keys_can_be_counted_only(tmp_path: Path) -> None:
+    events: list[dict[str, Any]] = []
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    async with asyncdb.connect(url, audit=events.append, audit_reads=True, audit_keys=False) as db:
+        c = db.collection("c", allow_scan=True)
+        await c.insert_one({"id": "x", "n": 1})
+        await c.find_one({"id": "x"})
+        await c.find({"n": 1}).to_list()
+        await c.count_documents({})
+    assert [(e["op"], e.get("count")) for e in events] == [
+        ("insert_one", 1),
+        ("find_one", 1),
+        ("find", 1),
+        ("count_documents", None),
+    ]
+    assert not any("keys" in e for e in events)
+
+
+async def test_verify_detects_an_edited_a_deleted_and_reordered_events(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'v.db'}"
+    async with asyncdb.connect(url, audit="audit_log") as db:
+        c = db.collection("c")
+        for i in range(6):
+            await c.insert_one({"id": f"k{i}"})
+    async with asyncdb.connect(url) as db:
+        log = db.collection("audit_log")
+        intact = await verify_chain(log)
+        assert intact.ok and intact.events == 6 and intact.head_seq == 6
+        await log.update_one({"id": f"{2:020d}"}, {"$set": {"keys": ["forged"]}})
+        edited = await verify_chain(log)
+        assert [p["problem"].split(":")[0] for p in edited.problems] == ["edited"]
+        await log.delete_one({"id": f"{4:020d}"})
+        gapped = await verify_chain(log)
+        assert {p["problem"].split(":")[0] for p in gapped.problems} == {
+            "edited",
+            "deleted",
+            "broken link",
+        }
+        # Swap the bodies of events 5 and 6 (each keeps the other's seq): out of order.
+        five, six = await log.find_one({"id": f"{5:020d}"}), await log.find_one({"id": f"{6:020d}"})
+        assert five is not None and six is not None
+        await log.replace_one({"id": five["id"]}, {**six, "id": five["id"]})
+        await log.replace_one({"id": six["id"]}, {**five, "id": six["id"]})
+        swapped = await verify_chain(log)
+        assert sum(p["problem"].startswith("moved") for p in swapped.problems) == 2
+        # Removing the newest event is seen against the head recorded before.
+        truncated_head = await verify_chain(log, head=intact.head_hash)
+        assert any(p["problem"].startswith("head") for p in truncated_head.problems)
+
+
+async def test_the_chain_holds_with_concurrent_writers_on_every_backend(backend_url: str) -> None:
+    """Two connections (as two processes would) append to one audit collection at once: the
+    loser of each race for seq n+1 meets DuplicateKey, re-reads and retries."""
+    writers = 1 if backend_url == "memory://" else 2  # each memory:// connection is its own store
+    dbs = [await asyncdb.connect(backend_url, audit="audit_log") for _ in range(writers)]
+    try:
+
+        async def write(db: asyncdb.Database, who: int) -> None:
+            c = db.collection("c")
+            await asyncio.gather(*(c.insert_one({"id": f"w{who}-{i}"}) for i in range(6)))
+
+        for i, db in enumerate(dbs):  # tables first, one at a time: the race under test is
+            await db.collection("c").insert_one({"id": f"first-{i}"})  # the chain's, not DDL's
+        await asyncio.gather(*(write(db, i) for i, db in enumerate(dbs)))
+        report = await verify_chain(dbs[0].collection("audit_log"))
+    finally:
+        for db in dbs:
+            await db.close()
+    assert report.ok, report.problems
+    assert report.events == report.head_seq == 7 * writers
+
+
+WRITER = """
+import asyncio, sys
+import asyncdb
+
+async def main(url, who):
+    async with asyncdb.connect(url, audit="audit_log") as db:
+        c = db.collection("c")
+        for i in range(15):
+            await c.insert_one({"id": f"p{who}-{i}"})
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+def test_the_chain_holds_with_several_processes_writing_at_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'procs.db'}"
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, url, str(i)], env=env) for i in range(3)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+
+    async def check() -> Any:
+        async with asyncdb.connect(url) as db:
+            return await verify_chain(db.collection("audit_log"))
+
+    report = asyncio.run(check())
+    assert report.ok, report.problems
+    assert report.events == 45
+
+
+async def test_closed_policy_raises_audit_error_with_the_applied_result(tmp_path: Path) -> None:
+    def broken(event: dict[str, Any]) -> None:
+        raise OSError("the log shipper is down")
+
+    url = f"sqlite:///{tmp_path / 'closed.db'}"
+    async with asyncdb.connect(url, audit=broken) as db:
+        c = db.collection("c")
+        with pytest.raises(asyncdb.AuditError) as caught:
+            await c.update_one({"id": "a"}, {"$set": {"n": 1}}, upsert=True)
+        assert caught.value.result.upserted_id == "a"  # the write happened: nothing is hidden
+        assert await c.find_one({"id": "a"}) == {"id": "a", "n": 1}
+        with pytest.raises(asyncdb.DuplicateKey):  # the operation's own error comes first
+            await c.insert_one({"id": "a"})
+        assert db.metrics()["audit"]["failures"] == 2
+
+
+async def test_open_policy_keeps_going_and_reports_the_sink_failure(tmp_path: Path) -> None:
+    calls = 0
+
+    async def flaky(event: dict[str, Any]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError("the log shipper is down")
+
+    url = f"sqlite:///{tmp_path / 'open.db'}"
+    with capture_logs() as logs:
+        async with asyncdb.connect(url, audit=flaky, audit_policy="open") as db:
+            c = db.collection("c")
+            assert await c.insert_one({"id": "a"}) == "a"
+            await asyncio.sleep(0)
+            assert await c.insert_one({"id": "b"}) == "b"
+            await db._observer.audit.flush()  # type: ignore[union-attr]
+            audit = db.metrics()["audit"]
+    assert (audit["failures"], audit["events"], audit["policy"]) == (1, 1, "open")
+    failed = [line for line in logs if line["event"] == "audit.sink_failed"]
+    assert failed and failed[0]["error"] == "OSError" and failed[0]["policy"] == "open"
+
+
+async def test_audit_into_a_collection_of_another_database_and_into_a_logger(
+    tmp_path: Path,
+) -> None:
+    async with asyncdb.connect(f"sqlite:///{tmp_path / 'audit.db'}") as audit_db:
+        sink = audit_db.collection("events")
+        async with asyncdb.connect("memory://", audit=sink) as db:
+            await db.collection("c").insert_one({"id": "a"})
+        stored = await sink.find({}, allow_scan=True).to_list()
+        assert [(e["backend"], e["op"], e["keys"]) for e in stored] == [
+            ("memory", "insert_one", ["a"])
+        ]
+        assert (await verify_chain(sink)).ok
+    with capture_logs() as logs:
+        async with asyncdb.connect("memory://", audit=structlog.get_logger("audit")) as db:
+            await db.collection("c").insert_one({"id": "b"})
+    audit_lines = [line for line in logs if line["event"] == "asyncdb.audit"]
+    assert [(line["op"], line["keys"], line["seq"]) for line in audit_lines] == [
+        ("insert_one", ["b"], 1)
+    ]
+
+
+async def test_a_transactions_events_and_its_outcome_are_audited(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'tx.db'}"
+    async with asyncdb.connect(url, audit="audit_log") as db:
+        async with db.transaction() as tx:
+            await tx.collection("c").insert_one({"id": "a"})
+            await tx.collection("c").update_one({"id": "a"}, {"$set": {"n": 1}})
+        with pytest.raises(ZeroDivisionError):
+            async with db.transaction() as tx:
+                await tx.collection("c").insert_one({"id": "b"})
+                1 / 0  # noqa: B018
+        await db._observer.audit.flush()  # type: ignore[union-attr]
+        log = db.collection("audit_log")
+        report = await verify_chain(log)
+        events = await log.find({}, sort=[("id", 1)], allow_scan=True).to_list()
+    assert report.ok and report.events == 5
+    ops = [(e["op"], e["outcome"], e.get("count")) for e in events]
+    assert ops == [
+        ("insert_one", "ok", 1),
+        ("update_one", "ok", 1),
+        ("transaction", "ok", 2),
+        ("insert_one", "ok", 1),
+        ("transaction", "rolled_back", 1),
+    ]
+    first, second = events[0]["tx"], events[3]["tx"]
+    assert events[1]["tx"] == events[2]["tx"] == first != second == events[4]["tx"]
+    assert events[4]["error"] == "ZeroDivisionError"
+
+
+async def test_bad_audit_options_are_refused_before_any_io() -> None:
+    with pytest.raises(asyncdb.ConfigurationError, match="audit_policy"):
+        await asyncdb.connect("memory://", audit="log", audit_policy="sometimes")
+    with pytest.raises(asyncdb.ConfigurationError, match="audit="):
+        await asyncdb.connect("memory://", audit=42)
+    with pytest.raises(asyncdb.ConfigurationError, match="slow_ms"):
+        await asyncdb.connect("memory://", slow_ms="fast")
