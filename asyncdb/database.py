@@ -152,6 +152,8 @@ class Database:
         self._catalog: StoreCollection | None = None  # ensured on first use
         self._catalog_pending: dict[str, CollectionSpec] = {}  # written after a transaction
         self._models: dict[str, type[Any]] = {}  # the model a collection was last opened with
+        self._observer: Observer | None = None  # metrics, slow warnings, audit, spans
+        self._cache_reader: ReadCache | ObservedCache | None = None  # the cache, observed
         try:  # pools and clients belong to the loop that opened them
             self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -170,8 +172,6 @@ class Database:
                 "and clients cannot be used from this one: open one Database per event loop "
                 "(per worker process, per test loop), e.g. in the app's lifespan"
             )
-        self._observer: Observer | None = None  # metrics, slow warnings, audit, spans
-        self._cache_reader: ReadCache | ObservedCache | None = None  # the cache, observed
 
     @property
     def cache(self) -> ReadCache | None:
