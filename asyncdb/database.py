@@ -174,6 +174,11 @@ class Database:
         return self._cache
 
     @property
+    def keyring(self) -> KeyRing | None:
+        """The key ring given to ``connect(url, keyring=...)``, or None (read-only)."""
+        return self._keyring
+
+    @property
     def backend(self) -> str:
         return self._store.name
 
