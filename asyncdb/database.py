@@ -88,8 +88,9 @@ class Transaction:
         existing = self._db._collections.get(name)
         if existing is not None and not options:
             model = self._db._models.get(name)
-            if model is not None:
-                options = {"key": existing.spec.key, "model": model}
+            if model is not None:  # typed: the same spec (key, indexes, allow_scan) and model
+                bound = Collection[Any](self._db, existing, self._session, self._writes)
+                return self._db._typed(bound, model)
         if existing is None or options:
             base = self._db.collection(name, **options)
             if options.get("model") is not None:  # typed: the same model, bound to this tx

@@ -34,15 +34,16 @@ class Aliased(pydantic.BaseModel):
 
 async def test_a_transaction_keeps_the_model_and_rolls_back(tmp_path: Path) -> None:
     async with asyncdb.connect(f"sqlite:///{tmp_path / 'tx.db'}") as db:
-        accounts = db.collection("accounts", model=Account)
+        accounts = db.collection("accounts", model=Account, allow_scan=True)
         await accounts.insert_many(
             [Account(id="a", owner="ann", balance=10), {"id": "b", "owner": "bo", "balance": 0}]
         )
         with pytest.raises(asyncdb.ValidationError, match="balance"):
             async with db.transaction() as tx:
-                in_tx = tx.collection("accounts")  # the model it was opened with
+                in_tx = tx.collection("accounts")  # the model and spec it was opened with
                 got = await in_tx.find_one({"id": "a"})
                 assert isinstance(got, Account)
+                assert [a.id for a in await in_tx.find({"owner": "bo"}).to_list()] == ["b"]
                 await in_tx.update_one({"id": "b"}, {"$inc": {"balance": 5}})
                 await in_tx.update_one({"id": "a"}, {"$set": {"balance": -5}})  # refused
         assert (await accounts.find_one({"id": "b"})) == Account(id="b", owner="bo", balance=0)
