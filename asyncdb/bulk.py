@@ -24,18 +24,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal
 
 from asyncdb.query.ast import Node, Update
+
+if TYPE_CHECKING:  # a bare InsertOne/ReplaceOne carries a mapping; on a typed collection, a model
+    from typing_extensions import TypeVar
+
+    DocumentT = TypeVar("DocumentT", covariant=True, default=Mapping[str, Any])
+else:
+    from typing import TypeVar
+
+    DocumentT = TypeVar("DocumentT", covariant=True)
 
 # --- the public operations ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class InsertOne:
-    """Insert ``document`` (an ``"id"`` is generated if the key field is ``id`` and missing)."""
+class InsertOne(Generic[DocumentT]):
+    """Insert ``document`` (an ``"id"`` is generated if the key field is ``id`` and missing):
+    a mapping, or a model instance on a typed collection (``model=``)."""
 
-    document: Mapping[str, Any]
+    document: DocumentT
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +73,12 @@ class UpdateMany:
 
 
 @dataclass(frozen=True, slots=True)
-class ReplaceOne:
-    """Replace the first document matching ``filter`` with ``replacement`` (its key stays)."""
+class ReplaceOne(Generic[DocumentT]):
+    """Replace the first document matching ``filter`` with ``replacement`` (its key stays): a
+    mapping, or a model instance on a typed collection (``model=``)."""
 
     filter: Mapping[str, Any] | None
-    replacement: Mapping[str, Any]
+    replacement: DocumentT
     upsert: bool = False
     collation: Any = None
     hint: Any = None

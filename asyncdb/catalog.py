@@ -6,8 +6,9 @@ code reads and writes it through the store's primitives. Names starting with ``_
 reserved: a user collection cannot collide with it.
 
 A catalog document holds the name, key fields, indexes and TTL field, plus two fields left for
-the capabilities above ``Collection`` (``encrypted``: field -> mode, ``model``: a model's name),
-None until those record them.
+the capabilities above ``Collection``: ``encrypted`` (field -> mode, None until the security
+layer records it) and ``model`` (``module.QualName`` of the model the collection was opened with
+when the database first used it, or None).
 
 >>> from asyncdb.types import CollectionSpec, Index
 >>> spec = CollectionSpec("alerts", ("id",), (Index.of(["company", ("ts", -1)]),), "expires")
@@ -27,8 +28,8 @@ CATALOG_SPEC = CollectionSpec(CATALOG_NAME, key=("name",), allow_scan=True)
 FORMAT = 1
 
 
-def spec_document(spec: CollectionSpec) -> dict[str, Any]:
-    """The catalog document of ``spec``."""
+def spec_document(spec: CollectionSpec, *, model: str | None = None) -> dict[str, Any]:
+    """The catalog document of ``spec`` (``model``: the name of its model, if any)."""
     return {
         "name": spec.name,
         "format": FORMAT,
@@ -45,7 +46,7 @@ def spec_document(spec: CollectionSpec) -> dict[str, Any]:
         "allow_scan": spec.allow_scan,
         "max_scan": spec.max_scan,
         "encrypted": None,
-        "model": None,
+        "model": model,
     }
 
 

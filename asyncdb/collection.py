@@ -1016,6 +1016,9 @@ class Collection(Generic[DocT]):
         unless ``allow_scan``), MongoDB runs the whole pipeline, other stores run the rest in
         process, streaming, with memory bounded by the number of groups.
 
+        The results are dicts, also on a typed collection: a pipeline reshapes documents
+        (``$group``, ``$project``, ``$unwind`` ...), so they are no longer the model's.
+
         >>> # cur = alerts.aggregate([{"$match": {"status": "open"}},
         >>> #                         {"$group": {"_id": "$company", "n": {"$sum": 1}}},
         >>> #                         {"$sort": {"n": -1}}])
@@ -1089,27 +1092,68 @@ class Collection(Generic[DocT]):
 
     # --- breadth: find_one_and_replace/delete, distinct, counts, bulk writes, drop -------------
 
+    @overload
+    async def find_one_and_replace(
+        self,
+        filter: Mapping[str, Any] | None,
+        doc: DocT | Mapping[str, Any],
+        upsert: bool = False,
+        sort: Any = None,
+        projection: None = None,
+        return_document: Literal["before", "after"] = "after",
+        *,
+        allow_scan: bool | None = None,
+    ) -> DocT | None: ...
+
+    @overload
+    async def find_one_and_replace(
+        self,
+        filter: Mapping[str, Any] | None,
+        doc: DocT | Mapping[str, Any],
+        upsert: bool,
+        sort: Any,
+        projection: ProjectionSpec,
+        return_document: Literal["before", "after"] = "after",
+        *,
+        allow_scan: bool | None = None,
+    ) -> Doc | None: ...
+
+    @overload
+    async def find_one_and_replace(
+        self,
+        filter: Mapping[str, Any] | None,
+        doc: DocT | Mapping[str, Any],
+        upsert: bool = False,
+        sort: Any = None,
+        *,
+        projection: ProjectionSpec,
+        return_document: Literal["before", "after"] = "after",
+        allow_scan: bool | None = None,
+    ) -> Doc | None: ...
+
     @observed("find_one_and_replace")
     async def find_one_and_replace(
         self,
         filter: Mapping[str, Any] | None,
-        doc: Mapping[str, Any],
+        doc: DocT | Mapping[str, Any],
         upsert: bool = False,
         sort: Any = None,
         projection: Any = None,
         return_document: Literal["before", "after"] = "after",
         *,
         allow_scan: bool | None = None,
-    ) -> Doc | None:
+    ) -> DocT | Doc | None:
         """Replace the first match (in ``sort`` order) whole, atomically, and return it as it
         was ``"before"`` or is ``"after"`` (None if nothing matched and nothing was upserted).
+        On a typed collection it is a model instance, or a dict when projected.
 
         >>> # old = await alerts.find_one_and_replace({"id": "a"}, {"title": "new"},
         >>> #                                         return_document="before")
         """
         if return_document not in ("before", "after"):
             raise QueryError('return_document must be "before" or "after"', path="return_document")
-        node, parsed = parse_filter(filter), parse_replacement(doc)
+        # A typed collection (asyncdb.models) hands over the dumped mapping.
+        node, parsed = parse_filter(filter), parse_replacement(cast("Mapping[str, Any]", doc))
         self._store.check_update(node, parsed, upsert)
         sort_spec = parse_sort(sort)
         if sort_spec:  # ties go to the lowest key, as in find()
@@ -1135,7 +1179,39 @@ class Collection(Generic[DocT]):
             await self._written(self._written_keys(node, upsert, None))
             raise
         await self._written(self._written_keys(node, upsert, result))
-        return None if found is None else apply_projection(proj, found, self.spec.key)
+        if found is None:
+            return None
+        return self._load(found) if proj is None else apply_projection(proj, found, self.spec.key)
+
+    @overload
+    async def find_one_and_delete(
+        self,
+        filter: Mapping[str, Any] | None,
+        sort: Any = None,
+        projection: None = None,
+        *,
+        allow_scan: bool | None = None,
+    ) -> DocT | None: ...
+
+    @overload
+    async def find_one_and_delete(
+        self,
+        filter: Mapping[str, Any] | None,
+        sort: Any,
+        projection: ProjectionSpec,
+        *,
+        allow_scan: bool | None = None,
+    ) -> Doc | None: ...
+
+    @overload
+    async def find_one_and_delete(
+        self,
+        filter: Mapping[str, Any] | None,
+        sort: Any = None,
+        *,
+        projection: ProjectionSpec,
+        allow_scan: bool | None = None,
+    ) -> Doc | None: ...
 
     @observed("find_one_and_delete")
     async def find_one_and_delete(
@@ -1145,9 +1221,10 @@ class Collection(Generic[DocT]):
         projection: Any = None,
         *,
         allow_scan: bool | None = None,
-    ) -> Doc | None:
-        """Delete the first match (in ``sort`` order) atomically and return it as it was, or
-        None when nothing matched.
+    ) -> DocT | Doc | None:
+        """Delete the first match (in ``sort`` order) atomically and return it as it was
+        (a model instance on a typed collection, a dict when projected), or None when nothing
+        matched.
 
         >>> # oldest = await jobs.find_one_and_delete({"state": "queued"}, sort=[("ts", 1)])
         """
@@ -1171,7 +1248,9 @@ class Collection(Generic[DocT]):
             if keys is None and found is not None:
                 keys = [key_of(found, self.spec)]
             await self._written(keys)
-        return None if found is None else apply_projection(proj, found, self.spec.key)
+        if found is None:
+            return None
+        return self._load(found) if proj is None else apply_projection(proj, found, self.spec.key)
 
     @observed("distinct")
     async def distinct(
@@ -1183,7 +1262,8 @@ class Collection(Generic[DocT]):
     ) -> list[Any]:
         """The distinct values of ``field`` among the matching documents, as MongoDB gives
         them: an array contributes its elements (one level deep), 1, 1.0 and Decimal("1") are
-        one value ("1" another), missing fields none; in BSON order.
+        one value ("1" another), missing fields none; in BSON order. The values are stored
+        values, also on a typed collection (an enum field gives its values, not members).
 
         >>> # await alerts.distinct("tags", {"company": "acme"})   # ['db', 'disk', 'net']
         """

@@ -91,8 +91,9 @@ class Transaction:
         existing = self._db._collections.get(name)
         if existing is not None and not options:
             model = self._db._models.get(name)
-            if model is not None:
-                options = {"key": existing.spec.key, "model": model}
+            if model is not None:  # typed: the same spec (key, indexes, allow_scan) and model
+                bound = Collection[Any](self._db, existing, self._session, self._writes)
+                return self._db._typed(bound, model)
         if existing is None or options:
             base = self._db.collection(name, **options)
             if options.get("model") is not None:  # typed: the same model, bound to this tx
@@ -179,6 +180,11 @@ class Database:
         return self._cache
 
     @property
+    def keyring(self) -> KeyRing | None:
+        """The key ring given to ``connect(url, keyring=...)``, or None (read-only)."""
+        return self._keyring
+
+    @property
     def backend(self) -> str:
         return self._store.name
 
@@ -253,10 +259,6 @@ class Database:
         if isinstance(max_scan, bool) or not isinstance(max_scan, int) or max_scan < 1:
             raise ConfigurationError("max_scan must be a positive integer")
         spec = CollectionSpec(name, keys, parsed_indexes, ttl, bool(allow_scan), max_scan)
-        if model is None:
-            self._models.pop(name, None)
-        else:
-            self._models[name] = model
         existing = self._collections.get(name)
         if existing is not None and existing.spec == spec:
             return self._typed(Collection(self, existing), model)
@@ -271,12 +273,16 @@ class Database:
         return self._typed(Collection(self, store_coll), model)
 
     def _typed(self, plain: Collection[Any], model: type[DocT] | None) -> Collection[DocT]:
-        """``plain`` itself, or its typed view with ``model=`` (asyncdb.models)."""
+        """``plain`` itself, or its typed view with ``model=`` (asyncdb.models); the model is
+        remembered for ``tx.collection(name)`` and the catalog."""
         if model is None:
+            self._models.pop(plain.spec.name, None)
             return plain
         from asyncdb.models import model_collection  # pydantic is imported only here
 
-        return model_collection(plain, model)
+        typed = model_collection(plain, model)  # a wrong model= is refused first
+        self._models[plain.spec.name] = model
+        return typed
 
     def table(
         self, table: sqlalchemy.Table, *, allow_scan: bool = False, max_scan: int = 10_000
@@ -373,7 +379,11 @@ class Database:
             self._catalog_pending[spec.name] = spec
             return
         catalog = await self._catalog_ready()
-        node, update = Eq(("name",), spec.name), parse_replacement(spec_document(spec))
+        model = self._models.get(spec.name)
+        document = spec_document(
+            spec, model=None if model is None else f"{model.__module__}.{model.__qualname__}"
+        )
+        node, update = Eq(("name",), spec.name), parse_replacement(document)
         await self._resilience.call(
             lambda: catalog.update(node, update, multi=False, upsert=True, session=None),
             write=False,  # idempotent: retried like a read

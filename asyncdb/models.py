@@ -22,6 +22,7 @@ Alert(id='a1', priority=80)
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import AsyncIterator, Iterable, Mapping
 from enum import Enum
@@ -32,6 +33,7 @@ import pydantic
 from pydantic import BaseModel, TypeAdapter
 
 from asyncdb.backends.base import Doc, KeyTuple, Session, StoreCollection
+from asyncdb.bulk import DeleteMany, DeleteOne, InsertOne, ReplaceOne, UpdateMany, UpdateOne
 from asyncdb.collection import Collection
 from asyncdb.errors import ConfigurationError, ValidationError
 from asyncdb.types import UpdateResult
@@ -281,6 +283,45 @@ class ModelCollection(Collection[M]):
             portable(filter), self.codec.update(update), *args, **kwargs
         )
 
+    async def find_one_and_replace(self, filter: Any, doc: Any, *args: Any, **kwargs: Any) -> Any:
+        replacement = self.codec.dump(self.codec.validate(doc))
+        return await super().find_one_and_replace(portable(filter), replacement, *args, **kwargs)
+
+    async def find_one_and_delete(self, filter: Any, *args: Any, **kwargs: Any) -> Any:
+        return await super().find_one_and_delete(portable(filter), *args, **kwargs)
+
+    async def bulk_write(self, requests: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        """Every operation's documents validated and dumped (and its ``$set`` checked) before
+        any I/O. A generated key is not set on an inserted instance (the result carries no
+        inserted keys): ``insert_many`` sets them."""
+        return await super().bulk_write(
+            [self._request(i, r) for i, r in enumerate(requests)], *args, **kwargs
+        )
+
+    def _request(self, index: int, request: Any) -> Any:
+        """One bulk_write operation in stored form (anything else is left to the base, which
+        names what it is not)."""
+        codec = self.codec
+        try:
+            if isinstance(request, InsertOne):
+                return InsertOne(codec.dump(codec.validate(request.document)))
+            if isinstance(request, ReplaceOne):
+                replacement = codec.dump(codec.validate(request.replacement))
+                return dataclasses.replace(
+                    request, filter=portable(request.filter), replacement=replacement
+                )
+            if isinstance(request, UpdateOne | UpdateMany):
+                return dataclasses.replace(
+                    request, filter=portable(request.filter), update=codec.update(request.update)
+                )
+            if isinstance(request, DeleteOne | DeleteMany):
+                return dataclasses.replace(request, filter=portable(request.filter))
+        except ValidationError as exc:  # named like the base's errors, the field kept in .path
+            error = ValidationError(f"bulk_write operation {index}: {exc}")
+            error.path = exc.path
+            raise error from None
+        return request
+
     async def delete_one(self, filter: Any, *args: Any, **kwargs: Any) -> int:
         return await super().delete_one(portable(filter), *args, **kwargs)
 
@@ -300,6 +341,16 @@ class ModelCollection(Collection[M]):
 
     async def count_documents(self, filter: Any = None, *args: Any, **kwargs: Any) -> int:
         return await super().count_documents(portable(filter), *args, **kwargs)
+
+    async def distinct(
+        self, field: str, filter: Any = None, *args: Any, **kwargs: Any
+    ) -> list[Any]:
+        return await super().distinct(field, portable(filter), *args, **kwargs)
+
+    def aggregate(self, pipeline: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        # Results are dicts (a pipeline reshapes documents); enum members and UUIDs may be
+        # values in its stages, as in filters.
+        return super().aggregate(portable(list(pipeline)), *args, **kwargs)
 
     def __repr__(self) -> str:
         return f"<Collection[{self.model.__name__}] {self.spec.name!r} on {self._db.backend}>"

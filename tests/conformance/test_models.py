@@ -228,3 +228,40 @@ async def test_invalid_documents_raise_validation_error_naming_the_field(
     # The same collection without the model sees the stored dicts.
     plain = await db.collection("alerts", allow_scan=True).find_one({"id": "b"})
     assert plain is not None and plain["severity"] == "high"
+
+
+async def test_replace_delete_and_bulk_write_round_trip_models(db: asyncdb.Database) -> None:
+    alerts = db.collection("alerts", model=Alert, allow_scan=True)
+    when = datetime(2024, 5, 1, 12, 30, tzinfo=timezone(timedelta(hours=2)))
+    first = Alert(id="a", company_id="c1", priority=1, created_at=when, tags=["x"])
+    result = await alerts.bulk_write(
+        [
+            asyncdb.InsertOne(first),
+            asyncdb.InsertOne({"id": "b", "company_id": "c2", "priority": 2, "created_at": when}),
+            asyncdb.ReplaceOne(
+                {"id": "b"}, Alert(company_id="c3", priority=3, created_at=when, tags=["y", "z"])
+            ),
+            asyncdb.UpdateOne({"id": "a"}, {"$set": {"severity": Severity.HIGH}}),
+        ]
+    )
+    assert (result.inserted_count, result.matched_count, result.modified_count) == (2, 2, 2)
+    assert_identical(
+        first.model_copy(update={"severity": Severity.HIGH}), await alerts.find_one({"id": "a"})
+    )
+    replacement = Alert(company_id="c4", priority=4, created_at=when, severity=Severity.HIGH)
+    before = await alerts.find_one_and_replace({"id": "b"}, replacement, return_document="before")
+    assert_identical(
+        Alert(id="b", company_id="c3", priority=3, created_at=when, tags=["y", "z"]), before
+    )
+    assert await alerts.find_one_and_replace({"id": "b"}, replacement, projection=["priority"]) == {
+        "id": "b",
+        "priority": 4,
+    }
+    gone = await alerts.find_one_and_delete({"id": "b"})
+    assert_identical(replacement.model_copy(update={"id": "b"}), gone)
+    assert await alerts.find_one({"id": "b"}) is None
+    with pytest.raises(asyncdb.ValidationError, match="bulk_write operation 0"):
+        await alerts.bulk_write([asyncdb.ReplaceOne({"id": "a"}, {"priority": 9})])
+    assert (await alerts.find_one({"id": "a"})) == first.model_copy(
+        update={"severity": Severity.HIGH}
+    )

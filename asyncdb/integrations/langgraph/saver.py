@@ -22,10 +22,15 @@ a key-prefix query on every backend and deleting a thread is one ``delete_many``
 The namespace is hex-encoded inside keys: it may be ``""`` (keys must be non-empty) and may
 contain any character, while ``|`` separates the parts and sorts after every hex digit.
 
-Encryption: with the security issue's KeyRing on the database, ``_seal``/``_open`` are where
-the checkpoint and write blobs would be encrypted with associated data
-``thread_id|checkpoint_ns|checkpoint_id`` (see the package README section); today they pass
-blobs through unchanged.
+Encryption: when the database has a key ring (``connect(url, keyring=ring)``), every checkpoint
+blob and pending-write blob is sealed with ``KeyRing.seal`` before it is stored (and chunked:
+chunks hold ciphertext), with associated data binding the thread, namespace and checkpoint id
+(and, for a write, its task, index and channel) and the serializer's type tag. A blob moved to
+another checkpoint, thread or namespace, a flipped bit, or a key that is unknown or disabled
+raises ``DecryptionError`` on read. Sealed documents carry ``"e": 1``; a document without it
+(written with no key ring) is refused by a saver whose database has one, unless the saver was
+built with ``allow_plaintext=True``. Metadata stays plaintext, so ``list(filter=...)`` is still
+pushed down.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     WRITES_IDX_MAP,
@@ -52,7 +58,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from asyncdb import Database, DuplicateKey, QueryError
+from asyncdb import Database, DecryptionError, DuplicateKey, QueryError
 from asyncdb.integrations.langgraph._chunks import Chunks, chunk_limit, next_key, upsert
 from asyncdb.integrations.langgraph._sync import LoopBridge
 
@@ -73,6 +79,27 @@ def _range(prefix: str) -> dict[str, str]:
     return {"$gte": prefix, "$lt": next_key(prefix)}
 
 
+def _cp_aad(thread_id: str, ns: str, checkpoint_id: str, t: str) -> bytes:
+    """The associated data of a checkpoint blob (JSON: unambiguous for any strings)."""
+    return orjson.dumps(["langgraph/cp/v1", thread_id, ns, checkpoint_id, t])
+
+
+def _w_aad(thread_id: str, ns: str, checkpoint_id: str, entry: Mapping[str, Any]) -> bytes:
+    """The associated data of a pending write's blob: its checkpoint, task, index, channel."""
+    return orjson.dumps(
+        [
+            "langgraph/w/v1",
+            thread_id,
+            ns,
+            checkpoint_id,
+            entry["task_id"],
+            entry["idx"],
+            entry["channel"],
+            entry["t"],
+        ]
+    )
+
+
 def _scalar_md(metadata: Mapping[str, Any]) -> dict[str, Any]:
     """The metadata entries a store can filter on natively: scalar values under plain names."""
     return {
@@ -91,7 +118,9 @@ class AsyncDBSaver(BaseCheckpointSaver[str]):
     >>> # async with asyncdb.connect("postgresql://...") as db:
     >>> #     graph = builder.compile(checkpointer=AsyncDBSaver(db))
 
-    ``prefix`` names its collections (``langgraph_checkpoints``, ...). The sync methods
+    ``prefix`` names its collections (``langgraph_checkpoints``, ...). With a key ring on the
+    database, blobs are encrypted (see the module docstring); ``allow_plaintext=True`` also
+    reads checkpoints saved before the database had one. The sync methods
     (``get_tuple``, ``list``, ``put``, ...) work from threads other than the database's event
     loop, as LangGraph's official async savers do.
     """
@@ -103,9 +132,11 @@ class AsyncDBSaver(BaseCheckpointSaver[str]):
         serde: SerializerProtocol | None = None,
         prefix: str = "langgraph_",
         max_scan: int = 100_000,
+        allow_plaintext: bool = False,
     ) -> None:
         super().__init__(serde=serde)
         self.db = db
+        self.allow_plaintext = bool(allow_plaintext)
         self.checkpoints = db.collection(
             f"{prefix}checkpoints",
             key=("thread_id", "ck"),
@@ -165,11 +196,42 @@ class AsyncDBSaver(BaseCheckpointSaver[str]):
                 pass
         await self.heads.update_one(key, {"$max": {"latest": checkpoint_id}}, upsert=True)
 
-    def _seal(self, data: bytes, thread_id: str, ns: str, checkpoint_id: str) -> bytes:
-        return data  # the KeyRing's AEAD goes here (AAD: thread_id|ns|checkpoint_id)
+    def _seal(self, doc: dict[str, Any], data: bytes, aad: bytes) -> bytes:
+        """``data`` sealed under the database's key ring (``doc`` is marked sealed), or
+        unchanged without one."""
+        ring = self.db.keyring
+        if ring is None:
+            return data
+        doc["e"] = 1
+        return ring.seal(data, aad)
 
-    def _open(self, data: bytes, thread_id: str, ns: str, checkpoint_id: str) -> bytes:
+    def _open(self, doc: Mapping[str, Any], data: bytes, aad: bytes) -> bytes:
+        """The plaintext of a stored blob; ``DecryptionError`` when it does not open, when it
+        is sealed and the database has no key ring, or when it is plaintext and the database
+        has one (unless ``allow_plaintext``)."""
+        ring = self.db.keyring
+        if doc.get("e"):
+            if ring is None:
+                raise DecryptionError("a sealed checkpoint blob, but the database has no keyring")
+            return ring.open(data, aad)
+        if ring is not None and not self.allow_plaintext:
+            raise DecryptionError(
+                "a checkpoint blob saved without encryption (pass allow_plaintext=True to "
+                "AsyncDBSaver to read data not yet encrypted)"
+            )
         return data
+
+    @staticmethod
+    def _check_place(doc: Mapping[str, Any]) -> None:
+        """A sealed document's ``ns``/``checkpoint_id`` must be those of its key: the AAD uses
+        them, so a whole document copied under another key would otherwise still open."""
+        if doc.get("e") and doc["ck"] != _ck(doc["ns"], doc["checkpoint_id"]):
+            raise DecryptionError("a checkpoint document stored under another checkpoint's key")
+
+    def _open_checkpoint(self, doc: Mapping[str, Any], blob: bytes) -> bytes:
+        self._check_place(doc)
+        aad = _cp_aad(doc["thread_id"], doc["ns"], doc["checkpoint_id"], doc["t"])
+        return self._open(doc, blob, aad)
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -194,9 +256,10 @@ class AsyncDBSaver(BaseCheckpointSaver[str]):
             if channels is not None and e["channel"] not in channels:
                 continue
             owner = f"{bucket['ck']}|{e['task_id']}|{e['idx']}"
-            raw = self._open(
-                await self.chunks.get({**e, "thread_id": thread_id}, owner), thread_id, ns, cid
-            )
+            blob = await self.chunks.get({**e, "thread_id": thread_id}, owner)
+            if e.get("e"):
+                self._check_place({**bucket, "e": 1})
+            raw = self._open(e, blob, _w_aad(thread_id, ns, cid, e))
             out.append((e["task_id"], e["channel"], self.serde.loads_typed((e["t"], raw))))
         return out
 
@@ -224,7 +287,7 @@ class AsyncDBSaver(BaseCheckpointSaver[str]):
 
     async def _tuple(self, doc: dict[str, Any], writes: list[PendingWrite]) -> CheckpointTuple:
         thread_id, ns, cid = doc["thread_id"], doc["ns"], doc["checkpoint_id"]
-        raw = self._open(await self.chunks.get(doc, doc["ck"]), thread_id, ns, cid)
+        raw = self._open_checkpoint(doc, await self.chunks.get(doc, doc["ck"]))
         checkpoint = self.serde.loads_typed((doc["t"], raw))
         metadata = self.serde.loads_typed((doc["mt"], doc["mb"]))
         parent = doc.get("parent_id")
@@ -392,7 +455,9 @@ class AsyncDBSaver(BaseCheckpointSaver[str]):
             doc["run_id"] = meta["run_id"]
         if "counters_since_delta_snapshot" in meta:
             doc["delta"] = True
-        await self.chunks.put(thread_id, ck, doc, self._seal(raw, thread_id, ns, cid))
+        await self.chunks.put(
+            thread_id, ck, doc, self._seal(doc, raw, _cp_aad(thread_id, ns, cid, t))
+        )
         if await self._heads_needed():  # a reader that meets the head first falls back
             await asyncio.gather(
                 upsert(self.checkpoints, doc), self._advance_head(thread_id, "n" + _nsh(ns), cid)
@@ -433,7 +498,7 @@ class AsyncDBSaver(BaseCheckpointSaver[str]):
                 thread_id,
                 f"{ck}|{task_id}|{idx}",
                 entry,
-                self._seal(raw, thread_id, ns, cid),
+                self._seal(entry, raw, _w_aad(thread_id, ns, cid, entry)),
                 inline=self._inline_write,
             )
             entries.append(entry)
@@ -492,13 +557,34 @@ class AsyncDBSaver(BaseCheckpointSaver[str]):
                 await self._delete_checkpoints(thread_id, docs)
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        """Copy every checkpoint, write and chunk of a thread to another thread id (chunks and
-        writes first, checkpoints and heads last, so a reader of the target never sees half)."""
+        """Copy every checkpoint and write of a thread to another thread id (writes first,
+        checkpoints and heads last, so a reader of the target never sees half). Each blob is
+        read and stored again under the target thread: with a key ring it is opened and sealed
+        anew, since its associated data names the thread."""
         self._bridge.seen()
         src, dst = str(source_thread_id), str(target_thread_id)
-        for coll in (self.chunks.coll, self.writes, self.checkpoints):
-            async for d in coll.find({"thread_id": src}):
-                await upsert(coll, {**d, "thread_id": dst})
+        async for bucket in self.writes.find({"thread_id": src}):
+            ns, cid = bucket["ns"], bucket["checkpoint_id"]
+            entries: list[dict[str, Any]] = []
+            for e in bucket.get("w", []):
+                owner = f"{bucket['ck']}|{e['task_id']}|{e['idx']}"
+                raw = self._open(
+                    e,
+                    await self.chunks.get({**e, "thread_id": src}, owner),
+                    _w_aad(src, ns, cid, e),
+                )
+                entry = {k: e[k] for k in ("task_id", "task_path", "idx", "channel", "t")}
+                sealed = self._seal(entry, raw, _w_aad(dst, ns, cid, entry))
+                await self.chunks.put(dst, owner, entry, sealed, inline=self._inline_write)
+                entries.append(entry)
+            await upsert(self.writes, {**bucket, "thread_id": dst, "w": entries})
+        async for d in self.checkpoints.find({"thread_id": src}):
+            raw = self._open_checkpoint(d, await self.chunks.get(d, d["ck"]))
+            doc = {k: v for k, v in d.items() if k not in ("b", "cn", "cg", "e")}
+            doc["thread_id"] = dst
+            aad = _cp_aad(dst, d["ns"], d["checkpoint_id"], d["t"])
+            await self.chunks.put(dst, d["ck"], doc, self._seal(doc, raw, aad))
+            await upsert(self.checkpoints, doc)
         if await self._heads_needed():
             async for h in self.heads.find({"thread_id": src}):
                 await self._advance_head(dst, h["nk"], h["latest"])
@@ -588,7 +674,7 @@ class AsyncDBSaver(BaseCheckpointSaver[str]):
             bucket = await self._bucket(thread_id, doc["ck"])
             for w in reversed(await self._load_writes(bucket, remaining)):
                 collected[w[1]].append(w)
-            raw = self._open(await self.chunks.get(doc, doc["ck"]), thread_id, ns, parent)
+            raw = self._open_checkpoint(doc, await self.chunks.get(doc, doc["ck"]))
             values = self.serde.loads_typed((doc["t"], raw))["channel_values"]
             for ch in list(remaining):
                 if ch in values:
