@@ -16,8 +16,9 @@ ones left alone): no duplicates, no gaps.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
@@ -173,7 +174,7 @@ def parse_segment(segment: Any) -> tuple[int, int] | None:
     return i, n
 
 
-async def _prefetched(items: AsyncIterator[T]) -> AsyncIterator[T]:
+async def _prefetched(items: AsyncIterator[T]) -> AsyncGenerator[T, None]:
     """``items`` with the next one read while the caller works on the current one."""
     queue: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue(maxsize=1)
 
@@ -182,6 +183,8 @@ async def _prefetched(items: AsyncIterator[T]) -> AsyncIterator[T]:
             async for item in items:
                 await queue.put((True, item))
             await queue.put((False, None))
+        except asyncio.CancelledError:
+            raise  # the consumer stopped: it waits for this task, which must not block again
         except BaseException as exc:  # handed to the consumer, raised there
             await queue.put((False, exc))
 
@@ -371,19 +374,21 @@ class _Run:
         position = cp.position(name, index)
         fields = dst.spec.key
         batches = source.batches(part, position, self.batch_size)
-        async for docs, after in _prefetched(batches):
-            position = after
-            await self.limit.take(len(docs))
-            counts.read += len(docs)
-            out = self._mapped(source, counts, docs)
-            failed = await write_batch(dst, out)
-            for doc, exc in failed:
-                key = _shown(key_of(doc, fields)) if all(f in doc for f in fields) else None
-                self._failed(name, counts, key, exc, doc)
-            counts.written += len(out) - len(failed)
-            cp.advance(name, index, position, done=False)
-            if self.progress is not None:
-                self.progress.advance(len(docs))
+        # aclosing: a failed part stops its reader now, not when the generator is collected
+        async with contextlib.aclosing(_prefetched(batches)) as prefetched:
+            async for docs, after in prefetched:
+                position = after
+                await self.limit.take(len(docs))
+                counts.read += len(docs)
+                out = self._mapped(source, counts, docs)
+                failed = await write_batch(dst, out)
+                for doc, exc in failed:
+                    key = _shown(key_of(doc, fields)) if all(f in doc for f in fields) else None
+                    self._failed(name, counts, key, exc, doc)
+                counts.written += len(out) - len(failed)
+                cp.advance(name, index, position, done=False)
+                if self.progress is not None:
+                    self.progress.advance(len(docs))
         cp.advance(name, index, position, done=True)
 
     async def collection(

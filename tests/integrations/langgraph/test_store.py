@@ -169,15 +169,19 @@ async def test_batch_reads_see_the_store_before_its_puts_and_last_put_wins(
 
 
 async def test_ttl_expires_refreshes_on_read_and_sweeps(db: asyncdb.Database) -> None:
-    store = AsyncDBStore(db, ttl={"default_ttl": 0.02, "refresh_on_read": True})  # 1.2 s
+    # 3 s; times are taken from the clock after the puts, so a slow store (an emulator under
+    # load) cannot make "read" expire before it is read
+    store = AsyncDBStore(db, ttl={"default_ttl": 0.05, "refresh_on_read": True})
     assert store.supports_ttl
     ns = ("ttl",)
-    await store.aput(ns, "read", {"v": 1})
-    await store.aput(ns, "unread", {"v": 2})
+    loop = asyncio.get_running_loop()
     await store.aput(ns, "forever", {"v": 3}, ttl=None)
-    await asyncio.sleep(0.7)
-    assert await store.aget(ns, "read") is not None  # pushes its expiry to 1.2 s from now
-    await asyncio.sleep(0.7)
+    await store.aput(ns, "unread", {"v": 2})
+    await store.aput(ns, "read", {"v": 1})  # expires at the earliest 3 s from t0, minus a put
+    t0 = loop.time()
+    await asyncio.sleep(1.0)
+    assert await store.aget(ns, "read") is not None  # pushes its expiry to t0 + 4 s or later
+    await asyncio.sleep(max(0.0, t0 + 3.3 - loop.time()))  # "unread" expired by t0 + 3 s
     assert await store.aget(ns, "unread", refresh_ttl=False) is None
     assert sorted(i.key for i in await store.asearch(ns, refresh_ttl=False)) == [
         "forever",
