@@ -45,7 +45,7 @@ import orjson
 import structlog
 
 from asyncdb.backends.base import current_operation
-from asyncdb.errors import ConfigurationError, DuplicateKey
+from asyncdb.errors import BackendError, ConfigurationError, DuplicateKey
 
 if TYPE_CHECKING:
     from asyncdb.collection import Collection
@@ -348,7 +348,13 @@ class AuditTrail:
             batch, self._queue = self._queue[:size], self._queue[size:]
             try:
                 await self.sink.write([event for event, _ in batch])
-            except Exception as exc:
+            except BaseException as exc:
+                if not isinstance(exc, Exception):
+                    # Cancelled (or the loop is ending): no caller may wait for ever on
+                    # events that will not be written.
+                    self._abandon(batch + self._queue, exc)
+                    self._queue = []
+                    raise
                 self.failures += len(batch)
                 log.warning(
                     "audit.sink_failed",
@@ -364,6 +370,15 @@ class AuditTrail:
             for _, future in batch:
                 if future is not None and not future.done():
                     future.set_result(None)
+
+    def _abandon(
+        self, batch: list[tuple[dict[str, Any], asyncio.Future[None] | None]], exc: BaseException
+    ) -> None:
+        self.failures += len(batch)
+        error = BackendError(f"the audit writer stopped ({type(exc).__name__})")
+        for _, future in batch:
+            if future is not None and not future.done():
+                future.set_exception(error)
 
     async def flush(self) -> None:
         """Wait until every queued event is written (or failed)."""
