@@ -47,7 +47,7 @@ from asyncdb.bulk import (
 from asyncdb.cache import TOO_LARGE, ReadCache, shape_digest
 from asyncdb.errors import BulkWriteError, NotSupported, QueryError
 from asyncdb.observe.operation import observed
-from asyncdb.query.ast import Node, Projection, Sort
+from asyncdb.query.ast import Node, Projection, Sort, Update
 from asyncdb.query.limits import PORTABLE
 from asyncdb.query.parse import (
     parse_filter,
@@ -677,6 +677,22 @@ class Collection(Generic[DocT]):
         node = parse_filter(filter)
         parsed = parse_update_spec(update, node, array_filters)
         self._store.check_update(node, parsed, upsert)
+        return await self._write_and_return(
+            node, parsed, upsert, sort, projection, return_document, allow_scan
+        )
+
+    async def _write_and_return(
+        self,
+        node: Node,
+        parsed: Update,
+        upsert: bool,
+        sort: Any,
+        projection: Any,
+        return_document: Literal["before", "after"],
+        allow_scan: bool | None,
+    ) -> DocT | Doc | None:
+        """``find_one_and_update``/``_replace``: apply ``parsed`` to the first match (by
+        ``sort``) and return it as it was before or is after, projected."""
         sort_spec = parse_sort(sort)
         if sort_spec:  # ties go to the lowest key, as in find()
             sort_spec = with_key_tiebreak(sort_spec, self.spec)
@@ -1155,33 +1171,9 @@ class Collection(Generic[DocT]):
         # A typed collection (asyncdb.models) hands over the dumped mapping.
         node, parsed = parse_filter(filter), parse_replacement(cast("Mapping[str, Any]", doc))
         self._store.check_update(node, parsed, upsert)
-        sort_spec = parse_sort(sort)
-        if sort_spec:  # ties go to the lowest key, as in find()
-            sort_spec = with_key_tiebreak(sort_spec, self.spec)
-        proj = parse_projection(projection, self.spec.key)
-        await self._ready()
-        try:
-            result, found = await self._call(
-                lambda: self._store.update(
-                    node,
-                    parsed,
-                    multi=False,
-                    upsert=upsert,
-                    session=self._session,
-                    allow_scan=allow_scan,
-                    sort=sort_spec,
-                    return_document=return_document,
-                ),
-                write=True,
-                what="update",
-            )
-        except BaseException:
-            await self._written(self._written_keys(node, upsert, None))
-            raise
-        await self._written(self._written_keys(node, upsert, result))
-        if found is None:
-            return None
-        return self._load(found) if proj is None else apply_projection(proj, found, self.spec.key)
+        return await self._write_and_return(
+            node, parsed, upsert, sort, projection, return_document, allow_scan
+        )
 
     @overload
     async def find_one_and_delete(
