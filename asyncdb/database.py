@@ -426,10 +426,11 @@ class _Connect:
         store = await store_cls.open(self._url, options)
         db = Database(store, self._url, cursor_secret=secret, policy=policy)
         if cache is not None:
-            if not isinstance(cache, str) or not cache.startswith(("redis://", "rediss://")):
+            try:
+                db._cache = ReadCache(cache, self._url, cache_config)
+            except ConfigurationError:
                 await store.close()
-                raise ConfigurationError(f"cache must be a redis:// URL, not {cache!r}")
-            db._cache = ReadCache(cache, self._url, cache_config)
+                raise
         return db
 
     def __await__(self) -> Generator[Any, None, Database]:

@@ -22,7 +22,8 @@ import pytest
 
 from .base import ThrowawayServer
 from .pool import POOL, SERVER_TYPES, skipped_backends
-from .process import stop_all
+from .process import ServerStartError, stop_all
+from .redis_cluster import RedisClusterBed
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -134,3 +135,37 @@ async def redis_url(redis_server: ThrowawayServer) -> AsyncIterator[str]:
     """``redis://127.0.0.1:PORT/0``: a flushed database."""
     async with POOL.fresh_url("redis") as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterBed]:
+    """A 3-node Redis Cluster on loopback (started on first use; a start failure fails loudly).
+    A test that kills a node restarts it before it ends."""
+    bed = RedisClusterBed()
+    try:
+        bed.start()
+    except ServerStartError as exc:
+        bed.stop()
+        pytest.fail(f"Redis Cluster test bed unavailable: {exc}", pytrace=False)
+    try:
+        yield bed
+    finally:
+        bed.stop()
+
+
+@pytest.fixture
+async def redis_cluster_url(redis_cluster: RedisClusterBed) -> AsyncIterator[str]:
+    """``redis+cluster://127.0.0.1:P1,...``: every node flushed before and after the test."""
+    import redis.asyncio
+
+    async def flush() -> None:
+        for port in redis_cluster.ports:
+            client = redis.asyncio.Redis(host="127.0.0.1", port=port)
+            try:
+                await client.flushall()
+            finally:
+                await client.aclose()
+
+    await flush()
+    yield redis_cluster.url
+    await flush()
