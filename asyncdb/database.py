@@ -423,6 +423,11 @@ class _Connect:
         secret = options.pop("cursor_secret", None)
         policy = RetryPolicy.from_options(options)
         store_cls = _tables_store() if options.pop("tables_only", False) else backend_for(self._url)
+        if options.get("replicas") is not None and store_cls.name != "postgres":
+            raise NotSupported(
+                f"read replicas are a PostgreSQL option; the {store_cls.name} backend has none"
+                " (its store replicates and routes reads itself, or has no replicas)"
+            )
         store = await store_cls.open(self._url, options)
         db = Database(store, self._url, cursor_secret=secret, policy=policy)
         if cache is not None:

@@ -22,6 +22,8 @@ import pytest
 
 from .base import ThrowawayServer
 from .pool import POOL, SERVER_TYPES, skipped_backends
+from .postgres import PostgresServer
+from .postgres_replica import PostgresReplica
 from .process import ServerStartError, stop_all
 from .redis_cluster import RedisClusterBed
 
@@ -169,3 +171,28 @@ async def redis_cluster_url(redis_cluster: RedisClusterBed) -> AsyncIterator[str
     await flush()
     yield redis_cluster.url
     await flush()
+
+
+@pytest.fixture(scope="session")
+def postgres_replica(postgres_server: ThrowawayServer) -> Iterator[PostgresReplica]:
+    """A streaming replica of the session's PostgreSQL (``pg_basebackup -R``) on another
+    loopback port. A test that stops it starts it again before it ends."""
+    assert isinstance(postgres_server, PostgresServer)
+    replica = PostgresReplica(postgres_server)
+    try:
+        replica.create()
+    except (ServerStartError, OSError, KeyError) as exc:
+        replica.destroy()
+        pytest.fail(f"PostgreSQL replica test bed unavailable: {exc}", pytrace=False)
+    try:
+        yield replica
+    finally:
+        replica.destroy()
+
+
+@pytest.fixture
+async def postgres_replica_url(postgres_replica: PostgresReplica, postgres_url: str) -> str:
+    """The replica's URL of this test's fresh database (``postgres_url``), once replayed."""
+    url = postgres_replica.url_for(postgres_url)
+    await postgres_replica.wait_for_database(url)
+    return url

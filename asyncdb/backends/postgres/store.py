@@ -4,7 +4,9 @@ One asyncpg pool per database. URL query options: ``min_size``, ``max_size`` (po
 ``max_inactive_connection_lifetime`` (seconds; ``recycle`` is an alias), ``statement_cache_size``
 (asyncpg's prepared-statement cache per connection), ``command_timeout``, ``batch_size`` (rows
 per cursor fetch) and ``health_check`` (``1``: a ``SELECT 1`` on checkout when the connection was
-idle for more than ``health_check_idle`` seconds).
+idle for more than ``health_check_idle`` seconds). ``replicas`` (a list of URLs, a keyword of
+``connect``), ``replica_wait``, ``replica_timeout`` and ``replica_cooldown`` send reads outside
+transactions to read replicas (see :mod:`asyncdb.backends.postgres.replicas`).
 
 Transactions: ``db.transaction()`` takes one connection from the pool and keeps it for its whole
 life (REPEATABLE READ, PostgreSQL's snapshot isolation; a write conflict raises
@@ -54,6 +56,7 @@ from asyncdb.backends.postgres.planner import (
     schema,
     sort_values,
 )
+from asyncdb.backends.postgres.replica_config import REPLICA_OPTIONS, check_replica_options
 from asyncdb.errors import BackendError, ConfigurationError, DuplicateKey, TransactionError
 from asyncdb.query.ast import Node, Sort, Update
 from asyncdb.query.grouping import GroupShape
@@ -77,6 +80,7 @@ _OPTIONS: dict[str, Any] = {
     "health_check": 1,
     "health_check_idle": 30.0,
 }
+_OPTIONS.update(REPLICA_OPTIONS)
 _ALIASES = {"recycle": "max_inactive_connection_lifetime"}
 
 
@@ -198,6 +202,7 @@ class PostgresStore(Store):
                 )
             merged[key] = value
         dsn = urlunsplit(parts._replace(scheme="postgresql", query=""))
+        replica_urls = check_replica_options(merged)
         try:
             min_size, max_size = int(merged["min_size"]), int(merged["max_size"])
             lifetime = float(merged["max_inactive_connection_lifetime"])
@@ -220,6 +225,10 @@ class PostgresStore(Store):
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise ConfigurationError(f"cannot connect to PostgreSQL: {exc}") from None
         assert pool is not None
+        if replica_urls:
+            from asyncdb.backends.postgres.replicas import open_replicated
+
+            return await open_replicated(pool, merged, replica_urls)  # type: ignore[return-value]
         return cls(pool, merged)
 
     async def ping(self) -> None:
