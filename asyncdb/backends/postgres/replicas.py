@@ -37,7 +37,7 @@ import structlog
 
 from asyncdb.backends.base import Session, sql_reads_only
 from asyncdb.backends.postgres.replica_config import lsn_int
-from asyncdb.backends.postgres.store import PostgresSession, PostgresStore
+from asyncdb.backends.postgres.store import PostgresSession, PostgresStore, keep_session
 
 log = structlog.get_logger("asyncdb.postgres")
 
@@ -96,6 +96,7 @@ class ReplicatedPostgresStore(PostgresStore):
                 max_inactive_connection_lifetime=float(options["max_inactive_connection_lifetime"]),
                 statement_cache_size=int(options["statement_cache_size"]),
                 command_timeout=None if timeout in (None, "", "none") else float(timeout),
+                reset=keep_session,  # replicas only run asyncdb's reads
             )
             assert pool is not None
             where = f"{parts.hostname}:{parts.port or 5432}{parts.path}"

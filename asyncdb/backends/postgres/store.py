@@ -48,6 +48,7 @@ from asyncdb.backends.base import (
     sql_reads_only,
 )
 from asyncdb.backends.postgres.codec import decode_doc, encode_doc, encode_key
+from asyncdb.backends.postgres.connections import HeldConnections, usable
 from asyncdb.backends.postgres.grouping import group_sql, partial_rows
 from asyncdb.backends.postgres.planner import (
     PostgresPlanner,
@@ -94,6 +95,35 @@ def _pg_error(exc: Exception, what: str) -> Exception:
     ):
         return TransactionError(f"{what}: a concurrent transaction conflicts ({exc}); retry")
     return BackendError(f"{what}: {exc}")
+
+
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's ``reset=``: no reset query on release, one round trip saved per operation.
+
+    asyncpg's default sends ``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET
+    ALL;`` on every release. asyncdb writes every statement its connections run, and none leaves
+    session state behind, so there is nothing for it to undo:
+
+    - advisory locks: only ``pg_advisory_xact_lock`` (DDL), released when its transaction ends;
+    - ``SET``: none; isolation is given per ``BEGIN``, no session setting is ever changed;
+    - listeners: no ``LISTEN`` and no ``add_listener`` (asyncpg drops client-side listeners on
+      release in any case);
+    - cursors: only inside a transaction (``stream``), and a cursor without HOLD closes with it;
+    - cancelled calls: before calling this, the pool waits for the server to finish cancelling
+      the statement, and asyncpg rolls back a transaction left open (it knows that client-side,
+      so a ROLLBACK is sent only then).
+
+    A statement asyncdb did not write (``db.native``) may leave any of these: ``native`` runs
+    the full reset query (:func:`reset_session`) before its connection goes back. Code that
+    ever adds session state must do the same.
+    """
+
+
+async def reset_session(conn: asyncpg.Connection) -> None:
+    """asyncpg's full reset query (advisory locks, cursors, LISTEN, settings) on ``conn``."""
+    query = conn.get_reset_query()
+    if query:
+        await conn.execute(query)
 
 
 _background: set[asyncio.Task[None]] = set()
@@ -188,7 +218,9 @@ class PostgresStore(Store):
         self.health_check_idle = float(options["health_check_idle"])
         self._owners: set[asyncio.Task[Any]] = set()
         self._closed = False
-        self._idle_since: dict[int, float] = {}
+        self._held = HeldConnections(
+            pool, pool.get_max_size(), float(options["max_inactive_connection_lifetime"])
+        )
 
     @classmethod
     async def open(cls, url: str, options: Mapping[str, Any]) -> Self:
@@ -221,6 +253,7 @@ class PostgresStore(Store):
                 max_inactive_connection_lifetime=lifetime,
                 statement_cache_size=cache,
                 command_timeout=timeout,
+                reset=keep_session,
             )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise ConfigurationError(f"cannot connect to PostgreSQL: {exc}") from None
@@ -269,6 +302,8 @@ class PostgresStore(Store):
             return
         self._closed = True
         with suppress(Exception):
+            await asyncio.wait_for(self._held.close(), 10)
+        with suppress(Exception):
             await asyncio.wait_for(self.pool.close(), 10)
         self.pool.terminate()
 
@@ -291,12 +326,14 @@ class PostgresStore(Store):
             raise BackendError("the PostgreSQL database is closed")
         for _attempt in range(3):
             try:
-                conn: asyncpg.Connection = await self.pool.acquire()
+                conn, idle = await self._held.get()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 raise BackendError(f"cannot get a PostgreSQL connection: {exc}") from None
+            if not usable(conn):  # the server ended it while it sat idle
+                await self._held.give_back(conn)
+                continue
             if not self.health_check:
                 return conn
-            idle = self._idle_since.pop(id(conn), None)
             if idle is None or time.monotonic() - idle < self.health_check_idle:
                 return conn
             try:
@@ -304,15 +341,17 @@ class PostgresStore(Store):
                 return conn
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 conn.terminate()
-                await self.pool.release(conn)
+                await self._held.give_back(conn)
             except BaseException:  # cancelled: the connection still goes back
                 self.release_later(conn)
                 raise
         raise BackendError("no healthy PostgreSQL connection after 3 attempts")
 
     async def release(self, conn: asyncpg.Connection) -> None:
-        self._idle_since[id(conn)] = time.monotonic()
-        await self.pool.release(conn)
+        """Hand ``conn`` to the next caller (no await, no reset: see ``keep_session``), or
+        back to asyncpg's pool when it is not clean."""
+        if not self._held.put(conn):
+            await self._held.give_back(conn)
 
     def release_later(self, conn: asyncpg.Connection, *, rollback: bool = False) -> None:
         """Give ``conn`` back to the pool in the background (after a ROLLBACK with
@@ -324,7 +363,8 @@ class PostgresStore(Store):
                 with suppress(Exception):
                     await conn.execute("ROLLBACK")
             with suppress(Exception):
-                await self.release(conn)
+                # asyncpg's pool: it waits for a cancelled statement to end before reuse.
+                await self._held.give_back(conn)
 
         _later(clean_up())
 
@@ -524,7 +564,15 @@ class PostgresStore(Store):
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise _pg_error(exc, "native statement") from None
         finally:
-            await self.release(conn)
+            # A statement asyncdb did not write may SET, LISTEN or lock (see keep_session).
+            try:
+                await asyncio.shield(reset_session(conn))
+            except BaseException as exc:
+                conn.terminate()  # a broken or cancelled reset: the connection is not reused
+                if not isinstance(exc, Exception):
+                    raise
+            finally:
+                await self.release(conn)
         return [dict(row) for row in rows]
 
     async def run_ddl(
