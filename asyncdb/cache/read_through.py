@@ -204,6 +204,10 @@ class ReadCache:
         if target.cluster:
             from redis.asyncio.cluster import ClusterNode, RedisCluster
 
+            if config.l1 > 0 and not hasattr(RedisCluster, "pubsub"):
+                raise ConfigurationError(
+                    "cache_l1 on Redis Cluster needs redis-py 8 or later (asyncio cluster pub/sub)"
+                )
             # require_full_coverage=False: while a node is down the others keep serving their
             # slots (the down node's collections fail open to the backend).
             self._client = RedisCluster(
