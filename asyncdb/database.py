@@ -572,14 +572,20 @@ class _Connect:
         policy = RetryPolicy.from_options(options)
         observe = ObserveOptions.pop(options)
         store_cls = _tables_store() if options.pop("tables_only", False) else backend_for(self._url)
+        if options.get("replicas") is not None and store_cls.name != "postgres":
+            raise NotSupported(
+                f"read replicas are a PostgreSQL option; the {store_cls.name} backend has none"
+                " (its store replicates and routes reads itself, or has no replicas)"
+            )
         store = await store_cls.open(self._url, options)
         db = Database(store, self._url, cursor_secret=secret, policy=policy)
         db._keyring = keyring
         if cache is not None:
-            if not isinstance(cache, str) or not cache.startswith(("redis://", "rediss://")):
+            try:
+                db._cache = ReadCache(cache, self._url, cache_config)
+            except ConfigurationError:
                 await store.close()
-                raise ConfigurationError(f"cache must be a redis:// URL, not {cache!r}")
-            db._cache = ReadCache(cache, self._url, cache_config)
+                raise
         try:
             db._observer = observe.observer(db)
         except BaseException:

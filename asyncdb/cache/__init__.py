@@ -1,4 +1,5 @@
-"""The Redis read-through cache: ``asyncdb.connect(url, cache="redis://host:6379/0")``.
+"""The Redis read-through cache: ``asyncdb.connect(url, cache="redis://host:6379/0")``, or a
+Redis Cluster: ``cache="redis+cluster://host:7000,host:7001"``.
 
 >>> # db = await asyncdb.connect("sqlite:///app.db", cache="redis://127.0.0.1:6379/0",
 >>> #                            cache_ttl=60, cache_l1=10_000)
@@ -27,7 +28,14 @@ Limits: the in-process L1 is invalidated synchronously by this process's writes 
 asynchronously (pub/sub latency) by other processes' writes; while its subscription is down it
 is cleared and unused. A write whose invalidation failed is replayed by this process before it
 serves any cached read again, but another process may serve the old entry until its TTL ends.
-Keys are built inside Lua scripts, so the cache needs a single Redis (not Redis Cluster).
+
+Redis Cluster: ``cache="redis+cluster://h1:7000,h2:7001"`` (or a list of node URLs,
+``cache=["redis://h1:7000", "redis://h2:7001"]``; the other nodes are discovered). Each
+collection's keys carry a hash tag (``adb:<ns>:{<collection>}:...``), so one collection's tokens
+and entries sit in one slot: reads stay one script or MGET and a write's invalidation one script
+per collection written, with the same guarantees. L1 messages use the cluster's (regular)
+pub/sub. While a node is down, the collections in its slots fail open to the backend (and the
+breaker may route every read there for its cool-down); the other nodes keep serving.
 
 ``db.cache.stats()``: see :class:`CacheStats` (hits, l1_hits, misses, backend_calls,
 single_flight_waits, fills, fills_rejected, bypass, fallbacks, errors, invalidations,

@@ -1,6 +1,7 @@
 """Pure parts of the cache: Redis key names, query-shape digests and value envelopes.
 
-Every key of one database lives under ``adb:<namespace>:<collection>:``:
+Every key of one database lives under ``adb:<namespace>:<collection>:`` (on Redis Cluster
+``adb:<namespace>:{<collection>}:``, a hash tag: one slot per collection):
 
 - ``...:q`` the collection's query token; a query entry is ``...:q:<token>:<digest>``,
 - ``...:d`` the collection's doc epoch token,
@@ -66,8 +67,13 @@ class CollectionKeys:
 
     __slots__ = ("doc_epoch", "prefix", "query_token")
 
-    def __init__(self, namespace_prefix: str, collection: str) -> None:
-        self.prefix = f"{namespace_prefix}{collection}:"
+    def __init__(self, namespace_prefix: str, collection: str, hash_tag: bool = False) -> None:
+        # On Redis Cluster the collection is a hash tag (``adb:<ns>:{<collection>}:``): every key
+        # of one collection hashes to one slot, so its scripts and invalidation stay one call.
+        # The slot depends only on this prefix (the tag ends at the first "}" after the first
+        # "{"), whatever braces the namespace or collection name hold.
+        scope = f"{{{collection}}}" if hash_tag else collection
+        self.prefix = f"{namespace_prefix}{scope}:"
         self.query_token = self.prefix + "q"
         self.doc_epoch = self.prefix + "d"
 

@@ -33,6 +33,7 @@ import structlog
 
 from asyncdb.backends.base import KeyTuple
 from asyncdb.cache.breaker import CircuitBreaker
+from asyncdb.cache.cluster import parse_target
 from asyncdb.cache.keys import (
     TOKEN_CHARS,
     CollectionKeys,
@@ -82,6 +83,19 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   return 1
 end
 return 0
+"""
+
+# Redis Cluster invalidation of one collection (its keys share one slot). KEYS: query token,
+# doc epoch, then key token / doc entry pairs. ARGV: token ttl, "1" to replace the doc epoch,
+# fresh query token, fresh epoch, then one fresh key token per pair.
+_INVALIDATE = """
+redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[1])
+if ARGV[2] == '1' then redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[1]) end
+for i = 3, #KEYS, 2 do
+  redis.call('SET', KEYS[i], ARGV[4 + (i - 1) / 2], 'EX', ARGV[1])
+  redis.call('DEL', KEYS[i + 1])
+end
+return 1
 """
 
 _FAILED: Any = object()  # a Redis call that failed or was not made (breaker open)
@@ -167,7 +181,9 @@ class CacheStats:
 class ReadCache:
     """The read-through cache of one :class:`~asyncdb.Database` (``db.cache``)."""
 
-    def __init__(self, redis_url: str, database_url: str, config: CacheConfig) -> None:
+    def __init__(self, redis_url: str | list[str], database_url: str, config: CacheConfig) -> None:
+        target = parse_target(redis_url)  # before any import or I/O
+
         import redis.asyncio  # lazily: the core imports no driver
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
@@ -178,12 +194,31 @@ class ReadCache:
             OSError,
             TimeoutError,
         )
-        self._client = redis.asyncio.Redis.from_url(
-            redis_url,
-            socket_timeout=max(config.timeout, 0.05) * 4,
-            socket_connect_timeout=max(config.timeout, 0.05) * 4,
-            retry=Retry(NoBackoff(), 1),  # one reconnect for a pooled connection a restart broke
-        )
+        timeouts: dict[str, Any] = {
+            "socket_timeout": max(config.timeout, 0.05) * 4,
+            "socket_connect_timeout": max(config.timeout, 0.05) * 4,
+            "retry": Retry(NoBackoff(), 1),  # one reconnect for a connection a restart broke
+        }
+        self._cluster = target.cluster
+        self._client: Any
+        if target.cluster:
+            from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+            if config.l1 > 0 and not hasattr(RedisCluster, "pubsub"):
+                raise ConfigurationError(
+                    "cache_l1 on Redis Cluster needs redis-py 8 or later (asyncio cluster pub/sub)"
+                )
+            # require_full_coverage=False: while a node is down the others keep serving their
+            # slots (the down node's collections fail open to the backend).
+            self._client = RedisCluster(
+                startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
+                require_full_coverage=False,
+                **target.cluster_kwargs(),
+                **timeouts,
+            )
+            self._invalidate_script = self._client.register_script(_INVALIDATE)
+        else:
+            self._client = redis.asyncio.Redis.from_url(target.url, **timeouts)
         self._read_doc = self._client.register_script(_READ_DOC)
         self._fill_doc = self._client.register_script(_FILL_DOC)
         self._read_query = self._client.register_script(_READ_QUERY)
@@ -366,7 +401,7 @@ class ReadCache:
     def _collection_keys(self, collection: str) -> CollectionKeys:
         keys = self._keys.get(collection)
         if keys is None:
-            keys = self._keys[collection] = CollectionKeys(self._prefix, collection)
+            keys = self._keys[collection] = CollectionKeys(self._prefix, collection, self._cluster)
         return keys
 
     async def _cache_readable(self) -> bool:
@@ -385,6 +420,8 @@ class ReadCache:
 
     async def _send(self, batch: dict[str, set[str] | None]) -> bool:
         ttl = self.config.token_ttl
+        if self._cluster:
+            return await self._call(lambda: self._send_cluster(batch)) is not _FAILED
 
         async def run() -> Any:
             pipe = self._client.pipeline(transaction=True)
@@ -402,6 +439,26 @@ class ReadCache:
             return await pipe.execute()
 
         return await self._call(run) is not _FAILED
+
+    async def _send_cluster(self, batch: dict[str, set[str] | None]) -> bool:
+        """Redis Cluster: one script per collection, on the node of its slot (the hash tag
+        keeps a collection's keys together), all at once; then the L1 message. A failure of
+        any part fails the whole batch, which is then kept and replayed whole (re-replacing a
+        token is harmless)."""
+        ttl = self.config.token_ttl
+        calls = []
+        for collection, texts in batch.items():
+            keys = self._collection_keys(collection)
+            redis_keys = [keys.query_token, keys.doc_epoch]
+            args: list[Any] = [ttl, "1" if texts is None else "0", new_token(), new_token()]
+            for kt in texts or ():
+                redis_keys += [keys.key_token(kt), keys.doc_entry(kt)]
+                args.append(new_token())
+            calls.append(self._invalidate_script(keys=redis_keys, args=args))
+        await asyncio.gather(*calls)
+        message = {"from": self._sender, "collections": list(batch)}
+        await self._client.publish(self._channel, orjson.dumps(message))
+        return True
 
     async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
         """One Redis call under the per-call timeout and the breaker; ``_FAILED`` on failure."""
@@ -489,6 +546,9 @@ class ReadCache:
         while True:
             pubsub = self._client.pubsub()
             try:
+                if self._cluster:
+                    # The cluster pub/sub picks its node from the slot map, loaded here.
+                    await self._client.initialize()
                 await pubsub.subscribe(self._channel)
                 async for message in pubsub.listen():
                     if message.get("type") == "subscribe":
@@ -512,7 +572,7 @@ class ReadCache:
                 self._l1_listening = False
                 self._l1.clear()
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
 
 
 def _merge(batch: dict[str, set[str] | None], collection: str, texts: set[str] | None) -> None:

@@ -22,7 +22,10 @@ import pytest
 
 from .base import ThrowawayServer
 from .pool import POOL, SERVER_TYPES, skipped_backends
-from .process import stop_all
+from .postgres import PostgresServer
+from .postgres_replica import PostgresReplica
+from .process import ServerStartError, stop_all
+from .redis_cluster import RedisClusterBed
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -134,3 +137,62 @@ async def redis_url(redis_server: ThrowawayServer) -> AsyncIterator[str]:
     """``redis://127.0.0.1:PORT/0``: a flushed database."""
     async with POOL.fresh_url("redis") as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterBed]:
+    """A 3-node Redis Cluster on loopback (started on first use; a start failure fails loudly).
+    A test that kills a node restarts it before it ends."""
+    bed = RedisClusterBed()
+    try:
+        bed.start()
+    except ServerStartError as exc:
+        bed.stop()
+        pytest.fail(f"Redis Cluster test bed unavailable: {exc}", pytrace=False)
+    try:
+        yield bed
+    finally:
+        bed.stop()
+
+
+@pytest.fixture
+async def redis_cluster_url(redis_cluster: RedisClusterBed) -> AsyncIterator[str]:
+    """``redis+cluster://127.0.0.1:P1,...``: every node flushed before and after the test."""
+    import redis.asyncio
+
+    async def flush() -> None:
+        for port in redis_cluster.ports:
+            client = redis.asyncio.Redis(host="127.0.0.1", port=port)
+            try:
+                await client.flushall()
+            finally:
+                await client.aclose()
+
+    await flush()
+    yield redis_cluster.url
+    await flush()
+
+
+@pytest.fixture(scope="session")
+def postgres_replica(postgres_server: ThrowawayServer) -> Iterator[PostgresReplica]:
+    """A streaming replica of the session's PostgreSQL (``pg_basebackup -R``) on another
+    loopback port. A test that stops it starts it again before it ends."""
+    assert isinstance(postgres_server, PostgresServer)
+    replica = PostgresReplica(postgres_server)
+    try:
+        replica.create()
+    except (ServerStartError, OSError, KeyError) as exc:
+        replica.destroy()
+        pytest.fail(f"PostgreSQL replica test bed unavailable: {exc}", pytrace=False)
+    try:
+        yield replica
+    finally:
+        replica.destroy()
+
+
+@pytest.fixture
+async def postgres_replica_url(postgres_replica: PostgresReplica, postgres_url: str) -> str:
+    """The replica's URL of this test's fresh database (``postgres_url``), once replayed."""
+    url = postgres_replica.url_for(postgres_url)
+    await postgres_replica.wait_for_database(url)
+    return url

@@ -38,7 +38,7 @@ from asyncdb.backends.base import (
 from asyncdb.backends.postgres.codec import encode_key
 from asyncdb.backends.postgres.jsonpath import Compiled, compile_term
 from asyncdb.errors import ConfigurationError, QueryError
-from asyncdb.query.ast import MatchAll, Node, Path, Sort, SortKey
+from asyncdb.query.ast import Cmp, Eq, MatchAll, Node, Path, Sort, SortKey
 from asyncdb.query.sort import field_key, split_sort_key
 from asyncdb.types import CollectionSpec, Index, Plan, Query
 
@@ -240,6 +240,10 @@ class PostgresPlanner:
             if compiled is None:
                 residual_terms.append(term)
                 continue
+            bound = _key_column_bound(term, self.spec, params)
+            if bound is not None:
+                where.append(bound)
+                shape.append(bound)
             where.append(compiled.sql)
             if compiled.exact:
                 exact_terms.append(term)
@@ -376,6 +380,35 @@ def _projected_body(include: bool, token: int) -> str:
         "FROM json_each(body::json) WITH ORDINALITY AS e(key, value, n) "
         f"WHERE e.key {test}(\x00{token}\x00::text[])), '{{}}'::json)::text"
     )
+
+
+_BOUND_OPS = {"$gt": ">=", "$gte": ">=", "$lt": "<=", "$lte": "<="}
+_INT64 = range(-(2**63), 2**63)
+
+
+def _key_column_bound(term: Node, spec: CollectionSpec, params: _Params) -> str | None:
+    """A condition on a key column implied by ``term`` (an equality or a range on a key
+    field), so PostgreSQL can use the primary key instead of scanning the JSON documents; the
+    term's own JSON condition stays beside it and decides exactly.
+
+    Why it never drops a matching row: a key field always holds a string, a 64-bit integer or
+    a datetime, and its column is the memcomparable BSON encoding of that value (BSON order,
+    types in BSON's bracket order). The bound is taken only for a string or 64-bit integer
+    value (encoded exactly as a key of that type is), ranges use the inclusive comparison (a
+    superset whatever the encoding's ties), and rows of other types the bound lets through are
+    refused by the JSON condition. Datetime values are left to the JSON condition alone."""
+    if not isinstance(term, Eq | Cmp):
+        return None
+    path = term.path
+    if len(path) != 1 or path[0] not in spec.key:
+        return None
+    value = term.value
+    t = type(value)
+    if not (t is str or (t is int and value in _INT64)):
+        return None
+    column = f'"k{spec.key.index(path[0])}"'
+    op = "=" if isinstance(term, Eq) else _BOUND_OPS[term.op]
+    return f"{column} {op} {params.add(encode_key(value), '::bytea')}"
 
 
 def _is_key_term(term: Node, key_fields: set[str]) -> bool:

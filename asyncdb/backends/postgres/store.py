@@ -4,7 +4,9 @@ One asyncpg pool per database. URL query options: ``min_size``, ``max_size`` (po
 ``max_inactive_connection_lifetime`` (seconds; ``recycle`` is an alias), ``statement_cache_size``
 (asyncpg's prepared-statement cache per connection), ``command_timeout``, ``batch_size`` (rows
 per cursor fetch) and ``health_check`` (``1``: a ``SELECT 1`` on checkout when the connection was
-idle for more than ``health_check_idle`` seconds).
+idle for more than ``health_check_idle`` seconds). ``replicas`` (a list of URLs, a keyword of
+``connect``), ``replica_wait``, ``replica_timeout`` and ``replica_cooldown`` send reads outside
+transactions to read replicas (see :mod:`asyncdb.backends.postgres.replicas`).
 
 Transactions: ``db.transaction()`` takes one connection from the pool and keeps it for its whole
 life (REPEATABLE READ, PostgreSQL's snapshot isolation; a write conflict raises
@@ -47,6 +49,7 @@ from asyncdb.backends.base import (
     sql_reads_only,
 )
 from asyncdb.backends.postgres.codec import decode_doc, encode_doc, encode_key
+from asyncdb.backends.postgres.connections import HeldConnections, usable
 from asyncdb.backends.postgres.grouping import group_sql, partial_rows
 from asyncdb.backends.postgres.planner import (
     PostgresPlanner,
@@ -56,6 +59,7 @@ from asyncdb.backends.postgres.planner import (
     schema,
     sort_values,
 )
+from asyncdb.backends.postgres.replica_config import REPLICA_OPTIONS, check_replica_options
 from asyncdb.errors import (
     BackendError,
     ConfigurationError,
@@ -86,6 +90,7 @@ _OPTIONS: dict[str, Any] = {
     "health_check": 1,
     "health_check_idle": 30.0,
 }
+_OPTIONS.update(REPLICA_OPTIONS)
 _ALIASES = {"recycle": "max_inactive_connection_lifetime"}
 
 
@@ -105,6 +110,35 @@ class _NotCommitted(BackendError):
     """A write section lost its connection before its COMMIT was sent: PostgreSQL rolls back a
     transaction whose connection is gone, so the write provably did not apply and may be sent
     again."""
+
+
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's ``reset=``: no reset query on release, one round trip saved per operation.
+
+    asyncpg's default sends ``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET
+    ALL;`` on every release. asyncdb writes every statement its connections run, and none leaves
+    session state behind, so there is nothing for it to undo:
+
+    - advisory locks: only ``pg_advisory_xact_lock`` (DDL), released when its transaction ends;
+    - ``SET``: none; isolation is given per ``BEGIN``, no session setting is ever changed;
+    - listeners: no ``LISTEN`` and no ``add_listener`` (asyncpg drops client-side listeners on
+      release in any case);
+    - cursors: only inside a transaction (``stream``), and a cursor without HOLD closes with it;
+    - cancelled calls: before calling this, the pool waits for the server to finish cancelling
+      the statement, and asyncpg rolls back a transaction left open (it knows that client-side,
+      so a ROLLBACK is sent only then).
+
+    A statement asyncdb did not write (``db.native``) may leave any of these: ``native`` runs
+    the full reset query (:func:`reset_session`) before its connection goes back. Code that
+    ever adds session state must do the same.
+    """
+
+
+async def reset_session(conn: asyncpg.Connection) -> None:
+    """asyncpg's full reset query (advisory locks, cursors, LISTEN, settings) on ``conn``."""
+    query = conn.get_reset_query()
+    if query:
+        await conn.execute(query)
 
 
 _background: set[asyncio.Task[None]] = set()
@@ -199,8 +233,10 @@ class PostgresStore(Store):
         self.health_check_idle = float(options["health_check_idle"])
         self._owners: set[asyncio.Task[Any]] = set()
         self._closed = False
-        self._idle_since: dict[int, float] = {}
         self._pool_waits = 0
+        self._held = HeldConnections(
+            pool, pool.get_max_size(), float(options["max_inactive_connection_lifetime"])
+        )
 
     @classmethod
     async def open(cls, url: str, options: Mapping[str, Any]) -> Self:
@@ -214,6 +250,7 @@ class PostgresStore(Store):
                 )
             merged[key] = value
         dsn = urlunsplit(parts._replace(scheme="postgresql", query=""))
+        replica_urls = check_replica_options(merged)
         try:
             min_size, max_size = int(merged["min_size"]), int(merged["max_size"])
             lifetime = float(merged["max_inactive_connection_lifetime"])
@@ -232,10 +269,15 @@ class PostgresStore(Store):
                 max_inactive_connection_lifetime=lifetime,
                 statement_cache_size=cache,
                 command_timeout=timeout,
+                reset=keep_session,
             )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise ConfigurationError(f"cannot connect to PostgreSQL: {exc}") from None
         assert pool is not None
+        if replica_urls:
+            from asyncdb.backends.postgres.replicas import open_replicated
+
+            return await open_replicated(pool, merged, replica_urls)  # type: ignore[return-value]
         return cls(pool, merged)
 
     async def ping(self) -> None:
@@ -254,13 +296,13 @@ class PostgresStore(Store):
             await self.release(conn)
 
     def pool_stats(self) -> dict[str, int] | None:
-        pool = self.pool
-        size, idle = pool.get_size(), pool.get_idle_size()
+        held = self._held  # the connections asyncdb holds and hands from call to call
+        size, idle = held.held, held.idle
         return {
             "size": size,
             "in_use": size - idle,
             "idle": idle,
-            "max_size": pool.get_max_size(),
+            "max_size": held.max_size,
             "waits": self._pool_waits,
         }
 
@@ -296,6 +338,8 @@ class PostgresStore(Store):
             return
         self._closed = True
         with suppress(Exception):
+            await asyncio.wait_for(self._held.close(), 10)
+        with suppress(Exception):
             await asyncio.wait_for(self.pool.close(), 10)
         self.pool.terminate()
 
@@ -317,16 +361,18 @@ class PostgresStore(Store):
         """A pooled connection, health-checked when it sat idle for a while."""
         if self._closed:
             raise BackendError("the PostgreSQL database is closed")
-        if not self.pool.get_idle_size():
-            self._pool_waits += 1  # no idle connection: this acquire waits for one
+        if self._held.must_wait():
+            self._pool_waits += 1  # every connection is in use: this acquire waits for one
         for _attempt in range(3):
             try:
-                conn: asyncpg.Connection = await self.pool.acquire()
+                conn, idle = await self._held.get()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 raise BackendError(f"cannot get a PostgreSQL connection: {exc}") from None
+            if not usable(conn):  # the server ended it while it sat idle
+                await self._held.give_back(conn)
+                continue
             if not self.health_check:
                 return conn
-            idle = self._idle_since.pop(id(conn), None)
             if idle is None or time.monotonic() - idle < self.health_check_idle:
                 return conn
             try:
@@ -334,15 +380,17 @@ class PostgresStore(Store):
                 return conn
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 conn.terminate()
-                await self.pool.release(conn)
+                await self._held.give_back(conn)
             except BaseException:  # cancelled: the connection still goes back
                 self.release_later(conn)
                 raise
         raise BackendError("no healthy PostgreSQL connection after 3 attempts")
 
     async def release(self, conn: asyncpg.Connection) -> None:
-        self._idle_since[id(conn)] = time.monotonic()
-        await self.pool.release(conn)
+        """Hand ``conn`` to the next caller (no await, no reset: see ``keep_session``), or
+        back to asyncpg's pool when it is not clean."""
+        if not self._held.put(conn):
+            await self._held.give_back(conn)
 
     def release_later(self, conn: asyncpg.Connection, *, rollback: bool = False) -> None:
         """Give ``conn`` back to the pool in the background (after a ROLLBACK with
@@ -354,7 +402,8 @@ class PostgresStore(Store):
                 with suppress(Exception):
                     await conn.execute("ROLLBACK")
             with suppress(Exception):
-                await self.release(conn)
+                # asyncpg's pool: it waits for a cancelled statement to end before reuse.
+                await self._held.give_back(conn)
 
         _later(clean_up())
 
@@ -558,7 +607,15 @@ class PostgresStore(Store):
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise _pg_error(exc, "native statement") from None
         finally:
-            await self.release(conn)
+            # A statement asyncdb did not write may SET, LISTEN or lock (see keep_session).
+            try:
+                await asyncio.shield(reset_session(conn))
+            except BaseException as exc:
+                conn.terminate()  # a broken or cancelled reset: the connection is not reused
+                if not isinstance(exc, Exception):
+                    raise
+            finally:
+                await self.release(conn)
         return [dict(row) for row in rows]
 
     async def run_ddl(
