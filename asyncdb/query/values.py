@@ -224,7 +224,8 @@ def normalize_value(value: Any, path: str = "", depth: int = 0) -> Any:
     if isinstance(value, float):
         return normalize_value(float(value), path, depth)
     if isinstance(value, str):
-        return normalize_value(str(value), path, depth)
+        # str.__str__, not str(): str() of a (str, Enum) member is "Cls.NAME", not its value.
+        return normalize_value(str.__str__(value), path, depth)
     raise QueryError(f"unsupported value type {type(value).__name__}", path=path)
 
 
@@ -260,6 +261,8 @@ def _normalize_dict(value: dict[Any, Any], path: str, depth: int) -> dict[str, A
     out: dict[str, Any] = value.copy()
     for k, v in out.items():
         if type(k) is not str or k not in _VALID_NAMES:
+            if type(k) is not str:
+                return _normalize_mapping(value, path, depth)  # a str subclass key: see there
             _check_name(k, path)
         t = type(v)
         if t is str:
@@ -307,6 +310,8 @@ def _normalize_mapping(value: Mapping[Any, Any], path: str, depth: int) -> dict[
     for k, v in value.items():
         sub = f"{path}.{k}" if path else str(k)
         check_field_name(k, sub)
+        if type(k) is not str:
+            k = str.__str__(k)  # a (str, Enum) key is stored as its value, as pymongo does
         out[k] = normalize_value(v, sub, depth + 1)
     return out
 

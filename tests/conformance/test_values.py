@@ -7,6 +7,7 @@ documented normalisation is asserted as such: datetimes come back in UTC, cut to
 
 from __future__ import annotations
 
+import enum
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -180,6 +181,27 @@ async def test_tuples_are_stored_as_lists_and_bytearrays_as_bytes(db: asyncdb.Da
     assert_same(
         {"id": "t", "tup": [1, [2, 3]], "ba": b"\x01\x02"}, await coll.find_one({"id": "t"})
     )
+
+
+class Severity(str, enum.Enum):  # noqa: UP042 (the case under test: not a StrEnum)
+    HIGH = "high"
+
+
+class Level(enum.IntEnum):
+    TWO = 2
+
+
+async def test_str_and_int_enum_members_are_stored_as_their_values(db: asyncdb.Database) -> None:
+    # str() of a (str, Enum) member is "Severity.HIGH"; the stored value must be "high", as
+    # pymongo and orjson store it, in values, keys, filters and updates alike.
+    coll = db.collection("values", allow_scan=True)
+    await coll.insert_one({"id": "e", "sev": Severity.HIGH, "lvl": Level.TWO, Severity.HIGH: 1})
+    got = await coll.find_one({"sev": Severity.HIGH})
+    assert_same({"id": "e", "sev": "high", "lvl": 2, "high": 1}, got)
+    assert got is not None and type(got["sev"]) is str and type(got["lvl"]) is int
+    assert await coll.count_documents({"sev": "high", "lvl": {"$in": [Level.TWO]}}) == 1
+    await coll.update_one({"id": "e"}, {"$set": {"again": Severity.HIGH}})
+    assert await coll.count_documents({"again": "high"}) == 1
 
 
 async def test_inserted_document_is_not_changed_by_later_mutation(db: asyncdb.Database) -> None:

@@ -70,7 +70,8 @@ class RedisClusterBed:
         )
         self.workdir = Path(tempfile.mkdtemp(prefix="asyncdb-test-redis-cluster-"))
         for i in range(NODES):
-            self.ports.append(free_port())
+            # The cluster bus listens on port + 10000, so a node's port must be <= 55535.
+            self.ports.append(free_port(below=55536, also_free=10000))
             self.processes.append(None)
             self._launch(i)
         create = [
