@@ -141,7 +141,7 @@ async def test_insert_with_a_key_that_is_not_a_string_int_or_datetime_raises_que
         {"v": object()},
         {1: "non-string field name"},
     ],
-    ids=repr,
+    ids=lambda doc: repr(doc).split(" at 0x")[0],  # object() has no stable repr (pytest-xdist)
 )
 async def test_insert_of_a_non_portable_document_raises_query_error_and_writes_nothing(
     db: asyncdb.Database, doc: dict[Any, Any]
