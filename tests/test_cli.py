@@ -180,3 +180,28 @@ def test_version_prints_the_package_version(tmp_path: Path) -> None:
     proc = run_cli("version", cwd=tmp_path)
     assert proc.returncode == 0
     assert proc.stdout.strip() == f"asyncdb {asyncdb.__version__}"
+
+
+def test_log_lines_after_main_returns_follow_the_current_stderr(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # main() configures structlog for its log lines; a stream swapped in while it ran (as a test
+    # harness or an embedding application does) and closed after must not break later logging.
+    import io
+
+    import structlog
+
+    from asyncdb.cli import main
+
+    structlog.reset_defaults()  # as in a fresh process: main() configures structlog itself
+    try:
+        swapped = io.StringIO()
+        monkeypatch.setattr(sys, "stderr", swapped)
+        assert main(["version"]) == 0
+        swapped.close()
+        later = io.StringIO()
+        monkeypatch.setattr(sys, "stderr", later)
+        structlog.get_logger("asyncdb.test").warning("after main", n=1)
+        assert "after main" in later.getvalue()
+    finally:
+        structlog.reset_defaults()

@@ -68,12 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stderr_logger(*args: Any) -> structlog.PrintLogger:
+    """A structlog logger writing to the current ``sys.stderr``."""
+    return structlog.PrintLogger(sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``asyncdb`` console script."""
     args = build_parser().parse_args(argv)
     if not structlog.is_configured():
         # Log lines (slow operations, retries) go to stderr: stdout is the command's output.
-        structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+        # The stream is looked up for each logger, not kept: a caller (or a test harness) that
+        # swaps sys.stderr after main() returns must not leave log lines writing to a closed file.
+        structlog.configure(logger_factory=_stderr_logger)
     run: Any = args.run
     try:
         code: int = run(args)
