@@ -53,6 +53,7 @@ from asyncdb.errors import (
     QueryError,
     TransactionError,
 )
+from asyncdb.options import hinted
 from asyncdb.query.ast import Node, Update
 from asyncdb.query.evaluate import matches
 from asyncdb.query.limits import StoreLimits
@@ -451,7 +452,7 @@ class DynamoCollection(StoreCollection):
     # --- reads -------------------------------------------------------------------------------
 
     def plan(self, query: Query) -> Plan:
-        return build_plan(query, self.spec)
+        return build_plan(hinted(query), self.spec)
 
     async def _items(self, request: DynamoRequest) -> AsyncIterator[dict[str, Any]]:
         client = self.store.client
