@@ -60,11 +60,12 @@ from pymongo.errors import (
     ConfigurationError as PyMongoConfigurationError,
 )
 
-from asyncdb.backends.base import Doc, KeyTuple, Session, Store, StoreCollection
+from asyncdb.backends.base import Doc, KeyTuple, Session, Store, StoreCollection, key_lookup
 from asyncdb.backends.mongo.planner import (
     Find,
     MongoPlanner,
     has_regex,
+    native_positional,
     native_update,
     server_agrees,
     server_stages,
@@ -620,6 +621,10 @@ class MongoCollection(StoreCollection):
         where: Native | None = plan.payload.filter if plan.residual_node is None else None
         if upsert:
             where = upsert_filter(node, self.spec) if where is not None else None
+        if native is None and where is not None and update.positional and not return_document:
+            done = await self._positional(node, update, where, multi, upsert, sort, session)
+            if done is not None:
+                return done
         if native is None or where is None or (sort and not sort_pushable(sort)):
             return await self._settled(
                 lambda: super(MongoCollection, self).update(
@@ -654,6 +659,45 @@ class MongoCollection(StoreCollection):
                 ):
                     raise _driver_error(exc, f"update of {self.spec.name!r}", session) from None
                 await backoff.lost()
+
+    async def _positional(
+        self,
+        node: Node,
+        update: Update,
+        where: Native,
+        multi: bool,
+        upsert: bool,
+        sort: Sort,
+        session: Session | None,
+    ) -> tuple[UpdateResult, Doc | None] | None:
+        """A positional update of one document by key on the server (``native_positional``),
+        or None: it runs in process (also when the guarded filter matched nothing: the
+        document may be missing, or hold a non-array where MongoDB fails the update)."""
+        if multi or upsert or sort or self.spec.ttl is not None:
+            return None
+        keys = key_lookup(node, self.spec)
+        native = native_positional(update, self.spec, self.planner)
+        if native is None or keys is None or len(keys) != 1:
+            return None
+        spec, array_filters, guard = native
+        if session is None:
+            self.store.check_not_owner()
+        guarded = {"$and": [where, guard]} if where else guard
+        try:
+            one = await self.coll.update_one(
+                guarded,
+                spec,
+                array_filters=array_filters or None,
+                session=_session_of(session),
+                **_sent(),
+            )
+        except (PyMongoError, DocumentTooLarge) as exc:
+            if session is None and isinstance(exc, PyMongoError) and _write_conflict(exc):
+                return None  # lost a race: the in-process path retries with back-off
+            raise _driver_error(exc, f"update of {self.spec.name!r}", session) from None
+        if not one.matched_count:
+            return None
+        return UpdateResult(one.matched_count, one.modified_count), None
 
     async def _native_update(
         self,
