@@ -64,7 +64,7 @@ async def one_at_a_time(coll: asyncdb.Collection) -> AsyncIterator[None]:
 
 async def bench(url: str, name: str) -> dict[str, float]:
     times: dict[str, list[float]] = {"native": [], "one at a time": []}
-    async with asyncdb.connect(url) as db:
+    async with asyncdb.connect(url, timeout=600) as db:  # the slow path takes long on Cosmos
         for round_no in range(ROUNDS):
             for path in times:
                 coll = db.collection(f"bulk_{path.replace(' ', '_')}_{round_no}")
