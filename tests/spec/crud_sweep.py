@@ -286,9 +286,7 @@ async def run_op(coll: asyncdb.Collection, name: str, args: dict[str, Any]) -> A
             **opts,
         )
     if name == "findOneAndDelete":
-        return await coll.find_one_and_delete(
-            f, sort, a.get("projection"), allow_scan=True, **opts
-        )
+        return await coll.find_one_and_delete(f, sort, a.get("projection"), allow_scan=True, **opts)
     assert name == "bulkWrite"
     requests = [_write(*next(iter(r.items()))) for r in a["requests"]]
     res = await coll.bulk_write(requests, a.get("ordered", True), **opts)
@@ -347,13 +345,17 @@ async def run_case(url: str, spec: dict[str, Any], test: dict[str, Any], n: int)
 VERBOSE = False
 
 
+def load(folder: str) -> list[tuple[str, dict[str, Any]]]:
+    """The spec files of ``folder``, by name, as extended JSON."""
+    return [(p.name, json_util.loads(p.read_text())) for p in sorted(Path(folder).glob("*.json"))]
+
+
 async def main(folder: str, url: str) -> None:
     tally: Counter[str] = Counter()
     unfit: Counter[str] = Counter()
     failures: list[str] = []
     n = 0
-    for path in sorted(Path(folder).glob("*.json")):
-        spec = json_util.loads(path.read_text())
+    for name, spec in await asyncio.to_thread(load, folder):
         for test in spec["tests"]:
             n += 1
             tally["cases"] += 1
@@ -370,7 +372,7 @@ async def main(folder: str, url: str) -> None:
             elif DEVIATION in why and "raised QueryError" in why:
                 tally["deviation"] += 1
             else:
-                failures.append(f"{path.name}: {test['description']}: {why}")
+                failures.append(f"{name}: {test['description']}: {why}")
     print(
         f"{url}: {tally['cases']} cases, {tally['fit']} fit, {tally['pass']} pass, "
         f"{tally['deviation']} the documented deviation (field names with '.' or '$')"
