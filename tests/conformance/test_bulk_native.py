@@ -37,27 +37,28 @@ async def test_concurrent_bulk_writes_lose_no_update(db: asyncdb.Database) -> No
         assert sorted(doc["log"]) == ["a", "b", "c"]
 
 
-@pytest.mark.parametrize("ordered", [True, False])
-async def test_a_failure_in_a_run_by_key(db: asyncdb.Database, ordered: bool) -> None:
+async def test_a_failure_in_a_run_by_key(db: asyncdb.Database) -> None:
     coll = db.collection("run_failure")
-    await coll.insert_many([{"id": k, "n": 1, "s": "text"} for k in KEYS[:4]])
-    ops = [
-        asyncdb.UpdateOne({"id": "k0"}, {"$inc": {"n": 1}}),
-        asyncdb.DeleteOne({"id": "k1"}),
-        asyncdb.UpdateOne({"id": "k2"}, {"$inc": {"s": 1}}),  # $inc of a string: fails
-        asyncdb.UpdateOne({"id": "k3"}, {"$set": {"n": 7}}),
-        asyncdb.UpdateOne({"id": "k0"}, {"$inc": {"n": 5}}),
-        asyncdb.DeleteOne({"id": "nope"}),
-    ]
-    with pytest.raises(asyncdb.BulkWriteError) as caught:
-        await coll.bulk_write(ops, ordered=ordered)
-    assert [index for index, _ in caught.value.errors] == [2]
-    assert isinstance(caught.value.errors[0][1], asyncdb.UpdateError)
-    result = caught.value.result
-    docs = {d["id"]: d for d in await coll.find({"id": {"$in": KEYS}}).to_list()}
-    assert "k1" not in docs and result.deleted_count == 1
-    assert docs["k2"]["s"] == "text"
-    if ordered:  # stopped at the failure: nothing after it ran
-        assert (result.matched_count, docs["k0"]["n"], docs["k3"]["n"]) == (1, 2, 1)
-    else:  # every other operation applied
-        assert (result.matched_count, docs["k0"]["n"], docs["k3"]["n"]) == (3, 7, 7)
+    for ordered, p in ((True, "o"), (False, "u")):
+        await coll.insert_many([{"id": f"{p}{i}", "n": 1, "s": "text"} for i in range(4)])
+        ops = [
+            asyncdb.UpdateOne({"id": f"{p}0"}, {"$inc": {"n": 1}}),
+            asyncdb.DeleteOne({"id": f"{p}1"}),
+            asyncdb.UpdateOne({"id": f"{p}2"}, {"$inc": {"s": 1}}),  # $inc of a string: fails
+            asyncdb.UpdateOne({"id": f"{p}3"}, {"$set": {"n": 7}}),
+            asyncdb.UpdateOne({"id": f"{p}0"}, {"$inc": {"n": 5}}),
+            asyncdb.DeleteOne({"id": f"{p}-nope"}),
+        ]
+        with pytest.raises(asyncdb.BulkWriteError) as caught:
+            await coll.bulk_write(ops, ordered=ordered)
+        assert [index for index, _ in caught.value.errors] == [2]
+        assert isinstance(caught.value.errors[0][1], asyncdb.UpdateError)
+        result = caught.value.result
+        found = await coll.find({"id": {"$in": [f"{p}{i}" for i in range(4)]}}).to_list()
+        docs = {d["id"][1:]: d for d in found}
+        assert "1" not in docs and result.deleted_count == 1
+        assert docs["2"]["s"] == "text"
+        if ordered:  # stopped at the failure: nothing after it ran
+            assert (result.matched_count, docs["0"]["n"], docs["3"]["n"]) == (1, 2, 1)
+        else:  # every other operation applied
+            assert (result.matched_count, docs["0"]["n"], docs["3"]["n"]) == (3, 7, 7)

@@ -47,25 +47,26 @@ CASES: list[tuple[dict[str, Any], Any, Any, Any, bool]] = [
 ]
 
 
-@pytest.mark.parametrize(("doc", "update", "array_filters", "expected", "native"), CASES)
-async def test_positional_update_by_key(
-    db: asyncdb.Database,
-    doc: dict[str, Any],
-    update: Any,
-    array_filters: Any,
-    expected: Any,
-    native: bool,
-) -> None:
+async def test_positional_updates_by_key(db: asyncdb.Database) -> None:
     coll = db.collection("positional")
-    await coll.insert_one({"id": "p", **doc})
-    if isinstance(expected, str):
-        with pytest.raises(asyncdb.UpdateError, match=expected):
-            await coll.update_one({"id": "p"}, update, array_filters=array_filters)
-        assert await coll.find_one({"id": "p"}) == {"id": "p", **doc}  # nothing written
-        return
-    result = await coll.update_one({"id": "p"}, update, array_filters=array_filters)
-    assert result.matched_count == 1
-    assert await coll.find_one({"id": "p"}) == {"id": "p", **expected}
-    read = db.metrics()["collections"]["positional"]["update_one"]["docs_read"]
-    if db.backend == "mongo":
-        assert (read == 0) is native, read  # on the server, or read and applied here
+    await coll.insert_many([{"id": f"p{i}", **case[0]} for i, case in enumerate(CASES)])
+    for i, (doc, update, array_filters, expected, native) in enumerate(CASES):
+        key = f"p{i}"
+        read_before = _docs_read(db)
+        if isinstance(expected, str):
+            with pytest.raises(asyncdb.UpdateError, match=expected):
+                await coll.update_one({"id": key}, update, array_filters=array_filters)
+            assert await coll.find_one({"id": key}) == {"id": key, **doc}  # nothing written
+            continue
+        result = await coll.update_one({"id": key}, update, array_filters=array_filters)
+        assert result.matched_count == 1, (i, update)
+        read = _docs_read(db) - read_before
+        assert await coll.find_one({"id": key}) == {"id": key, **expected}, (i, update)
+        if db.backend == "mongo":
+            assert (read == 0) is native, (i, update, read)  # on the server, or read here
+
+
+def _docs_read(db: asyncdb.Database) -> int:
+    """Documents update_one has read from the store so far (``db.metrics()``)."""
+    ops = db.metrics()["collections"].get("positional", {})
+    return int(ops.get("update_one", {}).get("docs_read", 0))
