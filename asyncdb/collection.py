@@ -911,7 +911,11 @@ class Collection(Generic[DocT]):
         comment: Any = None,
     ) -> Cursor[DocT] | Cursor[Doc]:
         """A lazy cursor over the matching documents; ties in ``sort`` are broken by key.
-        A projected read yields dicts, also on a typed collection."""
+        A projected read yields dicts, also on a typed collection.
+
+        ``hint`` (an index name or key pattern of a declared index, or ``"_id_"``) and
+        ``comment`` are MongoDB's options, taken by every read and write (see
+        asyncdb/options.py for what each store does with them)."""
         node = parse_filter(filter)
         sort_spec = parse_sort(sort)
         if sort_spec:
