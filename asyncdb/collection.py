@@ -47,7 +47,14 @@ from asyncdb.bulk import (
 from asyncdb.cache import TOO_LARGE, ReadCache, shape_digest
 from asyncdb.errors import BulkWriteError, NotSupported, QueryError
 from asyncdb.observe.operation import observed
-from asyncdb.query.ast import Node, Projection, Sort, Update
+from asyncdb.options import (
+    CallOptions,
+    call_options,
+    call_options_of,
+    check_hint,
+    resolve_hint,
+)
+from asyncdb.query.ast import MatchAll, Node, Projection, Sort, Update
 from asyncdb.query.limits import PORTABLE
 from asyncdb.query.parse import (
     parse_filter,
@@ -56,7 +63,7 @@ from asyncdb.query.parse import (
     parse_replacement,
     parse_sort,
 )
-from asyncdb.query.pipeline import Pipeline, parse_pipeline, parse_update_spec
+from asyncdb.query.pipeline import Pipeline, first_match, parse_pipeline, parse_update_spec
 from asyncdb.query.sort import sort_key
 from asyncdb.query.update import apply_projection
 from asyncdb.query.values import normalize_document, normalize_value
@@ -98,7 +105,10 @@ def _limit(value: Any) -> int | None:
 
 
 async def _retried_stream(
-    coll: Collection, open_it: Callable[[], Awaitable[AsyncIterator[Doc]]], what: str
+    coll: Collection,
+    open_it: Callable[[], Awaitable[AsyncIterator[Doc]]],
+    what: str,
+    options: CallOptions | None = None,
 ) -> AsyncGenerator[Doc, None]:
     """A store's stream, opened under the retry policy until its first document (a read; past
     it, documents were handed out), the rest each under the per-call deadline on network
@@ -111,7 +121,7 @@ async def _retried_stream(
         except StopAsyncIteration:
             return it, _END
 
-    it, first = await coll._call(open_stream, write=False, what=what)
+    it, first = await coll._call(open_stream, write=False, what=what, options=options)
     # Closed as soon as this stream is (a consumer that stops early or raises), so the
     # backend's cursor gives its pooled connection back at once, not when collected.
     try:
@@ -133,6 +143,25 @@ async def _retried_stream(
             yield doc
     finally:
         await close_stream(it)
+
+
+def _match_filter(pipeline: Pipeline) -> Node:
+    """The filter of a pipeline's leading ``$match`` (everything without one)."""
+    match, _ = first_match(pipeline)
+    return match.filter if match is not None else MatchAll()
+
+
+def _with_options(
+    operation: Callable[[], Awaitable[T]], options: CallOptions
+) -> Callable[[], Awaitable[T]]:
+    async def run() -> T:
+        token = call_options.set(options)
+        try:
+            return await operation()
+        finally:
+            call_options.reset(token)
+
+    return run
 
 
 class _Stream:
@@ -171,8 +200,10 @@ class Cursor(Generic[DocT]):
         projection: Projection | None,
         allow_scan: bool | None,
         use_cache: bool = True,
+        options: CallOptions | None = None,
     ) -> None:
         self._collection = collection
+        self._options = options
         self._node = node
         self._sort = sort
         self._skip = skip
@@ -218,7 +249,7 @@ class Cursor(Generic[DocT]):
                 return docs
 
             def load() -> Awaitable[Any]:
-                return coll._call(load_once, write=False, what="find")
+                return coll._call(load_once, write=False, what="find", options=self._options)
 
             digest = coll._shape("find", query, self._allow_scan)
             docs = await cache.read_query(coll._store.namespace, digest, load)
@@ -231,7 +262,7 @@ class Cursor(Generic[DocT]):
         def open_find() -> Awaitable[AsyncIterator[Doc]]:
             return coll._store.find(query, coll._session, allow_scan=self._allow_scan)
 
-        stream = _retried_stream(coll, open_find, "find")
+        stream = _retried_stream(coll, open_find, "find", self._options)
         try:
             async for doc in stream:
                 yield doc
@@ -242,7 +273,8 @@ class Cursor(Generic[DocT]):
         observer = self._collection._db._observer
         if observer is None or current_operation.get() is not None:
             return self._stream()
-        return observer.stream(self._collection, self._node, self._stream())
+        comment = None if self._options is None else self._options.comment
+        return observer.stream(self._collection, self._node, self._stream(), comment)
 
     def __aiter__(self) -> AsyncIterator[DocT]:
         stream = self._observed_stream()
@@ -272,11 +304,16 @@ class AggregateCursor(_Stream):
     """
 
     def __init__(
-        self, collection: Collection[Any], pipeline: Pipeline, allow_scan: bool | None
+        self,
+        collection: Collection[Any],
+        pipeline: Pipeline,
+        allow_scan: bool | None,
+        options: CallOptions | None = None,
     ) -> None:
         self._collection = collection
         self._pipeline = pipeline
         self._allow_scan = allow_scan
+        self._options = options
 
     async def _stream(self) -> AsyncIterator[Doc]:
         coll = self._collection
@@ -285,7 +322,7 @@ class AggregateCursor(_Stream):
         def open_pipeline() -> Awaitable[AsyncIterator[Doc]]:
             return coll._store.aggregate(self._pipeline, coll._session, allow_scan=self._allow_scan)
 
-        stream = _retried_stream(coll, open_pipeline, "aggregate")
+        stream = _retried_stream(coll, open_pipeline, "aggregate", self._options)
         try:
             async for doc in stream:
                 yield doc
@@ -344,9 +381,13 @@ class Collection(Generic[DocT]):
         write: bool,
         what: str,
         insert_check: Callable[[], Awaitable[bool]] | None = None,
+        options: CallOptions | None = None,
     ) -> Awaitable[T]:
-        """``operation`` under the database's timeout, retry policy and breaker."""
+        """``operation`` under the database's timeout, retry policy and breaker (with the
+        call's ``hint``/``comment`` options current for the store, when given)."""
         self._db._check_loop()
+        if options is not None:
+            operation = _with_options(operation, options)
         observer = self._db._observer
         if observer is not None and observer.tracing is not None:
             operation = observer.tracing.attempts(operation, what)  # a span per retry
@@ -438,13 +479,14 @@ class Collection(Generic[DocT]):
     # --- writes -----------------------------------------------------------------------------
 
     @observed("insert_one")
-    async def insert_one(self, doc: DocT | Mapping[str, Any]) -> Any:
+    async def insert_one(self, doc: DocT | Mapping[str, Any], *, comment: Any = None) -> Any:
         """Insert one document and return its key (an ``"id"`` is generated if missing).
 
         >>> # key = await alerts.insert_one({"title": "disk full", "priority": 80})
         """
+        options = call_options_of(None, comment, self.spec)
         if self._store.table_mode:  # the table's own key rules
-            return (await self._insert_rows([doc]))[0]
+            return (await self._insert_rows([doc], options))[0]
         [prepared], [key] = self._prepare([doc])
         await self._ready()
         try:
@@ -453,6 +495,7 @@ class Collection(Generic[DocT]):
                 write=True,
                 what="insert",
                 insert_check=self._stored_as_sent([prepared]),
+                options=options,
             )
         finally:
             await self._written([key])
@@ -460,15 +503,20 @@ class Collection(Generic[DocT]):
 
     @observed("insert_many")
     async def insert_many(
-        self, docs: Iterable[DocT | Mapping[str, Any]], ordered: bool = True
+        self,
+        docs: Iterable[DocT | Mapping[str, Any]],
+        ordered: bool = True,
+        *,
+        comment: Any = None,
     ) -> list[Any]:
         """Insert all documents or none; returns their keys in order. ``ordered=False``
         inserts every document it can and raises :class:`~asyncdb.BulkWriteError` for the
         rest (as ``bulk_write`` of ``InsertOne`` operations)."""
+        options = call_options_of(None, comment, self.spec)
         if ordered is not True:
-            return await self._insert_unordered(docs, ordered)
+            return await self._insert_unordered(docs, ordered, options)
         if self._store.table_mode:  # the table's own key rules
-            return await self._insert_rows(list(docs))
+            return await self._insert_rows(list(docs), options)
         # The caller's iterable is consumed first: a generator's code must not run in _prepare.
         prepared, keys = self._prepare(docs if type(docs) is list else list(docs))
         if not prepared:
@@ -480,23 +528,26 @@ class Collection(Generic[DocT]):
                 write=True,
                 what="insert",
                 insert_check=self._stored_as_sent(prepared),
+                options=options,
             )
         finally:
             await self._written(keys)
         # A copy: _written may keep ``keys`` until the transaction commits.
         return [k[0] for k in keys] if self.spec.single_key else list(keys)
 
-    async def _insert_unordered(self, docs: Iterable[Any], ordered: Any) -> list[Any]:
+    async def _insert_unordered(
+        self, docs: Iterable[Any], ordered: Any, options: CallOptions | None
+    ) -> list[Any]:
         if ordered is not False:
             raise QueryError("ordered must be True or False", path="ordered")
         ops = [self._write_op(i, InsertOne(doc)) for i, doc in enumerate(docs)]
         if not ops:
             return []
-        await self._bulk_write_ops(ops, ordered=False)
+        await self._bulk_write_ops(ops, ordered=False, options=options)
         keys = [op.key for op in ops]
         return [k[0] if k is not None and self.spec.single_key else k for k in keys]
 
-    async def _insert_rows(self, docs: list[Any]) -> list[Any]:
+    async def _insert_rows(self, docs: list[Any], options: CallOptions | None) -> list[Any]:
         """Table mode's insert: no ``"id"`` is invented. A key the table does not assign is a
         QueryError before any I/O; an autoincrement key left out is assigned by the database and
         returned (the column's value). An insert with an assigned key is not resent after a
@@ -518,6 +569,7 @@ class Collection(Generic[DocT]):
                 write=True,
                 what="insert",
                 insert_check=None if assigned else self._stored_as_sent(prepared),
+                options=options,
             )
         finally:
             if keys is None and not assigned:  # failed, or confirmed after a re-send
@@ -535,6 +587,8 @@ class Collection(Generic[DocT]):
         *,
         allow_scan: bool | None = None,
         array_filters: list[Mapping[str, Any]] | None = None,
+        hint: Any = None,
+        comment: Any = None,
     ) -> UpdateResult:
         """Apply an update (``$set``, ``$inc``, ...) to the first matching document. Paths may
         use ``$``, ``$[]`` and ``$[<identifier>]`` (with ``array_filters``); a list of stages is
@@ -542,6 +596,7 @@ class Collection(Generic[DocT]):
         node = parse_filter(filter)
         parsed = parse_update_spec(update, node, array_filters)
         self._store.check_update(node, parsed, upsert)
+        options = call_options_of(hint, comment, self.spec, node)
         await self._ready()
         try:
             result, _ = await self._call(
@@ -555,6 +610,7 @@ class Collection(Generic[DocT]):
                 ),
                 write=True,
                 what="update",
+                options=options,
             )
         except BaseException:
             await self._written(self._written_keys(node, upsert, None))
@@ -571,12 +627,15 @@ class Collection(Generic[DocT]):
         *,
         allow_scan: bool | None = None,
         array_filters: list[Mapping[str, Any]] | None = None,
+        hint: Any = None,
+        comment: Any = None,
     ) -> UpdateResult:
         """Apply an update to every matching document (each atomically); positional paths
         and pipeline updates as in :meth:`update_one`."""
         node = parse_filter(filter)
         parsed = parse_update_spec(update, node, array_filters)
         self._store.check_update(node, parsed, upsert)
+        options = call_options_of(hint, comment, self.spec, node)
         await self._ready()
         try:
             result, _ = await self._call(
@@ -590,6 +649,7 @@ class Collection(Generic[DocT]):
                 ),
                 write=True,
                 what="update",
+                options=options,
             )
         except BaseException:
             await self._written(self._written_keys(node, upsert, None))
@@ -605,11 +665,14 @@ class Collection(Generic[DocT]):
         upsert: bool = False,
         *,
         allow_scan: bool | None = None,
+        hint: Any = None,
+        comment: Any = None,
     ) -> UpdateResult:
         """Replace the first matching document whole (its key stays)."""
         # A typed collection (asyncdb.models) hands over the dumped mapping.
         node, parsed = parse_filter(filter), parse_replacement(cast("Mapping[str, Any]", doc))
         self._store.check_update(node, parsed, upsert)
+        options = call_options_of(hint, comment, self.spec, node)
         await self._ready()
         try:
             result, _ = await self._call(
@@ -623,6 +686,7 @@ class Collection(Generic[DocT]):
                 ),
                 write=True,
                 what="update",
+                options=options,
             )
         except BaseException:
             await self._written(self._written_keys(node, upsert, None))
@@ -641,6 +705,8 @@ class Collection(Generic[DocT]):
         sort: Any = None,
         projection: None = None,
         allow_scan: bool | None = None,
+        hint: Any = None,
+        comment: Any = None,
     ) -> DocT | None: ...
 
     @overload
@@ -654,6 +720,8 @@ class Collection(Generic[DocT]):
         sort: Any = None,
         projection: ProjectionSpec,
         allow_scan: bool | None = None,
+        hint: Any = None,
+        comment: Any = None,
     ) -> Doc | None: ...
 
     @observed("find_one_and_update")
@@ -668,6 +736,8 @@ class Collection(Generic[DocT]):
         projection: Any = None,
         allow_scan: bool | None = None,
         array_filters: list[Mapping[str, Any]] | None = None,
+        hint: Any = None,
+        comment: Any = None,
     ) -> DocT | Doc | None:
         """Update the first match atomically and return it as it was ``"before"`` or is
         ``"after"`` the update (None if nothing matched); positional paths and pipeline
@@ -678,7 +748,14 @@ class Collection(Generic[DocT]):
         parsed = parse_update_spec(update, node, array_filters)
         self._store.check_update(node, parsed, upsert)
         return await self._write_and_return(
-            node, parsed, upsert, sort, projection, return_document, allow_scan
+            node,
+            parsed,
+            upsert,
+            sort,
+            projection,
+            return_document,
+            allow_scan,
+            call_options_of(hint, comment, self.spec, node),
         )
 
     async def _write_and_return(
@@ -690,6 +767,7 @@ class Collection(Generic[DocT]):
         projection: Any,
         return_document: Literal["before", "after"],
         allow_scan: bool | None,
+        options: CallOptions | None,
     ) -> DocT | Doc | None:
         """``find_one_and_update``/``_replace``: apply ``parsed`` to the first match (by
         ``sort``) and return it as it was before or is after, projected."""
@@ -712,6 +790,7 @@ class Collection(Generic[DocT]):
                 ),
                 write=True,
                 what="update",
+                options=options,
             )
         except BaseException:
             await self._written(self._written_keys(node, upsert, None))
@@ -723,10 +802,16 @@ class Collection(Generic[DocT]):
 
     @observed("delete_one")
     async def delete_one(
-        self, filter: Mapping[str, Any] | None, *, allow_scan: bool | None = None
+        self,
+        filter: Mapping[str, Any] | None,
+        *,
+        allow_scan: bool | None = None,
+        hint: Any = None,
+        comment: Any = None,
     ) -> int:
         """Delete the first matching document; returns 0 or 1."""
         node = parse_filter(filter)
+        options = call_options_of(hint, comment, self.spec, node)
         await self._ready()
         try:
             return await self._call(
@@ -735,16 +820,23 @@ class Collection(Generic[DocT]):
                 ),
                 write=True,
                 what="delete",
+                options=options,
             )
         finally:
             await self._written(key_lookup(node, self.spec))
 
     @observed("delete_many")
     async def delete_many(
-        self, filter: Mapping[str, Any] | None, *, allow_scan: bool | None = None
+        self,
+        filter: Mapping[str, Any] | None,
+        *,
+        allow_scan: bool | None = None,
+        hint: Any = None,
+        comment: Any = None,
     ) -> int:
         """Delete every matching document; returns how many."""
         node = parse_filter(filter)
+        options = call_options_of(hint, comment, self.spec, node)
         await self._ready()
         try:
             return await self._call(
@@ -753,6 +845,7 @@ class Collection(Generic[DocT]):
                 ),
                 write=True,
                 what="delete",
+                options=options,
             )
         finally:
             await self._written(key_lookup(node, self.spec))
@@ -770,6 +863,8 @@ class Collection(Generic[DocT]):
         *,
         allow_scan: bool | None = None,
         cache: bool = True,
+        hint: Any = None,
+        comment: Any = None,
     ) -> Cursor[DocT]: ...
 
     @overload
@@ -783,6 +878,8 @@ class Collection(Generic[DocT]):
         *,
         allow_scan: bool | None = None,
         cache: bool = True,
+        hint: Any = None,
+        comment: Any = None,
     ) -> Cursor[Doc]: ...
 
     @overload
@@ -796,6 +893,8 @@ class Collection(Generic[DocT]):
         limit: int | None = None,
         allow_scan: bool | None = None,
         cache: bool = True,
+        hint: Any = None,
+        comment: Any = None,
     ) -> Cursor[Doc]: ...
 
     def find(
@@ -808,9 +907,15 @@ class Collection(Generic[DocT]):
         *,
         allow_scan: bool | None = None,
         cache: bool = True,
+        hint: Any = None,
+        comment: Any = None,
     ) -> Cursor[DocT] | Cursor[Doc]:
         """A lazy cursor over the matching documents; ties in ``sort`` are broken by key.
-        A projected read yields dicts, also on a typed collection."""
+        A projected read yields dicts, also on a typed collection.
+
+        ``hint`` (an index name or key pattern of a declared index, or ``"_id_"``) and
+        ``comment`` are MongoDB's options, taken by every read and write (see
+        asyncdb/options.py for what each store does with them)."""
         node = parse_filter(filter)
         sort_spec = parse_sort(sort)
         if sort_spec:
@@ -825,6 +930,7 @@ class Collection(Generic[DocT]):
             proj,
             allow_scan,
             cache,
+            call_options_of(hint, comment, self.spec, node),
         )
 
     @overload
@@ -836,6 +942,8 @@ class Collection(Generic[DocT]):
         sort: Any = None,
         allow_scan: bool | None = None,
         cache: bool = True,
+        hint: Any = None,
+        comment: Any = None,
     ) -> DocT | None: ...
 
     @overload
@@ -847,6 +955,8 @@ class Collection(Generic[DocT]):
         sort: Any = None,
         allow_scan: bool | None = None,
         cache: bool = True,
+        hint: Any = None,
+        comment: Any = None,
     ) -> Doc | None: ...
 
     @overload
@@ -858,6 +968,8 @@ class Collection(Generic[DocT]):
         sort: Any = None,
         allow_scan: bool | None = None,
         cache: bool = True,
+        hint: Any = None,
+        comment: Any = None,
     ) -> Doc | None: ...
 
     @observed("find_one")
@@ -869,10 +981,12 @@ class Collection(Generic[DocT]):
         sort: Any = None,
         allow_scan: bool | None = None,
         cache: bool = True,
+        hint: Any = None,
+        comment: Any = None,
     ) -> DocT | Doc | None:
         """The first matching document, or None. A filter that is exactly the key
         (``{"id": k}``) is a point read that skips parsing and planning."""
-        if projection is None and sort is None:
+        if projection is None and sort is None and hint is None and comment is None:
             key = self._exact_key(filter)
             if key is not None:
                 if self._store.namespace not in self._db._ensured:
@@ -894,7 +1008,15 @@ class Collection(Generic[DocT]):
                 )
                 return None if doc is None else self._load(doc)
         docs: list[Any] = await self.find(
-            filter, projection, sort, 0, 1, allow_scan=allow_scan, cache=cache
+            filter,
+            projection,
+            sort,
+            0,
+            1,
+            allow_scan=allow_scan,
+            cache=cache,
+            hint=hint,
+            comment=comment,
         ).to_list()
         return docs[0] if docs else None
 
@@ -919,9 +1041,12 @@ class Collection(Generic[DocT]):
         *,
         allow_scan: bool | None = None,
         cache: bool = True,
+        hint: Any = None,
+        comment: Any = None,
     ) -> int:
         """How many documents match."""
         node = parse_filter(filter)
+        options = call_options_of(hint, comment, self.spec, node)
         await self._ready()
         visible = self._store.visible(node)
         read_cache = self._read_cache(cache) if self._db._cache is not None else None
@@ -935,6 +1060,7 @@ class Collection(Generic[DocT]):
                     lambda: store.count(visible, None, allow_scan=allow_scan),
                     write=False,
                     what="count",
+                    options=options,
                 ),
             )
             return count
@@ -942,6 +1068,7 @@ class Collection(Generic[DocT]):
             lambda: self._store.count(visible, self._session, allow_scan=allow_scan),
             write=False,
             what="count",
+            options=options,
         )
 
     @overload
@@ -955,6 +1082,8 @@ class Collection(Generic[DocT]):
         projection: None = None,
         allow_scan: bool | None = None,
         cache: bool = True,
+        hint: Any = None,
+        comment: Any = None,
     ) -> Page[DocT]: ...
 
     @overload
@@ -968,6 +1097,8 @@ class Collection(Generic[DocT]):
         projection: ProjectionSpec,
         allow_scan: bool | None = None,
         cache: bool = True,
+        hint: Any = None,
+        comment: Any = None,
     ) -> Page[Doc]: ...
 
     @observed("find_page")
@@ -981,6 +1112,8 @@ class Collection(Generic[DocT]):
         projection: Any = None,
         allow_scan: bool | None = None,
         cache: bool = True,
+        hint: Any = None,
+        comment: Any = None,
     ) -> Page[DocT] | Page[Doc]:
         """One page of results and an opaque cursor for the next one (keyset pagination:
         documents inserted meanwhile never make a page repeat or skip an existing document).
@@ -998,6 +1131,7 @@ class Collection(Generic[DocT]):
         proj = parse_projection(projection, self.spec.key)
         digest = self._db._query_digest(self.spec.name, node, sort_spec)
         after = None if cursor is None else self._db._signer.decode(cursor, digest)
+        options = call_options_of(hint, comment, self.spec, node)
         await self._ready()
         query = Query(node, sort_spec, 0, limit + 1, None, after)
 
@@ -1012,7 +1146,7 @@ class Collection(Generic[DocT]):
             return {"items": items, "next_cursor": next_cursor}
 
         def load() -> Awaitable[dict[str, Any]]:
-            return self._call(load_once, write=False, what="find_page")
+            return self._call(load_once, write=False, what="find_page", options=options)
 
         read_cache = self._read_cache(cache) if self._db._cache is not None else None
         if read_cache is None:
@@ -1024,7 +1158,12 @@ class Collection(Generic[DocT]):
         return Page(items=items, next_cursor=page["next_cursor"])
 
     def aggregate(
-        self, pipeline: Iterable[Mapping[str, Any]], *, allow_scan: bool | None = None
+        self,
+        pipeline: Iterable[Mapping[str, Any]],
+        *,
+        allow_scan: bool | None = None,
+        hint: Any = None,
+        comment: Any = None,
     ) -> AggregateCursor:
         """Run an aggregation pipeline (the stages, accumulators and expressions of DESIGN
         section 2); a stage outside them is a QueryError naming its path before any I/O. The
@@ -1041,7 +1180,9 @@ class Collection(Generic[DocT]):
         >>> # async for row in cur: print(row["_id"], row["n"])
         """
         stages = list(pipeline) if not isinstance(pipeline, list | tuple) else pipeline
-        return AggregateCursor(self, parse_pipeline(stages), allow_scan)
+        parsed = parse_pipeline(stages)
+        options = call_options_of(hint, comment, self.spec, _match_filter(parsed))
+        return AggregateCursor(self, parsed, allow_scan, options)
 
     async def explain(
         self,
@@ -1054,6 +1195,7 @@ class Collection(Generic[DocT]):
         server_plan: bool = False,
         analyze: bool = False,
         pipeline: Iterable[Mapping[str, Any]] | None = None,
+        hint: Any = None,
     ) -> Plan:
         """How this backend would run the query: native form, exact/approximate/residual parts,
         access path. Runs nothing, unless ``server_plan=True`` asks the store for its own plan
@@ -1066,6 +1208,27 @@ class Collection(Generic[DocT]):
         With ``pipeline=[...]`` it explains an ``aggregate``: the ``find`` the store runs and
         the stages run natively (MongoDB) or in process (``Plan.native["in process"]``).
         """
+        if pipeline is None:
+            node: Node = parse_filter(filter)
+        else:
+            stages = list(pipeline) if not isinstance(pipeline, list | tuple) else pipeline
+            node = _match_filter(parse_pipeline(stages))
+        options = call_options_of(hint, None, self.spec, node)
+        if options is not None:  # the plan as the hinted call would run
+            token = call_options.set(options)
+            try:
+                return await self.explain(
+                    filter,
+                    sort,
+                    skip,
+                    limit,
+                    projection,
+                    server_plan=server_plan,
+                    analyze=analyze,
+                    pipeline=pipeline,
+                )
+            finally:
+                call_options.reset(token)
         if pipeline is not None:
             stages = list(pipeline) if not isinstance(pipeline, list | tuple) else pipeline
             return self._store.explain_aggregate(parse_pipeline(stages))
@@ -1119,6 +1282,8 @@ class Collection(Generic[DocT]):
         return_document: Literal["before", "after"] = "after",
         *,
         allow_scan: bool | None = None,
+        hint: Any = None,
+        comment: Any = None,
     ) -> DocT | None: ...
 
     @overload
@@ -1132,6 +1297,8 @@ class Collection(Generic[DocT]):
         return_document: Literal["before", "after"] = "after",
         *,
         allow_scan: bool | None = None,
+        hint: Any = None,
+        comment: Any = None,
     ) -> Doc | None: ...
 
     @overload
@@ -1145,6 +1312,8 @@ class Collection(Generic[DocT]):
         projection: ProjectionSpec,
         return_document: Literal["before", "after"] = "after",
         allow_scan: bool | None = None,
+        hint: Any = None,
+        comment: Any = None,
     ) -> Doc | None: ...
 
     @observed("find_one_and_replace")
@@ -1158,6 +1327,8 @@ class Collection(Generic[DocT]):
         return_document: Literal["before", "after"] = "after",
         *,
         allow_scan: bool | None = None,
+        hint: Any = None,
+        comment: Any = None,
     ) -> DocT | Doc | None:
         """Replace the first match (in ``sort`` order) whole, atomically, and return it as it
         was ``"before"`` or is ``"after"`` (None if nothing matched and nothing was upserted).
@@ -1172,7 +1343,14 @@ class Collection(Generic[DocT]):
         node, parsed = parse_filter(filter), parse_replacement(cast("Mapping[str, Any]", doc))
         self._store.check_update(node, parsed, upsert)
         return await self._write_and_return(
-            node, parsed, upsert, sort, projection, return_document, allow_scan
+            node,
+            parsed,
+            upsert,
+            sort,
+            projection,
+            return_document,
+            allow_scan,
+            call_options_of(hint, comment, self.spec, node),
         )
 
     @overload
@@ -1183,6 +1361,8 @@ class Collection(Generic[DocT]):
         projection: None = None,
         *,
         allow_scan: bool | None = None,
+        hint: Any = None,
+        comment: Any = None,
     ) -> DocT | None: ...
 
     @overload
@@ -1193,6 +1373,8 @@ class Collection(Generic[DocT]):
         projection: ProjectionSpec,
         *,
         allow_scan: bool | None = None,
+        hint: Any = None,
+        comment: Any = None,
     ) -> Doc | None: ...
 
     @overload
@@ -1203,6 +1385,8 @@ class Collection(Generic[DocT]):
         *,
         projection: ProjectionSpec,
         allow_scan: bool | None = None,
+        hint: Any = None,
+        comment: Any = None,
     ) -> Doc | None: ...
 
     @observed("find_one_and_delete")
@@ -1213,6 +1397,8 @@ class Collection(Generic[DocT]):
         projection: Any = None,
         *,
         allow_scan: bool | None = None,
+        hint: Any = None,
+        comment: Any = None,
     ) -> DocT | Doc | None:
         """Delete the first match (in ``sort`` order) atomically and return it as it was
         (a model instance on a typed collection, a dict when projected), or None when nothing
@@ -1225,6 +1411,7 @@ class Collection(Generic[DocT]):
         if sort_spec:
             sort_spec = with_key_tiebreak(sort_spec, self.spec)
         proj = parse_projection(projection, self.spec.key)
+        options = call_options_of(hint, comment, self.spec, node)
         await self._ready()
         found: Doc | None = None
         try:
@@ -1234,6 +1421,7 @@ class Collection(Generic[DocT]):
                 ),
                 write=True,
                 what="delete",
+                options=options,
             )
         finally:
             keys = key_lookup(node, self.spec)
@@ -1251,6 +1439,8 @@ class Collection(Generic[DocT]):
         filter: Mapping[str, Any] | None = None,
         *,
         allow_scan: bool | None = None,
+        hint: Any = None,
+        comment: Any = None,
     ) -> list[Any]:
         """The distinct values of ``field`` among the matching documents, as MongoDB gives
         them: an array contributes its elements (one level deep), 1, 1.0 and Decimal("1") are
@@ -1261,6 +1451,7 @@ class Collection(Generic[DocT]):
         """
         path = parse_path(field, "distinct")
         node = parse_filter(filter)
+        options = call_options_of(hint, comment, self.spec, node)
         await self._ready()
         return await self._call(
             lambda: self._store.distinct(
@@ -1268,10 +1459,11 @@ class Collection(Generic[DocT]):
             ),
             write=False,
             what="distinct",
+            options=options,
         )
 
     @observed("estimated_document_count")
-    async def estimated_document_count(self) -> int:
+    async def estimated_document_count(self, *, comment: Any = None) -> int:
         """The number of documents from the store's cheap count, without a filter.
 
         How stale it may be depends on the store: MongoDB's collection metadata and SQLite's
@@ -1284,8 +1476,11 @@ class Collection(Generic[DocT]):
 
         >>> # n = await alerts.estimated_document_count()
         """
+        options = call_options_of(None, comment, self.spec)
         await self._ready()
-        return await self._call(self._store.estimated_count, write=False, what="count")
+        return await self._call(
+            self._store.estimated_count, write=False, what="count", options=options
+        )
 
     def _write_op(self, index: int, request: Any) -> WriteOp:
         """One bulk_write request, validated and parsed (a QueryError naming its index)."""
@@ -1307,8 +1502,11 @@ class Collection(Generic[DocT]):
             if request.collation is not None:
                 raise NotSupported("collation is not supported")
             node = parse_filter(request.filter)
+            hint = resolve_hint(request.hint, self.spec)
+            check_hint(hint, node)
             if isinstance(request, DeleteOne | DeleteMany):
-                return WriteOp("delete", node=node, multi=isinstance(request, DeleteMany))
+                multi = isinstance(request, DeleteMany)
+                return WriteOp("delete", node=node, multi=multi, hint=hint)
             if isinstance(request, ReplaceOne):
                 parsed = parse_replacement(request.replacement)
             else:
@@ -1320,6 +1518,7 @@ class Collection(Generic[DocT]):
                 update=parsed,
                 multi=isinstance(request, UpdateMany),
                 upsert=bool(request.upsert),
+                hint=hint,
             )
         except QueryError as exc:
             raise QueryError(f"bulk_write operation {index}: {exc}") from None
@@ -1343,7 +1542,9 @@ class Collection(Generic[DocT]):
         return keys
 
     @observed("bulk_write")
-    async def bulk_write(self, requests: Iterable[Any], ordered: bool = True) -> BulkWriteResult:
+    async def bulk_write(
+        self, requests: Iterable[Any], ordered: bool = True, *, comment: Any = None
+    ) -> BulkWriteResult:
         """Apply a list of write operations (``asyncdb.InsertOne``, ``UpdateOne``,
         ``UpdateMany``, ``ReplaceOne``, ``DeleteOne``, ``DeleteMany``) in order, each atomically
         per document, in the store's native batches where it has them. Every operation is
@@ -1359,9 +1560,12 @@ class Collection(Generic[DocT]):
         ops = [self._write_op(i, r) for i, r in enumerate(requests)]
         if not ops:
             raise QueryError("bulk_write needs at least one operation")
-        return await self._bulk_write_ops(ops, ordered=ordered)
+        options = call_options_of(None, comment, self.spec)
+        return await self._bulk_write_ops(ops, ordered=ordered, options=options)
 
-    async def _bulk_write_ops(self, ops: list[WriteOp], *, ordered: bool) -> BulkWriteResult:
+    async def _bulk_write_ops(
+        self, ops: list[WriteOp], *, ordered: bool, options: CallOptions | None = None
+    ) -> BulkWriteResult:
         """``bulk_write`` of operations already parsed (by ``_write_op``)."""
         await self._ready()
         progress = BulkProgress()
@@ -1372,6 +1576,7 @@ class Collection(Generic[DocT]):
                 ),
                 write=True,
                 what="bulk_write",
+                options=options,
             )
         finally:
             await self._written(self._bulk_keys(ops, progress))

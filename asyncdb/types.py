@@ -199,7 +199,9 @@ class CollectionSpec:
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """A parsed read: filter, sort, skip, limit, projection and an optional keyset position."""
+    """A parsed read: filter, sort, skip, limit, projection, an optional keyset position and
+    the secondary index a ``hint=`` forces (stores that can force one set it; see
+    asyncdb/options.py)."""
 
     filter: Node
     sort: Sort = ()
@@ -207,3 +209,4 @@ class Query:
     limit: int | None = None
     projection: Projection | None = None
     after: bytes | None = None
+    hint: Index | None = None

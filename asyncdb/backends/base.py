@@ -34,6 +34,7 @@ from asyncdb.errors import (
     ScanRequired,
     UpdateError,
 )
+from asyncdb.options import call_options, with_hint
 from asyncdb.query.aggregate import stream_pipeline
 from asyncdb.query.ast import (
     And,
@@ -673,7 +674,7 @@ class StoreCollection(ABC):
                 kept.append(term)
                 room -= size
         weak = conjoin(kept) if kept else MatchAll()
-        plan = plan_of(Query(weak, query.sort, 0, None, None, query.after))
+        plan = plan_of(dataclasses.replace(query, filter=weak, skip=0, limit=None, projection=None))
         return dataclasses.replace(
             plan,
             residual=query.filter.to_mongo(),
@@ -1176,6 +1177,17 @@ class StoreCollection(ABC):
         )
 
     async def _bulk_one(self, op: WriteOp, progress: BulkProgress, session: Session | None) -> None:
+        if op.hint is None:
+            return await self._bulk_apply(op, progress, session)
+        token = call_options.set(with_hint(op.hint))  # the operation's own hint=
+        try:
+            return await self._bulk_apply(op, progress, session)
+        finally:
+            call_options.reset(token)
+
+    async def _bulk_apply(
+        self, op: WriteOp, progress: BulkProgress, session: Session | None
+    ) -> None:
         index = progress.next
         try:
             if op.kind == "insert":

@@ -25,6 +25,7 @@ from asyncdb.errors import AsyncDBError, AuditError
 from asyncdb.observe import audit as audit_mod
 from asyncdb.observe.metrics import Metrics, OperationStats
 from asyncdb.observe.redaction import field_names, native_query_text, query_shape
+from asyncdb.options import comment_text
 from asyncdb.types import Query, UpdateResult
 
 if TYPE_CHECKING:
@@ -120,7 +121,7 @@ class Observer:
         return result
 
     async def stream(
-        self, coll: Collection, node: Any, inner: AsyncIterator[Any]
+        self, coll: Collection, node: Any, inner: AsyncIterator[Any], comment: Any = None
     ) -> AsyncIterator[Any]:
         """A find cursor's stream: timed from its opening to its end (or to the consumer's
         break), documents returned counted. The span is current only while a document is
@@ -154,7 +155,7 @@ class Observer:
         finally:
             seconds = time.perf_counter() - started
             await inner.aclose()  # type: ignore[attr-defined]  # early: the store's cursor too
-            inputs = _Inputs((), {"filter": node.to_mongo()}, ())
+            inputs = _Inputs((), {"filter": node.to_mongo(), "comment": comment}, ())
             await self._finish(coll, record, inputs, seconds, _Returned(returned), error)
 
     # --- after the operation ----------------------------------------------------------------
@@ -198,6 +199,9 @@ class Observer:
             text = self._query_text(coll, inputs.filter())
             if text is not None:
                 span.set_attribute("db.query.text", text)
+            comment = inputs.comment()
+            if comment is not None:
+                span.set_attribute("asyncdb.comment", comment)
             self.tracing.finish(span, op, name, seconds, error_type)  # ends the span
         if seconds >= self.slow_s:
             if stats is not None:
@@ -260,6 +264,9 @@ class Observer:
         filt = inputs.filter()
         if filt is not _MISSING:
             event["query"] = query_shape(filt)
+        comment = inputs.comment()
+        if comment is not None:  # the caller's own label of the operation (hint= / comment=)
+            event["comment"] = comment
         for arg in () if op.startswith("insert") else _DOC_ARGS:
             value = inputs.get(arg)
             if value is not _MISSING:
@@ -416,6 +423,11 @@ class _Inputs:
         except ValueError:
             return _MISSING
         return self.args[index] if index < len(self.args) else _MISSING
+
+    def comment(self) -> str | None:
+        """The call's ``comment=`` as text (None without one)."""
+        value = self.get("comment")
+        return None if value is _MISSING else comment_text(value)
 
     def filter(self) -> Any:
         value = self.get("filter")

@@ -59,6 +59,7 @@ from asyncdb.query.values import (
     INT64_MAX,
     INT64_MIN,
     MISSING,
+    check_field_name,
     compare,
     is_number,
     type_name,
@@ -999,7 +1000,24 @@ def apply_pipeline_update(stages: Pipeline, doc: Doc) -> Doc:
         (out,) = run_pipeline(stages, [doc])
     except EvaluationError as exc:
         raise UpdateError(str(exc), path=exc.path) from None
+    _check_names(out, "")  # a computed name ($setField) must be one an insert takes
     return out
+
+
+def _check_names(value: Any, path: str) -> None:
+    """The field names of a pipeline update's result, as an insert checks them (no leading
+    ``$``, no ``.``): an UpdateError naming the path, and nothing is written."""
+    if isinstance(value, dict):
+        for name, sub in value.items():
+            at = f"{path}.{name}" if path else str(name)
+            try:
+                check_field_name(name, at)
+            except QueryError as exc:
+                raise UpdateError(str(exc).split(" (at ")[0], path=at) from None
+            _check_names(sub, at)
+    elif isinstance(value, list):
+        for i, sub in enumerate(value):
+            _check_names(sub, f"{path}.{i}")
 
 
 __all__ = [

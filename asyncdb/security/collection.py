@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
 
 from asyncdb.backends.base import Doc, check_key, distinct_values, new_id, with_key_tiebreak
 from asyncdb.bulk import (
@@ -49,6 +51,7 @@ from asyncdb.errors import (
     TransactionError,
     UpdateError,
 )
+from asyncdb.options import CallOptions, call_options, call_options_of
 from asyncdb.query.ast import Node, Projection, Sort, Update, path_str
 from asyncdb.query.evaluate import matches
 from asyncdb.query.parse import (
@@ -66,6 +69,8 @@ from asyncdb.security.keyring import KeyRing
 from asyncdb.security.rewrite import check_filter, check_sort, check_update, pushdown
 from asyncdb.security.spec import KEY_ID_FIELD, VERSION_FIELD, EncryptionSpec
 from asyncdb.types import Index, Page, Plan, UpdateResult
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 if TYPE_CHECKING:
     from asyncdb.database import Database
@@ -96,6 +101,27 @@ class _Read:
         return self.given if self.exact else self.pushed.to_mongo()
 
 
+def _optioned(method: F) -> F:
+    """Run ``method`` with its ``hint=``/``comment=`` (validated against the caller's filter)
+    current for the plain collection's calls it makes."""
+    params = tuple(inspect.signature(method).parameters)[1:]
+
+    @functools.wraps(method)
+    async def call(self: EncryptedCollection, *args: Any, **kwargs: Any) -> Any:
+        hint, comment = kwargs.get("hint"), kwargs.get("comment")
+        if hint is None and comment is None:
+            return await method(self, *args, **kwargs)
+        given = dict(zip(params, args, strict=False)) | kwargs
+        node = parse_filter(given.get("filter"))
+        token = call_options.set(call_options_of(hint, comment, self.spec, node))
+        try:
+            return await method(self, *args, **kwargs)
+        finally:
+            call_options.reset(token)
+
+    return call  # type: ignore[return-value]
+
+
 class EncryptedCursor(Cursor):
     """The cursor of :meth:`EncryptedCollection.find`: streams opened documents."""
 
@@ -109,9 +135,10 @@ class EncryptedCursor(Cursor):
         projection: Projection | None,
         allow_scan: bool | None,
         use_cache: bool,
+        options: CallOptions | None = None,
     ) -> None:
         super().__init__(
-            collection, read.node, sort, skip, limit, projection, allow_scan, use_cache
+            collection, read.node, sort, skip, limit, projection, allow_scan, use_cache, options
         )
         self._enc = collection
         self._read = read
@@ -135,6 +162,7 @@ class EncryptedCursor(Cursor):
             None,
             self._allow_scan,
             self._use_cache,
+            self._options,
         )
         skip, limit, sent = (0, None, 0) if exact else (self._skip, self._limit, 0)
         if limit == 0:
@@ -204,7 +232,8 @@ class EncryptedCollection(Collection):
 
     # --- writes -------------------------------------------------------------------------------
 
-    async def insert_one(self, doc: Mapping[str, Any]) -> Any:
+    @_optioned
+    async def insert_one(self, doc: Mapping[str, Any], *, comment: Any = None) -> Any:
         """Seal and insert one document; returns its key.
 
         >>> # await users.insert_one({"ssn": "123-45-6789", "email": "ana@example.com"})
@@ -212,8 +241,9 @@ class EncryptedCollection(Collection):
         [sealed] = self._seal_new([doc])
         return await self.inner.insert_one(sealed)
 
+    @_optioned
     async def insert_many(
-        self, docs: Iterable[Mapping[str, Any]], ordered: bool = True
+        self, docs: Iterable[Mapping[str, Any]], ordered: bool = True, *, comment: Any = None
     ) -> list[Any]:
         """Seal and insert all documents or none (``ordered=False``: every one it can, then
         ``BulkWriteError``); returns their keys in order."""
@@ -326,6 +356,7 @@ class EncryptedCollection(Collection):
         key = await self.inner.insert_one(sealed)
         return UpdateResult(0, 0, key), None, self.codec.open(sealed).doc
 
+    @_optioned
     async def update_one(
         self,
         filter: Mapping[str, Any] | None,
@@ -334,6 +365,8 @@ class EncryptedCollection(Collection):
         *,
         allow_scan: bool | None = None,
         array_filters: list[Mapping[str, Any]] | None = None,
+        hint: Any = None,
+        comment: Any = None,
     ) -> UpdateResult:
         """Apply an update to the first match: decrypted, applied, re-sealed, written with a
         compare-and-set. Encrypted fields take every operator (``$inc``, ``$push``, positional
@@ -345,6 +378,7 @@ class EncryptedCollection(Collection):
         )
         return result
 
+    @_optioned
     async def update_many(
         self,
         filter: Mapping[str, Any] | None,
@@ -353,6 +387,8 @@ class EncryptedCollection(Collection):
         *,
         allow_scan: bool | None = None,
         array_filters: list[Mapping[str, Any]] | None = None,
+        hint: Any = None,
+        comment: Any = None,
     ) -> UpdateResult:
         """Apply an update to every match (each document atomically)."""
         read = self._parse_read(filter)
@@ -362,6 +398,7 @@ class EncryptedCollection(Collection):
         )
         return result
 
+    @_optioned
     async def replace_one(
         self,
         filter: Mapping[str, Any] | None,
@@ -369,6 +406,8 @@ class EncryptedCollection(Collection):
         upsert: bool = False,
         *,
         allow_scan: bool | None = None,
+        hint: Any = None,
+        comment: Any = None,
     ) -> UpdateResult:
         """Replace the first match whole (its key stays), sealed."""
         read = self._parse_read(filter)
@@ -378,6 +417,7 @@ class EncryptedCollection(Collection):
         )
         return result
 
+    @_optioned
     async def find_one_and_update(
         self,
         filter: Mapping[str, Any] | None,
@@ -389,6 +429,8 @@ class EncryptedCollection(Collection):
         projection: Any = None,
         allow_scan: bool | None = None,
         array_filters: list[Mapping[str, Any]] | None = None,
+        hint: Any = None,
+        comment: Any = None,
     ) -> Doc | None:
         """Update the first match (in ``sort`` order) and return it decrypted, as it was
         ``"before"`` or is ``"after"``."""
@@ -400,6 +442,7 @@ class EncryptedCollection(Collection):
             read, parsed, return_document, upsert, sort, projection, allow_scan
         )
 
+    @_optioned
     async def find_one_and_replace(
         self,
         filter: Mapping[str, Any] | None,
@@ -410,6 +453,8 @@ class EncryptedCollection(Collection):
         return_document: Literal["before", "after"] = "after",
         *,
         allow_scan: bool | None = None,
+        hint: Any = None,
+        comment: Any = None,
     ) -> Doc | None:
         """Replace the first match (in ``sort`` order) whole, sealed, and return it decrypted,
         as it was ``"before"`` or is ``"after"``."""
@@ -439,6 +484,7 @@ class EncryptedCollection(Collection):
         doc = before if return_document == "before" else after
         return None if doc is None else apply_projection(proj, doc, self.spec.key)
 
+    @_optioned
     async def find_one_and_delete(
         self,
         filter: Mapping[str, Any] | None,
@@ -446,6 +492,8 @@ class EncryptedCollection(Collection):
         projection: Any = None,
         *,
         allow_scan: bool | None = None,
+        hint: Any = None,
+        comment: Any = None,
     ) -> Doc | None:
         """Delete the first match (in ``sort`` order) and return it decrypted, or None."""
         read = self._parse_read(filter)
@@ -487,14 +535,26 @@ class EncryptedCollection(Collection):
             return await self.inner.delete_one(read.stored, allow_scan=allow_scan)
         return len(await self._delete_matching(read, multi=multi, sort=(), allow_scan=allow_scan))
 
+    @_optioned
     async def delete_one(
-        self, filter: Mapping[str, Any] | None, *, allow_scan: bool | None = None
+        self,
+        filter: Mapping[str, Any] | None,
+        *,
+        allow_scan: bool | None = None,
+        hint: Any = None,
+        comment: Any = None,
     ) -> int:
         """Delete the first match; returns 0 or 1."""
         return await self._delete(self._parse_read(filter), multi=False, allow_scan=allow_scan)
 
+    @_optioned
     async def delete_many(
-        self, filter: Mapping[str, Any] | None, *, allow_scan: bool | None = None
+        self,
+        filter: Mapping[str, Any] | None,
+        *,
+        allow_scan: bool | None = None,
+        hint: Any = None,
+        comment: Any = None,
     ) -> int:
         """Delete every match; returns how many."""
         return await self._delete(self._parse_read(filter), multi=True, allow_scan=allow_scan)
@@ -511,6 +571,8 @@ class EncryptedCollection(Collection):
         *,
         allow_scan: bool | None = None,
         cache: bool = True,
+        hint: Any = None,
+        comment: Any = None,
     ) -> Cursor:
         """A lazy cursor over the matching documents, decrypted. Equality on an "equality"
         field uses its blind index; sorting by an encrypted field is a QueryError."""
@@ -526,8 +588,10 @@ class EncryptedCollection(Collection):
             proj,
             allow_scan,
             cache,
+            call_options_of(hint, comment, self.spec, read.node),
         )
 
+    @_optioned
     async def find_one(
         self,
         filter: Mapping[str, Any] | None = None,
@@ -536,6 +600,8 @@ class EncryptedCollection(Collection):
         sort: Any = None,
         allow_scan: bool | None = None,
         cache: bool = True,
+        hint: Any = None,
+        comment: Any = None,
     ) -> Doc | None:
         """The first match, decrypted, or None. A filter of exactly the key is a point read."""
         if projection is None and sort is None and self._exact_key(filter) is not None:
@@ -546,12 +612,15 @@ class EncryptedCollection(Collection):
         ).to_list()
         return docs[0] if docs else None
 
+    @_optioned
     async def count_documents(
         self,
         filter: Mapping[str, Any] | None = None,
         *,
         allow_scan: bool | None = None,
         cache: bool = True,
+        hint: Any = None,
+        comment: Any = None,
     ) -> int:
         """How many documents match (counted after decryption when the filter holds an
         encrypted condition)."""
@@ -563,6 +632,7 @@ class EncryptedCollection(Collection):
             n += 1
         return n
 
+    @_optioned
     async def find_page(
         self,
         filter: Mapping[str, Any] | None = None,
@@ -573,6 +643,8 @@ class EncryptedCollection(Collection):
         projection: Any = None,
         allow_scan: bool | None = None,
         cache: bool = True,
+        hint: Any = None,
+        comment: Any = None,
     ) -> Page:
         """One page of decrypted matches and the cursor of the next. With an encrypted
         condition, candidates the re-check drops are skipped, so a ``next_cursor`` may lead to
@@ -613,6 +685,7 @@ class EncryptedCollection(Collection):
         server_plan: bool = False,
         analyze: bool = False,
         pipeline: Iterable[Mapping[str, Any]] | None = None,
+        hint: Any = None,
     ) -> Plan:
         """The plain collection's plan for the stored filter: blind-index tokens, never the
         values; with an encrypted condition the residual names the fields re-checked after
@@ -629,6 +702,7 @@ class EncryptedCollection(Collection):
             limit if read.exact else None,
             server_plan=server_plan,
             analyze=analyze,
+            hint=hint,
         )
         if read.exact:
             return plan
@@ -710,12 +784,15 @@ class EncryptedCollection(Collection):
         """Delete the documents whose TTL field (never an encrypted one) lies in the past."""
         return await self.inner.purge_expired()
 
+    @_optioned
     async def distinct(
         self,
         field: str,
         filter: Mapping[str, Any] | None = None,
         *,
         allow_scan: bool | None = None,
+        hint: Any = None,
+        comment: Any = None,
     ) -> list[Any]:
         """The distinct values of ``field`` among the matches (MongoDB's rules, BSON order). A
         plain field under a filter without encrypted conditions is asked of the store; anything
@@ -730,7 +807,10 @@ class EncryptedCollection(Collection):
         docs = [doc async for doc in self.find(filter, allow_scan=allow_scan)]
         return distinct_values(docs, path)
 
-    async def bulk_write(self, requests: Iterable[Any], ordered: bool = True) -> BulkWriteResult:
+    @_optioned
+    async def bulk_write(
+        self, requests: Iterable[Any], ordered: bool = True, *, comment: Any = None
+    ) -> BulkWriteResult:
         """Every operation validated (and inserts sealed) before any I/O, then applied in order
         through this layer, each atomically per document; failed operations are reported in a
         ``BulkWriteError`` (an ordered bulk write stops at the first)."""
@@ -814,7 +894,8 @@ class EncryptedCollection(Collection):
 
         return update
 
-    async def estimated_document_count(self) -> int:
+    @_optioned
+    async def estimated_document_count(self, *, comment: Any = None) -> int:
         """The store's cheap count (encryption changes no count)."""
         return await self.inner.estimated_document_count()
 

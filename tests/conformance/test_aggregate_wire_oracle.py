@@ -242,6 +242,29 @@ def test_secantusdb_deviation_all_positional_on_a_non_array(oracle: wire.MongoCo
     assert oracle.find_one({"_id": "p"}, {"_id": 0}) == {"id": "p", "s": 5}
 
 
+def test_secantusdb_deviation_positional_skips_what_mongodb_fails(
+    oracle: wire.MongoCollection,
+) -> None:
+    # POSITIONAL_DOC and mongo src/mongo/db/update/update_array_node.cpp, modifier_node.cpp:
+    # a field below $[] in an element that is not a document ("Cannot create field 'b' in
+    # element {1: 3}"), $[] below $[] on an element without the array, and $ when the query
+    # matched a scalar, not an array element, fail the update; SecantusDB skips those elements
+    # (applying the rest) or the whole update. This, and the case above, is all it departs in:
+    # where MongoDB succeeds it agrees (POSITIONAL_CASES), so the MongoDB backend sends $set and
+    # $unset of <field>.$[] / <field>.$[<id>] natively, guarded by {<field>: {$type: "array"}}.
+    cases: list[tuple[Doc, Doc, Any, Doc]] = [
+        ({"a": [{"b": 1}, 3]}, {}, {"$set": {"a.$[].b": 0}}, {"a": [{"b": 0}, 3]}),
+        ({"a": [{"b": [1]}, {}]}, {}, {"$set": {"a.$[].b.$[]": 0}}, {"a": [{"b": [0]}, {}]}),
+        ({"a": 2}, {"a": 2}, {"$set": {"a.$": 0}}, {"a": 2}),
+    ]
+    for doc, flt, update, secantus in cases:
+        load(oracle, [{"id": "p", **doc}])
+        oracle.update_one({"_id": "p", **flt}, update)
+        assert oracle.find_one({"_id": "p"}, {"_id": 0, "id": 0}) == secantus
+        with pytest.raises(UpdateError):
+            apply_update(parse_update_spec(update, parse_filter(flt)), {"id": "p", **doc})
+
+
 def test_secantusdb_deviation_field_path_through_array(oracle: wire.MongoCollection) -> None:
     # FIELD_PATH_DOC: "$n.x" on an array of documents is the array of their x values (elements
     # without x are left out); SecantusDB finds nothing (the field is missing).

@@ -153,3 +153,17 @@ def test_pipeline_update_errors_are_update_errors() -> None:
     assert err.value.path == "update[0].$group"
     with pytest.raises(QueryError):
         parse_update_spec([], parse_filter({}))
+
+
+def test_pipeline_update_cannot_compute_a_field_name_an_insert_refuses() -> None:
+    # $setField can name a field "$a" or "a.b"; an insert refuses those names (the documented
+    # deviation), so the update fails before anything is written, on every backend alike
+    for name in ("$a", "a.b"):
+        stage = {"$setField": {"field": {"$literal": name}, "value": 1, "input": "$$ROOT"}}
+        with pytest.raises(UpdateError, match="field names must not") as err:
+            updated({"id": "1", "foo": {}}, [{"$replaceWith": stage}])
+        assert err.value.path == name
+    nested = {"$setField": {"field": {"$literal": "$b"}, "value": 1, "input": "$foo"}}
+    with pytest.raises(UpdateError, match="must not start") as err:
+        updated({"id": "1", "foo": {}}, [{"$set": {"foo": nested}}])
+    assert err.value.path == "foo.$b"

@@ -64,6 +64,7 @@ from azure.cosmos.exceptions import (
 )
 
 from asyncdb.backends.base import (
+    BULK_RUN,
     Doc,
     KeyTuple,
     Session,
@@ -90,7 +91,14 @@ from asyncdb.backends.cosmos.codec import (
     encode_key_part,
 )
 from asyncdb.backends.cosmos.planner import MAX_ID_LENGTH, CosmosQuery, plan_query
-from asyncdb.errors import BackendError, ConfigurationError, DuplicateKey, QueryError
+from asyncdb.bulk import BulkProgress, WriteOp
+from asyncdb.errors import (
+    BackendError,
+    ConfigurationError,
+    DuplicateKey,
+    QueryError,
+    UpdateError,
+)
 from asyncdb.query.ast import Node, Sort, Update
 from asyncdb.query.evaluate import matches
 from asyncdb.query.limits import StoreLimits
@@ -660,6 +668,125 @@ class CosmosCollection(StoreCollection):
                 item = None  # read again after the pause: an attempt on a fresh version
                 continue
             return before, after
+
+    # --- breadth: unordered bulk_write runs by key, concurrently ----------------------------
+
+    async def bulk_batch(
+        self,
+        ops: list[WriteOp],
+        progress: BulkProgress,
+        *,
+        ordered: bool,
+        session: Session | None,
+    ) -> int:
+        """Outside a transaction, an unordered run of updates and deletes by key goes out
+        concurrently: per document, its operations applied in order in process to the item
+        read and written back once with If-Match on its ETag (re-read and redone when another
+        writer won the race), so each document changes atomically. An ordered run (a failure
+        must stop every later operation, which concurrent writes cannot honour without a
+        transactional batch, which cosmosdb-server lacks) and other operations go the shared
+        way."""
+        if (
+            session is None
+            and not ordered
+            and self.spec.ttl is None
+            and self._by_one_key(ops[progress.next])
+        ):
+            return await self._bulk_concurrently(ops, progress)
+        return await super().bulk_batch(ops, progress, ordered=ordered, session=session)
+
+    async def _bulk_concurrently(self, ops: list[WriteOp], progress: BulkProgress) -> int:
+        start = progress.next
+        by_key: dict[KeyTuple, list[tuple[int, WriteOp]]] = {}
+        taken = 0
+        for i, op in enumerate(ops[start : start + BULK_RUN]):
+            key = self._by_one_key(op)
+            if key is None:
+                break
+            by_key.setdefault(key, []).append((start + i, op))
+            taken = i + 1
+        now = datetime.now(UTC)
+        gate = asyncio.Semaphore(_WRITE_CONCURRENCY)
+
+        async def one(key: KeyTuple, steps: list[tuple[int, WriteOp]]) -> BulkProgress:
+            async with gate:
+                return await self._bulk_key(key, steps, now)
+
+        for counts in await asyncio.gather(*(one(k, s) for k, s in by_key.items())):
+            progress.matched += counts.matched
+            progress.modified += counts.modified
+            progress.deleted += counts.deleted
+            progress.errors.extend(counts.errors)
+        progress.errors.sort(key=lambda e: e[0])
+        progress.next = start + taken
+        return taken
+
+    async def _bulk_key(
+        self, key: KeyTuple, steps: list[tuple[int, WriteOp]], now: datetime
+    ) -> BulkProgress:
+        """One document's operations of a run, applied in order and written once (If-Match)."""
+        item_id, partition = encode_key(key), encode_key_part(key[0])
+        backoff = ContentionBackoff(f"a bulk write to {self.spec.name!r}")
+        token = WriteStamp.token()
+        while True:
+            counts = BulkProgress()
+            try:
+                item = await self._read_item(item_id, partition)
+            except BackendError as exc:  # unordered: this document's operations failed
+                counts.errors.extend((index, exc) for index, _ in steps)
+                return counts
+            before = None if item is None else decode_item(item)
+            doc = before
+            for index, op in steps:
+                assert op.node is not None
+                if doc is None or not matches(self.visible(op.node), doc):
+                    continue
+                if op.kind == "delete":
+                    doc = None
+                    counts.deleted += 1
+                    continue
+                assert op.update is not None
+                try:
+                    new = self._keep_key(doc, apply_update(op.update, doc, now=now))
+                except (UpdateError, QueryError) as exc:
+                    counts.errors.append((index, exc))
+                    continue
+                counts.matched += 1
+                if not strict_equal(doc, new):
+                    counts.modified += 1
+                    doc = new
+            if item is None or doc is before:
+                return counts  # nothing to write
+            try:
+                if doc is None:
+                    await self.container.delete_item(
+                        item_id,
+                        partition_key=partition,
+                        etag=item["_etag"],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                    return counts
+                written = self._item(doc, WriteStamp.decode(item.get(STAMP)).next(token))
+                await self.container.replace_item(
+                    item_id,
+                    written,
+                    etag=item["_etag"],
+                    match_condition=MatchConditions.IfNotModified,
+                )
+                return counts
+            except CosmosHttpResponseError as exc:
+                if exc.status_code != 412 and not _maybe_missing(exc):
+                    error = _error(exc, f"bulk write of {item_id!r} in {self.spec.name!r}")
+                    counts = BulkProgress()
+                    counts.errors.extend((index, error) for index, _ in steps)
+                    return counts
+                # changed or deleted meanwhile (read again and redo this document's
+                # operations), or a resend whose first attempt landed (its stamp)
+                if doc is not None:
+                    again = await self._read_item(item_id, partition)
+                    if again is not None and _holds(again, written):
+                        return counts
+                await backoff.lost()
 
     async def update(
         self,

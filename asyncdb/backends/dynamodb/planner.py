@@ -30,6 +30,7 @@ are therefore never pushed down, and a sort runs in process within ``max_scan``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -422,6 +423,8 @@ def plan_request(query: Query, spec: CollectionSpec) -> DynamoRequest:
     node = query.filter
     terms = conjuncts(node)
     ph = Placeholders()
+    if query.hint is not None:  # hint=: a Query on that GSI, or a QueryError
+        return _hinted_request(query.hint, node, terms, layout, spec, ph)
     keys = key_lookup(node, spec)
     if keys is not None:
         items = tuple(key_attributes(k, layout) for k in keys)
@@ -440,6 +443,28 @@ def plan_request(query: Query, spec: CollectionSpec) -> DynamoRequest:
         return DynamoRequest("Query", gsi.name, (), key_conditions, expr, ph.names, ph.values)
     expr = compile_filter(node, spec, ph) if not isinstance(node, MatchAll) else None
     return DynamoRequest("Scan", None, (), (), expr, ph.names, ph.values)
+
+
+def _hinted_request(
+    hint: Index,
+    node: Node,
+    terms: tuple[Node, ...],
+    layout: TableLayout,
+    spec: CollectionSpec,
+    ph: Placeholders,
+) -> DynamoRequest:
+    gsis = tuple(g for g in layout.gsis if g.index.name == hint.name)
+    choice = _index_choice(terms, dataclasses.replace(layout, gsis=gsis))
+    if choice is None:
+        raise QueryError(
+            f"hint {hint.name!r} cannot be used on DynamoDB: its GSI is queried by an equality "
+            f"or $in on {'.'.join(hint.paths[0])!r} (a range only on a one-field index)",
+            path="hint",
+        )
+    gsi, conditions = choice
+    key_conditions = _gsi_key_conditions(gsi, conditions, ph)
+    expr = compile_filter(node, spec, ph) if not isinstance(node, MatchAll) else None
+    return DynamoRequest("Query", gsi.name, (), key_conditions, expr, ph.names, ph.values)
 
 
 def pushed_nodes(node: Node, spec: CollectionSpec) -> list[Node]:

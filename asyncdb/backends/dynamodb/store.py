@@ -26,6 +26,7 @@ import contextlib
 import random
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
@@ -45,6 +46,7 @@ from asyncdb.backends.base import (
     native_params,
     sql_reads_only,
 )
+from asyncdb.bulk import BulkProgress, WriteOp
 from asyncdb.errors import (
     AsyncDBError,
     BackendError,
@@ -52,7 +54,9 @@ from asyncdb.errors import (
     DuplicateKey,
     QueryError,
     TransactionError,
+    UpdateError,
 )
+from asyncdb.options import hinted
 from asyncdb.query.ast import Node, Update
 from asyncdb.query.evaluate import matches
 from asyncdb.query.limits import StoreLimits
@@ -451,7 +455,7 @@ class DynamoCollection(StoreCollection):
     # --- reads -------------------------------------------------------------------------------
 
     def plan(self, query: Query) -> Plan:
-        return build_plan(query, self.spec)
+        return build_plan(hinted(query), self.spec)
 
     async def _items(self, request: DynamoRequest) -> AsyncIterator[dict[str, Any]]:
         client = self.store.client
@@ -986,6 +990,120 @@ class DynamoCollection(StoreCollection):
                 if not upsert:
                     raise
                 await backoff.lost()  # a concurrent upsert inserted it: re-read
+
+    # --- breadth: bulk_write runs by key as one TransactWriteItems ----------------------------
+
+    async def bulk_batch(
+        self,
+        ops: list[WriteOp],
+        progress: BulkProgress,
+        *,
+        ordered: bool,
+        session: Session | None,
+    ) -> int:
+        """Outside a transaction, a run of up to 100 updates and deletes by key is one
+        BatchGetItem, the operations applied in order in process (a later one sees an earlier
+        one's result), and one TransactWriteItems of the changed items, each conditional on the
+        version read: all of the run or none, re-read and redone when a concurrent writer won a
+        race. Other operations go the shared way (runs of inserts batched, the rest one by
+        one)."""
+        if session is None and self.spec.ttl is None and self._by_one_key(ops[progress.next]):
+            return await self._bulk_by_key_cas(ops, progress, ordered=ordered)
+        return await super().bulk_batch(ops, progress, ordered=ordered, session=session)
+
+    async def _bulk_by_key_cas(
+        self, ops: list[WriteOp], progress: BulkProgress, *, ordered: bool
+    ) -> int:
+        start = progress.next
+        run: list[tuple[WriteOp, KeyTuple]] = []
+        for op in ops[start : start + MAX_TRANSACTION_ITEMS]:
+            key = self._by_one_key(op)
+            if key is None:
+                break
+            run.append((op, key))
+        self.store.check_not_owner()
+        keys = list(dict.fromkeys(key for _, key in run))
+        backoff = ContentionBackoff(f"a bulk write to {self.spec.name!r}")
+        while True:
+            items = await self._get_many([self.key(k) for k in keys])
+            read = {k: item for k, item in zip(keys, items, strict=True) if item is not None}
+            before = {k: decode_body(item[BODY]["S"]) for k, item in read.items()}
+            counts, current, done = self._bulk_apply_run(run, before, start, ordered)
+            token = WriteStamp.token()
+            writes = [
+                self.write_op(
+                    k,
+                    current[k],
+                    int(read[k][VERSION]["N"]),
+                    token=token,
+                    prior=_stamp_text(read[k]),
+                )
+                for k in keys
+                if k in before and current[k] is not before[k]
+            ]
+            try:
+                await self._commit_run(writes, token)
+            except _Conflict:
+                await backoff.lost()  # nothing of the run was written: read it again
+                continue
+            progress.matched += counts.matched
+            progress.modified += counts.modified
+            progress.deleted += counts.deleted
+            progress.errors.extend(counts.errors)
+            progress.next = start + done
+            return done
+
+    def _bulk_apply_run(
+        self,
+        run: list[tuple[WriteOp, KeyTuple]],
+        before: dict[KeyTuple, Doc],
+        start: int,
+        ordered: bool,
+    ) -> tuple[BulkProgress, dict[KeyTuple, Doc | None], int]:
+        """The run applied in order to the documents read: the counts, each key's document
+        after it (None: deleted; absent keys stay absent) and how many operations were taken."""
+        now = datetime.now(UTC)
+        counts = BulkProgress()
+        current: dict[KeyTuple, Doc | None] = {k: before.get(k) for _, k in run}
+        done = 0
+        for i, (op, key) in enumerate(run):
+            doc = current[key]
+            done = i + 1
+            assert op.node is not None
+            if doc is None or not matches(self.visible(op.node), doc):
+                continue
+            if op.kind == "delete":
+                current[key] = None
+                counts.deleted += 1
+                continue
+            assert op.update is not None
+            try:
+                new = self._keep_key(doc, apply_update(op.update, doc, now=now))
+            except (UpdateError, QueryError) as exc:
+                counts.errors.append((start + i, exc))
+                if ordered:
+                    break
+                continue
+            counts.matched += 1
+            if not strict_equal(doc, new):
+                counts.modified += 1
+                current[key] = new
+        return counts, current, done
+
+    async def _commit_run(self, writes: list[dict[str, Any]], token: str) -> None:
+        """The run's conditional writes, all or none; ``_Conflict`` if a version moved."""
+        if not writes:
+            return
+        client = self.store.client
+        try:
+            await _retrying(client.transact_write_items, TransactItems=writes)
+        except client.exceptions.TransactionCanceledException as exc:
+            if _transaction_landed(exc, writes, token):
+                return  # a resend that met its own commit
+            codes = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if "ConditionalCheckFailed" in codes or "TransactionConflict" in codes:
+                raise _Conflict from None
+            raise TransactionError(f"bulk write cancelled: {codes}") from exc
 
 
 class _VersionedSection(DynamoSession):

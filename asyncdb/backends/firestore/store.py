@@ -58,6 +58,7 @@ from asyncdb.backends.base import (
 )
 from asyncdb.backends.firestore.codec import SORT_ASC, decode_doc, doc_id, encode_doc, sort_field
 from asyncdb.backends.firestore.planner import FirestorePlanner, FirestoreQuery, Tree
+from asyncdb.bulk import BulkProgress, WriteOp
 from asyncdb.errors import (
     BackendError,
     ConfigurationError,
@@ -803,6 +804,28 @@ class FirestoreCollection(StoreCollection):
                 if session is not None:
                     raise
                 await backoff.lost()
+
+    async def bulk_batch(
+        self,
+        ops: list[WriteOp],
+        progress: BulkProgress,
+        *,
+        ordered: bool,
+        session: Session | None,
+    ) -> int:
+        """Outside a transaction, a run of updates and deletes by key is one write section:
+        the documents read by key (``get_all``), the operations applied in order in process,
+        and one batched commit of the changed documents, each with the update time read as its
+        precondition: all of the run or none, read and redone when another writer won a race.
+        Other operations go the shared way."""
+        if session is None and self.spec.ttl is None and self._by_one_key(ops[progress.next]):
+            backoff = ContentionBackoff(f"a bulk write to {self.spec.name!r}")
+            while True:
+                try:
+                    return await self._bulk_by_key(ops, progress, ordered=ordered)
+                except WriteConflict:  # nothing of the run was committed
+                    await backoff.lost()
+        return await super().bulk_batch(ops, progress, ordered=ordered, session=session)
 
     async def insert(self, docs: list[Doc], session: Session | None) -> list[KeyTuple]:
         backoff = ContentionBackoff(f"an insert into {self.spec.name!r}")

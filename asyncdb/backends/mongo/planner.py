@@ -594,6 +594,47 @@ def native_update(update: Update, spec: CollectionSpec) -> Native | None:
     return update.to_mongo()
 
 
+def native_positional(
+    update: Update, spec: CollectionSpec, planner: MongoPlanner
+) -> tuple[Native, list[Native], Native] | None:
+    """A positional update the server applies exactly as asyncdb: the update, its array
+    filters and the guard to add to the filter; None: it runs in process.
+
+    SecantusDB applies ``$[]`` and ``$[<identifier>]`` as MongoDB does wherever MongoDB
+    succeeds, and silently skips what MongoDB fails (pinned in the aggregation wire oracle
+    test): a positional path on a missing, null, scalar or object field, a field below
+    ``$[]`` in an element that is not a document, ``$`` when the query matched no array
+    element. So only ``$set``/``$unset`` of ``<field>.$[]``/``<field>.$[<id>]`` (a top-level
+    field, the element itself: nothing below it to fail) go out, with ``{<field>: {$type:
+    "array"}}`` added to the filter: a document whose field is not an array does not match, and
+    the caller then runs the update in process, where it fails as in MongoDB."""
+    if update.replacement is not None or update.pipeline is not None or not update.positional:
+        return None
+    guard: Native = {}
+    paths: list[str] = []
+    for op in update.ops:
+        if op.op not in ("$set", "$unset") or op.path[0] in spec.key or op.path[0] == "_id":
+            return None
+        if op.op == "$set" and not plain_value(op.value):
+            return None
+        if len(op.path) == 2 and (op.path[1] == "$[]" or op.path[1].startswith("$[")):
+            guard[op.path[0]] = {"$type": "array"}
+        elif len(op.path) != 1 or op.path[0].startswith("$"):
+            return None  # "$", or a path below a positional part
+        paths.append(path_str(op.path))
+    if paths != sorted(paths):
+        return None
+    filters: list[Native] = []
+    for ident, node in update.array_filters:
+        if ident in spec.key or ident == "_id":
+            return None
+        plan = planner.plan(Query(node))
+        if plan.residual_node is not None:
+            return None
+        filters.append(plan.payload.filter)
+    return update.to_mongo(), filters, guard
+
+
 def upsert_filter(node: Node, spec: CollectionSpec) -> Native | None:
     """The server filter of a native upsert: ``_id`` first, then the filter's equalities in
     order, so the server's new document (``_id`` + the equalities + the update) is the stored
@@ -694,6 +735,7 @@ __all__ = [
     "dotted_reference",
     "holds_inexact_number",
     "inexact_number",
+    "native_positional",
     "native_projection",
     "native_update",
     "null_on_dotted_path",

@@ -60,11 +60,12 @@ from pymongo.errors import (
     ConfigurationError as PyMongoConfigurationError,
 )
 
-from asyncdb.backends.base import Doc, KeyTuple, Session, Store, StoreCollection
+from asyncdb.backends.base import Doc, KeyTuple, Session, Store, StoreCollection, key_lookup
 from asyncdb.backends.mongo.planner import (
     Find,
     MongoPlanner,
     has_regex,
+    native_positional,
     native_update,
     server_agrees,
     server_stages,
@@ -80,6 +81,7 @@ from asyncdb.errors import (
     TransactionError,
     UpdateError,
 )
+from asyncdb.options import current_options
 from asyncdb.query.aggregate import EvaluationError
 from asyncdb.query.ast import MatchAll, Node, Sort, Update
 from asyncdb.query.limits import StoreLimits
@@ -378,6 +380,24 @@ _READ_COMMANDS = frozenset(
 )  # fmt: skip
 
 
+def _sent(*, hint: bool = True) -> dict[str, Any]:
+    """The current call's ``comment=`` (and ``hint=``, as the index name) as driver options."""
+    options = current_options()
+    if options is None:
+        return {}
+    out: dict[str, Any] = {}
+    if options.comment is not None:
+        out["comment"] = options.comment
+    if hint and options.hint is not None:
+        out["hint"] = options.hint.name  # the key: "_id_"; a declared index: its name
+    return out
+
+
+def _op_hint(op: WriteOp) -> str | None:
+    """A bulk operation's own ``hint`` (its index name), as PyMongo's write models take it."""
+    return None if op.hint is None else str(op.hint.name)
+
+
 def _session_of(session: Session | None) -> AsyncClientSession | None:
     if session is None:
         return None
@@ -474,6 +494,7 @@ class MongoCollection(StoreCollection):
                 session=_session_of(session),
                 batch_size=_BATCH_SIZE,
                 max_time_ms=REGEX_MAX_TIME_MS if has_regex(find.filter) else None,
+                **_sent(),
             )
             async with cursor:
                 async for raw in cursor:
@@ -486,7 +507,7 @@ class MongoCollection(StoreCollection):
         if session is None and len(encoded) == 1:
             self.store.check_not_owner()
             try:
-                await self.coll.insert_one(encoded[0])
+                await self.coll.insert_one(encoded[0], **_sent(hint=False))
             except (PyMongoError, DocumentTooLarge) as exc:
                 raise _driver_error(exc, f"insert into {self.spec.name!r}") from None
             return
@@ -507,7 +528,9 @@ class MongoCollection(StoreCollection):
                         f"key {found['_id']!r} exists in {self.spec.name!r}", key=found["_id"]
                     )
             try:
-                await self.coll.insert_many(encoded, ordered=True, session=client_session)
+                await self.coll.insert_many(
+                    encoded, ordered=True, session=client_session, **_sent(hint=False)
+                )
             except (PyMongoError, DocumentTooLarge) as exc:
                 raise _driver_error(exc, f"insert into {self.spec.name!r}", s) from None
 
@@ -516,13 +539,17 @@ class MongoCollection(StoreCollection):
             try:
                 if len(pairs) == 1:
                     new = self.encode(pairs[0][1])
-                    await self.coll.replace_one({"_id": new["_id"]}, new, session=s.check())
+                    await self.coll.replace_one(
+                        {"_id": new["_id"]}, new, session=s.check(), **_sent(hint=False)
+                    )
                 else:
                     ops = [
                         ReplaceOne({"_id": n["_id"]}, n)
                         for n in map(self.encode, (p[1] for p in pairs))
                     ]
-                    await self.coll.bulk_write(ops, ordered=True, session=s.check())
+                    await self.coll.bulk_write(
+                        ops, ordered=True, session=s.check(), **_sent(hint=False)
+                    )
             except (PyMongoError, DocumentTooLarge) as exc:
                 raise _driver_error(exc, f"update of {self.spec.name!r}", s) from None
 
@@ -530,7 +557,9 @@ class MongoCollection(StoreCollection):
         ids = [self.stored_key_of(doc) for doc in docs]
         async with self.store.section(session, transaction=False) as s:
             try:
-                await self.coll.delete_many({"_id": {"$in": ids}}, session=s.check())
+                await self.coll.delete_many(
+                    {"_id": {"$in": ids}}, session=s.check(), **_sent(hint=False)
+                )
             except PyMongoError as exc:
                 raise _driver_error(exc, f"delete from {self.spec.name!r}", s) from None
 
@@ -565,7 +594,9 @@ class MongoCollection(StoreCollection):
             self.store.check_not_owner()
         find: Find = plan.payload
         try:
-            return await self.coll.count_documents(find.filter, session=_session_of(session))
+            return await self.coll.count_documents(
+                find.filter, session=_session_of(session), **_sent()
+            )
         except PyMongoError as exc:
             raise _driver_error(exc, f"count on {self.spec.name!r} failed", session) from None
 
@@ -590,6 +621,10 @@ class MongoCollection(StoreCollection):
         where: Native | None = plan.payload.filter if plan.residual_node is None else None
         if upsert:
             where = upsert_filter(node, self.spec) if where is not None else None
+        if native is None and where is not None and update.positional and not return_document:
+            done = await self._positional(node, update, where, multi, upsert, sort, session)
+            if done is not None:
+                return done
         if native is None or where is None or (sort and not sort_pushable(sort)):
             return await self._settled(
                 lambda: super(MongoCollection, self).update(
@@ -625,6 +660,45 @@ class MongoCollection(StoreCollection):
                     raise _driver_error(exc, f"update of {self.spec.name!r}", session) from None
                 await backoff.lost()
 
+    async def _positional(
+        self,
+        node: Node,
+        update: Update,
+        where: Native,
+        multi: bool,
+        upsert: bool,
+        sort: Sort,
+        session: Session | None,
+    ) -> tuple[UpdateResult, Doc | None] | None:
+        """A positional update of one document by key on the server (``native_positional``),
+        or None: it runs in process (also when the guarded filter matched nothing: the
+        document may be missing, or hold a non-array where MongoDB fails the update)."""
+        if multi or upsert or sort or self.spec.ttl is not None:
+            return None
+        keys = key_lookup(node, self.spec)
+        native = native_positional(update, self.spec, self.planner)
+        if native is None or keys is None or len(keys) != 1:
+            return None
+        spec, array_filters, guard = native
+        if session is None:
+            self.store.check_not_owner()
+        guarded = {"$and": [where, guard]} if where else guard
+        try:
+            one = await self.coll.update_one(
+                guarded,
+                spec,
+                array_filters=array_filters or None,
+                session=_session_of(session),
+                **_sent(),
+            )
+        except (PyMongoError, DocumentTooLarge) as exc:
+            if session is None and isinstance(exc, PyMongoError) and _write_conflict(exc):
+                return None  # lost a race: the in-process path retries with back-off
+            raise _driver_error(exc, f"update of {self.spec.name!r}", session) from None
+        if not one.matched_count:
+            return None
+        return UpdateResult(one.matched_count, one.modified_count), None
+
     async def _native_update(
         self,
         node: Node,
@@ -640,12 +714,16 @@ class MongoCollection(StoreCollection):
         """One native update (the server applies it); a driver error is raised as is."""
         client_session = _session_of(session)
         if multi:
-            many = await self.coll.update_many(where, native, upsert=upsert, session=client_session)
+            many = await self.coll.update_many(
+                where, native, upsert=upsert, session=client_session, **_sent()
+            )
             return self._native_result(
                 many.matched_count, many.modified_count, many.upserted_id
             ), None
         if not sort and return_document is None:
-            one = await self.coll.update_one(where, native, upsert=upsert, session=client_session)
+            one = await self.coll.update_one(
+                where, native, upsert=upsert, session=client_session, **_sent()
+            )
             return self._native_result(one.matched_count, one.modified_count, one.upserted_id), None
         # the document before the update; the one after is the applier's (the server's
         # is the same for these updates)
@@ -656,6 +734,7 @@ class MongoCollection(StoreCollection):
             upsert=upsert,
             return_document=ReturnDocument.BEFORE,
             session=client_session,
+            **_sent(),
         )
         if before is None:
             if not upsert:
@@ -714,7 +793,9 @@ class MongoCollection(StoreCollection):
         if session is None:
             self.store.check_not_owner()
         try:
-            result = await self.coll.delete_many(find.filter, session=_session_of(session))
+            result = await self.coll.delete_many(
+                find.filter, session=_session_of(session), **_sent()
+            )
         except PyMongoError as exc:
             raise _driver_error(exc, f"delete from {self.spec.name!r}", session) from None
         return int(result.deleted_count)
@@ -733,7 +814,7 @@ class MongoCollection(StoreCollection):
             return None
         where: Native = plan.payload.filter
         if op.kind == "delete":
-            return (DeleteMany if op.multi else DeleteOne)(where)
+            return (DeleteMany if op.multi else DeleteOne)(where, hint=_op_hint(op))
         assert op.update is not None
         native = native_update(op.update, self.spec)
         if op.upsert:
@@ -743,7 +824,9 @@ class MongoCollection(StoreCollection):
             where = upsert_where
         if native is None:
             return None
-        return (UpdateMany if op.multi else UpdateOne)(where, native, upsert=op.upsert)
+        return (UpdateMany if op.multi else UpdateOne)(
+            where, native, upsert=op.upsert, hint=_op_hint(op)
+        )
 
     async def bulk_batch(
         self,
@@ -770,7 +853,8 @@ class MongoCollection(StoreCollection):
             return 0
         self.store.check_not_owner()
         try:
-            reply: Any = (await self.coll.bulk_write(models, ordered=ordered)).bulk_api_result
+            done = await self.coll.bulk_write(models, ordered=ordered, **_sent(hint=False))
+            reply: Any = done.bulk_api_result
             failures: list[dict[str, Any]] = []
         except BulkWriteError as exc:
             reply = exc.details
@@ -810,7 +894,7 @@ class MongoCollection(StoreCollection):
         include documents past their TTL that the server has not removed yet)."""
         self.store.check_not_owner()
         try:
-            return int(await self.coll.estimated_document_count())
+            return int(await self.coll.estimated_document_count(**_sent(hint=False)))
         except PyMongoError as exc:
             raise _driver_error(exc, f"count on {self.spec.name!r} failed") from None
 
@@ -855,7 +939,7 @@ class MongoCollection(StoreCollection):
         sent = False
         try:
             cursor = await self.coll.aggregate(
-                native, session=_session_of(session), batchSize=_BATCH_SIZE
+                native, session=_session_of(session), batchSize=_BATCH_SIZE, **_sent()
             )
             async with cursor:
                 async for raw in cursor:

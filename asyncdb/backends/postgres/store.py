@@ -50,7 +50,13 @@ from asyncdb.backends.base import (
 )
 from asyncdb.backends.postgres.codec import decode_doc, encode_doc, encode_key
 from asyncdb.backends.postgres.connections import HeldConnections, usable
-from asyncdb.backends.postgres.grouping import group_sql, partial_rows
+from asyncdb.backends.postgres.grouping import (
+    NOT_NUMERIC,
+    fast_group_sql,
+    fast_partial_rows,
+    group_sql,
+    partial_rows,
+)
 from asyncdb.backends.postgres.planner import (
     PostgresPlanner,
     Statement,
@@ -783,6 +789,20 @@ class PostgresCollection(StoreCollection):
     async def fetch_groups(
         self, shape: GroupShape, sql: str, params: list[Any], session: Session | None
     ) -> Sequence[Sequence[Any]]:
+        """The fast statement first (outside a transaction, which a failed statement would
+        abort): it casts each summed value to numeric, which fails on any value that is not a
+        number; then the exact per-type statement ``sql``."""
+        if session is None and shape.fields:
+            fast = fast_group_sql(shape, sql)
+            if fast is not None:
+                try:
+                    rows = await self.store.fetch(fast, params, None)
+                except BackendError as exc:
+                    if NOT_NUMERIC not in str(exc):
+                        raise
+                    # a string, bool, null or object among the summed values: exact form
+                else:
+                    return fast_partial_rows(shape, rows)
         return partial_rows(shape, await self.store.fetch(sql, params, session))
 
     def _locked(self, stmt: Statement, session: Session | None) -> str:
