@@ -153,6 +153,8 @@ class Database:
         self._catalog: StoreCollection | None = None  # ensured on first use
         self._catalog_pending: dict[str, CollectionSpec] = {}  # written after a transaction
         self._models: dict[str, type[Any]] = {}  # the model a collection was last opened with
+        # name -> what an encrypted collection seals (EncryptionSpec.describe()), for the catalog
+        self._encryption: dict[str, dict[str, Any]] = {}
         self._observer: Observer | None = None  # metrics, slow warnings, audit, spans
         self._cache_reader: ReadCache | ObservedCache | None = None  # the cache, observed
         try:  # pools and clients belong to the loop that opened them
@@ -381,7 +383,9 @@ class Database:
         catalog = await self._catalog_ready()
         model = self._models.get(spec.name)
         document = spec_document(
-            spec, model=None if model is None else f"{model.__module__}.{model.__qualname__}"
+            spec,
+            model=None if model is None else f"{model.__module__}.{model.__qualname__}",
+            encrypted=self._encryption.get(spec.name),
         )
         node, update = Eq(("name",), spec.name), parse_replacement(document)
         await self._resilience.call(

@@ -36,7 +36,15 @@ from asyncdb.errors import (
 )
 from asyncdb.movement.checkpoint import Checkpoint, default_path
 from asyncdb.movement.foreign import close as close_sources
-from asyncdb.movement.resolve import Side, callable_of, chain, opened, sources, spec_collection
+from asyncdb.movement.resolve import (
+    Side,
+    callable_of,
+    chain,
+    opened,
+    same_keys,
+    sources,
+    spec_collection,
+)
 from asyncdb.movement.sources import (
     CollectionSource,
     Doc,
@@ -458,7 +466,10 @@ async def copy(
     ``.asyncdb-copy-<digest>.json`` here) is saved at most every ``checkpoint_every`` seconds
     (and when a part ends), and removed after a copy that verified equal. ``progress``: an
     object with ``start(total)``, ``advance(n)``, ``close()`` (see
-    :mod:`asyncdb.movement.progress`).
+    :mod:`asyncdb.movement.progress`). Encrypted fields (``db.collection(...,
+    encrypted=...)``, recorded in the catalog) arrive encrypted and recorded in the
+    destination's catalog: the ciphertext is moved as is, unless both sides hold key rings with
+    different keys, when it is opened at the source and sealed under the destination's keys.
 
     >>> import asyncio, asyncdb, tempfile, os
     >>> async def main():
@@ -507,12 +518,15 @@ async def copy(
         run.report.resumed = resume and bool(cp.collections)
         found: list[Source] = []
         try:
-            found = await sources(src_db, collections, key)
+            # Encrypted fields move as ciphertext; only between two different key rings are
+            # they opened at the source and sealed again under the destination's keys.
+            sealed = not same_keys(src_db, dst_db)
+            found = await sources(src_db, collections, key, sealed=sealed)
             if progress is not None:
                 progress.start(await _total(found))
             shares: list[tuple[Source, Collection, list[Part]]] = []
             for source in found:
-                dst_coll = spec_collection(dst_db, source.spec)
+                dst_coll = spec_collection(dst_db, source.spec, sealed=sealed)
                 parts = await run.collection(source, dst_coll, share)
                 shares.append((source, dst_coll, parts))
             if verify:

@@ -875,4 +875,5 @@ def open_encrypted(
     plain = db.collection(name, key, declared, **options)
     layer = EncryptedCollection(plain, DocumentCodec(spec, ring))
     db._layers[name] = layer.bind
+    db._encryption[name] = spec.describe()  # the catalog records it (copies carry it over)
     return layer
