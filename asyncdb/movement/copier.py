@@ -104,6 +104,8 @@ class CopyReport:
     verify: VerifyReport | None = None
     dead_letter: str | None = None
     resumed: bool = False
+    # a Firestore destination: the composite indexes to deploy (``firestore.indexes.json``)
+    firestore_indexes: dict[str, Any] | None = None
 
     def _sum(self, name: str) -> int:
         return sum(getattr(c, name) for c in self.collections.values())
@@ -135,6 +137,7 @@ class CopyReport:
             "dead_letter": self.dead_letter,
             "collections": {n: c.to_dict() for n, c in self.collections.items()},
             "verify": None if self.verify is None else self.verify.to_dict(),
+            "firestore_indexes": self.firestore_indexes,
         }
 
 
@@ -529,6 +532,10 @@ async def copy(
                 dst_coll = spec_collection(dst_db, source.spec, sealed=sealed)
                 parts = await run.collection(source, dst_coll, share)
                 shares.append((source, dst_coll, parts))
+            if dst_db.backend == "firestore":
+                from asyncdb.movement.indexes import firestore_indexes
+
+                run.report.firestore_indexes = firestore_indexes(s.spec for s, _, _ in shares)
             if verify:
                 report = VerifyReport()
                 for source, dst_coll, parts in shares:
