@@ -496,7 +496,8 @@ class Database:
         store) against ``docs_returned`` (the read amplification of a residual re-check),
         ``cache_hits``/``cache_misses`` and ``slow``; then the connection ``pool`` (``size``,
         ``in_use``, ``idle``, ``max_size``, ``waits``; None without a pool of the store's
-        own), the ``cache`` stats and the ``audit`` trail's counters. No collections with
+        own), the ``capacity`` units consumed (DynamoDB: ``read``/``write``; else None), the
+        ``cache`` stats and the ``audit`` trail's counters. No collections with
         ``connect(url, metrics=False)``.
 
         >>> # db.metrics()["collections"]["alerts"]["find_one"]["latency_ms"]["p99"]
@@ -511,6 +512,7 @@ class Database:
                 else {}
             ),
             "pool": self._store.pool_stats(),
+            "capacity": self._store.capacity_stats(),
             "cache": self._cache.stats() if self._cache is not None else None,
             "audit": (
                 None

@@ -51,6 +51,12 @@ def add_parser(subparsers: Any) -> None:
     copy.add_argument("--segment", metavar="I/N", help="copy share I of N (0 <= I < N)")
     copy.add_argument("--transform", metavar="MODULE:FUNCTION")
     copy.add_argument("--rate", type=float, help="at most this many documents per second")
+    copy.add_argument(
+        "--max-rcu", type=float, help="DynamoDB: at most this many read capacity units per second"
+    )
+    copy.add_argument(
+        "--max-wcu", type=float, help="DynamoDB: at most this many write capacity units per second"
+    )
     copy.add_argument("--checkpoint", metavar="FILE", help="where the checkpoint is kept")
     copy.add_argument(
         "--checkpoint-every",
@@ -151,6 +157,8 @@ async def _copy(args: argparse.Namespace) -> int:
         segment=args.segment,
         key=_key(args),
         rate=args.rate,
+        max_rcu=args.max_rcu,
+        max_wcu=args.max_wcu,
         checkpoint=args.checkpoint,
         checkpoint_every=args.checkpoint_every,
         progress=progress,

@@ -106,6 +106,8 @@ class CopyReport:
     resumed: bool = False
     # a Firestore destination: the composite indexes to deploy (``firestore.indexes.json``)
     firestore_indexes: dict[str, Any] | None = None
+    # DynamoDB sides: the read and write capacity units the copy consumed
+    capacity: dict[str, float] | None = None
 
     def _sum(self, name: str) -> int:
         return sum(getattr(c, name) for c in self.collections.values())
@@ -138,6 +140,7 @@ class CopyReport:
             "collections": {n: c.to_dict() for n, c in self.collections.items()},
             "verify": None if self.verify is None else self.verify.to_dict(),
             "firestore_indexes": self.firestore_indexes,
+            "capacity": self.capacity,
         }
 
 
@@ -162,6 +165,82 @@ class RateLimit:
         self._next = start + n / self.rate
         if start > now:
             await asyncio.sleep(start - now)
+
+
+class CapacityLimit:
+    """At most ``max_rcu`` read and ``max_wcu`` write capacity units per second (DynamoDB),
+    counted from the ``ConsumedCapacity`` DynamoDB returns with each answer: a token bucket per
+    kind holding up to one second of units, refilled continuously, from which each answer's
+    units are taken after the fact; a request waits while its bucket is below zero.
+
+    >>> written = [0.0]
+    >>> limit = CapacityLimit(None, 10.0)
+    >>> limit.watch(lambda: 0.0, lambda: written[0])
+    >>> written[0] = 25.0  # an answer said: 25 write units
+    >>> round(limit.wait_needed(), 1)  # 10 were in the bucket, 15 owed: 1.5 s
+    1.5
+    """
+
+    def __init__(self, max_rcu: float | None, max_wcu: float | None) -> None:
+        for name, value in (("max_rcu", max_rcu), ("max_wcu", max_wcu)):
+            if value is not None and (isinstance(value, bool) or not value > 0):
+                raise ConfigurationError(f"{name} must be a positive number of units per second")
+        self.rates = (max_rcu, max_wcu)
+        self._counters: list[tuple[Callable[[], float], Callable[[], float]]] = []
+        self._seen = [0.0, 0.0]
+        self._tokens = [max_rcu or 0.0, max_wcu or 0.0]
+        self._at = time.monotonic()
+        self.consumed = [0.0, 0.0]  # units taken since the limit was made (read, write)
+
+    @property
+    def active(self) -> bool:
+        return self.rates != (None, None)
+
+    def watch(self, reads: Callable[[], float], writes: Callable[[], float]) -> None:
+        """Count the units of a meter (cumulative read and write totals) from now on."""
+        self._counters.append((reads, writes))
+        self._seen[0] += reads()
+        self._seen[1] += writes()
+
+    def wait_needed(self) -> float:
+        """Refill, take what was consumed since the last call; the seconds to wait."""
+        now = time.monotonic()
+        elapsed, self._at = now - self._at, now
+        totals = [sum(c[i]() for c in self._counters) for i in (0, 1)]
+        wait = 0.0
+        for i, rate in enumerate(self.rates):
+            used = totals[i] - self._seen[i]
+            self._seen[i] = totals[i]
+            self.consumed[i] += used
+            if rate is None:
+                continue
+            self._tokens[i] = min(rate, self._tokens[i] + elapsed * rate) - used
+            if self._tokens[i] < 0:
+                wait = max(wait, -self._tokens[i] / rate)
+        return wait
+
+    async def wait(self) -> None:
+        """Sleep until both buckets hold units again."""
+        while self.active:
+            needed = self.wait_needed()
+            if needed <= 0:
+                return
+            await asyncio.sleep(needed)
+
+
+def _nothing() -> float:
+    return 0.0
+
+
+def _meter(db: Any) -> tuple[Callable[[], float], Callable[[], float]] | None:
+    """A database's consumed read and write units (DynamoDB), as counters; None elsewhere."""
+    if db.metrics().get("capacity") is None:
+        return None
+
+    def units(kind: str) -> Callable[[], float]:
+        return lambda: float(db.metrics()["capacity"][kind])
+
+    return units("read"), units("write")
 
 
 def parse_segment(segment: Any) -> tuple[int, int] | None:
@@ -328,6 +407,7 @@ class _Run:
         limit: RateLimit,
         checkpoint: Checkpoint,
         progress: Any,
+        capacity: CapacityLimit,
     ) -> None:
         self.batch_size = batch_size
         self.workers = workers
@@ -337,6 +417,7 @@ class _Run:
         self.limit = limit
         self.checkpoint = checkpoint
         self.progress = progress
+        self.capacity = capacity
         self.report = CopyReport(dead_letter=dead_letter.path)
 
     def _failed(
@@ -392,6 +473,7 @@ class _Run:
                 await self.limit.take(len(docs))
                 counts.read += len(docs)
                 out = self._mapped(source, counts, docs)
+                await self.capacity.wait()
                 failed = await write_batch(dst, out)
                 for doc, exc in failed:
                     key = _shown(key_of(doc, fields)) if all(f in doc for f in fields) else None
@@ -456,6 +538,8 @@ async def copy(
     checkpoint: str | Path | None = None,
     checkpoint_every: float = 0.5,
     progress: Any = None,
+    max_rcu: float | None = None,
+    max_wcu: float | None = None,
 ) -> CopyReport:
     """Copy collections (the source's catalog by default) from ``src`` to ``dst``.
 
@@ -464,7 +548,10 @@ async def copy(
     any object with an ``apply(doc) -> doc`` method, or a callable. ``on_error="stop"`` raises
     :class:`CopyError` at the first document that cannot be written; ``"continue"`` appends it to
     ``dead_letter`` (JSON Lines) and goes on. ``segment=(i, n)`` copies share ``i`` of ``n``
-    (several machines sharing one copy). ``rate`` caps documents per second. ``key`` names the
+    (several machines sharing one copy). ``rate`` caps documents per second; ``max_rcu`` /
+    ``max_wcu`` cap the DynamoDB read / write capacity units per second the copy consumes
+    (both sides' reads, the destination's writes; counted from DynamoDB's ``ConsumedCapacity``,
+    reported as ``report.capacity``). ``key`` names the
     key field of a foreign source. The checkpoint file (``checkpoint``; default
     ``.asyncdb-copy-<digest>.json`` here) is saved at most every ``checkpoint_every`` seconds
     (and when a part ends), and removed after a copy that verified equal. ``progress``: an
@@ -494,8 +581,17 @@ async def copy(
     share = parse_segment(segment)
     fn = chain(callable_of(transform, "transform"), callable_of(anonymize, "anonymize"))
     limit = RateLimit(rate)
+    capacity = CapacityLimit(max_rcu, max_wcu)
     started = time.monotonic()
     async with opened(src) as src_db, opened(dst) as dst_db:
+        src_meter, dst_meter = _meter(src_db), _meter(dst_db)
+        metered = src_meter is not None or dst_meter is not None
+        if capacity.active and not metered:
+            raise ConfigurationError("max_rcu / max_wcu limit a copy from or to DynamoDB")
+        if src_meter is not None:
+            capacity.watch(src_meter[0], _nothing)  # its reads (the source is not written)
+        if dst_meter is not None:
+            capacity.watch(*dst_meter)
         identity = {
             "src": src_db.url,
             "dst": dst_db.url,
@@ -517,6 +613,7 @@ async def copy(
             limit=limit,
             checkpoint=cp,
             progress=progress,
+            capacity=capacity,
         )
         run.report.resumed = resume and bool(cp.collections)
         found: list[Source] = []
@@ -525,6 +622,12 @@ async def copy(
             # they opened at the source and sealed again under the destination's keys.
             sealed = not same_keys(src_db, dst_db)
             found = await sources(src_db, collections, key, sealed=sealed)
+            for source in found:
+                meter = getattr(source, "capacity", None)
+                if meter is not None:  # a DynamoDB scan's own client
+                    capacity.watch(meter.read_units, _nothing)
+                    if capacity.active:
+                        source.pace = capacity.wait  # type: ignore[attr-defined]
             if progress is not None:
                 progress.start(await _total(found))
             shares: list[tuple[Source, Collection, list[Part]]] = []
@@ -564,6 +667,9 @@ async def copy(
         else:
             cp.save()
     run.report.seconds = time.monotonic() - started
+    if metered:
+        capacity.wait_needed()  # take the last answers' units
+        run.report.capacity = {"read": capacity.consumed[0], "write": capacity.consumed[1]}
     return run.report
 
 
