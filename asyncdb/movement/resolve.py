@@ -29,7 +29,9 @@ async def opened(side: Side) -> AsyncIterator[Database]:
         return
     if not isinstance(side, str):
         raise ConfigurationError(f"a source or destination is a URL or a Database, not {side!r}")
-    async with connect(side) as db:
+    # The movement's own connections: no per-operation metrics nobody reads, and no
+    # slow-operation warnings for the part streams that are long by design.
+    async with connect(side, metrics=False, slow_ms=None) as db:
         yield db
 
 
