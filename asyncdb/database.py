@@ -274,6 +274,18 @@ class Database:
             self._ensured.discard(name)
         return self._typed(Collection(self, store_coll), model)
 
+    def _own_collection(self, name: str) -> Collection:
+        """A collection of asyncdb's own (``_asyncdb...``: key ``id``, scans allowed), e.g. a
+        copy's checkpoint in its destination; never in the catalog, so never copied."""
+        if not name.startswith(RESERVED_PREFIX):
+            raise ConfigurationError(f"{name!r} is not an asyncdb collection name")
+        check_identifier(name, "collection name")
+        existing = self._collections.get(name)
+        if existing is None:
+            existing = self._store.collection(CollectionSpec(name, ("id",), allow_scan=True))
+            self._collections[name] = existing
+        return Collection(self, existing)
+
     def _typed(self, plain: Collection[Any], model: type[DocT] | None) -> Collection[DocT]:
         """``plain`` itself, or its typed view with ``model=`` (asyncdb.models); the model is
         remembered for ``tx.collection(name)`` and the catalog."""
@@ -315,7 +327,7 @@ class Database:
             if namespace not in self._ensured:
                 # CREATE ... IF NOT EXISTS is idempotent: retried like a read.
                 await self._resilience.call(coll.ensure, write=False, what="collection set-up")
-                if not coll.table_mode:
+                if not coll.table_mode and not coll.spec.name.startswith(RESERVED_PREFIX):
                     await self._catalog_record(coll.spec)
                 self._ensured.add(namespace)
 

@@ -57,7 +57,12 @@ def add_parser(subparsers: Any) -> None:
     copy.add_argument(
         "--max-wcu", type=float, help="DynamoDB: at most this many write capacity units per second"
     )
-    copy.add_argument("--checkpoint", metavar="FILE", help="where the checkpoint is kept")
+    copy.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        help="where the checkpoint is kept: a local file, or dest:NAME for a collection of the "
+        "destination (dest: alone: _asyncdb_copy_checkpoint)",
+    )
     copy.add_argument(
         "--checkpoint-every",
         type=float,

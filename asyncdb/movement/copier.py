@@ -34,7 +34,13 @@ from asyncdb.errors import (
     DuplicateKey,
     OperationTimeout,
 )
-from asyncdb.movement.checkpoint import Checkpoint, default_path
+from asyncdb.movement.checkpoint import (
+    DEFAULT_COLLECTION,
+    DESTINATION,
+    Checkpoint,
+    DestinationCheckpoint,
+    default_path,
+)
 from asyncdb.movement.foreign import close as close_sources
 from asyncdb.movement.resolve import (
     Side,
@@ -479,10 +485,10 @@ class _Run:
                     key = _shown(key_of(doc, fields)) if all(f in doc for f in fields) else None
                     self._failed(name, counts, key, exc, doc)
                 counts.written += len(out) - len(failed)
-                cp.advance(name, index, position, done=False)
+                await cp.advance(name, index, position, done=False)
                 if self.progress is not None:
                     self.progress.advance(len(docs))
-        cp.advance(name, index, position, done=True)
+        await cp.advance(name, index, position, done=True)
 
     async def collection(
         self, source: Source, dst: Collection, segment: tuple[int, int] | None
@@ -495,7 +501,7 @@ class _Run:
         if plan is None:
             shares = segment[1] if segment else 1
             plan = await source.parts(shares * self.workers)
-            cp.set_plan(name, plan)
+            await cp.set_plan(name, plan)
         chosen = [i for i in range(len(plan)) if segment is None or i % segment[1] == segment[0]]
         gate = asyncio.Semaphore(self.workers)
 
@@ -553,8 +559,10 @@ async def copy(
     (both sides' reads, the destination's writes; counted from DynamoDB's ``ConsumedCapacity``,
     reported as ``report.capacity``). ``key`` names the
     key field of a foreign source. The checkpoint file (``checkpoint``; default
-    ``.asyncdb-copy-<digest>.json`` here) is saved at most every ``checkpoint_every`` seconds
-    (and when a part ends), and removed after a copy that verified equal. ``progress``: an
+    ``.asyncdb-copy-<digest>.json`` here; ``"dest:NAME"``: a document in the destination's
+    collection ``NAME``, default ``_asyncdb_copy_checkpoint``) is saved at most every
+    ``checkpoint_every`` seconds (and when a part ends), and removed after a copy that verified
+    equal. ``progress``: an
     object with ``start(total)``, ``advance(n)``, ``close()`` (see
     :mod:`asyncdb.movement.progress`). Encrypted fields (``db.collection(...,
     encrypted=...)``, recorded in the catalog) arrive encrypted and recorded in the
@@ -598,11 +606,7 @@ async def copy(
             "collections": None if collections is None else list(collections),
             "segment": None if share is None else list(share),
         }
-        path = Path(checkpoint) if checkpoint is not None else default_path(identity)
-        if resume:
-            cp = Checkpoint.load(path, identity, checkpoint_every)
-        else:
-            cp = Checkpoint(path, identity, checkpoint_every)
+        cp = await _checkpoint(dst_db, checkpoint, identity, checkpoint_every, resume)
         letters = DeadLetter(dead_letter)
         run = _Run(
             batch_size=batch_size,
@@ -655,7 +659,8 @@ async def copy(
                 run.report.verify = report
         except BaseException:
             if cp.collections:
-                cp.save()  # everything acknowledged so far (a throttled save may lag)
+                with contextlib.suppress(AsyncDBError):  # the copy's own error matters more
+                    await cp.save()  # everything acknowledged so far (a throttled save may lag)
             raise
         finally:
             letters.close()
@@ -663,14 +668,41 @@ async def copy(
             if progress is not None:
                 progress.close()
         if run.report.verify is None or run.report.verify.equal:
-            cp.remove()
+            await cp.remove()
         else:
-            cp.save()
+            await cp.save()
     run.report.seconds = time.monotonic() - started
     if metered:
         capacity.wait_needed()  # take the last answers' units
         run.report.capacity = {"read": capacity.consumed[0], "write": capacity.consumed[1]}
     return run.report
+
+
+def _in_destination(where: str | Path | None) -> str | None:
+    """The collection named by ``checkpoint="dest:NAME"``, else None (a local file)."""
+    if not isinstance(where, str) or not where.startswith(DESTINATION):
+        return None
+    return where[len(DESTINATION) :] or DEFAULT_COLLECTION
+
+
+async def _checkpoint(
+    dst_db: Any, where: str | Path | None, identity: dict[str, Any], every: float, resume: bool
+) -> Checkpoint:
+    """The copy's checkpoint: a local file, or (``"dest:NAME"``) a collection of the
+    destination; the saved one with ``resume``."""
+    name = _in_destination(where)
+    if name is not None:
+        if name.startswith("_asyncdb"):
+            coll = dst_db._own_collection(name)
+        else:
+            coll = dst_db.collection(name, allow_scan=True)
+        if resume:
+            return await DestinationCheckpoint.read(coll, identity, every)
+        return DestinationCheckpoint(coll, identity, every)
+    path = Path(where) if where is not None else default_path(identity)
+    if resume:
+        return Checkpoint.load(path, identity, every)
+    return Checkpoint(path, identity, every)
 
 
 async def _total(found: list[Source]) -> int | None:
