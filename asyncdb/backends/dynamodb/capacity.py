@@ -43,7 +43,8 @@ class CapacityMeter:
         events.register("after-call.dynamodb", self._counted)
 
     def _ask(self, params: dict[str, Any], model: Any, context: Any = None, **_: Any) -> None:
-        if "ReturnConsumedCapacity" in model.input_shape.members:
+        shape = model.input_shape  # None for an operation without input
+        if shape is not None and "ReturnConsumedCapacity" in shape.members:
             params.setdefault("ReturnConsumedCapacity", "TOTAL")
         if context is not None and model.name in PARTIQL:
             context[_READ_MARK] = _is_select(params)
