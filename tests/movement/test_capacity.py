@@ -10,7 +10,7 @@ import pytest
 
 import asyncdb
 
-DOCS = [{"id": f"d{i:03d}", "pad": "x" * 1500} for i in range(60)]  # ~1.5 KB items
+DOCS = [{"id": f"d{i:03d}", "pad": "x" * 1500} for i in range(40)]  # ~1.5 KB items
 
 
 async def test_capacity_limits_pace_a_dynamodb_copy(
@@ -20,7 +20,7 @@ async def test_capacity_limits_pace_a_dynamodb_copy(
     dst_url = dynamodb_url.replace("table_prefix=", "table_prefix=cp")
     async with asyncdb.connect(dynamodb_url) as src:
         await src.collection("items").insert_many(DOCS)
-    max_rcu, max_wcu = 12.0, 14.0
+    max_rcu, max_wcu = 8.0, 9.0
     report = await asyncdb.copy(
         dynamodb_url,
         dst_url,
