@@ -9,8 +9,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import asyncdb
 from asyncdb.movement.indexes import catalog_firestore_indexes
 from movement.conftest import run_cli
@@ -58,17 +56,22 @@ async def test_firestore_indexes_command_prints_the_catalog_indexes(tmp_path: Pa
 
 
 async def test_copy_to_firestore_reports_the_indexes_its_queries_need(
-    tmp_path: Path, firestore_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, firestore_url: str
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    async with asyncdb.connect("memory://") as src:
-        await src.collection("alerts", **SPEC).insert_many(
+    src = f"sqlite:///{tmp_path / 'src.db'}"
+    async with asyncdb.connect(src) as db:
+        await db.collection("alerts", **SPEC).insert_many(
             [{"id": f"a{i}", "company": f"c{i % 2}", "status": "open"} for i in range(10)]
         )
-        report = await asyncdb.copy(src, firestore_url)
-    assert report.verify is not None and report.verify.equal
-    assert report.firestore_indexes is not None
-    assert_indexes_file(report.firestore_indexes, "alerts")
+    written = tmp_path / "firestore.indexes.json"
+    args = ["--firestore-indexes", str(written), "--output", "json", "--no-progress"]
+    done = run_cli("copy", src, firestore_url, *args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["verify"]["equal"] is True
+    listed = report["firestore_indexes"]
+    assert json.loads(written.read_text()) == listed  # the file firebase deploy reads
+    assert_indexes_file(listed, "alerts")
     async with asyncdb.connect(firestore_url) as dst:
         alerts = dst.collection("alerts", **SPEC)
         for filter, sort in (
@@ -78,6 +81,6 @@ async def test_copy_to_firestore_reports_the_indexes_its_queries_need(
         ):
             plan = await alerts.explain(filter, sort=sort)
             needed = plan.native.get("composite_indexes", [])
-            assert needed and all(i in report.firestore_indexes["indexes"] for i in needed)
+            assert needed and all(i in listed["indexes"] for i in needed)
         page = await alerts.find_page({"status": "open"}, limit=4)  # served by a listed index
         assert [d["id"] for d in page.items] == ["a0", "a1", "a2", "a3"]
