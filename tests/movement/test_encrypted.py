@@ -85,3 +85,13 @@ async def test_different_key_rings_reseal_under_the_destination_keys(tmp_path: P
     async with asyncdb.connect(dst_url, keyring=ring_a) as wrong:
         with pytest.raises(asyncdb.DecryptionError):
             await wrong.collection("users", encrypted=ENCRYPTED).find_one({"id": "u001"})
+
+
+async def test_catalog_records_encryption_declared_after_a_plain_use() -> None:
+    async with asyncdb.connect("memory://", keyring=asyncdb.KeyRing.generate()) as db:
+        await db.collection("users").insert_one({"id": "u0", "org": "o"})
+        [before] = await db.list_collections()
+        assert before.encrypted is None
+        await db.collection("users", encrypted=ENCRYPTED).insert_one({"id": "u1", "ssn": "1"})
+        [after] = await db.list_collections()
+        assert after.encrypted == ENCRYPTED
