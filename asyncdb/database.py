@@ -153,6 +153,8 @@ class Database:
         self._catalog: StoreCollection | None = None  # ensured on first use
         self._catalog_pending: dict[str, CollectionSpec] = {}  # written after a transaction
         self._models: dict[str, type[Any]] = {}  # the model a collection was last opened with
+        # name -> what an encrypted collection seals (EncryptionSpec.describe()), for the catalog
+        self._encryption: dict[str, dict[str, Any]] = {}
         self._observer: Observer | None = None  # metrics, slow warnings, audit, spans
         self._cache_reader: ReadCache | ObservedCache | None = None  # the cache, observed
         try:  # pools and clients belong to the loop that opened them
@@ -272,6 +274,18 @@ class Database:
             self._ensured.discard(name)
         return self._typed(Collection(self, store_coll), model)
 
+    def _own_collection(self, name: str) -> Collection:
+        """A collection of asyncdb's own (``_asyncdb...``: key ``id``, scans allowed), e.g. a
+        copy's checkpoint in its destination; never in the catalog, so never copied."""
+        if not name.startswith(RESERVED_PREFIX):
+            raise ConfigurationError(f"{name!r} is not an asyncdb collection name")
+        check_identifier(name, "collection name")
+        existing = self._collections.get(name)
+        if existing is None:
+            existing = self._store.collection(CollectionSpec(name, ("id",), allow_scan=True))
+            self._collections[name] = existing
+        return Collection(self, existing)
+
     def _typed(self, plain: Collection[Any], model: type[DocT] | None) -> Collection[DocT]:
         """``plain`` itself, or its typed view with ``model=`` (asyncdb.models); the model is
         remembered for ``tx.collection(name)`` and the catalog."""
@@ -313,7 +327,7 @@ class Database:
             if namespace not in self._ensured:
                 # CREATE ... IF NOT EXISTS is idempotent: retried like a read.
                 await self._resilience.call(coll.ensure, write=False, what="collection set-up")
-                if not coll.table_mode:
+                if not coll.table_mode and not coll.spec.name.startswith(RESERVED_PREFIX):
                     await self._catalog_record(coll.spec)
                 self._ensured.add(namespace)
 
@@ -381,7 +395,9 @@ class Database:
         catalog = await self._catalog_ready()
         model = self._models.get(spec.name)
         document = spec_document(
-            spec, model=None if model is None else f"{model.__module__}.{model.__qualname__}"
+            spec,
+            model=None if model is None else f"{model.__module__}.{model.__qualname__}",
+            encrypted=self._encryption.get(spec.name),
         )
         node, update = Eq(("name",), spec.name), parse_replacement(document)
         await self._resilience.call(
@@ -492,7 +508,8 @@ class Database:
         store) against ``docs_returned`` (the read amplification of a residual re-check),
         ``cache_hits``/``cache_misses`` and ``slow``; then the connection ``pool`` (``size``,
         ``in_use``, ``idle``, ``max_size``, ``waits``; None without a pool of the store's
-        own), the ``cache`` stats and the ``audit`` trail's counters. No collections with
+        own), the ``capacity`` units consumed (DynamoDB: ``read``/``write``; else None), the
+        ``cache`` stats and the ``audit`` trail's counters. No collections with
         ``connect(url, metrics=False)``.
 
         >>> # db.metrics()["collections"]["alerts"]["find_one"]["latency_ms"]["p99"]
@@ -507,6 +524,7 @@ class Database:
                 else {}
             ),
             "pool": self._store.pool_stats(),
+            "capacity": self._store.capacity_stats(),
             "cache": self._cache.stats() if self._cache is not None else None,
             "audit": (
                 None

@@ -191,6 +191,9 @@ class CollectionSpec:
     ttl: str | None = None
     allow_scan: bool = False
     max_scan: int = 10_000
+    # What the security layer encrypts (``EncryptionSpec.describe()``), as the catalog records
+    # it; None when plain or unknown. Not part of equality: the store's table is the same.
+    encrypted: Any = field(default=None, compare=False)
 
     @property
     def single_key(self) -> bool:

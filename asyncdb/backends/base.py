@@ -134,6 +134,11 @@ class Store(ABC):
         pool of its own."""
         return None
 
+    def capacity_stats(self) -> dict[str, float] | None:
+        """Capacity units consumed so far (``read``, ``write``) where the service meters them
+        per request (DynamoDB's RCU/WCU), for ``db.metrics()``; None elsewhere."""
+        return None
+
     def classify_error(self, exc: BaseException) -> Transient | None:
         """Whether ``exc`` is transient, and if so whether the request may have been applied
         (see asyncdb.resilience). Stores add their driver's errors; the default knows sockets."""

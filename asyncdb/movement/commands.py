@@ -1,5 +1,5 @@
-"""The data-movement commands of the ``asyncdb`` CLI: copy, verify, backup, restore and
-cloudformation.
+"""The data-movement commands of the ``asyncdb`` CLI: copy, verify, backup, restore,
+cloudformation and firestore-indexes.
 
 Exit codes: 0 when all is well (verify: equal), 1 when a check found differences, 2 on a usage
 or backend error. The final report goes to stdout (``--output json`` for machines, a short
@@ -15,11 +15,12 @@ import argparse
 import asyncio
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from asyncdb.errors import AsyncDBError
 
-COMMANDS = ("copy", "verify", "backup", "restore", "cloudformation")
+COMMANDS = ("copy", "verify", "backup", "restore", "cloudformation", "firestore-indexes")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -34,7 +35,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def add_parser(subparsers: Any) -> None:
-    """Add the copy, verify, backup, restore and cloudformation subcommands."""
+    """Add the copy, verify, backup, restore, cloudformation and firestore-indexes
+    subcommands."""
     copy = subparsers.add_parser("copy", help="copy collections from one database to another")
     copy.add_argument("src")
     copy.add_argument("dst")
@@ -49,7 +51,18 @@ def add_parser(subparsers: Any) -> None:
     copy.add_argument("--segment", metavar="I/N", help="copy share I of N (0 <= I < N)")
     copy.add_argument("--transform", metavar="MODULE:FUNCTION")
     copy.add_argument("--rate", type=float, help="at most this many documents per second")
-    copy.add_argument("--checkpoint", metavar="FILE", help="where the checkpoint is kept")
+    copy.add_argument(
+        "--max-rcu", type=float, help="DynamoDB: at most this many read capacity units per second"
+    )
+    copy.add_argument(
+        "--max-wcu", type=float, help="DynamoDB: at most this many write capacity units per second"
+    )
+    copy.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        help="where the checkpoint is kept: a local file, or dest:NAME for a collection of the "
+        "destination (dest: alone: _asyncdb_copy_checkpoint)",
+    )
     copy.add_argument(
         "--checkpoint-every",
         type=float,
@@ -58,6 +71,12 @@ def add_parser(subparsers: Any) -> None:
         help="seconds between checkpoint saves (0: after every batch)",
     )
     copy.add_argument("--no-progress", action="store_true")
+    copy.add_argument(
+        "--firestore-indexes",
+        metavar="FILE",
+        help="a Firestore destination: write the composite indexes to deploy to FILE "
+        "(firestore.indexes.json format)",
+    )
 
     verify = subparsers.add_parser("verify", help="compare the documents of two databases")
     verify.add_argument("src")
@@ -83,6 +102,14 @@ def add_parser(subparsers: Any) -> None:
     cfn.add_argument("url")
     cfn.add_argument("--prefix", default="", help="table name prefix")
     cfn.add_argument("--output", choices=("table", "json", "jsonl"), default="json")
+
+    fsi = subparsers.add_parser(
+        "firestore-indexes",
+        help="the Firestore composite indexes (firestore.indexes.json) of a database's catalog",
+    )
+    fsi.add_argument("url")
+    fsi.add_argument("collections", nargs="*", metavar="COLLECTION")
+    fsi.add_argument("--output", choices=("table", "json", "jsonl"), default="json")
 
 
 def _key(args: argparse.Namespace) -> Any:
@@ -135,6 +162,8 @@ async def _copy(args: argparse.Namespace) -> int:
         segment=args.segment,
         key=_key(args),
         rate=args.rate,
+        max_rcu=args.max_rcu,
+        max_wcu=args.max_wcu,
         checkpoint=args.checkpoint,
         checkpoint_every=args.checkpoint_every,
         progress=progress,
@@ -146,6 +175,16 @@ async def _copy(args: argparse.Namespace) -> int:
         for name, c in data["collections"].items()
     ]
     lines.append(f"{report.written} documents in {report.seconds:.1f} s")
+    indexes = report.firestore_indexes
+    if indexes is not None:
+        if args.firestore_indexes:
+            text = json.dumps(indexes, indent=2) + "\n"
+            await asyncio.to_thread(Path(args.firestore_indexes).write_text, text)
+        where = args.firestore_indexes or "the report (--output json)"
+        lines.append(
+            f"firestore: {len(indexes['indexes'])} composite indexes to deploy, in {where} "
+            "(firebase deploy --only firestore:indexes)"
+        )
     if data["verify"] is not None:
         lines.extend(_verify_lines(data["verify"]))
     _emit(args, data, lines)
@@ -189,12 +228,21 @@ async def _cloudformation(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _firestore_indexes(args: argparse.Namespace) -> int:
+    from asyncdb.movement.indexes import catalog_firestore_indexes
+
+    indexes = await catalog_firestore_indexes(args.url, args.collections or None)
+    print(json.dumps(indexes, indent=None if args.output == "jsonl" else 2))
+    return 0
+
+
 _RUN = {
     "copy": _copy,
     "verify": _verify,
     "backup": _backup,
     "restore": _restore,
     "cloudformation": _cloudformation,
+    "firestore-indexes": _firestore_indexes,
 }
 
 

@@ -34,9 +34,23 @@ from asyncdb.errors import (
     DuplicateKey,
     OperationTimeout,
 )
-from asyncdb.movement.checkpoint import Checkpoint, default_path
+from asyncdb.movement.checkpoint import (
+    DEFAULT_COLLECTION,
+    DESTINATION,
+    Checkpoint,
+    DestinationCheckpoint,
+    default_path,
+)
 from asyncdb.movement.foreign import close as close_sources
-from asyncdb.movement.resolve import Side, callable_of, chain, opened, sources, spec_collection
+from asyncdb.movement.resolve import (
+    Side,
+    callable_of,
+    chain,
+    opened,
+    same_keys,
+    sources,
+    spec_collection,
+)
 from asyncdb.movement.sources import (
     CollectionSource,
     Doc,
@@ -96,6 +110,10 @@ class CopyReport:
     verify: VerifyReport | None = None
     dead_letter: str | None = None
     resumed: bool = False
+    # a Firestore destination: the composite indexes to deploy (``firestore.indexes.json``)
+    firestore_indexes: dict[str, Any] | None = None
+    # DynamoDB sides: the read and write capacity units the copy consumed
+    capacity: dict[str, float] | None = None
 
     def _sum(self, name: str) -> int:
         return sum(getattr(c, name) for c in self.collections.values())
@@ -127,6 +145,8 @@ class CopyReport:
             "dead_letter": self.dead_letter,
             "collections": {n: c.to_dict() for n, c in self.collections.items()},
             "verify": None if self.verify is None else self.verify.to_dict(),
+            "firestore_indexes": self.firestore_indexes,
+            "capacity": self.capacity,
         }
 
 
@@ -151,6 +171,82 @@ class RateLimit:
         self._next = start + n / self.rate
         if start > now:
             await asyncio.sleep(start - now)
+
+
+class CapacityLimit:
+    """At most ``max_rcu`` read and ``max_wcu`` write capacity units per second (DynamoDB),
+    counted from the ``ConsumedCapacity`` DynamoDB returns with each answer: a token bucket per
+    kind holding up to one second of units, refilled continuously, from which each answer's
+    units are taken after the fact; a request waits while its bucket is below zero.
+
+    >>> written = [0.0]
+    >>> limit = CapacityLimit(None, 10.0)
+    >>> limit.watch(lambda: 0.0, lambda: written[0])
+    >>> written[0] = 25.0  # an answer said: 25 write units
+    >>> round(limit.wait_needed(), 1)  # 10 were in the bucket, 15 owed: 1.5 s
+    1.5
+    """
+
+    def __init__(self, max_rcu: float | None, max_wcu: float | None) -> None:
+        for name, value in (("max_rcu", max_rcu), ("max_wcu", max_wcu)):
+            if value is not None and (isinstance(value, bool) or not value > 0):
+                raise ConfigurationError(f"{name} must be a positive number of units per second")
+        self.rates = (max_rcu, max_wcu)
+        self._counters: list[tuple[Callable[[], float], Callable[[], float]]] = []
+        self._seen = [0.0, 0.0]
+        self._tokens = [max_rcu or 0.0, max_wcu or 0.0]
+        self._at = time.monotonic()
+        self.consumed = [0.0, 0.0]  # units taken since the limit was made (read, write)
+
+    @property
+    def active(self) -> bool:
+        return self.rates != (None, None)
+
+    def watch(self, reads: Callable[[], float], writes: Callable[[], float]) -> None:
+        """Count the units of a meter (cumulative read and write totals) from now on."""
+        self._counters.append((reads, writes))
+        self._seen[0] += reads()
+        self._seen[1] += writes()
+
+    def wait_needed(self) -> float:
+        """Refill, take what was consumed since the last call; the seconds to wait."""
+        now = time.monotonic()
+        elapsed, self._at = now - self._at, now
+        totals = [sum(c[i]() for c in self._counters) for i in (0, 1)]
+        wait = 0.0
+        for i, rate in enumerate(self.rates):
+            used = totals[i] - self._seen[i]
+            self._seen[i] = totals[i]
+            self.consumed[i] += used
+            if rate is None:
+                continue
+            self._tokens[i] = min(rate, self._tokens[i] + elapsed * rate) - used
+            if self._tokens[i] < 0:
+                wait = max(wait, -self._tokens[i] / rate)
+        return wait
+
+    async def wait(self) -> None:
+        """Sleep until both buckets hold units again."""
+        while self.active:
+            needed = self.wait_needed()
+            if needed <= 0:
+                return
+            await asyncio.sleep(needed)
+
+
+def _nothing() -> float:
+    return 0.0
+
+
+def _meter(db: Any) -> tuple[Callable[[], float], Callable[[], float]] | None:
+    """A database's consumed read and write units (DynamoDB), as counters; None elsewhere."""
+    if db.metrics().get("capacity") is None:
+        return None
+
+    def units(kind: str) -> Callable[[], float]:
+        return lambda: float(db.metrics()["capacity"][kind])
+
+    return units("read"), units("write")
 
 
 def parse_segment(segment: Any) -> tuple[int, int] | None:
@@ -317,6 +413,7 @@ class _Run:
         limit: RateLimit,
         checkpoint: Checkpoint,
         progress: Any,
+        capacity: CapacityLimit,
     ) -> None:
         self.batch_size = batch_size
         self.workers = workers
@@ -326,6 +423,7 @@ class _Run:
         self.limit = limit
         self.checkpoint = checkpoint
         self.progress = progress
+        self.capacity = capacity
         self.report = CopyReport(dead_letter=dead_letter.path)
 
     def _failed(
@@ -381,15 +479,16 @@ class _Run:
                 await self.limit.take(len(docs))
                 counts.read += len(docs)
                 out = self._mapped(source, counts, docs)
+                await self.capacity.wait()
                 failed = await write_batch(dst, out)
                 for doc, exc in failed:
                     key = _shown(key_of(doc, fields)) if all(f in doc for f in fields) else None
                     self._failed(name, counts, key, exc, doc)
                 counts.written += len(out) - len(failed)
-                cp.advance(name, index, position, done=False)
+                await cp.advance(name, index, position, done=False)
                 if self.progress is not None:
                     self.progress.advance(len(docs))
-        cp.advance(name, index, position, done=True)
+        await cp.advance(name, index, position, done=True)
 
     async def collection(
         self, source: Source, dst: Collection, segment: tuple[int, int] | None
@@ -402,7 +501,7 @@ class _Run:
         if plan is None:
             shares = segment[1] if segment else 1
             plan = await source.parts(shares * self.workers)
-            cp.set_plan(name, plan)
+            await cp.set_plan(name, plan)
         chosen = [i for i in range(len(plan)) if segment is None or i % segment[1] == segment[0]]
         gate = asyncio.Semaphore(self.workers)
 
@@ -445,6 +544,8 @@ async def copy(
     checkpoint: str | Path | None = None,
     checkpoint_every: float = 0.5,
     progress: Any = None,
+    max_rcu: float | None = None,
+    max_wcu: float | None = None,
 ) -> CopyReport:
     """Copy collections (the source's catalog by default) from ``src`` to ``dst``.
 
@@ -453,12 +554,20 @@ async def copy(
     any object with an ``apply(doc) -> doc`` method, or a callable. ``on_error="stop"`` raises
     :class:`CopyError` at the first document that cannot be written; ``"continue"`` appends it to
     ``dead_letter`` (JSON Lines) and goes on. ``segment=(i, n)`` copies share ``i`` of ``n``
-    (several machines sharing one copy). ``rate`` caps documents per second. ``key`` names the
+    (several machines sharing one copy). ``rate`` caps documents per second; ``max_rcu`` /
+    ``max_wcu`` cap the DynamoDB read / write capacity units per second the copy consumes
+    (both sides' reads, the destination's writes; counted from DynamoDB's ``ConsumedCapacity``,
+    reported as ``report.capacity``). ``key`` names the
     key field of a foreign source. The checkpoint file (``checkpoint``; default
-    ``.asyncdb-copy-<digest>.json`` here) is saved at most every ``checkpoint_every`` seconds
-    (and when a part ends), and removed after a copy that verified equal. ``progress``: an
+    ``.asyncdb-copy-<digest>.json`` here; ``"dest:NAME"``: a document in the destination's
+    collection ``NAME``, default ``_asyncdb_copy_checkpoint``) is saved at most every
+    ``checkpoint_every`` seconds (and when a part ends), and removed after a copy that verified
+    equal. ``progress``: an
     object with ``start(total)``, ``advance(n)``, ``close()`` (see
-    :mod:`asyncdb.movement.progress`).
+    :mod:`asyncdb.movement.progress`). Encrypted fields (``db.collection(...,
+    encrypted=...)``, recorded in the catalog) arrive encrypted and recorded in the
+    destination's catalog: the ciphertext is moved as is, unless both sides hold key rings with
+    different keys, when it is opened at the source and sealed under the destination's keys.
 
     >>> import asyncio, asyncdb, tempfile, os
     >>> async def main():
@@ -480,19 +589,24 @@ async def copy(
     share = parse_segment(segment)
     fn = chain(callable_of(transform, "transform"), callable_of(anonymize, "anonymize"))
     limit = RateLimit(rate)
+    capacity = CapacityLimit(max_rcu, max_wcu)
     started = time.monotonic()
     async with opened(src) as src_db, opened(dst) as dst_db:
+        src_meter, dst_meter = _meter(src_db), _meter(dst_db)
+        metered = src_meter is not None or dst_meter is not None
+        if capacity.active and not metered:
+            raise ConfigurationError("max_rcu / max_wcu limit a copy from or to DynamoDB")
+        if src_meter is not None:
+            capacity.watch(src_meter[0], _nothing)  # its reads (the source is not written)
+        if dst_meter is not None:
+            capacity.watch(*dst_meter)
         identity = {
             "src": src_db.url,
             "dst": dst_db.url,
             "collections": None if collections is None else list(collections),
             "segment": None if share is None else list(share),
         }
-        path = Path(checkpoint) if checkpoint is not None else default_path(identity)
-        if resume:
-            cp = Checkpoint.load(path, identity, checkpoint_every)
-        else:
-            cp = Checkpoint(path, identity, checkpoint_every)
+        cp = await _checkpoint(dst_db, checkpoint, identity, checkpoint_every, resume)
         letters = DeadLetter(dead_letter)
         run = _Run(
             batch_size=batch_size,
@@ -503,18 +617,32 @@ async def copy(
             limit=limit,
             checkpoint=cp,
             progress=progress,
+            capacity=capacity,
         )
         run.report.resumed = resume and bool(cp.collections)
         found: list[Source] = []
         try:
-            found = await sources(src_db, collections, key)
+            # Encrypted fields move as ciphertext; only between two different key rings are
+            # they opened at the source and sealed again under the destination's keys.
+            sealed = not same_keys(src_db, dst_db)
+            found = await sources(src_db, collections, key, sealed=sealed)
+            for source in found:
+                meter = getattr(source, "capacity", None)
+                if meter is not None:  # a DynamoDB scan's own client
+                    capacity.watch(meter.read_units, _nothing)
+                    if capacity.active:
+                        source.pace = capacity.wait  # type: ignore[attr-defined]
             if progress is not None:
                 progress.start(await _total(found))
             shares: list[tuple[Source, Collection, list[Part]]] = []
             for source in found:
-                dst_coll = spec_collection(dst_db, source.spec)
+                dst_coll = spec_collection(dst_db, source.spec, sealed=sealed)
                 parts = await run.collection(source, dst_coll, share)
                 shares.append((source, dst_coll, parts))
+            if dst_db.backend == "firestore":
+                from asyncdb.movement.indexes import firestore_indexes
+
+                run.report.firestore_indexes = firestore_indexes(s.spec for s, _, _ in shares)
             if verify:
                 report = VerifyReport()
                 for source, dst_coll, parts in shares:
@@ -531,7 +659,8 @@ async def copy(
                 run.report.verify = report
         except BaseException:
             if cp.collections:
-                cp.save()  # everything acknowledged so far (a throttled save may lag)
+                with contextlib.suppress(AsyncDBError):  # the copy's own error matters more
+                    await cp.save()  # everything acknowledged so far (a throttled save may lag)
             raise
         finally:
             letters.close()
@@ -539,11 +668,41 @@ async def copy(
             if progress is not None:
                 progress.close()
         if run.report.verify is None or run.report.verify.equal:
-            cp.remove()
+            await cp.remove()
         else:
-            cp.save()
+            await cp.save()
     run.report.seconds = time.monotonic() - started
+    if metered:
+        capacity.wait_needed()  # take the last answers' units
+        run.report.capacity = {"read": capacity.consumed[0], "write": capacity.consumed[1]}
     return run.report
+
+
+def _in_destination(where: str | Path | None) -> str | None:
+    """The collection named by ``checkpoint="dest:NAME"``, else None (a local file)."""
+    if not isinstance(where, str) or not where.startswith(DESTINATION):
+        return None
+    return where[len(DESTINATION) :] or DEFAULT_COLLECTION
+
+
+async def _checkpoint(
+    dst_db: Any, where: str | Path | None, identity: dict[str, Any], every: float, resume: bool
+) -> Checkpoint:
+    """The copy's checkpoint: a local file, or (``"dest:NAME"``) a collection of the
+    destination; the saved one with ``resume``."""
+    name = _in_destination(where)
+    if name is not None:
+        if name.startswith("_asyncdb"):
+            coll = dst_db._own_collection(name)
+        else:
+            coll = dst_db.collection(name, allow_scan=True)
+        if resume:
+            return await DestinationCheckpoint.read(coll, identity, every)
+        return DestinationCheckpoint(coll, identity, every)
+    path = Path(where) if where is not None else default_path(identity)
+    if resume:
+        return Checkpoint.load(path, identity, every)
+    return Checkpoint(path, identity, every)
 
 
 async def _total(found: list[Source]) -> int | None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -230,6 +230,12 @@ class DynamoScanSource:
 
         self._des = TypeDeserializer()
         self._visible: Callable[[Doc], bool] | None = None
+        from asyncdb.backends.dynamodb.capacity import CapacityMeter
+
+        # the read units the scans consumed (DynamoDB's figures), and what paces them
+        self.capacity = CapacityMeter()
+        self.capacity.install(client)
+        self.pace: Callable[[], Awaitable[None]] | None = None
         if spec.ttl is not None and body:
             from asyncdb.backends.base import expiry_filter
             from asyncdb.query.evaluate import matches
@@ -260,6 +266,8 @@ class DynamoScanSource:
         if position is not None:
             params["ExclusiveStartKey"] = position
         while True:
+            if self.pace is not None:
+                await self.pace()  # a read capacity limit: wait for units before the page
             page = await self._client.scan(**params)
             items = page.get("Items", [])
             last = page.get("LastEvaluatedKey")

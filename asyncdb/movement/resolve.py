@@ -29,26 +29,61 @@ async def opened(side: Side) -> AsyncIterator[Database]:
         return
     if not isinstance(side, str):
         raise ConfigurationError(f"a source or destination is a URL or a Database, not {side!r}")
-    async with connect(side) as db:
+    # The movement's own connections: no per-operation metrics nobody reads, and no
+    # slow-operation warnings for the part streams that are long by design.
+    async with connect(side, metrics=False, slow_ms=None) as db:
         yield db
 
 
-def spec_collection(db: Database, spec: CollectionSpec) -> Any:
-    """``db.collection`` with every part of ``spec`` (key, indexes, TTL, scan policy)."""
+def spec_collection(db: Database, spec: CollectionSpec, *, sealed: bool = False) -> Any:
+    """``db.collection`` with every part of ``spec`` (key, indexes, TTL, scan policy).
+
+    An encrypted spec (``spec.encrypted``) opens, with ``sealed``, through the security layer
+    (the database's key ring: reads open, writes seal); without, the plain collection of the
+    sealed documents (ciphertext moves as is), its encryption recorded in ``db``'s catalog."""
+    indexes: Sequence[Any] = spec.indexes
+    options: dict[str, Any] = {}
+    if spec.encrypted and sealed:
+        from asyncdb.security.spec import is_reserved
+
+        # the blind indexes are declared by the security layer itself
+        indexes = [i for i in spec.indexes if not any(is_reserved(p[0]) for p in i.paths)]
+        options = {"encrypted": spec.encrypted}
+    elif spec.encrypted:
+        db._encryption[spec.name] = dict(spec.encrypted)
     return db.collection(
         spec.name,
         key=spec.key,
-        indexes=spec.indexes,
+        indexes=indexes,
         ttl=spec.ttl,
         allow_scan=spec.allow_scan,
         max_scan=spec.max_scan,
+        **options,
+    )
+
+
+def same_keys(a: Database, b: Database) -> bool:
+    """Whether ciphertext sealed with ``a``'s key ring opens with ``b``'s: true when either
+    has none (nothing to re-seal with) or ``b`` holds every enabled key of ``a`` unchanged."""
+    ring_a, ring_b = a.keyring, b.keyring
+    if ring_a is None or ring_b is None:
+        return True
+    probe = b"asyncdb copy: same key?"
+    return all(
+        ring_b.is_enabled(k) and ring_a.derive(k, probe) == ring_b.derive(k, probe)
+        for k in ring_a.enabled_ids
     )
 
 
 async def sources(
-    db: Database, collections: Sequence[str] | None, key: str | Sequence[str] | None = None
+    db: Database,
+    collections: Sequence[str] | None,
+    key: str | Sequence[str] | None = None,
+    *,
+    sealed: bool = False,
 ) -> list[Source]:
-    """The sources of ``db``: its catalog, or the named collections (foreign when unknown)."""
+    """The sources of ``db``: its catalog, or the named collections (foreign when unknown).
+    ``sealed``: encrypted collections are read opened (decrypted) through ``db``'s key ring."""
     if isinstance(collections, str):
         collections = [collections]
     from asyncdb.movement import foreign
@@ -71,10 +106,11 @@ async def sources(
                 f"collection {name!r} has the key {spec.key} in the catalog; key= is for "
                 "collections asyncdb did not write"
             )
-        if db.backend == "dynamodb":
+        if db.backend == "dynamodb" and not (sealed and spec.encrypted):
             out.append(await foreign.scan_source(db, spec))  # parallel scan segments
         else:
-            out.append(CollectionSource(spec_collection(db, spec), db.backend))
+            coll = spec_collection(db, spec, sealed=sealed)
+            out.append(CollectionSource(coll, db.backend, spec.encrypted))
     return out
 
 
@@ -117,4 +153,4 @@ def chain(*fns: Callable[[Doc], Doc | None] | None) -> Callable[[Doc], Doc | Non
     return composed
 
 
-__all__ = ["Side", "callable_of", "chain", "opened", "sources", "spec_collection"]
+__all__ = ["Side", "callable_of", "chain", "opened", "same_keys", "sources", "spec_collection"]

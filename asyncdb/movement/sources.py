@@ -124,10 +124,15 @@ def _key(value: Any) -> Key | None:
 class CollectionSource:
     """An asyncdb collection read through the public API, in key ranges."""
 
-    def __init__(self, coll: Collection, backend: str) -> None:
+    def __init__(self, coll: Collection, backend: str, encrypted: Any = None) -> None:
         self.coll = coll
         spec = coll.spec  # plain str names (a reflected table's are SQLAlchemy quoted_name)
-        self.spec = replace(spec, name=str(spec.name), key=tuple(str(k) for k in spec.key))
+        self.spec = replace(
+            spec,
+            name=str(spec.name),
+            key=tuple(str(k) for k in spec.key),
+            encrypted=encrypted or spec.encrypted,  # the catalog's, as the handle has none
+        )
         self.backend = backend
         self._sort = [(k, 1) for k in self.spec.key]
 

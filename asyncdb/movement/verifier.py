@@ -259,17 +259,26 @@ async def verify(
     >>> asyncio.run(main())
     (False, {'t': ['y']}, {'t': ['z']}, {'t': ['x']})
     """
-    from asyncdb.movement.resolve import callable_of, chain, opened, sources, spec_collection
+    from asyncdb.movement.resolve import (
+        callable_of,
+        chain,
+        opened,
+        same_keys,
+        sources,
+        spec_collection,
+    )
 
     fn = chain(callable_of(transform, "transform"), callable_of(anonymize, "anonymize"))
     report = VerifyReport()
     from asyncdb.movement.foreign import close
 
     async with opened(src) as src_db, opened(dst) as dst_db:
-        found = await sources(src_db, collections, key)
+        sealed = not same_keys(src_db, dst_db)  # other keys: compare what the fields hold
+        found = await sources(src_db, collections, key, sealed=sealed)
         try:
             for source in found:
-                other = CollectionSource(spec_collection(dst_db, source.spec), dst_db.backend)
+                dst_coll = spec_collection(dst_db, source.spec, sealed=sealed)
+                other = CollectionSource(dst_coll, dst_db.backend)
                 report.collections[source.spec.name] = await verify_collection(source, other, fn=fn)
         finally:
             await close(found)

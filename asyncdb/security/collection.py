@@ -956,4 +956,8 @@ def open_encrypted(
     plain = db.collection(name, key, declared, **options)
     layer = EncryptedCollection(plain, DocumentCodec(spec, ring))
     db._layers[name] = layer.bind
+    described = spec.describe()
+    if db._encryption.get(name) != described:  # the catalog records it (copies carry it over)
+        db._encryption[name] = described
+        db._ensured.discard(plain._store.namespace)  # used plainly before: recorded again
     return layer

@@ -75,6 +75,7 @@ from asyncdb.resilience import (
 )
 from asyncdb.types import Capabilities, CollectionSpec, Plan, Query, check_identifier
 
+from .capacity import CapacityMeter
 from .codec import (
     BODY,
     SORTABLE_STRING_MAX,
@@ -143,6 +144,9 @@ class DynamoStore(Store):
         self.owners: set[asyncio.Task[Any]] = set()
         self._background: set[asyncio.Task[Any]] = set()
         self.turns = DocumentTurns()  # this process's writers of one document take turns
+        self.capacity = CapacityMeter()  # consumed RCU/WCU, as DynamoDB reports them
+        if client is not None:
+            self.capacity.install(client)
 
     def in_background(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` without waiting for it; ``close`` waits for it."""
@@ -189,6 +193,9 @@ class DynamoStore(Store):
             await client_cm.__aexit__(None, None, None)
             raise
         return cls(client, client_cm, prefix)
+
+    def capacity_stats(self) -> dict[str, float] | None:
+        return self.capacity.stats()
 
     def classify_error(self, exc: BaseException) -> Transient | None:
         """Throttling (classify_botocore), a connection that could not be made (not applied),
