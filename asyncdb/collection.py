@@ -46,7 +46,7 @@ from asyncdb.bulk import (
 )
 from asyncdb.cache import TOO_LARGE, ReadCache, shape_digest
 from asyncdb.errors import BulkWriteError, NotSupported, QueryError
-from asyncdb.observe.operation import observed
+from asyncdb.observe.operation import observed, observed_point_read
 from asyncdb.query.ast import Node, Projection, Sort, Update
 from asyncdb.query.limits import PORTABLE
 from asyncdb.query.parse import (
@@ -67,6 +67,8 @@ if TYPE_CHECKING:
     from asyncdb.observe.operation import ObservedCache
 
 T = TypeVar("T")
+# find_one's parameters, by position (what the observer reports of a point read's arguments)
+_FIND_ONE = ("filter", "projection", "sort", "allow_scan", "cache")
 # What a projection may be (a projected read returns dicts, also on a typed collection).
 ProjectionSpec = Mapping[str, Any] | list[str] | tuple[str, ...]
 _END: Any = object()  # a find stream with no first document
@@ -346,7 +348,7 @@ class Collection(Generic[DocT]):
         insert_check: Callable[[], Awaitable[bool]] | None = None,
     ) -> Awaitable[T]:
         """``operation`` under the database's timeout, retry policy and breaker."""
-        self._db._check_loop()
+        loop = self._db._check_loop()
         observer = self._db._observer
         if observer is not None and observer.tracing is not None:
             operation = observer.tracing.attempts(operation, what)  # a span per retry
@@ -356,6 +358,7 @@ class Collection(Generic[DocT]):
             in_transaction=self._session is not None,
             insert_check=insert_check,
             what=what,
+            loop=loop,
         )
 
     def _stored_as_sent(self, docs: list[Doc]) -> Callable[[], Awaitable[bool]]:
@@ -860,7 +863,6 @@ class Collection(Generic[DocT]):
         cache: bool = True,
     ) -> Doc | None: ...
 
-    @observed("find_one")
     async def find_one(
         self,
         filter: Mapping[str, Any] | None = None,
@@ -872,6 +874,37 @@ class Collection(Generic[DocT]):
     ) -> DocT | Doc | None:
         """The first matching document, or None. A filter that is exactly the key
         (``{"id": k}``) is a point read that skips parsing and planning."""
+        db = self._db
+        if projection is None and sort is None and db._cache is None:
+            # The point read's own path: no cache, and no span or audit event to make.
+            observer = db._observer
+            key = self._exact_key(filter)
+            if (
+                key is not None
+                and (observer is None or observer.quiet)
+                and self._store.namespace in db._ensured
+            ):
+                assert filter is not None
+                doc = await observed_point_read(self, self._point_read(key), filter, _FIND_ONE)
+                return None if doc is None else self._load(doc)
+        return await self._find_one(
+            filter, projection, sort=sort, allow_scan=allow_scan, cache=cache
+        )
+
+    def _point_read(self, key: KeyTuple) -> Awaitable[Doc | None]:
+        store, session = self._store, self._session
+        return self._call(lambda: store.get(key, session), write=False, what="get")
+
+    @observed("find_one")
+    async def _find_one(
+        self,
+        filter: Mapping[str, Any] | None = None,
+        projection: Any = None,
+        *,
+        sort: Any = None,
+        allow_scan: bool | None = None,
+        cache: bool = True,
+    ) -> DocT | Doc | None:
         if projection is None and sort is None:
             key = self._exact_key(filter)
             if key is not None:

@@ -521,4 +521,38 @@ def observed(op: str) -> Callable[[F], F]:
     return wrap
 
 
-__all__ = ["READS", "ObservedCache", "Observer", "Operation", "observed"]
+async def observed_point_read(
+    coll: Collection[Any],
+    read: Awaitable[Any],
+    filter: Mapping[str, Any],
+    params: tuple[str, ...],
+) -> Any:
+    """``await read``, a ``find_one`` by exact key without a cache, observed as ``@observed``
+    does when the observer is quiet (metrics and the slow warning: the default) or absent,
+    without the operation record a point read leaves empty: the clock and one counter update.
+    (With spans or an audit trail, ``find_one`` takes the observed path instead.)"""
+    observer = coll._db._observer
+    if observer is None or current_operation.get() is not None:
+        return await read
+    started = perf_counter()
+    try:
+        result = await read
+    except BaseException as exc:
+        seconds = perf_counter() - started
+        inputs = _Inputs((filter,), {}, params)
+        await observer._finish(coll, Operation("find_one"), inputs, seconds, None, exc)
+        raise
+    seconds = perf_counter() - started
+    metrics = observer.metrics
+    if seconds >= observer.slow_s:
+        inputs = _Inputs((filter,), {}, params)
+        await observer._finish(coll, Operation("find_one"), inputs, seconds, result, None)
+    elif metrics is not None:
+        stats = metrics._ops.get((coll.spec.name, "find_one"))
+        if stats is None:
+            stats = metrics.stats(coll.spec.name, "find_one")
+        stats.add(seconds, result is not None, 0, 0, 0)
+    return result
+
+
+__all__ = ["READS", "ObservedCache", "Observer", "Operation", "observed", "observed_point_read"]
