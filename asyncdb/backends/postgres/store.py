@@ -32,6 +32,7 @@ from collections.abc import (
     Awaitable,
     Callable,
     Coroutine,
+    Iterator,
     Mapping,
     Sequence,
 )
@@ -722,6 +723,7 @@ class PostgresStore(Store):
         return [str(r[0]) for r in rows]
 
 
+COPY_MIN = 64  # documents: a batch this large is inserted by COPY, a smaller by executemany
 INDEXED_VALUE_BYTES = 2000  # a btree entry holds at most 2704 bytes, the key columns included
 
 
@@ -870,26 +872,37 @@ class PostgresCollection(StoreCollection):
     def _key_params(self, doc: Doc) -> list[bytes]:
         return [encode_key(v) for v in key_of(doc, self.spec)]
 
+    def _record_stream(self, docs: list[Doc]) -> Iterator[tuple[Any, ...]]:
+        """The rows of ``docs``, one at a time (COPY encodes and sends them as they come)."""
+        columns = self._sort_columns
+        if columns:
+            for doc in docs:
+                yield (*self._key_params(doc), *encode_doc(doc), *sort_values(doc, columns))
+        elif self.spec.single_key:
+            field = self.spec.key[0]
+            for doc in docs:
+                yield (encode_key(doc[field]), *encode_doc(doc))
+        else:
+            for doc in docs:
+                yield (*self._key_params(doc), *encode_doc(doc))
+
     def _records(self, docs: list[Doc]) -> list[tuple[Any, ...]]:
         """The rows of ``docs`` (synchronous: the collector waits for a large batch)."""
-        columns = self._sort_columns
         with gc_paused(len(docs) >= GC_PAUSE_MIN):
-            if columns:
-                return [
-                    (*self._key_params(doc), *encode_doc(doc), *sort_values(doc, columns))
-                    for doc in docs
-                ]
-            if self.spec.single_key:
-                field = self.spec.key[0]
-                return [(encode_key(doc[field]), *encode_doc(doc)) for doc in docs]
-            return [(*self._key_params(doc), *encode_doc(doc)) for doc in docs]
+            return list(self._record_stream(docs))
 
     async def insert_docs(self, docs: list[Doc], session: Session | None) -> None:
-        records = self._records(docs)
+        """A batch of at least ``COPY_MIN`` documents is one binary COPY in the write section
+        (all or nothing; a duplicate key fails the COPY: DuplicateKey, nothing inserted). Its
+        rows are encoded while COPY sends the earlier ones, so the server parses and indexes
+        them meanwhile; a document only this encoding refuses (a U+0000 in a string, which
+        jsonb cannot hold) then stops the COPY: the same QueryError, nothing written."""
+        copy = len(docs) >= COPY_MIN
+        records = self._record_stream(docs) if copy else self._records(docs)
         async with self.store.section(session, transaction=False) as s, s.lock.hold():
             conn = s.check()
             try:
-                if len(records) >= 64:
+                if copy:
                     await conn.copy_records_to_table(
                         self.spec.name, records=records, columns=self._columns
                     )
