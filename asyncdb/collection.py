@@ -46,7 +46,7 @@ from asyncdb.bulk import (
 )
 from asyncdb.cache import TOO_LARGE, ReadCache, shape_digest
 from asyncdb.errors import BulkWriteError, NotSupported, QueryError
-from asyncdb.observe.operation import observed, observed_point_read
+from asyncdb.observe.operation import observed, observed_find_list, observed_point_read
 from asyncdb.query.ast import Node, Projection, Sort, Update
 from asyncdb.query.limits import PORTABLE
 from asyncdb.query.parse import (
@@ -72,6 +72,8 @@ _FIND_ONE = ("filter", "projection", "sort", "allow_scan", "cache")
 # What a projection may be (a projected read returns dicts, also on a typed collection).
 ProjectionSpec = Mapping[str, Any] | list[str] | tuple[str, ...]
 _END: Any = object()  # a find stream with no first document
+# A find limited to this many documents, collected by to_list, is read whole in one call.
+LIST_AT_ONCE = 1000
 
 
 def _same_document(a: Any, b: Any) -> bool:
@@ -125,9 +127,10 @@ async def _retried_stream(
             async for doc in it:
                 yield doc
             return
+        loop = coll._db._check_loop()
         while True:
             try:
-                doc = await resilience.next_item(it)
+                doc = await resilience.next_item(it, loop)
             except StopAsyncIteration:
                 return
             except TimeoutError as exc:
@@ -255,6 +258,16 @@ class Cursor(Generic[DocT]):
 
     async def to_list(self, length: int | None = None) -> list[DocT]:
         """All documents (or the first ``length``) as a list."""
+        coll = self._collection
+        observer = coll._db._observer
+        if (
+            length is None
+            and self._limit is not None
+            and self._limit <= LIST_AT_ONCE
+            and coll._db._cache is None
+            and (observer is None or observer.quiet)
+        ):
+            return await self._collected()
         out: list[DocT] = []
         stream = self.__aiter__()
         async for doc in stream:
@@ -263,6 +276,27 @@ class Cursor(Generic[DocT]):
                 await stream.aclose()  # type: ignore[attr-defined]  # an async generator
                 break
         return out
+
+    async def _collected(self) -> list[DocT]:
+        """A bounded find read whole in one call (one deadline, retried as a read: nothing was
+        handed out yet), without the per-document layers of the stream."""
+        coll = self._collection
+        await coll._ready()
+        query = self._query()
+
+        async def collect() -> list[Doc]:
+            it = await coll._store.find(query, coll._session, allow_scan=self._allow_scan)
+            try:
+                return [doc async for doc in it]
+            finally:
+                await close_stream(it)
+
+        docs: list[Doc] = await observed_find_list(
+            coll, self._node, coll._call(collect, write=False, what="find")
+        )
+        if self._projection is None:
+            return coll._load_list(docs)
+        return docs  # type: ignore[return-value]  # projected: dicts (see find)
 
 
 class AggregateCursor(_Stream):

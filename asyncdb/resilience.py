@@ -595,13 +595,18 @@ class Resilience:
                 breaker.success()
             return result
 
-    async def next_item(self, it: AsyncIterator[T]) -> T:
+    async def next_item(
+        self, it: AsyncIterator[T], loop: asyncio.AbstractEventLoop | None = None
+    ) -> T:
         """``anext(it)`` within ``timeout`` from now, in the caller's task: the deadline of a
         stream's wait for its next document (the consumer's own time between documents does
-        not count). ``TimeoutError`` past it; ``StopAsyncIteration`` at the end."""
-        deadline = asyncio.get_running_loop().time() + self.policy.timeout
+        not count). ``TimeoutError`` past it; ``StopAsyncIteration`` at the end. ``loop``: the
+        running loop, when the caller knows it."""
+        if loop is None:
+            loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.policy.timeout
         try:
-            return await _within(it.__anext__, deadline, False)
+            return await _within(it.__anext__, deadline, False, loop)
         except (StopAsyncIteration, TimeoutError, AsyncDBError):
             raise
         except Exception as exc:  # past the first document a stream is not retried

@@ -154,8 +154,7 @@ class Observer:
         finally:
             seconds = time.perf_counter() - started
             await inner.aclose()  # type: ignore[attr-defined]  # early: the store's cursor too
-            inputs = _Inputs((), {"filter": node.to_mongo()}, ())
-            await self._finish(coll, record, inputs, seconds, _Returned(returned), error)
+            await self._finish(coll, record, _FindInputs(node), seconds, _Returned(returned), error)
 
     # --- after the operation ----------------------------------------------------------------
 
@@ -424,6 +423,41 @@ class _Inputs:
         return value
 
 
+async def observed_find_list(coll: Collection[Any], node: Any, read: Awaitable[list[Any]]) -> Any:
+    """``await read``, a bounded find collected whole, observed as its stream would be
+    (:meth:`Observer.stream`: one operation "find", the documents read and returned)."""
+    observer = coll._db._observer
+    if observer is None or current_operation.get() is not None:
+        return await read
+    record = Operation("find")
+    token = current_operation.set(record)
+    started = perf_counter()
+    try:
+        docs = await read
+    except BaseException as exc:
+        current_operation.reset(token)
+        await observer._finish(coll, record, _FindInputs(node), perf_counter() - started, None, exc)
+        raise
+    current_operation.reset(token)
+    seconds = perf_counter() - started
+    await observer._finish(coll, record, _FindInputs(node), seconds, _Returned(len(docs)), None)
+    return docs
+
+
+class _FindInputs(_Inputs):
+    """A find stream's inputs: its filter, rendered only when something asks for it (a span,
+    the slow warning, an audit event), not after every query."""
+
+    __slots__ = ("node",)
+
+    def __init__(self, node: Any) -> None:
+        super().__init__((), {}, ())
+        self.node = node
+
+    def get(self, name: str) -> Any:
+        return self.node.to_mongo() if name == "filter" else _MISSING
+
+
 def _is_operator(value: Any) -> bool:
     return isinstance(value, Mapping) and any(str(k).startswith("$") for k in value)
 
@@ -555,4 +589,12 @@ async def observed_point_read(
     return result
 
 
-__all__ = ["READS", "ObservedCache", "Observer", "Operation", "observed", "observed_point_read"]
+__all__ = [
+    "READS",
+    "ObservedCache",
+    "Observer",
+    "Operation",
+    "observed",
+    "observed_find_list",
+    "observed_point_read",
+]
