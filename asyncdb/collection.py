@@ -261,7 +261,8 @@ class Cursor(Generic[DocT]):
         coll = self._collection
         observer = coll._db._observer
         if (
-            length is None
+            type(self) is Cursor  # a layer's cursor (encryption) streams through its _stream
+            and length is None
             and self._limit is not None
             and self._limit <= LIST_AT_ONCE
             and coll._db._cache is None
