@@ -46,7 +46,7 @@ from asyncdb.bulk import (
 )
 from asyncdb.cache import TOO_LARGE, ReadCache, shape_digest
 from asyncdb.errors import BulkWriteError, NotSupported, QueryError
-from asyncdb.observe.operation import observed
+from asyncdb.observe.operation import observed, observed_find_list, observed_point_read
 from asyncdb.options import (
     CallOptions,
     call_options,
@@ -74,9 +74,13 @@ if TYPE_CHECKING:
     from asyncdb.observe.operation import ObservedCache
 
 T = TypeVar("T")
+# find_one's parameters, by position (what the observer reports of a point read's arguments)
+_FIND_ONE = ("filter", "projection", "sort", "allow_scan", "cache")
 # What a projection may be (a projected read returns dicts, also on a typed collection).
 ProjectionSpec = Mapping[str, Any] | list[str] | tuple[str, ...]
 _END: Any = object()  # a find stream with no first document
+# A find limited to this many documents, collected by to_list, is read whole in one call.
+LIST_AT_ONCE = 1000
 
 
 def _same_document(a: Any, b: Any) -> bool:
@@ -133,9 +137,10 @@ async def _retried_stream(
             async for doc in it:
                 yield doc
             return
+        loop = coll._db._check_loop()
         while True:
             try:
-                doc = await resilience.next_item(it)
+                doc = await resilience.next_item(it, loop)
             except StopAsyncIteration:
                 return
             except TimeoutError as exc:
@@ -285,6 +290,17 @@ class Cursor(Generic[DocT]):
 
     async def to_list(self, length: int | None = None) -> list[DocT]:
         """All documents (or the first ``length``) as a list."""
+        coll = self._collection
+        observer = coll._db._observer
+        if (
+            type(self) is Cursor  # a layer's cursor (encryption) streams through its _stream
+            and length is None
+            and self._limit is not None
+            and self._limit <= LIST_AT_ONCE
+            and coll._db._cache is None
+            and (observer is None or observer.quiet)
+        ):
+            return await self._collected()
         out: list[DocT] = []
         stream = self.__aiter__()
         async for doc in stream:
@@ -293,6 +309,29 @@ class Cursor(Generic[DocT]):
                 await stream.aclose()  # type: ignore[attr-defined]  # an async generator
                 break
         return out
+
+    async def _collected(self) -> list[DocT]:
+        """A bounded find read whole in one call (one deadline, retried as a read: nothing was
+        handed out yet), without the per-document layers of the stream."""
+        coll = self._collection
+        await coll._ready()
+        query = self._query()
+
+        async def collect() -> list[Doc]:
+            it = await coll._store.find(query, coll._session, allow_scan=self._allow_scan)
+            try:
+                return [doc async for doc in it]
+            finally:
+                await close_stream(it)
+
+        docs: list[Doc] = await observed_find_list(
+            coll,
+            self._node,
+            coll._call(collect, write=False, what="find", options=self._options),
+        )
+        if self._projection is None:
+            return coll._load_list(docs)
+        return docs  # type: ignore[return-value]  # projected: dicts (see find)
 
 
 class AggregateCursor(_Stream):
@@ -385,7 +424,7 @@ class Collection(Generic[DocT]):
     ) -> Awaitable[T]:
         """``operation`` under the database's timeout, retry policy and breaker (with the
         call's ``hint``/``comment`` options current for the store, when given)."""
-        self._db._check_loop()
+        loop = self._db._check_loop()
         if options is not None:
             operation = _with_options(operation, options)
         observer = self._db._observer
@@ -397,6 +436,7 @@ class Collection(Generic[DocT]):
             in_transaction=self._session is not None,
             insert_check=insert_check,
             what=what,
+            loop=loop,
         )
 
     def _stored_as_sent(self, docs: list[Doc]) -> Callable[[], Awaitable[bool]]:
@@ -972,7 +1012,6 @@ class Collection(Generic[DocT]):
         comment: Any = None,
     ) -> Doc | None: ...
 
-    @observed("find_one")
     async def find_one(
         self,
         filter: Mapping[str, Any] | None = None,
@@ -986,6 +1025,51 @@ class Collection(Generic[DocT]):
     ) -> DocT | Doc | None:
         """The first matching document, or None. A filter that is exactly the key
         (``{"id": k}``) is a point read that skips parsing and planning."""
+        db = self._db
+        if (
+            projection is None
+            and sort is None
+            and hint is None
+            and comment is None
+            and db._cache is None
+        ):
+            # The point read's own path: no cache, and no span or audit event to make.
+            observer = db._observer
+            key = self._exact_key(filter)
+            if (
+                key is not None
+                and (observer is None or observer.quiet)
+                and self._store.namespace in db._ensured
+            ):
+                assert filter is not None
+                doc = await observed_point_read(self, self._point_read(key), filter, _FIND_ONE)
+                return None if doc is None else self._load(doc)
+        return await self._find_one(
+            filter,
+            projection,
+            sort=sort,
+            allow_scan=allow_scan,
+            cache=cache,
+            hint=hint,
+            comment=comment,
+        )
+
+    def _point_read(self, key: KeyTuple) -> Awaitable[Doc | None]:
+        store, session = self._store, self._session
+        return self._call(lambda: store.get(key, session), write=False, what="get")
+
+    @observed("find_one")
+    async def _find_one(
+        self,
+        filter: Mapping[str, Any] | None = None,
+        projection: Any = None,
+        *,
+        sort: Any = None,
+        allow_scan: bool | None = None,
+        cache: bool = True,
+        hint: Any = None,
+        comment: Any = None,
+    ) -> DocT | Doc | None:
         if projection is None and sort is None and hint is None and comment is None:
             key = self._exact_key(filter)
             if key is not None:

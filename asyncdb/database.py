@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -161,20 +162,29 @@ class Database:
             self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             self._loop = None  # made outside a loop: bound to the first loop that uses it
+        self._loop_thread = threading.get_ident()  # where _loop was seen running last
 
-    def _check_loop(self) -> None:
-        """Raise WrongEventLoop when called on another loop than the one that opened this
-        database (cheap: one C call and an identity test on every operation)."""
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            if self._loop is None:
-                self._loop = loop
-                return
+    def _check_loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop; WrongEventLoop when it is not the one that opened this database.
+
+        Cheap on every operation: while this database's loop runs in the calling thread, it is
+        the running loop (a thread runs one loop at a time), known without
+        ``asyncio.get_running_loop()``, which on Python 3.11 makes a ``getpid`` system call."""
+        loop = self._loop
+        if loop is not None and self._loop_thread == threading.get_ident() and loop.is_running():
+            return loop
+        running = asyncio.get_running_loop()
+        if running is not loop:
+            if loop is None:
+                self._loop, self._loop_thread = running, threading.get_ident()
+                return running
             raise WrongEventLoop(
                 f"this {self.backend} Database was opened on another event loop; its pools "
                 "and clients cannot be used from this one: open one Database per event loop "
                 "(per worker process, per test loop), e.g. in the app's lifespan"
             )
+        self._loop_thread = threading.get_ident()
+        return running
 
     @property
     def cache(self) -> ReadCache | None:

@@ -499,14 +499,18 @@ class Resilience:
         in_transaction: bool = False,
         insert_check: Callable[[], Awaitable[bool]] | None = None,
         what: str = "call",
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> T:
-        """Run ``operation`` under the breaker, the deadline and the retry policy.
+        """Run ``operation`` under the breaker, the deadline and the retry policy (``loop``: the
+        running loop, when the caller knows it).
 
         ``insert_check`` makes a write an insert: retried on a maybe-applied error, and a
         DuplicateKey after such a retry is success when ``insert_check()`` finds the documents
         stored exactly as sent.
         """
-        self.check_breaker()
+        breaker = self.breaker
+        if breaker.state != "closed":
+            self.check_breaker()
         # A call from a task with a transaction open stays in that task: stores tie sessions
         # (and their misuse checks) to the task.
         detach = (
@@ -516,7 +520,8 @@ class Resilience:
             and asyncio.current_task() not in self.transaction_tasks
         )
         policy = self.policy
-        loop = asyncio.get_running_loop()
+        if loop is None:
+            loop = asyncio.get_running_loop()
         deadline = loop.time() + policy.timeout
         attempt = 0
         resent_maybe_applied = False
@@ -524,7 +529,7 @@ class Resilience:
             attempt += 1
             context = _CALL_DEADLINE.set(deadline if self.network else None)
             try:
-                result = await _within(operation, deadline if self.network else None, detach)
+                result = await _within(operation, deadline if self.network else None, detach, loop)
             except Contention:  # a TimeoutError too, but the store's own verdict: as it is
                 self.breaker.success()  # the server answered every attempt
                 raise
@@ -586,16 +591,22 @@ class Resilience:
                 continue
             finally:
                 _CALL_DEADLINE.reset(context)
-            self.breaker.success()
+            if breaker.failures or breaker.state != "closed":
+                breaker.success()
             return result
 
-    async def next_item(self, it: AsyncIterator[T]) -> T:
+    async def next_item(
+        self, it: AsyncIterator[T], loop: asyncio.AbstractEventLoop | None = None
+    ) -> T:
         """``anext(it)`` within ``timeout`` from now, in the caller's task: the deadline of a
         stream's wait for its next document (the consumer's own time between documents does
-        not count). ``TimeoutError`` past it; ``StopAsyncIteration`` at the end."""
-        deadline = asyncio.get_running_loop().time() + self.policy.timeout
+        not count). ``TimeoutError`` past it; ``StopAsyncIteration`` at the end. ``loop``: the
+        running loop, when the caller knows it."""
+        if loop is None:
+            loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.policy.timeout
         try:
-            return await _within(it.__anext__, deadline, False)
+            return await _within(it.__anext__, deadline, False, loop)
         except (StopAsyncIteration, TimeoutError, AsyncDBError):
             raise
         except Exception as exc:  # past the first document a stream is not retried
@@ -664,19 +675,31 @@ class _Watch:
 _WATCHES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watch] = weakref.WeakKeyDictionary()
 
 
-def _watch() -> _Watch:
-    """The running loop's watch (made on first use)."""
-    loop = asyncio.get_running_loop()
+_last_watch: list[_Watch] = []  # the watch used last (a program runs one loop at a time)
+
+
+def _watch(loop: asyncio.AbstractEventLoop | None = None) -> _Watch:
+    """The watch of ``loop`` (the running loop by default; made on first use)."""
+    if loop is None:
+        loop = asyncio.get_running_loop()
+    if _last_watch and _last_watch[0].loop is loop:
+        return _last_watch[0]
     watch = _WATCHES.get(loop)
     if watch is None:
         watch = _WATCHES[loop] = _Watch(loop)
+    _last_watch[:] = [watch]
     return watch
 
 
 _detached: set[asyncio.Task[Any]] = set()  # timed-out calls whose clean-up goes on
 
 
-async def _within(operation: Callable[[], Awaitable[T]], deadline: float | None, detach: bool) -> T:
+async def _within(
+    operation: Callable[[], Awaitable[T]],
+    deadline: float | None,
+    detach: bool,
+    loop: asyncio.AbstractEventLoop | None = None,
+) -> T:
     """``await operation()`` until ``deadline`` (loop time), else TimeoutError.
 
     ``detach``: the operation runs in its own task, and at the deadline it is cancelled and
@@ -686,12 +709,14 @@ async def _within(operation: Callable[[], Awaitable[T]], deadline: float | None,
     and its clean-up, usually a rollback, finishes before the TimeoutError."""
     if deadline is None:
         return await operation()
+    if loop is None:
+        loop = asyncio.get_running_loop()
     if not detach:
-        current = asyncio.current_task()
+        current = asyncio.current_task(loop)
         if current is None:
             async with asyncio.timeout_at(deadline):
                 return await operation()
-        watch = _watch()
+        watch = _watch(loop)
         entry = watch.enter(current, deadline)
         try:
             result = await operation()
@@ -704,7 +729,6 @@ async def _within(operation: Callable[[], Awaitable[T]], deadline: float | None,
         if entry[2]:  # expired just as it finished: take back the cancellation it was sent
             current.uncancel()
         return result
-    loop = asyncio.get_running_loop()
     task: asyncio.Task[T] = loop.create_task(operation())  # type: ignore[arg-type]
     waiter = loop.create_future()
 

@@ -106,6 +106,58 @@ async def compare(readers: dict[str, Reader], keyspace: Callable[[random.Random]
     return out
 
 
+async def bulk_insert_rounds(db: Any, pool: Any, bulk_docs: list[Any], rounds: int) -> Any:
+    """``insert_many`` of ``bulk_docs`` against asyncpg's COPY of the same rows.
+
+    Alternating rounds, each into a fresh table, GC collected before each timed run: a loaded
+    machine's noise hits both sides alike; best of the rounds and the median of the per-round
+    ratios are reported. CPU time is this process only (not the server's)."""
+    bulk_runs: dict[str, list[tuple[float, float]]] = {"asyncdb": [], "raw COPY": []}
+    for r in range(rounds):
+        bulk = db.collection(f"bulk{r}", allow_scan=True)
+        await bulk.count_documents({})  # create the table
+        async with pool.acquire() as conn:
+            await conn.execute(
+                f"CREATE TABLE raw_bulk{r} (k0 bytea PRIMARY KEY, body text NOT NULL, "
+                "doc jsonb GENERATED ALWAYS AS (body::jsonb) STORED, "
+                "tagged smallint NOT NULL)"
+            )
+
+            async def raw_insert(conn: Any = conn, table: str = f"raw_bulk{r}") -> None:
+                records = [(encode_key(d["id"]), orjson.dumps(d).decode(), 0) for d in bulk_docs]
+                await conn.copy_records_to_table(
+                    table, records=records, columns=["k0", "body", "tagged"]
+                )
+
+            async def asyncdb_insert(bulk: Any = bulk) -> None:
+                await bulk.insert_many(bulk_docs)
+
+            sides = [("asyncdb", asyncdb_insert), ("raw COPY", raw_insert)]
+            for name, run in sides if r % 2 == 0 else sides[::-1]:
+                gc.collect()
+                wall, cpu = time.perf_counter(), time.process_time()
+                await run()
+                bulk_runs[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+            await conn.execute(f'DROP TABLE "bulk{r}", raw_bulk{r}')  # keep the disk small
+    asyncdb_s = min(w for w, _ in bulk_runs["asyncdb"])
+    copy_s = min(w for w, _ in bulk_runs["raw COPY"])
+    pair_ratios = [
+        a[0] / c[0] for a, c in zip(bulk_runs["asyncdb"], bulk_runs["raw COPY"], strict=True)
+    ]
+    return {
+        "documents": len(bulk_docs),
+        "rounds": rounds,
+        "asyncdb_s": asyncdb_s,
+        "raw_copy_s": copy_s,
+        "ratio": asyncdb_s / copy_s,
+        "median_round_ratio": statistics.median(pair_ratios),
+        "asyncdb_cpu_s": min(c for _, c in bulk_runs["asyncdb"]),
+        "raw_copy_cpu_s": min(c for _, c in bulk_runs["raw COPY"]),
+        "runs": bulk_runs,
+        "target": TARGET_BULK,
+    }
+
+
 async def main() -> None:
     server = PostgresServer()
     server.start()
@@ -204,56 +256,8 @@ async def main() -> None:
         print("update_one", results["update_one"], flush=True)
 
         # --- bulk insert -------------------------------------------------------------------
-        # Alternating rounds, each into a fresh table, GC collected before each timed run: a
-        # loaded machine's noise hits both sides alike; best of the rounds and the median of
-        # the per-round ratios are reported. CPU time is this process only (not the server's).
         bulk_docs = [make_doc(i, rng) for i in range(BULK)]
-        bulk_runs: dict[str, list[tuple[float, float]]] = {"asyncdb": [], "raw COPY": []}
-        for r in range(BULK_ROUNDS):
-            bulk = db.collection(f"bulk{r}", allow_scan=True)
-            await bulk.count_documents({})  # create the table
-            async with pool.acquire() as conn:
-                await conn.execute(
-                    f"CREATE TABLE raw_bulk{r} (k0 bytea PRIMARY KEY, body text NOT NULL, "
-                    "doc jsonb GENERATED ALWAYS AS (body::jsonb) STORED, "
-                    "tagged smallint NOT NULL)"
-                )
-
-                async def raw_insert(conn: Any = conn, table: str = f"raw_bulk{r}") -> None:
-                    records = [
-                        (encode_key(d["id"]), orjson.dumps(d).decode(), 0) for d in bulk_docs
-                    ]
-                    await conn.copy_records_to_table(
-                        table, records=records, columns=["k0", "body", "tagged"]
-                    )
-
-                async def asyncdb_insert(bulk: Any = bulk) -> None:
-                    await bulk.insert_many(bulk_docs)
-
-                sides = [("asyncdb", asyncdb_insert), ("raw COPY", raw_insert)]
-                for name, run in sides if r % 2 == 0 else sides[::-1]:
-                    gc.collect()
-                    wall, cpu = time.perf_counter(), time.process_time()
-                    await run()
-                    bulk_runs[name].append((time.perf_counter() - wall, time.process_time() - cpu))
-                await conn.execute(f'DROP TABLE "bulk{r}", raw_bulk{r}')  # keep the disk small
-        asyncdb_s = min(w for w, _ in bulk_runs["asyncdb"])
-        copy_s = min(w for w, _ in bulk_runs["raw COPY"])
-        pair_ratios = [
-            a[0] / c[0] for a, c in zip(bulk_runs["asyncdb"], bulk_runs["raw COPY"], strict=True)
-        ]
-        results["bulk_insert"] = {
-            "documents": BULK,
-            "rounds": BULK_ROUNDS,
-            "asyncdb_s": asyncdb_s,
-            "raw_copy_s": copy_s,
-            "ratio": asyncdb_s / copy_s,
-            "median_round_ratio": statistics.median(pair_ratios),
-            "asyncdb_cpu_s": min(c for _, c in bulk_runs["asyncdb"]),
-            "raw_copy_cpu_s": min(c for _, c in bulk_runs["raw COPY"]),
-            "runs": bulk_runs,
-            "target": TARGET_BULK,
-        }
+        results["bulk_insert"] = await bulk_insert_rounds(db, pool, bulk_docs, BULK_ROUNDS)
         print("bulk_insert", results["bulk_insert"], flush=True)
 
         # --- streaming read ----------------------------------------------------------------

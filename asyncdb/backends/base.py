@@ -333,7 +333,7 @@ def new_id() -> str:
     return str(uuid.UUID(int=value))
 
 
-BULK_RUN = 500  # bulk_write: operations by key applied per write section
+BULK_RUN = 1000  # bulk_write: operations by key applied per write section
 GC_PAUSE_MIN = 256  # batches smaller than this are not worth pausing the collector for
 
 
@@ -1086,8 +1086,10 @@ class StoreCollection(ABC):
         if session is None and self.locking_sections and self._by_one_key(ops[start]):
             try:
                 return await self._bulk_by_key(ops, progress, ordered=ordered)
-            except DuplicateKey:  # a unique index refused the batch (rolled back): one by one
-                return 0
+            except (DuplicateKey, QueryError):
+                # A unique index, or a store's own document check, refused a batch write (it
+                # was rolled back): the run one operation at a time, each failure its own.
+                return await self._bulk_each(ops, progress, ordered=ordered)
         end = start
         while end < len(ops) and ops[end].kind == "insert":
             end += 1
@@ -1103,8 +1105,12 @@ class StoreCollection(ABC):
         return end - start
 
     def _by_one_key(self, op: WriteOp) -> KeyTuple | None:
-        """The one key an update or delete without upsert pins down, else None."""
-        if op.kind == "insert" or op.upsert:
+        """The one key an operation of a run applied in process writes: an insert's (not on
+        a TTL collection, where an expired document must first be purged), or the one an
+        update or delete without upsert pins down; else None."""
+        if op.kind == "insert":
+            return op.key if self.spec.ttl is None else None
+        if op.upsert:
             return None
         assert op.node is not None
         keys = key_lookup(op.node, self.spec)
@@ -1117,9 +1123,11 @@ class StoreCollection(ABC):
         *,
         ordered: bool,
     ) -> int:
-        """A run of updates and deletes by key in one write section: the documents read in
-        one query, the operations applied in order in process (a later one sees an earlier
-        one's result), then one batch write of the changed documents and one of the deleted."""
+        """A run of inserts, updates and deletes by key in one write section: the documents
+        read in one query, the operations applied in order in process (a later one sees an
+        earlier one's result; an insert of a key that exists fails as DuplicateKey), then one
+        batch delete, one batch rewrite of the changed documents and one batch insert (in that
+        order: a unique value a deleted document held may be taken by another)."""
         start = progress.next
         run: list[tuple[WriteOp, KeyTuple]] = []
         for op in ops[start : start + BULK_RUN]:
@@ -1138,6 +1146,16 @@ class StoreCollection(ABC):
             for i, (op, key) in enumerate(run):
                 doc = current.get(key)
                 done = i + 1
+                if op.kind == "insert":
+                    if doc is not None:
+                        error = DuplicateKey(f"key {key!r} exists in {self.spec.name!r}", key=key)
+                        counts.errors.append((start + i, error))
+                        if ordered:
+                            break
+                        continue
+                    current[key] = op.doc
+                    counts.inserted += 1
+                    continue
                 assert op.node is not None
                 if doc is None or not matches(self.visible(op.node), doc):
                     continue
@@ -1157,20 +1175,44 @@ class StoreCollection(ABC):
                 if not strict_equal(doc, new):
                     counts.modified += 1
                     current[key] = new
-            pairs = [
-                (before[k], d) for k, d in current.items() if d is not None and d is not before[k]
-            ]
-            gone = [before[k] for k, d in current.items() if d is None]
-            if pairs:
-                await self.replace_docs(pairs, s)
+            pairs: list[tuple[Doc, Doc]] = []
+            gone: list[Doc] = []
+            added: list[Doc] = []
+            for k, d in current.items():
+                old = before.get(k)
+                if d is None:
+                    if old is not None:
+                        gone.append(old)
+                elif old is None:
+                    added.append(d)
+                elif d is not old:
+                    pairs.append((old, d))
             if gone:
                 await self.delete_docs(gone, s)
+            if pairs:
+                await self.replace_docs(pairs, s)
+            if added:
+                await self.insert_docs(added, s)
+        progress.inserted += counts.inserted
         progress.matched += counts.matched
         progress.modified += counts.modified
         progress.deleted += counts.deleted
         progress.errors.extend(counts.errors)
         progress.next = start + done
         return done
+
+    async def _bulk_each(self, ops: list[WriteOp], progress: BulkProgress, *, ordered: bool) -> int:
+        """The run a batch could not take (a unique index refused it, rolled back), one
+        operation at a time; returns how many were taken."""
+        start = progress.next
+        end = start
+        while end < len(ops) and end - start < BULK_RUN and self._by_one_key(ops[end]):
+            if ordered and progress.errors:
+                break
+            await self._bulk_one(ops[end], progress, None)
+            end += 1
+            progress.next = end
+        return end - start
 
     def _keys_filter(self, keys: list[KeyTuple]) -> Node:
         if self.spec.single_key:

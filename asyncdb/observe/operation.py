@@ -155,7 +155,7 @@ class Observer:
         finally:
             seconds = time.perf_counter() - started
             await inner.aclose()  # type: ignore[attr-defined]  # early: the store's cursor too
-            inputs = _Inputs((), {"filter": node.to_mongo(), "comment": comment}, ())
+            inputs = _FindInputs(node, comment)
             await self._finish(coll, record, inputs, seconds, _Returned(returned), error)
 
     # --- after the operation ----------------------------------------------------------------
@@ -436,6 +436,46 @@ class _Inputs:
         return value
 
 
+async def observed_find_list(coll: Collection[Any], node: Any, read: Awaitable[list[Any]]) -> Any:
+    """``await read``, a bounded find collected whole, observed as its stream would be
+    (:meth:`Observer.stream`: one operation "find", the documents read and returned)."""
+    observer = coll._db._observer
+    if observer is None or current_operation.get() is not None:
+        return await read
+    record = Operation("find")
+    token = current_operation.set(record)
+    started = perf_counter()
+    try:
+        docs = await read
+    except BaseException as exc:
+        current_operation.reset(token)
+        await observer._finish(coll, record, _FindInputs(node), perf_counter() - started, None, exc)
+        raise
+    current_operation.reset(token)
+    seconds = perf_counter() - started
+    await observer._finish(coll, record, _FindInputs(node), seconds, _Returned(len(docs)), None)
+    return docs
+
+
+class _FindInputs(_Inputs):
+    """A find stream's inputs: its filter, rendered only when something asks for it (a span,
+    the slow warning, an audit event), not after every query."""
+
+    __slots__ = ("comment_value", "node")
+
+    def __init__(self, node: Any, comment: Any = None) -> None:
+        super().__init__((), {}, ())
+        self.node = node
+        self.comment_value = comment
+
+    def get(self, name: str) -> Any:
+        if name == "filter":
+            return self.node.to_mongo()
+        if name == "comment" and self.comment_value is not None:
+            return self.comment_value
+        return _MISSING
+
+
 def _is_operator(value: Any) -> bool:
     return isinstance(value, Mapping) and any(str(k).startswith("$") for k in value)
 
@@ -533,4 +573,46 @@ def observed(op: str) -> Callable[[F], F]:
     return wrap
 
 
-__all__ = ["READS", "ObservedCache", "Observer", "Operation", "observed"]
+async def observed_point_read(
+    coll: Collection[Any],
+    read: Awaitable[Any],
+    filter: Mapping[str, Any],
+    params: tuple[str, ...],
+) -> Any:
+    """``await read``, a ``find_one`` by exact key without a cache, observed as ``@observed``
+    does when the observer is quiet (metrics and the slow warning: the default) or absent,
+    without the operation record a point read leaves empty: the clock and one counter update.
+    (With spans or an audit trail, ``find_one`` takes the observed path instead.)"""
+    observer = coll._db._observer
+    if observer is None or current_operation.get() is not None:
+        return await read
+    started = perf_counter()
+    try:
+        result = await read
+    except BaseException as exc:
+        seconds = perf_counter() - started
+        inputs = _Inputs((filter,), {}, params)
+        await observer._finish(coll, Operation("find_one"), inputs, seconds, None, exc)
+        raise
+    seconds = perf_counter() - started
+    metrics = observer.metrics
+    if seconds >= observer.slow_s:
+        inputs = _Inputs((filter,), {}, params)
+        await observer._finish(coll, Operation("find_one"), inputs, seconds, result, None)
+    elif metrics is not None:
+        stats = metrics._ops.get((coll.spec.name, "find_one"))
+        if stats is None:
+            stats = metrics.stats(coll.spec.name, "find_one")
+        stats.add(seconds, result is not None, 0, 0, 0)
+    return result
+
+
+__all__ = [
+    "READS",
+    "ObservedCache",
+    "Observer",
+    "Operation",
+    "observed",
+    "observed_find_list",
+    "observed_point_read",
+]

@@ -310,3 +310,24 @@ async def test_updates_the_single_statement_cannot_express_keep_the_general_path
             doc = await items.find_one({"id": "a"})
             assert doc is not None and all(doc[k] == v for k, v in want.items()), update
         assert [d["id"] for d in await items.find({}, sort=[("k", -1)]).to_list()] == ["a"]
+
+
+async def test_a_copy_stopped_by_a_bad_or_duplicate_document_inserts_nothing(
+    postgres_url: str,
+) -> None:
+    # COPY encodes rows while it sends them: a document refused by that encoding (U+0000,
+    # which jsonb cannot hold) or a duplicate key stops it part-way, and nothing stays.
+    async with asyncdb.connect(f"{postgres_url}?max_size=1") as db:
+        items = db.collection("items", allow_scan=True)
+        await items.insert_one({"id": "k0050", "n": -1})
+        batch = [{"id": f"k{i:04d}", "n": i} for i in range(3000)]
+        bad = [*batch[:2900], {"id": "bad", "s": "a\x00b"}, *batch[2900:]]
+        with pytest.raises(asyncdb.QueryError, match="U\\+0000"):
+            await items.insert_many(bad)
+        with pytest.raises(asyncdb.DuplicateKey):
+            await items.insert_many(batch)
+        assert await items.find({}).to_list() == [{"id": "k0050", "n": -1}]
+        await items.delete_one({"id": "k0050"})
+        await items.insert_many(batch)  # the same connection, usable after both
+        assert await items.count_documents({}) == 3000
+        assert await items.find_one({"id": "k2999"}) == {"id": "k2999", "n": 2999}

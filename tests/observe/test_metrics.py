@@ -18,6 +18,8 @@ async def test_metrics_count_operations_errors_latency_and_documents() -> None:
         for _ in range(3):
             assert await items.find_one({"id": "i1"}) is not None
         assert len(await items.find({"n": {"$gte": 8}}).to_list()) == 2
+        # a bounded find collected by to_list is read in one call: observed the same way
+        assert len(await items.find({"n": {"$lt": 3}}, limit=5).to_list()) == 3
         with contextlib.suppress(asyncdb.DuplicateKey):
             await items.insert_one({"id": "i1"})
         snapshot = db.metrics()
@@ -28,8 +30,9 @@ async def test_metrics_count_operations_errors_latency_and_documents() -> None:
     assert sum(point["latency_ms"]["counts"]) == 3
     assert 0 < point["latency_ms"]["p50"] <= point["latency_ms"]["p99"]
     assert (point["docs_read"], point["docs_returned"]) == (3, 3)
-    # The memory store scans and re-checks in process: 10 read for 2 returned.
-    assert (ops["find"]["docs_read"], ops["find"]["docs_returned"]) == (10, 2)
+    # The memory store scans and re-checks in process: 10 read for 2 returned, then 10 for 3.
+    assert ops["find"]["count"] == 2
+    assert (ops["find"]["docs_read"], ops["find"]["docs_returned"]) == (20, 5)
     assert (ops["insert_one"]["count"], ops["insert_one"]["errors"]) == (1, 1)
     assert snapshot["pool"] is None and snapshot["audit"] is None
 

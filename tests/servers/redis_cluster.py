@@ -18,11 +18,20 @@ import time
 from pathlib import Path
 
 from .base import NATIVE_START_TIMEOUT, require_executable, start_timeout
-from .process import LOOPBACK, ServerProcess, ServerStartError, free_port
+from .process import LOOPBACK, ServerProcess, ServerStartError, free_port, port_open
 from .redis import answers_ping
 
 NODES = 3
 NODE_TIMEOUT_MS = 1000  # how soon the others mark a dead node failed (and see it come back)
+
+
+def cluster_port(taken: list[int]) -> int:
+    """A free port for a cluster node: at most 55535 (its cluster bus listens on port + 10000,
+    which Redis refuses above 65535), with that bus port free too."""
+    while True:
+        port = free_port()
+        if port <= 55535 and port not in taken and not port_open(port + 10000):
+            return port
 
 
 def cluster_state(port: int) -> str:
@@ -70,8 +79,7 @@ class RedisClusterBed:
         )
         self.workdir = Path(tempfile.mkdtemp(prefix="asyncdb-test-redis-cluster-"))
         for i in range(NODES):
-            # The cluster bus listens on port + 10000, so a node's port must be <= 55535.
-            self.ports.append(free_port(below=55536, also_free=10000))
+            self.ports.append(cluster_port(self.ports))
             self.processes.append(None)
             self._launch(i)
         create = [

@@ -11,6 +11,9 @@ Only a clean connection is kept (open, no transaction): anything else, a call ca
 included, goes back to asyncpg's pool, which waits for the cancellation, rolls back and makes
 the slot free again. At most ``max_size`` connections are held; one idle longer than
 ``lifetime`` seconds goes back to the pool closed.
+
+Each held connection keeps the statements prepared on it for the point read (one per SQL text,
+:meth:`HeldConnections.statement`); they are forgotten when the connection goes back.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 import asyncpg
 
 Conn = Any  # an asyncpg pool connection (a proxy of asyncpg.Connection)
+MAX_PREPARED = 64  # point-read statements kept per held connection
 
 
 def usable(conn: Conn) -> bool:
@@ -46,14 +50,41 @@ class HeldConnections:
         self._idle: list[tuple[Conn, float]] = []
         self._waiters: deque[asyncio.Future[tuple[Conn, float] | None]] = deque()
         self._retiring: set[asyncio.Task[None]] = set()
+        # id(held connection) -> {SQL text: its prepared statement on that connection}
+        self._prepared: dict[int, dict[str, Any]] = {}
+
+    def take(self) -> tuple[Conn, float] | None:
+        """An idle connection and when it went idle, without waiting (None: there is none)."""
+        if self._idle:
+            self._retire_stale()
+            if self._idle:
+                return self._idle.pop()
+        return None
+
+    def statement(self, conn: Conn, sql: str) -> Any:
+        """The statement prepared for ``sql`` on ``conn`` (None: not prepared yet)."""
+        kept = self._prepared.get(id(conn))
+        return None if kept is None else kept.get(sql)
+
+    async def prepare(self, conn: Conn, sql: str) -> Any:
+        """Prepare ``sql`` on ``conn`` and keep it for that connection's next calls."""
+        stmt = await conn.prepare(sql)
+        kept = self._prepared.setdefault(id(conn), {})
+        if len(kept) >= MAX_PREPARED:
+            kept.pop(next(iter(kept)))  # the oldest shape: its statement closes once collected
+        kept[sql] = stmt
+        return stmt
+
+    def forget(self, conn: Conn) -> None:
+        """Drop the statements prepared on ``conn`` (it failed, or it goes back)."""
+        self._prepared.pop(id(conn), None)
 
     async def get(self) -> tuple[Conn, float | None]:
         """A connection and when it went idle (None: fresh from the pool)."""
         while True:
-            if self._idle:
-                self._retire_stale()
-            if self._idle:
-                return self._idle.pop()
+            idle = self.take()
+            if idle is not None:
+                return idle
             if self.held < self.max_size or self.closed:
                 self.held += 1
                 try:
@@ -89,10 +120,11 @@ class HeldConnections:
         """Whether a :meth:`get` now would wait for another caller's connection."""
         return not self._idle and self.held >= self.max_size and not self.closed
 
-    def put(self, conn: Conn) -> bool:
+    def put(self, conn: Conn, *, clean: bool = False) -> bool:
         """Keep ``conn`` for the next caller (synchronous). False: not clean, or closing; the
-        caller gives it back with :meth:`give_back`."""
-        if self.closed or not usable(conn) or conn.is_in_transaction():
+        caller gives it back with :meth:`give_back`. ``clean``: the caller knows it is (a
+        statement outside a transaction just succeeded on it)."""
+        if self.closed or not (clean or (usable(conn) and not conn.is_in_transaction())):
             return False
         now = time.monotonic()
         while self._waiters:
@@ -107,6 +139,7 @@ class HeldConnections:
         """Return ``conn`` to asyncpg's pool (it waits for a cancellation, rolls back, and
         closes a broken connection) and free its slot."""
         self.held -= 1
+        self.forget(conn)
         try:
             await self.pool.release(conn)
         except asyncpg.InterfaceError:

@@ -181,6 +181,14 @@ class ReplicatedPostgresStore(PostgresStore):
         self.primary_reads += 1
         return await super().fetch(sql, params, session)
 
+    async def point_row(self, sql: str, params: Sequence[Any]) -> Any:
+        """A key lookup goes where every read goes (a replica that has replayed this task's
+        writes, else the primary)."""
+        if not self.replicas:
+            return await super().point_row(sql, params)
+        rows = await self.fetch(sql, params, None)
+        return rows[0] if rows else None
+
     async def stream(
         self, sql: str, params: Sequence[Any], session: Session | None
     ) -> AsyncIterator[list[Any]]:

@@ -27,7 +27,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager, suppress
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -147,6 +155,10 @@ async def reset_session(conn: asyncpg.Connection) -> None:
         await conn.execute(query)
 
 
+# A kept prepared statement that can no longer run: prepared again, and the read sent again
+# (nothing ran). DEALLOCATE/DISCARD in a native statement, or the table altered or re-created.
+_STATEMENT_GONE = (asyncpg.InvalidSQLStatementNameError, asyncpg.InvalidCachedStatementError)
+
 _background: set[asyncio.Task[None]] = set()
 ESTIMATE_ABOVE = 1_000_000  # rows: below, estimated_document_count runs count(*)
 
@@ -240,6 +252,7 @@ class PostgresStore(Store):
         self._owners: set[asyncio.Task[Any]] = set()
         self._closed = False
         self._pool_waits = 0
+        self._prepare_points = int(options["statement_cache_size"]) > 0
         self._held = HeldConnections(
             pool, pool.get_max_size(), float(options["max_inactive_connection_lifetime"])
         )
@@ -367,13 +380,26 @@ class PostgresStore(Store):
         """A pooled connection, health-checked when it sat idle for a while."""
         if self._closed:
             raise BackendError("the PostgreSQL database is closed")
-        if self._held.must_wait():
+        got = self._held.take()  # the usual case: a held connection, used moments ago
+        if (
+            got is not None
+            and usable(got[0])
+            and (not self.health_check or time.monotonic() - got[1] < self.health_check_idle)
+        ):
+            return got[0]
+        return await self._acquire(got)
+
+    async def _acquire(self, got: tuple[asyncpg.Connection, float | None] | None) -> Any:
+        """``acquire`` when no idle connection is fresh: wait for one, replace a connection
+        the server ended, health-check one idle for long (``got``: one already taken)."""
+        if got is None and self._held.must_wait():
             self._pool_waits += 1  # every connection is in use: this acquire waits for one
         for _attempt in range(3):
             try:
-                conn, idle = await self._held.get()
+                conn, idle = got if got is not None else await self._held.get()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 raise BackendError(f"cannot get a PostgreSQL connection: {exc}") from None
+            got = None
             if not usable(conn):  # the server ended it while it sat idle
                 await self._held.give_back(conn)
                 continue
@@ -529,6 +555,41 @@ class PostgresStore(Store):
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise _pg_error(exc, "query failed") from None
 
+    async def point_row(self, sql: str, params: Sequence[Any]) -> Any:
+        """The row of a key lookup outside a transaction (None: no such row), run on a
+        statement prepared once per held connection and SQL text: no statement-cache lookup
+        and none of ``fetch``'s layers per call (``statement_cache_size=0``, for poolers that
+        forbid named statements: an unnamed one each time)."""
+        if self._owners:
+            self.check_not_owner()
+        conn = await self.acquire()
+        held = self._held
+        try:
+            if not self._prepare_points:
+                row = await conn.fetchrow(sql, *params)
+            else:
+                stmt = held.statement(conn, sql)
+                if stmt is None:
+                    stmt = await held.prepare(conn, sql)
+                try:
+                    row = await stmt.fetchrow(*params)
+                except _STATEMENT_GONE:  # deallocated, or the table's row type changed
+                    held.forget(conn)
+                    row = await (await held.prepare(conn, sql)).fetchrow(*params)
+        except asyncio.CancelledError:
+            self.release_later(conn)
+            raise
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            held.forget(conn)  # prepared again next time (the table may have changed)
+            await self.release(conn)
+            raise _pg_error(exc, "query failed") from None
+        except BaseException:
+            await self.release(conn)
+            raise
+        if not held.put(conn, clean=True):
+            await held.give_back(conn)
+        return row
+
     async def execute(
         self, sql: str, params: Sequence[Any], session: Session | None, what: str
     ) -> str:
@@ -613,7 +674,9 @@ class PostgresStore(Store):
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise _pg_error(exc, "native statement") from None
         finally:
-            # A statement asyncdb did not write may SET, LISTEN or lock (see keep_session).
+            # A statement asyncdb did not write may SET, LISTEN or lock (see keep_session), or
+            # DEALLOCATE the point reads' statements.
+            self._held.forget(conn)
             try:
                 await asyncio.shield(reset_session(conn))
             except BaseException as exc:
@@ -666,6 +729,7 @@ class PostgresStore(Store):
         return [str(r[0]) for r in rows]
 
 
+COPY_MIN = 64  # documents: a batch this large is inserted by COPY, a smaller by executemany
 INDEXED_VALUE_BYTES = 2000  # a btree entry holds at most 2704 bytes, the key columns included
 
 
@@ -828,26 +892,37 @@ class PostgresCollection(StoreCollection):
     def _key_params(self, doc: Doc) -> list[bytes]:
         return [encode_key(v) for v in key_of(doc, self.spec)]
 
+    def _record_stream(self, docs: list[Doc]) -> Iterator[tuple[Any, ...]]:
+        """The rows of ``docs``, one at a time (COPY encodes and sends them as they come)."""
+        columns = self._sort_columns
+        if columns:
+            for doc in docs:
+                yield (*self._key_params(doc), *encode_doc(doc), *sort_values(doc, columns))
+        elif self.spec.single_key:
+            field = self.spec.key[0]
+            for doc in docs:
+                yield (encode_key(doc[field]), *encode_doc(doc))
+        else:
+            for doc in docs:
+                yield (*self._key_params(doc), *encode_doc(doc))
+
     def _records(self, docs: list[Doc]) -> list[tuple[Any, ...]]:
         """The rows of ``docs`` (synchronous: the collector waits for a large batch)."""
-        columns = self._sort_columns
         with gc_paused(len(docs) >= GC_PAUSE_MIN):
-            if columns:
-                return [
-                    (*self._key_params(doc), *encode_doc(doc), *sort_values(doc, columns))
-                    for doc in docs
-                ]
-            if self.spec.single_key:
-                field = self.spec.key[0]
-                return [(encode_key(doc[field]), *encode_doc(doc)) for doc in docs]
-            return [(*self._key_params(doc), *encode_doc(doc)) for doc in docs]
+            return list(self._record_stream(docs))
 
     async def insert_docs(self, docs: list[Doc], session: Session | None) -> None:
-        records = self._records(docs)
+        """A batch of at least ``COPY_MIN`` documents is one binary COPY in the write section
+        (all or nothing; a duplicate key fails the COPY: DuplicateKey, nothing inserted). Its
+        rows are encoded while COPY sends the earlier ones, so the server parses and indexes
+        them meanwhile; a document only this encoding refuses (a U+0000 in a string, which
+        jsonb cannot hold) then stops the COPY: the same QueryError, nothing written."""
+        copy = len(docs) >= COPY_MIN
+        records = self._record_stream(docs) if copy else self._records(docs)
         async with self.store.section(session, transaction=False) as s, s.lock.hold():
             conn = s.check()
             try:
-                if len(records) >= 64:
+                if copy:
                     await conn.copy_records_to_table(
                         self.spec.name, records=records, columns=self._columns
                     )
@@ -899,7 +974,10 @@ class PostgresCollection(StoreCollection):
         query, which adds the expiry condition)."""
         if self.spec.ttl is not None:
             return await super().get(key, session)
-        params = [encode_key(v) for v in key]
+        params = [encode_key(key[0])] if len(key) == 1 else [encode_key(v) for v in key]
+        if session is None:
+            row = await self.store.point_row(self._get_sql, params)
+            return None if row is None else decode_doc(row[0], row[1])
         rows = await self.store.fetch(self._get_sql, params, session)
         if not rows:
             return None
