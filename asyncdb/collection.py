@@ -57,6 +57,7 @@ from asyncdb.query.parse import (
     parse_sort,
 )
 from asyncdb.query.pipeline import Pipeline, parse_pipeline, parse_update_spec
+from asyncdb.query.plancache import ShapeEntry
 from asyncdb.query.sort import sort_key
 from asyncdb.query.update import apply_projection
 from asyncdb.query.values import normalize_document, normalize_value
@@ -171,9 +172,11 @@ class Cursor(Generic[DocT]):
         projection: Projection | None,
         allow_scan: bool | None,
         use_cache: bool = True,
+        shape: ShapeEntry | None = None,
     ) -> None:
         self._collection = collection
         self._node = node
+        self._entry = shape
         self._sort = sort
         self._skip = skip
         self._limit = limit
@@ -206,7 +209,9 @@ class Cursor(Generic[DocT]):
             max_items = cache.config.max_items
 
             async def load_once() -> Any:
-                it = await coll._store.find(query, None, allow_scan=self._allow_scan)
+                it = await coll._store.find(
+                    query, None, allow_scan=self._allow_scan, shape=self._entry
+                )
                 docs: list[Doc] = []
                 async for doc in it:
                     docs.append(doc)
@@ -229,7 +234,9 @@ class Cursor(Generic[DocT]):
         query = self._query()
 
         def open_find() -> Awaitable[AsyncIterator[Doc]]:
-            return coll._store.find(query, coll._session, allow_scan=self._allow_scan)
+            return coll._store.find(
+                query, coll._session, allow_scan=self._allow_scan, shape=self._entry
+            )
 
         stream = _retried_stream(coll, open_find, "find")
         try:
@@ -811,7 +818,7 @@ class Collection(Generic[DocT]):
     ) -> Cursor[DocT] | Cursor[Doc]:
         """A lazy cursor over the matching documents; ties in ``sort`` are broken by key.
         A projected read yields dicts, also on a typed collection."""
-        node = parse_filter(filter)
+        node, shape = self._store.plans.parse(filter)
         sort_spec = parse_sort(sort)
         if sort_spec:
             sort_spec = with_key_tiebreak(sort_spec, self.spec)
@@ -825,6 +832,7 @@ class Collection(Generic[DocT]):
             proj,
             allow_scan,
             cache,
+            shape,
         )
 
     @overload
