@@ -177,6 +177,7 @@ class Cursor(Generic[DocT]):
         self._collection = collection
         self._node = node
         self._entry = shape
+        self._too_large = False
         self._sort = sort
         self._skip = skip
         self._limit = limit
@@ -200,33 +201,36 @@ class Cursor(Generic[DocT]):
     def _query(self) -> Query:
         return Query(self._node, self._sort, self._skip, self._limit, self._projection)
 
+    async def _cached(self, cache: ReadCache | ObservedCache) -> Any:
+        """The cached result (a list of documents), or TOO_LARGE to stream from the store."""
+        coll = self._collection
+        query = self._query()
+        max_items = cache.config.max_items
+
+        async def load_once() -> Any:
+            it = await coll._store.find(query, None, allow_scan=self._allow_scan, shape=self._entry)
+            docs: list[Doc] = []
+            async for doc in it:
+                docs.append(doc)
+                if len(docs) > max_items:  # too large to cache: stream it instead
+                    aclose = getattr(it, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
+                    return TOO_LARGE
+            return docs
+
+        def load() -> Awaitable[Any]:
+            return coll._call(load_once, write=False, what="find")
+
+        digest = coll._shape("find", query, self._allow_scan)
+        return await cache.read_query(coll._store.namespace, digest, load)
+
     async def _stream(self) -> AsyncIterator[Doc]:
         coll = self._collection
         await coll._ready()
-        cache = coll._read_cache(self._use_cache)
+        cache = None if self._too_large else coll._read_cache(self._use_cache)
         if cache is not None:
-            query = self._query()
-            max_items = cache.config.max_items
-
-            async def load_once() -> Any:
-                it = await coll._store.find(
-                    query, None, allow_scan=self._allow_scan, shape=self._entry
-                )
-                docs: list[Doc] = []
-                async for doc in it:
-                    docs.append(doc)
-                    if len(docs) > max_items:  # too large to cache: stream it below instead
-                        aclose = getattr(it, "aclose", None)
-                        if aclose is not None:
-                            await aclose()
-                        return TOO_LARGE
-                return docs
-
-            def load() -> Awaitable[Any]:
-                return coll._call(load_once, write=False, what="find")
-
-            digest = coll._shape("find", query, self._allow_scan)
-            docs = await cache.read_query(coll._store.namespace, digest, load)
+            docs = await self._cached(cache)
             if docs is not TOO_LARGE:
                 for doc in docs:
                     yield doc
@@ -245,6 +249,15 @@ class Cursor(Generic[DocT]):
         finally:
             await stream.aclose()
 
+    async def _whole(self, cache: ReadCache | ObservedCache) -> list[Doc]:
+        await self._collection._ready()
+        docs = await self._cached(cache)
+        if docs is TOO_LARGE:
+            self._too_large = True  # streamed from the store, the cache looked up once
+            return [doc async for doc in self._stream()]
+        result: list[Doc] = docs
+        return result
+
     def _observed_stream(self) -> AsyncIterator[Doc]:
         observer = self._collection._db._observer
         if observer is None or current_operation.get() is not None:
@@ -260,6 +273,19 @@ class Cursor(Generic[DocT]):
 
     async def to_list(self, length: int | None = None) -> list[DocT]:
         """All documents (or the first ``length``) as a list."""
+        coll = self._collection
+        if length is None and coll._db._cache is not None and type(self)._stream is Cursor._stream:
+            # A cached result is served whole: no generator per document on a hit.
+            cache = coll._read_cache(self._use_cache)
+            if cache is not None:
+                observer = coll._db._observer
+                if observer is None or current_operation.get() is not None:
+                    docs = await self._whole(cache)
+                else:
+                    docs = await observer.collect(coll, self._node, lambda: self._whole(cache))
+                if self._projection is not None:
+                    return docs  # type: ignore[return-value]  # projected: dicts (see find)
+                return coll._load_list(docs)
         out: list[DocT] = []
         stream = self.__aiter__()
         async for doc in stream:
@@ -417,7 +443,7 @@ class Collection(Generic[DocT]):
         return self._db._cache_reader or cache
 
     def _shape(self, kind: str, query: Query, allow_scan: bool | None, extra: Any = None) -> str:
-        return shape_digest(kind, self.spec, query, allow_scan, extra)
+        return shape_digest(kind, self._store.spec_text, query, allow_scan, extra)
 
     async def _written(self, keys: list[KeyTuple] | None) -> None:
         """Invalidate the cache after a write (keys None: the written documents are unknown).

@@ -672,6 +672,14 @@ class StoreCollection(ABC):
             cache = self.__dict__["_plan_cache"] = PlanCache()
         return cache
 
+    @property
+    def spec_text(self) -> str:
+        """``repr(self.spec)``, made once (part of every cached read's digest)."""
+        text: str | None = self.__dict__.get("_spec_text")
+        if text is None:
+            text = self.__dict__["_spec_text"] = repr(self.spec)
+        return text
+
     def shaped_plan(self, query: Query, shape: ShapeEntry) -> Plan:
         """``execution_plan(query)`` through the binder the planner gave for this raw shape and
         these sort, skip, limit, projection and keyset settings."""

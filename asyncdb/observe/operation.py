@@ -154,8 +154,37 @@ class Observer:
         finally:
             seconds = time.perf_counter() - started
             await inner.aclose()  # type: ignore[attr-defined]  # early: the store's cursor too
-            inputs = _Inputs((), {"filter": node.to_mongo()}, ())
+            inputs = _FilterInput(node)
             await self._finish(coll, record, inputs, seconds, _Returned(returned), error)
+
+    async def collect(
+        self, coll: Collection, node: Any, produce: Callable[[], Awaitable[list[Any]]]
+    ) -> list[Any]:
+        """A find cursor's ``to_list`` served whole (a cached result): observed as ``stream``
+        observes it, without a generator per document."""
+        record = Operation("find")
+        tracing = self.tracing
+        if tracing is not None:
+            record.span = tracing.start("find", coll.spec.name)
+        started = time.perf_counter()
+        token = current_operation.set(record)
+        docs: list[Any] = []
+        error: BaseException | None = None
+        try:
+            if tracing is None:
+                docs = await produce()
+            else:
+                with tracing.use(record.span):
+                    docs = await produce()
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            current_operation.reset(token)
+            seconds = time.perf_counter() - started
+            inputs = _FilterInput(node)
+            await self._finish(coll, record, inputs, seconds, _Returned(len(docs)), error)
+        return docs
 
     # --- after the operation ----------------------------------------------------------------
 
@@ -522,3 +551,20 @@ def observed(op: str) -> Callable[[F], F]:
 
 
 __all__ = ["READS", "ObservedCache", "Observer", "Operation", "observed"]
+
+
+class _FilterInput(_Inputs):
+    """A find cursor's input: its parsed filter, rendered back only when asked for (a slow
+    warning, the audit trail or a span's query text; not on every read)."""
+
+    __slots__ = ("node",)
+
+    def __init__(self, node: Any) -> None:
+        super().__init__((), {}, ())
+        self.node = node
+
+    def get(self, name: str) -> Any:
+        return self.filter() if name == "filter" else _MISSING
+
+    def filter(self) -> Any:
+        return self.node.to_mongo()
