@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -46,9 +47,26 @@ def namespace_of(database_url: str) -> str:
     True
     >>> namespace_of("memory://") == namespace_of("memory://")
     False
+
+    The database is named by scheme, user, host, port and path: the password and the query
+    (pool sizes, timeouts and other connection options) are left out, so processes that reach
+    one database with different options share one namespace and see each other's
+    invalidations. Options that select other data (a PostgreSQL ``search_path`` in
+    ``options=``) need ``cache_namespace=``.
+
+    >>> a = namespace_of("postgresql://app:secret@db:5432/main?min_size=1")
+    >>> a == namespace_of("postgresql://app@db:5432/main?max_size=16")
+    True
+    >>> a == namespace_of("postgresql://app@db:5432/other")
+    False
     """
     if database_url.startswith("memory:") or database_url.endswith(":memory:"):
         database_url += "#" + new_token()
+    else:
+        parts = urlsplit(database_url)
+        user = f"{parts.username}@" if parts.username else ""
+        hosts = parts.netloc.rpartition("@")[2]  # host:port, or several (host lists)
+        database_url = f"{parts.scheme}://{user}{hosts.lower()}{parts.path}"
     return hashlib.blake2b(database_url.encode(), digest_size=6).hexdigest()
 
 

@@ -1032,6 +1032,11 @@ class SQLitePlanner:
         """The plan of ``query``. ``explain=False`` leaves out the filter parts rendered back to
         the query language (``exact``, ``approximate``, ``residual``): ``find`` needs only the
         statement and ``residual_node``, and rendering costs more than a cached compilation."""
+        template, nodes = self._template(query)
+        return self._bound(template, nodes, query, explain)
+
+    def _template(self, query: Query) -> tuple[_Template, list[Node]]:
+        """The statement compiled for the shape of ``query`` (cached), and its value nodes."""
         nodes: list[Node] = []
         shape = _shape(query.filter, nodes)
         key = (shape, query.sort, query.after is not None, query.limit is not None, query.skip > 0)
@@ -1041,18 +1046,13 @@ class SQLitePlanner:
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
             self._cache[key] = template
-        return self._bound(template, nodes, query, explain)
+        return template, nodes
 
     def binder(self, query: Query) -> Callable[[Query], Plan]:
         """``plan(q, explain=False)`` for every ``q`` whose shape is that of ``query`` (the
         caller, :mod:`asyncdb.query.plancache`, keys on a finer shape): the statement compiled
         for the shape with the new values bound, without walking the shape again."""
-        nodes: list[Node] = []
-        shape = _shape(query.filter, nodes)
-        key = (shape, query.sort, query.after is not None, query.limit is not None, query.skip > 0)
-        template = self._cache.get(key)
-        if template is None:
-            template = self._compile(query, nodes)
+        template, nodes = self._template(query)
         bound = self._bound
         if (
             len(nodes) > 1
