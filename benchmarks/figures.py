@@ -197,6 +197,35 @@ def load(d: dict[str, Any]) -> Iterator[Row]:
         )
 
 
+def load_scaling(d: dict[str, Any]) -> Iterator[Row]:
+    """Throughput at the most processes over one process, asyncdb against the raw driver."""
+    runs = d["results"]
+    counts = sorted({r["processes"] for r in runs})
+    if len(counts) < 2:
+        return
+
+    def ops(kind: str, processes: int) -> float:
+        return float(
+            next(
+                r["ops_per_s"]
+                for r in runs
+                if r["processes"] == processes and (r["kind"] == "asyncdb") == (kind == "asyncdb")
+            )
+        )
+
+    low, high = counts[0], counts[-1]
+    mine = ops("asyncdb", high) / ops("asyncdb", low)
+    raw = ops("raw", high) / ops("raw", low)
+    yield (
+        f"throughput at {high} processes / at {low}",
+        f"{mine:.2f}{X}",
+        f"{raw:.2f}{X} (raw asyncpg)",
+        f"{mine / raw:.2f}",
+        "scales as raw (≥ 0.9)",
+        _met(mine / raw >= 0.9),
+    )
+
+
 def key_range(d: dict[str, Any]) -> Iterator[Row]:
     us = d["results"]["us_per_query"]
     mine = next(v for k, v in us.items() if k.startswith("asyncdb"))
@@ -241,7 +270,7 @@ KNOWN: dict[str, tuple[str, str, Callable[[dict[str, Any]], Iterator[Row]]]] = {
     "bench_cache": ("bench_cache.py", "Redis", cache),
     "bench_bulk_write": ("bench_bulk_write.py", "SQL, MongoDB", bulk_write),
     "bench_models": ("bench_models.py", "SQLite, PostgreSQL", models),
-    "bench_load": ("bench_load.py", "PostgreSQL + Redis", load),
+    "bench_load": ("bench_load.py", "PostgreSQL + Redis", lambda d: [*load(d), *load_scaling(d)]),
 }
 
 
