@@ -64,6 +64,7 @@ from asyncdb.query.parse import (
     parse_sort,
 )
 from asyncdb.query.pipeline import Pipeline, first_match, parse_pipeline, parse_update_spec
+from asyncdb.query.plancache import ShapeEntry
 from asyncdb.query.sort import sort_key
 from asyncdb.query.update import apply_projection
 from asyncdb.query.values import normalize_document, normalize_value
@@ -206,10 +207,13 @@ class Cursor(Generic[DocT]):
         allow_scan: bool | None,
         use_cache: bool = True,
         options: CallOptions | None = None,
+        shape: ShapeEntry | None = None,
     ) -> None:
         self._collection = collection
         self._options = options
         self._node = node
+        self._entry = shape
+        self._too_large = False
         self._sort = sort
         self._skip = skip
         self._limit = limit
@@ -233,31 +237,36 @@ class Cursor(Generic[DocT]):
     def _query(self) -> Query:
         return Query(self._node, self._sort, self._skip, self._limit, self._projection)
 
+    async def _cached(self, cache: ReadCache | ObservedCache) -> Any:
+        """The cached result (a list of documents), or TOO_LARGE to stream from the store."""
+        coll = self._collection
+        query = self._query()
+        max_items = cache.config.max_items
+
+        async def load_once() -> Any:
+            it = await coll._store.find(query, None, allow_scan=self._allow_scan, shape=self._entry)
+            docs: list[Doc] = []
+            async for doc in it:
+                docs.append(doc)
+                if len(docs) > max_items:  # too large to cache: stream it instead
+                    aclose = getattr(it, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
+                    return TOO_LARGE
+            return docs
+
+        def load() -> Awaitable[Any]:
+            return coll._call(load_once, write=False, what="find", options=self._options)
+
+        digest = coll._shape("find", query, self._allow_scan)
+        return await cache.read_query(coll._store.namespace, digest, load)
+
     async def _stream(self) -> AsyncIterator[Doc]:
         coll = self._collection
         await coll._ready()
-        cache = coll._read_cache(self._use_cache)
+        cache = None if self._too_large else coll._read_cache(self._use_cache)
         if cache is not None:
-            query = self._query()
-            max_items = cache.config.max_items
-
-            async def load_once() -> Any:
-                it = await coll._store.find(query, None, allow_scan=self._allow_scan)
-                docs: list[Doc] = []
-                async for doc in it:
-                    docs.append(doc)
-                    if len(docs) > max_items:  # too large to cache: stream it below instead
-                        aclose = getattr(it, "aclose", None)
-                        if aclose is not None:
-                            await aclose()
-                        return TOO_LARGE
-                return docs
-
-            def load() -> Awaitable[Any]:
-                return coll._call(load_once, write=False, what="find", options=self._options)
-
-            digest = coll._shape("find", query, self._allow_scan)
-            docs = await cache.read_query(coll._store.namespace, digest, load)
+            docs = await self._cached(cache)
             if docs is not TOO_LARGE:
                 for doc in docs:
                     yield doc
@@ -265,7 +274,9 @@ class Cursor(Generic[DocT]):
         query = self._query()
 
         def open_find() -> Awaitable[AsyncIterator[Doc]]:
-            return coll._store.find(query, coll._session, allow_scan=self._allow_scan)
+            return coll._store.find(
+                query, coll._session, allow_scan=self._allow_scan, shape=self._entry
+            )
 
         stream = _retried_stream(coll, open_find, "find", self._options)
         try:
@@ -273,6 +284,15 @@ class Cursor(Generic[DocT]):
                 yield doc
         finally:
             await stream.aclose()
+
+    async def _whole(self, cache: ReadCache | ObservedCache) -> list[Doc]:
+        await self._collection._ready()
+        docs = await self._cached(cache)
+        if docs is TOO_LARGE:
+            self._too_large = True  # streamed from the store, the cache looked up once
+            return [doc async for doc in self._stream()]
+        result: list[Doc] = docs
+        return result
 
     def _observed_stream(self) -> AsyncIterator[Doc]:
         observer = self._collection._db._observer
@@ -301,6 +321,20 @@ class Cursor(Generic[DocT]):
             and (observer is None or observer.quiet)
         ):
             return await self._collected()
+        if length is None and coll._db._cache is not None and type(self)._stream is Cursor._stream:
+            # A cached result is served whole: no generator per document on a hit.
+            cache = coll._read_cache(self._use_cache)
+            if cache is not None:
+                if observer is None or current_operation.get() is not None:
+                    docs = await self._whole(cache)
+                else:
+                    comment = None if self._options is None else self._options.comment
+                    docs = await observer.collect(
+                        coll, self._node, lambda: self._whole(cache), comment
+                    )
+                if self._projection is not None:
+                    return docs  # type: ignore[return-value]  # projected: dicts (see find)
+                return coll._load_list(docs)
         out: list[DocT] = []
         stream = self.__aiter__()
         async for doc in stream:
@@ -318,7 +352,9 @@ class Cursor(Generic[DocT]):
         query = self._query()
 
         async def collect() -> list[Doc]:
-            it = await coll._store.find(query, coll._session, allow_scan=self._allow_scan)
+            it = await coll._store.find(
+                query, coll._session, allow_scan=self._allow_scan, shape=self._entry
+            )
             try:
                 return [doc async for doc in it]
             finally:
@@ -491,7 +527,7 @@ class Collection(Generic[DocT]):
         return self._db._cache_reader or cache
 
     def _shape(self, kind: str, query: Query, allow_scan: bool | None, extra: Any = None) -> str:
-        return shape_digest(kind, self.spec, query, allow_scan, extra)
+        return shape_digest(kind, self._store.spec_text, query, allow_scan, extra)
 
     async def _written(self, keys: list[KeyTuple] | None) -> None:
         """Invalidate the cache after a write (keys None: the written documents are unknown).
@@ -956,7 +992,7 @@ class Collection(Generic[DocT]):
         ``hint`` (an index name or key pattern of a declared index, or ``"_id_"``) and
         ``comment`` are MongoDB's options, taken by every read and write (see
         asyncdb/options.py for what each store does with them)."""
-        node = parse_filter(filter)
+        node, shape = self._store.plans.parse(filter)
         sort_spec = parse_sort(sort)
         if sort_spec:
             sort_spec = with_key_tiebreak(sort_spec, self.spec)
@@ -971,6 +1007,7 @@ class Collection(Generic[DocT]):
             allow_scan,
             cache,
             call_options_of(hint, comment, self.spec, node),
+            shape,
         )
 
     @overload

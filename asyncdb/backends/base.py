@@ -64,6 +64,7 @@ from asyncdb.query.limits import (
     value_depth,
 )
 from asyncdb.query.pipeline import Pipeline, Pushdown, first_match, split_find, stage_name
+from asyncdb.query.plancache import PlanCache, ShapeEntry
 from asyncdb.query.sort import encode_value, path_values, sort_key
 from asyncdb.query.update import apply_projection, apply_update, strict_equal, upsert_seed
 from asyncdb.query.values import normalize_datetime
@@ -643,9 +644,16 @@ class StoreCollection(ABC):
             )
 
     async def find(
-        self, query: Query, session: Session | None, *, allow_scan: bool | None = None
+        self,
+        query: Query,
+        session: Session | None,
+        *,
+        allow_scan: bool | None = None,
+        shape: ShapeEntry | None = None,
     ) -> AsyncIterator[Doc]:
-        """Stream the documents of ``query``: pushed filter, residual, sort, skip, limit."""
+        """Stream the documents of ``query``: pushed filter, residual, sort, skip, limit.
+        ``shape``: the plan cache's entry of the raw filter ``query.filter`` was built from
+        (``self.plans.parse``), whose planner binder then plans it."""
         query = Query(
             self.visible(query.filter),
             query.sort,
@@ -654,13 +662,55 @@ class StoreCollection(ABC):
             query.projection,
             query.after,
         )
-        plan = self.execution_plan(query)
+        plan = self.execution_plan(query) if shape is None else self.shaped_plan(query, shape)
         self.check_scan(plan, query, allow_scan)
         return self._execute(plan, query, session, allow_scan)
 
     def execution_plan(self, query: Query) -> Plan:
         """The plan ``find`` runs; a backend may skip the parts only ``explain()`` shows."""
         return self.bounded_plan(query, self.plan)
+
+    @property
+    def plans(self) -> PlanCache:
+        """Parsed filters and planner binders of recently seen raw filter shapes."""
+        cache: PlanCache | None = self.__dict__.get("_plan_cache")
+        if cache is None:
+            cache = self.__dict__["_plan_cache"] = PlanCache()
+        return cache
+
+    @property
+    def spec_text(self) -> str:
+        """``repr(self.spec)``, made once (part of every cached read's digest)."""
+        text: str | None = self.__dict__.get("_spec_text")
+        if text is None:
+            text = self.__dict__["_spec_text"] = repr(self.spec)
+        return text
+
+    def shaped_plan(self, query: Query, shape: ShapeEntry) -> Plan:
+        """``execution_plan(query)`` through the binder the planner gave for this raw shape and
+        these sort, skip, limit, projection and keyset settings."""
+        rest = (
+            query.sort,
+            query.skip > 0,
+            query.limit is not None,
+            query.projection,
+            query.after is not None,
+        )
+        binder = shape.binders.get(rest, shape)
+        if binder is shape:
+            limit = self.limits.filter_terms
+            whole = limit is None or filter_size(query.filter) <= limit
+            binder = shape.binders[rest] = self.plan_binder(query) if whole else None
+        if binder is None:
+            return self.execution_plan(query)
+        planned: Plan = binder(query)
+        return planned
+
+    def plan_binder(self, query: Query) -> Callable[[Query], Plan] | None:
+        """A function equal to ``execution_plan`` on every query of ``query``'s raw shape (see
+        :mod:`asyncdb.query.plancache`) that binds the new values into what was compiled for
+        the shape, or None (then the shape's queries are planned from the rebuilt filter)."""
+        return None
 
     def bounded_plan(self, query: Query, plan_of: Callable[[Query], Plan]) -> Plan:
         """``plan_of(query)``, unless the filter has more terms than one native query of this

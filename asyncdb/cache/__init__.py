@@ -17,7 +17,9 @@ reads of TTL collections (an entry could outlive the document's expiry), calls w
 Options (keywords of ``connect``): ``cache_ttl`` (s, 60), ``cache_timeout`` (s per Redis call,
 0.05), ``cache_breaker_threshold`` (consecutive failures, 3), ``cache_breaker_cooldown`` (s, 1.0),
 ``cache_l1`` (in-process entries, 0 = off), ``cache_l1_ttl`` (s, 5), ``cache_max_items`` (1000),
-``cache_namespace`` (default: derived from the database URL).
+``cache_namespace`` (default: derived from the database URL without its password and the
+options that only tune the connection, so processes reaching one database with other pool sizes
+or timeouts share invalidations).
 
 Guarantees: a write invalidates after it committed and before it returns (a transaction's
 writes after the commit, none on rollback), so no read that starts after a write returned sees

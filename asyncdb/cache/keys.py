@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import orjson
 
@@ -37,6 +38,29 @@ def new_token() -> str:
     return os.urandom(16).hex()
 
 
+# URL options that tune the connection to a database without selecting other data
+_TUNING = frozenset(
+    {
+        "min_size",
+        "max_size",
+        "max_inactive_connection_lifetime",
+        "recycle",
+        "statement_cache_size",
+        "command_timeout",
+        "batch_size",
+        "health_check",
+        "health_check_idle",
+        "replicas",
+        "replica_wait",
+        "replica_timeout",
+        "replica_cooldown",
+        "busy_timeout",
+        "readers",
+        "synchronous",
+    }
+)
+
+
 def namespace_of(database_url: str) -> str:
     """A short name for a database URL, so two databases can share one Redis. A private
     in-process store (``memory://``, ``sqlite:///:memory:``) is a new database on every connect,
@@ -46,9 +70,32 @@ def namespace_of(database_url: str) -> str:
     True
     >>> namespace_of("memory://") == namespace_of("memory://")
     False
+
+    The database is named by its URL without the password and without the options that only
+    tune the connection (pool sizes, timeouts, health checks, batch sizes, readers, replicas),
+    so processes that reach one database with other settings share one namespace and see each
+    other's invalidations. Options that select data (a Firestore ``database``, a DynamoDB
+    ``region`` or ``table_prefix``) stay in it.
+
+    >>> a = namespace_of("postgresql://app:secret@db:5432/main?min_size=1")
+    >>> a == namespace_of("postgresql://app@db:5432/main?max_size=16&command_timeout=5")
+    True
+    >>> a == namespace_of("postgresql://app@db:5432/other")
+    False
+    >>> namespace_of("firestore://p?database=a") == namespace_of("firestore://p?database=b")
+    False
     """
     if database_url.startswith("memory:") or database_url.endswith(":memory:"):
         database_url += "#" + new_token()
+    else:
+        parts = urlsplit(database_url)
+        user = f"{parts.username}@" if parts.username else ""
+        hosts = parts.netloc.rpartition("@")[2]  # host:port, or several (host lists)
+        kept = sorted(
+            (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in _TUNING
+        )
+        query = "?" + urlencode(kept) if kept else ""
+        database_url = f"{parts.scheme}://{user}{hosts.lower()}{parts.path}{query}"
     return hashlib.blake2b(database_url.encode(), digest_size=6).hexdigest()
 
 

@@ -158,6 +158,39 @@ class Observer:
             inputs = _FindInputs(node, comment)
             await self._finish(coll, record, inputs, seconds, _Returned(returned), error)
 
+    async def collect(
+        self,
+        coll: Collection,
+        node: Any,
+        produce: Callable[[], Awaitable[list[Any]]],
+        comment: Any = None,
+    ) -> list[Any]:
+        """A find cursor's ``to_list`` served whole (a cached result): observed as ``stream``
+        observes it, without a generator per document."""
+        record = Operation("find")
+        tracing = self.tracing
+        if tracing is not None:
+            record.span = tracing.start("find", coll.spec.name)
+        started = time.perf_counter()
+        token = current_operation.set(record)
+        docs: list[Any] = []
+        error: BaseException | None = None
+        try:
+            if tracing is None:
+                docs = await produce()
+            else:
+                with tracing.use(record.span):
+                    docs = await produce()
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            current_operation.reset(token)
+            seconds = time.perf_counter() - started
+            inputs = _FindInputs(node, comment)
+            await self._finish(coll, record, inputs, seconds, _Returned(len(docs)), error)
+        return docs
+
     # --- after the operation ----------------------------------------------------------------
 
     def _count(

@@ -405,3 +405,24 @@ async def test_two_memory_databases_never_share_cache_entries(redis_url: str) ->
     finally:
         await one.close()
         await two.close()
+
+
+async def test_connections_with_other_options_share_invalidations(
+    sqlite_url: str, redis_url: str
+) -> None:
+    """Processes reaching one database with different connection options (pool sizes,
+    timeouts) share its cache: a write through one invalidates what the other cached."""
+    writer = await asyncdb.connect(sqlite_url, cache=redis_url, cache_timeout=TEST_TIMEOUT)
+    reader = await asyncdb.connect(
+        f"{sqlite_url}?busy_timeout=2000", cache=redis_url, cache_timeout=TEST_TIMEOUT
+    )
+    try:
+        await writer.collection("items").insert_one({"id": "a", "n": 1})
+        items = reader.collection("items")
+        assert (await items.find_one({"id": "a"}))["n"] == 1  # type: ignore[index]
+        assert (await items.find_one({"id": "a"}))["n"] == 1  # type: ignore[index]  # cached
+        await writer.collection("items").update_one({"id": "a"}, {"$set": {"n": 2}})
+        assert (await items.find_one({"id": "a"}))["n"] == 2  # type: ignore[index]
+    finally:
+        await reader.close()
+        await writer.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Self
 
@@ -133,6 +133,34 @@ class MemoryCollection(StoreCollection):
         self.store.tables.setdefault(self.spec.name, {})
 
     def plan(self, query: Query) -> Plan:
+        return self._plan(query, True)
+
+    def execution_plan(self, query: Query) -> Plan:
+        """The plan without the residual rendered back to the query language (``explain``)."""
+        return self._plan(query, False)
+
+    def plan_binder(self, query: Query) -> Callable[[Query], Plan] | None:
+        if key_lookup(query.filter, self.spec) is not None:
+            return None  # the keys are the plan's payload: planned from the filter
+        fixed = self._plan(query, False)
+        if fixed.residual_node is None:
+            return lambda q: fixed
+        backend, name, access, native = (
+            fixed.backend,
+            fixed.collection,
+            fixed.access_path,
+            fixed.native,
+        )
+        client_sort = fixed.client_sort
+
+        def bind(q: Query) -> Plan:
+            return Plan(
+                backend, name, access, native, None, None, None, False, False, client_sort, q.filter
+            )
+
+        return bind
+
+    def _plan(self, query: Query, explain: bool) -> Plan:
         keys = key_lookup(query.filter, self.spec)
         if keys is not None:
             access = "key"
@@ -147,7 +175,7 @@ class MemoryCollection(StoreCollection):
             native={"keys": keys} if keys is not None else {"scan": self.spec.name},
             exact=None,
             approximate=None,
-            residual=residual.to_mongo() if residual is not None else None,
+            residual=residual.to_mongo() if explain and residual is not None else None,
             sort_pushed=False,
             limit_pushed=False,
             client_sort=bool(query.sort),

@@ -252,6 +252,23 @@ def _shape_elem_match(node: Any, out: list[Node]) -> Any:
     return (ElemMatch, node.path, node.scalar, _shape(node.cond, out))
 
 
+def _value_nodes(node: Node, out: list[Node]) -> None:
+    """The nodes ``_shape`` appends to ``out``, in its order, without the shape."""
+    t = type(node)
+    if t is And or t is Or or t is Nor:
+        for child in node.children:  # type: ignore[attr-defined]
+            _value_nodes(child, out)
+        return
+    out.append(node)
+    if t is Not:
+        _value_nodes(node.child, out)  # type: ignore[attr-defined]
+    elif t is FieldAnd:
+        for child in node.children:  # type: ignore[attr-defined]
+            _value_nodes(child, out)
+    elif t is ElemMatch:
+        _value_nodes(node.cond, out)  # type: ignore[attr-defined]
+
+
 _SHAPES: dict[type, Callable[[Any, list[Node]], Any]] = {
     Cmp: _shape_cmp,
     In: _shape_in,
@@ -1015,6 +1032,11 @@ class SQLitePlanner:
         """The plan of ``query``. ``explain=False`` leaves out the filter parts rendered back to
         the query language (``exact``, ``approximate``, ``residual``): ``find`` needs only the
         statement and ``residual_node``, and rendering costs more than a cached compilation."""
+        template, nodes = self._template(query)
+        return self._bound(template, nodes, query, explain)
+
+    def _template(self, query: Query) -> tuple[_Template, list[Node]]:
+        """The statement compiled for the shape of ``query`` (cached), and its value nodes."""
         nodes: list[Node] = []
         shape = _shape(query.filter, nodes)
         key = (shape, query.sort, query.after is not None, query.limit is not None, query.skip > 0)
@@ -1024,6 +1046,33 @@ class SQLitePlanner:
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
             self._cache[key] = template
+        return template, nodes
+
+    def binder(self, query: Query) -> Callable[[Query], Plan]:
+        """``plan(q, explain=False)`` for every ``q`` whose shape is that of ``query`` (the
+        caller, :mod:`asyncdb.query.plancache`, keys on a finer shape): the statement compiled
+        for the shape with the new values bound, without walking the shape again."""
+        template, nodes = self._template(query)
+        bound = self._bound
+        if (
+            len(nodes) > 1
+            and type(query.filter) is And
+            and len(query.filter.children) == len(nodes)
+        ):
+
+            def bind_flat(q: Query) -> Plan:  # an AND of field conditions: they are the nodes
+                return bound(template, list(q.filter.children), q, False)  # type: ignore[attr-defined]
+
+            return bind_flat
+
+        def bind(q: Query) -> Plan:
+            found: list[Node] = []
+            _value_nodes(q.filter, found)
+            return bound(template, found, q, False)
+
+        return bind
+
+    def _bound(self, template: _Template, nodes: list[Node], query: Query, explain: bool) -> Plan:
         params = [g(nodes, query) for g in template.getters]
         residual: Node | None = None
         exact: dict[str, Any] | None = None

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 from typing import Any, Self, cast
@@ -542,6 +542,9 @@ class SQLiteCollection(StoreCollection):
     def execution_plan(self, query: Query) -> Plan:
         """The lean plan (no filter rendering, which only ``explain()`` needs)."""
         return self.bounded_plan(query, lambda q: self.planner.plan(q, explain=False))
+
+    def plan_binder(self, query: Query) -> Callable[[Query], Plan]:
+        return self.planner.binder(query)
 
     # --- aggregation: a leading $match + $group as one GROUP BY where exact -----------------
 

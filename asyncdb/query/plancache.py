@@ -1,0 +1,402 @@
+"""Plans cached by the shape of the raw filter, before it is parsed.
+
+A filter's *shape* is everything but its values: field names and operators in their order, the
+length of each list, and for each value its kind. The values that are bound into a cached plan
+(*slots*) are the operands of ``$eq``, ``$ne``, ``$gt``, ``$gte``, ``$lt``, ``$lte``, ``$in``,
+``$nin``, ``$all`` and bare field values, when they are ``str``, an ``int`` in the 64-bit range, a
+finite ``float`` or a ``datetime`` (naive and aware are two kinds). Every other value (``bool``,
+``None``, nested documents and arrays, ``Decimal``, bytes, regular expressions and their flags,
+the operands of ``$exists``, ``$type``, ``$size``, ``$mod``, ``$regex``, ``$options``) is part of
+the shape itself, written with its type (``1``, ``1.0`` and ``True`` are three shapes), so two
+filters that share a key differ only in slot values of the same kind. A filter holding any other
+type, or a mapping that is not a ``dict``, is not cached (it is parsed every time).
+
+On a miss the filter is parsed and planned as usual, and the entry keeps the parsed filter with
+the position of each slot in it. On a hit each new value is validated as the parser would
+(text, range, datetime normalization) and put in its place, and the planner binds the values into
+the statement it compiled for the shape (:meth:`StoreCollection.plan_binder`), without
+compiling or rendering query text again. ``tests/query/test_plan_cache.py`` checks, for random
+filters on every planner, that a cached plan equals a freshly built one.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from asyncdb.query.ast import All, And, Cmp, ElemMatch, Eq, In, Node, Nor, Not, Or
+from asyncdb.query.limits import check_text
+from asyncdb.query.parse import FieldAnd, parse_filter
+from asyncdb.query.values import INT64_MAX, INT64_MIN, normalize_datetime
+
+CACHE_SIZE = 512
+
+
+class _Kind:
+    """The kind of a slot in a shape key (compares by identity: no value equals one)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+STR, INT, FLOAT, NAIVE, AWARE = (_Kind(n) for n in ("str", "int", "float", "naive", "aware"))
+_VALUE_OPS = frozenset({"$eq", "$ne", "$gt", "$gte", "$lt", "$lte"})
+_LIST_OPS = frozenset({"$in", "$nin", "$all"})
+_LOGICAL = frozenset({"$and", "$or", "$nor"})
+_PLAIN = frozenset({str, int, bool, type(None), bytes})
+
+
+class _Uncached(Exception):
+    """The filter holds something the shape does not describe: parse it every time."""
+
+
+def _slot_kind(value: Any) -> _Kind | None:
+    t = type(value)
+    if t is str:
+        return STR
+    if t is int:
+        return INT if INT64_MIN <= value <= INT64_MAX else None
+    if t is float:
+        return FLOAT if value - value == 0.0 else None  # finite
+    if t is datetime:
+        return NAIVE if value.tzinfo is None else AWARE
+    return None
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable description of a value that is part of the shape, with its type."""
+    t = type(value)
+    if t in _PLAIN:
+        return (t, value)
+    if t is float or t is Decimal:
+        return (t, repr(value))  # -0.0 and 0.0, Decimal("1.0") and Decimal("1") stay apart
+    if t is datetime:
+        return (t, value.isoformat())
+    if t is dict:
+        return (dict, tuple((_frozen(k), _frozen(v)) for k, v in value.items()))
+    if t is list or t is tuple:
+        return (t, tuple(_frozen(v) for v in value))
+    if hasattr(value, "pattern") and hasattr(value, "flags") and hasattr(value, "match"):
+        return ("re", _frozen(value.pattern), value.flags)
+    raise _Uncached
+
+
+_OPEN, _CLOSE, _OPS = _Kind("{"), _Kind("}"), _Kind("$")
+
+
+def _document(
+    spec: Any, out: list[Any], values: list[Any], wheres: list[Any] | None, where: str
+) -> None:
+    """Append the shape of a filter document to ``out`` (a flat token list: field names are
+    the only ``str`` tokens, every construct starts with a marker or is one token, so two
+    shapes never flatten alike) and its slot values to ``values``. With ``wheres``, also each
+    value site's path (the parser's, for its errors) or None for a fixed value."""
+    if type(spec) is not dict:
+        raise _Uncached
+    add = out.append
+    add(_OPEN)
+    for key, value in spec.items():
+        if type(key) is not str:
+            raise _Uncached
+        add(key)
+        here = "" if wheres is None else (f"{where}.{key}" if where else key)
+        if key[:1] == "$":
+            if key not in _LOGICAL or type(value) is not list:
+                raise _Uncached
+            add(len(value))
+            for i, sub in enumerate(value):
+                _document(sub, out, values, wheres, f"{here}.{i}")
+            continue
+        t = type(value)
+        if t is str:
+            add(STR)
+        elif t is dict and value:
+            first = next(iter(value))
+            if type(first) is str and first[:1] == "$":
+                _operators(value, out, values, wheres, here)
+                continue
+            _site(value, out, values, wheres, here)
+            continue
+        elif hasattr(value, "pattern") and hasattr(value, "flags") and t is not dict:
+            add(_frozen(value))  # a compiled regular expression: no value site
+            continue
+        else:
+            _site(value, out, values, wheres, here)
+            continue
+        values.append(value)
+        if wheres is not None:
+            wheres.append(here)
+    add(_CLOSE)
+
+
+def _site(
+    value: Any, out: list[Any], values: list[Any], wheres: list[Any] | None, where: str
+) -> None:
+    kind = _slot_kind(value)
+    if kind is None:
+        out.append(_frozen(value))
+        if wheres is not None:
+            wheres.append(None)
+        return
+    out.append(kind)
+    values.append(value)
+    if wheres is not None:
+        wheres.append(where)
+
+
+def _operators(
+    ops: dict[str, Any], out: list[Any], values: list[Any], wheres: list[Any] | None, where: str
+) -> None:
+    add = out.append
+    add(_OPS)
+    for op, arg in ops.items():
+        add(op if type(op) is str else _frozen(op))
+        here = "" if wheres is None else f"{where}.{op}"
+        if op in _VALUE_OPS:
+            _site(arg, out, values, wheres, here)
+        elif op in _LIST_OPS and type(arg) is list:
+            add(len(arg))
+            for i, v in enumerate(arg):
+                _site(v, out, values, wheres, f"{here}.{i}" if wheres is not None else "")
+        elif op == "$elemMatch" and type(arg) is dict and arg:
+            first = next(iter(arg))
+            if type(first) is str and first[:1] == "$" and not any(k in _LOGICAL for k in arg):
+                _operators(arg, out, values, wheres, here)
+            else:
+                _document(arg, out, values, wheres, here)
+        elif op == "$not" and type(arg) is dict and arg and str(next(iter(arg)))[:1] == "$":
+            _operators(arg, out, values, wheres, here)
+        else:
+            add(_frozen(arg))  # $exists, $type, $size, $mod, $regex, $options, ...
+    add(_CLOSE)
+
+
+def filter_shape(spec: Mapping[str, Any] | None) -> tuple[Any, list[Any]] | None:
+    """The shape key of a raw filter and its slot values in order, or None when not cached."""
+    if spec is None:
+        return (), []
+    out: list[Any] = []
+    values: list[Any] = []
+    try:
+        _document(spec, out, values, None, "")
+    except (_Uncached, RecursionError):
+        return None
+    return tuple(out), values
+
+
+def _sites(node: Node, out: list[Any]) -> None:
+    """The values of ``node`` in the order the parser read them."""
+    t = type(node)
+    if t is Eq or t is Cmp:
+        out.append(node.value)  # type: ignore[attr-defined]
+    elif t is In or t is All:
+        out.extend(node.values)  # type: ignore[attr-defined]
+    elif t is Not:
+        _sites(node.child, out)  # type: ignore[attr-defined]
+    elif t is And or t is Or or t is Nor or t is FieldAnd:
+        for child in node.children:  # type: ignore[attr-defined]
+            _sites(child, out)
+    elif t is ElemMatch:
+        _sites(node.cond, out)  # type: ignore[attr-defined]
+
+
+def _count(node: Node) -> int:
+    found: list[Any] = []
+    _sites(node, found)
+    return len(found)
+
+
+Builder = Callable[[list[Any]], Node]
+
+
+class _Source:
+    """The source of a builder: one expression that rebuilds the parsed filter from the slot
+    values ``a0, a1, ...``, with everything fixed (paths, operators, subtrees without a slot)
+    bound as constants. Generated code, as ``dataclasses`` does: one call per hit instead of a
+    walk over the tree."""
+
+    def __init__(self, slots: list[int | None]) -> None:
+        self.slots = slots
+        self.names: dict[str, Any] = {}
+
+    def const(self, value: Any) -> str:
+        name = f"c{len(self.names)}"
+        self.names[name] = value
+        return name
+
+    def value(self, at: int, fixed: Any) -> str:
+        slot = self.slots[at]
+        return self.const(fixed) if slot is None else f"a{slot}"
+
+    def expr(self, node: Node, at: int) -> tuple[str, int]:
+        """The expression of ``node`` whose first value site is ``at``, and the next site."""
+        t = type(node)
+        n = _count(node)
+        if all(s is None for s in self.slots[at : at + n]):
+            return self.const(node), at + n
+        cls = self.const(t)
+        if t is Eq:
+            return f"{cls}({self.const(node.path)}, {self.value(at, node.value)})", at + 1  # type: ignore[attr-defined]
+        if t is Cmp:
+            path, op = self.const(node.path), self.const(node.op)  # type: ignore[attr-defined]
+            return f"{cls}({path}, {op}, {self.value(at, node.value)})", at + 1  # type: ignore[attr-defined]
+        if t is In or t is All:
+            items = [self.value(at + i, v) for i, v in enumerate(node.values)]  # type: ignore[attr-defined]
+            return f"{cls}({self.const(node.path)}, ({', '.join(items)},))", at + n  # type: ignore[attr-defined]
+        if t is Not:
+            inner, after = self.expr(node.child, at)  # type: ignore[attr-defined]
+            return f"{cls}({self.const(node.path)}, {inner})", after  # type: ignore[attr-defined]
+        if t is ElemMatch:
+            inner, after = self.expr(node.cond, at)  # type: ignore[attr-defined]
+            path, scalar = self.const(node.path), self.const(node.scalar)  # type: ignore[attr-defined]
+            return f"{cls}({path}, {inner}, {scalar})", after
+        assert t is And or t is Or or t is Nor or t is FieldAnd
+        parts = []
+        for child in node.children:  # type: ignore[attr-defined]
+            part, at = self.expr(child, at)
+            parts.append(part)
+        children = f"({', '.join(parts)},)"
+        if t is FieldAnd:
+            return f"{cls}({self.const(node.path)}, {children})", at  # type: ignore[attr-defined]
+        return f"{cls}({children})", at
+
+
+def _builder(node: Node, slots: list[int | None], kinds: list[_Kind], wheres: list[str]) -> Builder:
+    """The generated function of the slot values (raw, as the caller passed them) that checks
+    them as the parser does and returns the filter rebuilt with them."""
+    source = _Source(slots)
+    expr, _ = source.expr(node, 0)
+    lines = ["def build(v):"]
+    for i, kind in enumerate(kinds):
+        where = source.const(wheres[i])
+        lines.append(f"    a{i} = v[{i}]")
+        if kind is STR:
+            lines.append(f"    if not a{i}.isascii(): check_text(a{i}, {where})")
+        elif kind is NAIVE or kind is AWARE:
+            lines.append(f"    a{i} = normalize_datetime(a{i}, {where})")
+    lines.append(f"    return {expr}")
+    scope: dict[str, Any] = {
+        **source.names,
+        "check_text": check_text,
+        "normalize_datetime": normalize_datetime,
+    }
+    exec("\n".join(lines), scope)  # generated from the parsed tree: no user text
+    build: Builder = scope["build"]
+    return build
+
+
+def _normalize(value: Any, where: str) -> Any:
+    """A slot value as the parser stores it (the same checks, the same errors)."""
+    t = type(value)
+    if t is str:
+        if not value.isascii():
+            check_text(value, where)
+        return value
+    if t is datetime:
+        return normalize_datetime(value, where)
+    return value  # an int in range or a finite float: the parser keeps it
+
+
+class ShapeEntry:
+    """One cached shape: how to rebuild the parsed filter from new values, and the planners'
+    binders (None: the planner plans the rebuilt filter; parsing is still saved)."""
+
+    __slots__ = ("binders", "build", "node")
+
+    def __init__(self, node: Node, build: Builder | None) -> None:
+        self.node = node
+        self.build = build
+        # per (sort, skip > 0, limit set, projection, keyset position set): the planner's
+        # binder, or None; filled by StoreCollection.shaped_plan
+        self.binders: dict[Any, Any] = {}
+
+    def rebuild(self, values: list[Any]) -> Node:
+        return self.node if self.build is None else self.build(values)
+
+
+def _entry(spec: Mapping[str, Any] | None, node: Node, raw: list[Any]) -> ShapeEntry | None:
+    """The entry of a shape first parsed into ``node`` from the slot values ``raw``; ``spec`` is
+    a filter of that shape (its field names give the paths of the parser's errors). None when
+    the value sites do not line up with the parsed filter's (then the shape is not cached)."""
+    wheres: list[str | None] = []
+    try:
+        _document(spec if spec is not None else {}, [], [], wheres, "")
+    except (_Uncached, RecursionError):
+        return None
+    parsed: list[Any] = []
+    _sites(node, parsed)
+    if len(parsed) != len(wheres):
+        return None
+    slots: list[int | None] = []
+    slot_wheres: list[str] = []
+    values = iter(raw)
+    for where, got in zip(wheres, parsed, strict=True):
+        if where is None:
+            slots.append(None)
+            continue
+        expected = _normalize(next(values), where)
+        if type(expected) is not type(got) or expected != got:
+            return None
+        slots.append(len(slot_wheres))
+        slot_wheres.append(where)
+    if not slot_wheres:
+        return ShapeEntry(node, None)
+    kinds = [k for k in (_slot_kind(v) for v in raw) if k is not None]
+    return ShapeEntry(node, _builder(node, slots, kinds, slot_wheres))
+
+
+class PlanCache:
+    """Parsed filters (and, through the planner's binder, plans) of recently seen shapes,
+    least recently used dropped first. One per store collection; not shared across loops."""
+
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        self.size = size
+        self._entries: OrderedDict[Any, ShapeEntry | _Seen | None] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def parse(self, spec: Mapping[str, Any] | None) -> tuple[Node, ShapeEntry | None]:
+        """The parsed filter (equal to ``parse_filter(spec)``) and its shape's entry."""
+        shape = filter_shape(spec)
+        if shape is None:
+            return parse_filter(spec), None
+        key, values = shape
+        entries = self._entries
+        entry = entries.get(key, self)
+        if entry is self:
+            self.misses += 1
+            node = parse_filter(spec)  # a QueryError leaves nothing cached
+            entries[key] = _Seen(node, values)
+            if len(entries) > self.size:
+                entries.popitem(last=False)
+            return node, None
+        self.hits += 1
+        entries.move_to_end(key)
+        if type(entry) is _Seen:  # the second filter of this shape: its entry is made now
+            entry = entries[key] = _entry(spec, entry.node, entry.values)
+        if entry is None:  # a shape whose values do not line up: parsed every time
+            return parse_filter(spec), None
+        assert isinstance(entry, ShapeEntry)
+        return entry.rebuild(values), entry
+
+
+class _Seen:
+    """A shape seen once: its parsed filter and slot values, made into an entry when it comes
+    back (a shape seen only once costs no more than parsing it)."""
+
+    __slots__ = ("node", "values")
+
+    def __init__(self, node: Node, values: list[Any]) -> None:
+        self.node = node
+        self.values = values

@@ -1,0 +1,339 @@
+"""The plan cache keyed on the raw filter's shape (asyncdb.query.plancache; DESIGN.md section 6).
+
+A filter of a shape seen before is not parsed or compiled again: its values are bound into what
+was built for the shape. The property: for random filters and a second filter of the same shape
+with other values, the cached path gives exactly what parsing and planning the second filter
+gives, on every planner (the same native query text and parameters, the same residual), and the
+same QueryError when a value is invalid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+import asyncdb
+from asyncdb.backends.cosmos.planner import plan_query
+from asyncdb.backends.dynamodb.planner import build_plan
+from asyncdb.backends.firestore.planner import FirestorePlanner
+from asyncdb.backends.mongo.planner import MongoPlanner
+from asyncdb.backends.postgres.planner import PostgresPlanner
+from asyncdb.backends.sqlite.planner import SQLitePlanner
+from asyncdb.errors import QueryError
+from asyncdb.query.parse import parse_filter
+from asyncdb.query.plancache import PlanCache, filter_shape
+from asyncdb.types import Plan, Query
+
+EXAMPLES = 400 if os.environ.get("HYPOTHESIS_PROFILE") == "dev" else 60
+FIELDS = ["id", "company", "status", "priority", "tags", "a.b", "created_at"]
+
+texts = st.text(max_size=6)  # surrogates included: the same QueryError either way
+ints = st.one_of(st.integers(-5, 5), st.integers(-(2**63), 2**63 - 1), st.integers(2**63, 2**64))
+floats = st.floats(allow_nan=True, allow_infinity=True)
+aware = st.datetimes(
+    min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+)
+naive = st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1))
+shifted = aware.map(lambda d: d.astimezone(timezone(timedelta(hours=5))))
+fixed = st.sampled_from([True, False, None, Decimal("1.5"), Decimal("2"), b"\x00b", 0.0, -0.0])
+scalars = st.one_of(texts, ints, floats, aware, naive, shifted, fixed)
+values = st.one_of(
+    scalars,
+    st.lists(scalars, max_size=3),
+    st.dictionaries(st.sampled_from(["x", "y"]), scalars, max_size=2),
+)
+confusable = st.sampled_from(
+    [
+        True,
+        False,
+        0,
+        1,
+        1.5,
+        -0.0,
+        None,
+        "1",
+        Decimal("1"),
+        datetime(2025, 1, 1),
+        2**63,
+        [1],
+        {"x": 1},
+    ]
+)
+cmp = st.sampled_from(["$gt", "$gte", "$lt", "$lte", "$eq", "$ne"])
+conditions = st.one_of(
+    values,
+    st.builds(lambda op, v: {op: v}, cmp, values),
+    st.builds(lambda lo, hi: {"$gte": lo, "$lt": hi}, scalars, scalars),
+    st.builds(
+        lambda op, vs: {op: vs},
+        st.sampled_from(["$in", "$nin", "$all"]),
+        st.lists(values, max_size=4),
+    ),
+    st.builds(lambda b: {"$exists": b}, st.booleans()),
+    st.builds(
+        lambda p, o: {"$regex": p, "$options": o},
+        st.sampled_from(["^ab", "a.c", "x$"]),
+        st.sampled_from(["", "i"]),
+    ),
+    st.builds(lambda v: {"$not": {"$gt": v}}, scalars),
+    st.builds(lambda v: {"$elemMatch": {"$gte": v}}, scalars),
+    st.builds(lambda v: {"$elemMatch": {"x": v}}, scalars),
+    st.builds(lambda n: {"$size": n}, st.integers(0, 3)),
+)
+field_filters = st.dictionaries(st.sampled_from(FIELDS), conditions, min_size=1, max_size=5)
+filters = st.one_of(
+    field_filters,
+    st.builds(lambda fs: {"$or": fs}, st.lists(field_filters, min_size=1, max_size=3)),
+    st.builds(lambda f, g: {**f, "$and": [g]}, field_filters, field_filters),
+)
+
+
+def _kind_strategy(value: Any) -> st.SearchStrategy[Any] | None:
+    """Another value of the slot kind of ``value`` (None: the value is part of the shape)."""
+    t = type(value)
+    if t is str:
+        return texts
+    if t is int and -(2**63) <= value < 2**63:
+        return st.integers(-(2**63), 2**63 - 1)
+    if t is float and value - value == 0.0:
+        return st.floats(allow_nan=False, allow_infinity=False)
+    if t is datetime:
+        return naive if value.tzinfo is None else st.one_of(aware, shifted)
+    return None
+
+
+def _revalue(spec: Any, draw: Any, *, wild: bool = False) -> Any:
+    """``spec`` with every slot value replaced by a fresh one of its kind (the same shape), or
+    with ``wild`` some values by a confusable one of another kind (another shape, which a
+    shape key that confused them would serve from the first filter's entry)."""
+
+    def slot(value: Any) -> Any:
+        if wild and draw(st.booleans()):
+            return draw(confusable)
+        strategy = _kind_strategy(value)
+        return value if strategy is None else draw(strategy)
+
+    def operators(ops: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for op, arg in ops.items():
+            if op in ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte"):
+                out[op] = slot(arg)
+            elif op in ("$in", "$nin", "$all"):
+                out[op] = [slot(v) for v in arg]
+            elif op == "$not":
+                out[op] = operators(arg)
+            elif op == "$elemMatch":
+                out[op] = operators(arg) if next(iter(arg))[:1] == "$" else document(arg)
+            else:
+                out[op] = arg
+        return out
+
+    def document(doc: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in doc.items():
+            if key[:1] == "$":
+                out[key] = [document(d) for d in value]
+            elif type(value) is dict and value and next(iter(value))[:1] == "$":
+                out[key] = operators(value)
+            else:
+                out[key] = slot(value)
+        return out
+
+    return document(spec)
+
+
+async def _memory() -> asyncdb.Database:
+    return await asyncdb.connect("memory://")
+
+
+def _planners() -> dict[str, Any]:
+    memory = asyncio.run(_memory())
+    store = memory.collection("alerts", indexes=["company", ("company", "priority"), "status"])
+    spec = store.spec
+    postgres, sqlite, mongo = PostgresPlanner(spec), SQLitePlanner(spec), MongoPlanner(spec)
+    firestore = FirestorePlanner(spec)
+    return {
+        "memory": store._store.execution_plan,
+        "sqlite": lambda q: sqlite.plan(q, explain=False),
+        "postgres": lambda q: postgres.plan(q, explain=False),
+        "mongo": mongo.plan,
+        "firestore": firestore.plan,
+        "cosmos": lambda q: plan_query(spec, q),
+        "dynamodb": lambda q: build_plan(q, spec),
+        "_memory_store": store._store,
+        "_sqlite": sqlite,
+    }
+
+
+PLANNERS = _planners()
+
+
+def _same(a: Plan, b: Plan) -> None:
+    assert a.native == b.native
+    assert a.residual_node == b.residual_node
+    assert (a.access_path, a.sort_pushed, a.limit_pushed, a.client_sort) == (
+        b.access_path,
+        b.sort_pushed,
+        b.limit_pushed,
+        b.client_sort,
+    )
+    if type(a.payload).__name__ == "Statement":  # SQLite, PostgreSQL: what rows() runs
+        assert a.payload.sql == b.payload.sql
+        assert a.payload.params == b.payload.params
+
+
+def _parsed(spec: Any) -> Any:
+    try:
+        return parse_filter(spec)
+    except QueryError as exc:
+        return exc
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    derandomize=os.environ.get("HYPOTHESIS_PROFILE", "ci") != "dev",
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(first=filters, data=st.data())
+def test_a_cached_plan_equals_a_fresh_one_on_every_planner(first: Any, data: Any) -> None:
+    second = _revalue(first, data.draw)
+    third = _revalue(first, data.draw, wild=True)
+    shape = filter_shape(first)
+    if shape is not None:
+        assert filter_shape(second) is not None
+        assert filter_shape(second)[0] == shape[0]  # type: ignore[index]
+    cache = PlanCache()
+    made_from = _parsed(first)
+    # a miss, the entry made, then a hit when the wild values happen to share the shape
+    for spec in (first, second, third):
+        fresh = _parsed(spec)
+        try:
+            node, entry = cache.parse(spec)
+        except QueryError as exc:
+            assert isinstance(fresh, QueryError), (spec, exc)
+            assert (str(exc), exc.path) == (str(fresh), fresh.path)
+            continue
+        assert not isinstance(fresh, QueryError), (spec, fresh)
+        assert node == fresh and type(node) is type(fresh)
+        query = Query(node, limit=10)
+        for name, plan in PLANNERS.items():
+            if name.startswith("_"):
+                continue
+            try:
+                expected = plan(Query(fresh, limit=10))
+            except asyncdb.AsyncDBError as exc:  # a planner's own refusal: the same for both
+                with pytest.raises(type(exc)):
+                    plan(query)
+                continue
+            _same(plan(query), expected)
+            if entry is not None and name == "memory":
+                _same(PLANNERS["_memory_store"].shaped_plan(query, entry), expected)
+        if entry is not None and not isinstance(made_from, QueryError):
+            sqlite = PLANNERS["_sqlite"]  # its binder, made from the first filter of the shape
+            expected = sqlite.plan(Query(fresh, limit=10), explain=False)
+            _same(sqlite.binder(Query(made_from, limit=10))(query), expected)
+
+
+def _check_shared(first: Any, second: Any) -> None:
+    """When two filters share a shape key, the second's cached plan is its fresh plan."""
+    a, b = filter_shape(first), filter_shape(second)
+    if a is None or b is None or a[0] != b[0]:
+        return
+    made_from, fresh = _parsed(first), _parsed(second)
+    if isinstance(made_from, QueryError) or isinstance(fresh, QueryError):
+        return
+    cache = PlanCache()
+    cache.parse(first)
+    cache.parse(first)
+    node, entry = cache.parse(second)
+    assert node == fresh
+    sqlite = PLANNERS["_sqlite"]
+    expected = sqlite.plan(Query(fresh), explain=False)
+    _same(sqlite.binder(Query(made_from))(Query(node)), expected)
+    if entry is not None:
+        memory = PLANNERS["_memory_store"]
+        memory.shaped_plan(Query(made_from), entry)
+        _same(memory.shaped_plan(Query(node), entry), memory.execution_plan(Query(fresh)))
+
+
+@settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True)
+@given(
+    st.one_of(scalars, confusable),
+    st.one_of(scalars, confusable),
+    st.sampled_from(["bare", "$gt", "$in", "$ne"]),
+)
+@example(5, True, "bare")
+@example(1.5, 1, "$gt")
+@example(datetime(2025, 1, 1), datetime(2025, 1, 1, tzinfo=UTC), "$in")
+def test_values_of_different_kinds_never_share_a_plan(a: Any, b: Any, how: str) -> None:
+    def wrap(v: Any) -> dict[str, Any]:
+        if how == "bare":
+            return {"n": v, "company": "c"}
+        return {"n": {how: [v, 1] if how == "$in" else v}, "company": "c"}
+
+    _check_shared(wrap(a), wrap(b))
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ({"n": 1}, {"n": 1.0}),
+        ({"n": 1}, {"n": True}),
+        ({"n": 0}, {"n": None}),
+        ({"n": "1"}, {"n": 1}),
+        ({"n": {"x": 1}}, {"n": {"x": 2}}),
+        ({"n": [1]}, {"n": [2]}),
+        ({"n": {"$size": 1}}, {"n": {"$size": 2}}),
+        ({"n": Decimal("1.0")}, {"n": Decimal("1")}),
+        ({"n": {"$regex": "a", "$options": "i"}}, {"n": {"$regex": "a", "$options": ""}}),
+        ({"n": {"$regex": "a"}}, {"n": {"$regex": "b"}}),
+        ({"n": {"$in": [1, 2]}}, {"n": {"$in": [1, 2, 3]}}),
+        ({"n": datetime(2025, 1, 1)}, {"n": datetime(2025, 1, 1, tzinfo=UTC)}),
+        ({"n": 2**63 - 1}, {"n": 2**63}),
+        ({"n": {"$exists": True}}, {"n": {"$exists": False}}),
+        ({"a": 1, "b": 2}, {"b": 2, "a": 1}),
+        ({"a": {"$gt": 1}}, {"a": {"$gte": 1}}),
+        ({"$or": [{"a": 1}, {"b": 1}]}, {"$or": [{"a": 1}], "b": 1}),
+    ],
+)
+def test_filters_that_differ_in_meaning_never_share_a_shape(a: Any, b: Any) -> None:
+    sa, sb = filter_shape(a), filter_shape(b)
+    assert sa is None or sb is None or sa[0] != sb[0]
+
+
+def test_the_cache_is_bounded_and_drops_the_least_recently_used() -> None:
+    cache = PlanCache(size=3)
+    for name in ("a", "b", "c"):
+        cache.parse({name: 1})
+    cache.parse({"a": 2})  # used again: "b" is now the oldest
+    cache.parse({"d": 1})
+    assert len(cache) == 3
+    hits = cache.hits
+    cache.parse({"b": 5})
+    assert cache.hits == hits  # dropped: parsed again
+    cache.parse({"a": 9})
+    assert cache.hits == hits + 1
+
+
+async def test_find_through_cached_shapes_returns_each_filters_own_documents() -> None:
+    for url in ("memory://", "sqlite:///:memory:"):
+        db = await asyncdb.connect(url)
+        coll = db.collection("alerts", indexes=["company"])
+        await coll.insert_many(
+            [{"id": f"a{i}", "company": f"c{i % 3}", "priority": i} for i in range(30)]
+        )
+        for i in range(3):
+            found = await coll.find({"company": f"c{i}", "priority": {"$gte": 10 + i}}).to_list()
+            expected = {f"a{j}" for j in range(30) if j % 3 == i and j >= 10 + i}
+            assert {d["id"] for d in found} == expected
+        assert coll._store.plans.hits >= 2
+        await db.close()
