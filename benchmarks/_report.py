@@ -8,10 +8,12 @@ import os
 import platform
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from asyncdb.cli.bench import interleaved
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -75,3 +77,44 @@ def save_results(name: str, data: dict[str, Any]) -> Path:
         json.dumps({"benchmark": name, **environment(), **data}, indent=2, default=str) + "\n"
     )
     return path
+
+
+async def compare_point_reads(
+    readers: dict[str, Callable[[Any], Awaitable[Any]]],
+    keys: Sequence[Any],
+    *,
+    concurrency: int,
+    rounds: int,
+    seconds: float,
+    base: str,
+) -> dict[str, Any]:
+    """Point reads of ``keys`` (in order, over and over) by each reader, through the
+    ``asyncdb bench`` harness (:func:`asyncdb.cli.bench.interleaved`: ``rounds`` rounds of
+    ``seconds`` per reader, in alternating order, medians), ``asyncdb`` against ``base``. A
+    read that finds nothing is an error, and any error fails the benchmark."""
+
+    def calls(read: Callable[[Any], Awaitable[Any]]) -> Callable[[int], Awaitable[None]]:
+        async def one(n: int) -> None:
+            key = keys[n % len(keys)]
+            if await read(key) is None:
+                raise AssertionError(f"missing {key!r}")
+
+        return one
+
+    c = await interleaved(
+        {name: calls(read) for name, read in readers.items()},
+        concurrency=concurrency,
+        duration=seconds,
+        rounds=rounds,
+    )
+    assert not any(c.errors.values()), f"reads failed: {c.errors}"
+    return {
+        "concurrency": concurrency,
+        "rounds": rounds,
+        "seconds_per_round": seconds,
+        "ops_per_s": {name: c.ops_per_s(name) for name in readers},
+        "us_per_read": {name: c.us_per_op(name) for name in readers},
+        "rounds_ops_per_s": c.rounds_ops_per_s,
+        "ratio_asyncdb_over_raw": c.ratio("asyncdb", base),
+        "ratio_best_rounds": c.best_ratio("asyncdb", base),
+    }

@@ -5,7 +5,7 @@ One run, one throwaway Redis (tests/servers/redis.py), loopback. Raw is ``GET`` 
 document's JSON under a plain key with redis-py's asyncio client (its own pool, like the cache)
 plus ``orjson.loads``. The cache's hit is one atomic ``MGET`` (tokens + entry) plus decode, after
 asyncdb's parse of the filter and digest of the query shape. Concurrency 1; rounds alternate the
-contenders; the median round counts.
+contenders (the ``asyncdb bench`` harness); the median round counts.
 Targets (DESIGN section 6): cache hit <= 1.15 x raw GET + decode; L1 hit >= 20 x faster than a
 Redis hit; 100 concurrent misses -> 1 backend call.
 
@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-import statistics
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -33,31 +31,34 @@ from bench_sqlite_point_read import make_doc
 from servers.redis import RedisServer
 
 import asyncdb
+from asyncdb.cli.bench import interleaved
 
-READS = 2_000  # per round
+SECONDS = 0.3  # per round and contender
 ROUNDS = 7
 HIT_TARGET = 1.15
 L1_TARGET = 20.0
 
 
-async def timed(read: Callable[[], Awaitable[Any]], n: int) -> float:
-    """Microseconds per call of ``n`` sequential calls."""
-    started = time.perf_counter()
-    for _ in range(n):
-        if not await read():
-            raise AssertionError("empty read")
-    return (time.perf_counter() - started) / n * 1e6
-
-
 async def compare(contenders: dict[str, Callable[[], Awaitable[Any]]]) -> dict[str, float]:
-    """Median microseconds per call of each contender over alternating rounds."""
-    for read in contenders.values():
-        await timed(read, 200)  # warm-up
-    rounds: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(ROUNDS):
-        for name, read in contenders.items():
-            rounds[name].append(await timed(read, READS))
-    return {name: statistics.median(v) for name, v in rounds.items()}
+    """Median microseconds per call of each contender: the ``asyncdb bench`` harness
+    (``asyncdb.cli.bench.interleaved``), rounds of ``SECONDS`` each, order reversed every
+    other round."""
+
+    def call(read: Callable[[], Awaitable[Any]]) -> Callable[[int], Awaitable[None]]:
+        async def one(n: int) -> None:
+            if not await read():
+                raise AssertionError("empty read")
+
+        return one
+
+    c = await interleaved(
+        {name: call(read) for name, read in contenders.items()},
+        concurrency=1,
+        duration=SECONDS,
+        rounds=ROUNDS,
+    )
+    assert not any(c.errors.values()), f"reads failed: {c.errors}"
+    return {name: c.us_per_op(name) for name in contenders}
 
 
 async def main() -> None:
@@ -157,7 +158,7 @@ async def run(redis_url: str) -> None:
         "l1_speedup_vs_redis_hit": l1_speedup,
         "concurrent_misses": 100,
         "backend_calls_for_concurrent_misses": calls[0],
-        "reads_per_round": READS,
+        "seconds_per_round": SECONDS,
         "rounds": ROUNDS,
         "doc_bytes": len(orjson.dumps(doc)),
     }

@@ -151,6 +151,7 @@ class Comparison:
     concurrency: int
     rounds_ops_per_s: dict[str, list[float]]
     rounds_cpu_us: dict[str, list[float]] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)  # calls that raised, per label
 
     def ops_per_s(self, label: str) -> float:
         """The median round's ops/s."""
@@ -201,6 +202,7 @@ async def interleaved(
                 await after(label)
     ops: dict[str, list[float]] = {label: [] for label in labels}
     cpu: dict[str, list[float]] = {label: [] for label in labels}
+    errors = dict.fromkeys(labels, 0)
     for r in range(rounds):
         for label in labels if r % 2 == 0 else labels[::-1]:
             cpu_began = time.process_time()
@@ -210,7 +212,8 @@ async def interleaved(
                 await after(label)
             ops[label].append(run.ops / (run.seconds + time.perf_counter() - began))
             cpu[label].append(1e6 * (time.process_time() - cpu_began) / max(run.ops, 1))
-    return Comparison(concurrency, ops, cpu)
+            errors[label] += run.errors
+    return Comparison(concurrency, ops, cpu, errors)
 
 
 # --- the documents and workloads ------------------------------------------------------------
