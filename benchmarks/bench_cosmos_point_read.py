@@ -27,7 +27,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from _report import compare_point_reads, markdown_table, print_table, save_results
+from _report import (
+    compare_point_reads,
+    markdown_table,
+    point_read_headers,
+    print_table,
+    save_results,
+)
 from azure.cosmos.aio import CosmosClient
 
 import asyncdb
@@ -102,44 +108,19 @@ async def measure(url: str, rng: random.Random) -> None:
         assert raw_item is not None and json.loads(raw_item["raw"]) == await asyncdb_read(key)
     readers: dict[str, Reader] = {"asyncdb": asyncdb_read, "raw azure-cosmos": raw_read}
 
-    results: dict[str, Any] = {}
-    rows: list[list[Any]] = []
-    for concurrency in CONCURRENCY:
-        keys = [f"alert-{rng.randrange(DOCS):06d}" for _ in range(KEYS)]
-        result = await compare_point_reads(
-            readers,
-            keys,
-            concurrency=concurrency,
-            rounds=ROUNDS,
-            seconds=SECONDS,
-            base="raw azure-cosmos",
-        )
-        ops = result["ops_per_s"]
-        ratio = result["ratio_asyncdb_over_raw"]
-        results[f"c{concurrency}"] = {**result, "target": TARGET, "meets_target": ratio <= TARGET}
-        rows.append(
-            [
-                concurrency,
-                round(ops["asyncdb"]),
-                round(ops["raw azure-cosmos"]),
-                1e6 / ops["asyncdb"],
-                1e6 / ops["raw azure-cosmos"],
-                f"{ratio:.2f}x",
-                "yes" if ratio <= TARGET else "NO",
-            ]
-        )
+    results, rows = await compare_point_reads(
+        readers,
+        lambda: [f"alert-{rng.randrange(DOCS):06d}" for _ in range(KEYS)],
+        concurrencies=CONCURRENCY,
+        rounds=ROUNDS,
+        seconds=SECONDS,
+        base="raw azure-cosmos",
+        target=TARGET,
+    )
     await raw_client.close()
     await db.close()
 
-    headers = [
-        "concurrency",
-        "asyncdb ops/s",
-        "raw ops/s",
-        "asyncdb us/read",
-        "raw us/read",
-        "asyncdb/raw",
-        f"<= {TARGET:.2f}x",
-    ]
+    headers = point_read_headers(TARGET)
     print()
     print_table(headers, rows)
     saved = save_results("bench_cosmos_point_read", {"documents": DOCS, "results": results})

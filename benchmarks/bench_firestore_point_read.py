@@ -27,7 +27,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the emulator's test bed
 
-from _report import compare_point_reads, markdown_table, print_table, save_results
+from _report import (
+    compare_point_reads,
+    markdown_table,
+    point_read_headers,
+    print_table,
+    save_results,
+)
 from google.auth.credentials import AnonymousCredentials
 from google.cloud.firestore import AsyncClient
 from servers.firestore import FirestoreEndpoint
@@ -92,50 +98,21 @@ async def main() -> None:
             got, want = await asyncdb_read(key), await raw_read(key)
             assert got is not None and want is not None and got["title"] == want["title"]
         readers: dict[str, Reader] = {"asyncdb": asyncdb_read, "raw firestore": raw_read}
-        results: dict[str, Any] = {}
-        rows: list[list[Any]] = []
-        for concurrency in CONCURRENCY:
-            keys = [f"alert-{rng.randrange(DOCS):06d}" for _ in range(KEYS)]
-            result = await compare_point_reads(
-                readers,
-                keys,
-                concurrency=concurrency,
-                rounds=ROUNDS,
-                seconds=SECONDS,
-                base="raw firestore",
-            )
-            ops = result["ops_per_s"]
-            ratio = result["ratio_asyncdb_over_raw"]
-            results[f"c{concurrency}"] = {
-                **result,
-                "target": TARGET,
-                "meets_target": ratio <= TARGET,
-            }
-            rows.append(
-                [
-                    concurrency,
-                    round(ops["asyncdb"]),
-                    round(ops["raw firestore"]),
-                    1e6 / ops["asyncdb"],
-                    1e6 / ops["raw firestore"],
-                    f"{ratio:.2f}x",
-                    "yes" if ratio <= TARGET else "NO",
-                ]
-            )
+        results, rows = await compare_point_reads(
+            readers,
+            lambda: [f"alert-{rng.randrange(DOCS):06d}" for _ in range(KEYS)],
+            concurrencies=CONCURRENCY,
+            rounds=ROUNDS,
+            seconds=SECONDS,
+            base="raw firestore",
+            target=TARGET,
+        )
         raw.close()
         await db.close()
     finally:
         POOL.stop_all()
 
-    headers = [
-        "concurrency",
-        "asyncdb ops/s",
-        "raw ops/s",
-        "asyncdb us/read",
-        "raw us/read",
-        "asyncdb/raw",
-        f"<= {TARGET:.2f}x",
-    ]
+    headers = point_read_headers(TARGET)
     print()
     print_table(headers, rows)
     saved = save_results("firestore", {"documents": DOCS, "results": results})

@@ -29,7 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # its server fixtures
 
 import orjson
-from _report import compare_point_reads, markdown_table, print_table, save_results
+from _report import (
+    compare_point_reads,
+    markdown_table,
+    point_read_headers,
+    print_table,
+    save_results,
+)
 from pymongo import AsyncMongoClient
 from servers.mongo import SecantusServer, with_database
 
@@ -99,51 +105,22 @@ async def measure(url: str, *, drop: bool) -> None:
             assert await asyncdb_read(key) == raw_doc, key
         readers: dict[str, Reader] = {"asyncdb": asyncdb_read, "raw pymongo": raw_read}
 
-        results: dict[str, Any] = {}
-        rows: list[list[Any]] = []
-        for concurrency in CONCURRENCY:
-            keys = [f"alert-{rng.randrange(DOCS):06d}" for _ in range(KEYS)]
-            result = await compare_point_reads(
-                readers,
-                keys,
-                concurrency=concurrency,
-                rounds=ROUNDS,
-                seconds=SECONDS,
-                base="raw pymongo",
-            )
-            ops = result["ops_per_s"]
-            ratio = result["ratio_asyncdb_over_raw"]
-            results[f"c{concurrency}"] = {
-                **result,
-                "target": TARGET,
-                "meets_target": ratio <= TARGET,
-            }
-            rows.append(
-                [
-                    concurrency,
-                    round(ops["asyncdb"]),
-                    round(ops["raw pymongo"]),
-                    1e6 / ops["asyncdb"],
-                    1e6 / ops["raw pymongo"],
-                    f"{ratio:.2f}x",
-                    "yes" if ratio <= TARGET else "NO",
-                ]
-            )
+        results, rows = await compare_point_reads(
+            readers,
+            lambda: [f"alert-{rng.randrange(DOCS):06d}" for _ in range(KEYS)],
+            concurrencies=CONCURRENCY,
+            rounds=ROUNDS,
+            seconds=SECONDS,
+            base="raw pymongo",
+            target=TARGET,
+        )
         if drop:
             await raw_client.drop_database(raw.database.name)
     finally:
         await raw_client.close()
         await db.close()
 
-    headers = [
-        "concurrency",
-        "asyncdb ops/s",
-        "raw ops/s",
-        "asyncdb us/read",
-        "raw us/read",
-        "asyncdb/raw",
-        f"<= {TARGET:.2f}x",
-    ]
+    headers = point_read_headers(TARGET)
     print()
     print_table(headers, rows)
     doc_bytes = len(orjson.dumps(make_doc(0, random.Random(7))))

@@ -29,7 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import aiosqlite
 import orjson
-from _report import compare_point_reads, markdown_table, print_table, save_results
+from _report import (
+    compare_point_reads,
+    markdown_table,
+    point_read_headers,
+    print_table,
+    save_results,
+)
 
 import asyncdb
 
@@ -91,50 +97,21 @@ async def main() -> None:
             assert await asyncdb_read(key) == await raw_read(key), key
         readers: dict[str, Reader] = {"asyncdb": asyncdb_read, "raw aiosqlite": raw_read}
 
-        results: dict[str, Any] = {}
-        rows: list[list[Any]] = []
-        for concurrency in CONCURRENCY:
-            keys = [f"alert-{rng.randrange(DOCS):06d}" for _ in range(KEYS)]
-            result = await compare_point_reads(
-                readers,
-                keys,
-                concurrency=concurrency,
-                rounds=ROUNDS,
-                seconds=SECONDS,
-                base="raw aiosqlite",
-            )
-            ops = result["ops_per_s"]
-            ratio = result["ratio_asyncdb_over_raw"]
-            results[f"c{concurrency}"] = {
-                **result,
-                "target": TARGET,
-                "meets_target": ratio <= TARGET,
-            }
-            rows.append(
-                [
-                    concurrency,
-                    round(ops["asyncdb"]),
-                    round(ops["raw aiosqlite"]),
-                    1e6 / ops["asyncdb"],
-                    1e6 / ops["raw aiosqlite"],
-                    f"{ratio:.2f}x",
-                    "yes" if ratio <= TARGET else "NO",
-                ]
-            )
+        results, rows = await compare_point_reads(
+            readers,
+            lambda: [f"alert-{rng.randrange(DOCS):06d}" for _ in range(KEYS)],
+            concurrencies=CONCURRENCY,
+            rounds=ROUNDS,
+            seconds=SECONDS,
+            base="raw aiosqlite",
+            target=TARGET,
+        )
         await raw.close()
         await db.close()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    headers = [
-        "concurrency",
-        "asyncdb ops/s",
-        "raw ops/s",
-        "asyncdb us/read",
-        "raw us/read",
-        "asyncdb/raw",
-        f"<= {TARGET:.2f}x",
-    ]
+    headers = point_read_headers(TARGET)
     print()
     print_table(headers, rows)
     doc_bytes = len(orjson.dumps(make_doc(0, random.Random(7))))

@@ -10,8 +10,7 @@ count instead of the keys, ``audit_policy="closed"`` (default) or ``"open"``:
   (the write did happen; nothing is lost silently). Inside ``db.transaction()`` a call cannot
   wait for its event (the sink may need the connection the transaction holds): the event is
   queued, and written when the transaction's task lets it. Calls waiting at once share one
-  insert (group commit): the writer takes every event queued by the time the loop has run the
-  other ready tasks.
+  insert (group commit): the writer takes every event queued while it wrote the last batch.
 - ``"open"``: events are queued and written in the background in batches (the writer waits up
   to ``LINGER_S`` for a batch to fill, so even one caller's events share inserts); a sink
   failure is a structlog warning ``audit.sink_failed`` (no values) and
@@ -360,20 +359,16 @@ class AuditTrail:
         return future
 
     async def _gather(self, size: int) -> None:
-        """Let more events join the next batch (one insert for many): under the open policy
-        for up to ``LINGER_S``; under the closed one while other tasks of this loop keep
-        adding events (their callers wait, so no longer than that)."""
-        if self.policy == "open":
-            waited = 0.0
-            while len(self._queue) < size and waited < LINGER_S:
-                await asyncio.sleep(LINGER_S / 4)
-                waited += LINGER_S / 4
+        """Under the open policy, let more events join the next batch (one insert for many)
+        for up to ``LINGER_S``. Under the closed one the callers wait: the batch is what
+        queued while the previous one was written (holding it back for more measured
+        slower on SQLite, where the reads that would add to it run one at a time)."""
+        if self.policy != "open":
             return
-        while len(self._queue) < size:
-            queued = len(self._queue)
-            await asyncio.sleep(0)
-            if len(self._queue) == queued:
-                return
+        waited = 0.0
+        while len(self._queue) < size and waited < LINGER_S:
+            await asyncio.sleep(LINGER_S / 4)
+            waited += LINGER_S / 4
 
     async def _drain(self) -> None:
         current_operation.set(_INTERNAL)  # this task's writes are the trail's own
