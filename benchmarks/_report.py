@@ -8,10 +8,12 @@ import os
 import platform
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from asyncdb.cli.bench import interleaved
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -75,3 +77,79 @@ def save_results(name: str, data: dict[str, Any]) -> Path:
         json.dumps({"benchmark": name, **environment(), **data}, indent=2, default=str) + "\n"
     )
     return path
+
+
+async def compare_point_reads(
+    readers: dict[str, Callable[[Any], Awaitable[Any]]],
+    make_keys: Callable[[], Sequence[Any]],
+    *,
+    concurrencies: Sequence[int],
+    rounds: int,
+    seconds: float,
+    base: str,
+    target: float,
+) -> tuple[dict[str, Any], list[list[Any]]]:
+    """Point reads by each reader at each concurrency (``make_keys()`` read in order, over and
+    over), through the ``asyncdb bench`` harness (:func:`asyncdb.cli.bench.interleaved`:
+    ``rounds`` rounds of ``seconds`` per reader, in alternating order, medians), ``asyncdb``
+    against ``base``: the results by ``c{concurrency}`` and the rows of
+    :func:`point_read_headers`. A read that finds nothing is an error; any error fails."""
+    results: dict[str, Any] = {}
+    rows: list[list[Any]] = []
+    for concurrency in concurrencies:
+        keys = make_keys()
+
+        def calls(
+            read: Callable[[Any], Awaitable[Any]], keys: Sequence[Any]
+        ) -> Callable[[int], Awaitable[None]]:
+            async def one(n: int) -> None:
+                key = keys[n % len(keys)]
+                if await read(key) is None:
+                    raise AssertionError(f"missing {key!r}")
+
+            return one
+
+        c = await interleaved(
+            {name: calls(read, keys) for name, read in readers.items()},
+            concurrency=concurrency,
+            duration=seconds,
+            rounds=rounds,
+        )
+        assert not any(c.errors.values()), f"reads failed: {c.errors}"
+        ratio = c.ratio("asyncdb", base)
+        results[f"c{concurrency}"] = {
+            "concurrency": concurrency,
+            "rounds": rounds,
+            "seconds_per_round": seconds,
+            "ops_per_s": {name: c.ops_per_s(name) for name in readers},
+            "us_per_read": {name: c.us_per_op(name) for name in readers},
+            "rounds_ops_per_s": c.rounds_ops_per_s,
+            "ratio_asyncdb_over_raw": ratio,
+            "ratio_best_rounds": c.best_ratio("asyncdb", base),
+            "target": target,
+            "meets_target": ratio <= target,
+        }
+        rows.append(
+            [
+                concurrency,
+                round(c.ops_per_s("asyncdb")),
+                round(c.ops_per_s(base)),
+                c.us_per_op("asyncdb"),
+                c.us_per_op(base),
+                f"{ratio:.2f}x",
+                "yes" if ratio <= target else "NO",
+            ]
+        )
+    return results, rows
+
+
+def point_read_headers(target: float) -> list[str]:
+    return [
+        "concurrency",
+        "asyncdb ops/s",
+        "raw ops/s",
+        "asyncdb us/read",
+        "raw us/read",
+        "asyncdb/raw",
+        f"<= {target:.2f}x",
+    ]

@@ -5,7 +5,9 @@ Both read the same container (the one asyncdb created) through their own ``Cosmo
 same keys in the same order, warmed up first. Raw is ``container.read_item(id, partition_key)``
 (the driver's own JSON decode); asyncdb does the same request plus decoding its exact copy of
 the document (``json.loads`` of ``raw``). Concurrency 1 is one task; concurrency 64 is
-``asyncio.gather`` of 64 tasks. Rounds alternate asyncdb and raw; the median round counts.
+``asyncio.gather`` of 64 tasks. Rounds of ``SECONDS`` per reader, their order reversed every
+other round, through the ``asyncdb bench`` harness (``asyncdb.cli.bench.interleaved``); the
+median round counts.
 Target (DESIGN section 6): asyncdb time per read <= 1.10 x raw. The server is started by the
 test-bed pool (tests/servers), as in the conformance suite.
 
@@ -17,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -26,7 +27,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from _report import markdown_table, print_table, save_results
+from _report import (
+    compare_point_reads,
+    markdown_table,
+    point_read_headers,
+    print_table,
+    save_results,
+)
 from azure.cosmos.aio import CosmosClient
 
 import asyncdb
@@ -35,7 +42,9 @@ from tests.servers.cosmos import CosmosEndpoint
 from tests.servers.pool import POOL
 
 DOCS = 500
-READS = {1: 400, 64: 1_280}  # per round, split evenly over the tasks
+CONCURRENCY = (1, 64)
+KEYS = 2_000  # random keys, read in order, over and over
+SECONDS = 0.5  # per round and reader
 ROUNDS = 5
 TARGET = 1.10
 SERVICES = ("api", "auth", "db", "payments", "queue", "search")
@@ -58,19 +67,6 @@ def make_doc(i: int, rng: random.Random) -> dict[str, Any]:
 
 
 Reader = Callable[[str], Awaitable[dict[str, Any] | None]]
-
-
-async def run_round(read: Reader, keys: list[list[str]]) -> float:
-    """Seconds to do every read: one task per key list, all at once."""
-
-    async def worker(mine: list[str]) -> None:
-        for k in mine:
-            if await read(k) is None:
-                raise AssertionError(f"missing {k}")
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(mine) for mine in keys))
-    return time.perf_counter() - started
 
 
 async def main() -> None:
@@ -112,57 +108,19 @@ async def measure(url: str, rng: random.Random) -> None:
         assert raw_item is not None and json.loads(raw_item["raw"]) == await asyncdb_read(key)
     readers: dict[str, Reader] = {"asyncdb": asyncdb_read, "raw azure-cosmos": raw_read}
 
-    results: dict[str, Any] = {}
-    rows: list[list[Any]] = []
-    for concurrency, total in READS.items():
-        per_task = total // concurrency
-        keys = [
-            [f"alert-{rng.randrange(DOCS):06d}" for _ in range(per_task)]
-            for _ in range(concurrency)
-        ]
-        await run_round(asyncdb_read, [k[:5] for k in keys])  # warm-up
-        await run_round(raw_read, [k[:5] for k in keys])
-        seconds: dict[str, list[float]] = {name: [] for name in readers}
-        for _ in range(ROUNDS):
-            for name, read in readers.items():
-                seconds[name].append(await run_round(read, keys))
-        reads = per_task * concurrency
-        ops = {name: reads / statistics.median(s) for name, s in seconds.items()}
-        ratio = ops["raw azure-cosmos"] / ops["asyncdb"]
-        results[f"c{concurrency}"] = {
-            "concurrency": concurrency,
-            "reads_per_round": reads,
-            "rounds": ROUNDS,
-            "ops_per_s": ops,
-            "us_per_read": {name: 1e6 / v for name, v in ops.items()},
-            "round_seconds": seconds,
-            "ratio_asyncdb_over_raw": ratio,
-            "target": TARGET,
-            "meets_target": ratio <= TARGET,
-        }
-        rows.append(
-            [
-                concurrency,
-                round(ops["asyncdb"]),
-                round(ops["raw azure-cosmos"]),
-                1e6 / ops["asyncdb"],
-                1e6 / ops["raw azure-cosmos"],
-                f"{ratio:.2f}x",
-                "yes" if ratio <= TARGET else "NO",
-            ]
-        )
+    results, rows = await compare_point_reads(
+        readers,
+        lambda: [f"alert-{rng.randrange(DOCS):06d}" for _ in range(KEYS)],
+        concurrencies=CONCURRENCY,
+        rounds=ROUNDS,
+        seconds=SECONDS,
+        base="raw azure-cosmos",
+        target=TARGET,
+    )
     await raw_client.close()
     await db.close()
 
-    headers = [
-        "concurrency",
-        "asyncdb ops/s",
-        "raw ops/s",
-        "asyncdb us/read",
-        "raw us/read",
-        "asyncdb/raw",
-        f"<= {TARGET:.2f}x",
-    ]
+    headers = point_read_headers(TARGET)
     print()
     print_table(headers, rows)
     saved = save_results("bench_cosmos_point_read", {"documents": DOCS, "results": results})

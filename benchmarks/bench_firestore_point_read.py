@@ -5,7 +5,9 @@ Fair by construction: both read the same documents (the ones asyncdb wrote) from
 the same keys in the same order, each through its own AsyncClient, warmed up first. Raw reads
 the document id asyncdb derives from the key (``codec.doc_id``) and returns ``to_dict()``;
 asyncdb also decodes (drops the hidden fields, restores field order). Concurrency 1 is one task,
-64 is ``asyncio.gather`` of 64 tasks. Rounds alternate; the median round counts. Target (DESIGN
+64 is ``asyncio.gather`` of 64 tasks. Rounds of ``SECONDS`` per reader, their order reversed
+every other round, through the ``asyncdb bench`` harness (``asyncdb.cli.bench.interleaved``);
+the median round counts. Target (DESIGN
 section 6): asyncdb time per read <= 1.10 x raw. The emulator is a JVM on the same machine, so
 absolute numbers say little; the ratio is the figure.
 
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -26,7 +27,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the emulator's test bed
 
-from _report import markdown_table, print_table, save_results
+from _report import (
+    compare_point_reads,
+    markdown_table,
+    point_read_headers,
+    print_table,
+    save_results,
+)
 from google.auth.credentials import AnonymousCredentials
 from google.cloud.firestore import AsyncClient
 from servers.firestore import FirestoreEndpoint
@@ -36,7 +43,9 @@ import asyncdb
 from asyncdb.backends.firestore.codec import doc_id
 
 DOCS = 2_000
-READS = {1: 600, 64: 3_200}  # per round, split evenly over the tasks
+CONCURRENCY = (1, 64)
+KEYS = 2_000  # random keys, read in order, over and over
+SECONDS = 0.5  # per round and reader
 ROUNDS = 5
 TARGET = 1.10
 SERVICES = ("api", "auth", "db", "payments", "queue", "search")
@@ -58,17 +67,6 @@ def make_doc(i: int, rng: random.Random) -> dict[str, Any]:
         "source": {"region": "eu-west-1", "host": f"host-{rng.randint(1, 999)}", "pid": i},
         "description": "x" * rng.randint(250, 350),
     }
-
-
-async def run_round(read: Reader, keys: list[list[str]]) -> float:
-    async def worker(mine: list[str]) -> None:
-        for k in mine:
-            if await read(k) is None:
-                raise AssertionError(f"missing {k}")
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(mine) for mine in keys))
-    return time.perf_counter() - started
 
 
 async def main() -> None:
@@ -100,59 +98,21 @@ async def main() -> None:
             got, want = await asyncdb_read(key), await raw_read(key)
             assert got is not None and want is not None and got["title"] == want["title"]
         readers: dict[str, Reader] = {"asyncdb": asyncdb_read, "raw firestore": raw_read}
-        results: dict[str, Any] = {}
-        rows: list[list[Any]] = []
-        for concurrency, total in READS.items():
-            per_task = total // concurrency
-            keys = [
-                [f"alert-{rng.randrange(DOCS):06d}" for _ in range(per_task)]
-                for _ in range(concurrency)
-            ]
-            await run_round(asyncdb_read, [k[:10] for k in keys])  # warm-up
-            await run_round(raw_read, [k[:10] for k in keys])
-            seconds: dict[str, list[float]] = {name: [] for name in readers}
-            for _ in range(ROUNDS):
-                for name, read in readers.items():
-                    seconds[name].append(await run_round(read, keys))
-            reads = per_task * concurrency
-            ops = {name: reads / statistics.median(s) for name, s in seconds.items()}
-            ratio = ops["raw firestore"] / ops["asyncdb"]
-            results[f"c{concurrency}"] = {
-                "concurrency": concurrency,
-                "reads_per_round": reads,
-                "rounds": ROUNDS,
-                "ops_per_s": ops,
-                "us_per_read": {name: 1e6 / v for name, v in ops.items()},
-                "round_seconds": seconds,
-                "ratio_asyncdb_over_raw": ratio,
-                "target": TARGET,
-                "meets_target": ratio <= TARGET,
-            }
-            rows.append(
-                [
-                    concurrency,
-                    round(ops["asyncdb"]),
-                    round(ops["raw firestore"]),
-                    1e6 / ops["asyncdb"],
-                    1e6 / ops["raw firestore"],
-                    f"{ratio:.2f}x",
-                    "yes" if ratio <= TARGET else "NO",
-                ]
-            )
+        results, rows = await compare_point_reads(
+            readers,
+            lambda: [f"alert-{rng.randrange(DOCS):06d}" for _ in range(KEYS)],
+            concurrencies=CONCURRENCY,
+            rounds=ROUNDS,
+            seconds=SECONDS,
+            base="raw firestore",
+            target=TARGET,
+        )
         raw.close()
         await db.close()
     finally:
         POOL.stop_all()
 
-    headers = [
-        "concurrency",
-        "asyncdb ops/s",
-        "raw ops/s",
-        "asyncdb us/read",
-        "raw us/read",
-        "asyncdb/raw",
-        f"<= {TARGET:.2f}x",
-    ]
+    headers = point_read_headers(TARGET)
     print()
     print_table(headers, rows)
     saved = save_results("firestore", {"documents": DOCS, "results": results})

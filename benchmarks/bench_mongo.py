@@ -6,8 +6,10 @@ Fair by construction: both read the same collection (the one asyncdb filled), th
 the same order, each through its own client with the same pool settings, warmed up first. Raw
 decodes with pymongo's default codec; asyncdb's codec adds UTC-aware datetimes and the Decimal
 and Int64 decoders (which these documents do not exercise). Concurrency 1 is one task;
-concurrency 64 is ``asyncio.gather`` of 64 tasks, each doing its share. Rounds alternate asyncdb
-and raw; the median round counts. Target (DESIGN section 6): asyncdb <= 1.10 x raw.
+concurrency 64 is ``asyncio.gather`` of 64 tasks, each doing its share. Rounds of ``SECONDS``
+per reader, their order reversed every other round, through the ``asyncdb bench`` harness
+(``asyncdb.cli.bench.interleaved``); the median round counts. Target (DESIGN section 6):
+asyncdb <= 1.10 x raw.
 
     python benchmarks/bench_mongo.py  # + results/bench_mongo.json
 """
@@ -17,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -28,14 +29,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # its server fixtures
 
 import orjson
-from _report import markdown_table, print_table, save_results
+from _report import (
+    compare_point_reads,
+    markdown_table,
+    point_read_headers,
+    print_table,
+    save_results,
+)
 from pymongo import AsyncMongoClient
 from servers.mongo import SecantusServer, with_database
 
 import asyncdb
 
 DOCS = 10_000
-READS = {1: 3_000, 64: 6_400}  # per round, split evenly over the tasks
+CONCURRENCY = (1, 64)
+KEYS = 5_000  # random keys, read in order, over and over
+SECONDS = 0.5  # per round and reader
 ROUNDS = 7
 TARGET = 1.10
 SERVICES = ("api", "auth", "db", "payments", "queue", "search")
@@ -58,19 +67,6 @@ def make_doc(i: int, rng: random.Random) -> dict[str, Any]:
 
 
 Reader = Callable[[str], Awaitable[dict[str, Any] | None]]
-
-
-async def run_round(read: Reader, keys: list[list[str]]) -> float:
-    """Seconds to do every read: one task per key list, all at once."""
-
-    async def worker(mine: list[str]) -> None:
-        for k in mine:
-            if await read(k) is None:
-                raise AssertionError(f"missing {k}")
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(mine) for mine in keys))
-    return time.perf_counter() - started
 
 
 async def main() -> None:
@@ -109,62 +105,22 @@ async def measure(url: str, *, drop: bool) -> None:
             assert await asyncdb_read(key) == raw_doc, key
         readers: dict[str, Reader] = {"asyncdb": asyncdb_read, "raw pymongo": raw_read}
 
-        results: dict[str, Any] = {}
-        rows: list[list[Any]] = []
-        for concurrency, total in READS.items():
-            per_task = total // concurrency
-            keys = [
-                [f"alert-{rng.randrange(DOCS):06d}" for _ in range(per_task)]
-                for _ in range(concurrency)
-            ]
-            await run_round(asyncdb_read, [k[:20] for k in keys])  # warm-up
-            await run_round(raw_read, [k[:20] for k in keys])
-            seconds: dict[str, list[float]] = {name: [] for name in readers}
-            for _ in range(ROUNDS):
-                for name, read in readers.items():
-                    seconds[name].append(await run_round(read, keys))
-            reads = per_task * concurrency
-            ops = {name: reads / statistics.median(s) for name, s in seconds.items()}
-            ratio = ops["raw pymongo"] / ops["asyncdb"]
-            best_ratio = min(seconds["asyncdb"]) / min(seconds["raw pymongo"])
-            results[f"c{concurrency}"] = {
-                "concurrency": concurrency,
-                "reads_per_round": reads,
-                "rounds": ROUNDS,
-                "ops_per_s": ops,
-                "us_per_read": {name: 1e6 / v for name, v in ops.items()},
-                "round_seconds": seconds,
-                "ratio_asyncdb_over_raw": ratio,
-                "ratio_best_rounds": best_ratio,
-                "target": TARGET,
-                "meets_target": ratio <= TARGET,
-            }
-            rows.append(
-                [
-                    concurrency,
-                    round(ops["asyncdb"]),
-                    round(ops["raw pymongo"]),
-                    1e6 / ops["asyncdb"],
-                    1e6 / ops["raw pymongo"],
-                    f"{ratio:.2f}x",
-                    "yes" if ratio <= TARGET else "NO",
-                ]
-            )
+        results, rows = await compare_point_reads(
+            readers,
+            lambda: [f"alert-{rng.randrange(DOCS):06d}" for _ in range(KEYS)],
+            concurrencies=CONCURRENCY,
+            rounds=ROUNDS,
+            seconds=SECONDS,
+            base="raw pymongo",
+            target=TARGET,
+        )
         if drop:
             await raw_client.drop_database(raw.database.name)
     finally:
         await raw_client.close()
         await db.close()
 
-    headers = [
-        "concurrency",
-        "asyncdb ops/s",
-        "raw ops/s",
-        "asyncdb us/read",
-        "raw us/read",
-        "asyncdb/raw",
-        f"<= {TARGET:.2f}x",
-    ]
+    headers = point_read_headers(TARGET)
     print()
     print_table(headers, rows)
     doc_bytes = len(orjson.dumps(make_doc(0, random.Random(7))))

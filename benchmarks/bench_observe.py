@@ -1,25 +1,25 @@
-"""The cost of observation on a point read by key: the same ``find_one({"id": k})`` with
-nothing observed (``metrics=False, slow_ms=None``), with the defaults (``db.metrics()`` and the
-slow-operation check on), and audited into a collection of the same database
-(``audit="audit_log", audit_reads=True``: each read adds an event write) under both policies
-("closed": the read waits for its event; "open": events are written in the background, in
-batches). One run, rounds interleaved, the median round counts; timed with the ``asyncdb
-bench`` core (:func:`asyncdb.cli.bench.measure`).
+"""The cost of observation on a point read and a write by key: the same ``find_one({"id":
+k})`` and ``update_one({"id": k}, {"$inc": ...})`` with nothing observed (``metrics=False,
+slow_ms=None``), with the defaults (``db.metrics()`` and the slow-operation check on), and
+audited into a collection of the same database (``audit="audit_log", audit_reads=True``: each
+operation adds an event write) under both policies ("closed": the call waits for its event;
+"open": events are written in the background, in batches). One run, rounds interleaved, the
+median round counts: :func:`asyncdb.cli.bench.interleaved`, the ``asyncdb bench`` harness.
 
 Targets (issue 18): metrics <= 1.05 x; audit to the same database <= 2 x (the write included).
 
     python benchmarks/bench_observe.py [--postgres] [URL ...]   # + results/bench_observe.json
 
 With no URL, a SQLite file in a temporary directory; ``--postgres`` adds a throwaway PostgreSQL
-server (tests/servers/postgres.py starts it).
+server (tests/servers/postgres.py starts it). ``BENCH_OBSERVE_OPS=read`` measures reads only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -31,12 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from _report import markdown_table, print_table, save_results
 
 import asyncdb
-from asyncdb.cli.bench import bench_doc, measure
+from asyncdb.cli.bench import bench_doc, interleaved
 
 DOCS = 2000
 ROUNDS = 11
 SECONDS = 0.5
 CONCURRENCY = (1, 16)
+OPS = tuple(os.environ.get("BENCH_OBSERVE_OPS", "read,write").split(","))
 CONFIGS: dict[str, dict[str, Any]] = {
     "nothing observed": {"metrics": False, "slow_ms": None},
     "metrics (default)": {},
@@ -46,9 +47,26 @@ CONFIGS: dict[str, dict[str, Any]] = {
 TARGETS = {"metrics (default)": 1.05, "audit, closed": 2.0, "audit, open": 2.0}
 
 
+def operation(coll: Any, op: str) -> Any:
+    if op == "read":
+
+        async def read(n: int) -> None:
+            assert await coll.find_one({"id": f"b{(n * 7919) % DOCS:07d}"}) is not None
+
+        return read
+
+    async def write(n: int) -> None:
+        result = await coll.update_one(
+            {"id": f"b{(n * 7919) % DOCS:07d}"}, {"$inc": {"counter": 1}}
+        )
+        assert result.matched_count == 1
+
+    return write
+
+
 async def compare(url: str, name: str) -> dict[str, Any]:
-    """One configuration against the unobserved read, on a collection of its own (SQLite: a
-    file of its own, so one configuration's audit writes never grow another's WAL)."""
+    """One configuration against the unobserved operations, on a collection of its own
+    (SQLite: a file of its own, so one configuration's audit writes never grow another's WAL)."""
     rng = random.Random(7)
     async with asyncdb.connect(url) as db:
         items = db.collection("observed_reads")
@@ -58,51 +76,36 @@ async def compare(url: str, name: str) -> dict[str, Any]:
         backend = db.backend
     pair = {"nothing observed": CONFIGS["nothing observed"], name: CONFIGS[name]}
     dbs = {label: await asyncdb.connect(url, **options) for label, options in pair.items()}
+
+    async def flush(label: str) -> None:
+        # Events still queued are this configuration's cost: written before the next round
+        # runs, and their time counted.
+        observer = dbs[label]._observer
+        if observer is not None and observer.audit is not None:
+            await observer.audit.flush()
+
     try:
-        readers = {label: db.collection("observed_reads") for label, db in dbs.items()}
-
-        def reader(label: str) -> Any:
-            coll = readers[label]
-
-            async def read(n: int) -> None:
-                assert await coll.find_one({"id": f"b{(n * 7919) % DOCS:07d}"}) is not None
-
-            return read
-
         results: dict[str, Any] = {}
-        for concurrency in CONCURRENCY:
-            ops: dict[str, list[float]] = {label: [] for label in pair}
-            cpu: dict[str, list[float]] = {label: [] for label in pair}
-            for label in pair:  # warm-up
-                await measure(reader(label), concurrency=concurrency, duration=0.2)
-            labels = list(pair)
-            for r in range(ROUNDS):
-                for label in labels if r % 2 else labels[::-1]:
-                    cpu_began = time.process_time()
-                    run = await measure(reader(label), concurrency=concurrency, duration=SECONDS)
-                    # Events still queued are this configuration's cost: written before the
-                    # next round runs, and their time counted.
-                    began = time.perf_counter()
-                    trail = dbs[label]._observer.audit if dbs[label]._observer else None
-                    if trail is not None:
-                        await trail.flush()
-                    ops[label].append(run.ops / (run.seconds + time.perf_counter() - began))
-                    cpu[label].append(1e6 * (time.process_time() - cpu_began) / run.ops)
-            median = {label: statistics.median(v) for label, v in ops.items()}
-            cpu_us = {label: statistics.median(v) for label, v in cpu.items()}
-            base, base_cpu = median["nothing observed"], cpu_us["nothing observed"]
-            results[f"c{concurrency}"] = {
-                "concurrency": concurrency,
-                "ops_per_s": median,
-                "us_per_read": {label: 1e6 / v for label, v in median.items()},
-                "ratio_over_unobserved": base / median[name],
-                # Contention from other jobs only ever adds time: the best rounds are the
-                # least disturbed estimate of each side's own cost.
-                "best_round_ratio": max(ops["nothing observed"]) / max(ops[name]),
-                "client_cpu_us_per_read": cpu_us,
-                "cpu_ratio_over_unobserved": cpu_us[name] / base_cpu,
-                "rounds_ops_per_s": ops,
+        for op in OPS:
+            calls = {
+                label: operation(db.collection("observed_reads"), op) for label, db in dbs.items()
             }
+            for concurrency in CONCURRENCY:
+                c = await interleaved(
+                    calls, concurrency=concurrency, duration=SECONDS, rounds=ROUNDS, after=flush
+                )
+                base = "nothing observed"
+                results[f"{op} c{concurrency}"] = {
+                    "op": op,
+                    "concurrency": concurrency,
+                    "ops_per_s": {label: c.ops_per_s(label) for label in pair},
+                    "us_per_op": {label: c.us_per_op(label) for label in pair},
+                    "ratio_over_unobserved": c.ratio(name, base),
+                    "best_round_ratio": c.best_ratio(name, base),
+                    "cpu_ratio_over_unobserved": c.cpu_ratio(name, base),
+                    "rounds_ops_per_s": c.rounds_ops_per_s,
+                    "rounds_cpu_us": c.rounds_cpu_us,
+                }
     finally:
         for db in dbs.values():
             await db.close()
@@ -164,11 +167,12 @@ async def main(argv: list[str]) -> None:
             server.stop()
     headers = [
         "backend",
+        "op",
         "concurrency",
         "configuration",
-        "reads/s",
-        "us/read unobserved",
-        "us/read",
+        "ops/s",
+        "us/op unobserved",
+        "us/op",
         "x unobserved (median)",
         "x unobserved (best rounds)",
         "client CPU x",
@@ -180,11 +184,12 @@ async def main(argv: list[str]) -> None:
             rows.append(
                 [
                     run["backend"],
+                    result["op"],
                     result["concurrency"],
                     name,
                     round(result["ops_per_s"][name]),
-                    result["us_per_read"]["nothing observed"],
-                    result["us_per_read"][name],
+                    result["us_per_op"]["nothing observed"],
+                    result["us_per_op"][name],
                     result["ratio_over_unobserved"],
                     result["best_round_ratio"],
                     result["cpu_ratio_over_unobserved"],
@@ -194,7 +199,9 @@ async def main(argv: list[str]) -> None:
     print()
     print(markdown_table(headers, rows))
     meets = {
-        f"{run['backend']} c{r['concurrency']} {run['configuration']}": r["ratio_over_unobserved"]
+        f"{run['backend']} {r['op']} c{r['concurrency']} {run['configuration']}": r[
+            "ratio_over_unobserved"
+        ]
         <= TARGETS[run["configuration"]]
         for run in runs
         for r in run["results"].values()

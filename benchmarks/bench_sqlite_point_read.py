@@ -5,7 +5,9 @@ same keys in the same order, through one connection each (asyncdb's short-read c
 raw ``aiosqlite`` connection), warmed up first. Raw is ``SELECT doc FROM t WHERE k0 = ?`` plus
 ``orjson.loads``; the documents hold only JSON types, so asyncdb's decode is that same
 ``orjson.loads``. Concurrency 1 is one task; concurrency 64 is ``asyncio.gather`` of 64 tasks,
-each doing its share of the reads. Rounds alternate asyncdb and raw; the median round counts.
+each reading its share of the keys. Rounds of ``SECONDS`` per reader, their order reversed
+every other round, through the ``asyncdb bench`` harness (``asyncdb.cli.bench.interleaved``);
+the median round counts.
 Target (DESIGN section 6): asyncdb time per read <= 1.10 x raw.
 
     python benchmarks/bench_sqlite_point_read.py  # + results/bench_sqlite_point_read.json
@@ -16,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import random
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -28,12 +29,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import aiosqlite
 import orjson
-from _report import markdown_table, print_table, save_results
+from _report import (
+    compare_point_reads,
+    markdown_table,
+    point_read_headers,
+    print_table,
+    save_results,
+)
 
 import asyncdb
 
 DOCS = 10_000
-READS = {1: 5_000, 64: 12_800}  # per round, split evenly over the tasks
+CONCURRENCY = (1, 64)
+KEYS = 5_000  # random keys, read in order, over and over
+SECONDS = 0.5  # per round and reader
 ROUNDS = 7
 TARGET = 1.10
 SERVICES = ("api", "auth", "db", "payments", "queue", "search")
@@ -56,19 +65,6 @@ def make_doc(i: int, rng: random.Random) -> dict[str, Any]:
 
 
 Reader = Callable[[str], Awaitable[dict[str, Any] | None]]
-
-
-async def run_round(read: Reader, keys: list[list[str]]) -> float:
-    """Seconds to do every read: one task per key list, all at once."""
-
-    async def worker(mine: list[str]) -> None:
-        for k in mine:
-            if await read(k) is None:
-                raise AssertionError(f"missing {k}")
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(mine) for mine in keys))
-    return time.perf_counter() - started
 
 
 async def main() -> None:
@@ -101,61 +97,21 @@ async def main() -> None:
             assert await asyncdb_read(key) == await raw_read(key), key
         readers: dict[str, Reader] = {"asyncdb": asyncdb_read, "raw aiosqlite": raw_read}
 
-        results: dict[str, Any] = {}
-        rows: list[list[Any]] = []
-        for concurrency, total in READS.items():
-            per_task = total // concurrency
-            keys = [
-                [f"alert-{rng.randrange(DOCS):06d}" for _ in range(per_task)]
-                for _ in range(concurrency)
-            ]
-            await run_round(asyncdb_read, [k[:20] for k in keys])  # warm-up
-            await run_round(raw_read, [k[:20] for k in keys])
-            seconds: dict[str, list[float]] = {name: [] for name in readers}
-            for _ in range(ROUNDS):
-                for name, read in readers.items():
-                    seconds[name].append(await run_round(read, keys))
-            reads = per_task * concurrency
-            ops = {name: reads / statistics.median(s) for name, s in seconds.items()}
-            ratio = ops["raw aiosqlite"] / ops["asyncdb"]
-            best_ratio = min(seconds["asyncdb"]) / min(seconds["raw aiosqlite"])
-            results[f"c{concurrency}"] = {
-                "concurrency": concurrency,
-                "reads_per_round": reads,
-                "rounds": ROUNDS,
-                "ops_per_s": ops,
-                "us_per_read": {name: 1e6 / v for name, v in ops.items()},
-                "round_seconds": seconds,
-                "ratio_asyncdb_over_raw": ratio,
-                "ratio_best_rounds": best_ratio,
-                "target": TARGET,
-                "meets_target": ratio <= TARGET,
-            }
-            rows.append(
-                [
-                    concurrency,
-                    round(ops["asyncdb"]),
-                    round(ops["raw aiosqlite"]),
-                    1e6 / ops["asyncdb"],
-                    1e6 / ops["raw aiosqlite"],
-                    f"{ratio:.2f}x",
-                    "yes" if ratio <= TARGET else "NO",
-                ]
-            )
+        results, rows = await compare_point_reads(
+            readers,
+            lambda: [f"alert-{rng.randrange(DOCS):06d}" for _ in range(KEYS)],
+            concurrencies=CONCURRENCY,
+            rounds=ROUNDS,
+            seconds=SECONDS,
+            base="raw aiosqlite",
+            target=TARGET,
+        )
         await raw.close()
         await db.close()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    headers = [
-        "concurrency",
-        "asyncdb ops/s",
-        "raw ops/s",
-        "asyncdb us/read",
-        "raw us/read",
-        "asyncdb/raw",
-        f"<= {TARGET:.2f}x",
-    ]
+    headers = point_read_headers(TARGET)
     print()
     print_table(headers, rows)
     doc_bytes = len(orjson.dumps(make_doc(0, random.Random(7))))

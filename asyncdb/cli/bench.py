@@ -8,14 +8,18 @@ limit 10) served by the (company, priority) index; ``insert`` one new document; 
 runs ``--duration`` seconds after a short warm-up, with ``concurrency`` tasks each calling the
 workload in a loop; every call is timed. Reported: ops/s and p50/p95/p99 in milliseconds.
 ``--raw`` (sqlite: aiosqlite, postgres: asyncpg, mongo: pymongo's async client, dynamodb:
-aioboto3's low-level client) runs the same calls, hand-written for the driver, on a table of
-its own with the same documents and index.
+aioboto3's low-level client, cosmos: azure-cosmos's async container calls, firestore:
+google-cloud-firestore's AsyncClient, memory: plain dicts in this process, see
+:class:`RawMemory`) runs the same calls, hand-written for the driver, on a table of its own
+with the same documents and index.
 ``--plot FILE.png`` draws latency percentiles and throughput by concurrency (asyncdb beside
 raw), and a JSON file (``--json``, default the plot's name with ``.json``) keeps every figure
 with the versions and the hardware. Progress goes to stderr. The bench writes only its own
 collection and table, and removes both at the end.
 
-:func:`measure` is the timing core; the scripts in ``benchmarks/`` use it too.
+:func:`measure` is the timing core and :func:`interleaved` the ratio of several
+implementations in one run (rounds in alternating order, medians); the scripts in
+``benchmarks/`` use them too.
 
 >>> # $ asyncdb bench postgresql://app@127.0.0.1/bench --workload read,query --raw --plot b.png
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import random
@@ -45,7 +50,7 @@ from asyncdb.cli.doctor import DRIVERS, safe_url
 from asyncdb.cli.output import OK, CommandError, Progress, add_output, dumps, emit_rows
 
 WORKLOADS = ("read", "query", "insert", "update", "mixed")
-RAW_BACKENDS = ("sqlite", "postgres", "mongo", "dynamodb")
+RAW_BACKENDS = ("sqlite", "postgres", "mongo", "dynamodb", "cosmos", "firestore", "memory")
 COLLECTION = "asyncdb_bench"
 RAW_TABLE = "asyncdb_bench_raw"
 COMPANIES = 50
@@ -136,6 +141,79 @@ async def measure(
     await asyncio.gather(*(worker(until, True) for _ in range(concurrency)))
     seconds = perf() - started
     return Run(impl, workload, concurrency, len(latencies), seconds, errors, latencies)
+
+
+@dataclass
+class Comparison:
+    """:func:`interleaved`'s answer: ops/s of every round of every label, and this process's
+    CPU time per operation (µs) in each round."""
+
+    concurrency: int
+    rounds_ops_per_s: dict[str, list[float]]
+    rounds_cpu_us: dict[str, list[float]] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)  # calls that raised, per label
+
+    def ops_per_s(self, label: str) -> float:
+        """The median round's ops/s."""
+        return statistics.median(self.rounds_ops_per_s[label])
+
+    def us_per_op(self, label: str) -> float:
+        return 1e6 / self.ops_per_s(label)
+
+    def ratio(self, label: str, base: str) -> float:
+        """Time per operation of ``label`` over ``base`` (median rounds): 1.5 = 50% slower."""
+        return self.ops_per_s(base) / self.ops_per_s(label)
+
+    def cpu_ratio(self, label: str, base: str) -> float:
+        """This process's CPU time per operation, ``label`` over ``base`` (median rounds)."""
+        cpu = self.rounds_cpu_us
+        return statistics.median(cpu[label]) / statistics.median(cpu[base])
+
+    def best_ratio(self, label: str, base: str) -> float:
+        """The same from each side's best round (other jobs on the machine only add time)."""
+        return max(self.rounds_ops_per_s[base]) / max(self.rounds_ops_per_s[label])
+
+
+async def interleaved(
+    calls: dict[str, Callable[[int], Awaitable[Any]]],
+    *,
+    concurrency: int,
+    duration: float,
+    rounds: int,
+    warmup: float = 0.2,
+    after: Callable[[str], Awaitable[None]] | None = None,
+) -> Comparison:
+    """Ratios in one run: each label timed by :func:`measure` for ``duration`` s per round,
+    the labels' order reversed every other round (a slow minute of the machine falls on all of
+    them), ``rounds`` rounds; compare the medians (:meth:`Comparison.ratio`). ``after(label)``
+    runs after each measurement and its time counts (work the calls left queued).
+
+    >>> async def nothing(n: int) -> None: ...
+    >>> c = asyncio.run(interleaved({"a": nothing, "b": nothing}, concurrency=1,
+    ...                             duration=0.01, rounds=3, warmup=0))
+    >>> sorted(c.rounds_ops_per_s), len(c.rounds_ops_per_s["a"])
+    (['a', 'b'], 3)
+    """
+    labels = list(calls)
+    if warmup > 0:
+        for label in labels:
+            await measure(calls[label], concurrency=concurrency, duration=warmup)
+            if after is not None:
+                await after(label)
+    ops: dict[str, list[float]] = {label: [] for label in labels}
+    cpu: dict[str, list[float]] = {label: [] for label in labels}
+    errors = dict.fromkeys(labels, 0)
+    for r in range(rounds):
+        for label in labels if r % 2 == 0 else labels[::-1]:
+            cpu_began = time.process_time()
+            run = await measure(calls[label], concurrency=concurrency, duration=duration)
+            began = time.perf_counter()
+            if after is not None:
+                await after(label)
+            ops[label].append(run.ops / (run.seconds + time.perf_counter() - began))
+            cpu[label].append(1e6 * (time.process_time() - cpu_began) / max(run.ops, 1))
+            errors[label] += run.errors
+    return Comparison(concurrency, ops, cpu, errors)
 
 
 # --- the documents and workloads ------------------------------------------------------------
@@ -526,6 +604,208 @@ class RawDynamo(Target):
             await self._cm.__aexit__(None, None, None)
 
 
+class RawCosmos(Target):
+    """azure-cosmos's async client: a container of its own partitioned by ``/id`` (the service
+    indexes every path), ``read_item``, a parameterised ``SELECT TOP 10``, ``create_item``, and
+    the increment as a read and an ``If-Match`` replace (what asyncdb sends for ``$inc``)."""
+
+    impl = "raw azure-cosmos"
+
+    def __init__(self, url: str, docs: int, token: str) -> None:
+        super().__init__(docs, token)
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query))
+        port = f":{parts.port}" if parts.port else ""
+        self.endpoint = f"https://{parts.hostname}{port}"
+        self.key_text = query.get("key", "")
+        self.verify = query.get("verify", "true").lower() not in ("false", "0", "no")
+        self.discovery = query.get("endpoint_discovery", "true").lower() not in ("false", "0", "no")
+        self.database = parts.path.strip("/")
+        self.client: Any = None
+        self.container: Any = None
+
+    async def setup(self, docs: list[dict[str, Any]]) -> None:
+        from azure.cosmos import PartitionKey
+        from azure.cosmos.aio import CosmosClient
+
+        self.client = CosmosClient(
+            self.endpoint,
+            credential=self.key_text,
+            connection_verify=self.verify,
+            enable_endpoint_discovery=self.discovery,
+        )
+        database = self.client.get_database_client(self.database)
+        await self.teardown()
+        self.container = await database.create_container(
+            RAW_TABLE, partition_key=PartitionKey(path="/id")
+        )
+        for i in range(0, len(docs), 50):
+            await asyncio.gather(*(self.container.create_item(d) for d in docs[i : i + 50]))
+
+    async def read(self, n: int) -> Any:
+        key = self.key(n)
+        return await self.container.read_item(key, partition_key=key)
+
+    async def query(self, n: int) -> Any:
+        company, priority, status = self.query_args(n)
+        items = self.container.query_items(
+            "SELECT TOP 10 * FROM c WHERE c.company = @c AND c.priority >= @p AND c.status = @s",
+            parameters=[
+                {"name": "@c", "value": company},
+                {"name": "@p", "value": priority},
+                {"name": "@s", "value": status},
+            ],
+        )
+        return [item async for item in items]
+
+    async def insert(self, n: int) -> Any:
+        await self.container.create_item(self.new_doc(n))
+
+    async def update(self, n: int) -> Any:
+        from azure.core import MatchConditions
+
+        key = self.key(n)
+        item = await self.container.read_item(key, partition_key=key)
+        item["counter"] = item.get("counter", 0) + 1
+        await self.container.replace_item(
+            key, item, etag=item["_etag"], match_condition=MatchConditions.IfNotModified
+        )
+
+    async def teardown(self) -> None:
+        from azure.cosmos.exceptions import CosmosResourceNotFoundError
+
+        with contextlib.suppress(CosmosResourceNotFoundError):
+            await self.client.get_database_client(self.database).delete_container(RAW_TABLE)
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+
+
+class RawFirestore(Target):
+    """google-cloud-firestore's AsyncClient: a collection of its own, ``document(id).get()``,
+    three ``where`` filters with ``limit(10)``, ``create`` and ``update`` with
+    ``Increment(1)`` (a server-side transform: one request, no read)."""
+
+    impl = "raw google-cloud-firestore"
+
+    def __init__(self, url: str, docs: int, token: str) -> None:
+        super().__init__(docs, token)
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query))
+        self.project = parts.netloc
+        self.emulator = query.get("emulator_host") or os.environ.get("FIRESTORE_EMULATOR_HOST")
+        self.database = query.get("database") or None
+        self.client: Any = None
+        self.coll: Any = None
+
+    async def setup(self, docs: list[dict[str, Any]]) -> None:
+        from google.cloud.firestore import AsyncClient
+
+        if self.emulator:
+            from google.auth.credentials import AnonymousCredentials
+
+            self.client = AsyncClient(
+                project=self.project,
+                credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+                database=self.database,
+            )
+            self.client._emulator_host = self.emulator  # the driver reads only the environment
+        else:
+            self.client = AsyncClient(project=self.project, database=self.database)
+        self.coll = self.client.collection(RAW_TABLE)
+        await self.teardown()
+        for i in range(0, len(docs), 500):
+            batch = self.client.batch()
+            for d in docs[i : i + 500]:
+                batch.set(self.coll.document(d["id"]), d)
+            await batch.commit()
+
+    async def read(self, n: int) -> Any:
+        snap = await self.coll.document(self.key(n)).get()
+        return snap.to_dict() if snap.exists else None
+
+    async def query(self, n: int) -> Any:
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        company, priority, status = self.query_args(n)
+        q = (
+            self.coll.where(filter=FieldFilter("company", "==", company))
+            .where(filter=FieldFilter("status", "==", status))
+            .where(filter=FieldFilter("priority", ">=", priority))
+            .limit(10)
+        )
+        return [snap.to_dict() async for snap in q.stream()]
+
+    async def insert(self, n: int) -> Any:
+        doc = self.new_doc(n)
+        await self.coll.document(doc["id"]).create(doc)
+
+    async def update(self, n: int) -> Any:
+        from google.cloud.firestore import Increment
+
+        await self.coll.document(self.key(n)).update({"counter": Increment(1)})
+
+    async def teardown(self) -> None:
+        # Batched deletes of the collection's documents (recursive_delete's BulkWriter
+        # throttles itself: a minute for a few hundred documents on the emulator).
+        while snaps := [snap async for snap in self.coll.limit(500).stream()]:
+            batch = self.client.batch()
+            for snap in snaps:
+                batch.delete(snap.reference)
+            await batch.commit()
+
+    async def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+
+
+class RawMemory(Target):
+    """The floor of an in-process store: plain dicts in this process, no copies, no checks
+    (a read returns the stored dict itself, an update adds 1 in place), and a (company ->
+    documents) dict for the query. The ratio is what asyncdb's memory backend costs on top of
+    Python dict work: parsing and checking the call, copying documents in and out (so a
+    caller never shares the stored one), the query's plan and exact re-check."""
+
+    impl = "raw dict"
+
+    def __init__(self, docs: int, token: str) -> None:
+        super().__init__(docs, token)
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.by_company: dict[str, list[dict[str, Any]]] = {}
+
+    async def setup(self, docs: list[dict[str, Any]]) -> None:
+        for d in docs:
+            self._put(dict(d))
+
+    def _put(self, doc: dict[str, Any]) -> None:
+        self.rows[doc["id"]] = doc
+        self.by_company.setdefault(doc["company"], []).append(doc)
+
+    async def read(self, n: int) -> Any:
+        return self.rows.get(self.key(n))
+
+    async def query(self, n: int) -> Any:
+        company, priority, status = self.query_args(n)
+        found = []
+        for doc in self.by_company.get(company, ()):
+            if doc["priority"] >= priority and doc["status"] == status:
+                found.append(doc)
+                if len(found) == 10:
+                    break
+        return found
+
+    async def insert(self, n: int) -> Any:
+        self._put(self.new_doc(n))
+
+    async def update(self, n: int) -> Any:
+        self.rows[self.key(n)]["counter"] += 1
+
+    async def teardown(self) -> None:
+        self.rows.clear()
+        self.by_company.clear()
+
+
 def raw_target(backend: str, url: str, docs: int, token: str, pool_size: int) -> Target | None:
     if backend == "sqlite":
         return RawSQLite(url, docs, token)
@@ -535,6 +815,12 @@ def raw_target(backend: str, url: str, docs: int, token: str, pool_size: int) ->
         return RawMongo(url, docs, token)
     if backend == "dynamodb":
         return RawDynamo(url, docs, token)
+    if backend == "cosmos":
+        return RawCosmos(url, docs, token)
+    if backend == "firestore":
+        return RawFirestore(url, docs, token)
+    if backend == "memory":
+        return RawMemory(docs, token)
     return None
 
 
@@ -770,4 +1056,4 @@ def run(args: argparse.Namespace) -> int:
     return OK
 
 
-__all__ = ["Run", "bench_doc", "measure"]
+__all__ = ["Comparison", "Run", "bench_doc", "interleaved", "measure"]

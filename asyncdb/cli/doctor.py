@@ -1,6 +1,7 @@
 """``asyncdb doctor URL [--cache REDIS_URL]``: is this database usable, and how fast?
 
-Checks, each ``ok``, ``warn`` or ``fail``: connect (time), server (backend, server version,
+Checks, each ``ok``, ``warn``, ``fail`` or ``skip`` (a check that needs the server, after the
+ping failed): connect (time), server (backend, server version,
 driver), ping latency (p50/p95/p99 of ``db.health()`` round trips), a write/read/delete round
 trip of a probe document in the collection ``asyncdb_doctor`` with the latency of its point
 reads (skipped with ``--read-only``) and whether every portable type came back unchanged,
@@ -89,6 +90,17 @@ def _check(name: str, status: str, detail: str, **values: Any) -> dict[str, Any]
     return {"check": name, "status": status, "detail": detail, **values}
 
 
+def _failure(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout:g} s"
+    return f"{type(exc).__name__}: {exc}"
+
+
+# Checks that need the server: skipped once the ping found it unreachable (each would only
+# wait for its own timeout).
+_NEEDS_SERVER = frozenset({"round_trip", "catalog"})
+
+
 class Doctor:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -101,14 +113,15 @@ class Doctor:
         args = self.args
         started = time.perf_counter()
         try:
-            db = await self._timed(asyncdb.connect(args.url, timeout=args.timeout))
+            # slow_ms=None: the probes' own latencies are what the checks report
+            db = await self._timed(asyncdb.connect(args.url, timeout=args.timeout, slow_ms=None))
         except asyncdb.ConfigurationError as exc:
             if "no backend for scheme" in str(exc) or "no scheme" in str(exc):
                 raise
-            self.checks.append(_check("connect", "fail", f"{type(exc).__name__}: {exc}"))
+            self.checks.append(_check("connect", "fail", _failure(exc, args.timeout)))
             return self.checks
-        except (TimeoutError, asyncdb.AsyncDBError, OSError) as exc:
-            self.checks.append(_check("connect", "fail", f"{type(exc).__name__}: {exc}"))
+        except Exception as exc:  # whatever the driver raised: a failed check, not a traceback
+            self.checks.append(_check("connect", "fail", _failure(exc, args.timeout)))
             return self.checks
         try:
             ms = 1000 * (time.perf_counter() - started)
@@ -121,18 +134,22 @@ class Doctor:
                 self.catalog,
                 self.pool,
             ):
+                name = "ping" if step.__name__ == "latency" else step.__name__.replace("_", " ")
+                if step.__name__ in _NEEDS_SERVER and self._unreachable():
+                    self.checks.append(_check(name, "skip", "skipped: the ping failed"))
+                    continue
                 try:
                     await self._timed(step(db))
-                except (TimeoutError, asyncdb.AsyncDBError, OSError) as exc:
-                    name = step.__name__.replace("_", " ")
-                    self.checks.append(_check(name, "fail", f"{type(exc).__name__}: {exc}"))
-            health = await db.health()
+                except Exception as exc:  # a failed check, whatever the driver raised
+                    self.checks.append(_check(name, "fail", _failure(exc, args.timeout)))
+            # The breaker's state needs no round trip (db.health() would wait out another one).
+            state = db._resilience.breaker.state
             self.checks.append(
                 _check(
                     "breaker",
-                    "ok" if health.breaker == "closed" else "fail",
-                    f"circuit breaker {health.breaker}",
-                    state=health.breaker,
+                    "ok" if state == "closed" else "fail",
+                    f"circuit breaker {state}",
+                    state=state,
                 )
             )
         finally:
@@ -140,9 +157,12 @@ class Doctor:
         if args.cache:
             try:
                 await self._timed(self.cache())
-            except (TimeoutError, asyncdb.AsyncDBError, OSError) as exc:
-                self.checks.append(_check("cache", "fail", f"{type(exc).__name__}: {exc}"))
+            except Exception as exc:  # a failed check, whatever the driver raised
+                self.checks.append(_check("cache", "fail", _failure(exc, args.timeout)))
         return self.checks
+
+    def _unreachable(self) -> bool:
+        return any(c["check"] == "ping" and c["status"] == "fail" for c in self.checks)
 
     async def server(self, db: asyncdb.Database) -> None:
         version = await db._store.server_version()
@@ -251,7 +271,12 @@ class Doctor:
         specs = await lister()
         names = [getattr(s, "name", str(s)) for s in specs]
         self.checks.append(
-            _check("catalog", "ok", f"{len(names)} collections: {', '.join(names)}", names=names)
+            _check(
+                "catalog",
+                "ok",
+                f"{len(names)} collection{'' if len(names) == 1 else 's'}: {', '.join(names)}",
+                names=names,
+            )
         )
 
     async def pool(self, db: asyncdb.Database) -> None:

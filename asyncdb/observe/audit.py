@@ -9,12 +9,14 @@ count instead of the keys, ``audit_policy="closed"`` (default) or ``"open"``:
   raises :class:`~asyncdb.errors.AuditError`, whose ``result`` is the operation's own result
   (the write did happen; nothing is lost silently). Inside ``db.transaction()`` a call cannot
   wait for its event (the sink may need the connection the transaction holds): the event is
-  queued, and written when the transaction's task lets it.
-- ``"open"``: events are queued and written in the background in batches; a sink failure is a
-  structlog warning ``audit.sink_failed`` (no values) and ``db.metrics()["audit"]["failures"]``,
-  never an error of the call. The queue is bounded (``MAX_QUEUED`` events): past it a call
-  waits for the writer (back-pressure, never a dropped event). ``db.close()`` writes what is
-  queued.
+  queued, and written when the transaction's task lets it. Calls waiting at once share one
+  insert (group commit): the writer takes every event queued while it wrote the last batch.
+- ``"open"``: events are queued and written in the background in batches (the writer waits up
+  to ``LINGER_S`` for a batch to fill, so even one caller's events share inserts); a sink
+  failure is a structlog warning ``audit.sink_failed`` (no values) and
+  ``db.metrics()["audit"]["failures"]``, never an error of the call. The queue is bounded
+  (``MAX_QUEUED`` events): past it a call waits for the writer (back-pressure, never a dropped
+  event). ``db.close()`` writes what is queued.
 
 The chain, per audit collection: event ``n`` has ``seq`` n (key ``id``: n as 20 digits, so the
 key order is the chain order), ``prev_hash`` (the ``hash`` of event n-1; 64 zeros for the first)
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import inspect
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -58,6 +61,7 @@ GENESIS = "0" * 64
 _BATCH = {"sqlite": 100, "postgres": 100, "mongo": 100, "memory": 100}
 _SMALL_BATCH = 25
 MAX_QUEUED = 1000  # events waiting for the writer, at most, before calls wait for it
+LINGER_S = 0.004  # open policy: how long the writer waits for a batch to fill
 
 
 class _Internal:
@@ -104,15 +108,23 @@ def current_context() -> dict[str, Any]:
     return _context.get()
 
 
+@functools.cache
+def _current_span() -> Callable[[], Any] | None:
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        return None
+    return trace.get_current_span
+
+
 def trace_ids(span: Any = None) -> tuple[str | None, str | None]:
     """The trace and span id (hex) of ``span`` or else of the active OpenTelemetry span, or
     (None, None)."""
     if span is None:
-        try:
-            from opentelemetry import trace
-        except ImportError:
+        current = _current_span()
+        if current is None:
             return None, None
-        span = trace.get_current_span()
+        span = current()
     ctx = span.get_span_context()
     if not ctx.is_valid:
         return None, None
@@ -124,33 +136,38 @@ def trace_ids(span: Any = None) -> tuple[str | None, str | None]:
 
 def _canonical_value(value: Any) -> Any:
     """Numbers as stores give them back (DynamoDB: Decimal; 2.0 may come back as 2)."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:  # most of an event
         return value
-    if isinstance(value, int | float | Decimal):
-        number = float(value) if not isinstance(value, int) else value
-        if isinstance(number, float) and number.is_integer() and abs(number) < 2**53:
-            return int(number)
-        return number
-    if isinstance(value, Mapping):
-        return {str(k): _canonical_value(v) for k, v in value.items()}
+    if kind is float:
+        return int(value) if value.is_integer() and abs(value) < 2**53 else value
+    if kind is dict or isinstance(value, Mapping):
+        return {k if type(k) is str else str(k): _canonical_value(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [_canonical_value(v) for v in value]
+    if isinstance(value, int | float | Decimal):  # Decimal, an int or float subclass
+        number = float(value) if not isinstance(value, int) else int(value)
+        return _canonical_value(number)
     if isinstance(value, list | tuple):
         return [_canonical_value(v) for v in value]
     return str(value)
 
 
-def event_hash(event: Mapping[str, Any]) -> str:
-    """SHA-256 of the event's canonical JSON (sorted keys), without ``id`` and ``hash``."""
-    body = {k: v for k, v in event.items() if k not in ("id", "hash")}
+def _digest(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(
         orjson.dumps(_canonical_value(body), option=orjson.OPT_SORT_KEYS)
     ).hexdigest()
 
 
+def event_hash(event: Mapping[str, Any]) -> str:
+    """SHA-256 of the event's canonical JSON (sorted keys), without ``id`` and ``hash``."""
+    return _digest({k: v for k, v in event.items() if k != "id" and k != "hash"})
+
+
 def seal(event: Mapping[str, Any], seq: int, prev_hash: str) -> dict[str, Any]:
     """``event`` as link ``seq`` of a chain whose previous link hashed to ``prev_hash``."""
-    sealed = {"id": f"{seq:020d}", "seq": seq, **event, "prev_hash": prev_hash}
-    sealed["hash"] = event_hash(sealed)
-    return sealed
+    body = {"seq": seq, **event, "prev_hash": prev_hash}
+    return {"id": f"{seq:020d}", **body, "hash": _digest(body)}
 
 
 @dataclass
@@ -285,7 +302,7 @@ class CallableSink:
 
     def __init__(self, fn: Callable[[dict[str, Any]], Any]) -> None:
         self.fn = fn
-        self.batch = 100
+        self.batch = 1  # one call per event anyway: a failing call fails that event alone
         self._head: tuple[int, str] = (0, GENESIS)
 
     async def write(self, events: list[dict[str, Any]]) -> None:
@@ -341,10 +358,23 @@ class AuditTrail:
             self._writer = asyncio.get_running_loop().create_task(self._drain())
         return future
 
+    async def _gather(self, size: int) -> None:
+        """Under the open policy, let more events join the next batch (one insert for many)
+        for up to ``LINGER_S``. Under the closed one the callers wait: the batch is what
+        queued while the previous one was written (holding it back for more measured
+        slower on SQLite, where the reads that would add to it run one at a time)."""
+        if self.policy != "open":
+            return
+        waited = 0.0
+        while len(self._queue) < size and waited < LINGER_S:
+            await asyncio.sleep(LINGER_S / 4)
+            waited += LINGER_S / 4
+
     async def _drain(self) -> None:
         current_operation.set(_INTERNAL)  # this task's writes are the trail's own
         while self._queue:
             size = self.sink.batch
+            await self._gather(size)
             batch, self._queue = self._queue[:size], self._queue[size:]
             try:
                 await self.sink.write([event for event, _ in batch])

@@ -44,6 +44,8 @@ Gaps of the test server (cosmosdb-server) are listed in tests/servers/cosmos.py 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import math
 import re
 from collections.abc import AsyncIterator, Mapping
@@ -180,6 +182,13 @@ class CosmosStore(Store):
         key = query.get("key") or options.get("key")
         if not key:
             raise ConfigurationError("cosmos:// needs the account key: ?key=...")
+        try:
+            base64.b64decode(key, validate=True)
+        except binascii.Error:
+            raise ConfigurationError(
+                "the Cosmos DB account key is not base64 (in a URL, write +, / and = as "
+                "%2B, %2F and %3D)"
+            ) from None
         verify = query.get("verify", "true").lower() not in ("false", "0", "no")
         native_ttl = query.get("native_ttl", "false").lower() in ("true", "1", "yes")
         port = f":{parts.port}" if parts.port else ""

@@ -217,6 +217,14 @@ class DynamoStore(Store):
                 return MAYBE_APPLIED
         return classify_os_error(exc)
 
+    async def ping(self) -> None:
+        """``ListTables`` of one name (any answer of the service will do, AccessDenied too)."""
+        try:
+            with contextlib.suppress(self.client.exceptions.ClientError):
+                await self.client.list_tables(Limit=1)
+        except Exception as exc:
+            raise BackendError(f"cannot reach DynamoDB: {type(exc).__name__}: {exc}") from None
+
     async def close(self) -> None:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)

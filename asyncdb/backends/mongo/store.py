@@ -264,7 +264,10 @@ class MongoStore(Store):
         await self.db.command("ping")
 
     async def server_version(self) -> str | None:
-        info = await self.db.command("buildInfo")
+        try:
+            info = await self.db.command("buildInfo")
+        except PyMongoError as exc:
+            raise _driver_error(exc, "buildInfo") from None
         return str(info.get("version")) if info.get("version") else None
 
     def classify_error(self, exc: BaseException) -> Transient | None:
