@@ -176,3 +176,47 @@ async def test_a_mongo_commit_whose_reply_is_lost_is_applied_once(proxied: Proxi
         assert proxied.proxy.cuts_done == 1
         assert (result.matched_count, result.modified_count) == (1, 1)
         assert (await items.find_one({"id": "c"}) or {})["n"] == 1
+
+
+# PostgreSQL: every write that is not an insert goes out in a write section whose statement
+# reports its transaction id (a one-statement $set/$unset with exactly_once_native=1); when the
+# reply to COMMIT is lost (cut_after: the server committed) or the COMMIT itself is cut
+# (cut_within: the server rolls back), asyncdb asks the server with txid_status and reports the
+# result or sends the write again
+PG_WRITES = ["inc", "set", "unset", "replace", "find_one_and_update", "delete_many"]
+
+
+@pytest.mark.parametrize("target", ["postgres"], indirect=True)
+@pytest.mark.parametrize("fault", ["cut_after", "cut_within"])
+@pytest.mark.parametrize("write", PG_WRITES)
+async def test_a_postgres_write_whose_commit_is_lost_is_applied_once(
+    proxied: Proxied, fault: str, write: str
+) -> None:
+    url = proxied.url
+    if write in ("set", "unset"):  # one statement: in a write section only when asked
+        url += "?exactly_once_native=1"
+    async with asyncdb.connect(url, timeout=20) as db:
+        items = db.collection("committed", allow_scan=True)
+        await items.insert_many([doc("c", n=0, w=1, g=1), doc("d", n=0, g=1), doc("e", g=2)])
+        setattr(proxied.proxy, fault, b"COMMIT\x00")
+        after = doc("c", n=1, w=1, g=1)
+        if write == "inc":  # read, apply, write back (a statement and a COMMIT)
+            result = await items.update_one({"id": "c"}, {"$inc": {"n": 1}})
+        elif write == "set":  # one native statement
+            result = await items.update_one({"id": "c"}, {"$set": {"n": 1}})
+        elif write == "unset":
+            result = await items.update_one({"id": "c"}, {"$unset": {"w": ""}, "$set": {"n": 1}})
+            after = doc("c", n=1, g=1)
+        elif write == "replace":
+            result = await items.replace_one({"id": "c"}, after)
+        elif write == "find_one_and_update":
+            assert await items.find_one_and_update({"id": "c"}, {"$inc": {"n": 1}}) == after
+        else:
+            assert await items.delete_many({"g": 1}) == 2
+        assert proxied.proxy.cuts_done == 1
+        if write in ("inc", "set", "unset", "replace"):
+            assert (result.matched_count, result.modified_count) == (1, 1)
+        if write == "delete_many":
+            assert [d["id"] for d in await items.find({}).to_list()] == ["e"]
+        else:
+            assert await items.find_one({"id": "c"}) == after
