@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 from servers.base import ThrowawayServer
-from tcp_proxy import Marker, TcpProxy
+from tcp_proxy import Marker, NthRequest, TcpProxy
 
 import asyncdb
 from asyncdb import OperationTimeout
@@ -39,9 +39,8 @@ FAULTS = {
     "dynamodb": Faults(write=MARK, increment=MARK, delete=b"DeleteItem"),
     # a delete's commit names its document (the query that found it named none)
     "firestore": Faults(write=MARK, increment=MARK, delete=b"gone"),
-    # HTTPS: a write is picked out by its size. A delete is not checked: aiohttp itself resends
-    # a DELETE whose reused connection dropped, unseen by the SDK, and a 404 then cannot tell
-    # this delete's first attempt from another writer's delete
+    # HTTPS: a write is picked out by its size; a delete by its place (the query, then the
+    # DELETE: test_a_cosmos_delete_whose_reply_is_lost_counts_its_document_once)
     "cosmos": Faults(write=PAD // 2, increment=PAD // 2, delete=None),
     "mongo": Faults(write=MARK, increment=MARK, delete=b"deletes\x00"),
     # the statements of a write section, before its COMMIT (test_postgres_proxy.py cuts that)
@@ -148,6 +147,26 @@ async def test_a_delete_whose_reply_is_lost_counts_its_document_once(proxied: Pr
         assert proxied.proxy.cuts_done == 1
         assert await items.find_one({"id": gone}) is None
         assert await items.find_one({"id": "b"}) == doc("b", n=6)
+
+
+@pytest.mark.parametrize("target", ["cosmos"], indirect=True)
+async def test_a_cosmos_delete_whose_reply_is_lost_counts_its_document_once(
+    proxied: Proxied,
+) -> None:
+    # aiohttp resends the DELETE itself on a new connection, and the resend meets a 404: the
+    # count is the first attempt's, since the DELETE went out twice
+    async with asyncdb.connect(proxied.url, timeout=20) as db:
+        items = db.collection("deleted", allow_scan=True)
+        await items.insert_many([doc("gone", n=5), doc("b", n=6)])
+        assert await items.delete_one({"n": 7}) == 0  # the same query, warmed: no DELETE
+        proxied.proxy.cut_after = NthRequest(2)  # the query, then the DELETE
+        assert await items.delete_one({"n": 5}) == 1
+        assert proxied.proxy.cuts_done == 1
+        assert await items.find_one({"id": "gone"}) is None
+        assert await items.find_one({"id": "b"}) == doc("b", n=6)
+        await items.insert_one(doc("again", n=8))  # another writer's delete still counts 0
+        await db.collection("deleted").delete_one({"id": "again"})
+        assert await items.delete_one({"id": "again"}) == 0
 
 
 async def test_a_write_delayed_past_the_timeout_is_never_applied_twice(proxied: Proxied) -> None:
