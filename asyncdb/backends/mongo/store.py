@@ -635,7 +635,12 @@ class MongoCollection(StoreCollection):
                     or not _write_conflict(exc)
                 ):
                     error = _driver_error(exc, f"update of {self.spec.name!r}", session)
-                    if type(error) is BackendError and session is None:
+                    # the server refused it (not a lost connection): was the result too large?
+                    if (
+                        type(error) is BackendError
+                        and session is None
+                        and isinstance(exc, OperationFailure)
+                    ):
                         await self._refuse_growth(update, where, sort, error)
                     raise error from None
                 await backoff.lost()
