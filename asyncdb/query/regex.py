@@ -15,7 +15,18 @@ analysed once, from the parse tree ``re`` itself builds:
   :class:`RegexTooCostly` error (a ``QueryError``) instead of a blocked loop. Linear patterns
   (``d == 1``: no backtracking repetition, or only a trailing one) have no length bound.
 
+A repetition of a part that repeats is still accepted when a delimiter takes it apart in one
+way only (``(\\d+,)*\\d+``, ``([^,]*,)*``: :meth:`_Analysis.delimited`).
+
 Accepted patterns match exactly as ``re.search`` does; nothing is rewritten.
+
+What is decided before any I/O and what is not: the refusal of exponential patterns and the
+absence of a bound for linear ones depend on the pattern alone, so they are decided when the
+filter is parsed. ``RegexTooCostly`` depends on the length of the value matched, which only the
+stored data tells: it is raised by the first value beyond the bound, while a stream is read
+(documents before it may have been yielded). No store bounds its strings below the bound of a
+backtracking pattern (their document sizes are 400 KB and more), so no store limit decides it
+either; a pattern whose repetitions are possessive or atomic is linear and never raises it.
 
 >>> bound = regex_bound("^disk.*full$", "i")
 >>> bound.max_length is None or bound.max_length > 1000
@@ -37,6 +48,7 @@ from typing import Any
 from asyncdb.errors import QueryError
 
 _sre: Any = importlib.import_module("re._parser")  # the parser re itself compiles from
+_compiler: Any = importlib.import_module("re._compiler")  # compiles a parse tree of _sre
 
 STEP_BUDGET = 10_000_000
 _REPEATS = (_sre.MAX_REPEAT, _sre.MIN_REPEAT)
@@ -91,10 +103,12 @@ def _big(high: int) -> bool:
 class _Analysis:
     """One walk of the parse tree: the degree of each sequence, exponential shapes refused."""
 
-    def __init__(self, ignore_case: bool, where: str) -> None:
+    def __init__(self, ignore_case: bool, where: str, state: Any = None) -> None:
         self.ignore_case = ignore_case
         self.where = where
+        self.state = state  # the parse tree's state (flags, groups): to compile one item
         self.slow = False  # a repetition of a group (re's slower general loop)
+        self._matchers: dict[int, re.Pattern[str]] = {}
 
     def sequence(self, items: Any, *, tail: bool) -> int:
         """The degree of a sequence; ``tail``: nothing follows it in the whole pattern."""
@@ -111,7 +125,11 @@ class _Analysis:
             inner = self.sequence(body, tail=False)
             if _big(high) and high > 1:
                 if inner or self.has_repeat(body):
-                    raise _refuse("a repetition of a repeated part", self.where)
+                    if not self.delimited(body):
+                        raise _refuse("a repetition of a repeated part", self.where)
+                    # each iteration is taken apart in one way: backtracking into all of
+                    # them costs one pass over what they matched, not a power of it
+                    inner = 0
                 if self.ambiguous(body):
                     raise _refuse("a repetition of alternatives that can match alike", self.where)
                 if self.has_backref(body):
@@ -134,6 +152,106 @@ class _Analysis:
             _, yes, no = av
             return max(self.sequence(yes, tail=tail), self.sequence(no or [], tail=tail))
         return 0
+
+    def delimited(self, body: Any) -> bool:
+        """Is a repeated part split into its iterations, and each iteration into its items, in
+        one way only? Then repeating it cannot be exponential, though it holds repetitions.
+
+        Holds for a sequence of single characters and repetitions of single characters that
+        starts or ends with one delimiter character no other item can match (``\\d+,``,
+        ``,\\d+``, ``[^,]*,``): every iteration then begins (or ends) exactly at a
+        delimiter. Within an iteration, a repetition of variable count must not share a
+        character with what may follow it up to the next item that must match (the next
+        iteration's start included), so no character could have gone to either: ``,a*a*``
+        and ``\\d+,\\d*`` are refused. Everything else (alternatives, anchors, nested
+        groups of repetitions, backreferences) is not proven and stays refused."""
+        items = self.simple(body)
+        if items is None or len(items) < 2 or self.state is None:
+            return False
+        n = len(items)
+        for at in (0, n - 1):
+            mark, low, high = items[at]
+            others = (x for i, (x, _, _) in enumerate(items) if i != at)
+            if low == high == 1 and all(self.disjoint(mark, x) for x in others):
+                break
+        else:
+            return False
+        for i, (x, low, high) in enumerate(items):
+            if low == high:
+                continue
+            for step in range(1, n):
+                y, y_low, _ = items[(i + step) % n]
+                if not self.disjoint(x, y):
+                    return False
+                if y_low >= 1:
+                    break
+        return True
+
+    def simple(self, items: Any) -> list[tuple[Any, int, int]] | None:
+        """``items`` as (single-character item, least, most count), plain groups opened; None
+        when it holds anything else."""
+        out: list[tuple[Any, int, int]] = []
+        for op, av in items:
+            if op in _SINGLE:
+                out.append(((op, av), 1, 1))
+            elif op in _REPEATS or op == _sre.POSSESSIVE_REPEAT:
+                inner = self.simple(av[2])
+                if inner is None or len(inner) != 1 or inner[0][1:] != (1, 1):
+                    return None
+                out.append((inner[0][0], av[0], av[1]))
+            elif op == _sre.SUBPATTERN and not av[1] and not av[2]:  # no flags of its own
+                inner = self.simple(av[-1])
+                if inner is None:
+                    return None
+                out += inner
+            else:
+                return None
+        return out
+
+    def disjoint(self, a: Any, b: Any) -> bool:
+        """Can no character match both single-character items? Exact when one of them is a
+        finite set (each of its characters is tried on the other with re itself); for two
+        infinite classes, only the category pairs known to be apart (``\\d`` and ``\\s``...)."""
+        fa, fb = self.finite(a), self.finite(b)
+        if fa is None and fb is None:
+            ca, cb = _categories(a), _categories(b)
+            return (
+                ca is not None
+                and cb is not None
+                and all(frozenset((x, y)) in _APART for x in ca for y in cb)
+            )
+        for chars, other in ((fa, b), (fb, a)):
+            if chars is not None:
+                matcher = self.matcher(other)
+                if any(matcher.fullmatch(c) for ch in chars for c in self.fold(ch) - {"ANY"}):
+                    return False
+        return True
+
+    def finite(self, item: Any) -> set[str] | None:
+        """The characters of a literal or of a set of literals and small ranges; None when
+        the item is a class (``.``, ``\\d``, a negated set, ...)."""
+        op, av = item
+        if op == _sre.LITERAL:
+            return {chr(av)}
+        if op != _sre.IN:
+            return None
+        out: set[str] = set()
+        for kind, value in av:
+            if kind == _sre.LITERAL:
+                out.add(chr(value))
+            elif kind == _sre.RANGE and value[1] - value[0] < 256:
+                out |= {chr(c) for c in range(value[0], value[1] + 1)}
+            else:
+                return None
+        return out
+
+    def matcher(self, item: Any) -> re.Pattern[str]:
+        """The one item compiled alone, with the pattern's flags: re's own membership test."""
+        found = self._matchers.get(id(item))
+        if found is None:
+            tree = _sre.SubPattern(self.state, [item])
+            found = self._matchers[id(item)] = _compiler.compile(tree, self.state.flags)
+        return found
 
     def has_repeat(self, items: Any) -> bool:
         for op, av in items:
@@ -208,6 +326,34 @@ class _Analysis:
         return {ch, ch.lower(), ch.upper(), ch.casefold()[:1], "ANY" if not ch.isascii() else ch}
 
 
+_CATEGORY_DIGIT, _CATEGORY_SPACE, _CATEGORY_WORD = (
+    _sre.CATEGORY_DIGIT,
+    _sre.CATEGORY_SPACE,
+    _sre.CATEGORY_WORD,
+)
+# Category pairs no character belongs to both of (Unicode or ASCII: a digit is a word
+# character, no word character is a space).
+_APART = {
+    frozenset(pair)
+    for pair in [
+        (_CATEGORY_DIGIT, _CATEGORY_SPACE),
+        (_CATEGORY_WORD, _CATEGORY_SPACE),
+        (_CATEGORY_DIGIT, _sre.CATEGORY_NOT_DIGIT),
+        (_CATEGORY_SPACE, _sre.CATEGORY_NOT_SPACE),
+        (_CATEGORY_WORD, _sre.CATEGORY_NOT_WORD),
+        (_CATEGORY_DIGIT, _sre.CATEGORY_NOT_WORD),
+    ]
+}
+
+
+def _categories(item: Any) -> list[Any] | None:
+    """The categories of a set made of categories only (``[\\d]``, ``\\s``); else None."""
+    op, av = item
+    if op != _sre.IN or not all(kind == _sre.CATEGORY for kind, _ in av):
+        return None
+    return [value for _, value in av]
+
+
 def _parts(op: Any, av: Any) -> list[Any]:
     """The sub-sequences of one parse-tree item."""
     if op in _REPEATS or op == _sre.POSSESSIVE_REPEAT:
@@ -257,7 +403,7 @@ def regex_bound(pattern: str, flags: str, where: str = "$regex") -> RegexBound:
         raise QueryError(f"invalid regular expression: {exc}", path=where) from None
     except RecursionError:
         raise QueryError("regular expression nested too deeply", path=where) from None
-    analysis = _Analysis(bool(compiled.flags & re.I), where)
+    analysis = _Analysis(bool(compiled.flags & re.I), where, tree.state)
     try:
         degree = analysis.sequence(tree, tail=True)
     except RecursionError:

@@ -560,6 +560,50 @@ async def test_hostile_collection_names(db: asyncdb.Database) -> None:
         assert await coll.find_one({"id": "a"}) == {"id": "a", "v": name}
 
 
+def store_refuses_name(backend: str, table: str) -> bool:
+    """The store's documented rule for a collection (table, container) name asyncdb accepts."""
+    if backend == "dynamodb":  # CreateTable: 3-255 characters of [a-zA-Z0-9_.-]
+        return re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", table) is None
+    if backend == "firestore":  # collection ids: no "/", not "." or "..", not __.*__
+        return re.fullmatch("__.*__", table) is not None
+    if backend == "postgres":  # identifiers of 63 bytes, the table's own ":gin" index included
+        return len(f"{table}:gin") > 63
+    return False  # Cosmos DB (1-255 characters, none of / \\ ? #), MongoDB, SQLite, memory
+
+
+async def test_names_the_store_would_refuse_are_refused_before_io(
+    backend_name: str, backend_url: str
+) -> None:
+    """A name that passes asyncdb's rule but not the store's (DynamoDB's 3-character minimum,
+    Firestore's reserved ``__.*__`` ids) is a ConfigurationError when the collection is
+    opened (no I/O), never a BackendError from the store's CreateTable; every other name works.
+    On DynamoDB the table is named without a prefix here, so the collection name is all of it."""
+    backend = backend_name
+    url = re.sub(r"table_prefix=[^&]*&?", "", backend_url).rstrip("?&")
+    db = await asyncdb.connect(url)
+    try:
+        for name in ["ab", "abc", "___", "____", "y" * 128]:
+            if store_refuses_name(backend, name):
+                with pytest.raises(asyncdb.ConfigurationError, match=r"reserves|3-255|identifier"):
+                    db.collection(name)
+                continue
+            coll = db.collection(name)
+            await coll.insert_one({"id": "a", "v": name})
+            assert await coll.find_one({"id": "a"}) == {"id": "a", "v": name}
+            if backend == "dynamodb":  # unprefixed: other tests' tables are prefixed
+                await coll.drop()
+        index = {"fields": ["v"], "name": "ab"}
+        if backend == "dynamodb":  # a GlobalSecondaryIndex name has the same rule
+            with pytest.raises(asyncdb.ConfigurationError, match="index name 'ab'"):
+                db.collection("ixname", indexes=[index])
+        elif "secondary_indexes" in db.capabilities:
+            coll = db.collection("ixname", indexes=[index])
+            await coll.insert_one({"id": "a", "v": 1})
+            assert await coll.find({"v": 1}).to_list() == [{"id": "a", "v": 1}]
+    finally:
+        await db.close()
+
+
 HOSTILE_EXAMPLES = int(os.environ.get("ASYNCDB_HOSTILE_EXAMPLES", "12"))
 
 

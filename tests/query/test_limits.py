@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import asyncdb
@@ -32,6 +35,13 @@ from asyncdb.types import CollectionSpec
         "(?:x+y*)+z",
         "(a?){30}",
         r"(a)(?:\1)+",
+        # repeated parts with a delimiter that does not split them in one way only
+        r"(\d+,?)*$",  # the delimiter is optional
+        r"(,?\d+)*$",
+        r"(\d+\w)*x",  # the delimiter (\w) matches what the digits match
+        "(?i)([a-z]+X)*!",  # X matches x once case is ignored
+        r"(,\d*\d*)*$",  # split at its delimiter, but each iteration splits in many ways
+        r"(\d*\d+,)*$",
     ],
 )
 def test_exponential_patterns_are_refused(pattern: str) -> None:
@@ -50,6 +60,12 @@ def test_exponential_patterns_are_refused(pattern: str) -> None:
         ("a*$", 2, True),
         (".*a.*b", 3, True),
         ("(ab|cd)*x", 2, True),
+        # a repeated part split at its delimiter: one more degree, whatever it repeats inside
+        (r"^(\d+,)*\d+$", 2, True),
+        (r"(\d+,)*\d+", 2, True),
+        (r"^([^,]*,)*$", 1, False),
+        (r"^(,[a-z]*[0-9]*)*$", 1, False),
+        (r"^(\w+ )*\w+$", 2, True),
     ],
 )
 def test_each_accepted_pattern_gets_its_degree(pattern: str, degree: int, bounded: bool) -> None:
@@ -73,13 +89,25 @@ def test_an_absent_first_character_keeps_the_search_cheap() -> None:
         matches(node, {"s": "x" * 10_000})
 
 
-PATTERNS = ["^a", "a.b", "(?P<w>p)(?P=w)", r"\d+$", "x|y", "^[a-z]+$", "a*$", ".*a.*b", "é"]
+PATTERNS = [
+    "^a",
+    "a.b",
+    "(?P<w>p)(?P=w)",
+    r"\d+$",
+    "x|y",
+    "^[a-z]+$",
+    "a*$",
+    ".*a.*b",
+    "é",
+    r"^(\d+,)*\d+$",
+    "(b+,)*a",
+]
 
 
 @given(
     st.sampled_from(PATTERNS),
     st.sampled_from(["", "i", "m", "s", "x", "ims"]),
-    st.text(alphabet="abxyp\né1 ", max_size=40),
+    st.text(alphabet="abxyp\né1, ", max_size=40),
 )
 def test_accepted_patterns_match_exactly_as_re(pattern: str, flags: str, value: str) -> None:
     bits = 0
@@ -87,6 +115,107 @@ def test_accepted_patterns_match_exactly_as_re(pattern: str, flags: str, value: 
         bits |= {"i": re.I, "m": re.M, "s": re.S, "x": re.X}[letter]
     expected = re.search(pattern, value, bits) is not None
     assert regex_bound(pattern, flags).search(value) is expected
+
+
+@contextmanager
+def alarm_after(seconds: float) -> Iterator[None]:
+    """Interrupt the block (re's matching loop checks for signals) after ``seconds``."""
+
+    def ring(signum: int, frame: object) -> None:
+        raise TimeoutError(f"still matching after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, ring)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "worst"),
+    [
+        (r"^(\d+,)*\d+$", "1," * 5000 + "x"),
+        (r"(\d+,)*\d+!", "1234," * 2000),
+        (r"([^,]*,)*x", "ab," * 3000),
+        (r"(,[a-z]*[0-9]*)*!", ",a1" * 3000),
+        (r"(\w+ )*!", "ab " * 3000),
+        (r"\d+(,\d+)*$", "1," * 5000),
+    ],
+    ids=lambda v: v if len(v) < 30 else f"{v[:8]}...",
+)
+def test_delimited_repetitions_are_accepted_and_stay_within_the_bound(
+    pattern: str, worst: str
+) -> None:
+    """A repetition of a part that holds repetitions but starts or ends with a delimiter
+    nothing else in it matches (``(\\d+,)*``) is split in one way only: accepted, and its
+    worst case at its length bound ends well within a second (an exponential one would not
+    end on 30 characters)."""
+    bound = regex_bound(pattern, "")
+    value = worst[: bound.max_length]
+    with alarm_after(1.0):
+        assert bound.search(value) is (re.search(pattern, value) is not None)
+
+
+_ATOMS = ["a", ",", r"\d", "[^,]", "[a,]", r"\s", ".", "1"]
+
+
+def _regexes() -> st.SearchStrategy[str]:
+    """Small patterns over a few atoms: sequences, alternatives and every repetition."""
+    return st.recursive(
+        st.sampled_from(_ATOMS),
+        lambda inner: st.one_of(
+            st.tuples(inner, inner).map("".join),
+            st.tuples(inner, inner).map(lambda t: f"(?:{t[0]}|{t[1]})"),
+            st.tuples(inner, st.sampled_from(["*", "+", "?", "{2,}", "*?"])).map(
+                lambda t: f"(?:{t[0]}){t[1]}"
+            ),
+            # a repeated part that starts or ends with a delimiter
+            st.tuples(inner, st.sampled_from([",", "a"])).map(lambda t: f"(?:{t[1]}{t[0]})*"),
+            st.tuples(inner, st.sampled_from([",", "a"])).map(lambda t: f"(?:{t[0]}{t[1]})+"),
+        ),
+        max_leaves=6,
+    )
+
+
+def _delimited() -> st.SearchStrategy[str]:
+    """The shape the analysis accepts though it repeats repetitions: a repeated sequence of
+    (repeated) single characters with one character first or last."""
+    atoms = st.sampled_from(["a", ",", "[^,]", r"\d"])
+    single = st.tuples(atoms, st.sampled_from(["", "*", "+", "?", "{2}"]))
+    return st.tuples(
+        st.lists(single.map("".join), min_size=1, max_size=3).map("".join),
+        atoms,
+        st.booleans(),
+        st.sampled_from(["*", "+"]),
+    ).map(lambda t: f"(?:{t[1]}{t[0]}){t[3]}" if t[2] else f"(?:{t[0]}{t[1]}){t[3]}")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(_regexes(), _delimited()),
+    st.sampled_from(["$", "!", ""]),
+    st.text(alphabet="a1, ", min_size=1, max_size=4),
+)
+@example("(?:,a*a*)*", "$", ",aa")  # each iteration splits in three ways
+@example("(?:a*a*,)*", "!", "aa,")
+@example("(?:a+a)*", "$", "a")  # the delimiter is what the rest matches
+@example("(?:[^,]*a)*", "$", "aa")
+def test_no_accepted_pattern_is_exponential(body: str, end: str, chunk: str) -> None:
+    """Every pattern the analysis accepts ends within a second on up to 64 characters (its
+    bound) of a repeated chunk and a character nothing matches (an exponential pattern takes
+    seconds to years on them), and answers as re does."""
+    pattern = body + end
+    try:
+        bound = regex_bound(pattern, "")
+    except asyncdb.QueryError:
+        return
+    for end in "!\n":
+        value = (chunk * 64)[:64] + end
+        value = value[-(bound.max_length or len(value)) :]  # within its bound
+        with alarm_after(1.0):
+            assert bound.search(value) is (re.search(pattern, value) is not None)
 
 
 # --- nesting, paths, text -----------------------------------------------------------------------

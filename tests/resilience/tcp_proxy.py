@@ -4,17 +4,43 @@ connection, refuse new ones (accept then reset), blackhole (accept, forward noth
 connection right after the client sent a marker (say ``b"COMMIT"``), dropping the server's
 reply: the server got the request, the client never hears back (``cut_after``); or cut it in
 the middle of that request, so the server gets only part of it (``cut_within``). A marker is
-bytes to find in what the client sends, or an int: that many bytes sent on one connection since
-its last reply (a large request, when the protocol is encrypted and no marker can be read).
+bytes to find in what the client sends, an int: that many bytes sent on one connection since
+its last reply (a large request, when the protocol is encrypted and no marker can be read), or
+an ``NthRequest``: the n-th request since it was armed, on any connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 
 LOOPBACK = "127.0.0.1"
-Marker = bytes | int
+
+
+@dataclass
+class NthRequest:
+    """A marker for TLS traffic: the ``n``-th request the clients start, over every
+    connection, counted from when it is armed. A request: what a client sends after the server
+    last answered it, when it holds a TLS application-data record of at least 100 bytes (not
+    the handshake, whose Finished is a short application-data record in TLS 1.3, nor an alert
+    such as a closing connection's close_notify)."""
+
+    n: int
+    seen: int = 0
+
+    @staticmethod
+    def starts(data: bytes) -> bool:
+        at = 0
+        while at + 5 <= len(data):  # TLS records: type, version (2 bytes), length (2 bytes)
+            length = int.from_bytes(data[at + 3 : at + 5], "big")
+            if data[at] == 0x17 and length >= 100:
+                return True
+            at += 5 + length
+        return False
+
+
+Marker = bytes | int | NthRequest
 
 
 class TcpProxy:
@@ -76,16 +102,24 @@ class TcpProxy:
         self._writers.update((client_w, server_w))
         dropping = asyncio.Event()  # set when the next reply must be dropped and all cut
         sent = [0]  # bytes the client sent since the server last replied
+        counted = [False]  # an NthRequest counted what the client sent since then
 
         def hit(marker: Marker | None, data: bytes) -> bool:
             if marker is None:
                 return False
+            if isinstance(marker, NthRequest):
+                return marker.seen >= marker.n and marker.starts(data)
             if isinstance(marker, int):
                 return sent[0] >= marker
             return marker in data
 
         async def upstream() -> None:
             while data := await client_r.read(65536):
+                for marker in (self.cut_within, self.cut_after):
+                    # a request starts: the first of its chunks since the server last answered
+                    if isinstance(marker, NthRequest) and not counted[0] and marker.starts(data):
+                        marker.seen += 1
+                        counted[0] = True
                 sent[0] += len(data)
                 if hit(self.cut_within, data):
                     self.cut_within = None
@@ -104,6 +138,7 @@ class TcpProxy:
         async def downstream() -> None:
             while data := await server_r.read(65536):
                 sent[0] = 0
+                counted[0] = False
                 if dropping.is_set():
                     self.cuts_done += 1
                     client_w.transport.abort()

@@ -47,6 +47,32 @@ async def test_a_document_over_the_store_limit_is_a_query_error_and_not_retried(
         assert db._resilience.breaker.state == "closed"
 
 
+async def test_a_mongo_update_that_grows_a_document_past_16_mb_is_a_query_error(
+    mongo_url: str,
+) -> None:
+    """Operands under the limit, a result over it: the server refuses the update (code 10334,
+    or a bare internal error for findAndModify on SecantusDB); each way in is a QueryError,
+    as for an oversized insert, and the document is unchanged."""
+    async with asyncdb.connect(mongo_url, timeout=20) as db:
+        items = db.collection("big")
+        stored = {"id": "ok", "s": "x" * (9 * MB)}
+        await items.insert_one(stored)
+        grow = "y" * (9 * MB)
+        with pytest.raises(QueryError, match="too large"):  # native update
+            await items.update_one({"id": "ok"}, {"$set": {"t": grow}})
+        with pytest.raises(QueryError, match=r"too large|size limit"):
+            await items.update_one({"id": "ok"}, {"$push": {"a": grow}})
+        with pytest.raises(QueryError, match=r"too large|size limit"):  # findAndModify
+            await items.find_one_and_update({"id": "ok"}, {"$set": {"t": grow}})
+        with pytest.raises(asyncdb.BulkWriteError) as failed:
+            await items.bulk_write([asyncdb.UpdateOne({"id": "ok"}, {"$set": {"t": grow}})])
+        assert [type(e) for _, e in failed.value.errors] == [QueryError]
+        with pytest.raises(QueryError, match="too large"):
+            async with db.transaction() as tx:
+                await tx.collection("big").update_one({"id": "ok"}, {"$set": {"t": grow}})
+        assert await items.find_one({"id": "ok"}) == stored
+
+
 async def test_connect_to_a_cosmos_server_that_never_answers_is_a_backend_error(
     cosmos_server: ThrowawayServer, cosmos_url: str
 ) -> None:

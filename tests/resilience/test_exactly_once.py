@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 from servers.base import ThrowawayServer
-from tcp_proxy import Marker, TcpProxy
+from tcp_proxy import Marker, NthRequest, TcpProxy
 
 import asyncdb
 from asyncdb import OperationTimeout
@@ -39,9 +39,8 @@ FAULTS = {
     "dynamodb": Faults(write=MARK, increment=MARK, delete=b"DeleteItem"),
     # a delete's commit names its document (the query that found it named none)
     "firestore": Faults(write=MARK, increment=MARK, delete=b"gone"),
-    # HTTPS: a write is picked out by its size. A delete is not checked: aiohttp itself resends
-    # a DELETE whose reused connection dropped, unseen by the SDK, and a 404 then cannot tell
-    # this delete's first attempt from another writer's delete
+    # HTTPS: a write is picked out by its size; a delete by its place (the query, then the
+    # DELETE: test_a_cosmos_delete_whose_reply_is_lost_counts_its_document_once)
     "cosmos": Faults(write=PAD // 2, increment=PAD // 2, delete=None),
     "mongo": Faults(write=MARK, increment=MARK, delete=b"deletes\x00"),
     # the statements of a write section, before its COMMIT (test_postgres_proxy.py cuts that)
@@ -150,6 +149,26 @@ async def test_a_delete_whose_reply_is_lost_counts_its_document_once(proxied: Pr
         assert await items.find_one({"id": "b"}) == doc("b", n=6)
 
 
+@pytest.mark.parametrize("target", ["cosmos"], indirect=True)
+async def test_a_cosmos_delete_whose_reply_is_lost_counts_its_document_once(
+    proxied: Proxied,
+) -> None:
+    # aiohttp resends the DELETE itself on a new connection, and the resend meets a 404: the
+    # count is the first attempt's, since the DELETE went out twice
+    async with asyncdb.connect(proxied.url, timeout=20) as db:
+        items = db.collection("deleted", allow_scan=True)
+        await items.insert_many([doc("gone", n=5), doc("b", n=6)])
+        assert await items.delete_one({"n": 7}) == 0  # the same query, warmed: no DELETE
+        proxied.proxy.cut_after = NthRequest(2)  # the query, then the DELETE
+        assert await items.delete_one({"n": 5}) == 1
+        assert proxied.proxy.cuts_done == 1
+        assert await items.find_one({"id": "gone"}) is None
+        assert await items.find_one({"id": "b"}) == doc("b", n=6)
+        await items.insert_one(doc("again", n=8))  # another writer's delete still counts 0
+        await db.collection("deleted").delete_one({"id": "again"})
+        assert await items.delete_one({"id": "again"}) == 0
+
+
 async def test_a_write_delayed_past_the_timeout_is_never_applied_twice(proxied: Proxied) -> None:
     async with asyncdb.connect(proxied.url, timeout=0.5, breaker_threshold=100) as db:
         items = db.collection("slow")
@@ -176,3 +195,47 @@ async def test_a_mongo_commit_whose_reply_is_lost_is_applied_once(proxied: Proxi
         assert proxied.proxy.cuts_done == 1
         assert (result.matched_count, result.modified_count) == (1, 1)
         assert (await items.find_one({"id": "c"}) or {})["n"] == 1
+
+
+# PostgreSQL: every write that is not an insert goes out in a write section whose statement
+# reports its transaction id (a one-statement $set/$unset with exactly_once_native=1); when the
+# reply to COMMIT is lost (cut_after: the server committed) or the COMMIT itself is cut
+# (cut_within: the server rolls back), asyncdb asks the server with txid_status and reports the
+# result or sends the write again
+PG_WRITES = ["inc", "set", "unset", "replace", "find_one_and_update", "delete_many"]
+
+
+@pytest.mark.parametrize("target", ["postgres"], indirect=True)
+@pytest.mark.parametrize("fault", ["cut_after", "cut_within"])
+@pytest.mark.parametrize("write", PG_WRITES)
+async def test_a_postgres_write_whose_commit_is_lost_is_applied_once(
+    proxied: Proxied, fault: str, write: str
+) -> None:
+    url = proxied.url
+    if write in ("set", "unset"):  # one statement: in a write section only when asked
+        url += "?exactly_once_native=1"
+    async with asyncdb.connect(url, timeout=20) as db:
+        items = db.collection("committed", allow_scan=True)
+        await items.insert_many([doc("c", n=0, w=1, g=1), doc("d", n=0, g=1), doc("e", g=2)])
+        setattr(proxied.proxy, fault, b"COMMIT\x00")
+        after = doc("c", n=1, w=1, g=1)
+        if write == "inc":  # read, apply, write back (a statement and a COMMIT)
+            result = await items.update_one({"id": "c"}, {"$inc": {"n": 1}})
+        elif write == "set":  # one native statement
+            result = await items.update_one({"id": "c"}, {"$set": {"n": 1}})
+        elif write == "unset":
+            result = await items.update_one({"id": "c"}, {"$unset": {"w": ""}, "$set": {"n": 1}})
+            after = doc("c", n=1, g=1)
+        elif write == "replace":
+            result = await items.replace_one({"id": "c"}, after)
+        elif write == "find_one_and_update":
+            assert await items.find_one_and_update({"id": "c"}, {"$inc": {"n": 1}}) == after
+        else:
+            assert await items.delete_many({"g": 1}) == 2
+        assert proxied.proxy.cuts_done == 1
+        if write in ("inc", "set", "unset", "replace"):
+            assert (result.matched_count, result.modified_count) == (1, 1)
+        if write == "delete_many":
+            assert [d["id"] for d in await items.find({}).to_list()] == ["e"]
+        else:
+            assert await items.find_one({"id": "c"}) == after

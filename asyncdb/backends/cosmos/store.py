@@ -50,13 +50,17 @@ import math
 import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import aiohttp
 import orjson
 from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, ServiceRequestError, ServiceResponseError
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.cosmos import PartitionKey
 from azure.cosmos.aio import ContainerProxy, CosmosClient, DatabaseProxy
 from azure.cosmos.exceptions import (
@@ -144,6 +148,28 @@ def _holds(item: dict[str, Any], written: dict[str, Any]) -> bool:
     return WriteStamp.decode(item.get(STAMP)).proves(WriteStamp.decode(written[STAMP]))
 
 
+# How many times the DELETE of the current ``_delete_if_unchanged`` went out: aiohttp itself
+# resends a DELETE (an idempotent method) whose reused connection dropped before the reply,
+# unseen by the SDK, and the SDK resends after some connection errors; a 404 after a resend
+# is then the first attempt's own delete (as botocore's resend count tells on DynamoDB).
+_DELETES_SENT: ContextVar[list[int] | None] = ContextVar("asyncdb_cosmos_deletes", default=None)
+
+
+async def _delete_headers_sent(
+    session: aiohttp.ClientSession,
+    context: SimpleNamespace,
+    params: aiohttp.TraceRequestHeadersSentParams,
+) -> None:
+    sent = _DELETES_SENT.get()
+    if sent is not None and params.method == "DELETE":
+        sent[0] += 1
+
+
+_DELETE_TRACE = aiohttp.TraceConfig()
+_DELETE_TRACE.on_request_headers_sent.append(_delete_headers_sent)
+_DELETE_TRACE.freeze()
+
+
 def _maybe_missing(exc: CosmosHttpResponseError) -> bool:
     """404; or a 500, which cosmosdb-server answers for a missing item (confirm by a query)."""
     return exc.status_code in (404, 500)
@@ -195,11 +221,21 @@ class CosmosStore(Store):
         # endpoint_discovery=false: requests go to the URL's host only, not to the endpoints
         # the account reports (a proxy or a tunnel in front of the service)
         discovery = query.get("endpoint_discovery", "true").lower() not in ("false", "0", "no")
+        # the SDK's own aiohttp session, plus a trace of the DELETEs it sends (_DELETES_SENT)
+        session = aiohttp.ClientSession(
+            trust_env=True,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+            trace_configs=[_DELETE_TRACE],
+        )
         client = CosmosClient(
             f"https://{parts.hostname}{port}",
             credential=key,
             connection_verify=verify,
             enable_endpoint_discovery=discovery,
+            transport=AioHttpTransport(
+                session=session, session_owner=True, connection_verify=verify
+            ),
         )
         try:
             proxy = await client.create_database_if_not_exists(database)
@@ -550,6 +586,8 @@ class CosmosCollection(StoreCollection):
                 if item is None or not matches(node, decode_item(item)):
                     return False
                 etag = item["_etag"]
+            sent = [0]
+            counting = _DELETES_SENT.set(sent)
             try:
                 await self.container.delete_item(
                     item_id,
@@ -565,8 +603,13 @@ class CosmosCollection(StoreCollection):
                 if exc.status_code == 404 or (
                     _maybe_missing(exc) and not await self._exists(item_id, partition)
                 ):
-                    return False  # deleted meanwhile by someone else
+                    # gone: deleted by this delete's own first attempt when it was sent more
+                    # than once (aiohttp or the SDK resent it after its connection dropped),
+                    # else by someone else meanwhile
+                    return sent[0] > 1
                 raise _error(exc, f"deleting {item_id!r} from {self.spec.name!r}") from exc
+            finally:
+                _DELETES_SENT.reset(counting)
             return True
 
     async def delete(

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import re
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -266,6 +267,7 @@ class DynamoStore(Store):
             raise BackendError(f"native statement: {exc}") from None
 
     def collection(self, spec: CollectionSpec) -> DynamoCollection:
+        check_table_names(spec, f"{self.prefix}{spec.name}")
         return DynamoCollection(self, spec)
 
     def check_not_owner(self) -> None:
@@ -1128,6 +1130,29 @@ class _VersionedSection(DynamoSession):
         super().__init__(transaction=False)
         self.coll = coll
         self.retry = retry
+
+
+# CreateTable's rule for table and index names; asyncdb's own names ([A-Za-z0-9_-], 1-128
+# characters) are a subset of its characters but not of its lengths.
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+
+
+def check_table_names(spec: CollectionSpec, table: str) -> None:
+    """A name CreateTable would refuse (fewer than 3 or more than 255 characters, a character
+    outside ``[A-Za-z0-9_.-]``) is a ConfigurationError here, like every other invalid name,
+    before any I/O; the table name is the URL's ``table_prefix`` and the collection name."""
+    if not _TABLE_NAME.fullmatch(table):
+        raise ConfigurationError(
+            f"invalid collection name {spec.name!r}: DynamoDB table names hold 3-255 characters "
+            f"of [A-Za-z0-9_.-] and the table would be {table!r} (use a longer name or a "
+            "table_prefix= in the URL)"
+        )
+    for index in spec.indexes:
+        if not _TABLE_NAME.fullmatch(index.name):
+            raise ConfigurationError(
+                f"invalid index name {index.name!r}: DynamoDB index names hold 3-255 "
+                "characters of [A-Za-z0-9_.-]"
+            )
 
 
 def table_definition(spec: CollectionSpec, table: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -295,7 +296,9 @@ class FirestoreStore(Store):
         self.client.close()  # type: ignore[no-untyped-call]
 
     def collection(self, spec: CollectionSpec) -> FirestoreCollection:
-        if spec.name.startswith("__") and spec.name.endswith("__"):
+        # Firestore's collection id rules: no "/", not "." or "..", not matching __.*__; the
+        # first two cannot pass asyncdb's own names ([A-Za-z0-9_-]), the last is checked here.
+        if _RESERVED_ID.fullmatch(spec.name):
             raise ConfigurationError(f"Firestore reserves collection ids like {spec.name!r}")
         return FirestoreCollection(self, spec)
 
@@ -382,6 +385,7 @@ class FirestoreStore(Store):
         )
 
 
+_RESERVED_ID = re.compile("__.*__", re.DOTALL)
 _GET_CHUNK = 500  # documents one batch get asks for
 
 

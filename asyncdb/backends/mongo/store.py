@@ -74,6 +74,7 @@ from asyncdb.backends.mongo.planner import (
 )
 from asyncdb.bulk import BulkProgress, WriteOp
 from asyncdb.errors import (
+    AsyncDBError,
     BackendError,
     ConfigurationError,
     DuplicateKey,
@@ -102,7 +103,11 @@ Native = dict[str, Any]
 T = TypeVar("T")
 _DUPLICATE_CODES = frozenset({11000, 11001, 12582})
 _WRITE_CONFLICT = 112
-_TOO_LARGE_CODES = frozenset({10334})  # BSONObjectTooLarge
+# BSONObjectTooLarge (an insert, or an update whose result is too large), and the code
+# older servers give an update whose result is too large
+_TOO_LARGE_CODES = frozenset({10334, 17419})
+_TOO_LARGE_NAMES = frozenset({"BSONObjectTooLarge"})
+_TOO_LARGE_TEXT = "Resulting document after update is larger than"
 # documents per getMore: a streaming find holds one batch at a time (the driver's default
 # grows batches to 16 MB)
 _BATCH_SIZE = 256
@@ -162,12 +167,13 @@ def _driver_error(
     if isinstance(session, MongoSession) and session.failed is None:
         session.failed = f"{what}: {exc}"
     code = getattr(exc, "code", None)
-    if isinstance(exc, DocumentTooLarge) or code in _TOO_LARGE_CODES:
+    details = getattr(exc, "details", None) or {}
+    if isinstance(exc, DocumentTooLarge) or _too_large(code, details.get("codeName"), str(exc)):
         return QueryError(f"{what}: MongoDB refused it as too large (16 MB a document): {exc}")
     if isinstance(exc, BulkWriteError):
         errors = exc.details.get("writeErrors") or [{}]
         code = errors[0].get("code")
-        if code in _TOO_LARGE_CODES:
+        if _too_large(code, errors[0].get("codeName"), str(errors[0].get("errmsg", ""))):
             return QueryError(
                 f"{what}: MongoDB refused it as too large (16 MB a document):"
                 f" {str(errors[0].get('errmsg', ''))[:200]}"
@@ -179,6 +185,12 @@ def _driver_error(
     if isinstance(exc, PyMongoError) and _write_conflict(exc):
         return _WriteConflict(f"{what}: a concurrent write conflicted ({exc}); retry")
     return BackendError(f"{what}: {exc}")
+
+
+def _too_large(code: Any, name: Any, message: str) -> bool:
+    """Did the server refuse a document (inserted, or the result of an update) as larger than
+    16 MB? By code, by code name, or by the message update errors carry on every version."""
+    return code in _TOO_LARGE_CODES or name in _TOO_LARGE_NAMES or _TOO_LARGE_TEXT in message
 
 
 def _write_conflict(exc: PyMongoError) -> bool:
@@ -660,7 +672,15 @@ class MongoCollection(StoreCollection):
                     or not isinstance(exc, PyMongoError)
                     or not _write_conflict(exc)
                 ):
-                    raise _driver_error(exc, f"update of {self.spec.name!r}", session) from None
+                    error = _driver_error(exc, f"update of {self.spec.name!r}", session)
+                    # the server refused it (not a lost connection): was the result too large?
+                    if (
+                        type(error) is BackendError
+                        and session is None
+                        and isinstance(exc, OperationFailure)
+                    ):
+                        await self._refuse_growth(update, where, sort, error)
+                    raise error from None
                 await backoff.lost()
 
     async def _positional(
@@ -750,6 +770,27 @@ class MongoCollection(StoreCollection):
         modified = int(not strict_equal(old, new))
         chosen = old if return_document == "before" else new
         return UpdateResult(1, modified), chosen
+
+    async def _refuse_growth(
+        self, update: Update, where: Native, sort: Sort, error: BackendError
+    ) -> None:
+        """A native update refused with an error that does not say why (a findAndModify whose
+        result is over 16 MB can come back as a bare internal error): if applying the update
+        to the document it matched gives one MongoDB cannot hold, it is that QueryError, as
+        for an insert. One read, only after the write failed (nothing was applied); outside
+        transactions, whose documents a read of its own would not see."""
+        try:
+            raw = await self.coll.find_one(where, sort=self.planner.native_sort(sort) or None)
+        except PyMongoError:
+            return
+        if raw is None:
+            return
+        try:
+            self.check_document(apply_update(update, self.decode(raw)))
+        except QueryError as exc:
+            raise QueryError(f"{exc} (the update's result; the server said: {error})") from None
+        except AsyncDBError:
+            return
 
     async def _settled(
         self, write: Callable[[], Awaitable[T]], session: Session | None, what: str
@@ -875,6 +916,11 @@ class MongoCollection(StoreCollection):
             code, message = int(failure.get("code", 0)), str(failure.get("errmsg", ""))
             if code in _DUPLICATE_CODES:
                 error: Exception = DuplicateKey(f"bulk write to {self.spec.name!r}: {message}")
+            elif _too_large(code, failure.get("codeName"), message):
+                error = QueryError(
+                    f"bulk write to {self.spec.name!r}: MongoDB refused the result as too large "
+                    f"(16 MB a document): {message[:200]}"
+                )
             else:
                 error = UpdateError(f"bulk write to {self.spec.name!r}: {message}")
             progress.errors.append((index, error))

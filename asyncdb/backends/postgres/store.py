@@ -4,7 +4,9 @@ One asyncpg pool per database. URL query options: ``min_size``, ``max_size`` (po
 ``max_inactive_connection_lifetime`` (seconds; ``recycle`` is an alias), ``statement_cache_size``
 (asyncpg's prepared-statement cache per connection), ``command_timeout``, ``batch_size`` (rows
 per cursor fetch) and ``health_check`` (``1``: a ``SELECT 1`` on checkout when the connection was
-idle for more than ``health_check_idle`` seconds). ``replicas`` (a list of URLs, a keyword of
+idle for more than ``health_check_idle`` seconds), ``exactly_once_native`` (``1``: a
+one-statement ``$set``/``$unset`` runs in a write section too, so a lost reply to it is settled
+as for every other write, at two more round trips). ``replicas`` (a list of URLs, a keyword of
 ``connect``), ``replica_wait``, ``replica_timeout`` and ``replica_cooldown`` send reads outside
 transactions to read replicas (see :mod:`asyncdb.backends.postgres.replicas`).
 
@@ -103,6 +105,9 @@ _OPTIONS: dict[str, Any] = {
     "batch_size": 500,
     "health_check": 1,
     "health_check_idle": 30.0,
+    # 1: a one-statement $set/$unset also runs in a write section (BEGIN, the statement,
+    # COMMIT: two more round trips), so a lost reply to it is settled like any other write
+    "exactly_once_native": 0,
 }
 _OPTIONS.update(REPLICA_OPTIONS)
 _ALIASES = {"recycle": "max_inactive_connection_lifetime"}
@@ -118,6 +123,17 @@ def _pg_error(exc: Exception, what: str) -> Exception:
     ):
         return TransactionError(f"{what}: a concurrent transaction conflicts ({exc}); retry")
     return BackendError(f"{what}: {exc}")
+
+
+# The transaction id of the statement's transaction if it wrote anything (PostgreSQL 10+;
+# evaluated after the statement's data-modifying CTEs have run), else NULL: no xid is taken
+# for a section that writes nothing, whose COMMIT then writes no WAL
+_XID = "txid_current_if_assigned()"
+# End the session ``$1`` if it still runs the transaction whose 32-bit xid is ``$2``
+_END_HOLDER = (
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+    "WHERE pid = $1 AND backend_xid::text::bigint = $2"
+)
 
 
 class _NotCommitted(BackendError):
@@ -217,6 +233,17 @@ class PostgresSession(Session):
         self.root = root or self
         self.open = True
         self.savepoints = 0
+        # A write section's transaction id, from the reply of a write statement in it
+        # (``xid_known``: a statement reported it; None then means nothing was written)
+        self.xid: int | None = None
+        self.xid_known = False
+
+    def note_xid(self, xid: int | None) -> None:
+        """Record the transaction id a write statement of this section reported."""
+        root = self.root
+        root.xid_known = True
+        if xid is not None:
+            root.xid = xid
 
     def check(self) -> asyncpg.Connection:
         if not self.root.open:
@@ -244,11 +271,17 @@ class PostgresStore(Store):
         bulk_insert=True,
     )
 
+    # A write section learns its transaction id in the reply of its write statement, so that a
+    # COMMIT whose reply is lost is settled by asking the server (``_settle_commit``); False
+    # sends the statements without it (benchmarks/bench_postgres_commit.py compares the two)
+    prove_commits = True
+
     def __init__(self, pool: asyncpg.Pool, options: Mapping[str, Any]) -> None:
         self.pool = pool
         self.batch_size = max(1, int(options["batch_size"]))
         self.health_check = bool(int(options["health_check"]))
         self.health_check_idle = float(options["health_check_idle"])
+        self.exactly_once_native = bool(int(options["exactly_once_native"]))
         self._owners: set[asyncio.Task[Any]] = set()
         self._closed = False
         self._pool_waits = 0
@@ -502,12 +535,16 @@ class PostgresStore(Store):
                         raise _NotCommitted(f"{exc} (before its COMMIT)") from exc
                 raise
             own.open = False
+            pid = conn.get_server_pid()
             try:
                 await conn.execute("COMMIT")
-            except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                with suppress(Exception):
-                    await conn.execute("ROLLBACK")
-                raise _pg_error(exc, "commit failed") from None
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                lost = self.classify_error(exc)
+                if transaction or not own.xid_known or lost is None or not lost.maybe_applied:
+                    with suppress(Exception):
+                        await conn.execute("ROLLBACK")
+                    raise _pg_error(exc, "commit failed") from None
+                await self._settle_commit(own.xid, pid, exc)
         except asyncio.CancelledError:
             if not released and not transaction:  # cancelled in BEGIN or COMMIT
                 self.release_later(conn, rollback=True)
@@ -519,6 +556,39 @@ class PostgresStore(Store):
                 self._owners.discard(task)
             if not released:
                 await self.release(conn)
+
+    async def _settle_commit(self, xid: int | None, pid: int, lost: Exception) -> None:
+        """The reply to a write section's COMMIT was lost: ask the server what became of its
+        transaction, on another connection. Committed: the section succeeded (its result
+        stands, nothing is sent again). Rolled back: ``_NotCommitted``, so it is resent. Still
+        in progress (the server has not yet seen the connection go): asked again every 50 ms,
+        and after a second that session is ended (only if it still holds this transaction),
+        which settles it either way. ``xid`` None: the section wrote nothing, nothing to lose.
+        An answer that cannot be had is the BackendError of the lost reply (outcome unknown)."""
+        if xid is None:
+            return
+        unknown = f"commit failed, its outcome unknown ({lost})"
+        try:
+            probe = await self.acquire()
+        except BackendError:
+            raise BackendError(unknown) from lost
+        try:
+            for attempt in range(200):
+                status = await probe.fetchval("SELECT txid_status($1)", xid)
+                if status == "committed":
+                    return
+                if status == "aborted":
+                    raise _NotCommitted(f"{lost} (its COMMIT's reply was lost; rolled back)")
+                if status != "in progress":
+                    break
+                if attempt == 20:
+                    await probe.fetchval(_END_HOLDER, pid, xid % 2**32)
+                await asyncio.sleep(0.05)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            raise BackendError(unknown) from lost
+        finally:
+            await self.release(probe)
+        raise BackendError(unknown) from lost
 
     @staticmethod
     async def _run(conn: asyncpg.Connection, sql: str) -> None:
@@ -593,13 +663,36 @@ class PostgresStore(Store):
     async def execute(
         self, sql: str, params: Sequence[Any], session: Session | None, what: str
     ) -> str:
-        """Run one statement; returns its status (``UPDATE 3``)."""
+        """Run one UPDATE or DELETE; returns its status (``UPDATE 3``). In a write section the
+        statement also reports the transaction id, in the same round trip (``note_xid``)."""
         async with self.section(session, transaction=False) as s, s.lock.hold():
             try:
-                status: str = await s.check().execute(sql, *params)
-                return status
+                if s.root.in_transaction or not self.prove_commits:
+                    status: str = await s.check().execute(sql, *params)
+                    return status
+                count, xid = await s.check().fetchrow(
+                    f"WITH w AS ({sql} RETURNING 1) SELECT count(*), {_XID} FROM w", *params
+                )
+                s.note_xid(xid)
+                return f"{sql.split(None, 1)[0]} {count}"
             except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 raise _pg_error(exc, what) from None
+
+    async def write_fetch(self, sql: str, params: Sequence[Any], what: str) -> list[Any]:
+        """One write statement outside a transaction whose last column is ``_XID``. With
+        ``exactly_once_native=1``, in a write section of its own, so a lost reply to its COMMIT
+        is settled (``_settle_commit``) instead of leaving the outcome unknown; by default one
+        autocommitted round trip, at most once (benchmarks/bench_postgres_commit.py: the
+        section costs about 2.5x). Its rows."""
+        if not (self.prove_commits and self.exactly_once_native):
+            return await self.fetch(sql, params, None)
+        async with self.section(None, transaction=False) as s:
+            try:
+                rows: list[Any] = await s.check().fetch(sql, *params)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                raise _pg_error(exc, what) from None
+            s.note_xid(rows[0][-1] if rows else None)
+            return rows
 
     async def stream(
         self, sql: str, params: Sequence[Any], session: Session | None
@@ -930,6 +1023,8 @@ class PostgresCollection(StoreCollection):
                     await conn.executemany(self._insert_sql, records)
             except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 raise _pg_error(exc, f"insert into {self.spec.name!r}") from None
+            if s.root.xid is None:  # it wrote, but no statement reported the transaction id
+                s.root.xid_known = False
 
     def _key_columns(self, docs: list[Doc]) -> list[list[bytes]]:
         """The keys of ``docs`` as one array per key column (for ``unnest``)."""
@@ -1049,7 +1144,7 @@ class PostgresCollection(StoreCollection):
             "WHERE (m.body::json -> s.k)::text IS DISTINCT FROM s.v::text) "
             f"OR EXISTS (SELECT 1 FROM unnest({c}) AS d(k) "
             "WHERE (m.body::json -> d.k) IS NOT NULL)) RETURNING 1) "
-            "SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM u)"
+            f"SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM u), {_XID}"
         )
 
     async def update(
@@ -1098,8 +1193,8 @@ class PostgresCollection(StoreCollection):
                 except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     raise _pg_error(exc, f"update of {self.spec.name!r}") from None
         else:
-            rows = await self.store.fetch(sql, params, None)
-        matched, modified = rows[0]
+            rows = await self.store.write_fetch(sql, params, f"update of {self.spec.name!r}")
+        matched, modified, _xid = rows[0]
         return UpdateResult(int(matched), int(modified)), None
 
     async def count(

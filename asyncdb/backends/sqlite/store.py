@@ -43,7 +43,7 @@ from asyncdb.backends.base import (
     native_params,
     sql_reads_only,
 )
-from asyncdb.backends.sqlite.codec import decode_doc, encode_doc, encode_key
+from asyncdb.backends.sqlite.codec import ESCAPED, decode_doc, encode_doc, encode_key
 from asyncdb.backends.sqlite.functions import function_error, sql_functions
 from asyncdb.backends.sqlite.grouping import group_sql, partial_rows
 from asyncdb.backends.sqlite.planner import SQLitePlanner, Statement, quote_ident, schema
@@ -74,6 +74,11 @@ def _sql_error(exc: sqlite3.Error, what: str) -> Exception:
     if "locked" in text or "busy" in text:
         return TransactionError(f"{what}: the database is locked by another writer ({exc})")
     return BackendError(f"{what}: {exc}")
+
+
+# The table recording which collections hold only NUL-safe rows (_escape_older_rows).
+FORMATS = '"_asyncdb_formats"'
+NUL_SAFE_FORMAT = 1
 
 
 class SQLiteSession(Session):
@@ -330,6 +335,67 @@ class SQLiteStore(Store):
                 await conn.execute(stmt)
             except sqlite3.Error as exc:
                 raise _sql_error(exc, f"cannot create {table!r}") from None
+        try:
+            await self._escape_older_rows(conn, table)
+        except sqlite3.Error as exc:
+            raise _sql_error(exc, f"cannot bring {table!r} to the NUL-safe format") from None
+
+    async def _escape_older_rows(self, conn: aiosqlite.Connection, table: str) -> None:
+        """Rows an older asyncdb wrote hold NUL and U+0001 as they are, which SQLite's JSON
+        functions cut strings at; this asyncdb stores them escaped and escapes filter strings
+        alike (codec.escape_text), so such a row would compare wrongly, its flags having no
+        ESCAPED. The first time this asyncdb ensures a table it rewrites those rows in the
+        escaped form, once: ``_asyncdb_formats`` records that the table is done (a table of
+        asyncdb's reserved prefix, so no collection can be named so; not ``user_version``,
+        which the application may own). Migrating, rather than comparing both forms in every
+        query, keeps queries and indexes as they are; the rewrite decodes each row as the
+        older asyncdb did and encodes it as a new write would, so values are unchanged. It runs
+        in one write transaction with the marker (a crash leaves the table as it was, to be
+        done on the next open) and costs one lookup per table when done. A process of an older
+        asyncdb still writing the file would write unescaped rows again: upgrade them all."""
+        await conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {FORMATS} "
+            "(collection TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+        )
+        own = not conn.in_transaction  # inside a user transaction the DDL joins it
+        if own:
+            await conn.execute("BEGIN IMMEDIATE")
+        try:
+            done = list(
+                await conn.execute_fetchall(
+                    f"SELECT version FROM {FORMATS} WHERE collection = ?", (table,)
+                )
+            )
+            if not done or done[0][0] < NUL_SAFE_FORMAT:
+                await self._rewrite_unescaped(conn, quote_ident(table))
+                await conn.execute(
+                    f"INSERT OR REPLACE INTO {FORMATS} VALUES (?, ?)", (table, NUL_SAFE_FORMAT)
+                )
+            if own:
+                await conn.execute("COMMIT")
+        except BaseException:
+            if own:
+                with suppress(sqlite3.Error):
+                    await conn.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    async def _rewrite_unescaped(conn: aiosqlite.Connection, table: str) -> None:
+        # '\u0000' is the JSON text of NUL (orjson writes control characters escaped); a row
+        # that only holds that text (a backslash string) is rewritten to itself
+        select = (
+            f"SELECT rowid, doc, tagged FROM {table} WHERE rowid > ? AND (tagged & {ESCAPED}) = 0 "
+            "AND (instr(doc, '\\u0000') > 0 OR instr(doc, '\\u0001') > 0) ORDER BY rowid LIMIT 500"
+        )
+        last = -(2**63)
+        while rows := await conn.execute_fetchall(select, (last,)):
+            updates = []
+            for rowid, text, flags in rows:
+                updates.append((*encode_doc(decode_doc(text, flags)), rowid))
+                last = rowid
+            await conn.executemany(
+                f"UPDATE {table} SET doc = ?, tagged = ? WHERE rowid = ?", updates
+            )
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -504,6 +570,10 @@ class SQLiteCollection(StoreCollection):
         async with self.store.section(None, transaction=False) as s:
             try:
                 await s.check().execute(f"DROP TABLE IF EXISTS {quote_ident(self.spec.name)}")
+                with suppress(sqlite3.OperationalError):  # no formats table: nothing to forget
+                    await s.check().execute(
+                        f"DELETE FROM {FORMATS} WHERE collection = ?", (self.spec.name,)
+                    )
             except sqlite3.Error as exc:
                 raise _sql_error(exc, f"cannot drop {self.spec.name!r}") from None
 
