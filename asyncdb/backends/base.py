@@ -1166,6 +1166,11 @@ class StoreCollection(ABC):
         keys = key_lookup(op.node, self.spec)
         return keys[0] if keys is not None and len(keys) == 1 else None
 
+    def _update_by_one_key(self, op: WriteOp) -> KeyTuple | None:
+        """``_by_one_key`` of an update or delete (None for an insert): the native runs of the
+        stores that write each document under its own check take no inserts."""
+        return None if op.kind == "insert" else self._by_one_key(op)
+
     async def _bulk_by_key(
         self,
         ops: list[WriteOp],

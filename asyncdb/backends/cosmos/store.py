@@ -742,7 +742,7 @@ class CosmosCollection(StoreCollection):
             session is None
             and not ordered
             and self.spec.ttl is None
-            and self._by_one_key(ops[progress.next])
+            and self._update_by_one_key(ops[progress.next])
         ):
             return await self._bulk_concurrently(ops, progress)
         return await super().bulk_batch(ops, progress, ordered=ordered, session=session)
@@ -752,7 +752,7 @@ class CosmosCollection(StoreCollection):
         by_key: dict[KeyTuple, list[tuple[int, WriteOp]]] = {}
         taken = 0
         for i, op in enumerate(ops[start : start + BULK_RUN]):
-            key = self._by_one_key(op)
+            key = self._update_by_one_key(op)
             if key is None:
                 break
             by_key.setdefault(key, []).append((start + i, op))

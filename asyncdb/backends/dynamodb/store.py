@@ -1024,7 +1024,8 @@ class DynamoCollection(StoreCollection):
         version read: all of the run or none, re-read and redone when a concurrent writer won a
         race. Other operations go the shared way (runs of inserts batched, the rest one by
         one)."""
-        if session is None and self.spec.ttl is None and self._by_one_key(ops[progress.next]):
+        first = ops[progress.next]
+        if session is None and self.spec.ttl is None and self._update_by_one_key(first):
             return await self._bulk_by_key_cas(ops, progress, ordered=ordered)
         return await super().bulk_batch(ops, progress, ordered=ordered, session=session)
 
@@ -1034,7 +1035,7 @@ class DynamoCollection(StoreCollection):
         start = progress.next
         run: list[tuple[WriteOp, KeyTuple]] = []
         for op in ops[start : start + MAX_TRANSACTION_ITEMS]:
-            key = self._by_one_key(op)
+            key = self._update_by_one_key(op)
             if key is None:
                 break
             run.append((op, key))
