@@ -216,6 +216,10 @@ def _pinned(node: Node, field: str) -> list[Any] | None:
     return allowed
 
 
+# What StoreCollection._apply_by_key returns besides a document or None (deleted).
+_UNCHANGED = object()
+_FAILED = object()
+
 _KEY_DESTROYING = frozenset(
     {"$unset", "$rename", "$push", "$addToSet", "$pull", "$pop", "$currentDate"}
 )
@@ -1166,6 +1170,30 @@ class StoreCollection(ABC):
         keys = key_lookup(op.node, self.spec)
         return keys[0] if keys is not None and len(keys) == 1 else None
 
+    def _apply_by_key(
+        self, op: WriteOp, doc: Doc | None, now: datetime, counts: BulkProgress, index: int
+    ) -> Any:
+        """An update or delete of a key run applied to its document (None: absent), counted in
+        ``counts``: the document after it, None when deleted, ``_UNCHANGED`` when it did not
+        match or changed nothing, ``_FAILED`` when its error was recorded at ``index``."""
+        assert op.node is not None
+        if doc is None or not matches(self.visible(op.node), doc):
+            return _UNCHANGED
+        if op.kind == "delete":
+            counts.deleted += 1
+            return None
+        assert op.update is not None
+        try:
+            new = self._keep_key(doc, apply_update(op.update, doc, now=now))
+        except (UpdateError, QueryError) as exc:
+            counts.errors.append((index, exc))
+            return _FAILED
+        counts.matched += 1
+        if strict_equal(doc, new):
+            return _UNCHANGED
+        counts.modified += 1
+        return new
+
     def _update_by_one_key(self, op: WriteOp) -> KeyTuple | None:
         """``_by_one_key`` of an update or delete (None for an insert): the native runs of the
         stores that write each document under its own check take no inserts."""
@@ -1211,25 +1239,13 @@ class StoreCollection(ABC):
                     current[key] = op.doc
                     counts.inserted += 1
                     continue
-                assert op.node is not None
-                if doc is None or not matches(self.visible(op.node), doc):
-                    continue
-                if op.kind == "delete":
-                    current[key] = None
-                    counts.deleted += 1
-                    continue
-                assert op.update is not None
-                try:
-                    new = self._keep_key(doc, apply_update(op.update, doc, now=now))
-                except (UpdateError, QueryError) as exc:
-                    counts.errors.append((start + i, exc))
+                after = self._apply_by_key(op, doc, now, counts, start + i)
+                if after is _FAILED:
                     if ordered:
                         break
                     continue
-                counts.matched += 1
-                if not strict_equal(doc, new):
-                    counts.modified += 1
-                    current[key] = new
+                if after is not _UNCHANGED:
+                    current[key] = after
             pairs: list[tuple[Doc, Doc]] = []
             gone: list[Doc] = []
             added: list[Doc] = []

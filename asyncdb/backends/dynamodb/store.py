@@ -35,6 +35,8 @@ from urllib.parse import parse_qs, urlsplit
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer  # type: ignore[import-untyped]
 
 from asyncdb.backends.base import (
+    _FAILED,
+    _UNCHANGED,
     Doc,
     KeyTuple,
     Session,
@@ -55,7 +57,6 @@ from asyncdb.errors import (
     DuplicateKey,
     QueryError,
     TransactionError,
-    UpdateError,
 )
 from asyncdb.options import hinted
 from asyncdb.query.ast import Node, Update
@@ -1087,25 +1088,13 @@ class DynamoCollection(StoreCollection):
         for i, (op, key) in enumerate(run):
             doc = current[key]
             done = i + 1
-            assert op.node is not None
-            if doc is None or not matches(self.visible(op.node), doc):
-                continue
-            if op.kind == "delete":
-                current[key] = None
-                counts.deleted += 1
-                continue
-            assert op.update is not None
-            try:
-                new = self._keep_key(doc, apply_update(op.update, doc, now=now))
-            except (UpdateError, QueryError) as exc:
-                counts.errors.append((start + i, exc))
+            after = self._apply_by_key(op, doc, now, counts, start + i)
+            if after is _FAILED:
                 if ordered:
                     break
                 continue
-            counts.matched += 1
-            if not strict_equal(doc, new):
-                counts.modified += 1
-                current[key] = new
+            if after is not _UNCHANGED:
+                current[key] = after
         return counts, current, done
 
     async def _commit_run(self, writes: list[dict[str, Any]], token: str) -> None:
