@@ -363,13 +363,21 @@ class CosmosCollection(StoreCollection):
 
     # reads -----------------------------------------------------------------------------------
 
-    async def _read_item(self, item_id: str, partition: str) -> dict[str, Any] | None:
+    async def _read_item(
+        self, item_id: str, partition: str, *, again: bool = True
+    ) -> dict[str, Any] | None:
         try:
             item: dict[str, Any] = await self.container.read_item(item_id, partition_key=partition)
         except CosmosHttpResponseError as exc:
             if exc.status_code == 404:
                 return None
-            if not _maybe_missing(exc) or await self._exists(item_id, partition):
+            if not _maybe_missing(exc):
+                raise _error(exc, f"reading {item_id!r} from {self.spec.name!r}") from exc
+            if await self._exists(item_id, partition):
+                # A 500 for an item that exists: cosmosdb-server answers so for an item another
+                # request is writing at that moment. A read changes nothing: read it once more.
+                if again:
+                    return await self._read_item(item_id, partition, again=False)
                 raise _error(exc, f"reading {item_id!r} from {self.spec.name!r}") from exc
             return None
         return item
