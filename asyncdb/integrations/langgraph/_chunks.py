@@ -4,8 +4,12 @@ A blob is written as ``count`` chunk documents keyed ``(thread_id, "<owner>#<gen
 *before* the document that references it (the checkpoint or the write) is published with
 ``{"cn": count, "cg": gen}``. Readers only follow published documents, so they never see half a
 blob; ``gen`` is fresh for every write, so re-publishing a document never mixes the chunks of
-two versions. A crash between the chunks and the publish leaves orphan chunks that belong to no
-document; ``delete_thread`` and retention remove them with the thread.
+two versions. A document published again (``republish``) returns the version it replaced, whose
+chunks of another generation are then deleted (``drop_replaced``); a reader that still held that
+version finds a chunk missing and reads the document again. A crash between the chunks and the
+publish leaves orphan chunks that belong to no document; ``delete_thread`` removes them with the
+thread (retention deletes checkpoints one by one with their own chunks: a chunk not yet
+published cannot be told from an orphan).
 
 DynamoDB items hold 400 KB, Firestore documents 1 MiB, Cosmos items 2 MB, MongoDB documents
 16 MB; the limits below leave room for the base64 or tagged-JSON form those stores keep bytes in.
@@ -41,6 +45,17 @@ async def upsert(coll: Collection, doc: dict[str, Any]) -> None:
         await coll.insert_one(doc)
     except DuplicateKey:
         await coll.replace_one({k: doc[k] for k in coll.spec.key}, doc)
+
+
+async def republish(coll: Collection, doc: dict[str, Any]) -> dict[str, Any] | None:
+    """``upsert`` that returns the document it replaced (None when it inserted): the insert
+    first, and only when the key exists one ``find_one_and_replace``."""
+    try:
+        await coll.insert_one(doc)
+        return None
+    except DuplicateKey:
+        key = {k: doc[k] for k in coll.spec.key}
+        return await coll.find_one_and_replace(key, doc, upsert=True, return_document="before")
 
 
 def next_key(prefix: str) -> str:
@@ -94,6 +109,18 @@ class Chunks:
         if any(p is None for p in parts):
             raise LookupError(f"a chunk of {owner!r} is missing (deleted while being read)")
         return b"".join(p for p in parts if p is not None)
+
+    async def drop_replaced(
+        self, thread_id: str, owner: str, old: dict[str, Any] | None, new: dict[str, Any]
+    ) -> None:
+        """Delete the chunks of ``old``, the version of a document ``new`` replaced, unless
+        they are ``new``'s own (no chunks, or the same generation)."""
+        if old is None or "cg" not in old or old.get("cg") == new.get("cg"):
+            return
+        prefix = f"{owner}#{old['cg']}#"
+        await self.coll.delete_many(
+            {"thread_id": thread_id, "bk": {"$gte": prefix, "$lt": next_key(prefix)}}
+        )
 
     async def delete_owned(self, thread_id: str, owner: str) -> None:
         """Delete every chunk of ``owner`` (all generations)."""

@@ -59,7 +59,13 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from asyncdb import Database, DecryptionError, DuplicateKey, QueryError
-from asyncdb.integrations.langgraph._chunks import Chunks, chunk_limit, next_key, upsert
+from asyncdb.integrations.langgraph._chunks import (
+    Chunks,
+    chunk_limit,
+    next_key,
+    republish,
+    upsert,
+)
 from asyncdb.integrations.langgraph._sync import LoopBridge
 
 PRUNE_STRATEGIES = ("keep_latest", "delete")
@@ -287,7 +293,16 @@ class AsyncDBSaver(BaseCheckpointSaver[str]):
 
     async def _tuple(self, doc: dict[str, Any], writes: list[PendingWrite]) -> CheckpointTuple:
         thread_id, ns, cid = doc["thread_id"], doc["ns"], doc["checkpoint_id"]
-        raw = self._open_checkpoint(doc, await self.chunks.get(doc, doc["ck"]))
+        try:
+            blob = await self.chunks.get(doc, doc["ck"])
+        except LookupError:
+            # saved again meanwhile, the chunks of this version deleted: the version now stored
+            again = await self.checkpoints.find_one({"thread_id": thread_id, "ck": doc["ck"]})
+            if again is None or again.get("cg") == doc.get("cg"):
+                raise
+            doc = again
+            blob = await self.chunks.get(doc, doc["ck"])
+        raw = self._open_checkpoint(doc, blob)
         checkpoint = self.serde.loads_typed((doc["t"], raw))
         metadata = self.serde.loads_typed((doc["mt"], doc["mb"]))
         parent = doc.get("parent_id")
@@ -459,11 +474,14 @@ class AsyncDBSaver(BaseCheckpointSaver[str]):
             thread_id, ck, doc, self._seal(doc, raw, _cp_aad(thread_id, ns, cid, t))
         )
         if await self._heads_needed():  # a reader that meets the head first falls back
-            await asyncio.gather(
-                upsert(self.checkpoints, doc), self._advance_head(thread_id, "n" + _nsh(ns), cid)
+            replaced, _ = await asyncio.gather(
+                republish(self.checkpoints, doc),
+                self._advance_head(thread_id, "n" + _nsh(ns), cid),
             )
         else:
-            await upsert(self.checkpoints, doc)  # saved again: the new version replaces it
+            replaced = await republish(self.checkpoints, doc)  # saved again: the new version
+        # replaces it, and the chunks of the version it replaced go
+        await self.chunks.drop_replaced(thread_id, ck, replaced, doc)
         return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": cid}}
 
     async def aput_writes(
@@ -533,11 +551,13 @@ class AsyncDBSaver(BaseCheckpointSaver[str]):
         """Delete these checkpoints of one thread with their writes and chunks."""
         for d in docs:
             await self.checkpoints.delete_one({"thread_id": thread_id, "ck": d["ck"]})
-            await self.writes.delete_many({"thread_id": thread_id, "ck": self._bucket_key(d["ck"])})
-            await self.chunks.delete_owned(thread_id, d["ck"])
-            await self.chunks.coll.delete_many(
-                {"thread_id": thread_id, "bk": _range(d["ck"] + "|")}
-            )
+            await self._delete_parts(thread_id, d["ck"])
+
+    async def _delete_parts(self, thread_id: str, ck: str) -> None:
+        """The writes and chunks of a deleted checkpoint."""
+        await self.writes.delete_many({"thread_id": thread_id, "ck": self._bucket_key(ck)})
+        await self.chunks.delete_owned(thread_id, ck)
+        await self.chunks.coll.delete_many({"thread_id": thread_id, "bk": _range(ck + "|")})
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints (with their writes) that the given runs saved."""
@@ -621,8 +641,12 @@ class AsyncDBSaver(BaseCheckpointSaver[str]):
             await self._delete_checkpoints(t, [d for d in docs if d["ck"] != newest[d["ns"]]])
 
     async def aexpire_threads(self, older_than: timedelta) -> int:
-        """Delete whole threads whose newest checkpoint was saved more than ``older_than`` ago;
-        returns how many. A thread is deleted entirely or not at all (never its old half).
+        """Delete the threads whose newest checkpoint was saved more than ``older_than`` ago,
+        with their writes and chunks; returns how many. Only checkpoints saved before the
+        cutoff are deleted, each with its own writes and chunks, never the rest of a thread by
+        its id: a checkpoint saved to a thread while it expires (a thread idle that long,
+        resumed at that moment) is kept with its chunks and writes, and the thread is then not
+        counted.
 
         >>> # await saver.aexpire_threads(older_than=timedelta(days=30))
         """
@@ -640,9 +664,17 @@ class AsyncDBSaver(BaseCheckpointSaver[str]):
             recent = await self.checkpoints.find_one(
                 {"thread_id": t, "saved_at": {"$gte": cutoff}}, projection=["thread_id"]
             )
-            if recent is None:
-                await self.adelete_thread(t)
-                expired += 1
+            if recent is not None:
+                continue
+            stale = {"thread_id": t, "saved_at": {"$lt": cutoff}}
+            old = await self.checkpoints.find(stale, projection=["ck"]).to_list()
+            await self.checkpoints.delete_many(stale)  # readers stop finding them first
+            for i in range(0, len(old), 16):
+                await asyncio.gather(*(self._delete_parts(t, d["ck"]) for d in old[i : i + 16]))
+            if await self.checkpoints.find_one({"thread_id": t}, projection=["thread_id"]):
+                continue  # saved to while it expired: kept
+            await self.heads.delete_many({"thread_id": t})
+            expired += 1
         return expired
 
     async def aget_delta_channel_history(

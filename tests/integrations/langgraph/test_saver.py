@@ -73,6 +73,73 @@ async def test_10mb_checkpoint_round_trips_and_readers_never_see_half(
     assert await saver.chunks.coll.count_documents({"thread_id": tid}) == 0
 
 
+async def test_a_chunked_checkpoint_saved_again_keeps_only_its_new_chunks(
+    db: asyncdb.Database,
+) -> None:
+    """Saving a checkpoint again (same id) replaces it; the chunks of the replaced version are
+    deleted, and a reader that still held that version reads the new one instead of failing."""
+    saver = AsyncDBSaver(db)
+    saver.chunks.limit = 64 * 1024  # as on DynamoDB: blobs beyond it are split into chunks
+    tid = str(uuid4())
+    config = generate_config(tid)
+    checkpoint = generate_checkpoint(channel_values={"blob": os.urandom(200_000)})
+    stored = await saver.aput(config, checkpoint, generate_metadata(step=1), {})
+    key = {"thread_id": tid, "ck": "|" + stored["configurable"]["checkpoint_id"]}
+    first = await saver.checkpoints.find_one(key)
+    assert first is not None and first["cn"] > 1
+    one_version = await saver.chunks.coll.count_documents({"thread_id": tid})
+    assert one_version == first["cn"]
+
+    again = {**checkpoint, "channel_values": {"blob": os.urandom(200_000)}}
+    await saver.aput(config, again, generate_metadata(step=2), {})
+    assert await saver.chunks.coll.count_documents({"thread_id": tid}) == one_version
+    tup = await saver.aget_tuple(stored)
+    assert tup is not None
+    assert tup.checkpoint["channel_values"]["blob"] == again["channel_values"]["blob"]
+    assert tup.metadata["step"] == 2
+    # a reader that listed the first version before the second was saved: its chunks are gone
+    late = await saver._tuple(first, [])
+    assert late.checkpoint["channel_values"]["blob"] == again["channel_values"]["blob"]
+    await saver.adelete_thread(tid)
+
+
+async def test_expire_threads_keeps_a_checkpoint_saved_while_it_runs(
+    db: asyncdb.Database,
+) -> None:
+    """A thread resumed while it is being expired keeps the new checkpoint, whole."""
+    saver = AsyncDBSaver(db)
+    saver.chunks.limit = 64 * 1024
+    tid = str(uuid4())
+    p = await _put(saver, tid, step=0)
+    await saver.aput_writes(p, [("ch", "old")], "t")
+    await asyncio.sleep(0.6)
+    real_find_one = saver.checkpoints.find_one
+    resumed: list[dict[str, Any]] = []
+
+    async def resume_after_the_check(*args: Any, **kwargs: Any) -> Any:
+        found = await real_find_one(*args, **kwargs)
+        if not resumed and "saved_at" in (args[0] if args else kwargs["filter"]):
+            # the thread looked idle; it is resumed before expiry deletes anything
+            resumed.append(await _put(saver, tid, p, values={"blob": os.urandom(150_000)}))
+        return found
+
+    saver.checkpoints.find_one = resume_after_the_check  # type: ignore[method-assign]
+    try:
+        assert await saver.aexpire_threads(older_than=timedelta(seconds=0.5)) == 0
+    finally:
+        del saver.checkpoints.find_one
+    assert resumed
+    tup = await saver.aget_tuple(generate_config(tid))
+    assert tup is not None
+    assert tup.config["configurable"]["checkpoint_id"] == (
+        resumed[0]["configurable"]["checkpoint_id"]
+    )
+    assert len(tup.checkpoint["channel_values"]["blob"]) == 150_000
+    assert await saver.aget_tuple(p) is None  # the idle part went, with its writes
+    assert await saver.writes.count_documents({"thread_id": tid}) == 0
+    await saver.adelete_thread(tid)
+
+
 async def test_newest_checkpoint_is_found_by_key_beyond_max_scan(db: asyncdb.Database) -> None:
     """A thread longer than the collections' max_scan: the newest checkpoint is still found
     (a key read or a pushed-down sort, never a client sort that would raise ScanRequired)."""
