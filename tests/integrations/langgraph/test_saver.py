@@ -131,8 +131,8 @@ async def test_expire_threads_keeps_a_checkpoint_saved_while_it_runs(
     assert resumed
     tup = await saver.aget_tuple(generate_config(tid))
     assert tup is not None
-    assert tup.config["configurable"]["checkpoint_id"] == (
-        resumed[0]["configurable"]["checkpoint_id"]
+    assert (
+        tup.config["configurable"]["checkpoint_id"] == (resumed[0]["configurable"]["checkpoint_id"])
     )
     assert len(tup.checkpoint["channel_values"]["blob"]) == 150_000
     assert await saver.aget_tuple(p) is None  # the idle part went, with its writes
