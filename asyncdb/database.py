@@ -94,7 +94,8 @@ class Transaction:
             model = self._db._models.get(name)
             if model is not None:  # typed: the same spec (key, indexes, allow_scan) and model
                 bound = Collection[Any](self._db, existing, self._session, self._writes)
-                return self._db._typed(bound, model)
+                layer = self._db._layers.get(name)  # encrypted too: sealed, then typed
+                return self._db._typed(bound if layer is None else layer(bound), model)
         if existing is None or options:
             base = self._db.collection(name, **options)
             if options.get("model") is not None:  # typed: the same model, bound to this tx
@@ -231,11 +232,6 @@ class Database:
         if encrypted is not None:
             from asyncdb.security.collection import open_encrypted
 
-            if model is not None:
-                raise NotSupported(
-                    "model= and encrypted= on one collection are not supported yet: "
-                    "validate with the model before writing to the encrypted collection"
-                )
             encrypted_collection: Collection[Any] = open_encrypted(
                 self,
                 name,
@@ -247,7 +243,7 @@ class Database:
                 allow_scan=allow_scan,
                 max_scan=max_scan,
             )
-            return encrypted_collection
+            return self._typed(encrypted_collection, model)
         check_identifier(name, "collection name")
         if name.startswith(RESERVED_PREFIX):
             raise ConfigurationError(
@@ -302,9 +298,14 @@ class Database:
         if model is None:
             self._models.pop(plain.spec.name, None)
             return plain
-        from asyncdb.models import model_collection  # pydantic is imported only here
+        if plain.spec.name in self._layers and hasattr(plain, "encryption"):
+            from asyncdb.security.typed import typed_encrypted  # validated, then sealed
 
-        typed = model_collection(plain, model)  # a wrong model= is refused first
+            typed: Collection[DocT] = typed_encrypted(plain, model)  # type: ignore[arg-type]
+        else:
+            from asyncdb.models import model_collection  # pydantic is imported only here
+
+            typed = model_collection(plain, model)  # a wrong model= is refused first
         self._models[plain.spec.name] = model
         return typed
 

@@ -223,21 +223,21 @@ class ModelCollection(Collection[M]):
         codec: ModelCodec,
     ) -> None:
         super().__init__(db, store, session, tx_writes)
-        self.codec = codec
+        self.model_codec = codec
         self.model = codec.model
 
     # --- the way out ------------------------------------------------------------------------
 
     def _load(self, doc: Doc) -> M:
-        loaded: M = self.codec.load(doc)
+        loaded: M = self.model_codec.load(doc)
         return loaded
 
     def _load_list(self, docs: list[Doc]) -> list[M]:
-        load = self.codec.load
+        load = self.model_codec.load
         return [load(d) for d in docs]
 
     async def _load_stream(self, docs: AsyncIterator[Doc]) -> AsyncIterator[M]:
-        load = self.codec.load
+        load = self.model_codec.load
         try:
             async for doc in docs:
                 yield load(doc)
@@ -249,42 +249,44 @@ class ModelCollection(Collection[M]):
     # --- the way in -------------------------------------------------------------------------
 
     async def insert_one(self, doc: Any, *args: Any, **kwargs: Any) -> Any:
-        instance = self.codec.validate(doc)
-        key = await super().insert_one(self.codec.dump(instance), *args, **kwargs)
+        instance = self.model_codec.validate(doc)
+        key = await super().insert_one(self.model_codec.dump(instance), *args, **kwargs)
         if instance is doc:
-            self.codec.set_key(instance, key)
+            self.model_codec.set_key(instance, key)
         return key
 
     async def insert_many(self, docs: Iterable[Any], *args: Any, **kwargs: Any) -> list[Any]:
         given = list(docs)
-        instances = [self.codec.validate(d) for d in given]
-        keys = await super().insert_many([self.codec.dump(i) for i in instances], *args, **kwargs)
+        instances = [self.model_codec.validate(d) for d in given]
+        keys = await super().insert_many(
+            [self.model_codec.dump(i) for i in instances], *args, **kwargs
+        )
         for doc, instance, key in zip(given, instances, keys, strict=True):
             if instance is doc:
-                self.codec.set_key(instance, key)
+                self.model_codec.set_key(instance, key)
         return keys
 
     async def replace_one(self, filter: Any, doc: Any, *args: Any, **kwargs: Any) -> UpdateResult:
-        replacement = self.codec.dump(self.codec.validate(doc))
+        replacement = self.model_codec.dump(self.model_codec.validate(doc))
         return await super().replace_one(portable(filter), replacement, *args, **kwargs)
 
     async def update_one(self, filter: Any, update: Any, *args: Any, **kwargs: Any) -> Any:
         return await super().update_one(
-            portable(filter), self.codec.update(update), *args, **kwargs
+            portable(filter), self.model_codec.update(update), *args, **kwargs
         )
 
     async def update_many(self, filter: Any, update: Any, *args: Any, **kwargs: Any) -> Any:
         return await super().update_many(
-            portable(filter), self.codec.update(update), *args, **kwargs
+            portable(filter), self.model_codec.update(update), *args, **kwargs
         )
 
     async def find_one_and_update(self, filter: Any, update: Any, *args: Any, **kwargs: Any) -> Any:
         return await super().find_one_and_update(
-            portable(filter), self.codec.update(update), *args, **kwargs
+            portable(filter), self.model_codec.update(update), *args, **kwargs
         )
 
     async def find_one_and_replace(self, filter: Any, doc: Any, *args: Any, **kwargs: Any) -> Any:
-        replacement = self.codec.dump(self.codec.validate(doc))
+        replacement = self.model_codec.dump(self.model_codec.validate(doc))
         return await super().find_one_and_replace(portable(filter), replacement, *args, **kwargs)
 
     async def find_one_and_delete(self, filter: Any, *args: Any, **kwargs: Any) -> Any:
@@ -301,7 +303,7 @@ class ModelCollection(Collection[M]):
     def _request(self, index: int, request: Any) -> Any:
         """One bulk_write operation in stored form (anything else is left to the base, which
         names what it is not)."""
-        codec = self.codec
+        codec = self.model_codec
         try:
             if isinstance(request, InsertOne):
                 return InsertOne(codec.dump(codec.validate(request.document)))
@@ -362,12 +364,17 @@ def _codec(model: type[BaseModel], key: tuple[str, ...]) -> ModelCodec:
     return ModelCodec(model, key)
 
 
-def model_collection(plain: Collection[Any], model: type[M]) -> Collection[M]:
-    """The typed view of ``plain`` (what ``db.collection(name, model=model)`` returns)."""
+def model_codec(model: type[Any], key: tuple[str, ...]) -> ModelCodec:
+    """The codec of ``model`` for a collection keyed ``key`` (a wrong ``model=`` is refused)."""
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
         raise ConfigurationError(f"model= takes a pydantic BaseModel subclass, not {model!r}")
-    codec = _codec(model, plain.spec.key)
+    return _codec(model, key)
+
+
+def model_collection(plain: Collection[Any], model: type[M]) -> Collection[M]:
+    """The typed view of ``plain`` (what ``db.collection(name, model=model)`` returns)."""
+    codec = model_codec(model, plain.spec.key)
     return ModelCollection(plain._db, plain._store, plain._session, plain._tx_writes, codec=codec)
 
 
-__all__ = ["ModelCodec", "ModelCollection", "model_collection", "portable"]
+__all__ = ["ModelCodec", "ModelCollection", "model_codec", "model_collection", "portable"]

@@ -482,7 +482,9 @@ class EncryptedCollection(Collection):
             read, update, multi=False, upsert=upsert, allow_scan=allow_scan, sort=sort_spec
         )
         doc = before if return_document == "before" else after
-        return None if doc is None else apply_projection(proj, doc, self.spec.key)
+        if doc is None:
+            return None
+        return self._load(doc) if proj is None else apply_projection(proj, doc, self.spec.key)
 
     @_optioned
     async def find_one_and_delete(
@@ -502,7 +504,11 @@ class EncryptedCollection(Collection):
         deleted = await self._delete_matching(
             read, multi=False, sort=sort_spec, allow_scan=allow_scan
         )
-        return apply_projection(proj, deleted[0], self.spec.key) if deleted else None
+        if not deleted:
+            return None
+        if proj is None:
+            return self._load(deleted[0])
+        return apply_projection(proj, deleted[0], self.spec.key)
 
     async def _delete_matching(
         self, read: _Read, *, multi: bool, sort: Sort, allow_scan: bool | None
@@ -606,7 +612,7 @@ class EncryptedCollection(Collection):
         """The first match, decrypted, or None. A filter of exactly the key is a point read."""
         if projection is None and sort is None and self._exact_key(filter) is not None:
             stored = await self.inner.find_one(filter, cache=cache)
-            return None if stored is None else self.codec.open(stored).doc
+            return None if stored is None else self._load(self.codec.open(stored).doc)
         docs = await self.find(
             filter, projection, sort, 0, 1, allow_scan=allow_scan, cache=cache
         ).to_list()
@@ -672,7 +678,8 @@ class EncryptedCollection(Collection):
                     items.append(apply_projection(proj, doc, key))
             next_cursor = page.next_cursor
             if next_cursor is None or len(items) >= limit:
-                return Page(items=items, next_cursor=next_cursor)
+                loaded = items if proj is not None else self._load_list(items)
+                return Page(items=loaded, next_cursor=next_cursor)
 
     async def explain(
         self,
@@ -804,7 +811,8 @@ class EncryptedCollection(Collection):
             raise QueryError("field names starting with _enc are reserved", path=field)
         if place.kind == "plain" and read.exact:
             return await self.inner.distinct(field, read.stored, allow_scan=allow_scan)
-        docs = [doc async for doc in self.find(filter, allow_scan=allow_scan)]
+        found = EncryptedCollection.find(self, filter, allow_scan=allow_scan)
+        docs = [doc async for doc in found._observed_stream()]  # documents (not model instances)
         return distinct_values(docs, path)
 
     @_optioned

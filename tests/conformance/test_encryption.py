@@ -370,3 +370,57 @@ def test_an_8_bit_index_returns_exactly_the_matching_plaintexts(backend_url: str
 
     examples = COLLISION_EXAMPLES
     assert run_examples(backend_url, case, check, examples) >= 3 * examples
+
+
+async def test_a_typed_encrypted_collection_validates_seals_and_returns_models(
+    backend_name: str, backend_url: str
+) -> None:
+    """``model=`` with ``encrypted=``: writes validated by the model before any I/O, then
+    sealed; every read path opens, then returns model instances; a transaction keeps both."""
+    import pydantic
+
+    class Person(pydantic.BaseModel):
+        id: str
+        ssn: str
+        notes: str = ""
+        n: int = 0
+
+    ring = KeyRing.generate()
+    async with asyncdb.connect(backend_url, keyring=ring) as db:
+        people = db.collection(
+            "typed_people", model=Person, encrypted={"ssn": "equality", "notes": "opaque"}
+        )
+        assert isinstance(people, EncryptedCollection)
+        await people.insert_many(
+            [Person(id=f"p{i}", ssn=f"MARK-ssn-{i % 2}", notes="MARK-notes") for i in range(4)]
+        )
+        with pytest.raises(asyncdb.ValidationError):
+            await people.insert_one({"id": "bad", "ssn": 5, "n": "many"})
+        with pytest.raises(asyncdb.ValidationError):
+            await people.update_one({"id": "p0"}, {"$set": {"n": "many"}})
+        one = await people.find_one({"id": "p1"})  # the point read
+        assert one == Person(id="p1", ssn="MARK-ssn-1", notes="MARK-notes")
+        found = await people.find({"ssn": "MARK-ssn-0"}, sort=[("id", 1)]).to_list()
+        assert [type(p) for p in found] == [Person, Person]
+        assert [p.id for p in found] == ["p0", "p2"]
+        page = await people.find_page({"ssn": "MARK-ssn-1"}, limit=10)
+        assert sorted(p.id for p in page.items) == ["p1", "p3"]
+        assert all(isinstance(p, Person) for p in page.items)
+        after = await people.find_one_and_update({"id": "p2"}, {"$inc": {"n": 2}})
+        assert after == Person(id="p2", ssn="MARK-ssn-0", notes="MARK-notes", n=2)
+        gone = await people.find_one_and_delete({"ssn": "MARK-ssn-1"}, sort=[("id", -1)])
+        assert gone is not None and gone.id == "p3"
+        assert await people.distinct("ssn", allow_scan=True) == ["MARK-ssn-0", "MARK-ssn-1"]
+        projected = await people.find_one({"id": "p1"}, projection={"ssn": 1})
+        assert projected == {"id": "p1", "ssn": "MARK-ssn-1"}  # projected: a dict
+        if "transactions" in db.capabilities:
+            async with db.transaction() as tx:
+                inside = tx.collection("typed_people")
+                await inside.update_one({"id": "p0"}, {"$set": {"notes": "MARK-notes-2"}})
+                got = await inside.find_one({"ssn": "MARK-ssn-0", "id": "p0"})
+                assert isinstance(got, Person) and got.notes == "MARK-notes-2"
+            assert (await people.find_one({"id": "p0"})) == Person(
+                id="p0", ssn="MARK-ssn-0", notes="MARK-notes-2"
+            )
+        text = await raw_text(backend_name, backend_url, db, "typed_people")
+        assert "MARK-ssn" not in text and "MARK-notes" not in text
