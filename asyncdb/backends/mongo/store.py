@@ -425,6 +425,11 @@ class MongoCollection(StoreCollection):
 
     store: MongoStore
     limits = StoreLimits(document_bytes=16 * 1024 * 1024)  # a BSON document: 16 MiB
+    # ``get`` is one ``find_one`` on ``_id`` (a TTL collection's too: limit 1, one batch), so
+    # the server keeps no cursor, and outside a session pymongo's clean-up of a cancelled read
+    # is local: the connection's transport is aborted (``PyMongoProtocol.close``) and the pool
+    # forgets it; no killCursors, no abortTransaction, nothing that waits on a slow server.
+    detach_point_reads = False
 
     def stored_size(self, doc: Doc) -> int:
         return _bson_size(self.encode(doc))
