@@ -286,7 +286,9 @@ class Cursor(Generic[DocT]):
             await stream.aclose()
 
     async def _whole(self, cache: ReadCache | ObservedCache) -> list[Doc]:
-        await self._collection._ready()
+        coll = self._collection
+        if coll._store.namespace not in coll._db._ensured:
+            await coll._ready()
         docs = await self._cached(cache)
         if docs is TOO_LARGE:
             self._too_large = True  # streamed from the store, the cache looked up once
