@@ -232,7 +232,10 @@ class SQLiteStore(Store):
         """The point reads' connection (module docstring), used on the loop's thread only
         (``check_same_thread=False`` lets close() run from anywhere); opened after the writer
         set WAL mode."""
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise ConfigurationError(f"cannot open SQLite database {self.path!r}: {exc}") from None
         try:
             conn.execute("PRAGMA busy_timeout = 0")
             conn.execute("PRAGMA query_only = 1")
