@@ -286,7 +286,9 @@ class Cursor(Generic[DocT]):
             await stream.aclose()
 
     async def _whole(self, cache: ReadCache | ObservedCache) -> list[Doc]:
-        await self._collection._ready()
+        coll = self._collection
+        if coll._store.namespace not in coll._db._ensured:
+            await coll._ready()
         docs = await self._cached(cache)
         if docs is TOO_LARGE:
             self._too_large = True  # streamed from the store, the cache looked up once
@@ -457,6 +459,7 @@ class Collection(Generic[DocT]):
         what: str,
         insert_check: Callable[[], Awaitable[bool]] | None = None,
         options: CallOptions | None = None,
+        own_task: bool = True,
     ) -> Awaitable[T]:
         """``operation`` under the database's timeout, retry policy and breaker (with the
         call's ``hint``/``comment`` options current for the store, when given)."""
@@ -473,6 +476,7 @@ class Collection(Generic[DocT]):
             insert_check=insert_check,
             what=what,
             loop=loop,
+            own_task=own_task,
         )
 
     def _stored_as_sent(self, docs: list[Doc]) -> Callable[[], Awaitable[bool]]:
@@ -1079,7 +1083,14 @@ class Collection(Generic[DocT]):
                 and self._store.namespace in db._ensured
             ):
                 assert filter is not None
-                doc = await observed_point_read(self, self._point_read(key), filter, _FIND_ONE)
+                resilience = db._resilience
+                breaker = resilience.breaker
+                if resilience.network or breaker.failures or breaker.state != "closed":
+                    read = self._point_read(key)
+                else:
+                    db._check_loop()
+                    read = self._direct_read(key)
+                doc = await observed_point_read(self, read, filter, _FIND_ONE)
                 return None if doc is None else self._load(doc)
         return await self._find_one(
             filter,
@@ -1093,7 +1104,29 @@ class Collection(Generic[DocT]):
 
     def _point_read(self, key: KeyTuple) -> Awaitable[Doc | None]:
         store, session = self._store, self._session
-        return self._call(lambda: store.get(key, session), write=False, what="get")
+        return self._call(
+            lambda: store.get(key, session),
+            write=False,
+            what="get",
+            own_task=store.detach_point_reads,
+        )
+
+    async def _direct_read(self, key: KeyTuple) -> Doc | None:
+        """The point read on an in-process store whose breaker is closed with no failure
+        counted: there the resilience layer sets no deadline and records nothing on success,
+        so the read runs directly, and only a failure is handed to it (as its first attempt:
+        retried, mapped and counted exactly as under :meth:`_call`)."""
+        store, session = self._store, self._session
+        try:
+            return await store.get(key, session)
+        except Exception as exc:
+            return await self._db._resilience.call(
+                lambda: store.get(key, session),
+                write=False,
+                in_transaction=session is not None,
+                what="get",
+                failed=exc,
+            )
 
     @observed("find_one")
     async def _find_one(
@@ -1120,13 +1153,14 @@ class Collection(Generic[DocT]):
                             self._store.namespace,
                             key,
                             lambda: self._call(
-                                lambda: store.get(key, None), write=False, what="get"
+                                lambda: store.get(key, None),
+                                write=False,
+                                what="get",
+                                own_task=store.detach_point_reads,
                             ),
                         )
                         return None if cached is None else self._load(cached)
-                doc = await self._call(
-                    lambda: self._store.get(key, self._session), write=False, what="get"
-                )
+                doc = await self._point_read(key)
                 return None if doc is None else self._load(doc)
         docs: list[Any] = await self.find(
             filter,

@@ -500,6 +500,8 @@ class Resilience:
         insert_check: Callable[[], Awaitable[bool]] | None = None,
         what: str = "call",
         loop: asyncio.AbstractEventLoop | None = None,
+        failed: Exception | None = None,
+        own_task: bool = True,
     ) -> T:
         """Run ``operation`` under the breaker, the deadline and the retry policy (``loop``: the
         running loop, when the caller knows it).
@@ -507,6 +509,13 @@ class Resilience:
         ``insert_check`` makes a write an insert: retried on a maybe-applied error, and a
         DuplicateKey after such a retry is success when ``insert_check()`` finds the documents
         stored exactly as sent.
+
+        ``own_task=False``: the operation returns at once when cancelled (its clean-up waits on
+        nothing), so it runs in the caller's task even on a store whose calls get their own.
+
+        ``failed``: the error of a first attempt the caller made itself (an in-process read
+        outside this layer, when the breaker was closed and clean): handled as this call's
+        first attempt, so what follows (retry, mapping, breaker) is as if it had made it.
         """
         breaker = self.breaker
         if breaker.state != "closed":
@@ -516,6 +525,7 @@ class Resilience:
         detach = (
             self.network
             and self.detach
+            and own_task
             and not in_transaction
             and asyncio.current_task() not in self.transaction_tasks
         )
@@ -529,6 +539,9 @@ class Resilience:
             attempt += 1
             context = _CALL_DEADLINE.set(deadline if self.network else None)
             try:
+                if failed is not None:
+                    error, failed = failed, None
+                    raise error
                 result = await _within(operation, deadline if self.network else None, detach, loop)
             except Contention:  # a TimeoutError too, but the store's own verdict: as it is
                 self.breaker.success()  # the server answered every attempt

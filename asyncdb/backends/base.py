@@ -484,6 +484,11 @@ class StoreCollection(ABC):
     # The write section (``atomic``) locks what it reads (a lock, a transaction): bulk_write may
     # then apply a run of updates by key as one read and one batch write.
     locking_sections: ClassVar[bool] = False
+    # A point read outside a transaction (``get``) that, cancelled at its deadline, returns at
+    # once, nothing of its clean-up waiting on the server, sets this False: it then runs in
+    # the caller's task even where the store's other calls get a task of their own
+    # (``Store.detach_calls``), saving a task, a timer and three loop iterations a read.
+    detach_point_reads: ClassVar[bool] = True
     # What the store can hold beyond the portable limits (asyncdb.query.limits), checked
     # before any write by check_document.
     limits: ClassVar[StoreLimits] = PORTABLE

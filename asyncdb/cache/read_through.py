@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ from asyncdb.cache.keys import (
 )
 from asyncdb.cache.local import LocalCache
 from asyncdb.errors import ConfigurationError
+from asyncdb.resilience import _within
 
 log = structlog.get_logger("asyncdb.cache")
 
@@ -189,6 +191,8 @@ class ReadCache:
         from redis.backoff import NoBackoff
 
         self.config = config
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the last call
+        self._loop_thread = 0
         self._redis_errors: tuple[type[BaseException], ...] = (
             redis.RedisError,
             OSError,
@@ -280,7 +284,9 @@ class ReadCache:
         kt = key_text(key)
         l1_name = "v" + kt
         l1_gen = self._l1.generation(collection) if self._l1 is not None else (0, 0)
-        if not await self._cache_readable():
+        if (
+            self._pending or self._replay_lock.locked() or self._breaker.state == "open"
+        ) and not await self._cache_readable():  # else readable: nothing pending, not open
             return await self._fallback(loader)
         if self._l1 is not None and self._l1_listening:
             payload = self._l1.get(collection, l1_name)
@@ -326,7 +332,9 @@ class ReadCache:
         keys = self._collection_keys(collection)
         l1_name = "q" + digest
         l1_gen = self._l1.generation(collection) if self._l1 is not None else (0, 0)
-        if not await self._cache_readable():
+        if (
+            self._pending or self._replay_lock.locked() or self._breaker.state == "open"
+        ) and not await self._cache_readable():  # else readable: nothing pending, not open
             return await self._fallback(loader)
         if self._l1 is not None and self._l1_listening:
             payload = self._l1.get(collection, l1_name)
@@ -465,9 +473,16 @@ class ReadCache:
         if not self._breaker.allow():
             return _FAILED  # type: ignore[no-any-return]
         started = time.perf_counter()
+        loop = self._loop
+        if loop is None or self._loop_thread != threading.get_ident() or not loop.is_running():
+            # While a loop runs in this thread it is the running one (a thread runs one loop at
+            # a time): known without get_running_loop(), a getpid system call on Python 3.11.
+            loop = self._loop = asyncio.get_running_loop()
+            self._loop_thread = threading.get_ident()
         try:
-            async with asyncio.timeout(self.config.timeout):
-                result = await operation()
+            # the per-call deadline on the shared timer of calls in their caller's task (no
+            # timer of its own per call, as asyncio.timeout makes)
+            result = await _within(operation, loop.time() + self.config.timeout, False, loop)
         except self._redis_errors as exc:
             self._stats.errors += 1
             self._breaker.failure(exc)

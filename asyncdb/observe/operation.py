@@ -187,8 +187,16 @@ class Observer:
         finally:
             current_operation.reset(token)
             seconds = time.perf_counter() - started
-            inputs = _FindInputs(node, comment)
-            await self._finish(coll, record, inputs, seconds, _Returned(len(docs)), error)
+            metrics = self.metrics
+            if error is None and self.quiet and seconds < self.slow_s and metrics is not None:
+                # what _finish does then, inline: the counters alone
+                stats = metrics.stats(coll.spec.name, "find")
+                stats.add(
+                    seconds, len(docs), record.docs_read, record.cache_hits, record.cache_misses
+                )
+            else:
+                inputs = _FindInputs(node, comment)
+                await self._finish(coll, record, inputs, seconds, _Returned(len(docs)), error)
         return docs
 
     # --- after the operation ----------------------------------------------------------------

@@ -208,3 +208,24 @@ async def test_calls_in_their_own_task_time_out_each_on_its_own_deadline() -> No
     with pytest.raises(asyncio.CancelledError):
         await task
     assert await res.call(fast, write=False) == 1
+
+
+async def test_a_first_attempt_made_by_the_caller_is_handled_as_the_first_attempt() -> None:
+    """``failed=``: the error of an attempt made outside the layer (the in-process point read)
+    is retried, counted and mapped as if the layer had made that attempt itself."""
+    r = resilience(retries=2, breaker_threshold=2)
+    calls, op = flaky([])
+    done = await r.call(op, write=False, failed=ConnectionResetError())  # type: ignore[arg-type]
+    assert done == "done" and len(calls) == 1 and r.breaker.state == "closed"
+    calls, op = flaky([ConnectionResetError()])
+    with pytest.raises(BackendError):  # attempts bounded: the caller's one counted
+        await r.call(op, write=False, failed=ConnectionResetError())  # type: ignore[arg-type]
+    assert len(calls) == 1 and r.breaker.state == "open"
+    r = resilience()
+    calls, op = flaky([])
+    with pytest.raises(BackendError, match="ValueError"):  # unmapped: not retried
+        await r.call(op, write=False, failed=ValueError("bad"))  # type: ignore[arg-type]
+    assert calls == []
+    with pytest.raises(TransactionError):
+        await r.call(op, write=False, in_transaction=True, failed=ConnectionRefusedError())  # type: ignore[arg-type]
+    assert calls == []

@@ -32,6 +32,7 @@ from typing import Any, Self, TypeVar
 
 import bson
 from bson.codec_options import CodecOptions, TypeCodec, TypeDecoder, TypeRegistry
+from bson.dbref import DBRef
 from bson.decimal128 import Decimal128
 from bson.int64 import Int64
 from pymongo import (
@@ -157,6 +158,32 @@ CODEC: CodecOptions[dict[str, Any]] = CodecOptions(
     tzinfo=UTC,
     type_registry=TypeRegistry([_DecimalCodec(), _Int64Decoder()]),
 )
+
+
+# The point read's decoding: the driver's one C pass without type decoders (with decoders in
+# the registry, pymongo decodes every reply twice: into raw documents, then again under a copy
+# of the codec options made per reply), then Int64 and Decimal128 narrowed in place exactly as
+# CODEC's decoders do (_narrowed).
+PLAIN_CODEC: CodecOptions[dict[str, Any]] = CODEC.with_options(type_registry=None)
+
+
+def _narrowed(value: dict[str, Any] | list[Any]) -> bool:
+    """Replace, in place and at any depth, every Int64 by its int and every Decimal128 by its
+    Decimal, as CODEC's decoders would have decoded them; False when a value is of a kind the
+    walk does not enter (a DBRef holds fields of its own), so the caller decodes with CODEC."""
+    items = value.items() if type(value) is dict else enumerate(value)
+    for k, v in items:
+        t = type(v)
+        if t is dict or t is list:
+            if not _narrowed(v):
+                return False
+        elif t is Int64:
+            value[k] = int(v)  # type: ignore[index]
+        elif t is Decimal128:
+            value[k] = v.to_decimal()  # type: ignore[index]
+        elif t is DBRef:
+            return False
+    return True
 
 
 def _driver_error(
@@ -425,6 +452,11 @@ class MongoCollection(StoreCollection):
 
     store: MongoStore
     limits = StoreLimits(document_bytes=16 * 1024 * 1024)  # a BSON document: 16 MiB
+    # ``get`` is one ``find_one`` on ``_id`` (a TTL collection's too: limit 1, one batch), so
+    # the server keeps no cursor, and outside a session pymongo's clean-up of a cancelled read
+    # is local: the connection's transport is aborted (``PyMongoProtocol.close``) and the pool
+    # forgets it; no killCursors, no abortTransaction, nothing that waits on a slow server.
+    detach_point_reads = False
 
     def stored_size(self, doc: Doc) -> int:
         return _bson_size(self.encode(doc))
@@ -441,6 +473,7 @@ class MongoCollection(StoreCollection):
         self.spec = spec
         self.planner = MongoPlanner(spec)
         self.coll: AsyncCollection[dict[str, Any]] = store.db[spec.name]
+        self.plain_coll = self.coll.with_options(codec_options=PLAIN_CODEC)  # for ``get``
         self.key_field = spec.key[0] if spec.single_key else None
 
     # --- documents <-> BSON ----------------------------------------------------------------
@@ -589,10 +622,11 @@ class MongoCollection(StoreCollection):
             return await super().get(key, session)
         if session is None:
             self.store.check_not_owner()
+        by_id = {"_id": self.stored_key(key)}
         try:
-            raw = await self.coll.find_one(
-                {"_id": self.stored_key(key)}, session=_session_of(session)
-            )
+            raw = await self.plain_coll.find_one(by_id, session=_session_of(session))
+            if raw is not None and not _narrowed(raw):
+                raw = await self.coll.find_one(by_id, session=_session_of(session))
         except PyMongoError as exc:
             raise _driver_error(exc, f"query on {self.spec.name!r} failed", session) from None
         return None if raw is None else self.decode(raw)

@@ -8,6 +8,18 @@ data only and never wait for the writer. A streaming ``find`` holds one reader f
 (its snapshot), while short reads (by key, pushed small limits, counts) use a reader that never
 holds a statement open, so they always see the latest commit.
 
+A point read by key outside a transaction (``find_one({"id": k})``) is one B-tree lookup of a
+few microseconds, less than the hand-off to a driver thread and back costs: it runs on the
+event loop's thread, on a connection of its own (``inline_reads``, on by default), with no busy
+wait (``busy_timeout = 0``; a database locked beyond WAL's lock-free reads answers busy at
+once, and the read goes to the reader thread instead) and in autocommit (the statement's read
+transaction ends with it, so it sees the latest commit and never holds a snapshot). Every
+``INLINE_YIELD``-th such read yields to the loop once, so a loop of point reads still lets other
+tasks (and a cancellation) in; ``INLINE_SLOW_RUN`` lookups in a row that each took longer than
+``INLINE_SLOW_S`` (storage that answers from a cold disk, not the page cache) send the point
+reads to the reader thread for ``INLINE_PAUSE_S``. ``?inline_reads=0`` keeps every read on the
+threads.
+
 ``:memory:`` has a single connection: reads outside a transaction take the writer lock for each
 batch they fetch, so they never see another task's uncommitted writes.
 
@@ -28,6 +40,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from datetime import datetime
+from time import perf_counter
 from typing import Any, Self, cast
 from urllib.parse import parse_qsl, urlsplit
 
@@ -59,7 +72,21 @@ from asyncdb.query.grouping import GroupShape
 from asyncdb.query.limits import StoreLimits
 from asyncdb.types import Capabilities, CollectionSpec, Plan, Query
 
-_OPTIONS = {"busy_timeout": 5000, "readers": 4, "batch_size": 256, "synchronous": "NORMAL"}
+_OPTIONS = {
+    "busy_timeout": 5000,
+    "readers": 4,
+    "batch_size": 256,
+    "synchronous": "NORMAL",
+    "inline_reads": True,
+}
+_FLAGS = {"1": True, "true": True, "yes": True, "on": True}
+_FLAGS.update({"0": False, "false": False, "no": False, "off": False})
+# Point reads on the loop's thread (the module docstring): a yield to the loop every this many,
+# and the pause after a run of INLINE_SLOW_RUN in a row that each took this long.
+INLINE_YIELD = 32
+INLINE_SLOW_S = 0.002
+INLINE_SLOW_RUN = 4
+INLINE_PAUSE_S = 10.0
 _SYNC_MODES = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 
 
@@ -121,6 +148,15 @@ class SQLiteStore(Store):
         self.synchronous = str(options["synchronous"]).upper()
         if self.synchronous not in _SYNC_MODES:
             raise ConfigurationError(f"synchronous must be one of {sorted(_SYNC_MODES)}")
+        inline = options["inline_reads"]
+        flag = inline if type(inline) is bool else _FLAGS.get(str(inline).lower())
+        if flag is None:
+            raise ConfigurationError("inline_reads must be 1 or 0 (true or false)")
+        self.inline_reads = flag
+        self._inline: sqlite3.Connection | None = None  # the point reads' own connection
+        self._inline_count = 0
+        self._inline_slow = 0  # slow point reads in a row
+        self._inline_paused_until = 0.0  # perf_counter time
         self.lock = asyncio.Lock()
         self._writer: aiosqlite.Connection | None = None
         self._short: aiosqlite.Connection | None = None
@@ -189,11 +225,32 @@ class SQLiteStore(Store):
             except sqlite3.Error as exc:
                 raise _sql_error(exc, f"cannot open {self.path!r}") from None
             self._short = await self._connect(reader=True)
+            if self.inline_reads:
+                self._inline = self._connect_inline()
+
+    def _connect_inline(self) -> sqlite3.Connection:
+        """The point reads' connection (module docstring), used on the loop's thread only
+        (``check_same_thread=False`` lets close() run from anywhere); opened after the writer
+        set WAL mode."""
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise ConfigurationError(f"cannot open SQLite database {self.path!r}: {exc}") from None
+        try:
+            conn.execute("PRAGMA busy_timeout = 0")
+            conn.execute("PRAGMA query_only = 1")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        inline, self._inline = self._inline, None
+        if inline is not None:
+            inline.close()
         conns = [c for c in (self._short, *self._readers, self._writer) if c is not None]
         self._idle.clear()
         self._readers.clear()
@@ -581,12 +638,37 @@ class SQLiteCollection(StoreCollection):
         return self.store.section(session, transaction=False)
 
     async def get(self, key: KeyTuple, session: Session | None) -> Doc | None:
-        """The point read: one primary-key lookup in one round trip (with a TTL the planned
-        query, which adds the expiry condition)."""
+        """The point read: one primary-key lookup, on the loop's thread outside a transaction
+        (the module docstring), else in one round trip to a connection's thread (with a TTL
+        the planned query, which adds the expiry condition)."""
         if self.spec.ttl is not None:
             return await super().get(key, session)
         params = key if self._plain_keys(key) else tuple(encode_key(v) for v in key)
         store = self.store
+        inline = store._inline
+        if inline is not None and session is None and store._owner is None:
+            started = perf_counter()
+            if started >= store._inline_paused_until:
+                try:
+                    # fetchall steps the statement to its end: no read transaction stays open
+                    hits = inline.execute(self._get_sql, params).fetchall()
+                except sqlite3.Error:
+                    pass  # busy, or anything else: the reader thread's answer (or error)
+                else:
+                    if perf_counter() - started <= INLINE_SLOW_S:
+                        store._inline_slow = 0
+                    else:  # a run of slow ones (one alone may be a GC pause or preemption)
+                        store._inline_slow += 1
+                        if store._inline_slow >= INLINE_SLOW_RUN:
+                            store._inline_slow = 0
+                            store._inline_paused_until = perf_counter() + INLINE_PAUSE_S
+                    store._inline_count += 1
+                    if store._inline_count % INLINE_YIELD == 0:
+                        await asyncio.sleep(0)
+                    if not hits:
+                        return None
+                    doc: Doc = decode_doc(*hits[0])
+                    return doc
         short = store._short
         if session is None and short is not None and store._owner is None and not store._closed:
             # The common case, kept to one call: the committed state, on the short reader.
@@ -599,8 +681,8 @@ class SQLiteCollection(StoreCollection):
         if not rows:
             return None
         text, flags = rows[0]
-        doc: Doc = decode_doc(text, flags)
-        return doc
+        found: Doc = decode_doc(text, flags)
+        return found
 
     @staticmethod
     def _plain_keys(key: KeyTuple) -> bool:
