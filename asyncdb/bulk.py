@@ -233,15 +233,23 @@ def simple_update(update: Any, key: tuple[str, ...]) -> tuple[Update, bool] | No
     ``flat`` (only ``$set``/``$unset`` of top-level fields). None for anything else."""
     if type(update) is not dict or not update:
         return None
-    parts: list[Any] = [key]
-    values: list[Any] = []
-    for op, fields in update.items():
+    values: Any
+    if len(update) == 1:  # the usual update: one operator
+        ((op, fields),) = update.items()
         if type(fields) is not dict or not fields:
             return None
-        parts.append(op)
-        parts.append(tuple(fields))
-        values.extend(fields.values())
-    shape = tuple(parts)
+        shape: tuple[Any, ...] = (key, op, tuple(fields))
+        values = fields.values()
+    else:
+        parts: list[Any] = [key]
+        values = []
+        for op, fields in update.items():
+            if type(fields) is not dict or not fields:
+                return None
+            parts.append(op)
+            parts.append(tuple(fields))
+            values.extend(fields.values())
+        shape = tuple(parts)
     template = _UPDATE_SHAPES.get(shape, _NO_SHAPE)
     if template is _NO_SHAPE:
         try:
