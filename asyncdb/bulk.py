@@ -22,11 +22,16 @@ index), then the store applies them in order, each atomically per document.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal
 
-from asyncdb.query.ast import Node, Update
+from asyncdb.errors import QueryError
+from asyncdb.query.ast import Eq, Node, Path, Update, UpdateOp
+from asyncdb.query.limits import check_text
+from asyncdb.query.parse import parse_update
+from asyncdb.query.values import INT64_MAX, INT64_MIN
 
 if TYPE_CHECKING:  # a bare InsertOne/ReplaceOne carries a mapping; on a typed collection, a model
     from typing_extensions import TypeVar
@@ -123,11 +128,17 @@ class BulkWriteResult:
 # --- what a store receives ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WriteOp:
     """One parsed operation: ``kind`` "insert" (``doc`` prepared, ``key`` its key), "update"
     (``node``, ``update``: an update or a replacement, ``multi``, ``upsert``) or "delete"
-    (``node``, ``multi``)."""
+    (``node``, ``multi``). Stores treat it as read-only (it is not frozen only because a
+    frozen dataclass takes several times longer to build, once per operation).
+
+    ``pinned`` (when ``pinned_known``): the keys the filter pins down (``key_lookup``), None
+    when it pins none. ``by_key``: the filter is exactly one equality per key field, so the
+    document stored under the pinned key is the one it matches. ``flat``: the update is only
+    ``$set`` of scalars and ``$unset`` of top-level fields that are not key fields."""
 
     kind: Literal["insert", "update", "delete"]
     doc: dict[str, Any] | None = None
@@ -137,6 +148,10 @@ class WriteOp:
     multi: bool = False
     upsert: bool = False
     hint: Any = None
+    pinned: list[tuple[Any, ...]] | None = None
+    pinned_known: bool = False
+    by_key: bool = False
+    flat: bool = False
 
 
 @dataclass(slots=True)
@@ -163,6 +178,118 @@ class BulkProgress:
         )
 
 
+# --- the common shapes, parsed without the general parser -------------------------------------
+# A bulk write repeats a few shapes (a filter on the key, ``{"$set": {"status": ...}}``) with
+# other values. These helpers give exactly what parse_filter / parse_update_spec give for them,
+# the checks that depend only on the shape done once per shape; anything else is None and goes
+# through the general parser (which raises its own errors).
+
+# (key fields, operator, field names, ...) -> ((operator, path, where), ...), or None when the
+# shape is not one of those below
+_UPDATE_SHAPES: dict[tuple[Any, ...], tuple[tuple[str, Path, str], ...] | None] = {}
+_UPDATE_SHAPES_MAX = 1024
+_FAST_OPERATORS = frozenset({"$set", "$unset", "$inc"})
+_NO_SHAPE: Any = object()
+
+
+def key_filter(spec_filter: Any, key: tuple[str, ...]) -> tuple[Node, tuple[Any, ...]] | None:
+    """``(node, key)`` for a filter that is one equality on a single key field to a non-empty
+    ASCII string or a 64-bit int (``parse_filter`` gives the same ``Eq``); else None."""
+    if type(spec_filter) is not dict or len(spec_filter) != 1 or len(key) != 1:
+        return None
+    value = spec_filter.get(key[0], _NO_SHAPE)
+    t = type(value)
+    if t is str:
+        if not value or not value.isascii():
+            return None
+    elif t is not int or not INT64_MIN <= value <= INT64_MAX:
+        return None
+    return Eq(key, value), (value,)
+
+
+def _update_template(update: dict[str, Any], key: tuple[str, ...]) -> Any:
+    """The operators and paths of a shape, validated by the general parser on stand-in values
+    (so paths, operators and conflicts raise nothing later), or None when the shape is not
+    ``$set``/``$unset``/``$inc`` of plain paths outside the key."""
+    if any(op not in _FAST_OPERATORS for op in update):
+        return None
+    stand_in = {op: dict.fromkeys(fields, 0) for op, fields in update.items()}
+    try:
+        parsed = parse_update(stand_in)
+    except QueryError:
+        return None
+    if any(part[:1] == "$" for op in parsed.ops for part in op.path):
+        return None  # positional: bound to the filter and array filters
+    if any(op.path[0] in key for op in parsed.ops):
+        return None  # the key checks (KeyChanged, upsert seeds) of the general path
+    wheres = [f"{op}.{name}" for op, fields in update.items() for name in fields]
+    return tuple((op.op, op.path, where) for op, where in zip(parsed.ops, wheres, strict=True))
+
+
+def simple_update(update: Any, key: tuple[str, ...]) -> tuple[Update, bool] | None:
+    """``(parsed, flat)`` for an update document of ``$set``/``$unset``/``$inc`` of scalar
+    values (strings, booleans, null, 64-bit ints, finite floats) on non-key, non-positional
+    paths: the Update ``parse_update_spec`` gives it (no array filters), and whether it is
+    ``flat`` (only ``$set``/``$unset`` of top-level fields). None for anything else."""
+    if type(update) is not dict or not update:
+        return None
+    values: Any
+    if len(update) == 1:  # the usual update: one operator
+        ((op, fields),) = update.items()
+        if type(fields) is not dict or not fields:
+            return None
+        shape: tuple[Any, ...] = (key, op, tuple(fields))
+        values = fields.values()
+    else:
+        parts: list[Any] = [key]
+        values = []
+        for op, fields in update.items():
+            if type(fields) is not dict or not fields:
+                return None
+            parts.append(op)
+            parts.append(tuple(fields))
+            values.extend(fields.values())
+        shape = tuple(parts)
+    template = _UPDATE_SHAPES.get(shape, _NO_SHAPE)
+    if template is _NO_SHAPE:
+        try:
+            template = _update_template(update, key)
+        except TypeError:  # an unhashable or odd field name: the general parser says why
+            template = None
+        if len(_UPDATE_SHAPES) >= _UPDATE_SHAPES_MAX:
+            _UPDATE_SHAPES.clear()
+        _UPDATE_SHAPES[shape] = template
+    if template is None:
+        return None
+    ops: list[UpdateOp] = []
+    flat = True
+    for (name, path, where), value in zip(template, values, strict=True):
+        if name == "$unset":
+            ops.append(UpdateOp(name, path))
+            flat = flat and len(path) == 1
+            continue
+        t = type(value)
+        if t is str:
+            if name == "$inc":
+                return None
+            if not value.isascii():
+                check_text(value, where)  # normalize_value's check, with its path
+        elif t is int:
+            if not INT64_MIN <= value <= INT64_MAX:
+                return None
+        elif t is float:
+            if not math.isfinite(value):
+                return None
+        elif t is bool or value is None:
+            if name == "$inc":
+                return None
+        else:
+            return None
+        ops.append(UpdateOp(name, path, value))
+        flat = flat and name == "$set" and len(path) == 1
+    return Update(ops=tuple(ops)), flat
+
+
 __all__ = [
     "BulkProgress",
     "BulkWriteResult",
@@ -174,4 +301,6 @@ __all__ = [
     "UpdateOne",
     "WriteModel",
     "WriteOp",
+    "key_filter",
+    "simple_update",
 ]

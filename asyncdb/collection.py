@@ -43,6 +43,8 @@ from asyncdb.bulk import (
     UpdateMany,
     UpdateOne,
     WriteOp,
+    key_filter,
+    simple_update,
 )
 from asyncdb.cache import TOO_LARGE, ReadCache, shape_digest
 from asyncdb.errors import BulkWriteError, NotSupported, QueryError
@@ -1640,13 +1642,19 @@ class Collection(Generic[DocT]):
     def _write_op(self, index: int, request: Any) -> WriteOp:
         """One bulk_write request, validated and parsed (a QueryError naming its index)."""
         try:
+            t = type(request)
+            if t is InsertOne and not self._store.table_mode:
+                return self._insert_op(request.document)
+            if (t is UpdateOne or t is DeleteOne) and request.collation is None:
+                fast = self._key_op(request)
+                if fast is not None:
+                    return fast
             if isinstance(request, InsertOne):
                 if self._store.table_mode:
                     if not isinstance(request.document, Mapping):
                         raise QueryError("a document must be a mapping")
                     return WriteOp("insert", doc=normalize_value(request.document))
-                [prepared], [key] = self._prepare([request.document])
-                return WriteOp("insert", doc=prepared, key=key)
+                return self._insert_op(request.document)
             if not isinstance(
                 request, UpdateOne | UpdateMany | ReplaceOne | DeleteOne | DeleteMany
             ):
@@ -1659,9 +1667,12 @@ class Collection(Generic[DocT]):
             node = parse_filter(request.filter)
             hint = resolve_hint(request.hint, self.spec)
             check_hint(hint, node)
+            pinned = key_lookup(node, self.spec)
             if isinstance(request, DeleteOne | DeleteMany):
                 multi = isinstance(request, DeleteMany)
-                return WriteOp("delete", node=node, multi=multi, hint=hint)
+                return WriteOp(
+                    "delete", node=node, multi=multi, hint=hint, pinned=pinned, pinned_known=True
+                )
             if isinstance(request, ReplaceOne):
                 parsed = parse_replacement(request.replacement)
             else:
@@ -1674,9 +1685,58 @@ class Collection(Generic[DocT]):
                 multi=isinstance(request, UpdateMany),
                 upsert=bool(request.upsert),
                 hint=hint,
+                pinned=pinned,
+                pinned_known=True,
             )
         except QueryError as exc:
             raise QueryError(f"bulk_write operation {index}: {exc}") from None
+
+    def _insert_op(self, document: Any) -> WriteOp:
+        """``_prepare`` of one document, inline (the hot path of a bulk insert)."""
+        if type(document) is not dict and not isinstance(document, Mapping):
+            raise QueryError(f"a document must be a mapping, not {type(document).__name__}")
+        one: Doc = normalize_document(document)
+        if "id" not in one and self.spec.key == ("id",):
+            one = {"id": new_id(), **one}
+        key = check_key(one, self.spec)
+        if self._store.limits is not PORTABLE:
+            self._store.check_document(one, key)
+        return WriteOp("insert", doc=one, key=key)
+
+    def _key_op(self, request: UpdateOne | DeleteOne) -> WriteOp | None:
+        """An UpdateOne/DeleteOne by key (``key_filter``) with a ``simple_update``, parsed
+        without the general parser (the same WriteOp it gives); None for any other."""
+        if request.hint is not None:
+            return None
+        found = key_filter(request.filter, self.spec.key)
+        if found is None:
+            return None
+        node, key = found
+        if type(request) is DeleteOne:
+            return WriteOp("delete", node=node, pinned=[key], pinned_known=True, by_key=True)
+        assert isinstance(request, UpdateOne)
+        if request.array_filters is not None:
+            return None
+        simple = simple_update(request.update, self.spec.key)
+        if simple is None:
+            return None
+        parsed, flat = simple
+        upsert = bool(request.upsert)
+        store = self._store
+        if type(store).check_update is not StoreCollection.check_update or (
+            store.limits.document_bytes is not None
+        ):
+            store.check_update(node, parsed, upsert)  # a store's own checks (its size limit)
+        return WriteOp(
+            "update",
+            node=node,
+            update=parsed,
+            upsert=upsert,
+            pinned=[key],
+            pinned_known=True,
+            by_key=True,
+            flat=flat,
+        )
 
     def _bulk_keys(self, ops: list[WriteOp], progress: BulkProgress) -> list[KeyTuple] | None:
         """The keys a bulk write may have touched, or None when some are unknown."""
@@ -1688,7 +1748,7 @@ class Collection(Generic[DocT]):
                 keys.append(op.key)
                 continue
             assert op.node is not None
-            found = key_lookup(op.node, self.spec)
+            found = op.pinned if op.pinned_known else key_lookup(op.node, self.spec)
             if found is None:
                 return None
             keys.extend(found)
@@ -1712,7 +1772,9 @@ class Collection(Generic[DocT]):
         """
         if not isinstance(ordered, bool):
             raise QueryError("ordered must be True or False", path="ordered")
-        ops = [self._write_op(i, r) for i, r in enumerate(requests)]
+        requests = requests if type(requests) is list else list(requests)
+        with gc_paused(len(requests) >= GC_PAUSE_MIN):  # synchronous: only parsed copies
+            ops = [self._write_op(i, r) for i, r in enumerate(requests)]
         if not ops:
             raise QueryError("bulk_write needs at least one operation")
         options = call_options_of(None, comment, self.spec)

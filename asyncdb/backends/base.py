@@ -219,6 +219,7 @@ def _pinned(node: Node, field: str) -> list[Any] | None:
 # What StoreCollection._apply_by_key returns besides a document or None (deleted).
 _UNCHANGED = object()
 _FAILED = object()
+_ABSENT: Any = object()
 
 _KEY_DESTROYING = frozenset(
     {"$unset", "$rename", "$push", "$addToSet", "$pull", "$pop", "$currentDate"}
@@ -1172,7 +1173,7 @@ class StoreCollection(ABC):
         if op.upsert:
             return None
         assert op.node is not None
-        keys = key_lookup(op.node, self.spec)
+        keys = op.pinned if op.pinned_known else key_lookup(op.node, self.spec)
         return keys[0] if keys is not None and len(keys) == 1 else None
 
     def _apply_by_key(
@@ -1182,12 +1183,18 @@ class StoreCollection(ABC):
         ``counts``: the document after it, None when deleted, ``_UNCHANGED`` when it did not
         match or changed nothing, ``_FAILED`` when its error was recorded at ``index``."""
         assert op.node is not None
-        if doc is None or not matches(self.visible(op.node), doc):
+        if doc is None:
+            return _UNCHANGED
+        if op.by_key and self.spec.ttl is None:
+            pass  # the document read by the pinned key is the one the key equality matches
+        elif not matches(self.visible(op.node), doc):
             return _UNCHANGED
         if op.kind == "delete":
             counts.deleted += 1
             return None
         assert op.update is not None
+        if op.flat:
+            return self._apply_flat(op.update, doc, counts)
         try:
             new = self._keep_key(doc, apply_update(op.update, doc, now=now))
         except (UpdateError, QueryError) as exc:
@@ -1195,6 +1202,33 @@ class StoreCollection(ABC):
             return _FAILED
         counts.matched += 1
         if strict_equal(doc, new):
+            return _UNCHANGED
+        counts.modified += 1
+        return new
+
+    def _apply_flat(self, update: Update, doc: Doc, counts: BulkProgress) -> Any:
+        """``_apply_by_key`` of a ``flat`` update (``$set`` of scalars and ``$unset`` of
+        top-level fields outside the key): what apply_update and _keep_key give, without the
+        deep copy and whole-document comparison. The key stays as it is, and the nesting
+        check has nothing to refuse: a scalar at the top level is one level deep, and the
+        stored document was checked when it was written (a document written by a native
+        statement is outside asyncdb's semantics)."""
+        new = doc.copy()  # the values it shares are scalars or left untouched
+        changed = False
+        for op in update.ops:
+            name = op.path[0]
+            if op.op == "$unset":
+                if name in new:
+                    del new[name]
+                    changed = True
+                continue
+            old = new.get(name, _ABSENT)
+            if old is _ABSENT or not strict_equal(old, op.value):
+                changed = True
+            new[name] = op.value
+        self.check_document(new)
+        counts.matched += 1
+        if not changed:
             return _UNCHANGED
         counts.modified += 1
         return new
@@ -1227,7 +1261,7 @@ class StoreCollection(ABC):
         counts = BulkProgress()
         async with self.atomic(None) as s:
             wanted = list(dict.fromkeys(key for _, key in run))
-            found = await self._matching(self._keys_filter(wanted), s, limit=None, allow_scan=True)
+            found = await self._docs_by_keys(wanted, s)
             before = {key_of(doc, self.spec): doc for doc in found}
             current: dict[KeyTuple, Doc | None] = dict(before)
             done = 0
@@ -1289,6 +1323,11 @@ class StoreCollection(ABC):
             end += 1
             progress.next = end
         return end - start
+
+    async def _docs_by_keys(self, keys: list[KeyTuple], session: Session) -> list[Doc]:
+        """The visible documents with these keys (at most ``BULK_RUN``), in any order: one
+        query. A store with a cheaper lookup by key overrides it."""
+        return await self._matching(self._keys_filter(keys), session, limit=None, allow_scan=True)
 
     def _keys_filter(self, keys: list[KeyTuple]) -> Node:
         if self.spec.single_key:

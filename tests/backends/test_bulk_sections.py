@@ -84,3 +84,47 @@ async def test_runs_longer_than_one_section_count_every_operation(url: str) -> N
         assert await items.find_one({"id": "k00003"}) == {"id": "k00003", "n": 0}
         assert await items.find_one({"id": "k00004"}) == {"id": "k00004", "n": 5}
         assert await items.find_one({"id": "new01499"}) == {"id": "new01499", "n": -1499}
+
+
+async def test_a_failure_inside_a_run_of_flat_updates_names_its_index(url: str) -> None:
+    # ``$set`` by key runs without the general update applier: a failing operation in the
+    # middle of such a run still stops an ordered write at its index, with exactly what the
+    # operations before it applied, and an unordered one applies all the others.
+    def ops() -> list[object]:
+        out: list[object] = []
+        for i in range(40):
+            out.append(asyncdb.UpdateOne({"id": f"k{i:02d}"}, {"$set": {"s": f"v{i % 3}"}}))
+        out[17] = asyncdb.UpdateOne({"id": "k17"}, {"$inc": {"s": 1}})  # s holds a string
+        out[25] = asyncdb.InsertOne({"id": "k03", "s": "dup"})  # the key exists
+        out.append(asyncdb.DeleteOne({"id": "k39"}))
+        return out
+
+    async with asyncdb.connect(url) as db:
+        for ordered in (True, False):
+            items = db.collection(f"flat_{ordered}", allow_scan=True)
+            await items.insert_many([{"id": f"k{i:02d}", "s": "v0", "n": i} for i in range(40)])
+            with pytest.raises(asyncdb.BulkWriteError) as caught:
+                await items.bulk_write(ops(), ordered=ordered)
+            errors = [(i, type(e).__name__) for i, e in caught.value.errors]
+            docs = {d["id"]: d for d in await items.find({}).to_list()}
+            # k00..k16 set to v0, v1, v2, ...: those whose value was v0 already change nothing
+            changed_before = sum(1 for i in range(17) if i % 3)
+            if ordered:
+                assert errors == [(17, "UpdateError")]
+                assert caught.value.result == asyncdb.BulkWriteResult(
+                    matched_count=17, modified_count=changed_before
+                )
+                assert docs["k16"] == {"id": "k16", "s": "v1", "n": 16}
+                assert docs["k18"] == {"id": "k18", "s": "v0", "n": 18}
+                assert len(docs) == 40
+            else:
+                assert errors == [(17, "UpdateError"), (25, "DuplicateKey")]
+                assert caught.value.result == asyncdb.BulkWriteResult(
+                    matched_count=38,
+                    modified_count=sum(1 for i in range(40) if i % 3 and i not in (17, 25)),
+                    deleted_count=1,
+                )
+                assert docs["k17"] == {"id": "k17", "s": "v0", "n": 17}
+                assert docs["k38"] == {"id": "k38", "s": "v2", "n": 38}
+                assert docs["k03"] == {"id": "k03", "s": "v0", "n": 3}
+                assert "k39" not in docs

@@ -436,3 +436,33 @@ async def test_concurrent_read_modify_writes_lose_nothing(tdb: Database) -> None
     await asyncio.gather(*(push(i) for i in range(10)))
     doc = await coll.find_one({"id": 5})
     assert doc is not None and sorted(doc["meta"]) == list(range(10))
+
+
+async def test_bulk_write_by_key_gives_what_the_single_calls_give(tdb: Database) -> None:
+    # updates and deletes by key take bulk_write's shape-cached parse: the same answers and
+    # errors as the single calls on a table
+    items = tdb.table(ITEMS, allow_scan=True)
+    await items.insert_many([{"id": i, "name": f"n{i}", "n": i} for i in range(1, 5)])
+    result = await items.bulk_write(
+        [
+            asyncdb.UpdateOne({"id": 1}, {"$set": {"name": "one"}}),
+            asyncdb.UpdateOne({"id": 2}, {"$inc": {"n": 40}}),
+            asyncdb.UpdateOne({"id": 3}, {"$set": {"name": "n3"}}),  # already so
+            asyncdb.DeleteOne({"id": 4}),
+            asyncdb.UpdateOne({"id": 9}, {"$set": {"name": "none"}}),
+        ]
+    )
+    assert result == asyncdb.BulkWriteResult(matched_count=3, modified_count=2, deleted_count=1)
+    assert await items.find({}, sort=[("id", 1)]).to_list() == [
+        {"id": 1, "name": "one", "n": 1},
+        {"id": 2, "name": "n2", "n": 42},
+        {"id": 3, "name": "n3", "n": 3},
+    ]
+    with pytest.raises(asyncdb.QueryError, match="bulk_write operation 1"):
+        await items.bulk_write(
+            [
+                asyncdb.DeleteOne({"id": 1}),
+                asyncdb.UpdateOne({"id": 2}, {"$set": {"name": "\ud800"}}),
+            ]
+        )
+    assert await items.count_documents({}) == 3  # refused before any I/O

@@ -1082,20 +1082,25 @@ class PostgresCollection(StoreCollection):
 
     # --- native shortcuts: one statement when nothing is left to re-check --------------------
 
-    def _native_update(self, update: Update) -> tuple[list[str], list[str], list[str]] | None:
-        """``(set fields, their JSON texts, unset fields)`` when ``update`` is only ``$set`` of
-        top-level fields to strings, booleans, null or 64-bit ints and ``$unset`` of top-level
-        fields, none of them a key, index or TTL field (their sort keys and expiry are computed
-        in Python). For those values the stored text of an equal value is the same text, so
-        comparing texts in SQL says whether a document changes exactly as ``strict_equal``."""
+    def _native_update(
+        self, update: Update
+    ) -> tuple[list[str], list[str | None], list[int | None], list[str]] | None:
+        """``(assigned fields, their JSON texts, their increments, unset fields)`` when
+        ``update`` is only ``$set`` of top-level fields to strings, booleans, null or 64-bit
+        ints, ``$inc`` of top-level fields by a 64-bit int and ``$unset`` of top-level fields,
+        none of them a key, index or TTL field (their sort keys and expiry are computed in
+        Python). An assigned field has a text (``$set``) or an increment (``$inc``). For those
+        values the stored text of an equal value is the same text, so comparing texts in SQL
+        says whether a document changes exactly as ``strict_equal``."""
         if update.replacement is not None or update.pipeline is not None:
             return None
         spec = self.spec
         blocked = set(spec.key) | {p[0] for index in spec.indexes for p in index.paths}
         if spec.ttl is not None:
             blocked.add(spec.ttl.split(".")[0])
-        sets: list[str] = []
-        texts: list[str] = []
+        names: list[str] = []
+        texts: list[str | None] = []
+        incs: list[int | None] = []
         unsets: list[str] = []
         for op in update.ops:
             if len(op.path) != 1 or op.path[0] in blocked:
@@ -1104,6 +1109,13 @@ class PostgresCollection(StoreCollection):
                 unsets.append(op.path[0])
                 continue
             value, t = op.value, type(op.value)
+            if op.op == "$inc":
+                if t is not int or not -(2**63) <= value < 2**63:
+                    return None
+                names.append(op.path[0])
+                texts.append(None)
+                incs.append(value)
+                continue
             if op.op != "$set" or not (
                 value is None
                 or t is bool
@@ -1115,36 +1127,57 @@ class PostgresCollection(StoreCollection):
                 texts.append(orjson.dumps(value).decode())
             except orjson.JSONEncodeError:  # a lone surrogate: the general path says why
                 return None
-            sets.append(op.path[0])
-        return sets, texts, unsets
+            names.append(op.path[0])
+            incs.append(None)
+        return names, texts, incs, unsets
 
     def _update_statement(self, where: str, first: int, multi: bool) -> str:
-        """One statement that locks the matching rows, rewrites each stored text in SQL (kept
-        fields keep their text and place, set fields change in place or are appended in the
-        update's order, unset fields go) and returns how many rows matched and changed.
-        ``json_each`` over the text as ``json`` keeps every untouched value's text exactly."""
+        """One statement that locks the matching rows, rewrites each stored text in SQL and
+        returns how many rows matched, how many changed, and how many it could not rewrite.
+
+        The new text is the one ``encode_doc`` writes for the updated document: the text is
+        rebuilt field by field (``json_each`` over the text as ``json`` keeps every value's
+        text, ``to_json`` renders a name as orjson does), kept fields keep their place, set
+        and incremented fields change in place or are appended in the update's order, unset
+        fields go. An ``$inc`` is done in SQL only on a stored integer (a JSON number of
+        digits: orjson writes every float with a point or an exponent) whose sum stays in 64
+        bits, or on a missing field (set to the increment); when any matched row holds
+        anything else (a float, a Decimal, a string, null, a sum out of range), nothing is
+        written and the third count says so: the caller then runs the general update, which
+        gives that case's result or error."""
         keys = [f'"k{i}"' for i in range(len(self.spec.key))]
-        a, b, c = f"${first}::text[]", f"${first + 1}::json[]", f"${first + 2}::text[]"
+        a, v, d = f"${first}::text[]", f"${first + 1}::text[]", f"${first + 2}::numeric[]"
+        c = f"${first + 3}::text[]"
         joined = " AND ".join(f"t.{k} = m.{k}" for k in keys)
         limit = "" if multi else " LIMIT 1"
         return (
             f"WITH m AS (SELECT {', '.join(keys)}, body FROM {self._table}{where}{limit} "
             "FOR UPDATE), "
-            f"u AS (UPDATE {self._table} AS t SET body = (SELECT json_object_agg(x.k, x.v "
-            "ORDER BY x.n)::text FROM ("
-            "SELECT e.key AS k, COALESCE(s.v, e.value) AS v, e.n "
-            "FROM json_each(m.body::json) WITH ORDINALITY AS e(key, value, n) "
-            f"LEFT JOIN unnest({a}, {b}) AS s(k, v) ON s.k = e.key "
+            f"bad AS (SELECT 1 FROM m, unnest({a}, {d}) AS s(k, d) WHERE s.d IS NOT NULL "
+            "AND (m.body::json -> s.k) IS NOT NULL AND NOT ("
+            "json_typeof(m.body::json -> s.k) = 'number' "
+            "AND (m.body::json ->> s.k) ~ '^-?[0-9]+$' "
+            "AND (m.body::json ->> s.k)::numeric + s.d "
+            "BETWEEN -9223372036854775808 AND 9223372036854775807) LIMIT 1), "
+            f"u AS (UPDATE {self._table} AS t SET body = (SELECT '{{' || string_agg("
+            "to_json(x.k)::text || ':' || x.v, ',' ORDER BY x.n) || '}' FROM ("
+            "SELECT e.key AS k, CASE WHEN s.k IS NULL THEN e.value::text "
+            "WHEN s.d IS NULL THEN s.v ELSE ((e.value::text)::numeric + s.d)::text END AS v, "
+            "e.n FROM json_each(m.body::json) WITH ORDINALITY AS e(key, value, n) "
+            f"LEFT JOIN unnest({a}, {v}, {d}) AS s(k, v, d) ON s.k = e.key "
             f"WHERE e.key <> ALL({c}) "
-            "UNION ALL SELECT s.k, s.v, 4294967296 + s.i "
-            f"FROM unnest({a}, {b}) WITH ORDINALITY AS s(k, v, i) "
+            "UNION ALL SELECT s.k, COALESCE(s.v, s.d::text), 4294967296 + s.i "
+            f"FROM unnest({a}, {v}, {d}) WITH ORDINALITY AS s(k, v, d, i) "
             "WHERE (m.body::json -> s.k) IS NULL) AS x) "
-            f"FROM m WHERE {joined} AND ("
-            f"EXISTS (SELECT 1 FROM unnest({a}, {b}) AS s(k, v) "
-            "WHERE (m.body::json -> s.k)::text IS DISTINCT FROM s.v::text) "
-            f"OR EXISTS (SELECT 1 FROM unnest({c}) AS d(k) "
-            "WHERE (m.body::json -> d.k) IS NOT NULL)) RETURNING 1) "
-            f"SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM u), {_XID}"
+            f"FROM m WHERE {joined} AND NOT EXISTS (SELECT 1 FROM bad) AND ("
+            f"EXISTS (SELECT 1 FROM unnest({a}, {v}, {d}) AS s(k, v, d) WHERE "
+            "CASE WHEN s.d IS NULL "
+            "THEN (m.body::json -> s.k)::text IS DISTINCT FROM s.v "
+            "ELSE (m.body::json -> s.k) IS NULL OR s.d <> 0 END) "
+            f"OR EXISTS (SELECT 1 FROM unnest({c}) AS r(k) "
+            "WHERE (m.body::json -> r.k) IS NOT NULL)) RETURNING 1) "
+            "SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM u), "
+            f"(SELECT count(*) FROM bad), {_XID}"
         )
 
     async def update(
@@ -1159,10 +1192,10 @@ class PostgresCollection(StoreCollection):
         sort: Sort = (),
         return_document: str | None = None,
     ) -> tuple[UpdateResult, Doc | None]:
-        """A ``$set``/``$unset`` of plain top-level values (``_native_update``) under an exact
-        filter is one statement, atomic per row (its rows are locked, and PostgreSQL re-checks
-        the filter on a row changed meanwhile); anything else is the shared read-modify-write
-        under a row lock."""
+        """A ``$set``/``$inc``/``$unset`` of plain top-level values (``_native_update``) under
+        an exact filter is one statement, atomic per row (its rows are locked, and PostgreSQL
+        re-checks the filter on a row changed meanwhile); anything else is the shared
+        read-modify-write under a row lock."""
         native = None
         if not upsert and return_document is None and not sort:
             native = self._native_update(update)
@@ -1194,7 +1227,11 @@ class PostgresCollection(StoreCollection):
                     raise _pg_error(exc, f"update of {self.spec.name!r}") from None
         else:
             rows = await self.store.write_fetch(sql, params, f"update of {self.spec.name!r}")
-        matched, modified, _xid = rows[0]
+        matched, modified, refused, _xid = rows[0]
+        if refused:  # an $inc SQL cannot do exactly: nothing was written, the general path
+            return await super().update(
+                node, update, multi=multi, upsert=upsert, session=session, allow_scan=allow_scan
+            )
         return UpdateResult(int(matched), int(modified)), None
 
     async def count(

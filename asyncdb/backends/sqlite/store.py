@@ -52,6 +52,7 @@ from asyncdb.backends.base import (
     Session,
     Store,
     StoreCollection,
+    current_operation,
     key_of,
     native_params,
     sql_reads_only,
@@ -574,6 +575,7 @@ class SQLiteCollection(StoreCollection):
         self._get_sql = f"SELECT doc, tagged FROM {table} WHERE {by_key}"
         self._update_sql = f"UPDATE {table} SET doc = ?, tagged = ? WHERE {by_key}"
         self._delete_sql = f"DELETE FROM {table} WHERE {by_key}"
+        self._single = spec.key[0] if spec.single_key else ""
 
     async def ensure(self) -> None:
         await self.store.run_ddl(schema(self.spec), self.spec.name, len(self.spec.key))
@@ -592,7 +594,26 @@ class SQLiteCollection(StoreCollection):
                 yield decode_doc(text, flags)
 
     def _key_params(self, doc: Doc) -> list[Any]:
+        if self._single:
+            return [encode_key(doc[self._single])]
         return [encode_key(v) for v in key_of(doc, self.spec)]
+
+    async def _docs_by_keys(self, keys: list[KeyTuple], session: Session) -> list[Doc]:
+        """Primary-key ``IN`` lookups of up to 500 keys (with a TTL, or several key fields, the
+        planned query, which adds the expiry condition)."""
+        if self.spec.ttl is not None or not self._single or not keys:
+            return await super()._docs_by_keys(keys, session)
+        docs: list[Doc] = []
+        for at in range(0, len(keys), 500):  # below SQLite's oldest bound-parameter limit (999)
+            chunk = keys[at : at + 500]
+            marks = ", ".join("?" * len(chunk))
+            sql = f'SELECT doc, tagged FROM {self._table} WHERE "k0" IN ({marks})'
+            rows = await self.store.fetch_all(sql, [encode_key(k[0]) for k in chunk], session)
+            docs += [decode_doc(text, flags) for text, flags in rows]
+        operation = current_operation.get()
+        if operation is not None:
+            operation.docs_read += len(docs)
+        return docs
 
     async def insert_docs(self, docs: list[Doc], session: Session | None) -> None:
         if self.spec.single_key:
