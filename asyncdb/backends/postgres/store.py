@@ -34,11 +34,13 @@ from collections.abc import (
     Awaitable,
     Callable,
     Coroutine,
+    Iterable,
     Iterator,
     Mapping,
     Sequence,
 )
 from contextlib import asynccontextmanager, suppress
+from itertools import chain
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -834,6 +836,8 @@ class PostgresCollection(StoreCollection):
     locking_sections = True
     # A key's encoded columns are one btree primary-key entry (at most 2704 bytes).
     limits = StoreLimits(key_bytes=2000)
+    # A large insert_many is one COPY fed while its documents are validated (insert_streamed).
+    streamed_insert_min = 2048
 
     def check_document(self, doc: Doc, key: KeyTuple | None = None) -> None:
         """Also the btree entries of declared indexes: an indexed value's sort key (with the
@@ -1012,6 +1016,19 @@ class PostgresCollection(StoreCollection):
         jsonb cannot hold) then stops the COPY: the same QueryError, nothing written."""
         copy = len(docs) >= COPY_MIN
         records = self._record_stream(docs) if copy else self._records(docs)
+        await self._insert_records(records, copy, session)
+
+    async def insert_streamed(self, chunks: Iterator[list[Doc]]) -> None:
+        """One binary COPY of every chunk's rows in one write section: a chunk is drawn (the
+        caller validates it then) when COPY has sent the rows before it, so validating,
+        encoding and the server's parsing and indexing overlap. An exception from ``chunks``
+        aborts the COPY and rolls the section back: nothing written."""
+        records = chain.from_iterable(map(self._record_stream, chunks))
+        await self._insert_records(records, True, None)
+
+    async def _insert_records(
+        self, records: Iterable[tuple[Any, ...]], copy: bool, session: Session | None
+    ) -> None:
         async with self.store.section(session, transaction=False) as s, s.lock.hold():
             conn = s.check()
             try:
