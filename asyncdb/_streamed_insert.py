@@ -47,25 +47,46 @@ def streams(coll: Collection[Any], docs: list[Any]) -> bool:
 async def insert_streamed(
     coll: Collection[Any], docs: list[Any], options: CallOptions | None
 ) -> list[Any]:
-    """``coll.insert_many(docs)`` through the store's ``insert_streamed`` (see the module)."""
+    """``coll.insert_many(docs)`` through the store's ``insert_streamed`` (see the module).
+
+    Only the keys are kept: a chunk's prepared copies are dropped once the store encoded them
+    (the collector never walks them, and memory holds one chunk). A retry, and the check of a
+    maybe-applied insert, prepare the documents again, with the ids generated the first time."""
     store = coll._store
+    docs = docs[:]  # the batch as it was called with (the caller may change its list meanwhile)
     total = len(docs)
-    prepared, keys = coll._prepare(docs[:CHUNK])  # before any I/O, as the general path
+    first, keys = coll._prepare(docs[:CHUNK])  # before any I/O, as the general path
+    pending: list[list[Doc]] = [first]
     refused: list[Exception] = []
+    generated = coll.spec.key == ("id",)  # where _prepare generates missing ids
+
+    def again(start: int) -> list[Doc]:
+        """The chunk at ``start`` prepared anew, keyed as it was the first time."""
+        chunk, chunk_keys = coll._prepare(docs[start : start + CHUNK])
+        if generated:
+            for doc, key, first_key in zip(chunk, chunk_keys, keys[start:], strict=False):
+                if key != first_key:  # a generated id: the first one stands
+                    doc["id"] = first_key[0]
+        return chunk
 
     def chunks() -> Iterator[list[Doc]]:
         for start in range(0, total, CHUNK):
-            if start < len(prepared):  # the first chunk, or a retry's earlier ones
-                yield prepared[start : start + CHUNK]
-                continue
-            try:
-                chunk, chunk_keys = coll._prepare(docs[start : start + CHUNK])
-            except Exception as exc:
-                refused.append(exc)
-                raise
-            prepared.extend(chunk)
-            keys.extend(chunk_keys)
-            yield chunk
+            if pending:  # the first chunk, prepared above
+                yield pending.pop()
+            elif start < len(keys):  # a retry: sent before
+                yield again(start)
+            else:
+                try:
+                    chunk, chunk_keys = coll._prepare(docs[start : start + CHUNK])
+                except Exception as exc:
+                    refused.append(exc)
+                    raise
+                keys.extend(chunk_keys)
+                yield chunk
+
+    async def stored_as_sent() -> bool:
+        sent = [doc for start in range(0, total, CHUNK) for doc in again(start)]
+        return await coll._stored_as_sent(sent)()
 
     failure: Exception | None = None
     try:
@@ -73,7 +94,7 @@ async def insert_streamed(
             lambda: store.insert_streamed(chunks()),
             write=True,
             what="insert",
-            insert_check=coll._stored_as_sent(prepared),
+            insert_check=stored_as_sent,
             options=options,
         )
     except Exception as exc:

@@ -824,6 +824,8 @@ class PostgresStore(Store):
         return [str(r[0]) for r in rows]
 
 
+_KEY_BYTES = 2000  # PostgresCollection.limits.key_bytes
+_KEY_QUICK = _KEY_BYTES // 12  # keys no longer than this fit unmeasured (StoreLimits.key_quick)
 COPY_MIN = 64  # documents: a batch this large is inserted by COPY, a smaller by executemany
 INDEXED_VALUE_BYTES = 2000  # a btree entry holds at most 2704 bytes, the key columns included
 
@@ -835,14 +837,22 @@ class PostgresCollection(StoreCollection):
     store: PostgresStore
     locking_sections = True
     # A key's encoded columns are one btree primary-key entry (at most 2704 bytes).
-    limits = StoreLimits(key_bytes=2000)
+    limits = StoreLimits(key_bytes=_KEY_BYTES)
+    assert not limits.measured and limits.key_quick == _KEY_QUICK  # check_document inlines it
     # A large insert_many is one COPY fed while its documents are validated (insert_streamed).
     streamed_insert_min = 2048
 
     def check_document(self, doc: Doc, key: KeyTuple | None = None) -> None:
         """Also the btree entries of declared indexes: an indexed value's sort key (with the
-        key) must fit one entry, else the insert would fail in the server."""
-        super().check_document(doc, key)
+        key) must fit one entry, else the insert would fail in the server. The base checks
+        come down to the key's size (nothing is measured here), inlined: every insert runs
+        this once per document."""
+        if key is None:
+            key = key_of(doc, self.spec)
+        for value in key:
+            if type(value) is str and len(value) > _KEY_QUICK:
+                self._check_key_size(key, _KEY_BYTES)
+                break
         if self._sort_columns:
             longest = max(map(len, sort_values(doc, self._sort_columns)))
             if longest > INDEXED_VALUE_BYTES:
