@@ -18,6 +18,7 @@ from collections.abc import (
 )
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, overload
 
+from asyncdb._streamed_insert import insert_streamed, streams
 from asyncdb.backends.base import (
     GC_PAUSE_MIN,
     Doc,
@@ -600,7 +601,10 @@ class Collection(Generic[DocT]):
         if self._store.table_mode:  # the table's own key rules
             return await self._insert_rows(list(docs), options)
         # The caller's iterable is consumed first: a generator's code must not run in _prepare.
-        prepared, keys = self._prepare(docs if type(docs) is list else list(docs))
+        batch = docs if type(docs) is list else list(docs)
+        if streams(self, batch):  # a large batch: validated while the store sends it
+            return await insert_streamed(self, batch, options)
+        prepared, keys = self._prepare(batch)
         if not prepared:
             return []
         await self._ready()

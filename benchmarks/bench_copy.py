@@ -224,7 +224,8 @@ async def main() -> None:
             if "postgres" in PAIRS:  # the chain: PostgreSQL holds DOCS documents first
                 if "sqlite" in PAIRS and PG_DOCS != DOCS:
                     async with asyncdb.connect(pg) as db:
-                        await db.collection("bench").delete_many({"n": {"$gte": DOCS}})
+                        bench = db.collection("bench", allow_scan=True)
+                        await bench.delete_many({"n": {"$gte": DOCS}})
                 elif "sqlite" not in PAIRS:
                     await pair(sqlite, pg, DOCS, 500, raw_postgres, True)
                 rows += await pair(pg, mongo, DOCS, 500, raw_mongo, False)

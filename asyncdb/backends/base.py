@@ -360,6 +360,15 @@ def gc_paused(pause: bool = True) -> Iterator[None]:
         gc.enable()
 
 
+def check_batch_keys(keys: list[KeyTuple]) -> None:
+    """A batch about to be inserted must not hold a key twice: DuplicateKey naming the first
+    such key, before any I/O."""
+    if len(set(keys)) != len(keys):
+        counts = collections.Counter(keys)  # linear: keys.count per key was quadratic
+        dup = next(k for k in keys if counts[k] > 1)
+        raise DuplicateKey(f"the batch holds the key {dup!r} twice", key=dup)
+
+
 def check_key(doc: Mapping[str, Any], spec: CollectionSpec) -> KeyTuple:
     """Validate the key fields of a document about to be written; returns its key."""
     fields = spec.key
@@ -493,6 +502,10 @@ class StoreCollection(ABC):
     # What the store can hold beyond the portable limits (asyncdb.query.limits), checked
     # before any write by check_document.
     limits: ClassVar[StoreLimits] = PORTABLE
+    # An insert_many of at least this many documents, outside a transaction, on a collection
+    # without TTL, may go to ``insert_streamed`` (its documents validated while the earlier ones
+    # are sent); None: never.
+    streamed_insert_min: ClassVar[int | None] = None
 
     @property
     def namespace(self) -> str:
@@ -603,6 +616,14 @@ class StoreCollection(ABC):
     @abstractmethod
     async def insert_docs(self, docs: list[Doc], session: Session | None) -> None:
         """Insert all or nothing; :class:`DuplicateKey` if a key exists."""
+
+    async def insert_streamed(self, chunks: Iterator[list[Doc]]) -> None:
+        """Insert all the documents of ``chunks`` or none, outside a transaction: each chunk is
+        drawn (prepared by the caller) while the earlier ones are sent, and an exception raised
+        by ``chunks`` ends the insert with nothing written. :class:`DuplicateKey` if a key exists
+        (the batch's own repeated keys included). Stores that set ``streamed_insert_min``
+        implement it."""
+        raise NotImplementedError
 
     @abstractmethod
     async def replace_docs(self, pairs: list[tuple[Doc, Doc]], session: Session) -> None:
@@ -840,10 +861,7 @@ class StoreCollection(ABC):
         spec = self.spec
         with gc_paused(len(docs) >= GC_PAUSE_MIN):  # synchronous: one key tuple per document
             keys = [check_key(doc, spec) for doc in docs]
-        if len(set(keys)) != len(keys):
-            counts = collections.Counter(keys)  # linear: keys.count per key was quadratic
-            dup = next(k for k in keys if counts[k] > 1)
-            raise DuplicateKey(f"the batch holds the key {dup!r} twice", key=dup)
+        check_batch_keys(keys)
         if self.spec.ttl is None:
             await self.insert_docs(docs, session)
             return keys

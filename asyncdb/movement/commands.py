@@ -84,6 +84,9 @@ def add_parser(subparsers: Any) -> None:
     _common(verify)
     verify.add_argument("--key", action="append", help="the key field of a foreign source")
     verify.add_argument("--transform", metavar="MODULE:FUNCTION")
+    verify.add_argument(
+        "--max-rcu", type=float, help="DynamoDB: at most this many read capacity units per second"
+    )
 
     backup = subparsers.add_parser("backup", help="write collections to a JSON Lines file")
     backup.add_argument("url")
@@ -195,7 +198,12 @@ async def _verify(args: argparse.Namespace) -> int:
     from asyncdb.movement.verifier import verify
 
     report = await verify(
-        args.src, args.dst, args.collections, key=_key(args), transform=args.transform
+        args.src,
+        args.dst,
+        args.collections,
+        key=_key(args),
+        transform=args.transform,
+        max_rcu=args.max_rcu,
     )
     data = report.to_dict()
     _emit(args, data, _verify_lines(data))

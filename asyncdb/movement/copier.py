@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
@@ -247,6 +247,26 @@ def _meter(db: Any) -> tuple[Callable[[], float], Callable[[], float]] | None:
         return lambda: float(db.metrics()["capacity"][kind])
 
     return units("read"), units("write")
+
+
+def paced_by(
+    capacity: CapacityLimit, dbs: Sequence[Any], found: Sequence[Source]
+) -> Callable[[], Awaitable[None]] | None:
+    """``capacity.wait`` for a verify's reads, counting the reads of ``dbs`` and of the
+    sources' own DynamoDB clients; None without a limit. A limit needs a DynamoDB side."""
+    if not capacity.active:
+        return None
+    meters = [m for m in (_meter(db) for db in dbs) if m is not None]
+    if not meters:
+        raise ConfigurationError("max_rcu limits a verify from or to DynamoDB")
+    for reads, _ in meters:
+        capacity.watch(reads, _nothing)
+    for source in found:
+        meter = getattr(source, "capacity", None)
+        if meter is not None:  # a DynamoDB scan's own client
+            capacity.watch(meter.read_units, _nothing)
+            source.pace = capacity.wait  # type: ignore[attr-defined]
+    return capacity.wait
 
 
 def parse_segment(segment: Any) -> tuple[int, int] | None:
@@ -644,16 +664,22 @@ async def copy(
 
                 run.report.firestore_indexes = firestore_indexes(s.spec for s, _, _ in shares)
             if verify:
+                # the final verify reads both sides under the copy's capacity limit
+                pace = capacity.wait if capacity.active else None
                 report = VerifyReport()
                 for source, dst_coll, parts in shares:
                     other = CollectionSource(dst_coll, dst_db.backend)
                     name = source.spec.name
                     if share is not None and any("segment" in p for p in parts):
                         # a scan segment has no key range to select in the destination
-                        result = await verify_share_by_key(source, other, parts, fn)
+                        result = await verify_share_by_key(source, other, parts, fn, pace)
                     else:
                         result = await verify_collection(
-                            source, other, parts=parts if share is not None else None, fn=fn
+                            source,
+                            other,
+                            parts=parts if share is not None else None,
+                            fn=fn,
+                            pace=pace,
                         )
                     report.collections[name] = result
                 run.report.verify = report
@@ -712,4 +738,13 @@ async def _total(found: list[Source]) -> int | None:
         return None
 
 
-__all__ = ["CollectionCopy", "CopyError", "CopyReport", "RateLimit", "copy", "write_batch"]
+__all__ = [
+    "CapacityLimit",
+    "CollectionCopy",
+    "CopyError",
+    "CopyReport",
+    "RateLimit",
+    "copy",
+    "paced_by",
+    "write_batch",
+]

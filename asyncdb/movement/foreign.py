@@ -286,13 +286,19 @@ class DynamoScanSource:
             yield items, last
 
     async def documents(self, part: Part | None) -> AsyncIterator[Doc]:
-        async for items, _ in self._pages(part, None, 1000):
+        # paced (a read capacity limit): smaller pages, as each answer's units are only known
+        # after it, so one page is what the reads can run ahead of the rate
+        size = 1000 if self.pace is None else PACED_PAGE
+        async for items, _ in self._pages(part, None, size):
             for item in items:
                 if self._visible is None or self._visible(self.convert(item)):
                     yield item
 
     async def close(self) -> None:
         await self._cm.__aexit__(None, None, None)
+
+
+PACED_PAGE = 100  # items per scan page of a verify held to a read capacity limit
 
 
 async def _dynamo_client(db: Database) -> tuple[Any, Any, str]:

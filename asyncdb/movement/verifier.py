@@ -15,7 +15,7 @@ one read of each side.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,12 +98,25 @@ def _shown(key: Key) -> Any:
     return key[0] if len(key) == 1 else key
 
 
+PACE_EVERY = 100  # documents read between two waits for capacity (a DynamoDB page is 200)
+
+Pace = Callable[[], Awaitable[None]]
+
+
 async def _documents(
-    source: Source, parts: list[Part] | None, fn: DocMap | None
+    source: Source, parts: list[Part] | None, fn: DocMap | None, pace: Pace | None = None
 ) -> AsyncIterator[Doc]:
+    """The side's documents as the copy wrote them; with ``pace`` (a capacity limit: it
+    sleeps while the units consumed are ahead of the rate), a wait before the first document
+    and after every ``PACE_EVERY``, so the reads of a verify keep to the copy's limit."""
     convert = converter(source)
+    read = 0
     for part in parts if parts is not None else [None]:
         async for doc in source.documents(part):
+            if pace is not None:
+                if read % PACE_EVERY == 0:
+                    await pace()
+                read += 1
             if convert is not None:
                 try:
                     doc = convert(doc)
@@ -156,16 +169,18 @@ async def verify_collection(
     *,
     parts: list[Part] | None = None,
     fn: DocMap | None = None,
+    pace: Pace | None = None,
 ) -> CollectionVerify:
-    """Compare one collection of two sides (``parts``: only those parts of the key space)."""
+    """Compare one collection of two sides (``parts``: only those parts of the key space;
+    ``pace``: awaited as the sides are read, see ``_documents``)."""
     fields = source.spec.key
     result = CollectionVerify()
     depth, wanted = 0, None
     while True:
         result.passes += 1
         src, dst = await asyncio.gather(
-            _fold(_documents(source, parts, fn), fields, depth, wanted),
-            _fold(_documents(destination, parts, None), fields, depth, wanted),
+            _fold(_documents(source, parts, fn, pace), fields, depth, wanted),
+            _fold(_documents(destination, parts, None, pace), fields, depth, wanted),
         )
         if wanted is None:
             result.source_count = sum(f.count for f in src.values())
@@ -179,8 +194,8 @@ async def verify_collection(
             break
     result.passes += 1
     a, b = await asyncio.gather(
-        _digests(_documents(source, parts, fn), fields, depth, wanted),
-        _digests(_documents(destination, parts, None), fields, depth, wanted),
+        _digests(_documents(source, parts, fn, pace), fields, depth, wanted),
+        _digests(_documents(destination, parts, None, pace), fields, depth, wanted),
     )
     missing = sorted((k for k in a if k not in b), key=repr)
     extra = sorted((k for k in b if k not in a), key=repr)
@@ -197,7 +212,11 @@ LOOKUP_BATCH = 100
 
 
 async def verify_share_by_key(
-    source: Source, destination: CollectionSource, parts: list[Part], fn: DocMap | None = None
+    source: Source,
+    destination: CollectionSource,
+    parts: list[Part],
+    fn: DocMap | None = None,
+    pace: Pace | None = None,
 ) -> CollectionVerify:
     """Compare a share of a collection that no destination filter can select (DynamoDB scan
     segments): each source document of the share is looked up by key in the destination, in
@@ -210,6 +229,8 @@ async def verify_share_by_key(
     batch: dict[Key, int] = {}
 
     async def check() -> None:
+        if pace is not None:
+            await pace()
         found = destination.coll.find(key_filter(fields, list(batch)), allow_scan=True, cache=False)
         seen: dict[Key, int] = {}
         async for doc in found:
@@ -226,7 +247,7 @@ async def verify_share_by_key(
                     result.different.append(_shown(key))
         batch.clear()
 
-    async for doc in _documents(source, parts, fn):
+    async for doc in _documents(source, parts, fn, pace):
         result.source_count += 1
         batch[key_of(doc, fields)] = document_digest(doc)
         if len(batch) >= LOOKUP_BATCH:
@@ -244,10 +265,13 @@ async def verify(
     key: str | Sequence[str] | None = None,
     transform: Any = None,
     anonymize: Any = None,
+    max_rcu: float | None = None,
 ) -> VerifyReport:
     """Compare the collections (the source's catalog by default) of ``src`` and ``dst``
     (URLs or Databases), document by document over their exact tagged JSON. ``transform`` and
     ``anonymize`` are applied to the source's documents first, as :func:`~asyncdb.copy` does.
+    ``max_rcu`` caps the DynamoDB read capacity units per second both sides' reads consume
+    (as :func:`~asyncdb.copy`'s, from DynamoDB's ``ConsumedCapacity``).
 
     >>> import asyncio, asyncdb
     >>> async def main():
@@ -259,6 +283,7 @@ async def verify(
     >>> asyncio.run(main())
     (False, {'t': ['y']}, {'t': ['z']}, {'t': ['x']})
     """
+    from asyncdb.movement.copier import CapacityLimit, paced_by
     from asyncdb.movement.resolve import (
         callable_of,
         chain,
@@ -269,6 +294,7 @@ async def verify(
     )
 
     fn = chain(callable_of(transform, "transform"), callable_of(anonymize, "anonymize"))
+    capacity = CapacityLimit(max_rcu, None)
     report = VerifyReport()
     from asyncdb.movement.foreign import close
 
@@ -276,10 +302,13 @@ async def verify(
         sealed = not same_keys(src_db, dst_db)  # other keys: compare what the fields hold
         found = await sources(src_db, collections, key, sealed=sealed)
         try:
+            pace = paced_by(capacity, [src_db, dst_db], found)
             for source in found:
                 dst_coll = spec_collection(dst_db, source.spec, sealed=sealed)
                 other = CollectionSource(dst_coll, dst_db.backend)
-                report.collections[source.spec.name] = await verify_collection(source, other, fn=fn)
+                report.collections[source.spec.name] = await verify_collection(
+                    source, other, fn=fn, pace=pace
+                )
         finally:
             await close(found)
     return report

@@ -34,11 +34,13 @@ from collections.abc import (
     Awaitable,
     Callable,
     Coroutine,
+    Iterable,
     Iterator,
     Mapping,
     Sequence,
 )
 from contextlib import asynccontextmanager, suppress
+from itertools import chain
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -822,6 +824,8 @@ class PostgresStore(Store):
         return [str(r[0]) for r in rows]
 
 
+_KEY_BYTES = 2000  # PostgresCollection.limits.key_bytes
+_KEY_QUICK = _KEY_BYTES // 12  # keys no longer than this fit unmeasured (StoreLimits.key_quick)
 COPY_MIN = 64  # documents: a batch this large is inserted by COPY, a smaller by executemany
 INDEXED_VALUE_BYTES = 2000  # a btree entry holds at most 2704 bytes, the key columns included
 
@@ -833,12 +837,22 @@ class PostgresCollection(StoreCollection):
     store: PostgresStore
     locking_sections = True
     # A key's encoded columns are one btree primary-key entry (at most 2704 bytes).
-    limits = StoreLimits(key_bytes=2000)
+    limits = StoreLimits(key_bytes=_KEY_BYTES)
+    assert not limits.measured and limits.key_quick == _KEY_QUICK  # check_document inlines it
+    # A large insert_many is one COPY fed while its documents are validated (insert_streamed).
+    streamed_insert_min = 2048
 
     def check_document(self, doc: Doc, key: KeyTuple | None = None) -> None:
         """Also the btree entries of declared indexes: an indexed value's sort key (with the
-        key) must fit one entry, else the insert would fail in the server."""
-        super().check_document(doc, key)
+        key) must fit one entry, else the insert would fail in the server. The base checks
+        come down to the key's size (nothing is measured here), inlined: every insert runs
+        this once per document."""
+        if key is None:
+            key = key_of(doc, self.spec)
+        for value in key:
+            if type(value) is str and len(value) > _KEY_QUICK:
+                self._check_key_size(key, _KEY_BYTES)
+                break
         if self._sort_columns:
             longest = max(map(len, sort_values(doc, self._sort_columns)))
             if longest > INDEXED_VALUE_BYTES:
@@ -1012,6 +1026,19 @@ class PostgresCollection(StoreCollection):
         jsonb cannot hold) then stops the COPY: the same QueryError, nothing written."""
         copy = len(docs) >= COPY_MIN
         records = self._record_stream(docs) if copy else self._records(docs)
+        await self._insert_records(records, copy, session)
+
+    async def insert_streamed(self, chunks: Iterator[list[Doc]]) -> None:
+        """One binary COPY of every chunk's rows in one write section: a chunk is drawn (the
+        caller validates it then) when COPY has sent the rows before it, so validating,
+        encoding and the server's parsing and indexing overlap. An exception from ``chunks``
+        aborts the COPY and rolls the section back: nothing written."""
+        records = chain.from_iterable(map(self._record_stream, chunks))
+        await self._insert_records(records, True, None)
+
+    async def _insert_records(
+        self, records: Iterable[tuple[Any, ...]], copy: bool, session: Session | None
+    ) -> None:
         async with self.store.section(session, transaction=False) as s, s.lock.hold():
             conn = s.check()
             try:
