@@ -103,6 +103,9 @@ class Observer:
         if tracing is not None:
             record.span = tracing.start(op, coll.spec.name)
         token = current_operation.set(record)
+        trail = self.audit
+        if trail is not None:
+            trail.started()  # the writer waits for this operation's event (group commit)
         started = time.perf_counter()
         try:
             if tracing is None:
@@ -113,10 +116,14 @@ class Observer:
         except BaseException as exc:
             seconds = time.perf_counter() - started
             current_operation.reset(token)
+            if trail is not None:
+                trail.ended()
             await self._finish(coll, record, _Inputs(args, kwargs, params), seconds, None, exc)
             raise
         seconds = time.perf_counter() - started
         current_operation.reset(token)
+        if trail is not None:
+            trail.ended()
         await self._finish(coll, record, _Inputs(args, kwargs, params), seconds, result, None)
         return result
 
