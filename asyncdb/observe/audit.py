@@ -146,9 +146,15 @@ def _canonical_value(value: Any) -> Any:
     if kind is float:
         return int(value) if value.is_integer() and abs(value) < 2**53 else value
     if kind is dict or isinstance(value, Mapping):
-        return {k if type(k) is str else str(k): _canonical_value(v) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():  # plain values inline: an event is mostly text and ints
+            t = type(v)
+            out[k if type(k) is str else str(k)] = (
+                v if t is str or t is int or t is bool or v is None else _canonical_value(v)
+            )
+        return out
     if kind is list or kind is tuple:
-        return [_canonical_value(v) for v in value]
+        return [v if type(v) is str else _canonical_value(v) for v in value]
     if isinstance(value, int | float | Decimal):  # Decimal, an int or float subclass
         number = float(value) if not isinstance(value, int) else int(value)
         return _canonical_value(number)
@@ -157,10 +163,30 @@ def _canonical_value(value: Any) -> Any:
     return str(value)
 
 
+def _is_canonical(body: Mapping[str, Any]) -> bool:
+    """True when ``_canonical_value(body)`` would be ``body`` itself (text keys; text, int,
+    bool, None, a float with a fraction, or a list of text as values): most events."""
+    if type(body) is not dict:
+        return False
+    for k, v in body.items():
+        t = type(v)
+        if type(k) is not str:
+            return False
+        if t is str or t is int or t is bool or v is None:
+            continue
+        if t is float:
+            if v.is_integer():
+                return False
+            continue
+        if t is list and all(type(x) is str for x in v):
+            continue
+        return False
+    return True
+
+
 def _digest(body: Mapping[str, Any]) -> str:
-    return hashlib.sha256(
-        orjson.dumps(_canonical_value(body), option=orjson.OPT_SORT_KEYS)
-    ).hexdigest()
+    canonical = body if _is_canonical(body) else _canonical_value(body)
+    return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def event_hash(event: Mapping[str, Any]) -> str:

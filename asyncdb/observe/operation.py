@@ -294,20 +294,20 @@ class Observer:
             entry = self._transactions.setdefault(id(coll._session), [uuid.uuid4().hex[:16], 0])
             entry[1] += 1
             event["tx"] = entry[0]
-        keys = _keys(coll, op, inputs, result, error)
+        filt = inputs.filter()
+        keys = _keys(coll, op, inputs, result, error, filt)
         if keys is not None:
             if with_keys:
                 event["keys"] = keys
             event["count"] = len(keys)
         elif isinstance(result, _Returned):
             event["count"] = result.n
-        filt = inputs.filter()
         if filt is not _MISSING:
             event["query"] = query_shape(filt)
         comment = inputs.comment()
         if comment is not None:  # the caller's own label of the operation (hint= / comment=)
             event["comment"] = comment
-        for arg in () if op.startswith("insert") else _DOC_ARGS:
+        for arg in () if op in READS or op.startswith("insert") else _DOC_ARGS:
             value = inputs.get(arg)
             if value is not _MISSING:
                 event["update"] = (
@@ -458,10 +458,9 @@ class _Inputs:
     def get(self, name: str) -> Any:
         if name in self.kwargs:
             return self.kwargs[name]
-        try:
-            index = self.params.index(name)
-        except ValueError:
+        if name not in self.params:  # a test, not an index's ValueError: most names are absent
             return _MISSING
+        index = self.params.index(name)
         return self.args[index] if index < len(self.args) else _MISSING
 
     def comment(self) -> str | None:
@@ -536,9 +535,15 @@ def _key_list(values: Any) -> list[Any]:
 
 
 def _keys(
-    coll: Collection, op: str, inputs: _Inputs, result: Any, error: BaseException | None
+    coll: Collection,
+    op: str,
+    inputs: _Inputs,
+    result: Any,
+    error: BaseException | None,
+    filt: Any = _MISSING,
 ) -> list[Any] | None:
-    """The keys an operation touched, when known (an insert's, a filter pinning keys)."""
+    """The keys an operation touched, when known (an insert's, a filter pinning keys);
+    ``filt``: ``inputs.filter()`` when the caller has it."""
     if op == "insert_one" and error is None:
         return _key_list([result])
     if op == "insert_many" and error is None and isinstance(result, list):
@@ -546,7 +551,8 @@ def _keys(
     if op == "find_one" and isinstance(result, Mapping):
         key = tuple(result.get(k) for k in coll.spec.key)
         return _key_list([key[0] if len(key) == 1 else key])
-    filt = inputs.filter()
+    if filt is _MISSING:
+        filt = inputs.filter()
     if filt is _MISSING:
         return None
     from asyncdb.query.parse import parse_filter
