@@ -23,7 +23,7 @@ import structlog
 from asyncdb.backends.base import current_operation, key_lookup
 from asyncdb.errors import AsyncDBError, AuditError
 from asyncdb.observe import audit as audit_mod
-from asyncdb.observe.metrics import Metrics, OperationStats
+from asyncdb.observe.metrics import PENDING_MAX, Metrics, OperationStats
 from asyncdb.observe.redaction import field_names, native_query_text, query_shape
 from asyncdb.options import comment_text
 from asyncdb.types import Query, UpdateResult
@@ -641,15 +641,20 @@ async def observed_point_read(
         await observer._finish(coll, Operation("find_one"), inputs, seconds, None, exc)
         raise
     seconds = perf_counter() - started
-    metrics = observer.metrics
     if seconds >= observer.slow_s:
         inputs = _Inputs((filter,), {}, params)
         await observer._finish(coll, Operation("find_one"), inputs, seconds, result, None)
-    elif metrics is not None:
-        stats = metrics._ops.get((coll.spec.name, "find_one"))
+        return result
+    metrics = observer.metrics
+    if metrics is not None:
+        name = coll.spec.name
+        stats = metrics.point_reads.get(name)
         if stats is None:
-            stats = metrics.stats(coll.spec.name, "find_one")
-        stats.add(seconds, result is not None, 0, 0, 0)
+            stats = metrics.point_read_stats(name)
+        pending = stats.pending
+        pending.append(seconds if result is not None else -1.0 - seconds)
+        if len(pending) >= PENDING_MAX:
+            stats.fold()
     return result
 
 
