@@ -18,6 +18,7 @@ server (tests/servers/postgres.py starts it). ``BENCH_OBSERVE_OPS=read`` measure
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import shutil
@@ -30,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from _report import markdown_table, print_table, save_results
+from _report import markdown_table, postgres_database, print_table, save_results
 
 import asyncdb
 from asyncdb.cli.bench import bench_doc, interleaved
@@ -205,13 +206,9 @@ async def metrics_cpu_ratio(url: str) -> dict[str, Any]:
 async def main(argv: list[str]) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="asyncdb-observe-"))
     urls = [a for a in argv if not a.startswith("--")] or [f"sqlite:///{workdir / 'o.db'}"]
-    server = None
+    servers = contextlib.AsyncExitStack()
     if "--postgres" in argv:
-        from tests.servers.postgres import PostgresServer
-
-        server = PostgresServer()
-        server.start()
-        urls.append(server.url)
+        urls.append(await servers.enter_async_context(postgres_database("observe")))
     cost = await observer_cost_us()
     print(
         f"observation's own cost: {cost['metrics_us_per_operation']:.2f} us per operation "
@@ -241,8 +238,7 @@ async def main(argv: list[str]) -> None:
                 runs.append(await compare(fresh, name))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-        if server is not None:
-            server.stop()
+        await servers.aclose()
     headers = [
         "backend",
         "op",
