@@ -540,7 +540,12 @@ class Database:
             "audit": (
                 None
                 if trail is None
-                else {"events": trail.events, "failures": trail.failures, "policy": trail.policy}
+                else {
+                    "events": trail.events,
+                    "writes": trail.batches,
+                    "failures": trail.failures,
+                    "policy": trail.policy,
+                }
             ),
         }
 

@@ -1,14 +1,16 @@
 """What every benchmark script prints and saves: an aligned table, a markdown table for the
-README, and ``benchmarks/results/<name>.json``."""
+README, and ``benchmarks/results/<name>.json``; the shared timing of point reads; a throwaway
+PostgreSQL server with an empty database (:func:`postgres_database`)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import statistics
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 from asyncdb.cli.bench import interleaved
 
 RESULTS = Path(__file__).resolve().parent / "results"
+_CHECKOUT = str(Path(__file__).resolve().parents[1])
 
 
 def percentiles_us(samples_ns: Sequence[int]) -> dict[str, float]:
@@ -153,3 +156,26 @@ def point_read_headers(target: float) -> list[str]:
         "asyncdb/raw",
         f"<= {target:.2f}x",
     ]
+
+
+@contextlib.asynccontextmanager
+async def postgres_database(name: str = "bench") -> AsyncIterator[str]:
+    """A throwaway PostgreSQL server (tests/servers/postgres.py: loopback, fsync off) with an
+    empty database ``name``: its URL. The server stops on exit."""
+    import asyncpg
+
+    if _CHECKOUT not in sys.path:  # the test bed's servers
+        sys.path.insert(0, _CHECKOUT)
+    from tests.servers.postgres import PostgresServer
+
+    server = PostgresServer()
+    server.start()
+    try:
+        admin = await asyncpg.connect(server.url)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        yield server.url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        server.stop()

@@ -7,7 +7,9 @@
 2. A selective query (1% of the items) with and without a usable GSI: asyncdb ``find`` on a
    collection with ``indexes=["colour"]`` (Query on the GSI) and on one without (Scan with a
    FilterExpression, scans allowed), each against the raw request that ``explain()`` shows,
-   replayed with aioboto3. Items read is DynamoDB's ScannedCount summed over pages.
+   replayed with aioboto3. Items read is DynamoDB's ScannedCount summed over pages. Timed by
+   the ``asyncdb bench`` harness (``asyncdb.cli.bench.interleaved``: rounds of a fixed
+   duration per side, in alternating order; the median round counts).
 
 DynamoDB Local runs on the same two shared cores as everything else: ratios within this run are
 what count, not absolute times.
@@ -18,7 +20,6 @@ what count, not absolute times.
 from __future__ import annotations
 
 import asyncio
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -33,10 +34,12 @@ from servers.dynamodb import DUMMY_CREDENTIALS, DynamoDBLocalServer, DynamoEndpo
 
 import asyncdb
 from asyncdb.backends.dynamodb.store import table_definition
+from asyncdb.cli.bench import interleaved
 from asyncdb.types import CollectionSpec
 
 ITEMS = 10_000
 QUERY_ROUNDS = 5
+QUERY_SECONDS = 0.5  # per round and side (at least one query each)
 COLOURS = ("blue", "green", "yellow", "black")
 
 
@@ -143,18 +146,29 @@ async def bench_query(client: Any, url: str, prefix: str) -> list[list[Any]]:
             await coll.insert_many(docs)
             flt = {"colour": "red"}
             plan = await coll.explain(flt)
-            times, raw_times = [], []
-            for _ in range(QUERY_ROUNDS):
-                started = time.perf_counter()
-                found = await coll.find(flt).to_list()
-                times.append(time.perf_counter() - started)
-                started = time.perf_counter()
-                returned, read = await replay(client, prefix + name, plan.native)
-                raw_times.append(time.perf_counter() - started)
+            found = await coll.find(flt).to_list()
+            returned, read = await replay(client, prefix + name, plan.native)
             assert len(found) == ITEMS // 100 == returned
-            t, raw = statistics.median(times), statistics.median(raw_times)
+
+            async def asyncdb_find(n: int, coll: Any = coll, flt: Any = flt) -> None:
+                assert len(await coll.find(flt).to_list()) == ITEMS // 100
+
+            async def raw_find(
+                n: int, table: str = prefix + name, native: Any = plan.native
+            ) -> None:
+                assert (await replay(client, table, native))[0] == ITEMS // 100
+
+            c = await interleaved(
+                {"asyncdb": asyncdb_find, "raw": raw_find},
+                concurrency=1,
+                duration=QUERY_SECONDS,
+                rounds=QUERY_ROUNDS,
+                warmup=0,
+            )
+            assert not any(c.errors.values()), f"queries failed: {c.errors}"
+            t, raw = 1 / c.ops_per_s("asyncdb"), 1 / c.ops_per_s("raw")
             label = f"query colour=red ({plan.access_path})"
-            rows.append([f"{label}: asyncdb find", t, t / raw, read])
+            rows.append([f"{label}: asyncdb find", t, c.ratio("asyncdb", "raw"), read])
             rows.append([f"{label}: raw replay of explain()", raw, 1.0, read])
     finally:
         await db.close()

@@ -22,12 +22,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-from _report import markdown_table, print_table, save_results
+from _report import markdown_table, postgres_database, print_table, save_results
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import asyncdb
-from tests.servers.postgres import PostgresServer
 
 DOCS = 2_000
 CALLS = 1_000  # per round and side
@@ -45,14 +43,8 @@ async def timed(write: Write, offset: int) -> float:
 
 
 async def main() -> None:
-    server = PostgresServer()
-    server.start()
     results: dict[str, Any] = {}
-    try:
-        admin = await asyncpg.connect(server.url)
-        await admin.execute("CREATE DATABASE bench_commit")
-        await admin.close()
-        url = server.url.rsplit("/", 1)[0] + "/bench_commit"
+    async with postgres_database("bench_commit") as url:
         db = await asyncdb.connect(f"{url}?min_size=4&max_size=4")
         store: Any = db._store
         items = db.collection("items", indexes=["g"])
@@ -103,8 +95,6 @@ async def main() -> None:
                 ),
             }
         await db.close()
-    finally:
-        server.stop()
     headers = ["write (sequential)", "before us", "after us", "after/before"]
     rows = [
         [name, r["before_us"], r["after_us"], f"{r['ratio']:.2f}x"] for name, r in results.items()

@@ -20,11 +20,10 @@ from typing import Any
 
 import asyncpg
 import orjson
-from _report import print_table, save_results
+from _report import postgres_database, print_table, save_results
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import asyncdb
-from tests.servers.postgres import PostgresServer
 
 TENANTS = 20
 PER_TENANT = 5_000
@@ -33,14 +32,8 @@ QUERIES = 200
 
 
 async def main() -> None:
-    server = PostgresServer()
-    server.start()
     results: dict[str, Any] = {}
-    try:
-        admin = await asyncpg.connect(server.url)
-        await admin.execute("CREATE DATABASE bench")
-        await admin.close()
-        url = server.url.rsplit("/", 1)[0] + "/bench"
+    async with postgres_database("bench") as url:
         db = await asyncdb.connect(url)
         events = db.collection("events", key=("tenant", "seq"))
         for t in range(TENANTS):
@@ -100,8 +93,6 @@ async def main() -> None:
         results = {"us_per_query": us, "documents": TENANTS * PER_TENANT, "sql": sql}
         await pool.close()
         await db.close()
-    finally:
-        server.stop()
     rows = [[name, value] for name, value in results["us_per_query"].items()]
     print_table(["side", "µs per query (20 documents)"], rows)
     print(f"\nsaved {save_results('bench_postgres_key_range', {'results': results})}")

@@ -23,13 +23,12 @@ from typing import Any
 
 import asyncpg
 import orjson
-from _report import markdown_table, print_table, save_results
+from _report import markdown_table, postgres_database, print_table, save_results
 from bench_postgres import run_round
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import asyncdb
 from asyncdb.backends.postgres.codec import encode_key
-from tests.servers.postgres import PostgresServer
 
 DOCS = 10_000
 POOL = 16
@@ -63,14 +62,8 @@ async def compare(readers: dict[str, Reader], concurrency: int, total: int) -> d
 
 
 async def main() -> None:
-    server = PostgresServer()
-    server.start()
     results: dict[str, Any] = {}
-    try:
-        admin = await asyncpg.connect(server.url)
-        await admin.execute("CREATE DATABASE bench")
-        await admin.close()
-        url = server.url.rsplit("/", 1)[0] + "/bench"
+    async with postgres_database("bench") as url:
         db = await asyncdb.connect(f"{url}?min_size={POOL}&max_size={POOL}")
         items = db.collection("items")
         await items.insert_many([{"id": f"k{i:06d}", "n": i, "t": "x" * 40} for i in range(DOCS)])
@@ -100,8 +93,6 @@ async def main() -> None:
         await pool.close()
         await held.close()
         await db.close()
-    finally:
-        server.stop()
     rows = []
     for name, concurrency in (("c1_vs_held_prepared", 1), ("c64_vs_pool", 64)):
         r = results[name]

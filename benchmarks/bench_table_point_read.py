@@ -2,9 +2,10 @@
 Core (a prebuilt ``select(t).where(t.c.id == :k)`` on a pooled connection of the same AsyncEngine).
 
 Fair by construction: the same engine, the same table, the same keys in the same order; both
-take a pooled connection per read (what table mode does outside a transaction). Rounds
-alternate; the median round counts. Table mode adds parsing, planning (compiling the filter to
-Core), the row -> document conversion and the residual/limit plumbing.
+take a pooled connection per read (what table mode does outside a transaction). Timed by the
+``asyncdb bench`` harness (``_report.compare_point_reads``: rounds of a fixed duration per
+reader, in alternating order; the median round counts). Table mode adds parsing, planning
+(compiling the filter to Core), the row -> document conversion and the residual/limit plumbing.
 
     python benchmarks/bench_table_point_read.py  # + results/bench_table_point_read.json
 """
@@ -14,10 +15,8 @@ from __future__ import annotations
 import asyncio
 import random
 import shutil
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -25,13 +24,22 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 import sqlalchemy as sa
-from _report import markdown_table, print_table, save_results
+from _report import (
+    compare_point_reads,
+    markdown_table,
+    point_read_headers,
+    print_table,
+    save_results,
+)
 
 import asyncdb
 
 ROWS = 10_000
-READS = {1: 2_000, 16: 3_200}
-ROUNDS = 5
+CONCURRENCY = (1, 16)
+KEYS = 2_000  # read in order, over and over
+ROUNDS = 7
+SECONDS = 0.5
+TARGET = 1.10  # a point read through asyncdb against the raw driver (DESIGN section 6)
 METADATA = sa.MetaData()
 USERS = sa.Table(
     "users",
@@ -45,17 +53,6 @@ USERS = sa.Table(
 )
 
 Reader = Callable[[int], Awaitable[dict[str, Any] | None]]
-
-
-async def run_round(read: Reader, keys: list[list[int]]) -> float:
-    async def worker(mine: list[int]) -> None:
-        for k in mine:
-            if await read(k) is None:
-                raise AssertionError(f"missing {k}")
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(mine) for mine in keys))
-    return time.perf_counter() - started
 
 
 async def main() -> None:
@@ -86,36 +83,20 @@ async def main() -> None:
 
         for key in rng.sample(range(ROWS), 50):
             assert await table_read(key) == await raw_read(key), key
-        readers: dict[str, Reader] = {"asyncdb table": table_read, "raw SQLAlchemy Core": raw_read}
-        results: dict[str, Any] = {}
-        rows: list[list[Any]] = []
-        for concurrency, total in READS.items():
-            per_task = total // concurrency
-            keys = [[rng.randrange(ROWS) for _ in range(per_task)] for _ in range(concurrency)]
-            for read in readers.values():
-                await run_round(read, [k[:20] for k in keys])
-            seconds: dict[str, list[float]] = {name: [] for name in readers}
-            for _ in range(ROUNDS):
-                for name, read in readers.items():
-                    seconds[name].append(await run_round(read, keys))
-            reads = per_task * concurrency
-            ops = {name: reads / statistics.median(s) for name, s in seconds.items()}
-            ratio = ops["raw SQLAlchemy Core"] / ops["asyncdb table"]
-            results[f"c{concurrency}"] = {
-                "concurrency": concurrency,
-                "reads_per_round": reads,
-                "ops_per_s": ops,
-                "round_seconds": seconds,
-                "ratio_asyncdb_over_raw": ratio,
-            }
-            rows.append(
-                [concurrency, round(ops["asyncdb table"]), round(ops["raw SQLAlchemy Core"]),
-                 f"{ratio:.2f}x"]
-            )  # fmt: skip
+        readers: dict[str, Reader] = {"asyncdb": table_read, "raw SQLAlchemy Core": raw_read}
+        results, rows = await compare_point_reads(
+            readers,
+            lambda: [rng.randrange(ROWS) for _ in range(KEYS)],
+            concurrencies=CONCURRENCY,
+            rounds=ROUNDS,
+            seconds=SECONDS,
+            base="raw SQLAlchemy Core",
+            target=TARGET,
+        )
         await db.close()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    headers = ["concurrency", "table mode ops/s", "raw Core ops/s", "table/raw"]
+    headers = point_read_headers(TARGET)
     print_table(headers, rows)
     saved = save_results("bench_table_point_read", {"rows": ROWS, "results": results})
     print(f"\nsaved {saved}\n")

@@ -10,7 +10,9 @@ count instead of the keys, ``audit_policy="closed"`` (default) or ``"open"``:
   (the write did happen; nothing is lost silently). Inside ``db.transaction()`` a call cannot
   wait for its event (the sink may need the connection the transaction holds): the event is
   queued, and written when the transaction's task lets it. Calls waiting at once share one
-  insert (group commit): the writer takes every event queued while it wrote the last batch.
+  insert (group commit): before it writes, the writer waits (up to ``GATHER_S``) for the
+  audited operations still running to queue their events, so concurrent calls pay one insert
+  between them; a call alone is written at once.
 - ``"open"``: events are queued and written in the background in batches (the writer waits up
   to ``LINGER_S`` for a batch to fill, so even one caller's events share inserts); a sink
   failure is a structlog warning ``audit.sink_failed`` (no values) and
@@ -38,6 +40,7 @@ import contextlib
 import functools
 import hashlib
 import inspect
+import sqlite3
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -62,6 +65,7 @@ _BATCH = {"sqlite": 100, "postgres": 100, "mongo": 100, "memory": 100}
 _SMALL_BATCH = 25
 MAX_QUEUED = 1000  # events waiting for the writer, at most, before calls wait for it
 LINGER_S = 0.004  # open policy: how long the writer waits for a batch to fill
+GATHER_S = 0.002  # closed policy: how long the writer waits for running operations' events
 
 
 class _Internal:
@@ -142,9 +146,15 @@ def _canonical_value(value: Any) -> Any:
     if kind is float:
         return int(value) if value.is_integer() and abs(value) < 2**53 else value
     if kind is dict or isinstance(value, Mapping):
-        return {k if type(k) is str else str(k): _canonical_value(v) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():  # plain values inline: an event is mostly text and ints
+            t = type(v)
+            out[k if type(k) is str else str(k)] = (
+                v if t is str or t is int or t is bool or v is None else _canonical_value(v)
+            )
+        return out
     if kind is list or kind is tuple:
-        return [_canonical_value(v) for v in value]
+        return [v if type(v) is str else _canonical_value(v) for v in value]
     if isinstance(value, int | float | Decimal):  # Decimal, an int or float subclass
         number = float(value) if not isinstance(value, int) else int(value)
         return _canonical_value(number)
@@ -153,10 +163,30 @@ def _canonical_value(value: Any) -> Any:
     return str(value)
 
 
+def _is_canonical(body: Mapping[str, Any]) -> bool:
+    """True when ``_canonical_value(body)`` would be ``body`` itself (text keys; text, int,
+    bool, None, a float with a fraction, or a list of text as values): most events."""
+    if type(body) is not dict:
+        return False
+    for k, v in body.items():
+        t = type(v)
+        if type(k) is not str:
+            return False
+        if t is str or t is int or t is bool or v is None:
+            continue
+        if t is float:
+            if v.is_integer():
+                return False
+            continue
+        if t is list and all(type(x) is str for x in v):
+            continue
+        return False
+    return True
+
+
 def _digest(body: Mapping[str, Any]) -> str:
-    return hashlib.sha256(
-        orjson.dumps(_canonical_value(body), option=orjson.OPT_SORT_KEYS)
-    ).hexdigest()
+    canonical = body if _is_canonical(body) else _canonical_value(body)
+    return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def event_hash(event: Mapping[str, Any]) -> str:
@@ -233,6 +263,79 @@ async def verify_chain(collection: Collection, *, head: str | None = None) -> Ch
 # --- sinks ------------------------------------------------------------------------------------
 
 
+Append = Callable[[list[dict[str, Any]]], Awaitable[None]]
+
+
+def _sql_append(collection: Collection) -> Append | None:
+    """One autocommitted multi-row ``INSERT`` per batch on SQLite and PostgreSQL (a single
+    statement: all rows or none, a taken key is ``DuplicateKey``), instead of the general
+    insert's write section (``BEGIN`` / insert / ``COMMIT``: three round trips, or three hops
+    to SQLite's thread). The rows are the general insert's (the store's own encoding and
+    column list), so the stored text is the same. None where the general path must run: other
+    backends, a layered (encrypted, typed) collection, a TTL, a transaction or table mode."""
+    from asyncdb.collection import Collection as Plain
+
+    store_coll: Any = collection._store
+    if (
+        type(collection) is not Plain
+        or collection._session is not None
+        or collection.spec.ttl is not None
+        or store_coll.table_mode
+    ):
+        return None
+    backend = collection._db.backend
+    head = str(getattr(store_coll, "_insert_sql", "")).split(" VALUES ", 1)[0]
+    if not head.startswith("INSERT INTO "):
+        return None
+    statements: dict[int, str] = {}
+    if backend == "sqlite":
+        from asyncdb.backends.sqlite.codec import encode_doc, encode_key
+        from asyncdb.backends.sqlite.store import SQLiteCollection, _sql_error
+
+        if type(store_coll) is not SQLiteCollection or not store_coll.spec.single_key:
+            return None
+        store = store_coll.store
+
+        async def append_sqlite(docs: list[dict[str, Any]]) -> None:
+            sql = statements.get(len(docs))
+            if sql is None:
+                sql = statements[len(docs)] = f"{head} VALUES " + ", ".join(
+                    ["(?, ?, ?)"] * len(docs)
+                )
+            params: list[Any] = []
+            for doc in docs:
+                params.append(encode_key(doc["id"]))
+                params.extend(encode_doc(doc))
+            store.check_not_owner()
+            async with store.lock:
+                try:
+                    await store.writer.execute(sql, params)
+                except sqlite3.Error as exc:
+                    raise _sql_error(exc, f"insert into {collection.spec.name!r}") from None
+
+        return append_sqlite
+    if backend == "postgres":
+        from asyncdb.backends.postgres.store import PostgresCollection
+
+        if type(store_coll) is not PostgresCollection:
+            return None
+        width = len(store_coll._columns)
+
+        async def append_postgres(docs: list[dict[str, Any]]) -> None:
+            sql = statements.get(len(docs))
+            if sql is None:
+                groups = (
+                    "(" + ", ".join(f"${r * width + c + 1}" for c in range(width)) + ")"
+                    for r in range(len(docs))
+                )
+                sql = statements[len(docs)] = f"{head} VALUES " + ", ".join(groups)
+            params = [value for row in store_coll._records(docs) for value in row]
+            await store_coll.store.fetch(sql, params, None)
+
+        return append_postgres
+    return None
+
+
 class CollectionSink:
     """Events into a collection keyed ``id`` (the chain of the module docstring)."""
 
@@ -244,6 +347,22 @@ class CollectionSink:
         self.collection = collection
         self.batch = _BATCH.get(collection._db.backend, _SMALL_BATCH)
         self._head: tuple[int, str] | None = None
+        self._append: Append | None = None
+        self._direct: bool | None = None  # unknown until the first write
+
+    async def _insert(self, sealed: list[dict[str, Any]]) -> None:
+        if self._direct is None:
+            self._append = _sql_append(self.collection)
+            self._direct = self._append is not None
+        if self._append is None:
+            await self.collection.insert_many(sealed)
+            return
+        prepared, keys = self.collection._prepare(sealed)  # the general path's checks
+        await self.collection._ready()
+        try:
+            await self._append(prepared)
+        finally:
+            await self.collection._written(keys)
 
     async def _get(self, seq: int) -> dict[str, Any] | None:
         return await self.collection.find_one({"id": f"{seq:020d}"}, cache=False)
@@ -284,7 +403,7 @@ class CollectionSink:
                 prev = link["hash"]
                 sealed.append(link)
             try:
-                await self.collection.insert_many(sealed)
+                await self._insert(sealed)
             except DuplicateKey:
                 self._head = None
                 head = await self._advance(head)
@@ -342,9 +461,29 @@ class AuditTrail:
         self.reads = reads
         self.keys = keys
         self.events = 0
+        self.batches = 0  # writes to the sink that stored events (db.metrics()["audit"])
         self.failures = 0
         self._queue: list[tuple[dict[str, Any], asyncio.Future[None] | None]] = []
         self._writer: asyncio.Task[None] | None = None
+        self.running = 0  # audited operations started whose events are not queued yet
+        self._wake: asyncio.Future[None] | None = None  # the writer waiting for them
+
+    def started(self) -> None:
+        """An audited operation began: its event will follow (:meth:`ended`, then submit)."""
+        self.running += 1
+
+    def ended(self) -> None:
+        """The operation of a :meth:`started` finished; its event (if any) is submitted next,
+        in the same step of the loop."""
+        self.running -= 1
+        if self.running <= 0:
+            self.running = 0
+            self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
 
     def submit(self, event: dict[str, Any], in_transaction: bool) -> Awaitable[None] | None:
         """Queue ``event``. Unless the call is in a transaction (whose connection the sink may
@@ -354,16 +493,29 @@ class AuditTrail:
         if not in_transaction and (self.policy == "closed" or len(self._queue) >= MAX_QUEUED):
             future = asyncio.get_running_loop().create_future()
         self._queue.append((event, future))
+        if self._wake is not None and len(self._queue) >= self.sink.batch:
+            self._wake_writer()
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._drain())
         return future
 
     async def _gather(self, size: int) -> None:
-        """Under the open policy, let more events join the next batch (one insert for many)
-        for up to ``LINGER_S``. Under the closed one the callers wait: the batch is what
-        queued while the previous one was written (holding it back for more measured
-        slower on SQLite, where the reads that would add to it run one at a time)."""
+        """Let more events join the next batch (one insert for many). Under the closed
+        policy, while audited operations are still running (their callers will wait for
+        their events too), until the last of them has queued its event or the batch is
+        full, for up to ``GATHER_S``; with none running, the batch is written at once. Under
+        the open policy, for up to ``LINGER_S``."""
         if self.policy != "open":
+            if self.running <= 0 or len(self._queue) >= size:
+                return
+            loop = asyncio.get_running_loop()
+            wake = self._wake = loop.create_future()
+            timer = loop.call_later(GATHER_S, self._wake_writer)
+            try:
+                await wake
+            finally:
+                timer.cancel()
+                self._wake = None
             return
         waited = 0.0
         while len(self._queue) < size and waited < LINGER_S:
@@ -397,6 +549,7 @@ class AuditTrail:
                         future.set_exception(exc)
                 continue
             self.events += len(batch)
+            self.batches += 1
             for _, future in batch:
                 if future is not None and not future.done():
                     future.set_result(None)

@@ -23,7 +23,7 @@ import structlog
 from asyncdb.backends.base import current_operation, key_lookup
 from asyncdb.errors import AsyncDBError, AuditError
 from asyncdb.observe import audit as audit_mod
-from asyncdb.observe.metrics import Metrics, OperationStats
+from asyncdb.observe.metrics import PENDING_MAX, Metrics, OperationStats
 from asyncdb.observe.redaction import field_names, native_query_text, query_shape
 from asyncdb.options import comment_text
 from asyncdb.types import Query, UpdateResult
@@ -103,6 +103,9 @@ class Observer:
         if tracing is not None:
             record.span = tracing.start(op, coll.spec.name)
         token = current_operation.set(record)
+        trail = self.audit
+        if trail is not None:
+            trail.started()  # the writer waits for this operation's event (group commit)
         started = time.perf_counter()
         try:
             if tracing is None:
@@ -113,10 +116,14 @@ class Observer:
         except BaseException as exc:
             seconds = time.perf_counter() - started
             current_operation.reset(token)
+            if trail is not None:
+                trail.ended()
             await self._finish(coll, record, _Inputs(args, kwargs, params), seconds, None, exc)
             raise
         seconds = time.perf_counter() - started
         current_operation.reset(token)
+        if trail is not None:
+            trail.ended()
         await self._finish(coll, record, _Inputs(args, kwargs, params), seconds, result, None)
         return result
 
@@ -295,20 +302,20 @@ class Observer:
             entry = self._transactions.setdefault(id(coll._session), [uuid.uuid4().hex[:16], 0])
             entry[1] += 1
             event["tx"] = entry[0]
-        keys = _keys(coll, op, inputs, result, error)
+        filt = inputs.filter()
+        keys = _keys(coll, op, inputs, result, error, filt)
         if keys is not None:
             if with_keys:
                 event["keys"] = keys
             event["count"] = len(keys)
         elif isinstance(result, _Returned):
             event["count"] = result.n
-        filt = inputs.filter()
         if filt is not _MISSING:
             event["query"] = query_shape(filt)
         comment = inputs.comment()
         if comment is not None:  # the caller's own label of the operation (hint= / comment=)
             event["comment"] = comment
-        for arg in () if op.startswith("insert") else _DOC_ARGS:
+        for arg in () if op in READS or op.startswith("insert") else _DOC_ARGS:
             value = inputs.get(arg)
             if value is not _MISSING:
                 event["update"] = (
@@ -459,10 +466,9 @@ class _Inputs:
     def get(self, name: str) -> Any:
         if name in self.kwargs:
             return self.kwargs[name]
-        try:
-            index = self.params.index(name)
-        except ValueError:
+        if name not in self.params:  # a test, not an index's ValueError: most names are absent
             return _MISSING
+        index = self.params.index(name)
         return self.args[index] if index < len(self.args) else _MISSING
 
     def comment(self) -> str | None:
@@ -537,9 +543,15 @@ def _key_list(values: Any) -> list[Any]:
 
 
 def _keys(
-    coll: Collection, op: str, inputs: _Inputs, result: Any, error: BaseException | None
+    coll: Collection,
+    op: str,
+    inputs: _Inputs,
+    result: Any,
+    error: BaseException | None,
+    filt: Any = _MISSING,
 ) -> list[Any] | None:
-    """The keys an operation touched, when known (an insert's, a filter pinning keys)."""
+    """The keys an operation touched, when known (an insert's, a filter pinning keys);
+    ``filt``: ``inputs.filter()`` when the caller has it."""
     if op == "insert_one" and error is None:
         return _key_list([result])
     if op == "insert_many" and error is None and isinstance(result, list):
@@ -547,7 +559,8 @@ def _keys(
     if op == "find_one" and isinstance(result, Mapping):
         key = tuple(result.get(k) for k in coll.spec.key)
         return _key_list([key[0] if len(key) == 1 else key])
-    filt = inputs.filter()
+    if filt is _MISSING:
+        filt = inputs.filter()
     if filt is _MISSING:
         return None
     from asyncdb.query.parse import parse_filter
@@ -636,15 +649,20 @@ async def observed_point_read(
         await observer._finish(coll, Operation("find_one"), inputs, seconds, None, exc)
         raise
     seconds = perf_counter() - started
-    metrics = observer.metrics
     if seconds >= observer.slow_s:
         inputs = _Inputs((filter,), {}, params)
         await observer._finish(coll, Operation("find_one"), inputs, seconds, result, None)
-    elif metrics is not None:
-        stats = metrics._ops.get((coll.spec.name, "find_one"))
+        return result
+    metrics = observer.metrics
+    if metrics is not None:
+        name = coll.spec.name
+        stats = metrics.point_reads.get(name)
         if stats is None:
-            stats = metrics.stats(coll.spec.name, "find_one")
-        stats.add(seconds, result is not None, 0, 0, 0)
+            stats = metrics.point_read_stats(name)
+        pending = stats.pending
+        pending.append(seconds if result is not None else -1.0 - seconds)
+        if len(pending) >= PENDING_MAX:
+            stats.fold()
     return result
 
 

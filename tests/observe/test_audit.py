@@ -132,6 +132,29 @@ async def test_the_chain_holds_with_concurrent_writers_on_every_backend(backend_
     assert report.events == report.head_seq == 7 * writers
 
 
+async def test_concurrent_audited_reads_share_their_writes_and_keep_the_chain(
+    backend_url: str,
+) -> None:
+    """Closed policy: 16 reads at once each return only once their event is stored; the
+    events are written in far fewer writes than events, and the chain verifies (every event
+    read back hashes as it was sealed)."""
+    async with asyncdb.connect(backend_url, audit="audit_reads", audit_reads=True) as db:
+        c = db.collection("c")
+        await c.insert_many([{"id": f"k{i}", "n": i} for i in range(16)])  # one write each
+        await c.find_one({"id": "k0"})
+        for _ in range(3):
+            docs = await asyncio.gather(*(c.find_one({"id": f"k{i}"}) for i in range(16)))
+            assert [d["n"] for d in docs if d is not None] == list(range(16))
+        audit = db.metrics()["audit"]
+        report = await verify_chain(db.collection("audit_reads"))
+        stored = await db.collection("audit_reads").find_one({"id": f"{50:020d}"})
+    assert audit["events"] == 50 and audit["failures"] == 0
+    assert audit["writes"] <= 2 + 3 * 4, audit  # 16 waiting reads: a few writes, not 16
+    assert report.ok, report.problems
+    assert report.events == report.head_seq == 50
+    assert stored is not None and stored["op"] == "find_one" and stored["query"] == '{"id": ?}'
+
+
 WRITER = """
 import asyncio, sys
 import asyncdb

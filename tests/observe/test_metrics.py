@@ -37,6 +37,23 @@ async def test_metrics_count_operations_errors_latency_and_documents() -> None:
     assert snapshot["pool"] is None and snapshot["audit"] is None
 
 
+async def test_point_reads_are_all_counted_across_batches_and_snapshots(tmp_path: Path) -> None:
+    """Point reads are counted in batches: every read shows in each snapshot, found or not,
+    however many come between two snapshots."""
+    async with asyncdb.connect(f"sqlite:///{tmp_path / 'm.db'}") as db:
+        items = db.collection("items")
+        await items.insert_many([{"id": f"i{n}"} for n in range(10)])
+        for n in range(1300):  # more than one batch (PENDING_MAX)
+            await items.find_one({"id": f"i{n % 13}"})  # i10..i12 do not exist
+        first = db.metrics()["collections"]["items"]["find_one"]
+        await items.find_one({"id": "i0"})
+        second = db.metrics()["collections"]["items"]["find_one"]
+    assert first["count"] == 1300 == sum(first["latency_ms"]["counts"])
+    assert first["docs_read"] == first["docs_returned"] == 1000
+    assert first["latency_ms"]["max"] >= first["latency_ms"]["mean"] > 0
+    assert second["count"] == 1301 and second["docs_returned"] == 1001
+
+
 async def test_metrics_can_be_turned_off() -> None:
     async with asyncdb.connect("memory://", metrics=False) as db:
         await db.collection("items").insert_one({"id": "a"})
