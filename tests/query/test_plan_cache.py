@@ -243,6 +243,50 @@ def test_a_cached_plan_equals_a_fresh_one_on_every_planner(first: Any, data: Any
             _same(sqlite.binder(Query(made_from, limit=10))(query), expected)
 
 
+class _Name(str):
+    """A field name that is a ``str`` subclass: such filters are not cached."""
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    derandomize=os.environ.get("HYPOTHESIS_PROFILE", "ci") != "dev",
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(first=filters, data=st.data())
+def test_a_shapes_matcher_takes_exactly_its_shape_and_rebuilds_the_parsed_filter(
+    first: Any, data: Any
+) -> None:
+    cache = PlanCache()
+    if isinstance(_parsed(first), QueryError):
+        return
+    cache.parse(first)
+    _, entry = cache.parse(first)
+    shape = filter_shape(first)
+    if entry is None or entry.match is None or shape is None:
+        return
+    renamed = {_Name(k): v for k, v in first.items()}
+    others = [_revalue(first, data.draw), _revalue(first, data.draw, wild=True), renamed]
+    for spec in others:
+        theirs = filter_shape(spec)
+        same = theirs is not None and theirs[0] == shape[0]
+        fresh = _parsed(spec)
+        try:
+            got = entry.match(spec)
+        except QueryError as exc:  # only a filter of the shape is checked, as the parser does
+            assert same and isinstance(fresh, QueryError), (spec, exc)
+            assert (str(exc), exc.path) == (str(fresh), fresh.path)
+            continue
+        if not same:
+            assert got is None, spec
+            continue
+        assert got is not None and not isinstance(fresh, QueryError)
+        assert got == fresh and type(got) is type(fresh)
+        node, _ = cache.parse(spec)  # the cache's own path: the matcher of these field names
+        assert node == fresh
+
+
 def _check_shared(first: Any, second: Any) -> None:
     """When two filters share a shape key, the second's cached plan is its fresh plan."""
     a, b = filter_shape(first), filter_shape(second)
