@@ -3,7 +3,8 @@
 A filter's *shape* is everything but its values: field names and operators in their order, the
 length of each list, and for each value its kind. The values that are bound into a cached plan
 (*slots*) are the operands of ``$eq``, ``$ne``, ``$gt``, ``$gte``, ``$lt``, ``$lte``, ``$in``,
-``$nin``, ``$all`` and bare field values, when they are ``str``, an ``int`` in the 64-bit range, a
+``$nin``, ``$all`` and bare field values, when they are a non-empty ``str`` (``""`` is never a
+key value, so planners branch on it), an ``int`` in the 64-bit range, a
 finite ``float`` or a ``datetime`` (naive and aware are two kinds). Every other value (``bool``,
 ``None``, nested documents and arrays, ``Decimal``, bytes, regular expressions and their flags,
 the operands of ``$exists``, ``$type``, ``$size``, ``$mod``, ``$regex``, ``$options``) is part of
@@ -31,6 +32,7 @@ from asyncdb.query.ast import All, And, Cmp, ElemMatch, Eq, In, Node, Nor, Not, 
 from asyncdb.query.limits import check_text
 from asyncdb.query.parse import FieldAnd, parse_filter
 from asyncdb.query.values import INT64_MAX, INT64_MIN, normalize_datetime
+from asyncdb.types import Plan
 
 CACHE_SIZE = 512
 
@@ -61,7 +63,7 @@ class _Uncached(Exception):
 def _slot_kind(value: Any) -> _Kind | None:
     t = type(value)
     if t is str:
-        return STR
+        return STR if value else None  # "" is no key value: planners branch on it
     if t is int:
         return INT if INT64_MIN <= value <= INT64_MAX else None
     if t is float:
@@ -116,7 +118,7 @@ def _document(
                 _document(sub, out, values, wheres, f"{here}.{i}")
             continue
         t = type(value)
-        if t is str:
+        if t is str and value:
             add(STR)
         elif t is dict and value:
             first = next(iter(value))
@@ -404,7 +406,7 @@ class _Match:
                         return False
                 continue
             t = type(value)
-            if t is str:
+            if t is str and value:
                 self.site(value, sub)
             elif t is dict and value:
                 first = next(iter(value))
@@ -431,7 +433,7 @@ class _Match:
         self.slot += 1
         self.lines.append(f"    {a} = {var}")
         if kind is STR:
-            self.fail_unless(f"type({a}) is str")
+            self.fail_unless(f"type({a}) is str and {a}")
         elif kind is INT:
             self.fail_unless(f"type({a}) is int and {INT64_MIN} <= {a} <= {INT64_MAX}")
         elif kind is FLOAT:
@@ -601,3 +603,23 @@ class _Seen:
     def __init__(self, node: Node, values: list[Any]) -> None:
         self.node = node
         self.values = values
+
+
+def _rebinder() -> Callable[[Plan, dict[str, Any], Node | None, Any], Plan]:
+    """``rebound(plan, native, residual_node, payload)``: ``plan`` with those three fields
+    replaced, made field by field as the dataclass ``__init__`` makes it (a binder makes one
+    per call; the generic frozen-dataclass ``__init__`` costs more than the binding)."""
+    fields = list(Plan.__dataclass_fields__)
+    scope: dict[str, Any] = {"new": object.__new__, "Plan": Plan}
+    lines = ["def rebound(plan, native, residual_node, payload):", "    p = new(Plan)"]
+    for name in fields:
+        scope[f"set_{name}"] = getattr(Plan, name).__set__
+        source = name if name in ("native", "residual_node", "payload") else f"plan.{name}"
+        lines.append(f"    set_{name}(p, {source})")
+    lines.append("    return p")
+    exec("\n".join(lines), scope)  # fixed text: the field names of Plan
+    made: Callable[[Plan, dict[str, Any], Node | None, Any], Plan] = scope["rebound"]
+    return made
+
+
+rebound = _rebinder()

@@ -74,6 +74,7 @@ from asyncdb.query.ast import (
     Type,
 )
 from asyncdb.query.parse import FieldAnd
+from asyncdb.query.plancache import rebound
 from asyncdb.query.values import INT64_MAX, INT64_MIN
 from asyncdb.types import CollectionSpec, Index, Plan, Query
 
@@ -1054,23 +1055,52 @@ class SQLitePlanner:
         for the shape with the new values bound, without walking the shape again."""
         template, nodes = self._template(query)
         bound = self._bound
-        if (
+        flat = (
             len(nodes) > 1
             and type(query.filter) is And
             and len(query.filter.children) == len(nodes)
-        ):
+        )
+        if template.residual:
+            if flat:
 
-            def bind_flat(q: Query) -> Plan:  # an AND of field conditions: they are the nodes
-                return bound(template, list(q.filter.children), q, False)  # type: ignore[attr-defined]
+                def bind_flat(q: Query) -> Plan:  # an AND of field conditions: the nodes
+                    return bound(template, list(q.filter.children), q, False)  # type: ignore[attr-defined]
 
-            return bind_flat
+                return bind_flat
 
-        def bind(q: Query) -> Plan:
-            found: list[Node] = []
-            _value_nodes(q.filter, found)
-            return bound(template, found, q, False)
+            def bind(q: Query) -> Plan:
+                found: list[Node] = []
+                _value_nodes(q.filter, found)
+                return bound(template, found, q, False)
 
-        return bind
+            return bind
+        # Nothing re-checked in process: the plan of the shape with the statement rebound.
+        first = bound(template, nodes, query, False)
+        sql, getters, limit_pushed = template.sql, template.getters, template.limit_pushed
+        count_sql, delete_sql = template.count_sql, template.delete_sql
+        by_key, count_getters = template.by_key, template.count_getters
+
+        def bind_exact(q: Query) -> Plan:
+            if flat:
+                found = list(q.filter.children)  # type: ignore[attr-defined]
+            else:
+                found = []
+                _value_nodes(q.filter, found)
+            params = [g(found, q) for g in getters]
+            statement = Statement(
+                sql,
+                params,
+                count_sql,
+                delete_sql,
+                by_key,
+                q.limit if limit_pushed else None,
+                count_getters,
+                found,
+                q,
+            )
+            return rebound(first, {"sql": sql, "params": params}, None, statement)
+
+        return bind_exact
 
     def _bound(self, template: _Template, nodes: list[Node], query: Query, explain: bool) -> Plan:
         params = [g(nodes, query) for g in template.getters]
