@@ -23,12 +23,12 @@ filters on every planner, that a cached plan equals a freshly built one.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from asyncdb.query.ast import All, And, Cmp, ElemMatch, Eq, In, Node, Nor, Not, Or
+from asyncdb.query.ast import All, And, Cmp, ElemMatch, Eq, FieldNode, In, Node, Nor, Not, Or
 from asyncdb.query.limits import check_text
 from asyncdb.query.parse import FieldAnd, parse_filter
 from asyncdb.query.values import INT64_MAX, INT64_MIN, normalize_datetime
@@ -623,3 +623,34 @@ def _rebinder() -> Callable[[Plan, dict[str, Any], Node | None, Any], Plan]:
 
 
 rebound = _rebinder()
+
+
+# --- helpers of the planners' binders ----------------------------------------------------
+
+
+def flat_terms(node: Node) -> tuple[Node, ...]:
+    """The terms of an AND of field conditions (or of one condition), else ()."""
+    if type(node) is And:
+        children: tuple[Node, ...] = node.children
+        for child in children:
+            if not isinstance(child, FieldNode):
+                return ()
+        return children
+    return (node,) if isinstance(node, FieldNode) else ()
+
+
+def holds_float(terms: Sequence[Node]) -> bool:
+    """Whether a value of an ``$eq``, range, ``$in``, ``$ne`` or ``$nin`` is a float."""
+    for term in terms:
+        t = type(term)
+        if t is Not:
+            term = term.child  # type: ignore[attr-defined]
+            t = type(term)
+        if isinstance(term, Eq | Cmp):
+            if type(term.value) is float:
+                return True
+        elif isinstance(term, In | All):
+            for v in term.values:
+                if type(v) is float:
+                    return True
+    return False

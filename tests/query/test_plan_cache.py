@@ -27,7 +27,7 @@ from asyncdb.backends.mongo.planner import MongoPlanner
 from asyncdb.backends.postgres.planner import PostgresPlanner
 from asyncdb.backends.sqlite.planner import SQLitePlanner
 from asyncdb.errors import QueryError
-from asyncdb.query.parse import parse_filter
+from asyncdb.query.parse import parse_filter, parse_projection, parse_sort
 from asyncdb.query.plancache import PlanCache, filter_shape
 from asyncdb.types import Plan, Query
 
@@ -241,6 +241,86 @@ def test_a_cached_plan_equals_a_fresh_one_on_every_planner(first: Any, data: Any
             sqlite = PLANNERS["_sqlite"]  # its binder, made from the first filter of the shape
             expected = sqlite.plan(Query(fresh, limit=10), explain=False)
             _same(sqlite.binder(Query(made_from, limit=10))(query), expected)
+
+
+def _binders() -> dict[str, tuple[Any, Any]]:
+    """Per planner: (its binder of a query's raw shape, the plan ``find`` runs)."""
+    store = PLANNERS["_memory_store"]
+    spec = store.spec
+    sqlite, mongo = SQLitePlanner(spec), MongoPlanner(spec)
+    return {
+        "memory": (store.plan_binder, store.execution_plan),
+        "sqlite": (sqlite.binder, lambda q: sqlite.plan(q, explain=False)),
+        "mongo": (mongo.binder, lambda q: mongo.plan(q, explain=False)),
+    }
+
+
+BINDERS = _binders()
+SORTS = [(), (("priority", 1), ("id", 1)), (("id", -1),), (("company", 1), ("id", 1))]
+PROJECTIONS = [None, {"company": 1}, {"tags": 0}]
+
+
+def _identical(got: Plan, expected: Plan) -> None:
+    """Two plans equal in every field, the native query and what the store runs included."""
+    assert got == expected
+    assert got.residual_node == expected.residual_node
+    assert got.payload == expected.payload
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    derandomize=os.environ.get("HYPOTHESIS_PROFILE", "ci") != "dev",
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    first=filters,
+    sort=st.sampled_from(SORTS),
+    projection=st.sampled_from(PROJECTIONS),
+    skips=st.one_of(st.just((0, 0, 0)), st.tuples(*[st.integers(1, 9)] * 3)),
+    limits=st.one_of(st.just((None, None, None)), st.tuples(*[st.integers(0, 50)] * 3)),
+    data=st.data(),
+)
+def test_a_bound_plan_equals_a_fresh_plan_on_every_planner(
+    first: Any,
+    sort: Any,
+    projection: Any,
+    skips: tuple[int, int, int],
+    limits: tuple[Any, Any, Any],
+    data: Any,
+) -> None:
+    """A binder made from one filter, given other filters of its shape (other values, other
+    skip and limit of the same settings): exactly the plan made from each of them."""
+    made_from, shape = _parsed(first), filter_shape(first)
+    if isinstance(made_from, QueryError) or shape is None:
+        return
+    sort_spec = parse_sort(list(sort))
+    proj = parse_projection(projection, ("id",))
+    others = [
+        _revalue(first, data.draw),
+        _revalue(first, data.draw, wild=True),
+    ]
+    for make, fresh in BINDERS.values():
+        try:
+            binder = make(Query(made_from, sort_spec, skips[0], limits[0], proj))
+        except asyncdb.AsyncDBError:
+            continue  # the planner refuses the shape: nothing is bound
+        if binder is None:
+            continue
+        for i, spec in enumerate(others, start=1):
+            theirs = filter_shape(spec)
+            node = _parsed(spec)
+            if theirs is None or theirs[0] != shape[0] or isinstance(node, QueryError):
+                continue
+            query = Query(node, sort_spec, skips[i], limits[i], proj)
+            try:
+                expected = fresh(query)
+            except asyncdb.AsyncDBError as exc:
+                with pytest.raises(type(exc)):
+                    binder(query)
+                continue
+            _identical(binder(query), expected)
 
 
 class _Name(str):
