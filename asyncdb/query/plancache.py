@@ -654,3 +654,23 @@ def holds_float(terms: Sequence[Node]) -> bool:
                 if type(v) is float:
                     return True
     return False
+
+
+def fast_init(cls: type) -> Callable[..., Any]:
+    """``cls(*fields)`` for a frozen slotted dataclass, every field given in order, made as its
+    ``__init__`` makes it with each slot set directly (binders make a plan per call; the
+    generic frozen ``__init__`` goes through ``object.__setattr__`` per field)."""
+    fields = list(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+    assert not hasattr(cls, "__post_init__")
+    scope: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    lines = [f"def make({', '.join(fields)}):", "    p = new(cls)"]
+    for name in fields:
+        scope[f"set_{name}"] = getattr(cls, name).__set__
+        lines.append(f"    set_{name}(p, {name})")
+    lines.append("    return p")
+    exec("\n".join(lines), scope)  # fixed text: the field names of a dataclass
+    made: Callable[..., Any] = scope["make"]
+    return made
+
+
+make_plan = fast_init(Plan)

@@ -247,11 +247,12 @@ def _binders() -> dict[str, tuple[Any, Any]]:
     """Per planner: (its binder of a query's raw shape, the plan ``find`` runs)."""
     store = PLANNERS["_memory_store"]
     spec = store.spec
-    sqlite, mongo = SQLitePlanner(spec), MongoPlanner(spec)
+    sqlite, mongo, firestore = SQLitePlanner(spec), MongoPlanner(spec), FirestorePlanner(spec)
     return {
         "memory": (store.plan_binder, store.execution_plan),
         "sqlite": (sqlite.binder, lambda q: sqlite.plan(q, explain=False)),
         "mongo": (mongo.binder, lambda q: mongo.plan(q, explain=False)),
+        "firestore": (firestore.binder, lambda q: firestore.plan(q, explain=False)),
     }
 
 
