@@ -673,4 +673,4 @@ def fast_init(cls: type) -> Callable[..., Any]:
     return made
 
 
-make_plan = fast_init(Plan)
+make_plan: Callable[..., Plan] = fast_init(Plan)

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import asyncdb
+from asyncdb.backends.cosmos.planner import binder as cosmos_binder
 from asyncdb.backends.cosmos.planner import plan_query
 from asyncdb.backends.dynamodb.planner import build_plan
 from asyncdb.backends.firestore.planner import FirestorePlanner
@@ -253,6 +254,7 @@ def _binders() -> dict[str, tuple[Any, Any]]:
         "sqlite": (sqlite.binder, lambda q: sqlite.plan(q, explain=False)),
         "mongo": (mongo.binder, lambda q: mongo.plan(q, explain=False)),
         "firestore": (firestore.binder, lambda q: firestore.plan(q, explain=False)),
+        "cosmos": (lambda q: cosmos_binder(spec, q), lambda q: plan_query(spec, q, explain=False)),
     }
 
 
@@ -322,6 +324,31 @@ def test_a_bound_plan_equals_a_fresh_plan_on_every_planner(
                     binder(query)
                 continue
             _identical(binder(query), expected)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "limits"),
+    [
+        ({"tags": "x", "status": "x"}, {"tags": "x", "status": "y"}, (None, None)),  # one param
+        ({"tags": "x", "status": "y"}, {"tags": "z", "status": "z"}, (None, None)),
+        ({"priority": {"$gt": 5}}, {"priority": {"$gt": 2**60}}, (None, None)),  # beyond 2**53
+        ({"status": {"$gt": "a"}}, {"status": {"$gt": "\U0001f600"}}, (None, None)),  # UTF-16
+        ({"tags": "x"}, {"tags": "x" * 400}, (None, None)),  # too long to index
+        ({"status": {"$in": ["a", "b"]}}, {"status": {"$in": ["c", "c"]}}, (None, None)),
+        ({"tags": "x"}, {"tags": "y"}, (5, 0)),  # TOP n, and no TOP for a limit of 0
+        ({"tags": "x"}, {"tags": "y"}, (5, 7)),
+    ],
+)
+def test_values_a_planner_branches_on_give_each_filter_its_own_plan(
+    first: dict[str, Any], second: dict[str, Any], limits: tuple[Any, Any]
+) -> None:
+    a, b = filter_shape(first), filter_shape(second)
+    assert a is not None and b is not None and a[0] == b[0]  # one shape, other values
+    query = Query(parse_filter(second), limit=limits[1])
+    for make, fresh in BINDERS.values():
+        binder = make(Query(parse_filter(first), limit=limits[0]))
+        if binder is not None:
+            _identical(binder(query), fresh(query))
 
 
 class _Name(str):
