@@ -674,3 +674,10 @@ def fast_init(cls: type) -> Callable[..., Any]:
 
 
 make_plan: Callable[..., Plan] = fast_init(Plan)
+
+
+def holds_slot(term: Node) -> bool:
+    """Whether a filter node holds a value the plan cache binds (a slot of its shape)."""
+    found: list[Any] = []
+    _sites(term, found)
+    return any(_slot_kind(v) is not None for v in found)

@@ -249,10 +249,12 @@ def _binders() -> dict[str, tuple[Any, Any]]:
     store = PLANNERS["_memory_store"]
     spec = store.spec
     sqlite, mongo, firestore = SQLitePlanner(spec), MongoPlanner(spec), FirestorePlanner(spec)
+    postgres = PostgresPlanner(spec)
     return {
         "memory": (store.plan_binder, store.execution_plan),
         "sqlite": (sqlite.binder, lambda q: sqlite.plan(q, explain=False)),
         "mongo": (mongo.binder, lambda q: mongo.plan(q, explain=False)),
+        "postgres": (postgres.binder, lambda q: postgres.plan(q, explain=False)),
         "firestore": (firestore.binder, lambda q: firestore.plan(q, explain=False)),
         "cosmos": (lambda q: cosmos_binder(spec, q), lambda q: plan_query(spec, q, explain=False)),
     }
