@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 import asyncdb
 from asyncdb.backends.cosmos.planner import binder as cosmos_binder
 from asyncdb.backends.cosmos.planner import plan_query
+from asyncdb.backends.dynamodb.planner import binder as dynamodb_binder
 from asyncdb.backends.dynamodb.planner import build_plan
 from asyncdb.backends.firestore.planner import FirestorePlanner
 from asyncdb.backends.mongo.planner import MongoPlanner
@@ -257,6 +258,10 @@ def _binders() -> dict[str, tuple[Any, Any]]:
         "postgres": (postgres.binder, lambda q: postgres.plan(q, explain=False)),
         "firestore": (firestore.binder, lambda q: firestore.plan(q, explain=False)),
         "cosmos": (lambda q: cosmos_binder(spec, q), lambda q: plan_query(spec, q, explain=False)),
+        "dynamodb": (
+            lambda q: dynamodb_binder(spec, q),
+            lambda q: build_plan(q, spec, explain=False),
+        ),
     }
 
 
@@ -336,6 +341,8 @@ def test_a_bound_plan_equals_a_fresh_plan_on_every_planner(
         ({"priority": {"$gt": 5}}, {"priority": {"$gt": 2**60}}, (None, None)),  # beyond 2**53
         ({"status": {"$gt": "a"}}, {"status": {"$gt": "\U0001f600"}}, (None, None)),  # UTF-16
         ({"tags": "x"}, {"tags": "x" * 400}, (None, None)),  # too long to index
+        ({"status": {"$gt": "a"}}, {"status": {"$gt": "\x00tz"}}, (None, None)),  # a tag's text
+        ({"tags": "x", "status": "y"}, {"tags": "\x00?", "status": "y"}, (None, None)),
         ({"status": {"$in": ["a", "b"]}}, {"status": {"$in": ["c", "c"]}}, (None, None)),
         ({"tags": "x"}, {"tags": "y"}, (5, 0)),  # TOP n, and no TOP for a limit of 0
         ({"tags": "x"}, {"tags": "y"}, (5, 7)),
