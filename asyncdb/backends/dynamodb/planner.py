@@ -630,38 +630,59 @@ def binder(spec: CollectionSpec, query: Query) -> Callable[[Query], Plan] | None
     def operand(ts: Sequence[Node], j: int, m: int) -> Any:
         return _operands(ts[j])[m]
 
-    sources: list[Callable[[Sequence[Node]], Any]] = []
+    # per placeholder value: (encoding, operand position) or (None, the constant)
+    sources: list[tuple[Callable[[Any], Any] | None, Any]] = []
     for a, b in zip(calls0, calls1, strict=True):
-        found: Callable[[Sequence[Node]], Any] | None = None
-        for j, m in sites:  # an operand's encoding, else a constant
+        found: tuple[Callable[[Any], Any] | None, Any] | None = None
+        for at, (j, m) in enumerate(sites):  # an operand's encoding, else a constant
             for enc in _ENCODERS:
                 if enc(operand(terms, j, m)) == a and enc(operand(probed, j, m)) == b:
-                    found = _source(enc, j, m)
+                    found = (enc, at)
                     break
             if found is not None:
                 break
         if found is None and a == b:
-            found = _constant(a)
+            found = (None, a)
         if found is None:
             return None
         sources.append(found)
     pattern0 = _pattern(calls0)
     first = build_plan(query, spec, explain=False)
-    if [s(terms) for s in sources] != calls0:
-        return None
     operation, index = request0.operation, request0.index
     key_conditions, expression, names = request0.key_conditions, request0.filter, request0.names
 
+    def encoded(ts: Sequence[Node]) -> list[dict[str, Any]] | None:
+        ops = [_operands(t) for t in ts]
+        vals = [ops[j][m] for j, m in sites]
+        for v in vals:
+            if not _plain_operand(v):
+                return None
+        return [dict(c) if enc is None else enc(vals[c]) for enc, c in sources]
+
+    if encoded(terms) != calls0:
+        return None
+    # When the first values are all distinct (from each other and the constants), the
+    # pattern holds for any values that are: one set tells, instead of the whole pattern.
+    variable = [i for i, (enc, _c) in enumerate(sources) if enc is not None]
+    constants = {_ident(calls0[i]) for i, (enc, _c) in enumerate(sources) if enc is None}
+    generic = len({_ident(calls0[i]) for i in variable} | constants) == len(variable) + len(
+        constants
+    )
+
+    def same_pattern(calls: list[dict[str, Any]]) -> bool:
+        if generic:
+            idents = {_ident(calls[i]) for i in variable}
+            return len(idents) == len(variable) and not (idents & constants)
+        return _pattern(calls) == pattern0
+
     def bind(q: Query) -> Plan:
-        ts = flat_terms(q.filter)
-        if q.hint is not None or not all(_plain_operand(operand(ts, j, m)) for j, m in sites):
-            return build_plan(q, spec, explain=False)
-        calls = [s(ts) for s in sources]
-        if _pattern(calls) != pattern0:
+        calls = None if q.hint is not None else encoded(flat_terms(q.filter))
+        if calls is None or not same_pattern(calls):
             return build_plan(q, spec, explain=False)
         values: dict[str, dict[str, Any]] = {}
         for k, c in zip(pattern0, calls, strict=True):
-            values.setdefault(f":v{k}", c)
+            if f":v{k}" not in values:
+                values[f":v{k}"] = c
         request = DynamoRequest(
             operation, index, (), key_conditions, expression, dict(names), values
         )
@@ -684,18 +705,19 @@ def binder(spec: CollectionSpec, query: Query) -> Callable[[Query], Plan] | None
     return bind
 
 
-def _source(enc: Callable[[Any], Any], j: int, m: int) -> Callable[[Sequence[Node]], Any]:
-    return lambda ts: enc(_operands(ts[j])[m])
-
-
-def _constant(value: dict[str, Any]) -> Callable[[Sequence[Node]], Any]:
-    return lambda ts: dict(value)
+def _ident(attr_value: dict[str, Any]) -> tuple[str, Any]:
+    ((kind, raw),) = attr_value.items()
+    return kind, raw
 
 
 def _pattern(calls: list[dict[str, Any]]) -> list[int]:
     """Which placeholder each value takes (one per distinct ``(type, raw)``, as handed out)."""
     ids: dict[tuple[str, Any], int] = {}
-    return [ids.setdefault(next(iter(c.items())), len(ids)) for c in calls]
+    out = []
+    for c in calls:
+        ((kind, raw),) = c.items()
+        out.append(ids.setdefault((kind, raw), len(ids)))
+    return out
 
 
 __all__ = [
