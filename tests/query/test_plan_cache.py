@@ -498,4 +498,17 @@ async def test_find_through_cached_shapes_returns_each_filters_own_documents() -
             expected = {f"a{j}" for j in range(30) if j % 3 == i and j >= 10 + i}
             assert {d["id"] for d in found} == expected
         assert coll._store.plans.hits >= 2
+        # count, update and delete parse through the same cache: each filter its own answer
+        for i in range(3):
+            spec = {"company": f"c{i}", "priority": {"$gte": 10 + i}}
+            expected_n = sum(1 for j in range(30) if j % 3 == i and j >= 10 + i)
+            assert await coll.count_documents(spec) == expected_n
+            changed = await coll.update_many(spec, {"$set": {"seen": i}})
+            assert changed.modified_count == expected_n
+        assert await coll.count_documents({"seen": {"$exists": True}}, allow_scan=True) == sum(
+            1 for j in range(30) if j >= 10 + j % 3
+        )
+        removed = await coll.delete_many({"company": "c1", "priority": {"$gte": 0}})
+        assert removed == 10
+        assert await coll.count_documents({"company": "c1", "priority": {"$gte": 0}}) == 0
         await db.close()
