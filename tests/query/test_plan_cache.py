@@ -340,6 +340,7 @@ def test_a_bound_plan_equals_a_fresh_plan_on_every_planner(
         ({"tags": "x", "status": "y"}, {"tags": "z", "status": "z"}, (None, None)),
         ({"priority": {"$gt": 5}}, {"priority": {"$gt": 2**60}}, (None, None)),  # beyond 2**53
         ({"status": {"$gt": "a"}}, {"status": {"$gt": "\U0001f600"}}, (None, None)),  # UTF-16
+        ({"status": {"$not": {"$gt": "a"}}}, {"status": {"$not": {"$gt": "\U0001f600"}}}, (1, 2)),
         ({"tags": "x"}, {"tags": "x" * 400}, (None, None)),  # too long to index
         ({"status": {"$gt": "a"}}, {"status": {"$gt": "\x00tz"}}, (None, None)),  # a tag's text
         ({"tags": "x", "status": "y"}, {"tags": "\x00?", "status": "y"}, (None, None)),

@@ -368,6 +368,12 @@ def _operands(term: Node) -> tuple[Any, ...] | None:
     return None
 
 
+def _is_range(term: Node) -> bool:
+    while type(term) is Not:
+        term = term.child
+    return type(term) is Cmp
+
+
 _SCALARS = frozenset({str, int, float, bool, type(None), datetime, Decimal, bytes})
 
 
@@ -420,8 +426,14 @@ def binder(spec: CollectionSpec, query: Query) -> Callable[[Query], Plan] | None
     first = plan_query(spec, query, explain=False)
     firsts: dict[tuple[type, Any], int] = {}
     pattern0 = [firsts.setdefault((type(v), v), len(firsts)) for v in values0]
-    # the values whose class decides (see _value_class), by position, and their class
-    checks = [(i, _value_class(v)) for i, v in enumerate(values0) if type(v) in (int, str)]
+    # the values whose class decides (see _value_class), by position, and their class: the
+    # ints, and the strings of ranges (an equality takes any string)
+    ranged = [_is_range(terms[i]) for i in sites for _v in _operands(terms[i]) or ()]
+    checks = [
+        (i, _value_class(v))
+        for i, v in enumerate(values0)
+        if type(v) is int or (type(v) is str and ranged[i])
+    ]
     params0 = Parameters()
     for v in values0:
         params0.add(v)

@@ -683,8 +683,15 @@ def binder(spec: CollectionSpec, query: Query) -> Callable[[Query], Plan] | None
         for k, c in zip(pattern0, calls, strict=True):
             if f":v{k}" not in values:
                 values[f":v{k}"] = c
-        request = DynamoRequest(
-            operation, index, (), key_conditions, expression, dict(names), values
+        request = object.__new__(DynamoRequest)  # as its frozen __init__ fills __dict__
+        request.__dict__.update(
+            operation=operation,
+            index=index,
+            keys=(),
+            key_conditions=key_conditions,
+            filter=expression,
+            names=dict(names),
+            values=values,
         )
         return make_plan(
             "dynamodb",
