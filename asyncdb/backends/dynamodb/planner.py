@@ -545,10 +545,11 @@ _ENCODERS: tuple[Callable[[Any], Any], ...] = (
 
 
 def _operands(term: Node) -> tuple[Any, ...]:
-    if isinstance(term, Eq | Cmp):
-        return (term.value,)
-    if isinstance(term, In):
-        return term.values
+    t = type(term)
+    if t is Eq or t is Cmp:
+        return (term.value,)  # type: ignore[attr-defined]
+    if t is In:
+        return term.values  # type: ignore[attr-defined, no-any-return]
     return ()
 
 
@@ -651,38 +652,56 @@ def binder(spec: CollectionSpec, query: Query) -> Callable[[Query], Plan] | None
     operation, index = request0.operation, request0.index
     key_conditions, expression, names = request0.key_conditions, request0.filter, request0.names
 
-    def encoded(ts: Sequence[Node]) -> list[dict[str, Any]] | None:
+    variable = [i for i, (enc, _c) in enumerate(sources) if enc is not None]
+    encoders = [sources[i] for i in variable]  # (encoding, operand) per variable position
+
+    def operands(ts: Sequence[Node]) -> list[Any] | None:
         ops = [_operands(t) for t in ts]
         vals = [ops[j][m] for j, m in sites]
         for v in vals:
-            if not _plain_operand(v):
+            t = type(v)
+            if t is str:
+                if len(v) > 128 or v[:1] == "\x00":
+                    return None
+            elif t is not int and t is not datetime:
                 return None
-        return [dict(c) if enc is None else enc(vals[c]) for enc, c in sources]
+        return vals
 
-    if encoded(terms) != calls0:
+    def encoded(vals: list[Any]) -> list[dict[str, Any]]:
+        made = iter([enc(vals[c]) for enc, c in encoders])  # type: ignore[misc]
+        return [dict(c) if enc is None else next(made) for enc, c in sources]
+
+    vals0 = operands(terms)
+    if vals0 is None or encoded(vals0) != calls0:
         return None
     # When the first values are all distinct (from each other and the constants), the
     # pattern holds for any values that are: one set tells, instead of the whole pattern.
-    variable = [i for i, (enc, _c) in enumerate(sources) if enc is not None]
     constants = {_ident(calls0[i]) for i, (enc, _c) in enumerate(sources) if enc is None}
     generic = len({_ident(calls0[i]) for i in variable} | constants) == len(variable) + len(
         constants
     )
-
-    def same_pattern(calls: list[dict[str, Any]]) -> bool:
-        if generic:
-            idents = {_ident(calls[i]) for i in variable}
-            return len(idents) == len(variable) and not (idents & constants)
-        return _pattern(calls) == pattern0
+    # each placeholder: its name, and its value's variable position or its constant
+    where = {pos: n for n, pos in enumerate(variable)}
+    firsts: dict[int, int] = {}
+    for pos, k in enumerate(pattern0):
+        firsts.setdefault(k, pos)
+    placeholders = [(f":v{k}", where.get(pos), calls0[pos]) for k, pos in firsts.items()]
 
     def bind(q: Query) -> Plan:
-        calls = None if q.hint is not None else encoded(flat_terms(q.filter))
-        if calls is None or not same_pattern(calls):
+        vals = None if q.hint is not None else operands(flat_terms(q.filter))
+        if vals is None:
             return build_plan(q, spec, explain=False)
-        values: dict[str, dict[str, Any]] = {}
-        for k, c in zip(pattern0, calls, strict=True):
-            if f":v{k}" not in values:
-                values[f":v{k}"] = c
+        made = [enc(vals[c]) for enc, c in encoders]  # type: ignore[misc]
+        if generic:
+            idents = {_ident(m) for m in made}
+            same = len(idents) == len(made) and not (idents & constants)
+        else:
+            same = _pattern(encoded(vals)) == pattern0
+        if not same:
+            return build_plan(q, spec, explain=False)
+        values = {
+            name: dict(constant) if at is None else made[at] for name, at, constant in placeholders
+        }
         request = object.__new__(DynamoRequest)  # as its frozen __init__ fills __dict__
         request.__dict__.update(
             operation=operation,
