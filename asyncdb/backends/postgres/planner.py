@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from asyncdb.backends.base import (
     KeyTuple,
     conjoin,
@@ -37,7 +39,7 @@ from asyncdb.backends.base import (
     key_lookup,
     projected_fields,
 )
-from asyncdb.backends.postgres.codec import encode_key
+from asyncdb.backends.postgres.codec import encode_key, iso_date
 from asyncdb.backends.postgres.jsonpath import Compiled, compile_term, path_text, value_test
 from asyncdb.errors import ConfigurationError, QueryError
 from asyncdb.query.ast import (
@@ -475,12 +477,32 @@ def _param_maker(term: Node) -> Callable[[Any], list[Any]] | None:
         if type(value) not in _TEXTS:
             return None
         op = "==" if t is Eq else _SQL_OPS[term.op]  # type: ignore[attr-defined]
-        return lambda n: [f"{path} ? ({value_test(n.value, op)})"]
+        test = _test_of(path, type(value), op)
+        return lambda n: [test(n.value)]
     if t is In:
-        if any(type(v) not in _TEXTS for v in term.values):  # type: ignore[attr-defined]
+        kinds = {type(v) for v in term.values}  # type: ignore[attr-defined]
+        if not kinds <= set(_TEXTS):
             return None
+        if len(kinds) == 1:
+            one = _test_of(path, kinds.pop(), "==")
+            return lambda n: [one(v) for v in n.values]
         return lambda n: [f"{path} ? ({value_test(v, '==')})" for v in n.values]
     return None
+
+
+def _test_of(path: str, kind: type, op: str) -> Callable[[Any], str]:
+    """``lambda v: f"{path} ? ({value_test(v, op)})"`` for values of type ``kind`` (a str, an
+    int or a datetime), with the text around the literal written once."""
+    if kind is str:
+        head = f'{path} ? (@.type() == "string" && @ {op} '
+        return lambda v: head + orjson.dumps(v).decode() + ")"
+    if kind is int:
+        a = f'{path} ? ((@.type() == "number" && @ {op} '
+        b = f') || (@.type() == "object" && @."$n" {op} '
+        return lambda v: a + str(v) + b + str(v) + "))"
+    assert kind is datetime
+    head = f'{path} ? (@.type() == "object" && @."$date" {op} '
+    return lambda v: head + orjson.dumps(iso_date(v)).decode() + ")"
 
 
 _TEXTS = (str, int, datetime)
