@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from asyncdb._tagged_json import iso_date  # the text of postgres.codec.iso_date
 from asyncdb.backends.base import (
     KeyTuple,
     conjoin,
@@ -39,7 +40,7 @@ from asyncdb.backends.base import (
     key_lookup,
     projected_fields,
 )
-from asyncdb.backends.postgres.codec import encode_key, iso_date
+from asyncdb.backends.postgres.codec import encode_key
 from asyncdb.backends.postgres.jsonpath import Compiled, compile_term, path_text, value_test
 from asyncdb.errors import ConfigurationError, QueryError
 from asyncdb.query.ast import (
