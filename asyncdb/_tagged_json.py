@@ -30,6 +30,11 @@ def iso_date(value: datetime) -> str:
     """Fixed-width UTC ISO text with milliseconds (sorts like the instant it names)."""
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
+    micro = value.microsecond
+    if micro == 0:  # isoformat() without timespec is the faster call; same text
+        return value.isoformat()[:-6] + ".000Z"
+    if micro % 1000 == 0:
+        return value.isoformat()[:-9] + "Z"  # drop "000+00:00"
     return value.isoformat(timespec="milliseconds")[:-6] + "Z"  # drop "+00:00"
 
 

@@ -679,7 +679,7 @@ class Collection(Generic[DocT]):
         """Apply an update (``$set``, ``$inc``, ...) to the first matching document. Paths may
         use ``$``, ``$[]`` and ``$[<identifier>]`` (with ``array_filters``); a list of stages is
         a pipeline update (``[{"$set": {"total": {"$add": ["$a", "$b"]}}}]``)."""
-        node = parse_filter(filter)
+        node = self._store.plans.parse(filter)[0]  # equal to parse_filter's
         parsed = parse_update_spec(update, node, array_filters)
         self._store.check_update(node, parsed, upsert)
         options = call_options_of(hint, comment, self.spec, node)
@@ -718,7 +718,7 @@ class Collection(Generic[DocT]):
     ) -> UpdateResult:
         """Apply an update to every matching document (each atomically); positional paths
         and pipeline updates as in :meth:`update_one`."""
-        node = parse_filter(filter)
+        node = self._store.plans.parse(filter)[0]  # equal to parse_filter's
         parsed = parse_update_spec(update, node, array_filters)
         self._store.check_update(node, parsed, upsert)
         options = call_options_of(hint, comment, self.spec, node)
@@ -830,7 +830,7 @@ class Collection(Generic[DocT]):
         updates as in :meth:`update_one`."""
         if return_document not in ("before", "after"):
             raise QueryError('return_document must be "before" or "after"', path="return_document")
-        node = parse_filter(filter)
+        node = self._store.plans.parse(filter)[0]  # equal to parse_filter's
         parsed = parse_update_spec(update, node, array_filters)
         self._store.check_update(node, parsed, upsert)
         return await self._write_and_return(
@@ -896,7 +896,7 @@ class Collection(Generic[DocT]):
         comment: Any = None,
     ) -> int:
         """Delete the first matching document; returns 0 or 1."""
-        node = parse_filter(filter)
+        node = self._store.plans.parse(filter)[0]  # equal to parse_filter's
         options = call_options_of(hint, comment, self.spec, node)
         await self._ready()
         try:
@@ -921,7 +921,7 @@ class Collection(Generic[DocT]):
         comment: Any = None,
     ) -> int:
         """Delete every matching document; returns how many."""
-        node = parse_filter(filter)
+        node = self._store.plans.parse(filter)[0]  # equal to parse_filter's
         options = call_options_of(hint, comment, self.spec, node)
         await self._ready()
         try:
@@ -1206,7 +1206,7 @@ class Collection(Generic[DocT]):
         comment: Any = None,
     ) -> int:
         """How many documents match."""
-        node = parse_filter(filter)
+        node = self._store.plans.parse(filter)[0]  # equal to parse_filter's
         options = call_options_of(hint, comment, self.spec, node)
         await self._ready()
         visible = self._store.visible(node)
@@ -1287,7 +1287,7 @@ class Collection(Generic[DocT]):
             raise QueryError("limit must be a positive integer", path="limit")
         if "keyset_pagination" not in self._db.capabilities:
             raise NotSupported(f"{self._db.backend} does not support keyset pagination")
-        node = parse_filter(filter)
+        node = self._store.plans.parse(filter)[0]  # equal to parse_filter's
         sort_spec = with_key_tiebreak(parse_sort(sort), self.spec)
         proj = parse_projection(projection, self.spec.key)
         digest = self._db._query_digest(self.spec.name, node, sort_spec)

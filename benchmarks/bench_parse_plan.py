@@ -3,9 +3,10 @@
 cold: a new shape every call (field names vary, so nothing keyed on the shape can help);
 warm: one shape, different values every call. Targets: cold <= 100 us, warm <= 10 us (median).
 Measured as ``find`` runs it: the plan cache (asyncdb.query.plancache) keyed on the raw filter,
-then the planner's binder (memory, SQLite) or the planner on the rebuilt filter (the others,
-measured without their servers: the planners are pure); beside it, the same calls without the
-plan cache (``parse_filter`` + the planner).
+then the planner's binder for the shape (the plan compiled once, the new values bound into it);
+memory and SQLite through their store collections, the others without their servers (the
+planners are pure), each with the lean plan ``find`` runs; beside it, the same calls without
+the plan cache (``parse_filter`` + the planner).
 
     python benchmarks/bench_parse_plan.py   # also writes benchmarks/results/bench_parse_plan.json
 """
@@ -76,12 +77,23 @@ def through_cache(store: Any) -> PlanOf:
     return plan
 
 
-def pure(planner: Callable[[Query], asyncdb.Plan]) -> tuple[PlanOf, PlanOf]:
-    """A planner measured without its server: through a plan cache, and without one."""
+Binder = Callable[[Query], Callable[[Query], asyncdb.Plan] | None]
+
+
+def pure(planner: Callable[[Query], asyncdb.Plan], binder: Binder) -> tuple[PlanOf, PlanOf]:
+    """A planner measured without its server: through a plan cache and the planner's binder
+    of each shape (as ``StoreCollection.shaped_plan`` runs them), and without a plan cache."""
     cache = PlanCache()
 
     def cached(spec: dict[str, Any]) -> asyncdb.Plan:
-        return planner(Query(cache.parse(spec)[0]))
+        node, shape = cache.parse(spec)
+        query = Query(node)
+        if shape is None:
+            return planner(query)
+        bound = shape.binders.get("find", shape)
+        if bound is shape:
+            bound = shape.binders["find"] = binder(query)
+        return planner(query) if bound is None else bound(query)  # type: ignore[operator]
 
     return cached, lambda spec: planner(Query(parse_filter(spec)))
 
@@ -102,18 +114,25 @@ async def planners(dbs: list[asyncdb.Database]) -> dict[str, tuple[PlanOf, PlanO
         )
     assert spec is not None
     # The other planners are pure: measured without a server, on the same declared indexes.
-    from asyncdb.backends.cosmos.planner import plan_query
-    from asyncdb.backends.dynamodb.planner import build_plan
+    from asyncdb.backends.cosmos import planner as cosmos
+    from asyncdb.backends.dynamodb import planner as dynamodb
     from asyncdb.backends.firestore.planner import FirestorePlanner
     from asyncdb.backends.mongo.planner import MongoPlanner
     from asyncdb.backends.postgres.planner import PostgresPlanner
 
-    postgres = PostgresPlanner(spec)
-    found["postgres"] = pure(lambda q: postgres.plan(q, explain=False))
-    found["mongo"] = pure(MongoPlanner(spec).plan)
-    found["firestore"] = pure(FirestorePlanner(spec).plan)
-    found["cosmos"] = pure(lambda q, spec=spec: plan_query(spec, q))
-    found["dynamodb"] = pure(lambda q, spec=spec: build_plan(q, spec))
+    postgres, mongo = PostgresPlanner(spec), MongoPlanner(spec)
+    firestore = FirestorePlanner(spec)
+    found["postgres"] = pure(lambda q: postgres.plan(q, explain=False), postgres.binder)
+    found["mongo"] = pure(lambda q: mongo.plan(q, explain=False), mongo.binder)
+    found["firestore"] = pure(lambda q: firestore.plan(q, explain=False), firestore.binder)
+    found["cosmos"] = pure(
+        lambda q, spec=spec: cosmos.plan_query(spec, q, explain=False),
+        lambda q, spec=spec: cosmos.binder(spec, q),
+    )
+    found["dynamodb"] = pure(
+        lambda q, spec=spec: dynamodb.build_plan(q, spec, explain=False),
+        lambda q, spec=spec: dynamodb.binder(spec, q),
+    )
     return found
 
 

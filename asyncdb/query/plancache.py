@@ -3,7 +3,8 @@
 A filter's *shape* is everything but its values: field names and operators in their order, the
 length of each list, and for each value its kind. The values that are bound into a cached plan
 (*slots*) are the operands of ``$eq``, ``$ne``, ``$gt``, ``$gte``, ``$lt``, ``$lte``, ``$in``,
-``$nin``, ``$all`` and bare field values, when they are ``str``, an ``int`` in the 64-bit range, a
+``$nin``, ``$all`` and bare field values, when they are a non-empty ``str`` (``""`` is never a
+key value, so planners branch on it), an ``int`` in the 64-bit range, a
 finite ``float`` or a ``datetime`` (naive and aware are two kinds). Every other value (``bool``,
 ``None``, nested documents and arrays, ``Decimal``, bytes, regular expressions and their flags,
 the operands of ``$exists``, ``$type``, ``$size``, ``$mod``, ``$regex``, ``$options``) is part of
@@ -22,15 +23,16 @@ filters on every planner, that a cached plan equals a freshly built one.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from asyncdb.query.ast import All, And, Cmp, ElemMatch, Eq, In, Node, Nor, Not, Or
+from asyncdb.query.ast import All, And, Cmp, ElemMatch, Eq, FieldNode, In, Node, Nor, Not, Or
 from asyncdb.query.limits import check_text
 from asyncdb.query.parse import FieldAnd, parse_filter
 from asyncdb.query.values import INT64_MAX, INT64_MIN, normalize_datetime
+from asyncdb.types import Plan
 
 CACHE_SIZE = 512
 
@@ -61,7 +63,7 @@ class _Uncached(Exception):
 def _slot_kind(value: Any) -> _Kind | None:
     t = type(value)
     if t is str:
-        return STR
+        return STR if value else None  # "" is no key value: planners branch on it
     if t is int:
         return INT if INT64_MIN <= value <= INT64_MAX else None
     if t is float:
@@ -116,7 +118,7 @@ def _document(
                 _document(sub, out, values, wheres, f"{here}.{i}")
             continue
         t = type(value)
-        if t is str:
+        if t is str and value:
             add(STR)
         elif t is dict and value:
             first = next(iter(value))
@@ -215,6 +217,7 @@ def _count(node: Node) -> int:
 
 
 Builder = Callable[[list[Any]], Node]
+Matcher = Callable[[dict[str, Any]], Node | None]
 
 
 class _Source:
@@ -226,6 +229,21 @@ class _Source:
     def __init__(self, slots: list[int | None]) -> None:
         self.slots = slots
         self.names: dict[str, Any] = {}
+        self.stmts: list[str] = []  # the nodes made before the returned expression
+
+    def make(self, t: type, args: list[str]) -> str:
+        """A new node of class ``t`` from the expressions ``args`` (its fields in order). A
+        frozen dataclass node is made as its ``__init__`` makes it, with each field's slot
+        set directly (without the generic ``object.__setattr__`` per field)."""
+        fields = getattr(t, "__dataclass_fields__", None)
+        if fields is None or hasattr(t, "__post_init__") or len(fields) != len(args):
+            return f"{self.const(t)}({', '.join(args)})"
+        var = f"n{len(self.stmts)}"
+        self.stmts.append(f"    {var} = new({self.const(t)})")
+        for name, arg in zip(fields, args, strict=True):
+            setter = self.const(getattr(t, name).__set__)
+            self.stmts.append(f"    {setter}({var}, {arg})")
+        return var
 
     def const(self, value: Any) -> str:
         name = f"c{len(self.names)}"
@@ -242,22 +260,22 @@ class _Source:
         n = _count(node)
         if all(s is None for s in self.slots[at : at + n]):
             return self.const(node), at + n
-        cls = self.const(t)
+        make = self.make
         if t is Eq:
-            return f"{cls}({self.const(node.path)}, {self.value(at, node.value)})", at + 1  # type: ignore[attr-defined]
+            return make(t, [self.const(node.path), self.value(at, node.value)]), at + 1  # type: ignore[attr-defined]
         if t is Cmp:
             path, op = self.const(node.path), self.const(node.op)  # type: ignore[attr-defined]
-            return f"{cls}({path}, {op}, {self.value(at, node.value)})", at + 1  # type: ignore[attr-defined]
+            return make(t, [path, op, self.value(at, node.value)]), at + 1  # type: ignore[attr-defined]
         if t is In or t is All:
             items = [self.value(at + i, v) for i, v in enumerate(node.values)]  # type: ignore[attr-defined]
-            return f"{cls}({self.const(node.path)}, ({', '.join(items)},))", at + n  # type: ignore[attr-defined]
+            return make(t, [self.const(node.path), f"({', '.join(items)},)"]), at + n  # type: ignore[attr-defined]
         if t is Not:
             inner, after = self.expr(node.child, at)  # type: ignore[attr-defined]
-            return f"{cls}({self.const(node.path)}, {inner})", after  # type: ignore[attr-defined]
+            return make(t, [self.const(node.path), inner]), after  # type: ignore[attr-defined]
         if t is ElemMatch:
             inner, after = self.expr(node.cond, at)  # type: ignore[attr-defined]
             path, scalar = self.const(node.path), self.const(node.scalar)  # type: ignore[attr-defined]
-            return f"{cls}({path}, {inner}, {scalar})", after
+            return make(t, [path, inner, scalar]), after
         assert t is And or t is Or or t is Nor or t is FieldAnd
         parts = []
         for child in node.children:  # type: ignore[attr-defined]
@@ -265,32 +283,194 @@ class _Source:
             parts.append(part)
         children = f"({', '.join(parts)},)"
         if t is FieldAnd:
-            return f"{cls}({self.const(node.path)}, {children})", at  # type: ignore[attr-defined]
-        return f"{cls}({children})", at
+            return make(t, [self.const(node.path), children]), at  # type: ignore[attr-defined]
+        return make(t, [children]), at
 
 
-def _builder(node: Node, slots: list[int | None], kinds: list[_Kind], wheres: list[str]) -> Builder:
-    """The generated function of the slot values (raw, as the caller passed them) that checks
-    them as the parser does and returns the filter rebuilt with them."""
-    source = _Source(slots)
-    expr, _ = source.expr(node, 0)
-    lines = ["def build(v):"]
+def _checks(kinds: list[_Kind], wheres: list[str], source: _Source) -> list[str]:
+    """The lines that check the slot values ``a0, a1, ...`` as the parser does."""
+    lines = []
     for i, kind in enumerate(kinds):
         where = source.const(wheres[i])
-        lines.append(f"    a{i} = v[{i}]")
         if kind is STR:
             lines.append(f"    if not a{i}.isascii(): check_text(a{i}, {where})")
         elif kind is NAIVE or kind is AWARE:
             lines.append(f"    a{i} = normalize_datetime(a{i}, {where})")
+    return lines
+
+
+def _builder(
+    node: Node,
+    slots: list[int | None],
+    kinds: list[_Kind],
+    wheres: list[str],
+    spec: Mapping[str, Any] | None,
+) -> tuple[Builder, Matcher | None]:
+    """The generated function of the slot values (raw, as the caller passed them) that checks
+    them as the parser does and returns the filter rebuilt with them; and the matcher of the
+    shape (see :class:`_Match`), or None for a shape too large to write one for."""
+    source = _Source(slots)
+    expr, _ = source.expr(node, 0)
+    checks = _checks(kinds, wheres, source)
+    lines = ["def build(v):"]
+    lines += [f"    a{i} = v[{i}]" for i in range(len(kinds))]
+    lines += checks
+    lines += source.stmts
     lines.append(f"    return {expr}")
+    match = _Match(source)
+    if spec is not None and match.document(spec, "s") and len(match.lines) <= _MATCH_LINES:
+        lines.append("def match(s):")
+        lines += match.lines
+        lines += checks
+        lines += source.stmts
+        lines.append(f"    return {expr}")
+    else:
+        match.lines = []
     scope: dict[str, Any] = {
         **source.names,
         "check_text": check_text,
         "normalize_datetime": normalize_datetime,
+        "same_fixed": _same_fixed,
+        "new": object.__new__,
+        "datetime": datetime,
+        "dict": dict,
+        "list": list,
+        "str": str,
+        "int": int,
+        "float": float,
+        "type": type,
+        "len": len,
+        "tuple": tuple,
+        "map": map,
     }
     exec("\n".join(lines), scope)  # generated from the parsed tree: no user text
     build: Builder = scope["build"]
-    return build
+    matcher: Matcher | None = scope.get("match") if match.lines else None
+    return build, matcher
+
+
+_MATCH_LINES = 400
+
+
+def _same_fixed(value: Any, frozen: Any) -> bool:
+    """Whether ``value`` is a value that is part of a shape, written as ``frozen``."""
+    try:
+        return bool(_frozen(value) == frozen)
+    except (_Uncached, RecursionError):
+        return False
+
+
+class _Match:
+    """The source of a shape's matcher: ``match(s)`` returns the filter of the raw filter ``s``
+    rebuilt (as ``build`` does) when ``filter_shape(s)`` is this shape's key, else None. It reads
+    the slot values straight into ``a0, a1, ...`` with one check per construct, written out for
+    the shape, in the order ``_document`` walks it, so a hit costs no walk over the tree and no
+    shape key. Field names and operators are compared as one tuple per document (their order
+    is part of the shape), with their types (a ``str`` subclass is not cached)."""
+
+    def __init__(self, source: _Source) -> None:
+        self.source = source
+        self.lines: list[str] = []
+        self.slot = 0
+        self.var = 0
+
+    def fresh(self) -> str:
+        self.var += 1
+        return f"x{self.var}"
+
+    def fail_unless(self, cond: str) -> None:
+        self.lines.append(f"    if not ({cond}): return None")
+
+    def keys(self, var: str, keys: tuple[Any, ...]) -> None:
+        self.fail_unless(f"type({var}) is dict")
+        self.fail_unless(f"tuple({var}) == {self.source.const(keys)}")
+        self.fail_unless(f"tuple(map(type, {var})) == {self.source.const((str,) * len(keys))}")
+
+    def document(self, spec: Any, var: str) -> bool:
+        """Lines matching the filter document ``spec`` held in ``var``; False when ``spec`` is
+        not one ``_document`` caches."""
+        if type(spec) is not dict or any(type(k) is not str for k in spec):
+            return False
+        self.keys(var, tuple(spec))
+        for key, value in spec.items():
+            sub = self.fresh()
+            self.lines.append(f"    {sub} = {var}[{self.source.const(key)}]")
+            if key[:1] == "$":
+                if key not in _LOGICAL or type(value) is not list:
+                    return False
+                self.fail_unless(f"type({sub}) is list and len({sub}) == {len(value)}")
+                for i, part in enumerate(value):
+                    item = self.fresh()
+                    self.lines.append(f"    {item} = {sub}[{i}]")
+                    if not self.document(part, item):
+                        return False
+                continue
+            t = type(value)
+            if t is str and value:
+                self.site(value, sub)
+            elif t is dict and value:
+                first = next(iter(value))
+                if type(first) is str and first[:1] == "$":
+                    if not self.operators(value, sub):
+                        return False
+                else:
+                    self.site(value, sub)
+            elif hasattr(value, "pattern") and hasattr(value, "flags") and t is not dict:
+                self.fixed(value, sub)
+            else:
+                self.site(value, sub)
+        return True
+
+    def fixed(self, value: Any, var: str) -> None:
+        self.fail_unless(f"same_fixed({var}, {self.source.const(_frozen(value))})")
+
+    def site(self, value: Any, var: str) -> None:
+        kind = _slot_kind(value)
+        if kind is None:
+            self.fixed(value, var)
+            return
+        a = f"a{self.slot}"
+        self.slot += 1
+        self.lines.append(f"    {a} = {var}")
+        if kind is STR:
+            self.fail_unless(f"type({a}) is str and {a}")
+        elif kind is INT:
+            self.fail_unless(f"type({a}) is int and {INT64_MIN} <= {a} <= {INT64_MAX}")
+        elif kind is FLOAT:
+            self.fail_unless(f"type({a}) is float and {a} - {a} == 0.0")
+        elif kind is NAIVE:
+            self.fail_unless(f"type({a}) is datetime and {a}.tzinfo is None")
+        else:
+            self.fail_unless(f"type({a}) is datetime and {a}.tzinfo is not None")
+
+    def operators(self, ops: dict[Any, Any], var: str) -> bool:
+        if any(type(op) is not str for op in ops):
+            return False
+        self.keys(var, tuple(ops))
+        for op, arg in ops.items():
+            sub = self.fresh()
+            self.lines.append(f"    {sub} = {var}[{self.source.const(op)}]")
+            if op in _VALUE_OPS:
+                self.site(arg, sub)
+            elif op in _LIST_OPS and type(arg) is list:
+                self.fail_unless(f"type({sub}) is list and len({sub}) == {len(arg)}")
+                for i, v in enumerate(arg):
+                    item = self.fresh()
+                    self.lines.append(f"    {item} = {sub}[{i}]")
+                    self.site(v, item)
+            elif op == "$elemMatch" and type(arg) is dict and arg:
+                first = next(iter(arg))
+                if type(first) is str and first[:1] == "$" and not any(k in _LOGICAL for k in arg):
+                    if not self.operators(arg, sub):
+                        return False
+                elif not self.document(arg, sub):
+                    return False
+            elif op == "$not" and type(arg) is dict and arg and str(next(iter(arg)))[:1] == "$":
+                if not self.operators(arg, sub):
+                    return False
+            else:
+                self.fixed(arg, sub)
+        return True
 
 
 def _normalize(value: Any, where: str) -> Any:
@@ -309,11 +489,12 @@ class ShapeEntry:
     """One cached shape: how to rebuild the parsed filter from new values, and the planners'
     binders (None: the planner plans the rebuilt filter; parsing is still saved)."""
 
-    __slots__ = ("binders", "build", "node")
+    __slots__ = ("binders", "build", "match", "node")
 
-    def __init__(self, node: Node, build: Builder | None) -> None:
+    def __init__(self, node: Node, build: Builder | None, match: Matcher | None = None) -> None:
         self.node = node
         self.build = build
+        self.match = match  # the raw filter rebuilt when it has this shape, else None
         # per (sort, skip > 0, limit set, projection, keyset position set): the planner's
         # binder, or None; filled by StoreCollection.shaped_plan
         self.binders: dict[Any, Any] = {}
@@ -350,7 +531,8 @@ def _entry(spec: Mapping[str, Any] | None, node: Node, raw: list[Any]) -> ShapeE
     if not slot_wheres:
         return ShapeEntry(node, None)
     kinds = [k for k in (_slot_kind(v) for v in raw) if k is not None]
-    return ShapeEntry(node, _builder(node, slots, kinds, slot_wheres))
+    build, match = _builder(node, slots, kinds, slot_wheres, spec)
+    return ShapeEntry(node, build, match)
 
 
 class PlanCache:
@@ -360,6 +542,9 @@ class PlanCache:
     def __init__(self, size: int = CACHE_SIZE) -> None:
         self.size = size
         self._entries: OrderedDict[Any, ShapeEntry | _Seen | None] = OrderedDict()
+        # by the field names of a filter (its top-level keys in order): the entry whose
+        # matcher is tried first, before the shape key is computed (at most ``size``)
+        self._matchers: dict[tuple[Any, ...], ShapeEntry] = {}
         self.hits = 0
         self.misses = 0
 
@@ -368,6 +553,24 @@ class PlanCache:
 
     def parse(self, spec: Mapping[str, Any] | None) -> tuple[Node, ShapeEntry | None]:
         """The parsed filter (equal to ``parse_filter(spec)``) and its shape's entry."""
+        if type(spec) is dict:
+            names = tuple(spec)
+            known = self._matchers.get(names)
+            if known is not None:
+                node = known.match(spec)  # type: ignore[misc]
+                if node is not None:  # (an entry stays exact after the LRU dropped it)
+                    self.hits += 1
+                    return node, known
+            found = self._parse(spec)
+            entry = found[1]
+            if entry is not None and entry.match is not None and entry is not known:
+                if len(self._matchers) >= self.size:
+                    self._matchers.clear()
+                self._matchers[names] = entry
+            return found
+        return self._parse(spec)
+
+    def _parse(self, spec: Mapping[str, Any] | None) -> tuple[Node, ShapeEntry | None]:
         shape = filter_shape(spec)
         if shape is None:
             return parse_filter(spec), None
@@ -400,3 +603,81 @@ class _Seen:
     def __init__(self, node: Node, values: list[Any]) -> None:
         self.node = node
         self.values = values
+
+
+def _rebinder() -> Callable[[Plan, dict[str, Any], Node | None, Any], Plan]:
+    """``rebound(plan, native, residual_node, payload)``: ``plan`` with those three fields
+    replaced, made field by field as the dataclass ``__init__`` makes it (a binder makes one
+    per call; the generic frozen-dataclass ``__init__`` costs more than the binding)."""
+    fields = list(Plan.__dataclass_fields__)
+    scope: dict[str, Any] = {"new": object.__new__, "Plan": Plan}
+    lines = ["def rebound(plan, native, residual_node, payload):", "    p = new(Plan)"]
+    for name in fields:
+        scope[f"set_{name}"] = getattr(Plan, name).__set__
+        source = name if name in ("native", "residual_node", "payload") else f"plan.{name}"
+        lines.append(f"    set_{name}(p, {source})")
+    lines.append("    return p")
+    exec("\n".join(lines), scope)  # fixed text: the field names of Plan
+    made: Callable[[Plan, dict[str, Any], Node | None, Any], Plan] = scope["rebound"]
+    return made
+
+
+rebound = _rebinder()
+
+
+# --- helpers of the planners' binders ----------------------------------------------------
+
+
+def flat_terms(node: Node) -> tuple[Node, ...]:
+    """The terms of an AND of field conditions (or of one condition), else ()."""
+    if type(node) is And:
+        children: tuple[Node, ...] = node.children
+        for child in children:
+            if not isinstance(child, FieldNode):
+                return ()
+        return children
+    return (node,) if isinstance(node, FieldNode) else ()
+
+
+def holds_float(terms: Sequence[Node]) -> bool:
+    """Whether a value of an ``$eq``, range, ``$in``, ``$ne`` or ``$nin`` is a float."""
+    for term in terms:
+        t = type(term)
+        if t is Not:
+            term = term.child  # type: ignore[attr-defined]
+            t = type(term)
+        if isinstance(term, Eq | Cmp):
+            if type(term.value) is float:
+                return True
+        elif isinstance(term, In | All):
+            for v in term.values:
+                if type(v) is float:
+                    return True
+    return False
+
+
+def fast_init(cls: type) -> Callable[..., Any]:
+    """``cls(*fields)`` for a frozen slotted dataclass, every field given in order, made as its
+    ``__init__`` makes it with each slot set directly (binders make a plan per call; the
+    generic frozen ``__init__`` goes through ``object.__setattr__`` per field)."""
+    fields = list(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+    assert not hasattr(cls, "__post_init__")
+    scope: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    lines = [f"def make({', '.join(fields)}):", "    p = new(cls)"]
+    for name in fields:
+        scope[f"set_{name}"] = getattr(cls, name).__set__
+        lines.append(f"    set_{name}(p, {name})")
+    lines.append("    return p")
+    exec("\n".join(lines), scope)  # fixed text: the field names of a dataclass
+    made: Callable[..., Any] = scope["make"]
+    return made
+
+
+make_plan: Callable[..., Plan] = fast_init(Plan)
+
+
+def holds_slot(term: Node) -> bool:
+    """Whether a filter node holds a value the plan cache binds (a slot of its shape)."""
+    found: list[Any] = []
+    _sites(term, found)
+    return any(_slot_kind(v) is not None for v in found)

@@ -172,6 +172,8 @@ TYPE_NAMES = frozenset(TYPE_CODES.values()) | {"number"}
 
 def normalize_datetime(value: datetime, path: str = "") -> datetime:
     """UTC with millisecond precision, as every backend stores it."""
+    if value.tzinfo is UTC and value.microsecond % 1000 == 0 and type(value) is datetime:
+        return value  # already UTC at millisecond precision: what the conversion returns
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
         raise QueryError("naive datetime: pass a timezone-aware datetime", path=path)
     value = value.astimezone(UTC)

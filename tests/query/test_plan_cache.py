@@ -20,14 +20,16 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import asyncdb
+from asyncdb.backends.cosmos.planner import binder as cosmos_binder
 from asyncdb.backends.cosmos.planner import plan_query
+from asyncdb.backends.dynamodb.planner import binder as dynamodb_binder
 from asyncdb.backends.dynamodb.planner import build_plan
 from asyncdb.backends.firestore.planner import FirestorePlanner
 from asyncdb.backends.mongo.planner import MongoPlanner
 from asyncdb.backends.postgres.planner import PostgresPlanner
 from asyncdb.backends.sqlite.planner import SQLitePlanner
 from asyncdb.errors import QueryError
-from asyncdb.query.parse import parse_filter
+from asyncdb.query.parse import parse_filter, parse_projection, parse_sort
 from asyncdb.query.plancache import PlanCache, filter_shape
 from asyncdb.types import Plan, Query
 
@@ -99,7 +101,7 @@ def _kind_strategy(value: Any) -> st.SearchStrategy[Any] | None:
     """Another value of the slot kind of ``value`` (None: the value is part of the shape)."""
     t = type(value)
     if t is str:
-        return texts
+        return texts.filter(bool) if value else None
     if t is int and -(2**63) <= value < 2**63:
         return st.integers(-(2**63), 2**63 - 1)
     if t is float and value - value == 0.0:
@@ -243,6 +245,166 @@ def test_a_cached_plan_equals_a_fresh_one_on_every_planner(first: Any, data: Any
             _same(sqlite.binder(Query(made_from, limit=10))(query), expected)
 
 
+def _binders() -> dict[str, tuple[Any, Any]]:
+    """Per planner: (its binder of a query's raw shape, the plan ``find`` runs)."""
+    store = PLANNERS["_memory_store"]
+    spec = store.spec
+    sqlite, mongo, firestore = SQLitePlanner(spec), MongoPlanner(spec), FirestorePlanner(spec)
+    postgres = PostgresPlanner(spec)
+    return {
+        "memory": (store.plan_binder, store.execution_plan),
+        "sqlite": (sqlite.binder, lambda q: sqlite.plan(q, explain=False)),
+        "mongo": (mongo.binder, lambda q: mongo.plan(q, explain=False)),
+        "postgres": (postgres.binder, lambda q: postgres.plan(q, explain=False)),
+        "firestore": (firestore.binder, lambda q: firestore.plan(q, explain=False)),
+        "cosmos": (lambda q: cosmos_binder(spec, q), lambda q: plan_query(spec, q, explain=False)),
+        "dynamodb": (
+            lambda q: dynamodb_binder(spec, q),
+            lambda q: build_plan(q, spec, explain=False),
+        ),
+    }
+
+
+BINDERS = _binders()
+SORTS = [(), (("priority", 1), ("id", 1)), (("id", -1),), (("company", 1), ("id", 1))]
+PROJECTIONS = [None, {"company": 1}, {"tags": 0}]
+
+
+def _identical(got: Plan, expected: Plan) -> None:
+    """Two plans equal in every field, the native query and what the store runs included."""
+    assert got == expected
+    assert got.residual_node == expected.residual_node
+    assert got.payload == expected.payload
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    derandomize=os.environ.get("HYPOTHESIS_PROFILE", "ci") != "dev",
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    first=filters,
+    sort=st.sampled_from(SORTS),
+    projection=st.sampled_from(PROJECTIONS),
+    skips=st.one_of(st.just((0, 0, 0)), st.tuples(*[st.integers(1, 9)] * 3)),
+    limits=st.one_of(st.just((None, None, None)), st.tuples(*[st.integers(0, 50)] * 3)),
+    data=st.data(),
+)
+def test_a_bound_plan_equals_a_fresh_plan_on_every_planner(
+    first: Any,
+    sort: Any,
+    projection: Any,
+    skips: tuple[int, int, int],
+    limits: tuple[Any, Any, Any],
+    data: Any,
+) -> None:
+    """A binder made from one filter, given other filters of its shape (other values, other
+    skip and limit of the same settings): exactly the plan made from each of them."""
+    made_from, shape = _parsed(first), filter_shape(first)
+    if isinstance(made_from, QueryError) or shape is None:
+        return
+    sort_spec = parse_sort(list(sort))
+    proj = parse_projection(projection, ("id",))
+    others = [
+        _revalue(first, data.draw),
+        _revalue(first, data.draw, wild=True),
+    ]
+    for make, fresh in BINDERS.values():
+        try:
+            binder = make(Query(made_from, sort_spec, skips[0], limits[0], proj))
+        except asyncdb.AsyncDBError:
+            continue  # the planner refuses the shape: nothing is bound
+        if binder is None:
+            continue
+        for i, spec in enumerate(others, start=1):
+            theirs = filter_shape(spec)
+            node = _parsed(spec)
+            if theirs is None or theirs[0] != shape[0] or isinstance(node, QueryError):
+                continue
+            query = Query(node, sort_spec, skips[i], limits[i], proj)
+            try:
+                expected = fresh(query)
+            except asyncdb.AsyncDBError as exc:
+                with pytest.raises(type(exc)):
+                    binder(query)
+                continue
+            _identical(binder(query), expected)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "limits"),
+    [
+        ({"tags": "x", "status": "x"}, {"tags": "x", "status": "y"}, (None, None)),  # one param
+        ({"tags": "x", "status": "y"}, {"tags": "z", "status": "z"}, (None, None)),
+        ({"priority": {"$gt": 5}}, {"priority": {"$gt": 2**60}}, (None, None)),  # beyond 2**53
+        ({"status": {"$gt": "a"}}, {"status": {"$gt": "\U0001f600"}}, (None, None)),  # UTF-16
+        ({"status": {"$not": {"$gt": "a"}}}, {"status": {"$not": {"$gt": "\U0001f600"}}}, (1, 2)),
+        ({"tags": "x"}, {"tags": "x" * 400}, (None, None)),  # too long to index
+        ({"status": {"$gt": "a"}}, {"status": {"$gt": "\x00tz"}}, (None, None)),  # a tag's text
+        ({"tags": "x", "status": "y"}, {"tags": "\x00?", "status": "y"}, (None, None)),
+        ({"status": {"$in": ["a", "b"]}}, {"status": {"$in": ["c", "c"]}}, (None, None)),
+        ({"tags": "x"}, {"tags": "y"}, (5, 0)),  # TOP n, and no TOP for a limit of 0
+        ({"tags": "x"}, {"tags": "y"}, (5, 7)),
+    ],
+)
+def test_values_a_planner_branches_on_give_each_filter_its_own_plan(
+    first: dict[str, Any], second: dict[str, Any], limits: tuple[Any, Any]
+) -> None:
+    a, b = filter_shape(first), filter_shape(second)
+    assert a is not None and b is not None and a[0] == b[0]  # one shape, other values
+    query = Query(parse_filter(second), limit=limits[1])
+    for make, fresh in BINDERS.values():
+        binder = make(Query(parse_filter(first), limit=limits[0]))
+        if binder is not None:
+            _identical(binder(query), fresh(query))
+
+
+class _Name(str):
+    """A field name that is a ``str`` subclass: such filters are not cached."""
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    derandomize=os.environ.get("HYPOTHESIS_PROFILE", "ci") != "dev",
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(first=filters, data=st.data())
+def test_a_shapes_matcher_takes_exactly_its_shape_and_rebuilds_the_parsed_filter(
+    first: Any, data: Any
+) -> None:
+    cache = PlanCache()
+    if isinstance(_parsed(first), QueryError):
+        return
+    cache.parse(first)
+    _, entry = cache.parse(first)
+    shape = filter_shape(first)
+    if entry is None or entry.match is None or shape is None:
+        return
+    renamed = {_Name(k): v for k, v in first.items()}
+    others = [_revalue(first, data.draw), _revalue(first, data.draw, wild=True), renamed]
+    for spec in others:
+        theirs = filter_shape(spec)
+        same = theirs is not None and theirs[0] == shape[0]
+        fresh = _parsed(spec)
+        try:
+            got = entry.match(spec)
+        except QueryError as exc:  # only a filter of the shape is checked, as the parser does
+            assert same and isinstance(fresh, QueryError), (spec, exc)
+            assert (str(exc), exc.path) == (str(fresh), fresh.path)
+            continue
+        if not same:
+            assert got is None, spec
+            continue
+        assert got is not None and not isinstance(fresh, QueryError)
+        assert got == fresh and type(got) is type(fresh)
+        node, _ = cache.parse(spec)  # the cache's own path: the matcher of these field names
+        assert node == fresh
+
+
 def _check_shared(first: Any, second: Any) -> None:
     """When two filters share a shape key, the second's cached plan is its fresh plan."""
     a, b = filter_shape(first), filter_shape(second)
@@ -299,6 +461,7 @@ def test_values_of_different_kinds_never_share_a_plan(a: Any, b: Any, how: str) 
         ({"n": {"$in": [1, 2]}}, {"n": {"$in": [1, 2, 3]}}),
         ({"n": datetime(2025, 1, 1)}, {"n": datetime(2025, 1, 1, tzinfo=UTC)}),
         ({"n": 2**63 - 1}, {"n": 2**63}),
+        ({"id": ""}, {"id": "a"}),  # "" is no key value: the other is a read by key
         ({"n": {"$exists": True}}, {"n": {"$exists": False}}),
         ({"a": 1, "b": 2}, {"b": 2, "a": 1}),
         ({"a": {"$gt": 1}}, {"a": {"$gte": 1}}),
@@ -336,4 +499,17 @@ async def test_find_through_cached_shapes_returns_each_filters_own_documents() -
             expected = {f"a{j}" for j in range(30) if j % 3 == i and j >= 10 + i}
             assert {d["id"] for d in found} == expected
         assert coll._store.plans.hits >= 2
+        # count, update and delete parse through the same cache: each filter its own answer
+        for i in range(3):
+            spec = {"company": f"c{i}", "priority": {"$gte": 10 + i}}
+            expected_n = sum(1 for j in range(30) if j % 3 == i and j >= 10 + i)
+            assert await coll.count_documents(spec) == expected_n
+            changed = await coll.update_many(spec, {"$set": {"seen": i}})
+            assert changed.modified_count == expected_n
+        assert await coll.count_documents({"seen": {"$exists": True}}, allow_scan=True) == sum(
+            1 for j in range(30) if j >= 10 + j % 3
+        )
+        removed = await coll.delete_many({"company": "c1", "priority": {"$gte": 0}})
+        assert removed == 10
+        assert await coll.count_documents({"company": "c1", "priority": {"$gte": 0}}) == 0
         await db.close()

@@ -350,3 +350,22 @@ async def test_a_large_batch_leaves_the_collector_on_even_when_it_fails() -> Non
         assert gc.isenabled()
     finally:
         await db.close()
+
+
+@settings(max_examples=300, deadline=None, database=None, derandomize=True)
+@given(
+    st.datetimes(
+        min_value=datetime(1, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=-3))]),
+    ),
+    st.booleans(),
+)
+def test_iso_date_is_fixed_width_utc_text_with_milliseconds(value: datetime, whole: bool) -> None:
+    from asyncdb._tagged_json import iso_date
+
+    if whole:  # the millisecond values the parser keeps, and whole seconds
+        value = value.replace(microsecond=value.microsecond // 1000 * 1000)
+    utc = value.astimezone(UTC)
+    assert iso_date(value) == utc.isoformat(timespec="milliseconds")[:-6] + "Z"
+    assert len(iso_date(value)) == 24

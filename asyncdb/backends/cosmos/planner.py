@@ -31,7 +31,10 @@ SELECT c.id, c._etag, c.raw FROM c WHERE IS_DEFINED(c["v"]["s"]) AND c["v"]["s"]
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from asyncdb.backends.base import conjoin, conjuncts, indexed_path, is_key_value, key_lookup
@@ -60,6 +63,7 @@ from asyncdb.query.ast import (
     Path,
     Size,
 )
+from asyncdb.query.plancache import fast_init, flat_terms, make_plan
 from asyncdb.types import CollectionSpec, Plan, Query
 
 BACKEND = "cosmos"
@@ -135,6 +139,9 @@ class CosmosQuery:
 
     def parameter_list(self) -> list[dict[str, Any]]:
         return [{"name": name, "value": value} for name, value in self.parameters]
+
+
+make_query = fast_init(CosmosQuery)
 
 
 class Parameters:
@@ -271,8 +278,10 @@ MAX_ID_LENGTH = 255  # characters of an item id (the key, encoded)
 IN_PUSHED_MAX = 500  # $in values sent as parameters of one query
 
 
-def plan_query(spec: CollectionSpec, query: Query) -> Plan:
-    """Split ``query`` into Cosmos SQL (exact and approximate parts) and an in-process residual."""
+def plan_query(spec: CollectionSpec, query: Query, *, explain: bool = True) -> Plan:
+    """Split ``query`` into Cosmos SQL (exact and approximate parts) and an in-process residual.
+    ``explain=False`` leaves out the filter parts rendered back to the query language
+    (``exact``, ``approximate``, ``residual``), which only ``explain()`` shows."""
     node = query.filter
     keys = key_lookup(node, spec)
     if keys is not None:
@@ -332,14 +341,154 @@ def plan_query(spec: CollectionSpec, query: Query) -> Plan:
         collection=spec.name,
         access_path=index if index is not None else "scan",
         native={"sql": sql, "parameters": dict(native_query.parameters)},
-        exact=conjoin(exact).to_mongo() if exact else None,
-        approximate=conjoin(approximate).to_mongo() if approximate else None,
-        residual=residual.to_mongo() if residual is not None else None,
+        exact=conjoin(exact).to_mongo() if explain and exact else None,
+        approximate=conjoin(approximate).to_mongo() if explain and approximate else None,
+        residual=residual.to_mongo() if explain and residual is not None else None,
         limit_pushed=limit_pushed,
         client_sort=bool(query.sort),
         residual_node=residual,
         payload=native_query,
     )
+
+
+def _operands(term: Node) -> tuple[Any, ...] | None:
+    """The values compiling ``term`` hands to ``Parameters.add``, in order, when its path can
+    be pushed at all (None: a term this binder does not know)."""
+    t = type(term)
+    if t is Not:
+        return _operands(term.child)  # type: ignore[attr-defined]
+    if t is Eq or t is Cmp:
+        return (term.value,)  # type: ignore[attr-defined]
+    if t is In:
+        return term.values  # type: ignore[attr-defined, no-any-return]
+    if t is Size:
+        return (term.size,)  # type: ignore[attr-defined]
+    if t is Exists:
+        return ()
+    return None
+
+
+def _is_range(term: Node) -> bool:
+    while type(term) is Not:
+        term = term.child
+    return type(term) is Cmp
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None), datetime, Decimal, bytes})
+
+
+def _value_class(value: Any) -> Any:
+    """What of a value decides how it compiles: its type, an int within 2**53, a string below
+    the surrogates (comparable as UTF-16 code units)."""
+    t = type(value)
+    if t is int:
+        return is_plain(value)
+    if t is str:
+        return max(value, default="") < _SURROGATES
+    return t
+
+
+def binder(spec: CollectionSpec, query: Query) -> Callable[[Query], Plan] | None:
+    """``plan_query(spec, q, explain=False)`` for every ``q`` of the raw shape of ``query``
+    (see :mod:`asyncdb.query.plancache`), or None for the shapes it does not serve: an AND of
+    field conditions not pinned to keys nor to a partition. The SQL text is the shape's; per
+    call the parameters are the new values. Within a shape's kinds the text depends on the
+    values through an int beyond 2**53 or a string above U+D7FF (they compile differently),
+    on which values are equal (one parameter per distinct value) and on a pushed limit (``TOP
+    n``): a call that differs in any of them is planned from its filter."""
+    terms = flat_terms(query.filter)
+    if (
+        not terms
+        or key_lookup(query.filter, spec) is not None
+        or _partition_prefix(query.filter, spec) is not None
+    ):
+        return None
+    sites: list[int] = []  # the terms whose operands are parameters, by position
+    for i, term in enumerate(terms):
+        ops = _operands(term)
+        if ops is None:
+            if _compile(term, Parameters()) is not None:
+                return None  # a pushed term of another form: not served
+            continue
+        x = field_expr(term.path)  # type: ignore[attr-defined]
+        if x is not None and ops:
+            sites.append(i)
+
+    def values_of(ts: Sequence[Node]) -> list[Any]:
+        out: list[Any] = []
+        for i in sites:
+            out.extend(_operands(ts[i]))  # type: ignore[arg-type]
+        return out
+
+    values0 = values_of(terms)
+    if any(type(v) not in _SCALARS for v in values0):
+        return None  # a document or an array operand (never a parameter): not served
+    first = plan_query(spec, query, explain=False)
+    firsts: dict[tuple[type, Any], int] = {}
+    pattern0 = [firsts.setdefault((type(v), v), len(firsts)) for v in values0]
+    # the values whose class decides (see _value_class), by position, and their class: the
+    # ints, and the strings of ranges (an equality takes any string)
+    ranged = [_is_range(terms[i]) for i in sites for _v in _operands(terms[i]) or ()]
+    checks = [
+        (i, _value_class(v))
+        for i, v in enumerate(values0)
+        if type(v) is int or (type(v) is str and ranged[i])
+    ]
+    params0 = Parameters()
+    for v in values0:
+        params0.add(v)
+    sql0 = first.payload.sql
+    used = [n for n, _v in params0.used_in(sql0)]
+    if [v for _n, v in first.payload.parameters] != [
+        v for (_t, v), n in params0.values.items() if n in used
+    ] or [n for n, _v in first.payload.parameters] != used:
+        return None  # the parameters are not the operands in order: not served
+    # the distinct values' positions (in first use order) of the parameters the SQL uses
+    position = {n: k for k, n in enumerate(params0.values.values())}
+    picks = [(n, position[n]) for n in used]
+    pushed, positive = first.limit_pushed, (query.limit or 0) > 0
+    tail = ""
+    if pushed:
+        head = f"SELECT TOP {int(query.limit or 0)} "
+        assert sql0.startswith(head)
+        tail = sql0[len(head) :]
+    compiled = [compile_node(t, Parameters()) for t in terms]
+    # the residual as plan_query orders it: the approximate terms, then those not pushed
+    rest = [i for i, f in enumerate(compiled) if f is not None and not f.exact]
+    rest += [i for i, f in enumerate(compiled) if f is None]
+
+    def bind(q: Query) -> Plan:
+        ts = flat_terms(q.filter)
+        values = values_of(ts)
+        distinct: dict[tuple[type, Any], int] = {}
+        pattern = [distinct.setdefault((type(v), v), len(distinct)) for v in values]
+        if (
+            pattern != pattern0
+            or ((q.limit or 0) > 0) != positive
+            or any(_value_class(values[i]) != c for i, c in checks)
+        ):
+            return plan_query(spec, q, explain=False)
+        firsts = [v for _t, v in distinct]  # the first of equal values, as Parameters keeps
+        parameters = tuple((n, firsts[k]) for n, k in picks)
+        sql = f"SELECT TOP {int(q.limit or 0)} {tail}" if pushed else sql0
+        residual = conjoin([ts[i] for i in rest]) if rest else None
+        return make_plan(
+            BACKEND,
+            spec.name,
+            first.access_path,
+            {"sql": sql, "parameters": dict(parameters)},
+            None,
+            None,
+            None,
+            False,
+            pushed,
+            first.client_sort,
+            residual,
+            make_query(None, sql, parameters),
+            None,
+        )
+
+    return bind
 
 
 def _partition_prefix(node: Node, spec: CollectionSpec) -> str | None:

@@ -48,7 +48,7 @@ import base64
 import binascii
 import math
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -96,7 +96,7 @@ from asyncdb.backends.cosmos.codec import (
     encode_key,
     encode_key_part,
 )
-from asyncdb.backends.cosmos.planner import MAX_ID_LENGTH, CosmosQuery, plan_query
+from asyncdb.backends.cosmos.planner import MAX_ID_LENGTH, CosmosQuery, binder, plan_query
 from asyncdb.bulk import BulkProgress, WriteOp
 from asyncdb.errors import (
     BackendError,
@@ -360,6 +360,13 @@ class CosmosCollection(StoreCollection):
 
     def plan(self, query: Query) -> Plan:
         return plan_query(self.spec, query)
+
+    def execution_plan(self, query: Query) -> Plan:
+        """The lean plan (no filter rendering, which only ``explain()`` needs)."""
+        return self.bounded_plan(query, lambda q: plan_query(self.spec, q, explain=False))
+
+    def plan_binder(self, query: Query) -> Callable[[Query], Plan] | None:
+        return binder(self.spec, query)
 
     # reads -----------------------------------------------------------------------------------
 

@@ -31,12 +31,15 @@ are therefore never pushed down, and a sort runs in process within ``max_scan``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from asyncdb.backends.base import conjoin, conjuncts, is_key_value, key_lookup
 from asyncdb.errors import QueryError
 from asyncdb.query.ast import And, Cmp, Eq, Exists, In, MatchAll, Node, Not, Or, Path
+from asyncdb.query.plancache import flat_terms, holds_slot, make_plan
 from asyncdb.query.values import MISSING
 from asyncdb.types import CollectionSpec, Index, Plan, Query
 
@@ -417,12 +420,14 @@ def _partition_query(
     return (condition,)
 
 
-def plan_request(query: Query, spec: CollectionSpec) -> DynamoRequest:
-    """The DynamoDB request for a query (pure)."""
+def plan_request(
+    query: Query, spec: CollectionSpec, ph: Placeholders | None = None
+) -> DynamoRequest:
+    """The DynamoDB request for a query (pure); ``ph``: the placeholders to fill."""
     layout = TableLayout.of(spec)
     node = query.filter
     terms = conjuncts(node)
-    ph = Placeholders()
+    ph = Placeholders() if ph is None else ph
     if query.hint is not None:  # hint=: a Query on that GSI, or a QueryError
         return _hinted_request(query.hint, node, terms, layout, spec, ph)
     keys = key_lookup(node, spec)
@@ -489,11 +494,13 @@ def access_path(request: DynamoRequest, spec: CollectionSpec) -> str:
     return "scan"
 
 
-def build_plan(query: Query, spec: CollectionSpec) -> Plan:
-    """The plan of a query: the request, its approximate part and the residual (the filter)."""
+def build_plan(query: Query, spec: CollectionSpec, *, explain: bool = True) -> Plan:
+    """The plan of a query: the request, its approximate part and the residual (the filter).
+    ``explain=False`` leaves out the filter parts rendered back to the query language
+    (``approximate``, ``residual``), which only ``explain()`` shows."""
     request = plan_request(query, spec)
     residual = None if isinstance(query.filter, MatchAll) else query.filter
-    pushed = pushed_nodes(query.filter, spec) if residual is not None else []
+    pushed = pushed_nodes(query.filter, spec) if explain and residual is not None else []
     approximate = conjoin(pushed).to_mongo() if pushed else None
     return Plan(
         backend="dynamodb",
@@ -502,13 +509,241 @@ def build_plan(query: Query, spec: CollectionSpec) -> Plan:
         native=request.describe(),
         exact=None,
         approximate=approximate,
-        residual=residual.to_mongo() if residual is not None else None,
+        residual=residual.to_mongo() if explain and residual is not None else None,
         sort_pushed=False,
         limit_pushed=False,
         client_sort=bool(query.sort),
         residual_node=residual,
         payload=request,
     )
+
+
+class _Recorder(Placeholders):
+    """Placeholders that also keep every value handed out, in order (repeats included)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[dict[str, Any]] = []
+
+    def value(self, attr_value: dict[str, Any]) -> str:
+        self.calls.append(attr_value)
+        return super().value(attr_value)
+
+
+def _recorded(query: Query, spec: CollectionSpec) -> tuple[DynamoRequest, list[dict[str, Any]]]:
+    """``plan_request(query, spec)`` and the values it handed to its placeholders, in order."""
+    ph = _Recorder()
+    request = plan_request(query, spec, ph)
+    return request, ph.calls
+
+
+_ENCODERS: tuple[Callable[[Any], Any], ...] = (
+    native_value,
+    lambda v: {"S": sortable(v)},
+    lambda v: {"S": (sortable(v) or " ")[0]},
+)
+
+
+def _operands(term: Node) -> tuple[Any, ...]:
+    t = type(term)
+    if t is Eq or t is Cmp:
+        return (term.value,)  # type: ignore[attr-defined]
+    if t is In:
+        return term.values  # type: ignore[attr-defined, no-any-return]
+    return ()
+
+
+def _plain_operand(value: Any) -> bool:
+    """A value whose encodings take the same branches as any other of its type: a string of
+    at most 128 characters (native and sortable whatever its bytes) not starting with NUL
+    (the tags' prefix), an int or a date."""
+    t = type(value)
+    if t is str:
+        return len(value) <= 128 and value[:1] != "\x00"
+    return t is int or t is datetime
+
+
+def _probe(term: Node, k: int) -> Node:
+    """``term`` with each operand replaced by another of its type, distinct from any other."""
+
+    def other(v: Any, i: int) -> Any:
+        if type(v) is str:
+            return f"p{k}.{i}"
+        if type(v) is int:
+            return 7_000_003 + 1000 * k + i
+        return datetime(2001, 2, 3, tzinfo=UTC) + timedelta(milliseconds=1000 * k + i + 1)
+
+    if isinstance(term, Eq):
+        return Eq(term.path, other(term.value, 0))
+    if isinstance(term, Cmp):
+        return Cmp(term.path, term.op, other(term.value, 0))
+    assert isinstance(term, In)
+    return In(term.path, tuple(other(v, i) for i, v in enumerate(term.values)))
+
+
+def binder(spec: CollectionSpec, query: Query) -> Callable[[Query], Plan] | None:
+    """``build_plan(q, spec, explain=False)`` for every ``q`` of the raw shape of ``query`` (see
+    :mod:`asyncdb.query.plancache`), or None for the shapes it does not serve: an AND of
+    ``$eq``/``$in``/range conditions on strings, ints and dates and of conditions without
+    operands, none on a key field, not pinned to keys, without a hint.
+
+    The request's expressions are the shape's; per call each placeholder value is written
+    again from its source, found once by planning the shape with the first values and with
+    values of the same types that are all distinct: a constant, or one encoding (native,
+    sortable, its type tag) of one operand. The expressions depend on which of the values
+    are equal (one placeholder per distinct value): a call that repeats them differently,
+    or holds an operand that encodes otherwise (a string over 128 characters or starting
+    with NUL), is planned from its filter."""
+    terms = flat_terms(query.filter)
+    if not terms or query.hint is not None or key_lookup(query.filter, spec) is not None:
+        return None
+    sites: list[tuple[int, int]] = []  # (term, operand) of every operand, in order
+    for j, term in enumerate(terms):
+        if _top_field(term) in spec.key:
+            return None
+        ops = _operands(term)
+        if ops and not holds_slot(term):
+            continue
+        if not isinstance(term, Eq | Cmp | In):
+            if holds_slot(term):
+                return None
+            continue
+        if not all(_plain_operand(v) for v in ops):
+            return None
+        sites += [(j, m) for m in range(len(ops))]
+    probe = Query(
+        conjoin(
+            [_probe(t, k) if _operands(t) and holds_slot(t) else t for k, t in enumerate(terms)]
+        )
+    )
+    probed = flat_terms(probe.filter)
+    if len(probed) != len(terms) or any(
+        _operands(a)[m] == _operands(b)[m] for (j, m) in sites for a, b in [(terms[j], probed[j])]
+    ):
+        return None  # the probe must move every operand
+    request0, calls0 = _recorded(query, spec)
+    request1, calls1 = _recorded(probe, spec)
+    if len(calls0) != len(calls1) or request0.key_conditions != request1.key_conditions:
+        return None
+    if request0.filter != request1.filter or request0.names != request1.names:
+        return None
+
+    def operand(ts: Sequence[Node], j: int, m: int) -> Any:
+        return _operands(ts[j])[m]
+
+    # per placeholder value: (encoding, operand position) or (None, the constant)
+    sources: list[tuple[Callable[[Any], Any] | None, Any]] = []
+    for a, b in zip(calls0, calls1, strict=True):
+        found: tuple[Callable[[Any], Any] | None, Any] | None = None
+        for at, (j, m) in enumerate(sites):  # an operand's encoding, else a constant
+            for enc in _ENCODERS:
+                if enc(operand(terms, j, m)) == a and enc(operand(probed, j, m)) == b:
+                    found = (enc, at)
+                    break
+            if found is not None:
+                break
+        if found is None and a == b:
+            found = (None, a)
+        if found is None:
+            return None
+        sources.append(found)
+    pattern0 = _pattern(calls0)
+    first = build_plan(query, spec, explain=False)
+    operation, index = request0.operation, request0.index
+    key_conditions, expression, names = request0.key_conditions, request0.filter, request0.names
+
+    variable = [i for i, (enc, _c) in enumerate(sources) if enc is not None]
+    encoders = [sources[i] for i in variable]  # (encoding, operand) per variable position
+
+    def operands(ts: Sequence[Node]) -> list[Any] | None:
+        ops = [_operands(t) for t in ts]
+        vals = [ops[j][m] for j, m in sites]
+        for v in vals:
+            t = type(v)
+            if t is str:
+                if len(v) > 128 or v[:1] == "\x00":
+                    return None
+            elif t is not int and t is not datetime:
+                return None
+        return vals
+
+    def encoded(vals: list[Any]) -> list[dict[str, Any]]:
+        made = iter([enc(vals[c]) for enc, c in encoders])  # type: ignore[misc]
+        return [dict(c) if enc is None else next(made) for enc, c in sources]
+
+    vals0 = operands(terms)
+    if vals0 is None or encoded(vals0) != calls0:
+        return None
+    # When the first values are all distinct (from each other and the constants), the
+    # pattern holds for any values that are: one set tells, instead of the whole pattern.
+    constants = {_ident(calls0[i]) for i, (enc, _c) in enumerate(sources) if enc is None}
+    generic = len({_ident(calls0[i]) for i in variable} | constants) == len(variable) + len(
+        constants
+    )
+    # each placeholder: its name, and its value's variable position or its constant
+    where = {pos: n for n, pos in enumerate(variable)}
+    firsts: dict[int, int] = {}
+    for pos, k in enumerate(pattern0):
+        firsts.setdefault(k, pos)
+    placeholders = [(f":v{k}", where.get(pos), calls0[pos]) for k, pos in firsts.items()]
+
+    def bind(q: Query) -> Plan:
+        vals = None if q.hint is not None else operands(flat_terms(q.filter))
+        if vals is None:
+            return build_plan(q, spec, explain=False)
+        made = [enc(vals[c]) for enc, c in encoders]  # type: ignore[misc]
+        if generic:
+            idents = {_ident(m) for m in made}
+            same = len(idents) == len(made) and not (idents & constants)
+        else:
+            same = _pattern(encoded(vals)) == pattern0
+        if not same:
+            return build_plan(q, spec, explain=False)
+        values = {
+            name: dict(constant) if at is None else made[at] for name, at, constant in placeholders
+        }
+        request = object.__new__(DynamoRequest)  # as its frozen __init__ fills __dict__
+        request.__dict__.update(
+            operation=operation,
+            index=index,
+            keys=(),
+            key_conditions=key_conditions,
+            filter=expression,
+            names=dict(names),
+            values=values,
+        )
+        return make_plan(
+            "dynamodb",
+            spec.name,
+            first.access_path,
+            request.describe(),
+            None,
+            None,
+            None,
+            False,
+            False,
+            first.client_sort,
+            q.filter,
+            request,
+            None,
+        )
+
+    return bind
+
+
+def _ident(attr_value: dict[str, Any]) -> tuple[str, Any]:
+    ((kind, raw),) = attr_value.items()
+    return kind, raw
+
+
+def _pattern(calls: list[dict[str, Any]]) -> list[int]:
+    """Which placeholder each value takes (one per distinct ``(type, raw)``, as handed out)."""
+    ids: dict[tuple[str, Any], int] = {}
+    out = []
+    for c in calls:
+        ((kind, raw),) = c.items()
+        out.append(ids.setdefault((kind, raw), len(ids)))
+    return out
 
 
 __all__ = [

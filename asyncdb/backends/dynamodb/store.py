@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import random
 import re
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -89,7 +89,14 @@ from .codec import (
     sortable,
     ttl_epoch,
 )
-from .planner import DynamoRequest, TableLayout, build_plan, index_attributes, key_attributes
+from .planner import (
+    DynamoRequest,
+    TableLayout,
+    build_plan,
+    index_attributes,
+    key_attributes,
+)
+from .planner import binder as plan_binder
 
 DUMMY_CREDENTIALS = {"aws_access_key_id": "asyncdblocal", "aws_secret_access_key": "asyncdblocal"}
 MAX_TRANSACTION_ITEMS = 100
@@ -474,6 +481,22 @@ class DynamoCollection(StoreCollection):
 
     def plan(self, query: Query) -> Plan:
         return build_plan(hinted(query), self.spec)
+
+    def execution_plan(self, query: Query) -> Plan:
+        """The lean plan (no filter rendering, which only ``explain()`` needs)."""
+        return self.bounded_plan(query, lambda q: build_plan(hinted(q), self.spec, explain=False))
+
+    def plan_binder(self, query: Query) -> Callable[[Query], Plan] | None:
+        bind = plan_binder(self.spec, query)
+        if bind is None:
+            return None
+        spec = self.spec
+
+        def run(q: Query) -> Plan:
+            forced = hinted(q)  # a call's hint= picks the GSI: planned from the filter
+            return bind(q) if forced is q else build_plan(forced, spec, explain=False)
+
+        return run
 
     async def _items(self, request: DynamoRequest) -> AsyncIterator[dict[str, Any]]:
         client = self.store.client

@@ -41,7 +41,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -57,6 +57,7 @@ from asyncdb.backends.firestore.codec import (
     twin_field,
 )
 from asyncdb.query.ast import Cmp, Eq, In, MatchAll, Node, Path
+from asyncdb.query.plancache import fast_init, flat_terms, make_plan
 from asyncdb.query.sort import split_sort_key
 from asyncdb.types import CollectionSpec, Plan, Query
 
@@ -90,6 +91,9 @@ class _Pushed:
     tree: Tree
     exact: bool
     arrays: int  # array-contains(-any) filters in the tree
+
+
+make_query = fast_init(FirestoreQuery)
 
 
 def _field(name: str, op: str, value: Any) -> Tree:
@@ -285,7 +289,10 @@ class FirestorePlanner:
         self.spec = spec
         self.sort_paths = sort_paths(spec)
 
-    def plan(self, query: Query) -> Plan:
+    def plan(self, query: Query, *, explain: bool = True) -> Plan:
+        """The plan of ``query``. ``explain=False`` leaves out the residual rendered back to
+        the query language, which only ``explain()`` shows (the pushed part stays: it is the
+        native filter's shape in traces)."""
         node = query.filter
         spec = self.spec
         keys = key_lookup(node, spec)
@@ -351,13 +358,112 @@ class FirestorePlanner:
             native=native,
             exact=exact_node.to_mongo() if exact_node is not None else None,
             approximate=approx_node.to_mongo() if approx_node is not None else None,
-            residual=residual.to_mongo() if residual is not None else None,
+            residual=residual.to_mongo() if explain and residual is not None else None,
             sort_pushed=sort_pushed and bool(sort),
             limit_pushed=limit_pushed,
             client_sort=bool(sort) and not sort_pushed,
             residual_node=residual,
             payload=native_query,
         )
+
+    def binder(self, query: Query) -> Callable[[Query], Plan] | None:
+        """``plan(q, explain=False)`` for every ``q`` of the raw shape of ``query`` (see
+        :mod:`asyncdb.query.plancache`), or None for the shapes it does not serve: an AND of
+        field conditions not pinned to keys, without a keyset position. Which term goes to
+        Firestore is decided once for the shape; per call that term is compiled and the others
+        form the residual. Within a shape's kinds this planner decides from a value only
+        whether a string is too long to index and how many distinct values an ``$in`` has
+        (its normal form holds at most 30 disjuncts): shapes with an ``$in`` of more than 10
+        values are not served, and a call with a string of 350 characters or more (up to 1400
+        bytes) is planned from its filter."""
+        terms = flat_terms(query.filter)
+        if (
+            not terms
+            or query.after is not None
+            or key_lookup(query.filter, self.spec) is not None
+            or not _short_texts(terms)
+            or any(isinstance(t, In) and len(t.values) > 10 for t in terms)
+        ):
+            return None
+        chosen: _Pushed | None = None
+        at: int | None = None
+        rest: list[int] = []
+        for i, term in enumerate(terms):  # the choice plan() makes, by position
+            pushed = _compile(term)
+            if pushed is not None and (chosen is None or (pushed.exact and not chosen.exact)):
+                if at is not None:
+                    rest.append(at)
+                chosen, at = pushed, i
+            else:
+                rest.append(i)
+        exact = chosen is not None and chosen.exact
+        if chosen is not None and not exact:
+            assert at is not None
+            rest.insert(0, at)
+        first = self.plan(query, explain=False)
+        plan = self.plan
+        name = self.spec.name
+        residual_set = bool(rest)
+        # the terms that hold strings (the kinds are the shape's), and the composite indexes
+        # (they follow from the fields and operators of the filter tree, fixed for the shape)
+        texts = [i for i, t in enumerate(terms) if _has_text(t)]
+        indexes = first.native.get("composite_indexes")
+        order_by = first.payload.order_by
+        tree_of = None if at is None else _eq_tree(terms[at], first.payload.where)
+
+        def bind(q: Query) -> Plan:
+            ts = flat_terms(q.filter)
+            if texts and not _short_texts([ts[i] for i in texts]):
+                return plan(q, explain=False)
+            term = None if at is None else ts[at]
+            where: Tree | None
+            text: str | None
+            if tree_of is not None:
+                where, text = tree_of(term)
+            else:
+                compiled = None if term is None else _compile(term)
+                where = None if compiled is None else compiled.tree
+                text = render(where)
+            residual = conjoin([ts[i] for i in rest]) if residual_set else None
+            pushed = first.limit_pushed
+            native_query = make_query(
+                None,
+                where,
+                order_by,
+                None,
+                q.skip if pushed else 0,
+                q.limit if pushed else None,
+            )
+            native: dict[str, Any] = {"collection": name, "where": text}
+            if native_query.order_by:
+                native["order_by"] = list(native_query.order_by)
+            if native_query.offset:
+                native["offset"] = native_query.offset
+            if native_query.limit is not None:
+                native["limit"] = native_query.limit
+            if indexes:
+                native["composite_indexes"] = [
+                    {**index, "fields": [dict(f) for f in index["fields"]]} for index in indexes
+                ]
+            rendered = None if term is None else term.to_mongo()
+            made: Plan = make_plan(
+                first.backend,
+                first.collection,
+                first.access_path,
+                native,
+                rendered if exact else None,
+                None if exact else rendered,
+                None,
+                first.sort_pushed,
+                pushed,
+                first.client_sort,
+                residual,
+                native_query,
+                None,
+            )
+            return made
+
+        return bind
 
     def _plan(
         self,
@@ -383,6 +489,47 @@ class FirestorePlanner:
             residual_node=residual,
             payload=native_query,
         )
+
+
+def _eq_tree(term: Node, tree: Tree | None) -> Callable[[Any], tuple[Tree, str]] | None:
+    """For an ``$eq`` of a string, date, int or float: the function of a term of its shape
+    giving the filter tree ``_compile`` gives and its text (``render``), with the operand put
+    in each part (as is: ``_number`` of an int or a float is itself). None for other terms."""
+    if type(term) is not Eq or type(term.value) not in (str, datetime, int, float):
+        return None
+    if tree is None or tree[0] != "or" or any(p[0] != "f" for p in tree[1]):
+        return None
+    pairs = [(p[1], p[2]) for p in tree[1]]
+
+    def made(t: Any) -> tuple[Tree, str]:
+        v = t.value
+        r = repr(v)
+        parts = tuple([("f", n, op, v) for n, op in pairs])
+        return ("or", parts), "(" + " OR ".join([f"{n} {op} {r}" for n, op in pairs]) + ")"
+
+    if made(term) != (tree, render(tree)):
+        return None
+    return made
+
+
+def _has_text(term: Node) -> bool:
+    if isinstance(term, Eq | Cmp):
+        return type(term.value) is str
+    return isinstance(term, In) and any(type(v) is str for v in term.values)
+
+
+def _short_texts(terms: Sequence[Node]) -> bool:
+    """Whether every string operand of these terms is short enough to be indexed whatever it
+    holds (under 350 characters: at most 1400 bytes of UTF-8)."""
+    for term in terms:
+        if isinstance(term, Eq | Cmp):
+            if type(term.value) is str and len(term.value) >= MAX_INDEXED_BYTES // 4:
+                return False
+        elif isinstance(term, In):
+            for v in term.values:
+                if type(v) is str and len(v) >= MAX_INDEXED_BYTES // 4:
+                    return False
+    return True
 
 
 __all__ = [

@@ -27,7 +27,7 @@ import asyncio
 import dataclasses
 import os
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -478,6 +478,13 @@ class FirestoreCollection(StoreCollection):
 
     def plan(self, query: Query) -> Plan:
         return self.planner.plan(query)
+
+    def execution_plan(self, query: Query) -> Plan:
+        """The lean plan (no residual rendering, which only ``explain()`` needs)."""
+        return self.bounded_plan(query, lambda q: self.planner.plan(q, explain=False))
+
+    def plan_binder(self, query: Query) -> Callable[[Query], Plan] | None:
+        return self.planner.binder(query)
 
     def _encode(self, doc: Doc) -> dict[str, Any]:
         return encode_doc(doc, self.planner.sort_paths)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import re
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -80,6 +80,7 @@ from asyncdb.query.pipeline import (
     Stage,
     render_stage,
 )
+from asyncdb.query.plancache import flat_terms, holds_float, rebound
 from asyncdb.query.regex import regex_bound
 from asyncdb.query.sort import decode_key_values, unfloat
 from asyncdb.types import CollectionSpec, Plan, Query
@@ -472,9 +473,11 @@ class MongoPlanner:
 
     # --- the plan ------------------------------------------------------------------------------
 
-    def plan(self, query: Query) -> Plan:
+    def plan(self, query: Query, *, explain: bool = True) -> Plan:
         """Split ``query``: exact and approximate conjuncts go to the server, the rest is the
-        residual; sort, skip and limit are pushed whenever nothing needs a re-check."""
+        residual; sort, skip and limit are pushed whenever nothing needs a re-check.
+        ``explain=False`` leaves out the filter parts rendered back to the query language
+        (``exact``, ``approximate``, ``residual``), which only ``explain()`` shows."""
         terms = conjuncts(query.filter)
         natives: list[Native] = []
         exact_terms: list[Node] = []
@@ -539,15 +542,102 @@ class MongoPlanner:
             collection=self.spec.name,
             access_path=access,
             native=request,
-            exact=conjoin(exact_terms).to_mongo() if exact_terms else None,
-            approximate=conjoin(approx_terms).to_mongo() if approx_terms else None,
-            residual=residual.to_mongo() if residual is not None else None,
+            exact=conjoin(exact_terms).to_mongo() if explain and exact_terms else None,
+            approximate=conjoin(approx_terms).to_mongo() if explain and approx_terms else None,
+            residual=residual.to_mongo() if explain and residual is not None else None,
             sort_pushed=sort_pushed,
             limit_pushed=limit_pushed,
             client_sort=client_sort,
             residual_node=residual,
             payload=find,
         )
+
+    def binder(self, query: Query) -> Callable[[Query], Plan] | None:
+        """``plan(q, explain=False)`` for every ``q`` of the raw shape of ``query`` (see
+        :mod:`asyncdb.query.plancache`), or None for the shapes it does not serve. It serves an
+        AND of field conditions that all go to the server exactly (no residual), not pinned
+        to keys and without a keyset position: the request planned for the shape with the new
+        values put in. What this planner decides from a value within a shape's kinds is
+        whether a float has more than 15 digits (then its condition is approximate), so a
+        shape with a float operand is not served."""
+        terms = flat_terms(query.filter)
+        if (
+            not terms
+            or query.after is not None
+            or key_lookup(query.filter, self.spec) is not None
+            or holds_float(terms)
+        ):
+            return None
+        makers: list[Callable[[Any], Native]] = []
+        for term in terms:
+            native, exact = self.compile(term)
+            if not exact or not native or not isinstance(term, FieldNode):
+                return None
+            maker = self._maker(term)
+            if maker is None or maker(term) != native:
+                return None
+            makers.append(maker)
+        first = self.plan(query, explain=False)
+        if first.residual_node is not None or first.native["filter"] != _joined(
+            [m(t) for m, t in zip(makers, terms, strict=True)]
+        ):
+            return None
+        find: Find = first.payload
+        sort, projection, pushed = find.sort, find.projection, first.limit_pushed
+
+        def bind(q: Query) -> Plan:
+            where = _joined([m(t) for m, t in zip(makers, flat_terms(q.filter), strict=True)])
+            skip = q.skip if pushed else 0
+            limit = (q.limit or 0) if pushed else 0
+            request: Native = {"filter": where}  # in the order plan() writes it
+            if sort:
+                request["sort"] = list(sort)
+            if skip:
+                request["skip"] = skip
+            if limit:
+                request["limit"] = limit
+            if projection:
+                request["projection"] = dict(projection)
+            made = Find(
+                where,
+                list(sort),
+                skip,
+                limit,
+                None if projection is None else dict(projection),
+            )
+            return rebound(first, request, None, made)
+
+        return bind
+
+    def _maker(self, term: FieldNode) -> Callable[[Any], Native] | None:
+        """``lambda t: {path: self.condition(t)}`` written for the term's type (a bound
+        filter's term of the same shape has the same path and operator)."""
+        path = self.native_path(term.path)
+        t = type(term)
+        if t is Eq:
+            return lambda n: {path: {"$eq": n.value}}
+        if t is Cmp:
+            op = term.op  # type: ignore[attr-defined]
+            return lambda n: {path: {op: n.value}}
+        if t is In:
+            return lambda n: {path: {"$in": list(n.values)}}
+        if t is Not and type(term.child) is Eq:  # type: ignore[attr-defined]
+            return lambda n: {path: {"$ne": n.child.value}}
+        if t is Not and type(term.child) is In:  # type: ignore[attr-defined]
+            return lambda n: {path: {"$nin": list(n.child.values)}}
+        if not _has_slot(term):
+            condition = self.condition
+            return lambda n: {path: condition(n)}
+        return None
+
+
+def _has_slot(term: Node) -> bool:
+    """Whether a term holds a value the plan cache binds (a condition with an operand)."""
+    return type(term) in (Eq, Cmp, In, All, Not, ElemMatch, FieldAnd)
+
+
+def _joined(natives: list[Native]) -> Native:
+    return natives[0] if len(natives) == 1 else {"$and": natives}
 
 
 # --- native updates -----------------------------------------------------------------------------

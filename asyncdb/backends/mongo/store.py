@@ -528,6 +528,13 @@ class MongoCollection(StoreCollection):
     def plan(self, query: Query) -> Plan:
         return self.planner.plan(query)
 
+    def execution_plan(self, query: Query) -> Plan:
+        """The lean plan (no filter rendering, which only ``explain()`` needs)."""
+        return self.bounded_plan(query, lambda q: self.planner.plan(q, explain=False))
+
+    def plan_binder(self, query: Query) -> Callable[[Query], Plan] | None:
+        return self.planner.binder(query)
+
     async def rows(self, plan: Plan, session: Session | None) -> AsyncIterator[Doc]:
         find: Find = plan.payload
         if session is None:

@@ -95,6 +95,9 @@ def _value_test(value: Any, op: str) -> str | None:
     return None
 
 
+value_test = _value_test  # what a binder writes for a new value (asyncdb.query.plancache)
+
+
 def _exists(path: str, pred: str, bind: Bind) -> str:
     return f"(doc @? {bind(f'{path} ? ({pred})', '::jsonpath')})"
 
@@ -303,4 +306,4 @@ def compile_term(term: Node, bind: Bind) -> Compiled | None:
     return _field(term, bind)
 
 
-__all__ = ["Bind", "Compiled", "compile_term", "like_regex", "path_text"]
+__all__ = ["Bind", "Compiled", "compile_term", "like_regex", "path_text", "value_test"]

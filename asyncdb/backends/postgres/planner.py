@@ -23,9 +23,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+import orjson
+
+from asyncdb._tagged_json import iso_date  # the text of postgres.codec.iso_date
 from asyncdb.backends.base import (
     KeyTuple,
     conjoin,
@@ -36,9 +41,21 @@ from asyncdb.backends.base import (
     projected_fields,
 )
 from asyncdb.backends.postgres.codec import encode_key
-from asyncdb.backends.postgres.jsonpath import Compiled, compile_term
+from asyncdb.backends.postgres.jsonpath import Compiled, compile_term, path_text, value_test
 from asyncdb.errors import ConfigurationError, QueryError
-from asyncdb.query.ast import Cmp, Eq, MatchAll, Node, Path, Sort, SortKey
+from asyncdb.query.ast import (
+    Cmp,
+    Eq,
+    FieldNode,
+    In,
+    MatchAll,
+    Node,
+    Not,
+    Path,
+    Sort,
+    SortKey,
+)
+from asyncdb.query.plancache import flat_terms, holds_float, holds_slot, rebound
 from asyncdb.query.sort import field_key, split_sort_key
 from asyncdb.types import CollectionSpec, Index, Plan, Query
 
@@ -217,6 +234,10 @@ class PostgresPlanner:
         lookup, the sort and which of skip, limit and a keyset position are set. Values that
         compile differently (an inexact float, a partial ``$in``) give different SQL text, so
         a cached entry is only ever reused for SQL it would have built again."""
+        return self._planned(query, explain)[0]
+
+    def _planned(self, query: Query, explain: bool) -> tuple[Plan, _Template, int]:
+        """The plan, its template and how many values the filter's terms bound."""
         params = _Params()
         where: list[str] = []
         exact_terms: list[Node] = []
@@ -281,6 +302,7 @@ class PostgresPlanner:
             order = _order_columns(query.sort, self.spec, self.sort_columns)
             assert order is not None
             _after_condition(order, query.sort, query.after, params)
+        bound_by_terms = len(params.values)
         if template.limit_pushed:
             if query.limit is not None:
                 params.add(query.limit)
@@ -297,7 +319,7 @@ class PostgresPlanner:
             keys is not None,
             query.limit if template.limit_pushed else (len(keys) if keys is not None else None),
         )
-        return Plan(
+        plan = Plan(
             backend="postgres",
             collection=self.spec.name,
             access_path=template.access,
@@ -311,6 +333,72 @@ class PostgresPlanner:
             residual_node=residual,
             payload=statement,
         )
+        return plan, template, bound_by_terms
+
+    def binder(self, query: Query) -> Callable[[Query], Plan] | None:
+        """``plan(q, explain=False)`` for every ``q`` of the raw shape of ``query`` (see
+        :mod:`asyncdb.query.plancache`), or None for the shapes it does not serve: an AND of
+        field conditions that all compile exactly, none on a key field, not pinned to keys,
+        without a keyset position or a float operand (whether a float's shortest text is
+        its exact value decides its SQL). The SQL is the shape's; per call each term's
+        jsonpath parameters are written from its new values (``jsonpath._value_test``, the
+        text compiling writes) and picked as the shape's statement uses them."""
+        terms = flat_terms(query.filter)
+        if (
+            not terms
+            or query.after is not None
+            or key_lookup(query.filter, self.spec) is not None
+            or holds_float(terms)
+        ):
+            return None
+        makers: list[Callable[[Any], list[Any]]] = []
+        for term in terms:
+            path = getattr(term, "path", ())
+            if path and path[0] in self.spec.key:
+                return None  # a key column bound may go beside it
+            recorded = _Params()
+            compiled = compile_term(term, recorded.add)
+            if compiled is None or not compiled.exact:
+                return None
+            maker = _param_maker(term)
+            if maker is None or maker(term) != recorded.values:
+                return None
+            makers.append(maker)
+        first, template, count = self._planned(query, False)
+        if first.residual_node is not None or count != sum(
+            len(m(t)) for m, t in zip(makers, terms, strict=True)
+        ):
+            return None
+        sql_used, where_used = template.sql_used, template.where_used
+        sql, where, pushed = template.sql, template.where, template.limit_pushed
+        heads = {k.path[0] for k in query.sort}
+        found = projected_fields(query.projection, self.spec, heads)
+        fields = None if found is None else found[1]
+        by_key = first.payload.by_key
+
+        def bind(q: Query) -> Plan:
+            values: list[Any] = []
+            for m, t in zip(makers, flat_terms(q.filter), strict=True):
+                values += m(t)
+            if pushed:
+                if q.limit is not None:
+                    values.append(q.limit)
+                if q.skip:
+                    values.append(q.skip)
+            if fields is not None:
+                values.append(list(fields))
+            sql_params = [values[i] for i in sql_used]
+            statement = Statement(
+                sql,
+                sql_params,
+                where,
+                [values[i] for i in where_used],
+                by_key,
+                q.limit if pushed else None,
+            )
+            return rebound(first, {"sql": sql, "params": sql_params}, None, statement)
+
+        return bind
 
     def _template(
         self,
@@ -367,6 +455,59 @@ class PostgresPlanner:
         return _Template(
             sql, sql_used, where_sql, where_used, access, sort_pushed, limit_pushed, client_sort
         )
+
+
+def _param_maker(term: Node) -> Callable[[Any], list[Any]] | None:
+    """The jsonpath parameters ``compile_term`` binds for a term of ``term``'s shape, as a
+    function of the term: an ``$eq``, ``$in`` or range on a string, an int or a date, also
+    under ``$ne``/``$nin``; a term with no operand binds what it bound (constants)."""
+    t = type(term)
+    if not holds_slot(term):
+        recorded = _Params()
+        compile_term(term, recorded.add)
+        fixed = recorded.values
+        return lambda n: list(fixed)
+    if t is Not:
+        inner = _param_maker(term.child)  # type: ignore[attr-defined]
+        return None if inner is None else (lambda n: inner(n.child))
+    path = path_text(term.path) if isinstance(term, FieldNode) else None
+    if path is None:
+        return None
+    if t is Eq or t is Cmp:
+        value = term.value  # type: ignore[attr-defined]
+        if type(value) not in _TEXTS:
+            return None
+        op = "==" if t is Eq else _SQL_OPS[term.op]  # type: ignore[attr-defined]
+        test = _test_of(path, type(value), op)
+        return lambda n: [test(n.value)]
+    if t is In:
+        kinds = {type(v) for v in term.values}  # type: ignore[attr-defined]
+        if not kinds <= set(_TEXTS):
+            return None
+        if len(kinds) == 1:
+            one = _test_of(path, kinds.pop(), "==")
+            return lambda n: [one(v) for v in n.values]
+        return lambda n: [f"{path} ? ({value_test(v, '==')})" for v in n.values]
+    return None
+
+
+def _test_of(path: str, kind: type, op: str) -> Callable[[Any], str]:
+    """``lambda v: f"{path} ? ({value_test(v, op)})"`` for values of type ``kind`` (a str, an
+    int or a datetime), with the text around the literal written once."""
+    if kind is str:
+        head = f'{path} ? (@.type() == "string" && @ {op} '
+        return lambda v: head + orjson.dumps(v).decode() + ")"
+    if kind is int:
+        a = f'{path} ? ((@.type() == "number" && @ {op} '
+        b = f') || (@.type() == "object" && @."$n" {op} '
+        return lambda v: a + str(v) + b + str(v) + "))"
+    assert kind is datetime
+    head = f'{path} ? (@.type() == "object" && @."$date" {op} '
+    return lambda v: head + orjson.dumps(iso_date(v)).decode() + ")"
+
+
+_TEXTS = (str, int, datetime)
+_SQL_OPS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 
 
 def _projected_body(include: bool, token: int) -> str:

@@ -951,6 +951,9 @@ class PostgresCollection(StoreCollection):
         """The lean plan (no filter rendering, which only ``explain()`` needs)."""
         return self.planner.plan(query, explain=False)
 
+    def plan_binder(self, query: Query) -> Callable[[Query], Plan] | None:
+        return self.planner.binder(query)
+
     # --- aggregation: a leading $match + $group as one GROUP BY where exact -----------------
 
     def group_statement(self, shape: GroupShape, plan: Plan) -> tuple[str, list[Any]]:

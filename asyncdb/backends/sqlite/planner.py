@@ -29,6 +29,7 @@ cannot address (quotes, backslashes, control characters, numeric array indexes) 
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -74,6 +75,7 @@ from asyncdb.query.ast import (
     Type,
 )
 from asyncdb.query.parse import FieldAnd
+from asyncdb.query.plancache import rebound
 from asyncdb.query.values import INT64_MAX, INT64_MIN
 from asyncdb.types import CollectionSpec, Index, Plan, Query
 
@@ -112,29 +114,42 @@ _UNKNOWN = _Sql("1", False)
 
 
 def _and(parts: Sequence[_Sql]) -> _Sql:
-    if any(p.sql == "0" and p.exact and not p.dec for p in parts):
-        return _NOTHING  # one term matches nothing: neither do they together
-    exact = all(p.exact for p in parts)
-    dec = max(p.dec for p in parts)
-    real = [p for p in parts if p.sql != "1"]
+    exact = True
+    dec = 0
+    real: list[str] = []
+    for sql, p_exact, p_dec in parts:  # one pass (this runs for every node compiled)
+        if sql == "0" and p_exact and not p_dec:
+            return _NOTHING  # one term matches nothing: neither do they together
+        exact = exact and p_exact
+        if p_dec > dec:
+            dec = p_dec
+        if sql != "1":
+            real.append(sql)
     if not real:
         return _Sql("1", exact, dec)
-    sql = real[0].sql if len(real) == 1 else "(" + " AND ".join(p.sql for p in real) + ")"
-    return _Sql(sql, exact, dec)
+    return _Sql(real[0] if len(real) == 1 else "(" + " AND ".join(real) + ")", exact, dec)
 
 
 def _or(parts: Sequence[_Sql]) -> _Sql:
-    if any(p.sql == "1" and p.exact and not p.dec for p in parts):
-        return _ALL  # one term matches everything: so do they together
-    exact = all(p.exact for p in parts)
-    dec = max(p.dec for p in parts)
-    real = [p for p in parts if not (p.sql == "0" and p.exact and not p.dec)]
+    exact = True
+    dec = 0
+    real: list[str] = []
+    everything = False
+    for sql, p_exact, p_dec in parts:
+        if sql == "1":
+            if p_exact and not p_dec:
+                return _ALL  # one term matches everything: so do they together
+            everything = True
+        exact = exact and p_exact
+        if p_dec > dec:
+            dec = p_dec
+        if not (sql == "0" and p_exact and not p_dec):
+            real.append(sql)
     if not real:
         return _NOTHING
-    if any(p.sql == "1" for p in real):
+    if everything:
         return _Sql("1", exact, dec)
-    sql = real[0].sql if len(real) == 1 else "(" + " OR ".join(p.sql for p in real) + ")"
-    return _Sql(sql, exact, dec)
+    return _Sql(real[0] if len(real) == 1 else "(" + " OR ".join(real) + ")", exact, dec)
 
 
 def _negate(inner: _Sql) -> _Sql:
@@ -289,6 +304,7 @@ _SHAPES: dict[type, Callable[[Any, list[Node]], Any]] = {
 # --- JSON paths --------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)
 def _part_text(part: str) -> tuple[str, bool] | None:
     """A path part as JSON path text and whether it may sit in SQL text (None: not addressable)."""
     if part.isdigit():
@@ -1054,23 +1070,52 @@ class SQLitePlanner:
         for the shape with the new values bound, without walking the shape again."""
         template, nodes = self._template(query)
         bound = self._bound
-        if (
+        flat = (
             len(nodes) > 1
             and type(query.filter) is And
             and len(query.filter.children) == len(nodes)
-        ):
+        )
+        if template.residual:
+            if flat:
 
-            def bind_flat(q: Query) -> Plan:  # an AND of field conditions: they are the nodes
-                return bound(template, list(q.filter.children), q, False)  # type: ignore[attr-defined]
+                def bind_flat(q: Query) -> Plan:  # an AND of field conditions: the nodes
+                    return bound(template, list(q.filter.children), q, False)  # type: ignore[attr-defined]
 
-            return bind_flat
+                return bind_flat
 
-        def bind(q: Query) -> Plan:
-            found: list[Node] = []
-            _value_nodes(q.filter, found)
-            return bound(template, found, q, False)
+            def bind(q: Query) -> Plan:
+                found: list[Node] = []
+                _value_nodes(q.filter, found)
+                return bound(template, found, q, False)
 
-        return bind
+            return bind
+        # Nothing re-checked in process: the plan of the shape with the statement rebound.
+        first = bound(template, nodes, query, False)
+        sql, getters, limit_pushed = template.sql, template.getters, template.limit_pushed
+        count_sql, delete_sql = template.count_sql, template.delete_sql
+        by_key, count_getters = template.by_key, template.count_getters
+
+        def bind_exact(q: Query) -> Plan:
+            if flat:
+                found = list(q.filter.children)  # type: ignore[attr-defined]
+            else:
+                found = []
+                _value_nodes(q.filter, found)
+            params = [g(found, q) for g in getters]
+            statement = Statement(
+                sql,
+                params,
+                count_sql,
+                delete_sql,
+                by_key,
+                q.limit if limit_pushed else None,
+                count_getters,
+                found,
+                q,
+            )
+            return rebound(first, {"sql": sql, "params": params}, None, statement)
+
+        return bind_exact
 
     def _bound(self, template: _Template, nodes: list[Node], query: Query, explain: bool) -> Plan:
         params = [g(nodes, query) for g in template.getters]
@@ -1217,11 +1262,15 @@ class SQLitePlanner:
 
 
 _PLACEHOLDER = re.compile(r"\?(\d+)")
+_NUMBERS = [str(i) for i in range(1, 4097)]
 
 
 def _renumber(sql: str, getters: Sequence[Getter]) -> tuple[str, tuple[Getter, ...]]:
     """Number the placeholders ``sql`` uses 1..n in order and keep only their getters (terms
     that folded away, like ``x OR 1``, may have bound values the SQL no longer needs)."""
+    used = list(dict.fromkeys(_PLACEHOLDER.findall(sql)))  # first uses, in order
+    if used == _NUMBERS[: len(used)] and len(used) <= len(getters):
+        return sql, tuple(getters[: len(used)])  # numbered 1..n already: nothing to change
     order: dict[str, str] = {}
     kept: list[Getter] = []
 
