@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -46,7 +45,6 @@ from asyncdb.cache.keys import (
 )
 from asyncdb.cache.local import LocalCache
 from asyncdb.errors import ConfigurationError
-from asyncdb.resilience import _within
 
 log = structlog.get_logger("asyncdb.cache")
 
@@ -191,8 +189,6 @@ class ReadCache:
         from redis.backoff import NoBackoff
 
         self.config = config
-        self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the last call
-        self._loop_thread = 0
         self._redis_errors: tuple[type[BaseException], ...] = (
             redis.RedisError,
             OSError,
@@ -473,16 +469,12 @@ class ReadCache:
         if not self._breaker.allow():
             return _FAILED  # type: ignore[no-any-return]
         started = time.perf_counter()
-        loop = self._loop
-        if loop is None or self._loop_thread != threading.get_ident() or not loop.is_running():
-            # While a loop runs in this thread it is the running one (a thread runs one loop at
-            # a time): known without get_running_loop(), a getpid system call on Python 3.11.
-            loop = self._loop = asyncio.get_running_loop()
-            self._loop_thread = threading.get_ident()
         try:
-            # the per-call deadline on the shared timer of calls in their caller's task (no
-            # timer of its own per call, as asyncio.timeout makes)
-            result = await _within(operation, loop.time() + self.config.timeout, False, loop)
+            # a timer of its own per call: a deadline that fires as a Redis call completes must
+            # not cancel the caller's next await (a Redis Cluster connection cut mid-command by
+            # such a late cancellation broke the fail-open guarantee under a node kill)
+            async with asyncio.timeout(self.config.timeout):
+                result = await operation()
         except self._redis_errors as exc:
             self._stats.errors += 1
             self._breaker.failure(exc)

@@ -33,6 +33,11 @@ class Faults:
     write: Marker  # a request carrying a document (insert, replace)
     increment: Marker  # the request that applies an ``$inc``
     delete: Marker | None  # the request that deletes, if it can be picked out
+    returning: Marker | None = None  # the $inc of find_one_and_update, if not ``increment``
+
+    @property
+    def returning_increment(self) -> Marker:
+        return self.increment if self.returning is None else self.returning
 
 
 FAULTS = {
@@ -44,7 +49,9 @@ FAULTS = {
     "cosmos": Faults(write=PAD // 2, increment=PAD // 2, delete=None),
     "mongo": Faults(write=MARK, increment=MARK, delete=b"deletes\x00"),
     # the statements of a write section, before its COMMIT (test_postgres_proxy.py cuts that)
-    "postgres": Faults(write=MARK, increment=MARK, delete=b"DELETE FROM"),
+    # an $inc is one statement (no document text): cut its statement, sent in its own section
+    # (find_one_and_update reads, applies and writes the document back: its text is cut)
+    "postgres": Faults(write=MARK, increment=b"json_each", delete=b"DELETE FROM", returning=MARK),
 }
 DELETES = sorted(name for name, faults in FAULTS.items() if faults.delete is not None)
 
@@ -128,7 +135,7 @@ async def test_a_replace_and_a_find_one_and_update_whose_replies_are_lost_apply_
         proxied.proxy.cut_after = proxied.faults.write
         result = await items.replace_one({"id": "r"}, doc("r", n=5, v="new"))
         assert (result.matched_count, result.modified_count) == (1, 1)
-        proxied.proxy.cut_after = proxied.faults.increment
+        proxied.proxy.cut_after = proxied.faults.returning_increment
         after = await items.find_one_and_update({"id": "r"}, {"$inc": {"n": 1}})
         assert proxied.proxy.cuts_done == 2
         assert after == doc("r", n=6, v="new")
@@ -198,7 +205,8 @@ async def test_a_mongo_commit_whose_reply_is_lost_is_applied_once(proxied: Proxi
 
 
 # PostgreSQL: every write that is not an insert goes out in a write section whose statement
-# reports its transaction id (a one-statement $set/$unset with exactly_once_native=1); when the
+# reports its transaction id (a one-statement $set/$unset with exactly_once_native=1, a
+# one-statement $inc always); when the
 # reply to COMMIT is lost (cut_after: the server committed) or the COMMIT itself is cut
 # (cut_within: the server rolls back), asyncdb asks the server with txid_status and reports the
 # result or sends the write again
@@ -219,7 +227,7 @@ async def test_a_postgres_write_whose_commit_is_lost_is_applied_once(
         await items.insert_many([doc("c", n=0, w=1, g=1), doc("d", n=0, g=1), doc("e", g=2)])
         setattr(proxied.proxy, fault, b"COMMIT\x00")
         after = doc("c", n=1, w=1, g=1)
-        if write == "inc":  # read, apply, write back (a statement and a COMMIT)
+        if write == "inc":  # one statement, in a write section of its own (not idempotent)
             result = await items.update_one({"id": "c"}, {"$inc": {"n": 1}})
         elif write == "set":  # one native statement
             result = await items.update_one({"id": "c"}, {"$set": {"n": 1}})

@@ -680,13 +680,16 @@ class PostgresStore(Store):
             except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 raise _pg_error(exc, what) from None
 
-    async def write_fetch(self, sql: str, params: Sequence[Any], what: str) -> list[Any]:
+    async def write_fetch(
+        self, sql: str, params: Sequence[Any], what: str, *, idempotent: bool = True
+    ) -> list[Any]:
         """One write statement outside a transaction whose last column is ``_XID``. With
-        ``exactly_once_native=1``, in a write section of its own, so a lost reply to its COMMIT
-        is settled (``_settle_commit``) instead of leaving the outcome unknown; by default one
+        ``exactly_once_native=1``, or when it is not ``idempotent`` (an ``$inc``: applied twice
+        it would be wrong), in a write section of its own, so a lost reply to its COMMIT is
+        settled (``_settle_commit``) instead of leaving the outcome unknown; else one
         autocommitted round trip, at most once (benchmarks/bench_postgres_commit.py: the
         section costs about 2.5x). Its rows."""
-        if not (self.prove_commits and self.exactly_once_native):
+        if not (self.prove_commits and (self.exactly_once_native or not idempotent)):
             return await self.fetch(sql, params, None)
         async with self.section(None, transaction=False) as s:
             try:
@@ -1256,7 +1259,12 @@ class PostgresCollection(StoreCollection):
                 except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     raise _pg_error(exc, f"update of {self.spec.name!r}") from None
         else:
-            rows = await self.store.write_fetch(sql, params, f"update of {self.spec.name!r}")
+            rows = await self.store.write_fetch(
+                sql,
+                params,
+                f"update of {self.spec.name!r}",
+                idempotent=all(inc is None for inc in native[2]),
+            )
         matched, modified, refused, _xid = rows[0]
         if refused:  # an $inc SQL cannot do exactly: nothing was written, the general path
             return await super().update(
