@@ -6,35 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from servers.postgres import PostgresServer
 from tcp_proxy import TcpProxy
 
 import asyncdb
 from asyncdb import BackendError, BackendUnavailable, OperationTimeout
 
 EPSILON = 1.0  # scheduling slack on a loaded 2-core machine
-
-
-@pytest.fixture(scope="module")
-def own_postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-async def proxy(own_postgres: PostgresServer) -> AsyncIterator[TcpProxy]:
-    p = await TcpProxy(own_postgres.port).start()
-    try:
-        yield p
-    finally:
-        await p.stop()
 
 
 def url_via(proxy: TcpProxy) -> str:

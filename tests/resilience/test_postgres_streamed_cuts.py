@@ -7,35 +7,13 @@ asyncdb included (the retry re-prepares the documents with the ids of the first 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-
 import pytest
-from servers.postgres import PostgresServer
 from tcp_proxy import TcpProxy
 
 import asyncdb
 from asyncdb._streamed_insert import streams
 
 BATCH = 5000
-
-
-@pytest.fixture(scope="module")
-def own_postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-async def proxy(own_postgres: PostgresServer) -> AsyncIterator[TcpProxy]:
-    p = await TcpProxy(own_postgres.port).start()
-    try:
-        yield p
-    finally:
-        await p.stop()
 
 
 def url_via(proxy: TcpProxy) -> str:
