@@ -280,9 +280,7 @@ class ReadCache:
         kt = key_text(key)
         l1_name = "v" + kt
         l1_gen = self._l1.generation(collection) if self._l1 is not None else (0, 0)
-        if (
-            self._pending or self._replay_lock.locked() or self._breaker.state == "open"
-        ) and not await self._cache_readable():  # else readable: nothing pending, not open
+        if not self._readable_at_once() and not await self._cache_readable():
             return await self._fallback(loader)
         if self._l1 is not None and self._l1_listening:
             payload = self._l1.get(collection, l1_name)
@@ -328,9 +326,7 @@ class ReadCache:
         keys = self._collection_keys(collection)
         l1_name = "q" + digest
         l1_gen = self._l1.generation(collection) if self._l1 is not None else (0, 0)
-        if (
-            self._pending or self._replay_lock.locked() or self._breaker.state == "open"
-        ) and not await self._cache_readable():  # else readable: nothing pending, not open
+        if not self._readable_at_once() and not await self._cache_readable():
             return await self._fallback(loader)
         if self._l1 is not None and self._l1_listening:
             payload = self._l1.get(collection, l1_name)
@@ -407,6 +403,11 @@ class ReadCache:
         if keys is None:
             keys = self._keys[collection] = CollectionKeys(self._prefix, collection, self._cluster)
         return keys
+
+    def _readable_at_once(self) -> bool:
+        """Readable without awaiting ``_cache_readable``: no invalidation pending or being
+        replayed, and the breaker not open."""
+        return not (self._pending or self._replay_lock.locked() or self._breaker.state == "open")
 
     async def _cache_readable(self) -> bool:
         """False while invalidations are pending and cannot be replayed (or the breaker is
