@@ -189,10 +189,16 @@ class ReadCache:
         from redis.backoff import NoBackoff
 
         self.config = config
+        # redis-py's asyncio connections leak transport internals when a peer closes a
+        # connection under a command (``'NoneType' object has no attribute 'writelines'``, or
+        # ``'NoneType' object is not callable``: redis/redis-py#4287); they are connection
+        # failures like any other here, so the cache fails open on them too
         self._redis_errors: tuple[type[BaseException], ...] = (
             redis.RedisError,
             OSError,
             TimeoutError,
+            AttributeError,
+            TypeError,
         )
         timeouts: dict[str, Any] = {
             "socket_timeout": max(config.timeout, 0.05) * 4,
