@@ -45,7 +45,6 @@ T = TypeVar("T")
 
 _PENDING = -1  # the task wrote; its LSN is asked for on its next read
 _POLL_EVERY = 0.002  # seconds between replay-position polls while a read waits
-_REPLICA_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 @dataclass(slots=True, eq=False)
@@ -258,7 +257,7 @@ class ReplicatedPostgresStore(PostgresStore):
             if conn is not None:
                 self._drop(replica, conn)
             raise
-        except _REPLICA_ERRORS as exc:
+        except Exception as exc:  # any replica failure: the primary answers
             if conn is not None:
                 self._drop(replica, conn)
             if _replica_down(exc):
@@ -335,10 +334,18 @@ class ReplicatedPostgresStore(PostgresStore):
             return None
         try:
             text = await conn.fetchval("SELECT pg_current_wal_insert_lsn()::text")
-        except _REPLICA_ERRORS:
-            return None
-        finally:
+        except asyncpg.PostgresError:  # the statement ended: the connection is clean
             await self.release(conn)
+            return None
+        except BaseException as exc:
+            # Left mid-call (cancelled, timed out, cut): never handed to the next caller, whose
+            # statement would meet this one's ("another operation is in progress"); the pool
+            # waits for it to end.
+            self.release_later(conn)
+            if isinstance(exc, Exception):
+                return None
+            raise
+        await self.release(conn)
         return lsn_int(text)
 
     async def _refresh(self, replica: Replica) -> None:
@@ -373,6 +380,10 @@ def _spawn(work: Any) -> None:
 def _replica_down(exc: BaseException) -> bool:
     """A failure of the replica itself (not of the query): mark it down."""
     if isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError):
+        return True
+    if isinstance(exc, asyncpg.InternalClientError):
+        # the protocol state of a connection the server ended under a call ("cannot switch
+        # to state 12; another operation is in progress")
         return True
     return isinstance(
         exc,
