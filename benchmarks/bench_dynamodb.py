@@ -1,15 +1,19 @@
 """DynamoDB through asyncdb against raw aioboto3, on a throwaway DynamoDB Local, in one run.
 
 1. Bulk insert of 10,000 items: asyncdb ``insert_many`` (a BatchGetItem duplicate check, then
-   BatchWriteItem in chunks of 25) against raw sequential ``put_item`` and against raw
-   ``batch_write_item`` in chunks of 25 (the driver's fastest path). Each writes into its own
-   empty table; the raw items hold the same fields, marshalled directly.
+   BatchWriteItem in chunks of 25) against raw ``batch_write_item`` in chunks of 25 (the
+   driver's fastest path): one untimed call of each (the JVM's warm-up), then
+   ``BENCH_DYNAMODB_BULK_ROUNDS`` (default 5) interleaved rounds of one call each, every call
+   into an empty table of its own; the median round counts. Raw sequential ``put_item`` is timed
+   once on the warm server. The raw items hold the same fields, marshalled directly.
 2. A selective query (1% of the items) with and without a usable GSI: asyncdb ``find`` on a
    collection with ``indexes=["colour"]`` (Query on the GSI) and on one without (Scan with a
    FilterExpression, scans allowed), each against the raw request that ``explain()`` shows,
-   replayed with aioboto3. Items read is DynamoDB's ScannedCount summed over pages. Timed by
-   the ``asyncdb bench`` harness (``asyncdb.cli.bench.interleaved``: rounds of a fixed
-   duration per side, in alternating order; the median round counts).
+   replayed with aioboto3. Items read is DynamoDB's ScannedCount summed over pages.
+
+Both parts are timed by the ``asyncdb bench`` harness (``asyncdb.cli.bench.interleaved``, which
+``_report`` re-exports: rounds of a fixed duration per side, in alternating order; the median
+round counts).
 
 DynamoDB Local runs on the same two shared cores as everything else: ratios within this run are
 what count, not absolute times.
@@ -20,6 +24,7 @@ what count, not absolute times.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from pathlib import Path
@@ -29,15 +34,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test bed's servers
 
 import aioboto3
-from _report import markdown_table, print_table, save_results
+from _report import interleaved, markdown_table, print_table, save_results
 from servers.dynamodb import DUMMY_CREDENTIALS, DynamoDBLocalServer, DynamoEndpoint
 
 import asyncdb
 from asyncdb.backends.dynamodb.store import table_definition
-from asyncdb.cli.bench import interleaved
 from asyncdb.types import CollectionSpec
 
 ITEMS = 10_000
+BULK_ROUNDS = int(os.environ.get("BENCH_DYNAMODB_BULK_ROUNDS", "5"))
+BULK_DETAIL: dict[str, Any] = {}  # the bulk part's rounds, for the results file
 QUERY_ROUNDS = 5
 QUERY_SECONDS = 0.5  # per round and side (at least one query each)
 COLOURS = ("blue", "green", "yellow", "black")
@@ -69,15 +75,46 @@ async def create_raw_table(client: Any, name: str) -> None:
 
 
 async def bench_bulk(client: Any, url: str, prefix: str) -> list[list[Any]]:
+    """asyncdb ``insert_many`` and raw ``batch_write_item`` of ITEMS items, each call into an
+    empty table of its own (created before timing): one untimed call of each first (DynamoDB
+    Local's JVM warms up on whichever side runs first), then BULK_ROUNDS interleaved rounds of
+    one call each, the order reversed every other round; the median round counts. Sequential
+    ``put_item`` is timed once, after them, on the warm server."""
     docs = [make_doc(i) for i in range(ITEMS)]
+    calls = BULK_ROUNDS + 1  # the warm-up's call and one per round
     db = await asyncdb.connect(url)
     try:
-        coll = db.collection("bulk")
-        await coll.insert_one({"id": "warm"})  # the table exists before timing
-        started = time.perf_counter()
-        await coll.insert_many(docs)
-        asyncdb_s = time.perf_counter() - started
-        assert await coll.count_documents({}, allow_scan=True) == ITEMS + 1
+        colls = [db.collection(f"bulk_{i}") for i in range(calls)]
+        for coll in colls:  # the table exists and is empty before timing
+            await coll.insert_one({"id": "warm"})
+            await coll.delete_one({"id": "warm"})
+        raw_tables = [f"{prefix}raw_batch_{i}" for i in range(calls)]
+        for table in raw_tables:
+            await create_raw_table(client, table)
+        free_colls, free_tables = iter(colls), iter(raw_tables)
+
+        async def asyncdb_insert(n: int) -> None:
+            await next(free_colls).insert_many(docs)
+
+        async def raw_batch(n: int) -> None:
+            table = next(free_tables)
+            for start in range(0, ITEMS, 25):
+                pending = [{"PutRequest": {"Item": raw_item(d)}} for d in docs[start : start + 25]]
+                while pending:
+                    reply = await client.batch_write_item(RequestItems={table: pending})
+                    pending = reply.get("UnprocessedItems", {}).get(table, [])
+
+        # duration 1 ms: one call per measurement (a call takes seconds)
+        c = await interleaved(
+            {"asyncdb": asyncdb_insert, "raw": raw_batch},
+            concurrency=1,
+            duration=0.001,
+            rounds=BULK_ROUNDS,
+            warmup=0.001,
+        )
+        assert not any(c.errors.values()), f"inserts failed: {c.errors}"
+        for coll in colls:
+            assert await coll.count_documents({}, allow_scan=True) == ITEMS
     finally:
         await db.close()
 
@@ -86,19 +123,18 @@ async def bench_bulk(client: Any, url: str, prefix: str) -> list[list[Any]]:
     for doc in docs:
         await client.put_item(TableName=prefix + "raw_put", Item=raw_item(doc))
     put_s = time.perf_counter() - started
-
-    await create_raw_table(client, prefix + "raw_batch")
-    started = time.perf_counter()
-    for start in range(0, ITEMS, 25):
-        pending = [{"PutRequest": {"Item": raw_item(d)}} for d in docs[start : start + 25]]
-        while pending:
-            reply = await client.batch_write_item(RequestItems={prefix + "raw_batch": pending})
-            pending = reply.get("UnprocessedItems", {}).get(prefix + "raw_batch", [])
-    batch_s = time.perf_counter() - started
+    asyncdb_s, batch_s = 1 / c.ops_per_s("asyncdb"), 1 / c.ops_per_s("raw")
+    BULK_DETAIL.update(
+        rounds=BULK_ROUNDS,
+        rounds_seconds={k: [1 / v for v in vs] for k, vs in c.rounds_ops_per_s.items()},
+        ratio_median=c.ratio("asyncdb", "raw"),
+        ratio_best_rounds=c.best_ratio("asyncdb", "raw"),
+        cpu_ratio=c.cpu_ratio("asyncdb", "raw"),
+    )
     return [
         ["bulk insert 10k: asyncdb insert_many", asyncdb_s, 1.0, ITEMS],
         ["raw sequential put_item", put_s, asyncdb_s / put_s, ITEMS],
-        ["raw batch_write_item (25)", batch_s, asyncdb_s / batch_s, ITEMS],
+        ["raw batch_write_item (25)", batch_s, c.ratio("asyncdb", "raw"), ITEMS],
     ]
 
 
@@ -198,6 +234,7 @@ async def main() -> None:
         {
             "items": ITEMS,
             "rows": [dict(zip(headers, r, strict=True)) for r in rows],
+            "bulk": BULK_DETAIL,
             "note": "DynamoDB Local on a shared, loaded 2-core machine; ratios within one run",
         },
     )
