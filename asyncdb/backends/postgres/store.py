@@ -336,18 +336,26 @@ class PostgresStore(Store):
 
     async def ping(self) -> None:
         """``SELECT 1`` on a pooled connection."""
-        conn = await self.acquire()
-        try:
-            await conn.fetchval("SELECT 1")
-        finally:
-            await self.release(conn)
+        await self._fetchval("SELECT 1")
 
     async def server_version(self) -> str | None:
+        return str(await self._fetchval("SHOW server_version"))
+
+    async def _fetchval(self, sql: str) -> Any:
+        """One value on a pooled connection. Cancelled mid-call (a health check's deadline),
+        the connection goes back to asyncpg's pool, which waits for the call to end: handed
+        to the next caller, it would refuse that caller's statement."""
         conn = await self.acquire()
         try:
-            return str(await conn.fetchval("SHOW server_version"))
-        finally:
+            value = await conn.fetchval(sql)
+        except asyncio.CancelledError:
+            self.release_later(conn)
+            raise
+        except BaseException:
             await self.release(conn)
+            raise
+        await self.release(conn)
+        return value
 
     def pool_stats(self) -> dict[str, int] | None:
         held = self._held  # the connections asyncdb holds and hands from call to call
