@@ -329,23 +329,9 @@ class ReplicatedPostgresStore(PostgresStore):
 
     async def _primary_lsn(self) -> int | None:
         try:
-            conn = await self.acquire()
+            text = await self._fetchval("SELECT pg_current_wal_insert_lsn()::text")
         except Exception:  # the primary read that follows reports it
             return None
-        try:
-            text = await conn.fetchval("SELECT pg_current_wal_insert_lsn()::text")
-        except asyncpg.PostgresError:  # the statement ended: the connection is clean
-            await self.release(conn)
-            return None
-        except BaseException as exc:
-            # Left mid-call (cancelled, timed out, cut): never handed to the next caller, whose
-            # statement would meet this one's ("another operation is in progress"); the pool
-            # waits for it to end.
-            self.release_later(conn)
-            if isinstance(exc, Exception):
-                return None
-            raise
-        await self.release(conn)
         return lsn_int(text)
 
     async def _refresh(self, replica: Replica) -> None:

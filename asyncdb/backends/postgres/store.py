@@ -342,17 +342,18 @@ class PostgresStore(Store):
         return str(await self._fetchval("SHOW server_version"))
 
     async def _fetchval(self, sql: str) -> Any:
-        """One value on a pooled connection. Cancelled mid-call (a health check's deadline),
-        the connection goes back to asyncpg's pool, which waits for the call to end: handed
-        to the next caller, it would refuse that caller's statement."""
+        """One value on a pooled connection. Left mid-call (cancelled by a deadline, timed
+        out, cut), the connection goes back to asyncpg's pool, which waits for the call to
+        end: handed to the next caller, it would refuse that caller's statement ("another
+        operation is in progress")."""
         conn = await self.acquire()
         try:
             value = await conn.fetchval(sql)
-        except asyncio.CancelledError:
-            self.release_later(conn)
+        except asyncpg.PostgresError:  # the statement ended: the connection is clean
+            await self.release(conn)
             raise
         except BaseException:
-            await self.release(conn)
+            self.release_later(conn)
             raise
         await self.release(conn)
         return value
