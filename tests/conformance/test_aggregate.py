@@ -46,6 +46,14 @@ async def check_pipelines(db: asyncdb.Database, case: tuple[list[Doc], list[list
             continue
         got = canonical(await coll.aggregate(pipeline).to_list())
         diff = close(expected, got)
+        if diff is not None:
+            # A group's _id is the value of the first document read, as in MongoDB: where 1 and
+            # 1.0 share a group, which names it depends on the order the store reads. Stores
+            # with no key order (hash-partitioned) read in their own order.
+            natural = await coll.find({}).to_list()
+            again = canonical(run_pipeline(parse_pipeline(pipeline), natural))
+            if close(again, got) is None:
+                continue
         assert diff is None, f"pipeline {pipeline!r}\n  {diff}\n  documents: {stored!r}"
     return len(templates)
 
