@@ -270,31 +270,56 @@ def _canonical_text(value: str) -> bool:
 
 
 def _canonical_dict(value: dict[Any, Any], depth: int) -> bool:
+    """canonical of a dict at ``depth``: the checks of _normalize_dict, no copy."""
     for k, v in value.items():
         if type(k) is not str:
             return False
-        if k not in _VALID_NAMES:
-            try:
-                _check_name(k, "")
-            except QueryError:
-                return False
+        if k not in _VALID_NAMES and not _canonical_name(k):
+            return False
         t = type(v)
         if t is str:
-            if v.isascii() or _canonical_text(v):
+            if v.isascii():
                 continue
-            return False
-        if t is bool or v is None:
+        elif t is bool or v is None:
             continue
-        if t is int:
+        elif t is int:
             if INT64_MIN <= v <= INT64_MAX:
                 continue
             return False
-        if t is float:
+        elif t is float:
             if _isfinite(v):
+                continue
+            return False
+        elif t is list:
+            if depth < _CANONICAL_DEPTH and _canonical_list(v, depth + 1):
                 continue
             return False
         if not _canonical_value(v, depth + 1):
             return False
+    return True
+
+
+def _canonical_list(value: list[Any], depth: int) -> bool:
+    for v in value:
+        t = type(v)
+        if (
+            (t is str and v.isascii())
+            or t is bool
+            or v is None
+            or (t is int and INT64_MIN <= v <= INT64_MAX)
+            or (t is float and _isfinite(v))
+        ):
+            continue
+        if not _canonical_value(v, depth):
+            return False
+    return True
+
+
+def _canonical_name(name: str) -> bool:
+    try:
+        _check_name(name, "")
+    except QueryError:
+        return False
     return True
 
 
@@ -311,7 +336,7 @@ def _canonical_value(value: Any, depth: int) -> bool:
     if t is dict:
         return depth < _CANONICAL_DEPTH and _canonical_dict(value, depth)
     if t is list:
-        return depth < _CANONICAL_DEPTH and all(_canonical_value(v, depth + 1) for v in value)
+        return depth < _CANONICAL_DEPTH and _canonical_list(value, depth + 1)
     if t is datetime:
         return value.tzinfo is UTC and value.microsecond % 1000 == 0
     if t is Decimal:
