@@ -16,6 +16,7 @@ from collections.abc import (
     Iterable,
     Mapping,
 )
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, overload
 
 from asyncdb._streamed_insert import insert_streamed, streams
@@ -70,7 +71,7 @@ from asyncdb.query.pipeline import Pipeline, first_match, parse_pipeline, parse_
 from asyncdb.query.plancache import ShapeEntry
 from asyncdb.query.sort import sort_key
 from asyncdb.query.update import apply_projection
-from asyncdb.query.values import normalize_document, normalize_value
+from asyncdb.query.values import canonical, normalize_document, normalize_value
 from asyncdb.types import CollectionSpec, DocT, Page, Plan, Query, UpdateResult
 
 if TYPE_CHECKING:
@@ -85,6 +86,10 @@ ProjectionSpec = Mapping[str, Any] | list[str] | tuple[str, ...]
 _END: Any = object()  # a find stream with no first document
 # A find limited to this many documents, collected by to_list, is read whole in one call.
 LIST_AT_ONCE = 1000
+# True while the caller's documents are its own fresh dicts that nothing else holds or changes
+# (a copy's batch read from its source): a document already in canonical form is then written
+# as it is, without the validated copy that keeps an application's dicts apart.
+owned_documents: ContextVar[bool] = ContextVar("asyncdb_owned_documents", default=False)
 
 
 def _same_document(a: Any, b: Any) -> bool:
@@ -356,14 +361,10 @@ class Cursor(Generic[DocT]):
         await coll._ready()
         query = self._query()
 
-        async def collect() -> list[Doc]:
-            it = await coll._store.find(
+        def collect() -> Awaitable[list[Doc]]:
+            return coll._store.find_list(
                 query, coll._session, allow_scan=self._allow_scan, shape=self._entry
             )
-            try:
-                return [doc async for doc in it]
-            finally:
-                await close_stream(it)
 
         docs: list[Doc] = await observed_find_list(
             coll,
@@ -505,11 +506,12 @@ class Collection(Generic[DocT]):
         add_doc, add_key = prepared.append, keys.append
         # the store's own limits (none beyond the portable ones on memory and SQLite)
         check_document = None if self._store.limits is PORTABLE else self._store.check_document
+        owned = owned_documents.get()
         with gc_paused(len(docs) >= GC_PAUSE_MIN):  # synchronous, only copies are made here
             for doc in docs:
                 if type(doc) is not dict and not isinstance(doc, Mapping):
                     raise QueryError(f"a document must be a mapping, not {type(doc).__name__}")
-                one: Doc = normalize_document(doc)
+                one: Doc = doc if owned and canonical(doc) else normalize_document(doc)
                 if generate_id and "id" not in one:
                     one = {"id": new_id(), **one}
                 key = check_key(one, spec)

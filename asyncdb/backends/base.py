@@ -697,6 +697,51 @@ class StoreCollection(ABC):
         self.check_scan(plan, query, allow_scan)
         return self._execute(plan, query, session, allow_scan)
 
+    async def find_list(
+        self,
+        query: Query,
+        session: Session | None,
+        *,
+        allow_scan: bool | None = None,
+        shape: ShapeEntry | None = None,
+    ) -> list[Doc]:
+        """``find``'s documents collected (a bounded read). When the store pushed all of the
+        plan (no residual filter, no sort or limit left to apply here, no projection), a store
+        with ``row_list`` decodes its rows in one pass, without a generator per document."""
+        full = Query(
+            self.visible(query.filter),
+            query.sort,
+            query.skip,
+            query.limit,
+            query.projection,
+            query.after,
+        )
+        plan = self.execution_plan(full) if shape is None else self.shaped_plan(full, shape)
+        self.check_scan(plan, full, allow_scan)
+        if (
+            plan.residual_node is None
+            and not plan.client_sort
+            and plan.limit_pushed
+            and full.projection is None
+            and full.limit != 0
+        ):
+            docs = await self.row_list(plan, session)
+            if docs is not None:
+                operation = current_operation.get()
+                if operation is not None:
+                    operation.docs_read += len(docs)
+                return docs
+        it = self._execute(plan, full, session, allow_scan)
+        try:
+            return [doc async for doc in it]
+        finally:
+            await close_stream(it)
+
+    async def row_list(self, plan: Plan, session: Session | None) -> list[Doc] | None:
+        """Every document of a plan the store runs whole (its rows decoded in one pass), or
+        None: then ``find_list`` streams it."""
+        return None
+
     def execution_plan(self, query: Query) -> Plan:
         """The plan ``find`` runs; a backend may skip the parts only ``explain()`` shows."""
         return self.bounded_plan(query, self.plan)

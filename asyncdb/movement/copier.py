@@ -25,7 +25,7 @@ from typing import Any, TextIO, TypeVar
 
 from asyncdb._tagged_json import dumps
 from asyncdb.bulk import InsertOne, ReplaceOne
-from asyncdb.collection import Collection
+from asyncdb.collection import Collection, owned_documents
 from asyncdb.errors import (
     AsyncDBError,
     BackendUnavailable,
@@ -322,13 +322,17 @@ def _same(a: Doc, b: Doc) -> bool:
     return dumps(a) == dumps(b)
 
 
-async def write_batch(coll: Collection, docs: list[Doc]) -> list[tuple[Doc, Exception]]:
+async def write_batch(
+    coll: Collection, docs: list[Doc], owned: bool = False
+) -> list[tuple[Doc, Exception]]:
     """Write ``docs`` through the bulk path; returns the documents that failed, with why.
 
     A batch meeting keys the destination already holds (a resumed batch) is re-applied by key;
-    a batch with a bad document is written one document at a time to single it out."""
+    a batch with a bad document is written one document at a time to single it out. ``owned``:
+    the documents are fresh dicts nothing else holds (see ``owned_documents``)."""
     if not docs:
         return []
+    token = owned_documents.set(owned)
     try:
         await coll.insert_many(docs)
         return []
@@ -338,6 +342,8 @@ async def write_batch(coll: Collection, docs: list[Doc]) -> list[tuple[Doc, Exce
         raise
     except AsyncDBError:
         return await _write_each(coll, docs)
+    finally:
+        owned_documents.reset(token)
     fields = coll.spec.key
     stored = {
         key_of(d, fields): d
@@ -491,6 +497,13 @@ class _Run:
             return
         position = cp.position(name, index)
         fields = dst.spec.key
+        # documents read from an asyncdb store, unchanged: fresh dicts the copy alone holds
+        owned = (
+            self.fn is None
+            and type(source) is CollectionSource
+            and converter(source) is None
+            and source.backend != "memory"
+        )
         batches = source.batches(part, position, self.batch_size)
         # aclosing: a failed part stops its reader now, not when the generator is collected
         async with contextlib.aclosing(_prefetched(batches)) as prefetched:
@@ -500,7 +513,7 @@ class _Run:
                 counts.read += len(docs)
                 out = self._mapped(source, counts, docs)
                 await self.capacity.wait()
-                failed = await write_batch(dst, out)
+                failed = await write_batch(dst, out, owned)
                 for doc, exc in failed:
                     key = _shown(key_of(doc, fields)) if all(f in doc for f in fields) else None
                     self._failed(name, counts, key, exc, doc)

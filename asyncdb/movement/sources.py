@@ -22,7 +22,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
 
-from asyncdb.collection import Collection
+from asyncdb.collection import LIST_AT_ONCE, Collection
 from asyncdb.types import CollectionSpec
 
 Doc = dict[str, Any]
@@ -30,6 +30,9 @@ Key = tuple[Any, ...]
 Part = dict[str, Any]
 
 KEY_TYPES = ("number", "string", "date")  # BSON order of the key types
+# Stores whose key-range reads with a limit are index range scans: a part whose keys share
+# one type is read one bounded query per batch (see CollectionSource.batches).
+PAGED = frozenset({"sqlite"})
 
 
 def _type_rank(value: Any) -> int:
@@ -188,14 +191,54 @@ class CollectionSource:
             return {}
         return conds[0] if len(conds) == 1 else {"$and": conds}
 
+    def _page_filter(self, part: Part, after: Key | None) -> dict[str, Any]:
+        """``_filter(part, after)`` with one lower bound: a key past ``after`` is in the part
+        once it is below ``hi`` (``after`` is a key of the part), and SQL planners bound an
+        index range by one lower bound only, which must be the tighter one."""
+        fields, plain = self.spec.key, bool(part.get("plain"))
+        if after is None:
+            return range_filter(fields, _key(part.get("lo")), _key(part.get("hi")), plain)
+        conds = [key_compare(fields, after, "$gt", plain)]
+        hi = _key(part.get("hi"))
+        if hi is not None:
+            conds.append(key_compare(fields, hi, "$lt", plain))
+        return conds[0] if len(conds) == 1 else {"$and": conds}
+
+    async def _pages(
+        self, part: Part, position: Any, size: int
+    ) -> AsyncIterator[tuple[list[Doc], Any]]:
+        """``batches`` as one key-sorted query of ``size`` documents per batch, from the last
+        key read on: each batch is read and decoded whole, with no generator per document."""
+        fields = self.spec.key
+        after = _key(position)
+        while True:
+            batch = await self.coll.find(
+                self._page_filter(part, after),
+                sort=self._sort,
+                limit=size,
+                allow_scan=True,
+                cache=False,
+            ).to_list()
+            if not batch:
+                return
+            last = [batch[-1][k] for k in fields]
+            yield batch, last
+            if len(batch) < size:
+                return
+            after = tuple(last)
+
     async def batches(
         self, part: Part, position: Any, size: int
     ) -> AsyncIterator[tuple[list[Doc], Any]]:
+        if self.backend in PAGED and part.get("plain") and size <= LIST_AT_ONCE:
+            async for paged in self._pages(part, position, size):
+                yield paged
+            return
+        fields = self.spec.key
         cursor = self.coll.find(
             self._filter(part, _key(position)), sort=self._sort, allow_scan=True, cache=False
         )
         batch: list[Doc] = []
-        fields = self.spec.key
         async for doc in cursor:
             batch.append(doc)
             if len(batch) >= size:

@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeGuard
 
 from asyncdb.errors import QueryError
 from asyncdb.query.limits import MAX_DEPTH, check_text
@@ -239,6 +239,110 @@ def normalize_document(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 
 _isfinite = math.isfinite
+
+# Containers nested deeper than this are never called canonical (the nesting limit is then
+# enforced by the validation itself).
+_CANONICAL_DEPTH = MAX_DEPTH - 10
+
+
+def canonical(doc: Any) -> TypeGuard[dict[str, Any]]:
+    """Whether ``normalize_document(doc)`` would return a document equal to ``doc``, types
+    included: a dict with valid field names whose values are all in canonical form (str,
+    bool, None, 64-bit int, finite float, finite Decimal, bytes, UTC datetimes at millisecond
+    precision, and dicts and lists of those). False for anything the validation would change
+    or refuse, and for anything it is not sure of (then the validation decides).
+
+    A document that is canonical can be written as it is instead of as a validated copy
+    when nothing else holds it (a copy's freshly read documents).
+
+    >>> canonical({"id": "a1", "n": 1, "tags": ["x"]}), canonical({"t": (1, 2)})
+    (True, False)
+    """
+    return type(doc) is dict and _canonical_dict(doc, 0)
+
+
+def _canonical_text(value: str) -> bool:
+    try:
+        check_text(value, "")
+    except QueryError:
+        return False
+    return True
+
+
+def _canonical_dict(value: dict[Any, Any], depth: int) -> bool:
+    """canonical of a dict at ``depth``: the checks of _normalize_dict, no copy."""
+    for k, v in value.items():
+        if type(k) is not str:
+            return False
+        if k not in _VALID_NAMES and not _canonical_name(k):
+            return False
+        t = type(v)
+        if t is str:
+            if v.isascii():
+                continue
+        elif t is bool or v is None:
+            continue
+        elif t is int:
+            if INT64_MIN <= v <= INT64_MAX:
+                continue
+            return False
+        elif t is float:
+            if _isfinite(v):
+                continue
+            return False
+        elif t is list:
+            if depth < _CANONICAL_DEPTH and _canonical_list(v, depth + 1):
+                continue
+            return False
+        if not _canonical_value(v, depth + 1):
+            return False
+    return True
+
+
+def _canonical_list(value: list[Any], depth: int) -> bool:
+    for v in value:
+        t = type(v)
+        if (
+            (t is str and v.isascii())
+            or t is bool
+            or v is None
+            or (t is int and INT64_MIN <= v <= INT64_MAX)
+            or (t is float and _isfinite(v))
+        ):
+            continue
+        if not _canonical_value(v, depth):
+            return False
+    return True
+
+
+def _canonical_name(name: str) -> bool:
+    try:
+        _check_name(name, "")
+    except QueryError:
+        return False
+    return True
+
+
+def _canonical_value(value: Any, depth: int) -> bool:
+    t = type(value)
+    if t is str:
+        return value.isascii() or _canonical_text(value)
+    if t is bool or value is None or t is bytes:
+        return True
+    if t is int:
+        return bool(INT64_MIN <= value <= INT64_MAX)
+    if t is float:
+        return _isfinite(value)
+    if t is dict:
+        return depth < _CANONICAL_DEPTH and _canonical_dict(value, depth)
+    if t is list:
+        return depth < _CANONICAL_DEPTH and _canonical_list(value, depth + 1)
+    if t is datetime:
+        return value.tzinfo is UTC and value.microsecond % 1000 == 0
+    if t is Decimal:
+        return bool(value.is_finite())
+    return False
+
 
 # Field names already found valid. Documents repeat the same few names, so one set lookup
 # replaces the checks of check_field_name; bounded so arbitrary names cannot grow it forever.

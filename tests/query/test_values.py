@@ -369,3 +369,100 @@ def test_iso_date_is_fixed_width_utc_text_with_milliseconds(value: datetime, who
     utc = value.astimezone(UTC)
     assert iso_date(value) == utc.isoformat(timespec="milliseconds")[:-6] + "Z"
     assert len(iso_date(value)) == 24
+
+
+# --- canonical: a document the validation would return unchanged --------------------------
+
+canonical_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=INT64_MIN, max_value=INT64_MAX),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([-0.0, 0, 1, 1.0, True, False, 2**53 + 1, 1e16]),
+    st.text(max_size=4),
+    st.sampled_from(["é", "日本", "x\x00y", "\ud800", "a\udfffb"]),
+    st.decimals(allow_nan=False, allow_infinity=False, places=3),
+    st.sampled_from([Decimal("1.5"), Decimal("-0"), Decimal("NaN"), Decimal("Infinity")]),
+    st.binary(max_size=3),
+    st.sampled_from([bytearray(b"ab"), memoryview(b"cd")]),
+    st.datetimes(timezones=st.just(UTC)),  # microseconds: canonical only at whole milliseconds
+    st.datetimes(timezones=st.just(UTC)).map(lambda d: d.replace(microsecond=0)),
+    st.sampled_from(
+        [
+            T0.replace(tzinfo=None),
+            T0.replace(microsecond=123000).astimezone(timezone(timedelta(hours=5))),
+            T0.replace(microsecond=123000, tzinfo=timezone(timedelta(0))),  # UTC, another tzinfo
+        ]
+    ),
+    st.sampled_from([Level.HIGH, Tone.LOUD, Name("sub"), {1, 2}, (1, 2)]),
+    st.integers(min_value=INT64_MAX + 1, max_value=INT64_MAX + 3),
+)
+canonical_names = st.one_of(
+    st.sampled_from(["a", "b", "id", "n", "é"]),
+    st.text(max_size=3),
+    st.sampled_from(["$x", "a.b", "", "n\x00", "\ud800", Name("sub"), Tone.LOUD, 1]),
+)
+canonical_values = st.recursive(
+    canonical_scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(canonical_names, children, max_size=4),
+        st.dictionaries(canonical_names, children, max_size=2).map(OrderedDict),
+        st.lists(children, max_size=2).map(tuple),
+    ),
+    max_leaves=12,
+)
+
+
+def unchanged_by_validation(doc: Any) -> bool:
+    """The oracle: the validation returns a value equal to ``doc``, every type the same."""
+    return outcome(normalize_document, doc) == ("ok", typed(doc))
+
+
+@settings(max_examples=600)
+@given(st.dictionaries(canonical_names, canonical_values, max_size=5))
+def test_canonical_exactly_when_validation_changes_and_refuses_nothing(doc: Any) -> None:
+    from asyncdb.query.values import canonical
+
+    # canonical implies: the validated copy equals the document, types included (bool vs
+    # int, float vs int, -0.0, Decimal, bytes, UTC datetimes, nesting); anything the
+    # validation would change (a tuple, bytearray, an IntEnum, a str subclass, a non-UTC or
+    # sub-millisecond datetime) or refuse ($ names, NaN, surrogates, big ints) is not
+    assert canonical(doc) == unchanged_by_validation(doc)
+
+
+def test_canonical_holds_for_stored_forms_and_not_for_near_misses() -> None:
+    from asyncdb.query.values import canonical
+
+    good = {
+        "id": "a1",
+        "n": 1,
+        "f": 1.0,
+        "b": True,
+        "d": Decimal("1.10"),
+        "at": T0.replace(microsecond=123000),
+        "raw": b"\x00",
+        "nested": {"l": [1, "x", None, {"k": [2.5]}]},
+        "text": "日本",
+    }
+    assert canonical(good)
+    for field, bad in [
+        ("t", (1, 2)),
+        ("at", T0),  # microseconds below the millisecond
+        ("at", T0.replace(microsecond=0, tzinfo=None)),
+        ("raw", bytearray(b"x")),
+        ("n", Level.HIGH),
+        ("s", Name("x")),
+        ("d", Decimal("NaN")),
+        ("f", math.inf),
+        ("i", INT64_MAX + 1),
+        ("s", "\ud800"),
+        ("m", OrderedDict(a=1)),
+        ("set", {1}),
+    ]:
+        assert not canonical({**good, field: bad}), (field, bad)
+        assert not canonical({**good, "nested": {"deep": [bad]}}), (field, bad)
+    for name in ["$x", "a.b", "", "n\x00"]:
+        assert not canonical({**good, name: 1})
+    assert not canonical(OrderedDict(good))  # not a dict: the general path
+    assert not canonical(nested("dict", 95))  # deep nesting: the validation decides

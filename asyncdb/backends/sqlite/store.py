@@ -593,6 +593,14 @@ class SQLiteCollection(StoreCollection):
             for text, flags in batch:
                 yield decode_doc(text, flags)
 
+    async def row_list(self, plan: Plan, session: Session | None) -> list[Doc] | None:
+        """A bounded statement's rows in one round trip, decoded in one pass."""
+        stmt: Statement = plan.payload
+        if not stmt.by_key and stmt.bounded is None:
+            return None
+        rows = await self.store.fetch_all(stmt.sql, stmt.params, session)
+        return [decode_doc(text, flags) for text, flags in rows]
+
     def _key_params(self, doc: Doc) -> list[Any]:
         if self._single:
             return [encode_key(doc[self._single])]
