@@ -17,6 +17,7 @@ dates, BSON order); the filters add ``$type`` alternatives so that a range writt
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -139,38 +140,47 @@ class CollectionSource:
     async def count(self) -> int:
         return await self.coll.count_documents({}, allow_scan=True)
 
+    async def _end(self, direction: int) -> Doc | None:
+        """The document with the smallest (1) or largest (-1) key."""
+        found = await self.coll.find(
+            {}, sort=[(k, direction) for k in self.spec.key], limit=1, allow_scan=True, cache=False
+        ).to_list()
+        return found[0] if found else None
+
     async def _one_key_type(self) -> bool:
         """Whether every key has the same type (a single key field whose smallest and largest
         values, in BSON order, are of one type): then plain comparisons are exact."""
         if len(self.spec.key) != 1:
             return False
         field = self.spec.key[0]
-        ends = []
-        for direction in (1, -1):
-            found = await self.coll.find(
-                {}, sort=[(field, direction)], limit=1, allow_scan=True, cache=False
-            ).to_list()
-            if not found:
-                return True
-            ends.append(_type_rank(found[0][field]))
-        return ends[0] == ends[1]
+        first, last = await asyncio.gather(self._end(1), self._end(-1))
+        if first is None or last is None:
+            return True
+        return _type_rank(first[field]) == _type_rank(last[field])
+
+    async def _key_at(self, skip: int) -> Key | None:
+        found = await self.coll.find(
+            {}, sort=self._sort, skip=skip, limit=1, allow_scan=True, cache=False
+        ).to_list()
+        return tuple(found[0][k] for k in self.spec.key) if found else None
 
     async def parts(self, n: int) -> list[Part]:
-        """Key ranges of about equal size (split points found with sorted ``skip``)."""
-        plain = await self._one_key_type()
-        total = await self.count() if n > 1 else 0
+        """Key ranges of about equal size (split points found with sorted ``skip``). The reads
+        run concurrently: the ends and the count, then the split points."""
+        one_type = asyncio.ensure_future(self._one_key_type())
+        try:
+            total = await self.count() if n > 1 else 0
+            skips = sorted({total * i // n for i in range(1, n)} - {0})
+            found = await asyncio.gather(*(self._key_at(skip) for skip in skips))
+            plain = await one_type
+        finally:
+            if not one_type.done():
+                one_type.cancel()
+                await asyncio.gather(one_type, return_exceptions=True)
         bounds: list[Key] = []
-        for i in range(1, n):
-            skip = total * i // n
-            if skip == 0:
-                continue
-            found = await self.coll.find(
-                {}, sort=self._sort, skip=skip, limit=1, allow_scan=True
-            ).to_list()
-            if found:
-                key = tuple(found[0][k] for k in self.spec.key)
-                if not bounds or bounds[-1] != key:
-                    bounds.append(key)
+        for key in found:
+            if key is not None and (not bounds or bounds[-1] != key):
+                bounds.append(key)
         edges: list[Key | None] = [None, *bounds, None]
         return [{"lo": edges[i], "hi": edges[i + 1], "plain": plain} for i in range(len(edges) - 1)]
 
