@@ -31,6 +31,7 @@ Key = tuple[Any, ...]
 Part = dict[str, Any]
 
 KEY_TYPES = ("number", "string", "date")  # BSON order of the key types
+PLAN_SAMPLE = 1024  # keys kept while planning key ranges
 
 
 def _type_rank(value: Any) -> int:
@@ -158,29 +159,34 @@ class CollectionSource:
             return True
         return _type_rank(first[field]) == _type_rank(last[field])
 
-    async def _key_at(self, skip: int) -> Key | None:
-        found = await self.coll.find(
-            {}, sort=self._sort, skip=skip, limit=1, allow_scan=True, cache=False
-        ).to_list()
-        return tuple(found[0][k] for k in self.spec.key) if found else None
-
     async def parts(self, n: int) -> list[Part]:
-        """Key ranges of about equal size (split points found with sorted ``skip``). The reads
-        run concurrently: the ends and the count, then the split points."""
-        one_type = asyncio.ensure_future(self._one_key_type())
-        try:
-            total = await self.count() if n > 1 else 0
-            skips = sorted({total * i // n for i in range(1, n)} - {0})
-            found = await asyncio.gather(*(self._key_at(skip) for skip in skips))
-            plain = await one_type
-        finally:
-            if not one_type.done():
-                one_type.cancel()
-                await asyncio.gather(one_type, return_exceptions=True)
+        """Key ranges of about equal size, planned in one key-sorted read of the keys alone
+        (one round of the store's sort instead of a count, two end reads and ``n - 1`` sorted
+        skips): every ``stride``-th key is kept, at most PLAN_SAMPLE of them (the stride
+        doubles when they would be more), so the split points fall within ``stride`` keys of
+        the equal shares in constant memory."""
+        if n <= 1:
+            return [{"lo": None, "hi": None, "plain": await self._one_key_type()}]
+        fields = self.spec.key
+        kept: list[Key] = []  # kept[j]: the key at position j * stride
+        stride, total = 1, 0
+        last: Key | None = None
+        keys_only = {f: 1 for f in fields}
+        async for doc in self.coll.find(
+            {}, projection=keys_only, sort=self._sort, allow_scan=True, cache=False
+        ):
+            last = tuple(doc[f] for f in fields)
+            if total % stride == 0:
+                kept.append(last)
+                if len(kept) > PLAN_SAMPLE:
+                    kept, stride = kept[::2], stride * 2
+            total += 1
+        plain = len(fields) == 1 and (last is None or _type_rank(kept[0][0]) == _type_rank(last[0]))
         bounds: list[Key] = []
-        for key in found:
-            if key is not None and (not bounds or bounds[-1] != key):
-                bounds.append(key)
+        for i in range(1, n):
+            j = min(round(total * i / n / stride), len(kept) - 1)
+            if j > 0 and (not bounds or bounds[-1] != kept[j]):
+                bounds.append(kept[j])
         edges: list[Key | None] = [None, *bounds, None]
         return [{"lo": edges[i], "hi": edges[i + 1], "plain": plain} for i in range(len(edges) - 1)]
 
