@@ -593,10 +593,21 @@ class Collection(Generic[DocT]):
         ordered: bool = True,
         *,
         comment: Any = None,
+        assume_new: bool = False,
     ) -> list[Any]:
         """Insert all documents or none; returns their keys in order. ``ordered=False``
         inserts every document it can and raises :class:`~asyncdb.BulkWriteError` for the
-        rest (as ``bulk_write`` of ``InsertOne`` operations)."""
+        rest (as ``bulk_write`` of ``InsertOne`` operations).
+
+        ``assume_new=True``: the caller knows none of the keys is stored (it found the
+        collection empty and writes each key once, as a fresh ``asyncdb.copy`` does). A store
+        whose duplicate-key check is a read before the write (DynamoDB's BatchGetItem) skips
+        it, and a key stored after all is then overwritten instead of raising
+        :class:`~asyncdb.DuplicateKey`; the other stores check as usual. The batch's own
+        repeated keys still raise DuplicateKey, and the insert is still all or nothing.
+        Ordered inserts outside a transaction only (ignored otherwise)."""
+        if type(assume_new) is not bool:
+            raise QueryError("assume_new must be True or False", path="assume_new")
         options = call_options_of(None, comment, self.spec)
         if ordered is not True:
             return await self._insert_unordered(docs, ordered, options)
@@ -610,9 +621,11 @@ class Collection(Generic[DocT]):
         if not prepared:
             return []
         await self._ready()
+        store = self._store
+        insert = store.insert_new if assume_new and self._session is None else store.insert
         try:
             await self._call(
-                lambda: self._store.insert(prepared, self._session),
+                lambda: insert(prepared, self._session),
                 write=True,
                 what="insert",
                 insert_check=self._stored_as_sent(prepared),

@@ -18,13 +18,18 @@ the 4N side of the memory measure) set the sizes. On a loaded machine one round 
 SQLite -> PostgreSQL pair runs ``BENCH_COPY_ROUNDS`` (default 3) alternating rounds of raw and
 copy and keeps the best of each; it also measures asyncdb's own ``insert_many`` of the same
 documents (4 tasks, batches of 500), the destination's bulk path that bounds any copy.
-``BENCH_COPY_PAIRS=sqlite`` runs that pair alone.
+The MongoDB -> DynamoDB pair fills its own source and runs warm, interleaved rounds
+(``BENCH_COPY_ROUNDS``) of raw ``batch_write_item``, the copy and ``insert_many`` alone; the
+medians count. ``BENCH_COPY_PAIRS=sqlite`` (or ``mongo``) runs that pair alone, with only the
+servers it needs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -45,6 +50,7 @@ ROUNDS = int(os.environ.get("BENCH_COPY_ROUNDS", "3"))
 PAIRS = os.environ.get("BENCH_COPY_PAIRS", "sqlite,postgres,mongo").split(",")
 VERIFY_DOCS = int(os.environ.get("BENCH_VERIFY_DOCS", "250000"))
 TARGET = 0.5
+MONGO_DYNAMODB_DETAIL: dict[str, Any] = {}  # that pair's rounds, for the results file
 
 
 def doc(i: int) -> dict[str, Any]:
@@ -82,18 +88,34 @@ async def raw_mongo(url: str, docs: list[dict[str, Any]]) -> float:
         await client.close()
 
 
-async def raw_dynamodb(url: str, docs: list[dict[str, Any]]) -> float:
+async def raw_dynamodb_tables(url: str, names: list[str]) -> None:
+    """Empty tables of one ``id`` string key for :func:`raw_dynamodb` (made before timing)."""
     from asyncdb.movement.foreign import _dynamo_client
 
     async with asyncdb.connect(url) as db:
         cm, client, _ = await _dynamo_client(db)
     try:
-        await client.create_table(
-            TableName="raw_copy",
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        for name in names:
+            with contextlib.suppress(client.exceptions.ResourceNotFoundException):
+                await client.delete_table(TableName=name)
+            await client.create_table(
+                TableName=name,
+                KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+    finally:
+        await cm.__aexit__(None, None, None)
+
+
+async def raw_dynamodb(url: str, docs: list[dict[str, Any]], table: str = "raw_copy") -> float:
+    """aioboto3 ``batch_write_item`` of 25 items from 4 tasks into ``table`` (empty, made by
+    :func:`raw_dynamodb_tables`), fed prepared items."""
+    from asyncdb.movement.foreign import _dynamo_client
+
+    async with asyncdb.connect(url) as db:
+        cm, client, _ = await _dynamo_client(db)
+    try:
         items = [
             {
                 "PutRequest": {
@@ -109,8 +131,8 @@ async def raw_dynamodb(url: str, docs: list[dict[str, Any]]) -> float:
             for chunk in mine:
                 pending = chunk
                 while pending:
-                    reply = await client.batch_write_item(RequestItems={"raw_copy": pending})
-                    pending = reply.get("UnprocessedItems", {}).get("raw_copy", [])
+                    reply = await client.batch_write_item(RequestItems={table: pending})
+                    pending = reply.get("UnprocessedItems", {}).get(table, [])
 
         await asyncio.gather(*(worker(chunks[w::4]) for w in range(4)))
         return time.perf_counter() - started
@@ -185,6 +207,70 @@ async def pair(
     return rows
 
 
+async def mongo_dynamodb(mongo: str, dynamo: str, n: int, rounds: int) -> list[list[Any]]:
+    """MongoDB -> DynamoDB, warm and interleaved: the pair fills its own MongoDB source, runs
+    one untimed raw write, copy and ``insert_many`` (DynamoDB Local's JVM and both drivers warm
+    up on whichever side runs first), then ``rounds`` rounds of raw ``batch_write_item``, the
+    copy and asyncdb's ``insert_many`` alone, their order reversed every other round; each into
+    an empty table made before timing. The medians count (the best rounds are shown too)."""
+    docs = [doc(i) for i in range(n)]
+    async with asyncdb.connect(mongo) as db:
+        bench = db.collection("bench")
+        await bench.drop()
+        for start in range(0, n, 50_000):
+            await bench.insert_many(docs[start : start + 50_000])
+    tables = [f"raw_copy_{r}" for r in range(rounds + 1)]
+    await raw_dynamodb_tables(dynamo, tables)
+    free = iter(tables)
+
+    async def raw() -> float:
+        return await raw_dynamodb(dynamo, docs, next(free))
+
+    async def copy() -> float:
+        async with asyncdb.connect(dynamo) as db:
+            await db.collection("bench").drop()
+        started = time.perf_counter()
+        report = await asyncdb.copy(mongo, dynamo, verify=False, workers=4, batch_size=500)
+        seconds = time.perf_counter() - started
+        assert report.written == n
+        return seconds
+
+    async def alone() -> float:
+        return await insert_alone(dynamo, docs)
+
+    sides = {"raw": raw, "copy": copy, "alone": alone}
+    times: dict[str, list[float]] = {k: [] for k in sides}
+    for label in sides:  # the warm-up, untimed
+        await sides[label]()
+    for r in range(rounds):
+        for label in list(sides) if r % 2 == 0 else list(sides)[::-1]:
+            times[label].append(await sides[label]())
+    started = time.perf_counter()
+    assert (await asyncdb.verify(mongo, dynamo)).equal
+    verify_s = time.perf_counter() - started
+    raw_s, copy_s, alone_s = (statistics.median(times[k]) for k in ("raw", "copy", "alone"))
+    best_raw, best_copy = min(times["raw"]), min(times["copy"])
+    ratio = raw_s / copy_s
+    MONGO_DYNAMODB_DETAIL.update(
+        rounds=rounds,
+        rounds_seconds=times,
+        ratio_median=ratio,
+        ratio_best_rounds=best_raw / best_copy,
+        alone_ratio_median=raw_s / alone_s,
+    )
+    name = f"copy mongodb -> dynamodb ({n:,}, median of {rounds}, warm, interleaved)"
+    return [
+        [name, f"{n / copy_s:,.0f} docs/s", f"{n / raw_s:,.0f} docs/s", round(ratio, 2),
+         f">= {TARGET}", "yes" if ratio >= TARGET else "no"],
+        ["  best rounds", f"{n / best_copy:,.0f} docs/s", f"{n / best_raw:,.0f} docs/s",
+         round(best_raw / best_copy, 2), "", ""],
+        [f"  asyncdb insert_many alone ({n:,}, 4 tasks x 500)", f"{n / alone_s:,.0f} docs/s",
+         f"{n / raw_s:,.0f} docs/s", round(raw_s / alone_s, 2), "bound", ""],
+        ["  copy / insert_many alone", "", "", round(alone_s / copy_s, 2), "", ""],
+        ["verify mongodb -> dynamodb", f"{n / verify_s:,.0f} docs/s", "", "", "", ""],
+    ]  # fmt: skip
+
+
 async def verify_memory(n: int, tmp: str) -> int:
     """Peak memory allocated during a verify of two SQLite files of ``n`` documents (SQLite
     streams its rows; memory:// would hold a snapshot list of its own)."""
@@ -208,13 +294,23 @@ async def main() -> None:
     from tests.servers.mongo import SecantusServer
     from tests.servers.postgres import PostgresServer, with_database
 
-    servers: list[Any] = [PostgresServer(), SecantusServer(), DynamoDBLocalServer()]
+    wanted = {
+        "postgres": bool({"sqlite", "postgres"} & set(PAIRS)),
+        "mongo": bool({"postgres", "mongo"} & set(PAIRS)),
+        "dynamodb": "mongo" in PAIRS,
+    }
+    made = {"postgres": PostgresServer, "mongo": SecantusServer, "dynamodb": DynamoDBLocalServer}
+    started = {k: made[k]() for k, on in wanted.items() if on}
+    servers: list[Any] = list(started.values())
     rows: list[list[Any]] = []
     for s in servers:
         s.start()
     try:
-        pg, dynamo = servers[0].url, servers[2].url
-        mongo = with_database(servers[1].url, "asyncdb_bench_copy")
+        pg = started["postgres"].url if "postgres" in started else ""
+        dynamo = started["dynamodb"].url if "dynamodb" in started else ""
+        mongo = (
+            with_database(started["mongo"].url, "asyncdb_bench_copy") if "mongo" in started else ""
+        )
         with tempfile.TemporaryDirectory() as tmp:
             os.chdir(tmp)
             # a chain: each destination is the next source
@@ -230,7 +326,7 @@ async def main() -> None:
                     await pair(sqlite, pg, DOCS, 500, raw_postgres, True)
                 rows += await pair(pg, mongo, DOCS, 500, raw_mongo, False)
             if "mongo" in PAIRS:
-                rows += await pair(mongo, dynamo, DOCS, 500, raw_dynamodb, False)
+                rows += await mongo_dynamodb(mongo, dynamo, DOCS, ROUNDS)
     finally:
         for s in servers:
             s.stop()
@@ -247,7 +343,16 @@ async def main() -> None:
     print_table(headers, rows)
     name = "bench_copy" if len(PAIRS) == 3 else "bench_copy_" + "_".join(PAIRS)
     table = [dict(zip(headers, r, strict=True)) for r in rows]
-    save_results(name, {"docs": DOCS, "pg_docs": PG_DOCS, "rounds": ROUNDS, "rows": table})
+    save_results(
+        name,
+        {
+            "docs": DOCS,
+            "pg_docs": PG_DOCS,
+            "rounds": ROUNDS,
+            "rows": table,
+            "mongo_dynamodb": MONGO_DYNAMODB_DETAIL,
+        },
+    )
 
 
 if __name__ == "__main__":

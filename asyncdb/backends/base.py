@@ -916,6 +916,13 @@ class StoreCollection(ABC):
             await self.insert_docs(docs, s)
         return keys
 
+    async def insert_new(self, docs: list[Doc], session: Session | None) -> list[KeyTuple]:
+        """``insert`` of documents whose keys the caller knows are not stored
+        (``insert_many(..., assume_new=True)``): a store whose duplicate-key check is a read
+        of its own before the write may skip it, and then overwrites a key that is stored
+        after all. Here (a store whose check is free, or none to skip) it is ``insert``."""
+        return await self.insert(docs, session)
+
     async def _purge_expired_keys(self, keys: list[KeyTuple], session: Session) -> None:
         assert self.spec.ttl is not None
         expired = expired_filter(self.spec.ttl)

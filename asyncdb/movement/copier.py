@@ -323,18 +323,23 @@ def _same(a: Doc, b: Doc) -> bool:
 
 
 async def write_batch(
-    coll: Collection, docs: list[Doc], owned: bool = False
+    coll: Collection, docs: list[Doc], *, owned: bool = False, fresh: bool = False
 ) -> list[tuple[Doc, Exception]]:
     """Write ``docs`` through the bulk path; returns the documents that failed, with why.
 
     A batch meeting keys the destination already holds (a resumed batch) is re-applied by key;
     a batch with a bad document is written one document at a time to single it out. ``owned``:
-    the documents are fresh dicts nothing else holds (see ``owned_documents``)."""
+    the documents are fresh dicts nothing else holds (see ``owned_documents``). ``fresh``:
+    the destination was empty when this copy began and only the copy writes these keys
+    (``insert_many(assume_new=True)``)."""
     if not docs:
         return []
     token = owned_documents.set(owned)
     try:
-        await coll.insert_many(docs)
+        if fresh:
+            await coll.insert_many(docs, assume_new=True)
+        else:
+            await coll.insert_many(docs)
         return []
     except DuplicateKey:
         pass
@@ -451,6 +456,7 @@ class _Run:
         self.progress = progress
         self.capacity = capacity
         self.report = CopyReport(dead_letter=dead_letter.path)
+        self.resume = False  # a resumed copy checks every key it writes
 
     def _failed(
         self, name: str, counts: CollectionCopy, key: Any, exc: BaseException, doc: Any
@@ -489,7 +495,13 @@ class _Run:
         return out
 
     async def part(
-        self, source: Source, dst: Collection, index: int, part: Part, counts: CollectionCopy
+        self,
+        source: Source,
+        dst: Collection,
+        index: int,
+        part: Part,
+        counts: CollectionCopy,
+        fresh: bool = False,
     ) -> None:
         name = source.spec.name
         cp = self.checkpoint
@@ -513,7 +525,7 @@ class _Run:
                 counts.read += len(docs)
                 out = self._mapped(source, counts, docs)
                 await self.capacity.wait()
-                failed = await write_batch(dst, out, owned)
+                failed = await write_batch(dst, out, owned=owned, fresh=fresh)
                 for doc, exc in failed:
                     key = _shown(key_of(doc, fields)) if all(f in doc for f in fields) else None
                     self._failed(name, counts, key, exc, doc)
@@ -531,19 +543,38 @@ class _Run:
         counts = self.report.collections.setdefault(name, CollectionCopy())
         cp = self.checkpoint
         plan = cp.plan(name)
-        if plan is None:
-            shares = segment[1] if segment else 1
-            plan = await source.parts(shares * self.workers)
-            await cp.set_plan(name, plan)
+        # A destination empty at the start of a copy that is not resumed holds, while it runs,
+        # only the keys this copy wrote, each once: its batches skip the duplicate-key check.
+        # (A resumed copy may meet its own earlier batches: it checks.)
+        empty = asyncio.ensure_future(_empty(dst) if not self.resume else _false())
+        try:
+            if plan is None:
+                shares = segment[1] if segment else 1
+                plan = await source.parts(shares * self.workers)
+                await cp.set_plan(name, plan)
+            fresh = await empty
+        finally:
+            if not empty.done():
+                empty.cancel()
+                await asyncio.gather(empty, return_exceptions=True)
         chosen = [i for i in range(len(plan)) if segment is None or i % segment[1] == segment[0]]
         gate = asyncio.Semaphore(self.workers)
 
         async def one(i: int) -> None:
             async with gate:
-                await self.part(source, dst, i, plan[i], counts)
+                await self.part(source, dst, i, plan[i], counts, fresh)
 
         await _all(one(i) for i in chosen)
         return [plan[i] for i in chosen]
+
+
+async def _empty(coll: Collection) -> bool:
+    """Whether ``coll`` holds no document (its table made if missing, as a write would)."""
+    return not await coll.find({}, limit=1, allow_scan=True, cache=False).to_list()
+
+
+async def _false() -> bool:
+    return False
 
 
 async def _all(coros: Any) -> None:
@@ -653,6 +684,7 @@ async def copy(
             capacity=capacity,
         )
         run.report.resumed = resume and bool(cp.collections)
+        run.resume = resume
         found: list[Source] = []
         try:
             # Encrypted fields move as ciphertext; only between two different key rings are

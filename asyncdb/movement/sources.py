@@ -17,6 +17,7 @@ dates, BSON order); the filters add ``$type`` alternatives so that a range writt
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -33,6 +34,7 @@ KEY_TYPES = ("number", "string", "date")  # BSON order of the key types
 # Stores whose key-range reads with a limit are index range scans: a part whose keys share
 # one type is read one bounded query per batch (see CollectionSource.batches).
 PAGED = frozenset({"sqlite"})
+PLAN_SAMPLE = 1024  # keys kept while planning key ranges
 
 
 def _type_rank(value: Any) -> int:
@@ -142,38 +144,52 @@ class CollectionSource:
     async def count(self) -> int:
         return await self.coll.count_documents({}, allow_scan=True)
 
+    async def _end(self, direction: int) -> Doc | None:
+        """The document with the smallest (1) or largest (-1) key."""
+        found = await self.coll.find(
+            {}, sort=[(k, direction) for k in self.spec.key], limit=1, allow_scan=True, cache=False
+        ).to_list()
+        return found[0] if found else None
+
     async def _one_key_type(self) -> bool:
         """Whether every key has the same type (a single key field whose smallest and largest
         values, in BSON order, are of one type): then plain comparisons are exact."""
         if len(self.spec.key) != 1:
             return False
         field = self.spec.key[0]
-        ends = []
-        for direction in (1, -1):
-            found = await self.coll.find(
-                {}, sort=[(field, direction)], limit=1, allow_scan=True, cache=False
-            ).to_list()
-            if not found:
-                return True
-            ends.append(_type_rank(found[0][field]))
-        return ends[0] == ends[1]
+        first, last = await asyncio.gather(self._end(1), self._end(-1))
+        if first is None or last is None:
+            return True
+        return _type_rank(first[field]) == _type_rank(last[field])
 
     async def parts(self, n: int) -> list[Part]:
-        """Key ranges of about equal size (split points found with sorted ``skip``)."""
-        plain = await self._one_key_type()
-        total = await self.count() if n > 1 else 0
+        """Key ranges of about equal size, planned in one key-sorted read of the keys alone
+        (one round of the store's sort instead of a count, two end reads and ``n - 1`` sorted
+        skips): every ``stride``-th key is kept, at most PLAN_SAMPLE of them (the stride
+        doubles when they would be more), so the split points fall within ``stride`` keys of
+        the equal shares in constant memory."""
+        if n <= 1:
+            return [{"lo": None, "hi": None, "plain": await self._one_key_type()}]
+        fields = self.spec.key
+        kept: list[Key] = []  # kept[j]: the key at position j * stride
+        stride, total = 1, 0
+        last: Key | None = None
+        keys_only = {f: 1 for f in fields}
+        async for doc in self.coll.find(
+            {}, projection=keys_only, sort=self._sort, allow_scan=True, cache=False
+        ):
+            last = tuple(doc[f] for f in fields)
+            if total % stride == 0:
+                kept.append(last)
+                if len(kept) > PLAN_SAMPLE:
+                    kept, stride = kept[::2], stride * 2
+            total += 1
+        plain = len(fields) == 1 and (last is None or _type_rank(kept[0][0]) == _type_rank(last[0]))
         bounds: list[Key] = []
         for i in range(1, n):
-            skip = total * i // n
-            if skip == 0:
-                continue
-            found = await self.coll.find(
-                {}, sort=self._sort, skip=skip, limit=1, allow_scan=True
-            ).to_list()
-            if found:
-                key = tuple(found[0][k] for k in self.spec.key)
-                if not bounds or bounds[-1] != key:
-                    bounds.append(key)
+            j = min(round(total * i / n / stride), len(kept) - 1)
+            if j > 0 and (not bounds or bounds[-1] != kept[j]):
+                bounds.append(kept[j])
         edges: list[Key | None] = [None, *bounds, None]
         return [{"lo": edges[i], "hi": edges[i + 1], "plain": plain} for i in range(len(edges) - 1)]
 

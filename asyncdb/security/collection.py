@@ -243,11 +243,19 @@ class EncryptedCollection(Collection):
 
     @_optioned
     async def insert_many(
-        self, docs: Iterable[Mapping[str, Any]], ordered: bool = True, *, comment: Any = None
+        self,
+        docs: Iterable[Mapping[str, Any]],
+        ordered: bool = True,
+        *,
+        comment: Any = None,
+        assume_new: bool = False,
     ) -> list[Any]:
         """Seal and insert all documents or none (``ordered=False``: every one it can, then
-        ``BulkWriteError``); returns their keys in order."""
-        return await self.inner.insert_many(self._seal_new(docs), ordered=ordered)
+        ``BulkWriteError``); returns their keys in order. ``assume_new``: as
+        ``Collection.insert_many``."""
+        return await self.inner.insert_many(
+            self._seal_new(docs), ordered=ordered, assume_new=assume_new
+        )
 
     def _updated(self, update: Update, doc: Doc, now: datetime) -> Doc:
         new = apply_update(update, doc, now=now)

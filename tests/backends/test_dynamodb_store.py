@@ -113,3 +113,113 @@ async def test_a_selective_gsi_query_reads_only_its_partition(db: asyncdb.Databa
     assert plan.access_path == "index:ix_colour"
     with pytest.raises(asyncdb.ScanRequired):
         await coll.find({"colour": None}).to_list()
+
+
+# --- insert_many(assume_new=True): the batch puts without the duplicate-key lookup ------------
+
+
+async def raw_items(url: str, table: str) -> dict[str, dict[str, Any]]:
+    """Every item of ``table``, by its body, with the write stamp's random tokens left out
+    (its write number and how many tokens it holds kept)."""
+    import aioboto3
+
+    endpoint = DynamoEndpoint.from_url(url)
+    items: dict[str, dict[str, Any]] = {}
+    async with aioboto3.Session().client(
+        "dynamodb",
+        endpoint_url=endpoint.endpoint_url,
+        region_name=endpoint.region,
+        **DUMMY_CREDENTIALS,
+    ) as client:
+        params: dict[str, Any] = {"TableName": endpoint.table_prefix + table}
+        while True:
+            page = await client.scan(**params, ConsistentRead=True)
+            for item in page["Items"]:
+                number, *tokens = item["._w"]["S"].split(" ")
+                item["._w"] = {"S": f"{number} x{len(tokens)}"}
+                items[item["._d"]["S"]] = item
+            if "LastEvaluatedKey" not in page:
+                return items
+            params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def test_assume_new_stores_exactly_the_items_the_checked_insert_stores(dynamodb_url: str) -> None:
+    import asyncio
+
+    from conformance.strategies import batches
+    from hypothesis import HealthCheck, given, settings
+
+    padding = [{"id": f"p{i:03d}", "n": i, "s": "x" * (i % 7)} for i in range(100)]
+    tables = iter(range(1000))
+
+    async def check(docs: list[dict[str, Any]]) -> None:
+        async with asyncdb.connect(dynamodb_url) as db:
+            # a small batch (the checked insert's TransactWriteItems, each item encoded for
+            # its request; assume_new's batch puts reuse the items the size checks encoded)
+            # and one of more than 100 items (BatchWriteItem after a BatchGetItem of the keys)
+            for batch in (docs, docs + padding):
+                n = next(tables)
+                checked = db.collection(f"checked{n}", indexes=["a"])
+                assumed = db.collection(f"assumed{n}", indexes=["a"])
+                assert await checked.insert_many(batch) == [d["id"] for d in batch]
+                keys = await assumed.insert_many(batch, assume_new=True)
+                assert keys == [d["id"] for d in batch]
+                want = await raw_items(dynamodb_url, f"checked{n}")
+                assert len(want) == len(batch)
+                assert await raw_items(dynamodb_url, f"assumed{n}") == want
+                everything: dict[str, Any] = {"sort": [("id", 1)], "allow_scan": True}
+                got = await assumed.find({}, **everything).to_list()
+                assert got == await checked.find({}, **everything).to_list()
+
+    @settings(
+        max_examples=3,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(batches)
+    def body(docs: list[dict[str, Any]]) -> None:
+        asyncio.run(check(docs))
+
+    body()
+
+
+async def test_assume_new_skips_the_key_lookup_so_a_stored_key_is_overwritten(
+    db: asyncdb.Database,
+) -> None:
+    coll = db.collection("assumed", allow_scan=True)
+    await coll.insert_one({"id": "k1", "v": "old"})
+    batch = [{"id": f"k{i}", "v": "new"} for i in range(150)]
+    with pytest.raises(asyncdb.DuplicateKey):  # the checked insert looks first ...
+        await coll.insert_many(batch)
+    assert await coll.count_documents({}) == 1
+    # ... the caller vouching for new keys is believed: nothing looked the key up
+    assert await coll.insert_many(batch, assume_new=True) == [f"k{i}" for i in range(150)]
+    assert await coll.find_one({"id": "k1"}) == {"id": "k1", "v": "new"}
+    assert await coll.count_documents({}) == 150
+
+
+async def test_assume_new_still_refuses_a_batch_holding_a_key_twice_before_any_write(
+    db: asyncdb.Database,
+) -> None:
+    coll = db.collection("assumed", allow_scan=True)
+    with pytest.raises(asyncdb.DuplicateKey, match="twice"):
+        await coll.insert_many([{"id": "a"}, {"id": "b"}, {"id": "a"}], assume_new=True)
+    with pytest.raises(asyncdb.QueryError, match="assume_new"):
+        await coll.insert_many([{"id": "c"}], assume_new=1)  # type: ignore[arg-type]
+    assert await coll.count_documents({}) == 0
+
+
+async def test_assume_new_is_checked_inside_a_transaction_and_on_ttl_collections(
+    db: asyncdb.Database,
+) -> None:
+    coll = db.collection("assumed", allow_scan=True)
+    await coll.insert_one({"id": "a", "v": 1})
+    with pytest.raises(asyncdb.DuplicateKey):
+        async with db.transaction() as tx:
+            await tx.collection("assumed").insert_many([{"id": "a"}, {"id": "b"}], assume_new=True)
+    expiring = db.collection("assumed_ttl", ttl="exp", allow_scan=True)
+    await expiring.insert_one({"id": "a", "v": 1})
+    with pytest.raises(asyncdb.DuplicateKey):
+        await expiring.insert_many([{"id": "a"}, {"id": "b"}], assume_new=True)
+    assert await coll.find({}).to_list() == [{"id": "a", "v": 1}]
+    assert await expiring.find({}).to_list() == [{"id": "a", "v": 1}]

@@ -42,6 +42,7 @@ from asyncdb.backends.base import (
     Session,
     Store,
     StoreCollection,
+    check_batch_keys,
     check_key,
     expired_filter,
     key_lookup,
@@ -104,6 +105,7 @@ BATCH_WRITE_ITEMS = 25
 BATCH_GET_ITEMS = 100
 MAX_RETRIES = 12
 PAGE_ITEMS = 200
+KEPT_ITEM_BYTES = 8 * 1024 * 1024  # the items size checks encoded, kept for their inserts
 OPEN_TIMEOUT = 15.0  # seconds for connect's first round trip (botocore would wait minutes)
 # The item's write stamp (asyncdb.resilience.WriteStamp): its version and the tokens of its
 # last writes, so a conditional write that botocore (or asyncdb) resent after a lost reply and
@@ -380,10 +382,37 @@ class DynamoCollection(StoreCollection):
     )  # a FilterExpression holds 4 KB
 
     def stored_size(self, doc: Doc) -> int:
-        return sum(
-            len(name.encode()) + _attribute_size(v)
-            for name, v in self.encode(doc, _SIZING_STAMP).items()
-        )
+        item = self.encode(doc, _SIZING_STAMP)
+        size = sum(len(name.encode()) + _attribute_size(v) for name, v in item.items())
+        self._keep_encoded(doc, item, size)
+        return size
+
+    def _keep_encoded(self, doc: Doc, item: dict[str, Any], size: int) -> None:
+        """Keep the item a size check encoded, for the insert that follows it (``_item``):
+        the newest ones, up to KEPT_ITEM_BYTES in all."""
+        kept = self._encoded
+        old = kept.pop(id(doc), None)
+        if old is not None:
+            self._encoded_bytes -= old[2]
+        kept[id(doc)] = (doc, item, size)  # holding ``doc`` keeps its id unique
+        self._encoded_bytes += size
+        while self._encoded_bytes > KEPT_ITEM_BYTES:
+            _, _, dropped = kept.pop(next(iter(kept)))
+            self._encoded_bytes -= dropped
+
+    def _item(self, doc: Doc, stamp: WriteStamp) -> dict[str, Any]:
+        """``encode(doc, stamp)``, from the item its size check encoded when it is kept (the
+        document was prepared, checked and is now inserted, unchanged: asyncdb's own copy)."""
+        kept = self._encoded.pop(id(doc), None)
+        if kept is None:
+            return self.encode(doc, stamp)
+        self._encoded_bytes -= kept[2]
+        if kept[0] is not doc:  # cannot happen while the entry holds its document
+            return self.encode(doc, stamp)
+        item = kept[1]
+        item[VERSION] = {"N": str(stamp.number)}  # the only attributes the stamp sets
+        item[STAMP] = {"S": stamp.encode()}
+        return item
 
     def key_size(self, key: KeyTuple) -> int:
         parts = [len(v.encode()) if type(v) is str else 0 for v in key]
@@ -396,6 +425,9 @@ class DynamoCollection(StoreCollection):
         self.spec = spec
         self.layout = TableLayout.of(spec)
         self.table = f"{store.prefix}{spec.name}"
+        # items encoded by size checks, by id(document) (see _keep_encoded)
+        self._encoded: dict[int, tuple[Doc, dict[str, Any], int]] = {}
+        self._encoded_bytes = 0
 
     # --- table -----------------------------------------------------------------------------
 
@@ -549,8 +581,8 @@ class DynamoCollection(StoreCollection):
             )
             return [got.get("Item")]
         found: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(keys), BATCH_GET_ITEMS):
-            pending: list[dict[str, Any]] = keys[start : start + BATCH_GET_ITEMS]
+
+        async def chunk(pending: list[dict[str, Any]]) -> None:
             attempt = 0
             while pending:
                 request = {self.table: {"Keys": pending, "ConsistentRead": True}}
@@ -561,6 +593,12 @@ class DynamoCollection(StoreCollection):
                 if pending:
                     attempt += 1
                     await _backoff(attempt)
+
+        chunks = [keys[i : i + BATCH_GET_ITEMS] for i in range(0, len(keys), BATCH_GET_ITEMS)]
+        if len(chunks) == 1:
+            await chunk(chunks[0])
+        else:  # the chunks at once: the lookup before a large insert costs one round trip
+            await _together(chunk(c) for c in chunks)
         return [found.get(self._key_id(k)) for k in keys]
 
     def _key_id(self, item: Mapping[str, Any]) -> str:
@@ -771,16 +809,35 @@ class DynamoCollection(StoreCollection):
                 raise DuplicateKey(f"key {k!r} exists in {self.spec.name!r}", key=k)
         return out
 
+    async def insert_new(self, docs: list[Doc], session: Session | None) -> list[KeyTuple]:
+        """Outside a transaction, on a collection without TTL: the batch writes of
+        ``_insert_in_batches`` without its BatchGetItem of the keys first (the caller knows
+        they are new); a stored key is overwritten. All or nothing as ``insert``: a failed
+        write deletes what the insert wrote."""
+        if (session is not None and session.in_transaction) or self.spec.ttl is not None:
+            return await self.insert(docs, session)
+        keys = [check_key(doc, self.spec) for doc in docs]
+        check_batch_keys(keys)
+        if session is None:
+            self.store.check_not_owner()
+        await self._put_in_batches(keys, docs)
+        return keys
+
     async def _insert_in_batches(self, keys: list[KeyTuple], docs: list[Doc]) -> None:
         taken = list(await self._existing(keys))
         if taken:
             await self._replaceable(taken)  # DuplicateKey unless every one has expired
+        await self._put_in_batches(keys, docs)
+
+    async def _put_in_batches(self, keys: list[KeyTuple], docs: list[Doc]) -> None:
+        """BatchWriteItem puts of ``docs`` (one write stamp), 25 at a time; a failure deletes
+        the items written."""
         written: list[KeyTuple] = []
         stamp = WriteStamp.NEW.next(WriteStamp.token())
         try:
             for start in range(0, len(docs), BATCH_WRITE_ITEMS):
                 chunk = docs[start : start + BATCH_WRITE_ITEMS]
-                puts = [{"PutRequest": {"Item": self.encode(d, stamp)}} for d in chunk]
+                puts = [{"PutRequest": {"Item": self._item(d, stamp)}} for d in chunk]
                 await self._batch_write(puts)
                 written.extend(keys[start : start + BATCH_WRITE_ITEMS])
         except BaseException:
@@ -1246,6 +1303,19 @@ def _mentions(text: str, placeholder: str) -> bool:
 def _used_names(request: DynamoRequest, condition: str | None) -> dict[str, str]:
     text = (request.filter or "") + " " + (condition or "")
     return {k: v for k, v in request.names.items() if _mentions(text, k)}
+
+
+async def _together(coros: Any) -> None:
+    """Run the coroutines at once; the first failure cancels the others and is raised (none
+    is left running)."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 async def _backoff(attempt: int) -> None:
