@@ -519,6 +519,27 @@ class Collection(Generic[DocT]):
                 add_doc(one)
         return prepared, keys
 
+    def _insert_now(self, docs: list[Doc]) -> bool:
+        """Insert ``docs`` (from :meth:`_prepare`) at once, in the caller's step of the loop,
+        where the store can (``StoreCollection.insert_now``: one autocommitted statement, no
+        await between its start and its outcome): True when stored; False when not (nothing
+        written: take ``insert_many``). Only outside a transaction, on a collection already
+        set up, without a read cache to invalidate (that would await) and without table mode.
+        DuplicateKey if a key exists (nothing written)."""
+        if (
+            self._session is not None
+            or self._db._cache is not None
+            or self._store.table_mode
+            or self._store.namespace not in self._db._ensured
+        ):
+            return False
+        resilience = self._db._resilience
+        breaker = resilience.breaker
+        if resilience.network or breaker.failures or breaker.state != "closed":
+            return False  # the general path: the resilience layer sees the call
+        self._db._check_loop()
+        return self._store.insert_now(docs)
+
     # --- cache ------------------------------------------------------------------------------
 
     def _read_cache(self, use_cache: bool) -> ReadCache | ObservedCache | None:
