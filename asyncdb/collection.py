@@ -1187,7 +1187,12 @@ class Collection(Generic[DocT]):
                             ),
                         )
                         return None if cached is None else self._load(cached)
-                doc = await self._point_read(key)
+                resilience = self._db._resilience
+                breaker = resilience.breaker
+                if resilience.network or breaker.failures or breaker.state != "closed":
+                    doc = await self._point_read(key)
+                else:  # as find_one's own path: the resilience layer sees only a failure
+                    doc = await self._direct_read(key)
                 return None if doc is None else self._load(doc)
         docs: list[Any] = await self.find(
             filter,
