@@ -540,6 +540,28 @@ class Collection(Generic[DocT]):
         self._db._check_loop()
         return self._store.insert_now(docs)
 
+    async def _insert_autocommitted(self, docs: list[Any]) -> None:
+        """``insert_many(docs)`` as one autocommitted statement where the store has one
+        (``StoreCollection.insert_autocommitted``: no write section around it), else
+        ``insert_many`` itself; a plain collection only (a layered one, encrypted or typed,
+        transforms its documents on the way), outside a transaction, without table mode."""
+        store = self._store
+        if type(self) is not Collection or self._session is not None or store.table_mode:
+            await self.insert_many(docs)
+            return
+        prepared, keys = self._prepare(docs)  # the general path's checks
+        await self._ready()
+        try:
+            if not await store.insert_autocommitted(prepared):
+                await self._call(
+                    lambda: store.insert(prepared, None),
+                    write=True,
+                    what="insert",
+                    insert_check=self._stored_as_sent(prepared),
+                )
+        finally:
+            await self._written(keys)
+
     # --- cache ------------------------------------------------------------------------------
 
     def _read_cache(self, use_cache: bool) -> ReadCache | ObservedCache | None:

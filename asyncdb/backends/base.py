@@ -626,6 +626,13 @@ class StoreCollection(ABC):
         :class:`DuplicateKey` (nothing written) if a key exists. Most stores cannot: False."""
         return False
 
+    async def insert_autocommitted(self, docs: list[Doc]) -> bool:
+        """Insert ``docs`` (prepared, their keys checked; outside any transaction) as one
+        autocommitted statement (all or nothing: no write section around it): True when
+        stored; False when the store has no such statement (nothing written: take
+        ``insert``). :class:`DuplicateKey` if a key exists."""
+        return False
+
     async def insert_streamed(self, chunks: Iterator[list[Doc]]) -> None:
         """Insert all the documents of ``chunks`` or none, outside a transaction: each chunk is
         drawn (prepared by the caller) while the earlier ones are sent, and an exception raised

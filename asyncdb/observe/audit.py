@@ -40,7 +40,6 @@ import contextlib
 import functools
 import hashlib
 import inspect
-import sqlite3
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -266,79 +265,6 @@ async def verify_chain(collection: Collection, *, head: str | None = None) -> Ch
 # --- sinks ------------------------------------------------------------------------------------
 
 
-Append = Callable[[list[dict[str, Any]]], Awaitable[None]]
-
-
-def _sql_append(collection: Collection) -> Append | None:
-    """One autocommitted multi-row ``INSERT`` per batch on SQLite and PostgreSQL (a single
-    statement: all rows or none, a taken key is ``DuplicateKey``), instead of the general
-    insert's write section (``BEGIN`` / insert / ``COMMIT``: three round trips, or three hops
-    to SQLite's thread). The rows are the general insert's (the store's own encoding and
-    column list), so the stored text is the same. None where the general path must run: other
-    backends, a layered (encrypted, typed) collection, a TTL, a transaction or table mode."""
-    from asyncdb.collection import Collection as Plain
-
-    store_coll: Any = collection._store
-    if (
-        type(collection) is not Plain
-        or collection._session is not None
-        or collection.spec.ttl is not None
-        or store_coll.table_mode
-    ):
-        return None
-    backend = collection._db.backend
-    head = str(getattr(store_coll, "_insert_sql", "")).split(" VALUES ", 1)[0]
-    if not head.startswith("INSERT INTO "):
-        return None
-    statements: dict[int, str] = {}
-    if backend == "sqlite":
-        from asyncdb.backends.sqlite.codec import encode_doc, encode_key
-        from asyncdb.backends.sqlite.store import SQLiteCollection, _sql_error
-
-        if type(store_coll) is not SQLiteCollection or not store_coll.spec.single_key:
-            return None
-        store = store_coll.store
-
-        async def append_sqlite(docs: list[dict[str, Any]]) -> None:
-            sql = statements.get(len(docs))
-            if sql is None:
-                sql = statements[len(docs)] = f"{head} VALUES " + ", ".join(
-                    ["(?, ?, ?)"] * len(docs)
-                )
-            params: list[Any] = []
-            for doc in docs:
-                params.append(encode_key(doc["id"]))
-                params.extend(encode_doc(doc))
-            store.check_not_owner()
-            async with store.lock:
-                try:
-                    await store.writer.execute(sql, params)
-                except sqlite3.Error as exc:
-                    raise _sql_error(exc, f"insert into {collection.spec.name!r}") from None
-
-        return append_sqlite
-    if backend == "postgres":
-        from asyncdb.backends.postgres.store import PostgresCollection
-
-        if type(store_coll) is not PostgresCollection:
-            return None
-        width = len(store_coll._columns)
-
-        async def append_postgres(docs: list[dict[str, Any]]) -> None:
-            sql = statements.get(len(docs))
-            if sql is None:
-                groups = (
-                    "(" + ", ".join(f"${r * width + c + 1}" for c in range(width)) + ")"
-                    for r in range(len(docs))
-                )
-                sql = statements[len(docs)] = f"{head} VALUES " + ", ".join(groups)
-            params = [value for row in store_coll._records(docs) for value in row]
-            await store_coll.store.fetch(sql, params, None)
-
-        return append_postgres
-    return None
-
-
 class CollectionSink:
     """Events into a collection keyed ``id`` (the chain of the module docstring)."""
 
@@ -350,22 +276,11 @@ class CollectionSink:
         self.collection = collection
         self.batch = _BATCH.get(collection._db.backend, _SMALL_BATCH)
         self._head: tuple[int, str] | None = None
-        self._append: Append | None = None
-        self._direct: bool | None = None  # unknown until the first write
 
     async def _insert(self, sealed: list[dict[str, Any]]) -> None:
-        if self._direct is None:
-            self._append = _sql_append(self.collection)
-            self._direct = self._append is not None
-        if self._append is None:
-            await self.collection.insert_many(sealed)
-            return
-        prepared, keys = self.collection._prepare(sealed)  # the general path's checks
-        await self.collection._ready()
-        try:
-            await self._append(prepared)
-        finally:
-            await self.collection._written(keys)
+        # One autocommitted statement where the store has one (SQLite, PostgreSQL: one
+        # multi-row INSERT, not BEGIN / insert / COMMIT), else insert_many.
+        await self.collection._insert_autocommitted(sealed)
 
     def write_now(self, events: list[dict[str, Any]]) -> bool:
         """``events`` stored at once, in this step of the loop, where the collection can

@@ -723,17 +723,12 @@ class SQLiteCollection(StoreCollection):
             except sqlite3.Error as exc:
                 raise _sql_error(exc, f"insert into {self.spec.name!r}") from None
 
-    def insert_now(self, docs: list[Doc]) -> bool:
-        """One multi-row ``INSERT`` on the loop's thread when the store can run it there now
-        (``SQLiteStore.insert_now``); not with a TTL (its insert purges expired keys first)."""
+    def _multi_row_insert(self, docs: list[Doc]) -> tuple[str, list[Any]] | None:
+        """One ``INSERT`` of every row of ``docs`` and its parameters (None: too many for one
+        statement, or a TTL, whose insert purges expired keys first)."""
         width = len(self.spec.key) + 2
-        if (
-            self.spec.ttl is not None
-            or not docs
-            or len(docs) * width > 999  # SQLite's oldest bound-parameter limit
-            or self.store._inline_writer is None
-        ):
-            return False
+        if self.spec.ttl is not None or not docs or len(docs) * width > 999:
+            return None  # 999: SQLite's oldest bound-parameter limit
         sql = self._insert_now_sql.get(len(docs))
         if sql is None:
             head = self._insert_sql.split(" VALUES ", 1)[0]
@@ -743,7 +738,32 @@ class SQLiteCollection(StoreCollection):
         for doc in docs:
             params.extend(self._key_params(doc))
             params.extend(encode_doc(doc))
-        return self.store.insert_now(sql, params, f"insert into {self.spec.name!r}")
+        return sql, params
+
+    def insert_now(self, docs: list[Doc]) -> bool:
+        """One multi-row ``INSERT`` on the loop's thread when the store can run it there now
+        (``SQLiteStore.insert_now``)."""
+        if self.store._inline_writer is None:
+            return False
+        statement = self._multi_row_insert(docs)
+        if statement is None:
+            return False
+        return self.store.insert_now(*statement, f"insert into {self.spec.name!r}")
+
+    async def insert_autocommitted(self, docs: list[Doc]) -> bool:
+        """One multi-row ``INSERT`` on the writer connection, under its lock, in autocommit
+        (not the write section's ``BEGIN`` / insert / ``COMMIT``: three hops to its thread)."""
+        statement = self._multi_row_insert(docs)
+        if statement is None:
+            return False
+        store = self.store
+        store.check_not_owner()
+        async with store.lock:
+            try:
+                await store.writer.execute(*statement)
+            except sqlite3.Error as exc:
+                raise _sql_error(exc, f"insert into {self.spec.name!r}") from None
+        return True
 
     async def replace_docs(self, pairs: list[tuple[Doc, Doc]], session: Session) -> None:
         rows = [(*encode_doc(new), *self._key_params(new)) for _old, new in pairs]
