@@ -250,8 +250,6 @@ class SQLiteStore(Store):
             self._short = await self._connect(reader=True)
             if self.inline_reads:
                 self._inline = self._connect_inline()
-            if self.inline_writes:
-                self._inline_writer = self._connect_inline_writer()
 
     def _connect_inline(self) -> sqlite3.Connection:
         """The point reads' connection (module docstring), used on the loop's thread only
@@ -290,9 +288,17 @@ class SQLiteStore(Store):
         """One autocommitted statement on the loop's thread when nothing holds the writer
         (module docstring): True when it ran, False when it did not (nothing written);
         DuplicateKey when a key exists."""
-        conn = self._inline_writer
-        if conn is None or self._owner is not None or self.lock.locked() or self._closed:
+        if self._owner is not None or self.lock.locked() or self._closed:
             return False
+        conn = self._inline_writer
+        if conn is None:  # opened at the first use (most databases never call this)
+            if not self.inline_writes or self.memory or self._writer is None:
+                return False
+            try:
+                conn = self._inline_writer = self._connect_inline_writer()
+            except (ConfigurationError, sqlite3.Error):
+                self.inline_writes = False  # the general path, from now on
+                return False
         started = perf_counter()
         if started < self._inline_write_paused_until:
             return False
@@ -743,7 +749,7 @@ class SQLiteCollection(StoreCollection):
     def insert_now(self, docs: list[Doc]) -> bool:
         """One multi-row ``INSERT`` on the loop's thread when the store can run it there now
         (``SQLiteStore.insert_now``)."""
-        if self.store._inline_writer is None:
+        if not self.store.inline_writes or self.store.memory:
             return False
         statement = self._multi_row_insert(docs)
         if statement is None:
