@@ -521,6 +521,49 @@ class Collection(Generic[DocT]):
                 add_doc(one)
         return prepared, keys
 
+    def _insert_now(self, docs: list[Doc]) -> bool:
+        """Insert ``docs`` (from :meth:`_prepare`) at once, in the caller's step of the loop,
+        where the store can (``StoreCollection.insert_now``: one autocommitted statement, no
+        await between its start and its outcome): True when stored; False when not (nothing
+        written: take ``insert_many``). Only outside a transaction, on a collection already
+        set up, without a read cache to invalidate (that would await) and without table mode.
+        DuplicateKey if a key exists (nothing written)."""
+        if (
+            self._session is not None
+            or self._db._cache is not None
+            or self._store.table_mode
+            or self._store.namespace not in self._db._ensured
+        ):
+            return False
+        resilience = self._db._resilience
+        breaker = resilience.breaker
+        if resilience.network or breaker.failures or breaker.state != "closed":
+            return False  # the general path: the resilience layer sees the call
+        self._db._check_loop()
+        return self._store.insert_now(docs)
+
+    async def _insert_autocommitted(self, docs: list[Any]) -> None:
+        """``insert_many(docs)`` as one autocommitted statement where the store has one
+        (``StoreCollection.insert_autocommitted``: no write section around it), else
+        ``insert_many`` itself; a plain collection only (a layered one, encrypted or typed,
+        transforms its documents on the way), outside a transaction, without table mode."""
+        store = self._store
+        if type(self) is not Collection or self._session is not None or store.table_mode:
+            await self.insert_many(docs)
+            return
+        prepared, keys = self._prepare(docs)  # the general path's checks
+        await self._ready()
+        try:
+            if not await store.insert_autocommitted(prepared):
+                await self._call(
+                    lambda: store.insert(prepared, None),
+                    write=True,
+                    what="insert",
+                    insert_check=self._stored_as_sent(prepared),
+                )
+        finally:
+            await self._written(keys)
+
     # --- cache ------------------------------------------------------------------------------
 
     def _read_cache(self, use_cache: bool) -> ReadCache | ObservedCache | None:
@@ -1181,7 +1224,12 @@ class Collection(Generic[DocT]):
                             ),
                         )
                         return None if cached is None else self._load(cached)
-                doc = await self._point_read(key)
+                resilience = self._db._resilience
+                breaker = resilience.breaker
+                if resilience.network or breaker.failures or breaker.state != "closed":
+                    doc = await self._point_read(key)
+                else:  # as find_one's own path: the resilience layer sees only a failure
+                    doc = await self._direct_read(key)
                 return None if doc is None else self._load(doc)
         docs: list[Any] = await self.find(
             filter,

@@ -617,6 +617,22 @@ class StoreCollection(ABC):
     async def insert_docs(self, docs: list[Doc], session: Session | None) -> None:
         """Insert all or nothing; :class:`DuplicateKey` if a key exists."""
 
+    def insert_now(self, docs: list[Doc]) -> bool:
+        """Insert ``docs`` (prepared, their keys checked; outside any transaction) as one
+        autocommitted statement run to its end on the caller's thread, without yielding to the
+        loop: True when they are stored; False when the store cannot do that now, and then
+        nothing was written. No await lies between its start and its outcome, so a caller
+        cancelled around it never leaves a write whose outcome is unknown. Raises
+        :class:`DuplicateKey` (nothing written) if a key exists. Most stores cannot: False."""
+        return False
+
+    async def insert_autocommitted(self, docs: list[Doc]) -> bool:
+        """Insert ``docs`` (prepared, their keys checked; outside any transaction) as one
+        autocommitted statement (all or nothing: no write section around it): True when
+        stored; False when the store has no such statement (nothing written: take
+        ``insert``). :class:`DuplicateKey` if a key exists."""
+        return False
+
     async def insert_streamed(self, chunks: Iterator[list[Doc]]) -> None:
         """Insert all the documents of ``chunks`` or none, outside a transaction: each chunk is
         drawn (prepared by the caller) while the earlier ones are sent, and an exception raised

@@ -40,11 +40,11 @@ import contextlib
 import functools
 import hashlib
 import inspect
-import sqlite3
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
@@ -66,6 +66,8 @@ _SMALL_BATCH = 25
 MAX_QUEUED = 1000  # events waiting for the writer, at most, before calls wait for it
 LINGER_S = 0.004  # open policy: how long the writer waits for a batch to fill
 GATHER_S = 0.002  # closed policy: how long the writer waits for running operations' events
+IDLE_S = 0.02  # closed policy: a trail without events this long has no callers taking turns
+TURNS_DECAY = 31 / 32
 
 
 class _Internal:
@@ -263,79 +265,6 @@ async def verify_chain(collection: Collection, *, head: str | None = None) -> Ch
 # --- sinks ------------------------------------------------------------------------------------
 
 
-Append = Callable[[list[dict[str, Any]]], Awaitable[None]]
-
-
-def _sql_append(collection: Collection) -> Append | None:
-    """One autocommitted multi-row ``INSERT`` per batch on SQLite and PostgreSQL (a single
-    statement: all rows or none, a taken key is ``DuplicateKey``), instead of the general
-    insert's write section (``BEGIN`` / insert / ``COMMIT``: three round trips, or three hops
-    to SQLite's thread). The rows are the general insert's (the store's own encoding and
-    column list), so the stored text is the same. None where the general path must run: other
-    backends, a layered (encrypted, typed) collection, a TTL, a transaction or table mode."""
-    from asyncdb.collection import Collection as Plain
-
-    store_coll: Any = collection._store
-    if (
-        type(collection) is not Plain
-        or collection._session is not None
-        or collection.spec.ttl is not None
-        or store_coll.table_mode
-    ):
-        return None
-    backend = collection._db.backend
-    head = str(getattr(store_coll, "_insert_sql", "")).split(" VALUES ", 1)[0]
-    if not head.startswith("INSERT INTO "):
-        return None
-    statements: dict[int, str] = {}
-    if backend == "sqlite":
-        from asyncdb.backends.sqlite.codec import encode_doc, encode_key
-        from asyncdb.backends.sqlite.store import SQLiteCollection, _sql_error
-
-        if type(store_coll) is not SQLiteCollection or not store_coll.spec.single_key:
-            return None
-        store = store_coll.store
-
-        async def append_sqlite(docs: list[dict[str, Any]]) -> None:
-            sql = statements.get(len(docs))
-            if sql is None:
-                sql = statements[len(docs)] = f"{head} VALUES " + ", ".join(
-                    ["(?, ?, ?)"] * len(docs)
-                )
-            params: list[Any] = []
-            for doc in docs:
-                params.append(encode_key(doc["id"]))
-                params.extend(encode_doc(doc))
-            store.check_not_owner()
-            async with store.lock:
-                try:
-                    await store.writer.execute(sql, params)
-                except sqlite3.Error as exc:
-                    raise _sql_error(exc, f"insert into {collection.spec.name!r}") from None
-
-        return append_sqlite
-    if backend == "postgres":
-        from asyncdb.backends.postgres.store import PostgresCollection
-
-        if type(store_coll) is not PostgresCollection:
-            return None
-        width = len(store_coll._columns)
-
-        async def append_postgres(docs: list[dict[str, Any]]) -> None:
-            sql = statements.get(len(docs))
-            if sql is None:
-                groups = (
-                    "(" + ", ".join(f"${r * width + c + 1}" for c in range(width)) + ")"
-                    for r in range(len(docs))
-                )
-                sql = statements[len(docs)] = f"{head} VALUES " + ", ".join(groups)
-            params = [value for row in store_coll._records(docs) for value in row]
-            await store_coll.store.fetch(sql, params, None)
-
-        return append_postgres
-    return None
-
-
 class CollectionSink:
     """Events into a collection keyed ``id`` (the chain of the module docstring)."""
 
@@ -347,22 +276,39 @@ class CollectionSink:
         self.collection = collection
         self.batch = _BATCH.get(collection._db.backend, _SMALL_BATCH)
         self._head: tuple[int, str] | None = None
-        self._append: Append | None = None
-        self._direct: bool | None = None  # unknown until the first write
 
     async def _insert(self, sealed: list[dict[str, Any]]) -> None:
-        if self._direct is None:
-            self._append = _sql_append(self.collection)
-            self._direct = self._append is not None
-        if self._append is None:
-            await self.collection.insert_many(sealed)
-            return
-        prepared, keys = self.collection._prepare(sealed)  # the general path's checks
-        await self.collection._ready()
+        # One autocommitted statement where the store has one (SQLite, PostgreSQL: one
+        # multi-row INSERT, not BEGIN / insert / COMMIT), else insert_many.
+        await self.collection._insert_autocommitted(sealed)
+
+    def write_now(self, events: list[dict[str, Any]]) -> bool:
+        """``events`` stored at once, in this step of the loop, where the collection can
+        (:meth:`Collection._insert_now`: one statement, no await): True when stored (the head
+        moved past them); False when not, nothing written (then :meth:`write`). Only with the
+        head known: a new process, or a head lost to another writer, is found by :meth:`write`."""
+        head = self._head
+        if head is None:
+            return False
+        seq, prev = head
+        sealed: list[dict[str, Any]] = []
+        for event in events:
+            seq += 1
+            link = seal(event, seq, prev)
+            prev = link["hash"]
+            sealed.append(link)
+        collection = self.collection
         try:
-            await self._append(prepared)
-        finally:
-            await self.collection._written(keys)
+            prepared, _keys = collection._prepare(sealed)  # the general path's checks
+            stored = collection._insert_now(prepared)
+        except DuplicateKey:  # another writer took seq: write() re-reads the head
+            self._head = None
+            return False
+        except Exception:
+            return False
+        if stored:
+            self._head = (seq, prev)
+        return stored
 
     async def _get(self, seq: int) -> dict[str, Any] | None:
         return await self.collection.find_one({"id": f"{seq:020d}"}, cache=False)
@@ -424,6 +370,9 @@ class CallableSink:
         self.batch = 1  # one call per event anyway: a failing call fails that event alone
         self._head: tuple[int, str] = (0, GENESIS)
 
+    def write_now(self, events: list[dict[str, Any]]) -> bool:
+        return False  # fn may be a coroutine function, or slow: the writer task calls it
+
     async def write(self, events: list[dict[str, Any]]) -> None:
         seq, prev = self._head
         for event in events:
@@ -463,10 +412,19 @@ class AuditTrail:
         self.events = 0
         self.batches = 0  # writes to the sink that stored events (db.metrics()["audit"])
         self.failures = 0
+        self.stored_by_callers = 0  # events a caller stored itself, in its own step
         self._queue: list[tuple[dict[str, Any], asyncio.Future[None] | None]] = []
         self._writer: asyncio.Task[None] | None = None
         self.running = 0  # audited operations started whose events are not queued yet
         self._wake: asyncio.Future[None] | None = None  # the writer waiting for them
+        # The caller of the last closed-policy event, when the trail was last busy (that event
+        # or the end of a write), and how often the caller changed lately (a count decaying by
+        # TURNS_DECAY an event, reset after IDLE_S without events). A caller alone (no change
+        # in about the last 20 events) stores its event itself when the sink can at once;
+        # callers taking turns leave theirs to the writer, to share one insert.
+        self._last_caller: asyncio.Task[Any] | None = None
+        self._last_active = 0.0
+        self._turns = 0.0
 
     def started(self) -> None:
         """An audited operation began: its event will follow (:meth:`ended`, then submit)."""
@@ -489,6 +447,29 @@ class AuditTrail:
         """Queue ``event``. Unless the call is in a transaction (whose connection the sink may
         need), an awaitable done when the event is stored (raising if it was not): always
         under the closed policy, when the queue is full under the open one."""
+        if not in_transaction and self.policy == "closed" and not self._queue:
+            writer = self._writer
+            task = asyncio.current_task()
+            now = perf_counter()
+            if now - self._last_active > IDLE_S:
+                self._turns = 0.0  # idle a while: whoever calls next is alone
+            else:
+                self._turns *= TURNS_DECAY
+            if task is not self._last_caller:
+                self._turns += 1.0
+            self._last_caller, self._last_active = task, now
+            if (
+                self._turns < 0.5
+                and (writer is None or writer.done())
+                and self.sink.write_now([event])
+            ):
+                # Stored in this step (no await: a cancellation cannot fall between the
+                # insert and its outcome), after every event before it (none queued, the
+                # writer idle).
+                self.events += 1
+                self.batches += 1
+                self.stored_by_callers += 1
+                return None
         future: asyncio.Future[None] | None = None
         if not in_transaction and (self.policy == "closed" or len(self._queue) >= MAX_QUEUED):
             future = asyncio.get_running_loop().create_future()
@@ -528,8 +509,10 @@ class AuditTrail:
             size = self.sink.batch
             await self._gather(size)
             batch, self._queue = self._queue[:size], self._queue[size:]
+            events = [event for event, _ in batch]
             try:
-                await self.sink.write([event for event, _ in batch])
+                if not self.sink.write_now(events):  # in this step where the sink can
+                    await self.sink.write(events)
             except BaseException as exc:
                 if not isinstance(exc, Exception):
                     # Cancelled (or the loop is ending): no caller may wait for ever on
@@ -550,6 +533,7 @@ class AuditTrail:
                 continue
             self.events += len(batch)
             self.batches += 1
+            self._last_active = perf_counter()
             for _, future in batch:
                 if future is not None and not future.done():
                     future.set_result(None)

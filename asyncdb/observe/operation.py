@@ -433,9 +433,27 @@ class ObservedCache:
 _MISSING: Any = object()
 
 
+_second: list[Any] = [None, ""]  # the last whole second formatted: [second, its text]
+
+
+def _timestamp() -> str:
+    """Now as ``datetime.now(UTC).isoformat(timespec="microseconds")`` writes it, the date
+    and time of day formatted once a second.
+
+    >>> len(_timestamp()), _timestamp()[10], _timestamp()[-6:]
+    (32, 'T', '+00:00')
+    """
+    now = time.time_ns() // 1000
+    second, micros = divmod(now, 1_000_000)
+    if second != _second[0]:
+        text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second[0], _second[1] = second, text
+    return f"{_second[1]}.{micros:06d}+00:00"
+
+
 def _event_head(span: Any) -> dict[str, Any]:
     """An event's first fields: the time, the audit context, the trace and span ids."""
-    event: dict[str, Any] = {"ts": datetime.now(UTC).isoformat(timespec="microseconds")}
+    event: dict[str, Any] = {"ts": _timestamp()}
     event.update(audit_mod.current_context())
     trace_id, span_id = audit_mod.trace_ids(span)
     if trace_id is not None:

@@ -50,13 +50,33 @@ def _shape(value: Any, out: list[str]) -> None:
         out.append("?")
 
 
+# Shapes of flat filters (text field names, scalar values: ``{"id": k}``) by their names.
+_FLAT: dict[tuple[str, ...], str] = {}
+_FLAT_MAX = 1024
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def query_shape(spec: Any) -> str:
     """A filter, update or pipeline as text with every literal as ``?`` (``{}`` for None)."""
     if spec is None:
         return "{}"
+    if type(spec) is dict and len(spec) <= 4:
+        names = tuple(spec)
+        known = _FLAT.get(names)
+        if known is not None and all(type(v) in _SCALARS for v in spec.values()):
+            return known
     out: list[str] = []
     _shape(spec, out)
-    return "".join(out)
+    text = "".join(out)
+    if (
+        type(spec) is dict
+        and len(spec) <= 4
+        and len(_FLAT) < _FLAT_MAX
+        and all(type(k) is str and not k.startswith("$") for k in spec)
+        and all(type(v) in _SCALARS for v in spec.values())
+    ):
+        _FLAT[tuple(spec)] = text
+    return text
 
 
 def field_names(doc: Any) -> str:

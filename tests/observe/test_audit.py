@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import random
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +155,150 @@ async def test_concurrent_audited_reads_share_their_writes_and_keep_the_chain(
     assert report.ok, report.problems
     assert report.events == report.head_seq == 50
     assert stored is not None and stored["op"] == "find_one" and stored["query"] == '{"id": ?}'
+
+
+async def cancel_audited_calls(url: str, seed: int, groups: int = 40) -> dict[str, Any]:
+    """Audited reads, upserts and inserts (each tagged with its own ``request_id``), in
+    sequences of 1-60 calls per task and groups of 1-16 tasks at once, every task cancelled
+    at a point of its own: before it runs, after some turns of the loop, or after a random
+    fraction of a millisecond (inside a read, a write section, or the wait for its event).
+    Returns the chain's report, the events by request, the writes that were applied and the
+    calls that returned."""
+    rng = random.Random(seed)
+    async with asyncdb.connect(url, audit="audit_log", audit_reads=True) as db:
+        c = db.collection("c")
+        await c.insert_many([{"id": f"k{i}", "n": i} for i in range(8)])
+        returned: set[str] = set()
+
+        async def calls(rids: list[tuple[str, int]]) -> None:
+            for rid, kind in rids:
+                with asyncdb.audit_context(request_id=rid):
+                    if kind == 0:
+                        await c.find_one({"id": f"k{len(rid) % 8}"})
+                    elif kind == 1:
+                        await c.update_one({"id": f"w{rid}"}, {"$set": {"rid": rid}}, upsert=True)
+                    else:
+                        await c.insert_one({"id": f"w{rid}", "rid": rid})
+                returned.add(rid)
+
+        n = 0
+        for _ in range(groups):
+            tasks = []
+            for _ in range(rng.choice([1, 1, 1, 2, 4, 16])):
+                rids = []
+                for _ in range(rng.randint(1, 60)):
+                    rids.append((f"r{n}", rng.randrange(3)))
+                    n += 1
+                tasks.append((asyncio.create_task(calls(rids)), rng.randrange(300)))
+            by_wall = rng.random() < 0.5
+            turn = 0
+            while not all(task.done() for task, _ in tasks):
+                for task, at in tasks:
+                    if at == turn:
+                        task.cancel()
+                await asyncio.sleep(rng.uniform(0, 0.0002) if by_wall else 0)
+                turn += 1
+            await asyncio.gather(*(task for task, _ in tasks), return_exceptions=True)
+        trail = db._observer.audit  # type: ignore[union-attr]
+        await trail.flush()
+        counted, failures, by_callers = trail.events, trail.failures, trail.stored_by_callers
+    async with asyncdb.connect(url) as plain:  # not audited: nothing more is written
+        log = plain.collection("audit_log")
+        events = [e async for e in log.find({}, allow_scan=True, cache=False)]
+        report = await verify_chain(log)
+        written = plain.collection("c").find({"rid": {"$exists": True}}, allow_scan=True)
+        applied = {d["rid"] async for d in written}
+    tagged = [e for e in events if "request_id" in e]  # not the set-up insert's
+    return {
+        "report": report,
+        "events": tagged,
+        "stored": len(events),
+        "per_request": Counter(e["request_id"] for e in tagged),
+        "applied": applied,
+        "returned": returned,
+        "calls": n,
+        "counted": counted,
+        "failures": failures,
+        "by_callers": by_callers,
+    }
+
+
+def check_exactly_once(run: dict[str, Any]) -> list[str]:
+    """What is wrong with a run of :func:`cancel_audited_calls` (empty when nothing)."""
+    problems = []
+    if not run["report"].ok:
+        problems.append(f"chain: {run['report'].problems[:3]}")
+    twice = [rid for rid, n in run["per_request"].items() if n > 1]
+    if twice:
+        problems.append(f"{len(twice)} requests with more than one event, e.g. {twice[:3]}")
+    ok = {e["request_id"] for e in run["events"] if e["outcome"] == "ok"}
+    if run["returned"] - ok:
+        problems.append(f"returned without an ok event: {sorted(run['returned'] - ok)[:3]}")
+    lost = run["applied"] - set(run["per_request"])
+    if lost:
+        problems.append(f"applied writes without an event: {sorted(lost)[:3]}")
+    writes = {e["request_id"] for e in run["events"] if e["op"] != "find_one"}
+    if {rid for rid in writes if rid in ok} - run["applied"]:
+        problems.append("an ok write event for a write that is not there")
+    if run["counted"] != run["stored"] or run["failures"]:
+        problems.append(f"counted {run['counted']} events, stored {run['stored']}")
+    return problems
+
+
+@pytest.mark.parametrize("options", ["", "?inline_writes=0"])
+async def test_cancelled_audited_calls_never_duplicate_nor_lose_an_event(
+    tmp_path: Path, options: str
+) -> None:
+    """Closed policy, SQLite: a caller alone stores its event itself, on the loop's thread,
+    in one step (nothing to interrupt); callers taking turns, or a busy writer connection,
+    leave theirs to the writer task. Cancelled anywhere, no call leaves two events, none
+    that returned lacks its event, no applied write lacks one, and the chain verifies."""
+    url = f"sqlite:///{tmp_path / 'cancel.db'}{options}"
+    run = await cancel_audited_calls(url, seed=18)
+    assert check_exactly_once(run) == []
+    assert len(run["returned"]) > 50 and len(run["events"]) < run["calls"]  # both happened
+    if options:
+        assert run["by_callers"] == 0
+    else:
+        assert run["by_callers"] > 20  # the callers' own path ran, cancellations among it
+
+
+async def test_the_cancellation_check_finds_a_trail_whose_callers_await_their_insert(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check above fails on a trail that duplicates: one whose caller awaits its own
+    insert (on the writer's thread) and, cancelled during it, hands its event to the writer
+    so as not to lose it (the insert it left ran all the same). The chain still verifies:
+    only the events by request show it."""
+    from asyncdb.observe.audit import AuditTrail
+
+    submit = AuditTrail.submit
+    busy: set[int] = set()
+
+    def awaiting_callers(self: AuditTrail, event: dict[str, Any], in_transaction: bool) -> Any:
+        head = getattr(self.sink, "_head", None)
+        idle = not self._queue and (self._writer is None or self._writer.done())
+        if in_transaction or self.policy != "closed" or not idle or head is None or busy:
+            return submit(self, event, in_transaction)
+
+        async def own() -> None:
+            busy.add(1)
+            try:
+                await self.sink.write([event])
+            except asyncio.CancelledError:
+                busy.clear()
+                submit(self, event, False)  # "not lost": the writer writes it (again)
+                raise
+            busy.clear()
+            self.events += 1
+
+        return own()
+
+    monkeypatch.setattr(AuditTrail, "submit", awaiting_callers)
+    run = await cancel_audited_calls(f"sqlite:///{tmp_path / 'dup.db'}?inline_writes=0", seed=18)
+    problems = check_exactly_once(run)
+    assert run["report"].ok  # the chain of a duplicated event holds
+    assert any("more than one event" in p for p in problems), problems
 
 
 WRITER = """

@@ -889,6 +889,7 @@ class PostgresCollection(StoreCollection):
             f"INSERT INTO {table} ({cols}) "
             f"VALUES ({', '.join(f'${i + 1}' for i in range(len(self._columns)))})"
         )
+        self._multi_row_sql: dict[int, str] = {}  # insert_autocommitted's, by rows
         keys = [f'"k{i}"' for i in range(n)]
         by_key0 = " AND ".join(f"{k} = ${i + 1}" for i, k in enumerate(keys))
         # Set-based writes: every row of a batch in one statement (one round trip), the rows
@@ -1032,6 +1033,24 @@ class PostgresCollection(StoreCollection):
         """The rows of ``docs`` (synchronous: the collector waits for a large batch)."""
         with gc_paused(len(docs) >= GC_PAUSE_MIN):
             return list(self._record_stream(docs))
+
+    async def insert_autocommitted(self, docs: list[Doc]) -> bool:
+        """One multi-row ``INSERT`` in autocommit, one round trip (not the write section's
+        ``BEGIN`` / insert / ``COMMIT``)."""
+        width = len(self._columns)
+        if self.spec.ttl is not None or not docs or len(docs) * width > 32767:
+            return False  # 32767: the protocol's bound-parameter limit
+        sql = self._multi_row_sql.get(len(docs))
+        if sql is None:
+            head = self._insert_sql.split(" VALUES ", 1)[0]
+            groups = (
+                "(" + ", ".join(f"${r * width + c + 1}" for c in range(width)) + ")"
+                for r in range(len(docs))
+            )
+            sql = self._multi_row_sql[len(docs)] = f"{head} VALUES " + ", ".join(groups)
+        params = [value for row in self._records(docs) for value in row]
+        await self.store.fetch(sql, params, None)
+        return True
 
     async def insert_docs(self, docs: list[Doc], session: Session | None) -> None:
         """A batch of at least ``COPY_MIN`` documents is one binary COPY in the write section

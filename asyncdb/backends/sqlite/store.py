@@ -20,6 +20,15 @@ tasks (and a cancellation) in; ``INLINE_SLOW_RUN`` lookups in a row that each to
 reads to the reader thread for ``INLINE_PAUSE_S``. ``?inline_reads=0`` keeps every read on the
 threads.
 
+A small autocommitted insert (``insert_now``: the audit trail's events) runs on the loop's thread
+too, on a write connection of its own, when nothing holds the writer (no write section, no
+transaction) and commits do not sync (``synchronous`` NORMAL or OFF, WAL mode): a database locked
+by another writer answers busy at once (``busy_timeout = 0``), nothing is written, and the caller
+takes the general path. That connection never checkpoints on the loop's thread
+(``wal_autocheckpoint = 0``): every ``INLINE_CHECKPOINT`` such inserts, a passive checkpoint runs
+on the writer's thread. Slow runs pause it as they pause the point reads. ``?inline_writes=0``
+turns it off.
+
 ``:memory:`` has a single connection: reads outside a transaction take the writer lock for each
 batch they fetch, so they never see another task's uncommitted writes.
 
@@ -79,6 +88,7 @@ _OPTIONS = {
     "batch_size": 256,
     "synchronous": "NORMAL",
     "inline_reads": True,
+    "inline_writes": True,
 }
 _FLAGS = {"1": True, "true": True, "yes": True, "on": True}
 _FLAGS.update({"0": False, "false": False, "no": False, "off": False})
@@ -88,6 +98,7 @@ INLINE_YIELD = 32
 INLINE_SLOW_S = 0.002
 INLINE_SLOW_RUN = 4
 INLINE_PAUSE_S = 10.0
+INLINE_CHECKPOINT = 1000  # inline inserts between two passive checkpoints on the writer's thread
 _SYNC_MODES = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 
 
@@ -154,6 +165,17 @@ class SQLiteStore(Store):
         if flag is None:
             raise ConfigurationError("inline_reads must be 1 or 0 (true or false)")
         self.inline_reads = flag
+        inline = options["inline_writes"]
+        flag = inline if type(inline) is bool else _FLAGS.get(str(inline).lower())
+        if flag is None:
+            raise ConfigurationError("inline_writes must be 1 or 0 (true or false)")
+        # an inline commit must not wait for a sync on the loop's thread
+        self.inline_writes = flag and self.synchronous in ("NORMAL", "OFF")
+        self._inline_writer: sqlite3.Connection | None = None  # insert_now's connection
+        self._inline_writes = 0
+        self._inline_write_slow = 0
+        self._inline_write_paused_until = 0.0
+        self._checkpoint: asyncio.Task[None] | None = None
         self._inline: sqlite3.Connection | None = None  # the point reads' own connection
         self._inline_count = 0
         self._inline_slow = 0  # slow point reads in a row
@@ -245,11 +267,84 @@ class SQLiteStore(Store):
             raise
         return conn
 
+    def _connect_inline_writer(self) -> sqlite3.Connection:
+        """``insert_now``'s connection (module docstring), on the loop's thread only."""
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise ConfigurationError(f"cannot open SQLite database {self.path!r}: {exc}") from None
+        try:
+            conn.execute("PRAGMA busy_timeout = 0")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
+            for name, nargs, fn in sql_functions():  # an index expression may call them
+                conn.create_function(name, nargs, fn, deterministic=True)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def insert_now(self, sql: str, params: Sequence[Any], what: str) -> bool:
+        """One autocommitted statement on the loop's thread when nothing holds the writer
+        (module docstring): True when it ran, False when it did not (nothing written);
+        DuplicateKey when a key exists."""
+        if self._owner is not None or self.lock.locked() or self._closed:
+            return False
+        conn = self._inline_writer
+        if conn is None:  # opened at the first use (most databases never call this)
+            if not self.inline_writes or self.memory or self._writer is None:
+                return False
+            try:
+                conn = self._inline_writer = self._connect_inline_writer()
+            except (ConfigurationError, sqlite3.Error):
+                self.inline_writes = False  # the general path, from now on
+                return False
+        started = perf_counter()
+        if started < self._inline_write_paused_until:
+            return False
+        try:
+            conn.execute(sql, params)
+        except sqlite3.IntegrityError as exc:
+            if "UNIQUE" in str(exc):
+                raise DuplicateKey(f"{what}: {exc}") from None
+            return False  # the general path reports it
+        except sqlite3.Error:
+            return False  # busy (another process writes), or anything else: the general path
+        if perf_counter() - started <= INLINE_SLOW_S:
+            self._inline_write_slow = 0
+        else:
+            self._inline_write_slow += 1
+            if self._inline_write_slow >= INLINE_SLOW_RUN:
+                self._inline_write_slow = 0
+                self._inline_write_paused_until = perf_counter() + INLINE_PAUSE_S
+        self._inline_writes += 1
+        if self._inline_writes % INLINE_CHECKPOINT == 0 and (
+            self._checkpoint is None or self._checkpoint.done()
+        ):
+            self._checkpoint = asyncio.get_running_loop().create_task(self._passive_checkpoint())
+        return True
+
+    async def _passive_checkpoint(self) -> None:
+        """What the inline inserts' connection leaves undone: the WAL copied back into the
+        database file, on the writer's thread, without waiting for readers."""
+        async with self.lock:
+            if self._closed:
+                return
+            with suppress(sqlite3.Error, ValueError):
+                await self.writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
     async def close(self) -> None:
         if self._closed:
             return
+        checkpoint = self._checkpoint
+        if checkpoint is not None and not checkpoint.done():
+            with suppress(Exception):
+                await checkpoint
         self._closed = True
         inline, self._inline = self._inline, None
+        if inline is not None:
+            inline.close()
+        inline, self._inline_writer = self._inline_writer, None
         if inline is not None:
             inline.close()
         conns = [c for c in (self._short, *self._readers, self._writer) if c is not None]
@@ -314,6 +409,12 @@ class SQLiteStore(Store):
                     await conn.execute("BEGIN IMMEDIATE")
                 except sqlite3.Error as exc:
                     raise _sql_error(exc, "cannot begin a transaction") from None
+                except BaseException:
+                    # Cancelled while the BEGIN was queued: it still runs on the connection's
+                    # thread, and the next autocommitted statement would join the transaction
+                    # it opens (to be lost with it). The ROLLBACK is queued after it.
+                    await self._rollback(conn)
+                    raise
                 try:
                     yield own
                 except BaseException:
@@ -576,6 +677,7 @@ class SQLiteCollection(StoreCollection):
         self._update_sql = f"UPDATE {table} SET doc = ?, tagged = ? WHERE {by_key}"
         self._delete_sql = f"DELETE FROM {table} WHERE {by_key}"
         self._single = spec.key[0] if spec.single_key else ""
+        self._insert_now_sql: dict[int, str] = {}  # multi-row INSERTs by row count
 
     async def ensure(self) -> None:
         await self.store.run_ddl(schema(self.spec), self.spec.name, len(self.spec.key))
@@ -634,6 +736,48 @@ class SQLiteCollection(StoreCollection):
                 await s.conn.executemany(self._insert_sql, rows)
             except sqlite3.Error as exc:
                 raise _sql_error(exc, f"insert into {self.spec.name!r}") from None
+
+    def _multi_row_insert(self, docs: list[Doc]) -> tuple[str, list[Any]] | None:
+        """One ``INSERT`` of every row of ``docs`` and its parameters (None: too many for one
+        statement, or a TTL, whose insert purges expired keys first)."""
+        width = len(self.spec.key) + 2
+        if self.spec.ttl is not None or not docs or len(docs) * width > 999:
+            return None  # 999: SQLite's oldest bound-parameter limit
+        sql = self._insert_now_sql.get(len(docs))
+        if sql is None:
+            head = self._insert_sql.split(" VALUES ", 1)[0]
+            row = "(" + ", ".join("?" * width) + ")"
+            sql = self._insert_now_sql[len(docs)] = f"{head} VALUES " + ", ".join([row] * len(docs))
+        params: list[Any] = []
+        for doc in docs:
+            params.extend(self._key_params(doc))
+            params.extend(encode_doc(doc))
+        return sql, params
+
+    def insert_now(self, docs: list[Doc]) -> bool:
+        """One multi-row ``INSERT`` on the loop's thread when the store can run it there now
+        (``SQLiteStore.insert_now``)."""
+        if not self.store.inline_writes or self.store.memory:
+            return False
+        statement = self._multi_row_insert(docs)
+        if statement is None:
+            return False
+        return self.store.insert_now(*statement, f"insert into {self.spec.name!r}")
+
+    async def insert_autocommitted(self, docs: list[Doc]) -> bool:
+        """One multi-row ``INSERT`` on the writer connection, under its lock, in autocommit
+        (not the write section's ``BEGIN`` / insert / ``COMMIT``: three hops to its thread)."""
+        statement = self._multi_row_insert(docs)
+        if statement is None:
+            return False
+        store = self.store
+        store.check_not_owner()
+        async with store.lock:
+            try:
+                await store.writer.execute(*statement)
+            except sqlite3.Error as exc:
+                raise _sql_error(exc, f"insert into {self.spec.name!r}") from None
+        return True
 
     async def replace_docs(self, pairs: list[tuple[Doc, Doc]], session: Session) -> None:
         rows = [(*encode_doc(new), *self._key_params(new)) for _old, new in pairs]
