@@ -64,7 +64,7 @@ import secrets
 import time
 import weakref
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -780,6 +780,19 @@ def _forget(task: asyncio.Task[Any]) -> None:
         task.exception()
 
 
+async def together(coros: Iterable[Awaitable[Any]]) -> None:
+    """Run the awaitables at once; the first failure cancels the others and is raised, and
+    none is left running when this returns."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
 @dataclass(frozen=True, slots=True)
 class Health:
     """``await db.health()``: one round trip to the backend (``Store.ping``)."""
@@ -807,4 +820,5 @@ __all__ = [
     "classify_botocore",
     "classify_os_error",
     "error_chain",
+    "together",
 ]

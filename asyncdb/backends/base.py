@@ -701,6 +701,13 @@ class StoreCollection(ABC):
         """Stream the documents of ``query``: pushed filter, residual, sort, skip, limit.
         ``shape``: the plan cache's entry of the raw filter ``query.filter`` was built from
         (``self.plans.parse``), whose planner binder then plans it."""
+        query, plan = self._visible_plan(query, allow_scan, shape)
+        return self._execute(plan, query, session, allow_scan)
+
+    def _visible_plan(
+        self, query: Query, allow_scan: bool | None, shape: ShapeEntry | None
+    ) -> tuple[Query, Plan]:
+        """``query`` with the store's visibility filter (TTL) added, and its checked plan."""
         query = Query(
             self.visible(query.filter),
             query.sort,
@@ -711,7 +718,7 @@ class StoreCollection(ABC):
         )
         plan = self.execution_plan(query) if shape is None else self.shaped_plan(query, shape)
         self.check_scan(plan, query, allow_scan)
-        return self._execute(plan, query, session, allow_scan)
+        return query, plan
 
     async def find_list(
         self,
@@ -724,16 +731,7 @@ class StoreCollection(ABC):
         """``find``'s documents collected (a bounded read). When the store pushed all of the
         plan (no residual filter, no sort or limit left to apply here, no projection), a store
         with ``row_list`` decodes its rows in one pass, without a generator per document."""
-        full = Query(
-            self.visible(query.filter),
-            query.sort,
-            query.skip,
-            query.limit,
-            query.projection,
-            query.after,
-        )
-        plan = self.execution_plan(full) if shape is None else self.shaped_plan(full, shape)
-        self.check_scan(plan, full, allow_scan)
+        full, plan = self._visible_plan(query, allow_scan, shape)
         if (
             plan.residual_node is None
             and not plan.client_sort

@@ -62,6 +62,7 @@ from asyncdb.movement.sources import (
     key_of,
 )
 from asyncdb.movement.verifier import VerifyReport, verify_collection, verify_share_by_key
+from asyncdb.resilience import together
 
 T = TypeVar("T")
 DocMap = Callable[[Doc], Doc | None]
@@ -564,7 +565,7 @@ class _Run:
             async with gate:
                 await self.part(source, dst, i, plan[i], counts, fresh)
 
-        await _all(one(i) for i in chosen)
+        await together(one(i) for i in chosen)
         return [plan[i] for i in chosen]
 
 
@@ -575,18 +576,6 @@ async def _empty(coll: Collection) -> bool:
 
 async def _false() -> bool:
     return False
-
-
-async def _all(coros: Any) -> None:
-    """Run the coroutines together; the first failure cancels the rest and is raised."""
-    tasks = [asyncio.ensure_future(c) for c in coros]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
 
 
 async def copy(

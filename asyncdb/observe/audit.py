@@ -455,8 +455,8 @@ class AuditTrail:
                 self._turns = 0.0  # idle a while: whoever calls next is alone
             else:
                 self._turns *= TURNS_DECAY
-            if task is not self._last_caller:
-                self._turns += 1.0
+                if task is not self._last_caller:
+                    self._turns += 1.0
             self._last_caller, self._last_active = task, now
             if (
                 self._turns < 0.5

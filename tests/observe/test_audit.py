@@ -19,6 +19,7 @@ from structlog.testing import capture_logs
 
 import asyncdb
 from asyncdb.observe import verify_chain
+from asyncdb.observe.audit import IDLE_S
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -199,6 +200,8 @@ async def cancel_audited_calls(url: str, seed: int, groups: int = 40) -> dict[st
                 await asyncio.sleep(rng.uniform(0, 0.0002) if by_wall else 0)
                 turn += 1
             await asyncio.gather(*(task for task, _ in tasks), return_exceptions=True)
+            if rng.random() < 0.5:  # the trail idle a while: the next caller is alone
+                await asyncio.sleep(IDLE_S * 1.5)
         trail = db._observer.audit  # type: ignore[union-attr]
         await trail.flush()
         counted, failures, by_callers = trail.events, trail.failures, trail.stored_by_callers

@@ -75,6 +75,7 @@ from asyncdb.resilience import (
     classify_botocore,
     classify_os_error,
     error_chain,
+    together,
 )
 from asyncdb.types import Capabilities, CollectionSpec, Plan, Query, check_identifier
 
@@ -598,7 +599,7 @@ class DynamoCollection(StoreCollection):
         if len(chunks) == 1:
             await chunk(chunks[0])
         else:  # the chunks at once: the lookup before a large insert costs one round trip
-            await _together(chunk(c) for c in chunks)
+            await together(chunk(c) for c in chunks)
         return [found.get(self._key_id(k)) for k in keys]
 
     def _key_id(self, item: Mapping[str, Any]) -> str:
@@ -1303,19 +1304,6 @@ def _mentions(text: str, placeholder: str) -> bool:
 def _used_names(request: DynamoRequest, condition: str | None) -> dict[str, str]:
     text = (request.filter or "") + " " + (condition or "")
     return {k: v for k, v in request.names.items() if _mentions(text, k)}
-
-
-async def _together(coros: Any) -> None:
-    """Run the coroutines at once; the first failure cancels the others and is raised (none
-    is left running)."""
-    tasks = [asyncio.ensure_future(c) for c in coros]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
 
 
 async def _backoff(attempt: int) -> None:
