@@ -290,13 +290,7 @@ class CollectionSink:
         head = self._head
         if head is None:
             return False
-        seq, prev = head
-        sealed: list[dict[str, Any]] = []
-        for event in events:
-            seq += 1
-            link = seal(event, seq, prev)
-            prev = link["hash"]
-            sealed.append(link)
+        sealed, (seq, prev) = _sealed(events, head)
         collection = self.collection
         try:
             prepared, _keys = collection._prepare(sealed)  # the general path's checks
@@ -341,13 +335,7 @@ class CollectionSink:
     async def write(self, events: list[dict[str, Any]]) -> None:
         head = self._head if self._head is not None else await self._find_head()
         for _attempt in range(1000):
-            seq, prev = head
-            sealed: list[dict[str, Any]] = []
-            for event in events:
-                seq += 1
-                link = seal(event, seq, prev)
-                prev = link["hash"]
-                sealed.append(link)
+            sealed, (seq, prev) = _sealed(events, head)
             try:
                 await self._insert(sealed)
             except DuplicateKey:
@@ -360,6 +348,20 @@ class CollectionSink:
             self._head = (seq, prev)
             return
         raise RuntimeError("audit chain: could not claim a head after 1000 attempts")
+
+
+def _sealed(
+    events: list[dict[str, Any]], head: tuple[int, str]
+) -> tuple[list[dict[str, Any]], tuple[int, str]]:
+    """``events`` sealed in order after ``head`` (seq, hash), and the head after the last."""
+    seq, prev = head
+    sealed: list[dict[str, Any]] = []
+    for event in events:
+        seq += 1
+        link = seal(event, seq, prev)
+        prev = link["hash"]
+        sealed.append(link)
+    return sealed, (seq, prev)
 
 
 class CallableSink:

@@ -255,13 +255,23 @@ class SQLiteStore(Store):
         """The point reads' connection (module docstring), used on the loop's thread only
         (``check_same_thread=False`` lets close() run from anywhere); opened after the writer
         set WAL mode."""
+        conn = self._open_on_loop()
+        try:
+            conn.execute("PRAGMA query_only = 1")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _open_on_loop(self) -> sqlite3.Connection:
+        """A connection for the loop's thread (``check_same_thread=False`` lets close() run from
+        anywhere), autocommitting, that answers a locked database at once."""
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise ConfigurationError(f"cannot open SQLite database {self.path!r}: {exc}") from None
         try:
             conn.execute("PRAGMA busy_timeout = 0")
-            conn.execute("PRAGMA query_only = 1")
         except BaseException:
             conn.close()
             raise
@@ -269,12 +279,8 @@ class SQLiteStore(Store):
 
     def _connect_inline_writer(self) -> sqlite3.Connection:
         """``insert_now``'s connection (module docstring), on the loop's thread only."""
+        conn = self._open_on_loop()
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise ConfigurationError(f"cannot open SQLite database {self.path!r}: {exc}") from None
-        try:
-            conn.execute("PRAGMA busy_timeout = 0")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             conn.execute("PRAGMA wal_autocheckpoint = 0")
             for name, nargs, fn in sql_functions():  # an index expression may call them
