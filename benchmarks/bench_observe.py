@@ -7,8 +7,9 @@ operation adds an event write) under both policies ("closed": the call waits for
 median round counts: :func:`asyncdb.cli.bench.interleaved`, the ``asyncdb bench`` harness.
 
 The metrics' cost is also measured as CPU time (``metrics_cpu_ratio``): the same point reads
-with metrics off, off again (a control: the method's own error) and on, rotating, 41 rounds,
-``time.process_time``, the median of the rounds' ratios.
+on one database with metrics off, off again (the A/A control: the method's own error) and on,
+in a fresh random order each of 301 rounds of 100 reads, ``time.process_time``, the median of
+the rounds' ratios. ``BENCH_OBSERVE_ONLY=metrics`` runs that part alone.
 
 Targets: metrics <= 1.05 x; audit to the same database <= 2 x (the write included).
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import random
 import shutil
@@ -149,47 +151,62 @@ async def observer_cost_us() -> dict[str, float]:
     }
 
 
-CPU_ROUNDS = 41
-CPU_CALLS = 400
+CPU_ROUNDS = 301
+CPU_CALLS = 100
+SIDES = ("metrics off", "metrics off (control)", "metrics on")
 
 
 async def metrics_cpu_ratio(url: str) -> dict[str, Any]:
-    """The metrics' cost as CPU time, measured so that a loaded machine cannot fake it: the
-    same point reads (``CPU_CALLS`` per side and round, one caller) on three connections,
-    metrics off, metrics off again (the control: its ratio shows the method's own error) and
-    metrics on (the default), their order rotating, ``CPU_ROUNDS`` rounds; this process's CPU
-    time per read (``time.process_time``: other jobs' time is not in it, SQLite's thread's
-    is, alike on every side), and the median of the rounds' ratios over "metrics off"."""
+    """The metrics' cost as CPU time, resolved on a shared machine: the same point reads
+    (``CPU_CALLS`` per side and round, one caller) on one database, with metrics off, off
+    again (the A/A control: its ratio is the method's own error) and on (the default), in an
+    order drawn afresh each round, ``CPU_ROUNDS`` short rounds; this process's CPU time per
+    read (``time.process_time``: other jobs' time is not in it, SQLite's thread's is), and the
+    median of the rounds' ratios over "metrics off" (each ratio of reads a few milliseconds
+    apart: a slow stretch of the machine falls on both).
+
+    One database for every side (its connections, statements and pages shared alike): metrics
+    off is its observer removed, which is what ``connect(url, metrics=False, slow_ms=None)``
+    leaves (checked below); metrics on is the observer ``connect(url)`` makes."""
     rng = random.Random(7)
     async with asyncdb.connect(url) as db:
         items = db.collection("metered_reads")
         await items.delete_many({}, allow_scan=True)
         await items.insert_many([bench_doc(n, rng) for n in range(DOCS)])
-    sides = {
-        "metrics off": await asyncdb.connect(url, **CONFIGS["nothing observed"]),
-        "metrics off (control)": await asyncdb.connect(url, **CONFIGS["nothing observed"]),
-        "metrics on": await asyncdb.connect(url, **CONFIGS["metrics (default)"]),
-    }
+    async with asyncdb.connect(url, **CONFIGS["nothing observed"]) as off:
+        assert off._observer is None  # what the "off" sides below run with
+    db = await asyncdb.connect(url, **CONFIGS["metrics (default)"])
+    observer = db._observer
+    assert observer is not None and observer.quiet and observer.metrics is not None
+    coll = db.collection("metered_reads")
     keys = [{"id": f"b{(n * 7919) % DOCS:07d}"} for n in range(CPU_CALLS)]
-    cpu: dict[str, list[float]] = {side: [] for side in sides}
-    order = list(sides)
+    cpu: dict[str, list[float]] = {side: [] for side in SIDES}
+    order = list(SIDES)
+    draw = random.Random(11)
     try:
-        for db in sides.values():  # warm: tables known, statements prepared
-            for key in keys[:50]:
-                await db.collection("metered_reads").find_one(key)
-        for r in range(CPU_ROUNDS):
-            for side in order[r % 3 :] + order[: r % 3]:
-                coll = sides[side].collection("metered_reads")
+        for _ in range(20):  # warm: tables known, statements prepared, both paths run
+            for side in SIDES:
+                db._observer = observer if side == "metrics on" else None
+                for key in keys:
+                    await coll.find_one(key)
+        gc.collect()
+        for _ in range(CPU_ROUNDS):
+            draw.shuffle(order)
+            for side in order:
+                db._observer = observer if side == "metrics on" else None
                 began = time.process_time()
                 for key in keys:
                     await coll.find_one(key)
                 cpu[side].append(1e6 * (time.process_time() - began) / len(keys))
-        backend = sides["metrics on"].backend
-        async with asyncdb.connect(url) as db:
-            await db.collection("metered_reads").delete_many({}, allow_scan=True)
+        db._observer = observer
+        counted = db.metrics()["collections"]["metered_reads"]["find_one"]["count"]
+        expected = (20 + CPU_ROUNDS) * len(keys)
+        assert counted == expected, (counted, expected)  # metrics on, and only there
+        backend = db.backend
+        await coll.delete_many({}, allow_scan=True)
     finally:
-        for db in sides.values():
-            await db.close()
+        db._observer = observer
+        await db.close()
 
     def ratios(side: str) -> dict[str, Any]:
         each = sorted(a / b for a, b in zip(cpu[side], cpu["metrics off"], strict=True))
@@ -235,6 +252,8 @@ async def main(argv: list[str]) -> None:
                 f"{m['cpu_us_per_read']['metrics on']:.1f} us CPU; median of {CPU_ROUNDS} "
                 f"interleaved rounds of {CPU_CALLS} reads)"
             )
+        if os.environ.get("BENCH_OBSERVE_ONLY") == "metrics":
+            return  # that part alone: nothing saved
         runs = []
         for url in urls:
             for i, name in enumerate(TARGETS):

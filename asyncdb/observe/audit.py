@@ -44,6 +44,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal
+from math import isfinite
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -51,7 +52,8 @@ import orjson
 import structlog
 
 from asyncdb.backends.base import current_operation
-from asyncdb.errors import BackendError, ConfigurationError, DuplicateKey
+from asyncdb.errors import BackendError, ConfigurationError, DuplicateKey, QueryError
+from asyncdb.query.values import INT64_MAX, INT64_MIN, check_field_name
 
 if TYPE_CHECKING:
     from asyncdb.collection import Collection
@@ -196,10 +198,71 @@ def event_hash(event: Mapping[str, Any]) -> str:
     return _digest({k: v for k, v in event.items() if k != "id" and k != "hash"})
 
 
+_NAMES: set[str] = set()  # field names check_field_name passed (the events' own, mostly)
+_NAMES_MAX = 1024
+
+
+def _valid_name(name: str) -> bool:
+    try:
+        check_field_name(name, name)
+    except QueryError:
+        return False
+    if len(_NAMES) < _NAMES_MAX:
+        _NAMES.add(name)
+    return True
+
+
+def _plain_body(event: Mapping[str, Any], seq: int, prev_hash: str) -> dict[str, Any] | None:
+    """``{"seq": seq, **event, "prev_hash": prev_hash}`` when it is canonical both for the
+    chain (``_is_canonical``: it is hashed as it is) and for the stores
+    (:func:`asyncdb.query.values.canonical`: it is stored as it is, no validated copy): text
+    keys that are valid field names, other than ``id`` and ``hash``; ASCII text, a 64-bit int,
+    a bool, None, a finite float with a fraction, or a list of ASCII text as values (a list
+    copied: nothing of the caller's context is shared). None otherwise (the general path):
+    one walk over the event checks what the chain and the store would each check."""
+    if type(event) is not dict or "id" in event or "hash" in event:
+        return None
+    body: dict[str, Any] = {"seq": seq}
+    names = _NAMES
+    for k, v in event.items():
+        if type(k) is not str or (k not in names and not _valid_name(k)):
+            return None
+        t = type(v)
+        if t is str:
+            if not v.isascii():
+                return None
+        elif t is int:
+            if not INT64_MIN <= v <= INT64_MAX:
+                return None
+        elif t is float:
+            if v.is_integer() or not isfinite(v):
+                return None
+        elif t is list:
+            for x in v:
+                if type(x) is not str or not x.isascii():
+                    return None
+            v = v.copy()
+        elif not (t is bool or v is None):
+            return None
+        body[k] = v
+    body["prev_hash"] = prev_hash
+    return body
+
+
+def _seal(event: Mapping[str, Any], seq: int, prev_hash: str) -> tuple[dict[str, Any], bool]:
+    """:func:`seal`, and whether the link is plain (``_plain_body``: already canonical for
+    the stores, a fresh dict sharing nothing with the caller)."""
+    body = _plain_body(event, seq, prev_hash)
+    if body is None:
+        body = {"seq": seq, **event, "prev_hash": prev_hash}
+        return {"id": f"{seq:020d}", **body, "hash": _digest(body)}, False
+    digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return {"id": f"{seq:020d}", **body, "hash": digest}, True
+
+
 def seal(event: Mapping[str, Any], seq: int, prev_hash: str) -> dict[str, Any]:
     """``event`` as link ``seq`` of a chain whose previous link hashed to ``prev_hash``."""
-    body = {"seq": seq, **event, "prev_hash": prev_hash}
-    return {"id": f"{seq:020d}", **body, "hash": _digest(body)}
+    return _seal(event, seq, prev_hash)[0]
 
 
 @dataclass
@@ -277,10 +340,10 @@ class CollectionSink:
         self.batch = _BATCH.get(collection._db.backend, _SMALL_BATCH)
         self._head: tuple[int, str] | None = None
 
-    async def _insert(self, sealed: list[dict[str, Any]]) -> None:
+    async def _insert(self, sealed: list[dict[str, Any]], plain: bool = False) -> None:
         # One autocommitted statement where the store has one (SQLite, PostgreSQL: one
         # multi-row INSERT, not BEGIN / insert / COMMIT), else insert_many.
-        await self.collection._insert_autocommitted(sealed)
+        await self.collection._insert_autocommitted(sealed, canonical=plain)
 
     def write_now(self, events: list[dict[str, Any]]) -> bool:
         """``events`` stored at once, in this step of the loop, where the collection can
@@ -290,10 +353,12 @@ class CollectionSink:
         head = self._head
         if head is None:
             return False
-        sealed, (seq, prev) = _sealed(events, head)
+        sealed, plain, (seq, prev) = _sealed(events, head)
         collection = self.collection
         try:
-            prepared, _keys = collection._prepare(sealed)  # the general path's checks
+            # the general path's checks (of the key, the store's limits), and the values'
+            # unless every link is plain (checked while sealed, and a fresh dict)
+            prepared, _keys = collection._prepare(sealed, canonical=plain)
             stored = collection._insert_now(prepared)
         except DuplicateKey:  # another writer took seq: write() re-reads the head
             self._head = None
@@ -335,9 +400,9 @@ class CollectionSink:
     async def write(self, events: list[dict[str, Any]]) -> None:
         head = self._head if self._head is not None else await self._find_head()
         for _attempt in range(1000):
-            sealed, (seq, prev) = _sealed(events, head)
+            sealed, plain, (seq, prev) = _sealed(events, head)
             try:
-                await self._insert(sealed)
+                await self._insert(sealed, plain)
             except DuplicateKey:
                 self._head = None
                 head = await self._advance(head)
@@ -352,16 +417,19 @@ class CollectionSink:
 
 def _sealed(
     events: list[dict[str, Any]], head: tuple[int, str]
-) -> tuple[list[dict[str, Any]], tuple[int, str]]:
-    """``events`` sealed in order after ``head`` (seq, hash), and the head after the last."""
+) -> tuple[list[dict[str, Any]], bool, tuple[int, str]]:
+    """``events`` sealed in order after ``head`` (seq, hash), whether every link is plain
+    (``_seal``), and the head after the last."""
     seq, prev = head
     sealed: list[dict[str, Any]] = []
+    every = True
     for event in events:
         seq += 1
-        link = seal(event, seq, prev)
+        link, plain = _seal(event, seq, prev)
+        every = every and plain
         prev = link["hash"]
         sealed.append(link)
-    return sealed, (seq, prev)
+    return sealed, every, (seq, prev)
 
 
 class CallableSink:
