@@ -1164,7 +1164,7 @@ class Collection(Generic[DocT]):
                 else:
                     db._check_loop()
                     read = self._direct_read(key)
-                doc = await observed_point_read(self, read, filter, _FIND_ONE)
+                doc = await observed_point_read(self, read, filter, _FIND_ONE, observer)
                 return None if doc is None else self._load(doc)
         return await self._find_one(
             filter,

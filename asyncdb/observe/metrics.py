@@ -7,7 +7,7 @@ point read by key looks its counters up by the collection's name alone.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from typing import Any
 
 # Upper bounds of the latency buckets in milliseconds (the last bucket is everything above).
@@ -47,6 +47,7 @@ class OperationStats:
         "errors",
         "max_s",
         "pending",
+        "pending_missed",
         "slow",
         "total_s",
     )
@@ -62,7 +63,8 @@ class OperationStats:
         self.cache_hits = 0
         self.cache_misses = 0
         self.slow = 0
-        self.pending: list[float] = []  # point reads not counted yet (fold)
+        self.pending: list[float] = []  # point reads not counted yet (fold): found a doc
+        self.pending_missed: list[float] = []  # ... and found none
 
     def record(self, seconds: float, failed: bool) -> None:
         self.count += 1
@@ -88,29 +90,33 @@ class OperationStats:
             self.cache_misses += misses
 
     def fold(self) -> None:
-        """Count the point reads of :attr:`pending` (``seconds`` of a read that found its
-        document, ``-1 - seconds`` of one that did not): one ``list.append`` per read on the
-        hot path, the histogram's arithmetic here, every ``PENDING_MAX`` reads and before a
-        snapshot."""
-        pending, self.pending = self.pending, []
-        found = 0
+        """Count the point reads held in :attr:`pending` (the seconds of each read that found
+        its document) and :attr:`pending_missed` (of each that found none): one
+        ``list.append`` per read on the hot path; here, every ``PENDING_MAX`` reads and before
+        a snapshot, each list sorted and cut at the bucket bounds (no loop per read)."""
+        found, missed = self.pending, self.pending_missed
+        self.pending, self.pending_missed = [], []
         buckets = self.buckets
-        total = 0.0
-        top = self.max_s
-        for value in pending:
-            if value >= 0.0:
-                found += 1
-            else:
-                value = -1.0 - value
-            total += value
-            if value > top:
-                top = value
-            buckets[bisect_left(_BOUNDS_S, value)] += 1
-        self.count += len(pending)
-        self.total_s += total
-        self.max_s = top
-        self.docs_read += found
-        self.docs_returned += found
+        last = len(_BOUNDS_S)
+        for values in (found, missed):
+            if not values:
+                continue
+            values.sort()
+            n = len(values)
+            low = 0
+            for i, bound in enumerate(_BOUNDS_S):  # bucket i: bounds[i-1] < seconds <= bounds[i]
+                high = bisect_right(values, bound, low)
+                buckets[i] += high - low
+                low = high
+                if low == n:
+                    break
+            buckets[last] += n - low
+            self.count += n
+            self.total_s += sum(values)
+            if values[-1] > self.max_s:
+                self.max_s = values[-1]
+        self.docs_read += len(found)
+        self.docs_returned += len(found)
 
     def percentile_ms(self, q: float) -> float:
         """The upper bound of the bucket holding the ``q`` quantile (the maximum for the last)."""
@@ -125,7 +131,7 @@ class OperationStats:
         return self.max_s * 1000
 
     def snapshot(self) -> dict[str, Any]:
-        if self.pending:
+        if self.pending or self.pending_missed:
             self.fold()
         return {
             "count": self.count,

@@ -650,12 +650,13 @@ async def observed_point_read(
     read: Awaitable[Any],
     filter: Mapping[str, Any],
     params: tuple[str, ...],
+    observer: Observer | None,
 ) -> Any:
     """``await read``, a ``find_one`` by exact key without a cache, observed as ``@observed``
     does when the observer is quiet (metrics and the slow warning: the default) or absent,
     without the operation record a point read leaves empty: the clock and one counter update.
-    (With spans or an audit trail, ``find_one`` takes the observed path instead.)"""
-    observer = coll._db._observer
+    (With spans or an audit trail, ``find_one`` takes the observed path instead.)
+    ``observer``: the database's (``coll._db._observer``, which the caller has at hand)."""
     if observer is None or current_operation.get() is not None:
         return await read
     started = perf_counter()
@@ -677,8 +678,8 @@ async def observed_point_read(
         stats = metrics.point_reads.get(name)
         if stats is None:
             stats = metrics.point_read_stats(name)
-        pending = stats.pending
-        pending.append(seconds if result is not None else -1.0 - seconds)
+        pending = stats.pending if result is not None else stats.pending_missed
+        pending.append(seconds)
         if len(pending) >= PENDING_MAX:
             stats.fold()
     return result

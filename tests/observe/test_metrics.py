@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 import asyncdb
+from asyncdb.observe.metrics import BUCKETS_MS, OperationStats
 
 
 async def test_metrics_count_operations_errors_latency_and_documents() -> None:
@@ -92,3 +96,43 @@ async def test_pool_size_use_and_waits_on_postgres(postgres_url: str) -> None:
     assert pool["max_size"] == 2 and 1 <= pool["size"] <= 2
     assert pool["in_use"] == pool["size"] - pool["idle"]
     assert pool["waits"] > 0  # 20 reads at once on 2 connections
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(
+                st.floats(min_value=0, max_value=20.0),
+                st.sampled_from([b / 1000 for b in BUCKETS_MS] + [0.0, 1e-9, 11.0]),
+            ),
+            st.booleans(),
+        ),
+        max_size=40,
+    ),
+    st.integers(0, 40),
+)
+def test_folded_point_reads_count_as_reads_recorded_one_by_one(
+    reads: list[tuple[float, bool]], before: int
+) -> None:
+    """``fold`` (the point reads' batch) counts exactly what recording each read would:
+    count, buckets (a read on a bound falls in that bound's bucket), max, mean, documents."""
+    folded, one_by_one = OperationStats(), OperationStats()
+    for n, (seconds, found) in enumerate(reads):
+        one_by_one.record(seconds, False)
+        if n < before:  # counted before the batch
+            folded.record(seconds, False)
+        else:
+            (folded.pending if found else folded.pending_missed).append(seconds)
+            one_by_one.docs_read += found
+            one_by_one.docs_returned += found
+    a, b = folded.snapshot(), one_by_one.snapshot()
+    assert a["latency_ms"]["counts"] == b["latency_ms"]["counts"]
+    assert (a["count"], a["docs_read"], a["docs_returned"]) == (
+        b["count"],
+        b["docs_read"],
+        b["docs_returned"],
+    )
+    assert a["latency_ms"]["max"] == b["latency_ms"]["max"]
+    assert math.isclose(a["latency_ms"]["mean"], b["latency_ms"]["mean"], abs_tol=1e-9)
+    assert not folded.pending and not folded.pending_missed
