@@ -1148,13 +1148,23 @@ class Collection(Generic[DocT]):
             and comment is None
             and db._cache is None
         ):
-            # The point read's own path: no cache, and no span or audit event to make.
+            # The point read's own path: no cache, and no span to make (an audit event is
+            # made by the observer's point_read, as find_one's general path would make it).
             observer = db._observer
             key = self._exact_key(filter)
+            quiet = observer is None or observer.quiet
             if (
                 key is not None
-                and (observer is None or observer.quiet)
                 and self._store.namespace in db._ensured
+                and (
+                    quiet
+                    or (
+                        observer is not None
+                        and observer.tracing is None
+                        and type(self) is Collection  # its _load is the identity
+                        and current_operation.get() is None  # else not observed at all
+                    )
+                )
             ):
                 assert filter is not None
                 resilience = db._resilience
@@ -1164,8 +1174,12 @@ class Collection(Generic[DocT]):
                 else:
                     db._check_loop()
                     read = self._direct_read(key)
-                doc = await observed_point_read(self, read, filter, _FIND_ONE, observer)
-                return None if doc is None else self._load(doc)
+                if quiet:
+                    doc = await observed_point_read(self, read, filter, _FIND_ONE, observer)
+                    return None if doc is None else self._load(doc)
+                assert observer is not None
+                found: DocT | None = await observer.point_read(self, read, filter, _FIND_ONE)
+                return found
         return await self._find_one(
             filter,
             projection,

@@ -127,6 +127,39 @@ class Observer:
         await self._finish(coll, record, _Inputs(args, kwargs, params), seconds, result, None)
         return result
 
+    async def point_read(
+        self,
+        coll: Collection[Any],
+        read: Awaitable[Any],
+        filter: Mapping[str, Any],
+        params: tuple[str, ...],
+    ) -> Any:
+        """``await read``, a ``find_one`` by exact key without a cache or spans, observed as
+        :meth:`run` observes ``find_one`` (metrics, the slow warning, the audit event: the
+        same event, from the same inputs), without the call through ``find_one``'s general
+        path that would find the same key again."""
+        record = Operation("find_one")
+        token = current_operation.set(record)
+        trail = self.audit
+        if trail is not None:
+            trail.started()
+        started = time.perf_counter()
+        try:
+            result = await read
+        except BaseException as exc:
+            seconds = time.perf_counter() - started
+            current_operation.reset(token)
+            if trail is not None:
+                trail.ended()
+            await self._finish(coll, record, _Inputs((filter,), {}, params), seconds, None, exc)
+            raise
+        seconds = time.perf_counter() - started
+        current_operation.reset(token)
+        if trail is not None:
+            trail.ended()
+        await self._finish(coll, record, _Inputs((filter,), {}, params), seconds, result, None)
+        return result
+
     async def stream(
         self, coll: Collection, node: Any, inner: AsyncIterator[Any], comment: Any = None
     ) -> AsyncIterator[Any]:

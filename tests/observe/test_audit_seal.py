@@ -152,3 +152,40 @@ async def test_plain_and_general_events_are_stored_alike(
         general = await run(f"sqlite:///{tmp_path / 'general.db'}")
     assert len(fast) == len(general) == 1 + 2 * len(CONTEXTS)
     assert typed(fast) == typed(general)
+
+
+@pytest.mark.parametrize("keys", [True, False])
+async def test_an_audited_point_read_makes_the_general_paths_event(
+    tmp_path: Path, keys: bool
+) -> None:
+    """find_one by exact key under an audit trail (Observer.point_read) makes the event and
+    the metrics find_one's general path makes, found or not, inside an audit context."""
+    events: list[dict[str, Any]] = []
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    async with asyncdb.connect(url, audit=events.append, audit_reads=True, audit_keys=keys) as db:
+        items = db.collection("items")
+        await items.insert_one({"id": "k1", "n": 1})
+        general = {
+            "projection": None,
+            "sort": None,
+            "allow_scan": None,
+            "cache": True,
+            "hint": None,
+            "comment": None,
+        }
+        pairs = []
+        with asyncdb.audit_context(actor="u42", roles=["a"]):
+            for key in ("k1", "nope"):
+                fast = await items.find_one({"id": key})
+                slow = await items._find_one({"id": key}, **general)  # find_one's general path
+                assert fast == slow
+                pairs.append((events[-2], events[-1]))
+        stats = db.metrics()["collections"]["items"]["find_one"]
+    assert [e["op"] for pair in pairs for e in pair] == ["find_one"] * 4
+    for fast_event, slow_event in pairs:
+        drop = ("ts", "duration_ms", "seq", "prev_hash", "hash")
+        assert {k: v for k, v in fast_event.items() if k not in drop} == {
+            k: v for k, v in slow_event.items() if k not in drop
+        }
+    assert pairs[0][0]["keys" if keys else "count"] == (["k1"] if keys else 1)
+    assert stats["count"] == 4 and stats["docs_returned"] == 2
