@@ -71,8 +71,7 @@ from asyncdb.query.pipeline import Pipeline, first_match, parse_pipeline, parse_
 from asyncdb.query.plancache import ShapeEntry
 from asyncdb.query.sort import sort_key
 from asyncdb.query.update import apply_projection
-from asyncdb.query.values import canonical as is_canonical
-from asyncdb.query.values import normalize_document, normalize_value
+from asyncdb.query.values import canonical, normalize_document, normalize_value
 from asyncdb.types import CollectionSpec, DocT, Page, Plan, Query, UpdateResult
 
 if TYPE_CHECKING:
@@ -497,12 +496,10 @@ class Collection(Generic[DocT]):
 
         return check
 
-    def _prepare(
-        self, docs: list[Any], *, canonical: bool = False
-    ) -> tuple[list[Doc], list[KeyTuple]]:
+    def _prepare(self, docs: list[Any], *, plain: bool = False) -> tuple[list[Doc], list[KeyTuple]]:
         """Validated, normalised copies of ``docs`` (nothing shared with the caller's dicts)
-        and their keys; a bad document or key is a QueryError before any I/O. ``canonical``:
-        the caller vouches that every document is a fresh dict already in canonical form
+        and their keys; a bad document or key is a QueryError before any I/O. ``plain``: the
+        caller vouches that every document is a fresh dict already in canonical form
         (:func:`~asyncdb.query.values.canonical` holds; the audit trail's plain events): its
         values are not walked again, its key and the store's limits still are."""
         spec = self.spec
@@ -513,7 +510,7 @@ class Collection(Generic[DocT]):
         # the store's own limits (none beyond the portable ones on memory and SQLite)
         check_document = None if self._store.limits is PORTABLE else self._store.check_document
         owned = owned_documents.get()
-        vouched = canonical and type(self) is Collection  # a layered one transforms its docs
+        vouched = plain and type(self) is Collection  # a layered one transforms its docs
         with gc_paused(len(docs) >= GC_PAUSE_MIN):  # synchronous, only copies are made here
             for doc in docs:
                 if type(doc) is not dict and not isinstance(doc, Mapping):
@@ -521,7 +518,7 @@ class Collection(Generic[DocT]):
                 if vouched:
                     one: Doc = cast(Doc, doc)
                 else:
-                    one = doc if owned and is_canonical(doc) else normalize_document(doc)
+                    one = doc if owned and canonical(doc) else normalize_document(doc)
                 if generate_id and "id" not in one:
                     one = {"id": new_id(), **one}
                 key = check_key(one, spec)
@@ -552,7 +549,7 @@ class Collection(Generic[DocT]):
         self._db._check_loop()
         return self._store.insert_now(docs)
 
-    async def _insert_autocommitted(self, docs: list[Any], *, canonical: bool = False) -> None:
+    async def _insert_autocommitted(self, docs: list[Any], *, plain: bool = False) -> None:
         """``insert_many(docs)`` as one autocommitted statement where the store has one
         (``StoreCollection.insert_autocommitted``: no write section around it), else
         ``insert_many`` itself; a plain collection only (a layered one, encrypted or typed,
@@ -561,7 +558,7 @@ class Collection(Generic[DocT]):
         if type(self) is not Collection or self._session is not None or store.table_mode:
             await self.insert_many(docs)
             return
-        prepared, keys = self._prepare(docs, canonical=canonical)  # the general path's checks
+        prepared, keys = self._prepare(docs, plain=plain)  # the general path's checks
         await self._ready()
         try:
             if not await store.insert_autocommitted(prepared):

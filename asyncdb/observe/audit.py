@@ -343,7 +343,7 @@ class CollectionSink:
     async def _insert(self, sealed: list[dict[str, Any]], plain: bool = False) -> None:
         # One autocommitted statement where the store has one (SQLite, PostgreSQL: one
         # multi-row INSERT, not BEGIN / insert / COMMIT), else insert_many.
-        await self.collection._insert_autocommitted(sealed, canonical=plain)
+        await self.collection._insert_autocommitted(sealed, plain=plain)
 
     def write_now(self, events: list[dict[str, Any]]) -> bool:
         """``events`` stored at once, in this step of the loop, where the collection can
@@ -358,7 +358,7 @@ class CollectionSink:
         try:
             # the general path's checks (of the key, the store's limits), and the values'
             # unless every link is plain (checked while sealed, and a fresh dict)
-            prepared, _keys = collection._prepare(sealed, canonical=plain)
+            prepared, _keys = collection._prepare(sealed, plain=plain)
             stored = collection._insert_now(prepared)
         except DuplicateKey:  # another writer took seq: write() re-reads the head
             self._head = None
