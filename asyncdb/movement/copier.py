@@ -2,8 +2,10 @@
 
 The plan: each collection is split into parts (key ranges; DynamoDB scan segments), ``workers``
 parts are copied at once, each part read in batches of ``batch_size`` in key order and written
-through the destination's bulk path (``insert_many``). After the destination acknowledged a
-batch, the part's position advances in the checkpoint (:mod:`asyncdb.movement.checkpoint`). A
+through the destination's bulk path (``insert_many``); a source read by one reader (an asyncdb
+MongoDB collection) is one part whose ``workers`` batches are written at once. After the
+destination acknowledged a batch and every batch before it, the part's position advances in
+the checkpoint (:mod:`asyncdb.movement.checkpoint`). A
 restarted copy with ``resume=True`` continues every part from its position; the batch that was
 in flight when the process died may be partly written already, so a batch whose insert meets an
 existing key is re-applied by key (missing documents inserted, differing ones replaced, equal
