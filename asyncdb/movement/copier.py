@@ -2,8 +2,10 @@
 
 The plan: each collection is split into parts (key ranges; DynamoDB scan segments), ``workers``
 parts are copied at once, each part read in batches of ``batch_size`` in key order and written
-through the destination's bulk path (``insert_many``). After the destination acknowledged a
-batch, the part's position advances in the checkpoint (:mod:`asyncdb.movement.checkpoint`). A
+through the destination's bulk path (``insert_many``); a source read by one reader (an asyncdb
+MongoDB collection) is one part whose ``workers`` batches are written at once. After the
+destination acknowledged a batch and every batch before it, the part's position advances in
+the checkpoint (:mod:`asyncdb.movement.checkpoint`). A
 restarted copy with ``resume=True`` continues every part from its position; the batch that was
 in flight when the process died may be partly written already, so a batch whose insert meets an
 existing key is re-applied by key (missing documents inserted, differing ones replaced, equal
@@ -16,6 +18,7 @@ ones left alone): no duplicates, no gaps.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
@@ -503,7 +506,11 @@ class _Run:
         part: Part,
         counts: CollectionCopy,
         fresh: bool = False,
+        window: int = 1,
     ) -> None:
+        """Copy one part: its batches read in key order, up to ``window`` of them written at
+        once; the position advances only past batches written in order, so a resumed part
+        re-applies at most the ``window`` batches that were in flight."""
         name = source.spec.name
         cp = self.checkpoint
         if cp.done(name, index):
@@ -517,23 +524,42 @@ class _Run:
             and converter(source) is None
             and source.backend != "memory"
         )
+        # the batches being written, in read order: (write, documents sent, position, read)
+        Flight = tuple[asyncio.Task[list[tuple[Doc, Exception]]], int, Any, int]
+        flight: collections.deque[Flight] = collections.deque()
+
+        async def settle() -> None:
+            nonlocal position
+            task, sent, after, read = flight.popleft()
+            failed = await task
+            for doc, exc in failed:
+                key = _shown(key_of(doc, fields)) if all(f in doc for f in fields) else None
+                self._failed(name, counts, key, exc, doc)
+            counts.written += sent - len(failed)
+            position = after
+            await cp.advance(name, index, position, done=False)
+            if self.progress is not None:
+                self.progress.advance(read)
+
         batches = source.batches(part, position, self.batch_size)
-        # aclosing: a failed part stops its reader now, not when the generator is collected
-        async with contextlib.aclosing(_prefetched(batches)) as prefetched:
-            async for docs, after in prefetched:
-                position = after
-                await self.limit.take(len(docs))
-                counts.read += len(docs)
-                out = self._mapped(source, counts, docs)
-                await self.capacity.wait()
-                failed = await write_batch(dst, out, owned=owned, fresh=fresh)
-                for doc, exc in failed:
-                    key = _shown(key_of(doc, fields)) if all(f in doc for f in fields) else None
-                    self._failed(name, counts, key, exc, doc)
-                counts.written += len(out) - len(failed)
-                await cp.advance(name, index, position, done=False)
-                if self.progress is not None:
-                    self.progress.advance(len(docs))
+        try:
+            # aclosing: a failed part stops its reader now, not when the generator is collected
+            async with contextlib.aclosing(_prefetched(batches)) as prefetched:
+                async for docs, after in prefetched:
+                    await self.limit.take(len(docs))
+                    counts.read += len(docs)
+                    out = self._mapped(source, counts, docs)
+                    await self.capacity.wait()
+                    task = asyncio.ensure_future(write_batch(dst, out, owned=owned, fresh=fresh))
+                    flight.append((task, len(out), after, len(docs)))
+                    while len(flight) >= window:
+                        await settle()
+            while flight:
+                await settle()
+        finally:
+            for task, *_ in flight:
+                task.cancel()
+            await asyncio.gather(*(t for t, *_ in flight), return_exceptions=True)
         await cp.advance(name, index, position, done=True)
 
     async def collection(
@@ -551,7 +577,8 @@ class _Run:
         try:
             if plan is None:
                 shares = segment[1] if segment else 1
-                plan = await source.parts(shares * self.workers)
+                readers = 1 if getattr(source, "one_reader", False) else self.workers
+                plan = await source.parts(shares * readers)
                 await cp.set_plan(name, plan)
             fresh = await empty
         finally:
@@ -560,10 +587,13 @@ class _Run:
                 await asyncio.gather(empty, return_exceptions=True)
         chosen = [i for i in range(len(plan)) if segment is None or i % segment[1] == segment[0]]
         gate = asyncio.Semaphore(self.workers)
+        # fewer parts than workers (a source read by one reader): each part writes several
+        # batches at once, so that ``workers`` writes are in flight all the same
+        window = max(1, self.workers // max(1, min(len(chosen), self.workers)))
 
         async def one(i: int) -> None:
             async with gate:
-                await self.part(source, dst, i, plan[i], counts, fresh)
+                await self.part(source, dst, i, plan[i], counts, fresh, window)
 
         await together(one(i) for i in chosen)
         return [plan[i] for i in chosen]

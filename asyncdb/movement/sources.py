@@ -34,6 +34,12 @@ KEY_TYPES = ("number", "string", "date")  # BSON order of the key types
 # Stores whose key-range reads with a limit are index range scans: a part whose keys share
 # one type is read one bounded query per batch (see CollectionSource.batches).
 PAGED = frozenset({"sqlite"})
+# Backends whose collection a copy reads in one key-sorted cursor, its ``workers`` writing
+# several batches at once (copier.py): MongoDB streams a sorted cursor faster than any
+# destination writes, and a part's ranged read costs the test server (SecantusDB) a scan
+# and a sort of the whole collection, so parts multiplied the reads' cost (and planning them
+# cost one more sorted read of every key).
+ONE_READER = frozenset({"mongo"})
 PLAN_SAMPLE = 1024  # keys kept while planning key ranges
 
 
@@ -139,6 +145,7 @@ class CollectionSource:
             encrypted=encrypted or spec.encrypted,  # the catalog's, as the handle has none
         )
         self.backend = backend
+        self.one_reader = backend in ONE_READER
         self._sort = [(k, 1) for k in self.spec.key]
 
     async def count(self) -> int:
@@ -169,7 +176,13 @@ class CollectionSource:
         doubles when they would be more), so the split points fall within ``stride`` keys of
         the equal shares in constant memory."""
         if n <= 1:
-            return [{"lo": None, "hi": None, "plain": await self._one_key_type()}]
+            # one part has no bounds: ``plain`` serves a resumed position alone, and the
+            # type-aware comparison is exact for any keys, so only a paged store (whose pages
+            # need the plain comparison) pays the two end reads that decide it
+            plain = await self._one_key_type() if self.backend in PAGED else False
+            return [{"lo": None, "hi": None, "plain": plain}]
+        if self.backend in PAGED:
+            return await self._skip_parts(n)
         fields = self.spec.key
         kept: list[Key] = []  # kept[j]: the key at position j * stride
         stride, total = 1, 0
@@ -190,6 +203,33 @@ class CollectionSource:
             j = min(round(total * i / n / stride), len(kept) - 1)
             if j > 0 and (not bounds or bounds[-1] != kept[j]):
                 bounds.append(kept[j])
+        edges: list[Key | None] = [None, *bounds, None]
+        return [{"lo": edges[i], "hi": edges[i + 1], "plain": plain} for i in range(len(edges) - 1)]
+
+    async def _key_at(self, skip: int) -> Key | None:
+        found = await self.coll.find(
+            {}, sort=self._sort, skip=skip, limit=1, allow_scan=True, cache=False
+        ).to_list()
+        return tuple(found[0][k] for k in self.spec.key) if found else None
+
+    async def _skip_parts(self, n: int) -> list[Part]:
+        """``parts`` on a paged store: its count, its end keys and ``n - 1`` key-sorted reads of
+        one document past ``skip`` others (OFFSET steps over the key index inside the engine,
+        where the sampled read decodes every document), concurrently."""
+        one_type = asyncio.ensure_future(self._one_key_type())
+        try:
+            total = await self.count()
+            skips = sorted({total * i // n for i in range(1, n)} - {0})
+            found = await asyncio.gather(*(self._key_at(skip) for skip in skips))
+            plain = await one_type
+        finally:
+            if not one_type.done():
+                one_type.cancel()
+                await asyncio.gather(one_type, return_exceptions=True)
+        bounds: list[Key] = []
+        for key in found:
+            if key is not None and (not bounds or bounds[-1] != key):
+                bounds.append(key)
         edges: list[Key | None] = [None, *bounds, None]
         return [{"lo": edges[i], "hi": edges[i + 1], "plain": plain} for i in range(len(edges) - 1)]
 
