@@ -18,7 +18,7 @@ import asyncdb
 from asyncdb import Database
 from asyncdb.errors import ConfigurationError
 
-TIMEOUT = 1.0  # per Redis call: generous on a loaded machine, except in the fault test
+TIMEOUT = 5.0  # per Redis call: generous on a loaded machine, except in the fault test
 
 
 def stats(db: Database) -> dict[str, Any]:
