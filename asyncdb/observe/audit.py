@@ -85,6 +85,15 @@ _INTERNAL = _Internal()
 
 _context: ContextVar[dict[str, Any]] = ContextVar("asyncdb_audit_context", default={})  # noqa: B039
 
+# The fields the trail writes itself: the chain's (id, seq, prev_hash, hash) and each event's.
+# ``audit_context`` refuses them, since a context field of one of these names would replace
+# what the trail records (the time, the outcome) or break the chain.
+EVENT_FIELDS = frozenset(
+    {"id", "seq", "prev_hash", "hash", "ts", "trace_id", "span_id", "backend", "collection"}
+    | {"op", "tx", "keys", "count", "query", "comment", "update", "matched", "modified"}
+    | {"deleted", "outcome", "error", "duration_ms"}
+)
+
 Policy = Literal["closed", "open"]
 
 
@@ -98,7 +107,16 @@ def audit_context(
     >>> with audit_context(actor="u42", tenant="acme", request_id="r-1") as ctx:
     ...     sorted(ctx.items())
     [('actor', 'u42'), ('request_id', 'r-1'), ('tenant', 'acme')]
+
+    A field named like one the trail writes itself (``op``, ``outcome``, ``seq``, ``hash``
+    ...: ``EVENT_FIELDS``) is refused with :class:`~asyncdb.ConfigurationError`.
     """
+    taken = sorted(EVENT_FIELDS.intersection(fields))
+    if taken:
+        raise ConfigurationError(
+            f"audit_context fields {taken} are fields of the audit event itself"
+            " (the trail writes them); name them otherwise, e.g. 'ctx_" + taken[0] + "'"
+        )
     merged = dict(_context.get())
     if actor is not None:
         merged["actor"] = actor

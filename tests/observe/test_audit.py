@@ -432,3 +432,43 @@ async def test_bad_audit_options_are_refused_before_any_io() -> None:
         await asyncdb.connect("memory://", audit=42)
     with pytest.raises(asyncdb.ConfigurationError, match="slow_ms"):
         await asyncdb.connect("memory://", slow_ms="fast")
+
+
+def test_audit_context_refuses_the_events_own_field_names() -> None:
+    """A context field named like a field the trail writes (here the chain's seq, the
+    outcome) would replace it in every event or break the chain: refused, nothing entered."""
+    from asyncdb.observe.audit import current_context
+
+    with asyncdb.audit_context(actor="u42"):
+        for name in ["seq", "hash", "outcome", "ts", "op"]:
+            with (
+                pytest.raises(asyncdb.ConfigurationError, match=name),
+                asyncdb.audit_context(**{name: "x"}),
+            ):
+                pass  # pragma: no cover (never entered)
+            assert current_context() == {"actor": "u42"}
+        with asyncdb.audit_context(request_id="r-1", ctx_op="x") as ctx:
+            assert ctx == {"actor": "u42", "request_id": "r-1", "ctx_op": "x"}
+
+
+async def test_every_field_the_trail_writes_is_one_audit_context_refuses(tmp_path: Path) -> None:
+    """The refused names are exactly the trail's own: every field of every event below, from
+    writes, reads, a failure and a transaction, is a context field or in EVENT_FIELDS."""
+    from asyncdb.observe.audit import EVENT_FIELDS
+
+    stored = f"sqlite:///{tmp_path / 'a.db'}"
+    async with asyncdb.connect(stored, audit="audit", audit_reads=True) as db:
+        items = db.collection("items", allow_scan=True)
+        with asyncdb.audit_context(actor="u42", tenant="acme", request_id="r-1"):
+            await items.insert_many([{"id": "a", "p": 1}, {"id": "b", "p": 2}])
+            await items.find_one({"id": "a"})
+            await items.find({"p": {"$gt": 0}}, comment="c").to_list()
+            await items.update_many({"p": {"$lt": 3}}, {"$inc": {"p": 1}})
+            with pytest.raises(asyncdb.DuplicateKey):
+                await items.insert_one({"id": "a"})
+            async with db.transaction() as tx:
+                await tx.collection("items").delete_many({"p": {"$gte": 0}})
+        events = await db.collection("audit").find({}, allow_scan=True).to_list()
+    written = {name for event in events for name in event} - {"actor", "tenant", "request_id"}
+    assert {"seq", "prev_hash", "hash", "outcome", "error", "tx", "comment"} <= written
+    assert written <= EVENT_FIELDS, written - EVENT_FIELDS
