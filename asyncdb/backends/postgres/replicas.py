@@ -268,8 +268,11 @@ class ReplicatedPostgresStore(PostgresStore):
         return result
 
     def _drop(self, replica: Replica, conn: asyncpg.Connection) -> None:
-        """A connection left mid-call: closed, not reused (its state is unknown)."""
-        conn.terminate()
+        """A connection left mid-call: closed, not reused (its state is unknown). When the
+        replica's server shut down, the pool may already have taken the connection back, and
+        terminating its proxy then raises ``InterfaceError``: that connection is gone anyway."""
+        with suppress(asyncpg.InterfaceError):
+            conn.terminate()
 
         async def give_back() -> None:
             with suppress(Exception):
