@@ -65,6 +65,7 @@ GENESIS = "0" * 64
 # batches are small; the SQL stores and MongoDB take larger ones in one statement).
 _BATCH = {"sqlite": 100, "postgres": 100, "mongo": 100, "memory": 100}
 _SMALL_BATCH = 25
+_COMPENSATED = {"cosmos"}
 MAX_QUEUED = 1000  # events waiting for the writer, at most, before calls wait for it
 LINGER_S = 0.004  # open policy: how long the writer waits for a batch to fill
 GATHER_S = 0.002  # closed policy: how long the writer waits for running operations' events
@@ -356,12 +357,29 @@ class CollectionSink:
             )
         self.collection = collection
         self.batch = _BATCH.get(collection._db.backend, _SMALL_BATCH)
+        # A store whose insert_many is all or nothing by compensation (Cosmos DB: created one
+        # by one, removed again on a conflict) shows other writers events that it may take
+        # back, so a batch could leave a gap under an event that chains to it: there each
+        # event is its own create, in seq order.
+        self.one_by_one = collection._db.backend in _COMPENSATED
         self._head: tuple[int, str] | None = None
 
     async def _insert(self, sealed: list[dict[str, Any]], plain: bool = False) -> None:
         # One autocommitted statement where the store has one (SQLite, PostgreSQL: one
         # multi-row INSERT, not BEGIN / insert / COMMIT), else insert_many.
         await self.collection._insert_autocommitted(sealed, plain=plain)
+
+    async def _insert_each(self, sealed: list[dict[str, Any]], plain: bool) -> int:
+        """The events created one at a time in seq order: how many were stored before another
+        writer's event took a seq (DuplicateKey when it took the first)."""
+        for i, event in enumerate(sealed):
+            try:
+                await self._insert([event], plain)
+            except DuplicateKey:
+                if i == 0:
+                    raise
+                return i
+        return len(sealed)
 
     def write_now(self, events: list[dict[str, Any]]) -> bool:
         """``events`` stored at once, in this step of the loop, where the collection can
@@ -420,7 +438,16 @@ class CollectionSink:
         for _attempt in range(1000):
             sealed, plain, (seq, prev) = _sealed(events, head)
             try:
-                await self._insert(sealed, plain)
+                if self.one_by_one:
+                    stored = await self._insert_each(sealed, plain)
+                    if stored < len(sealed):  # another writer took the next seq: go on after
+                        last = sealed[stored - 1]  # the events stored, from the new head
+                        events = events[stored:]
+                        self._head = None
+                        head = await self._advance((int(last["seq"]), str(last["hash"])))
+                        continue
+                else:
+                    await self._insert(sealed, plain)
             except DuplicateKey:
                 self._head = None
                 head = await self._advance(head)
