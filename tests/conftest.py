@@ -46,6 +46,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.xdist_group(server))
 
 
+_WORKER_LINES: list[str] = []  # the summary lines pytest-xdist workers sent back
+
+
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
 ) -> None:
@@ -55,9 +58,6 @@ def pytest_terminal_summary(
         terminalreporter.section("asyncdb test servers")
         for line in lines:
             terminalreporter.write_line(line)
-
-
-_WORKER_LINES: list[str] = []  # the summary lines pytest-xdist workers sent back
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

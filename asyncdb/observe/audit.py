@@ -208,7 +208,11 @@ def _is_canonical(body: Mapping[str, Any]) -> bool:
 
 
 def _digest(body: Mapping[str, Any]) -> str:
-    canonical = body if _is_canonical(body) else _canonical_value(body)
+    return _sha256(body if _is_canonical(body) else _canonical_value(body))
+
+
+def _sha256(canonical: Any) -> str:
+    """SHA-256 of an already canonical value's JSON, keys sorted."""
     return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
@@ -275,8 +279,7 @@ def _seal(event: Mapping[str, Any], seq: int, prev_hash: str) -> tuple[dict[str,
     if body is None:
         body = {"seq": seq, **event, "prev_hash": prev_hash}
         return {"id": f"{seq:020d}", **body, "hash": _digest(body)}, False
-    digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    return {"id": f"{seq:020d}", **body, "hash": digest}, True
+    return {"id": f"{seq:020d}", **body, "hash": _sha256(body)}, True
 
 
 def seal(event: Mapping[str, Any], seq: int, prev_hash: str) -> dict[str, Any]:
