@@ -33,9 +33,14 @@ return 1
 TEST_TIMEOUT = 1.0  # per Redis call: generous on a loaded 2-core machine, except in fault tests
 
 
-def count_calls(coll: asyncdb.Collection, method: str, delay: float = 0.0) -> list[int]:
-    """Wrap ``coll``'s store collection method to count backend calls (optionally slowed so
-    concurrent callers really overlap)."""
+def count_calls(
+    coll: asyncdb.Collection,
+    method: str,
+    delay: float = 0.0,
+    hold: Callable[[], Awaitable[None]] | None = None,
+) -> list[int]:
+    """Wrap ``coll``'s store collection method to count backend calls (optionally slowed, or
+    held until ``hold`` returns, so concurrent callers really overlap)."""
     store = coll._store
     original = getattr(store, method)
     calls = [0]
@@ -44,6 +49,8 @@ def count_calls(coll: asyncdb.Collection, method: str, delay: float = 0.0) -> li
         calls[0] += 1
         if delay:
             await asyncio.sleep(delay)
+        if hold is not None:
+            await hold()
         return await original(*args, **kwargs)
 
     setattr(store, method, counted)
@@ -232,15 +239,29 @@ async def test_100_concurrent_misses_make_one_backend_call(sqlite_url: str, redi
 async def _concurrent_misses(db: Database) -> None:
     items = db.collection("items", allow_scan=True)
     await items.insert_one({"id": "hot", "n": 1})
-    gets = count_calls(items, "get", delay=0.05)
-    finds = count_calls(items, "find", delay=0.05)
+    waits_wanted = [99]
+
+    async def until_all_arrived() -> None:
+        # The backend call is held until the other 99 misses have joined its flight (or 10 s
+        # passed): on a loaded machine 100 new Redis connections spread their first reads over
+        # more than any fixed delay, and a miss that arrives after the flight ended is a new
+        # flight (and a second call) by design, not a concurrent miss.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10.0
+        while stats(db)["single_flight_waits"] < waits_wanted[0] and loop.time() < deadline:  # noqa: ASYNC110 (stats have no event)
+            await asyncio.sleep(0.005)
+
+    gets = count_calls(items, "get", hold=until_all_arrived)
+    finds = count_calls(items, "find", hold=until_all_arrived)
     docs = await asyncio.gather(*(items.find_one({"id": "hot"}) for _ in range(100)))
     assert all(d == {"id": "hot", "n": 1} for d in docs)
     assert gets[0] == 1
+    assert stats(db)["single_flight_waits"] == 99
+    waits_wanted[0] = 198
     lists = await asyncio.gather(*(items.find({"n": 1}).to_list() for _ in range(100)))
     assert all(x == [{"id": "hot", "n": 1}] for x in lists)
     assert finds[0] == 1
-    assert stats(db)["single_flight_waits"] >= 99  # later arrivals may already hit the fill
+    assert stats(db)["single_flight_waits"] == 198
 
 
 async def test_no_read_that_starts_after_a_write_returned_sees_the_old_value(
