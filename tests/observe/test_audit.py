@@ -19,7 +19,7 @@ from structlog.testing import capture_logs
 
 import asyncdb
 from asyncdb.observe import verify_chain
-from asyncdb.observe.audit import IDLE_S
+from asyncdb.observe.audit import IDLE_S, CollectionSink
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -133,6 +133,41 @@ async def test_the_chain_holds_with_concurrent_writers_on_every_backend(backend_
             await db.close()
     assert report.ok, report.problems
     assert report.events == report.head_seq == 7 * writers
+
+
+async def test_a_batch_cut_short_by_another_writer_goes_on_after_it(backend_url: str) -> None:
+    """Events created one at a time (Cosmos DB's path, forced here on every backend): another
+    writer takes a seq in the middle of a batch. The batch's events already stored stay, the
+    rest chain after the other writer's event, and the chain verifies with each event once."""
+    async with asyncdb.connect(backend_url) as db:
+        log = db.collection("audit_cut")
+        ours, theirs = CollectionSink(log), CollectionSink(log)  # two writers, two heads
+        ours.one_by_one = True
+        await ours.write([{"op": "insert", "who": "ours", "n": 0}])
+        original = ours._insert
+        tried: list[int] = []
+
+        async def insert(sealed: list[dict[str, Any]], plain: bool = False) -> None:
+            tried.append(int(sealed[0]["seq"]))
+            await original(sealed, plain)
+            if len(tried) == 2:  # our second event is stored: the other writer appends now
+                await theirs.write([{"op": "insert", "who": "theirs", "n": 0}])
+
+        ours._insert = insert  # type: ignore[method-assign]
+        await ours.write([{"op": "insert", "who": "ours", "n": n} for n in range(1, 5)])
+        report = await verify_chain(log)
+        stored = await log.find({}, sort=[("id", 1)], allow_scan=True).to_list()
+    assert tried == [2, 3, 4, 5, 6]  # seq 4 was taken: the last two events went to 5 and 6
+    assert report.ok, report.problems
+    assert report.events == report.head_seq == 6
+    assert [(e["seq"], e["who"], e["n"]) for e in stored] == [
+        (1, "ours", 0),
+        (2, "ours", 1),
+        (3, "ours", 2),
+        (4, "theirs", 0),
+        (5, "ours", 3),
+        (6, "ours", 4),
+    ]
 
 
 async def test_concurrent_audited_reads_share_their_writes_and_keep_the_chain(
