@@ -34,21 +34,16 @@ TEST_TIMEOUT = 1.0  # per Redis call: generous on a loaded 2-core machine, excep
 
 
 def count_calls(
-    coll: asyncdb.Collection,
-    method: str,
-    delay: float = 0.0,
-    hold: Callable[[], Awaitable[None]] | None = None,
+    coll: asyncdb.Collection, method: str, hold: Callable[[], Awaitable[None]] | None = None
 ) -> list[int]:
-    """Wrap ``coll``'s store collection method to count backend calls (optionally slowed, or
-    held until ``hold`` returns, so concurrent callers really overlap)."""
+    """Wrap ``coll``'s store collection method to count backend calls (optionally held until
+    ``hold`` returns, so concurrent callers really overlap)."""
     store = coll._store
     original = getattr(store, method)
     calls = [0]
 
     async def counted(*args: Any, **kwargs: Any) -> Any:
         calls[0] += 1
-        if delay:
-            await asyncio.sleep(delay)
         if hold is not None:
             await hold()
         return await original(*args, **kwargs)
